@@ -1,0 +1,37 @@
+# Every set-up step lives here: CI and new users run nothing else.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_DB ?= demo.db
+
+.PHONY: venv demo test lint bench cassettes clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m klaviyo_etl.sandbox.demo --db $(DEMO_DB)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check klaviyo_etl tests
+	$(BIN)/ruff format --check klaviyo_etl tests
+
+bench: $(STAMP)
+	$(BIN)/python -m klaviyo_etl.bench
+
+# Re-record the client contract cassettes. Without KLAVIYO_API_KEY they are
+# recorded against the sandbox; with it, against the real account at KLAVIYO_BASE_URL.
+cassettes: $(STAMP)
+	KLAVIYO_ETL_RECORD=1 $(BIN)/python -m pytest tests/test_contract.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm

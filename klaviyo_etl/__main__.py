@@ -1,0 +1,3 @@
+from klaviyo_etl.cli import main
+
+main()

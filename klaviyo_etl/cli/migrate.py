@@ -1,0 +1,40 @@
+"""`klaviyo-etl migrate`: apply schema migrations, or show which are applied."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from klaviyo_etl.db import migrate, migration_status, open_database
+
+app = typer.Typer(help="Apply database migrations (idempotent).", invoke_without_command=True)
+
+
+@app.callback()
+def apply(ctx: typer.Context) -> None:
+    """Bring the database schema up to date."""
+    if ctx.invoked_subcommand:
+        return
+    from klaviyo_etl.cli import settings_of
+
+    settings = settings_of(ctx)
+    db = open_database(settings.db_path, migrate=False)
+    ran = migrate(db)
+    if not settings.quiet:
+        if ran:
+            typer.echo(f"applied {len(ran)} migration(s) to {settings.db_path}: {', '.join(ran)}")
+        else:
+            typer.echo(f"{settings.db_path} is up to date")
+
+
+@app.command("status")
+def status(ctx: typer.Context) -> None:
+    """List migrations and when each was applied."""
+    from klaviyo_etl.cli import settings_of
+
+    db = open_database(settings_of(ctx).db_path, migrate=False)
+    table = Table("version", "name", "applied at")
+    for row in migration_status(db):
+        table.add_row(str(row["version"]), row["name"], row["applied_at"] or "pending")
+    Console().print(table)

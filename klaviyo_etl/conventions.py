@@ -1,0 +1,93 @@
+"""Klaviyo's metric names and event-property keys, shared by the sandbox and the reports.
+
+Klaviyo's own reporting keys messages, flows and revenue off these names, so both
+the data we generate and the figures we compute must agree on them exactly.
+"""
+
+# Email
+RECEIVED_EMAIL = "Received Email"
+OPENED_EMAIL = "Opened Email"
+CLICKED_EMAIL = "Clicked Email"
+BOUNCED_EMAIL = "Bounced Email"
+DROPPED_EMAIL = "Dropped Email"
+MARKED_SPAM = "Marked Email as Spam"
+UNSUBSCRIBED = "Unsubscribed"
+# SMS
+SENT_SMS = "Sent SMS"
+RECEIVED_SMS = "Received SMS"
+CLICKED_SMS = "Clicked SMS"
+FAILED_SMS = "Failed to Deliver SMS"
+UNSUBSCRIBED_SMS = "Unsubscribed from SMS"
+# Push
+RECEIVED_PUSH = "Received Push"
+OPENED_PUSH = "Opened Push"
+BOUNCED_PUSH = "Bounced Push"
+# Site and commerce
+ACTIVE_ON_SITE = "Active on Site"
+VIEWED_PRODUCT = "Viewed Product"
+ADDED_TO_CART = "Added to Cart"
+STARTED_CHECKOUT = "Started Checkout"
+PLACED_ORDER = "Placed Order"
+ORDERED_PRODUCT = "Ordered Product"
+# Lists and forms
+SUBSCRIBED_TO_LIST = "Subscribed to List"
+UNSUBSCRIBED_FROM_LIST = "Unsubscribed from List"
+VIEWED_FORM = "Viewed Form"
+SUBMITTED_FORM = "Form submitted by profile"
+
+# Which metric plays which role per channel: (received, opened, clicked, bounced, unsubscribed, spam)
+CHANNEL_METRICS: dict[str, dict[str, str | None]] = {
+    "email": {
+        "received": RECEIVED_EMAIL,
+        "opened": OPENED_EMAIL,
+        "clicked": CLICKED_EMAIL,
+        "bounced": BOUNCED_EMAIL,
+        "unsubscribed": UNSUBSCRIBED,
+        "spam": MARKED_SPAM,
+    },
+    "sms": {
+        "received": RECEIVED_SMS,
+        "opened": None,
+        "clicked": CLICKED_SMS,
+        "bounced": FAILED_SMS,
+        "unsubscribed": UNSUBSCRIBED_SMS,
+        "spam": None,
+    },
+    "mobile_push": {
+        "received": RECEIVED_PUSH,
+        "opened": OPENED_PUSH,
+        "clicked": None,
+        "bounced": BOUNCED_PUSH,
+        "unsubscribed": None,
+        "spam": None,
+    },
+}
+
+# Event-property keys (Klaviyo's `$`-prefixed conventions).
+PROP_MESSAGE = "$message"  # campaign-message or flow-message id on message events
+PROP_FLOW = "$flow"  # flow id on flow message events
+PROP_VALUE = "$value"  # revenue on Placed Order
+PROP_EVENT_ID = "$event_id"  # the integration's own id (order id)
+PROP_ATTRIBUTED_MESSAGE = "$attributed_message"  # message credited with a conversion
+PROP_ATTRIBUTED_FLOW = "$attributed_flow"  # flow credited with a conversion (flow messages)
+PROP_ATTRIBUTED_CHANNEL = "$attributed_channel"  # email | sms | mobile_push
+PROP_FORM_ID = "form_id"  # on Viewed Form / Form submitted by profile
+PROP_LIST_ID = "list_id"  # on Subscribed to List / Unsubscribed from List
+
+# Klaviyo's default attribution window for conversions after a message (days).
+ATTRIBUTION_WINDOW_DAYS = 5
+
+# How message figures are defined, by the sandbox's Reporting API and by our reports alike
+# (per message; a campaign or flow sums its messages):
+#   recipients          distinct profiles with a received or bounced event for the message
+#   delivered           distinct profiles with a received event
+#   opens / opens_unique, clicks / clicks_unique   event count / distinct profiles
+#   open_rate = opens_unique / delivered;  click_rate = clicks_unique / delivered
+#   click_to_open_rate = clicks_unique / opens_unique
+#   conversions         Placed Order events whose $attributed_message is the message
+#   conversion_uniques  distinct profiles among them; conversion_value = sum of their $value
+#   conversion_rate = conversion_uniques / delivered; revenue_per_recipient = conversion_value / delivered
+#   unsubscribes / unsubscribe_uniques; unsubscribe_rate = unsubscribe_uniques / delivered
+#   bounced             distinct profiles with a bounced event; bounce_rate = bounced / recipients
+#   spam_complaints     distinct profiles; spam_complaint_rate = spam_complaints / delivered
+# A rate whose denominator is zero is 0.0.

@@ -1,0 +1,34 @@
+"""Opening the database file with the pragmas every caller needs."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import sqlite_utils
+
+from klaviyo_etl.errors import DatabaseError
+
+
+def open_database(path: str | Path, *, migrate: bool = True) -> sqlite_utils.Database:
+    """Open (creating if needed) the database in WAL mode and bring its schema up to date.
+
+    WAL lets `report` read while `sync` writes; busy_timeout absorbs the short waits
+    between the single writer's transactions.
+    """
+    path = Path(path).expanduser()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 30000")
+        db = sqlite_utils.Database(conn)
+        if db.journal_mode != "wal":
+            db.enable_wal()
+        conn.execute("PRAGMA synchronous = NORMAL")
+    except (sqlite3.DatabaseError, OSError) as exc:
+        raise DatabaseError(f"cannot open database {path}: {exc}") from exc
+    if migrate:
+        from klaviyo_etl.db.migrations import migrate as apply_migrations
+
+        apply_migrations(db)
+    return db

@@ -1,0 +1,209 @@
+"""Versioned schema migrations, applied in order and recorded in `_migrations`.
+
+Table and column names here are a public contract: analysts query them directly.
+Add a new migration function for every change; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+import sqlite_utils
+
+from klaviyo_etl.errors import DatabaseError
+
+Migration = Callable[[sqlite_utils.Database], None]
+MIGRATIONS: list[tuple[str, Migration]] = []
+
+# Columns every synced resource table carries besides its typed ones.
+COMMON = {"attributes": str, "synced_at": str, "deleted_at": str}
+
+
+def migration(fn: Migration) -> Migration:
+    MIGRATIONS.append((fn.__name__, fn))
+    return fn
+
+
+def _resource(db: sqlite_utils.Database, name: str, columns: dict, indexes=()) -> None:
+    db[name].create({"id": str, **columns, **COMMON}, pk="id", if_not_exists=True)
+    for cols in indexes:
+        db[name].create_index(list(cols), if_not_exists=True)
+
+
+@migration
+def m001_resources(db: sqlite_utils.Database) -> None:
+    _resource(
+        db,
+        "metrics",
+        {"name": str, "integration_name": str, "integration_category": str,
+         "created": str, "updated": str},
+        [("name",)],
+    )
+    _resource(
+        db,
+        "events",
+        {"metric_id": str, "profile_id": str, "datetime": str, "timestamp": int,
+         "uuid": str, "value": float, "message_id": str, "flow_id": str,
+         "attributed_message_id": str, "attributed_flow_id": str, "form_id": str},
+        [("metric_id", "datetime"), ("profile_id",), ("datetime",),
+         ("message_id", "metric_id"), ("flow_id", "metric_id")],
+    )
+    _resource(
+        db,
+        "profiles",
+        {"email": str, "phone_number": str, "external_id": str, "first_name": str,
+         "last_name": str, "organization": str, "locale": str, "city": str,
+         "region": str, "country": str, "created": str, "updated": str,
+         "last_event_date": str, "email_consent": str, "sms_consent": str,
+         "predicted_clv": float, "churn_probability": float},
+        [("email",), ("updated",), ("created",)],
+    )
+    _resource(db, "lists", {"name": str, "opt_in_process": str, "created": str, "updated": str})
+    _resource(
+        db,
+        "segments",
+        {"name": str, "is_active": int, "is_processing": int, "is_starred": int,
+         "created": str, "updated": str},
+    )
+    _resource(
+        db,
+        "campaigns",
+        {"name": str, "channel": str, "status": str, "archived": int, "send_time": str,
+         "scheduled_at": str, "created_at": str, "updated_at": str},
+        [("send_time",), ("channel",)],
+    )
+    _resource(
+        db,
+        "campaign_messages",
+        {"campaign_id": str, "channel": str, "label": str, "subject": str,
+         "from_email": str, "template_id": str, "send_time": str,
+         "created_at": str, "updated_at": str},
+        [("campaign_id",)],
+    )
+    _resource(
+        db,
+        "flows",
+        {"name": str, "status": str, "archived": int, "trigger_type": str,
+         "created": str, "updated": str},
+    )
+    _resource(
+        db,
+        "flow_actions",
+        {"flow_id": str, "action_type": str, "status": str, "created": str, "updated": str},
+        [("flow_id",)],
+    )
+    _resource(
+        db,
+        "flow_messages",
+        {"flow_id": str, "flow_action_id": str, "name": str, "channel": str,
+         "created": str, "updated": str},
+        [("flow_id",), ("flow_action_id",)],
+    )
+    _resource(
+        db,
+        "forms",
+        {"name": str, "status": str, "ab_test": int, "created_at": str, "updated_at": str},
+    )
+    _resource(
+        db,
+        "templates",
+        {"name": str, "editor_type": str, "created": str, "updated": str},
+    )
+    _resource(db, "tags", {"name": str, "tag_group_id": str})
+    for name, parent in (("list_members", "list_id"), ("segment_members", "segment_id")):
+        db[name].create(
+            {parent: str, "profile_id": str, "joined_group_at": str, "email": str,
+             "synced_at": str, "deleted_at": str},
+            pk=(parent, "profile_id"),
+            if_not_exists=True,
+        )
+        db[name].create_index(["profile_id"], if_not_exists=True)
+    # Which tags are on which campaign/flow/list/segment.
+    db["tag_links"].create(
+        {"tag_id": str, "resource_type": str, "resource_id": str},
+        pk=("tag_id", "resource_type", "resource_id"),
+        if_not_exists=True,
+    )
+    db["tag_links"].create_index(["resource_type", "resource_id"], if_not_exists=True)
+
+
+@migration
+def m002_sync_bookkeeping(db: sqlite_utils.Database) -> None:
+    db["sync_state"].create(
+        {"stream": str, "watermark": str, "last_success_at": str, "last_attempt_at": str,
+         "last_reconcile_at": str, "last_error": str, "rows_total": int, "extra": str},
+        pk="stream",
+        if_not_exists=True,
+    )
+    db["sync_runs"].create(
+        {"id": int, "run_id": str, "stream": str, "started_at": str, "ended_at": str,
+         "status": str, "rows": int, "pages": int, "requests": int, "retries": int,
+         "throttled": int, "error": str},
+        pk="id",
+        if_not_exists=True,
+    )
+    db["sync_runs"].create_index(["stream", "started_at"], if_not_exists=True)
+    db["sync_runs"].create_index(["run_id"], if_not_exists=True)
+
+
+@migration
+def m003_reporting_api(db: sqlite_utils.Database) -> None:
+    # Klaviyo's own Reporting API figures, one row per (report, entity, message, channel, period).
+    db["report_values"].create(
+        {"id": str, "report": str, "entity_id": str, "message_id": str, "channel": str,
+         "timeframe_start": str, "timeframe_end": str, "conversion_metric_id": str,
+         "statistics": str, "fetched_at": str},
+        pk="id",
+        if_not_exists=True,
+    )
+    db["report_values"].create_index(["report", "entity_id"], if_not_exists=True)
+
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _applied(db: sqlite_utils.Database) -> list[dict]:
+    if "_migrations" not in db.table_names():
+        return []
+    return list(db["_migrations"].rows_where(order_by="version"))
+
+
+def migration_status(db: sqlite_utils.Database) -> list[dict]:
+    """Every known migration and whether (and when) it was applied to this file."""
+    applied = {row["name"]: row for row in _applied(db)}
+    return [
+        {"version": i, "name": name, "applied_at": applied.get(name, {}).get("applied_at")}
+        for i, (name, _fn) in enumerate(MIGRATIONS, start=1)
+    ]
+
+
+def migrate(db: sqlite_utils.Database) -> list[str]:
+    """Apply pending migrations, each in its own transaction; return the names applied.
+
+    Refuses a file written by a newer klaviyo-etl rather than guessing at its schema.
+    """
+    applied = _applied(db)
+    newest = max((row["version"] for row in applied), default=0)
+    if newest > SCHEMA_VERSION:
+        raise DatabaseError(
+            f"database schema version {newest} is newer than this klaviyo-etl "
+            f"(knows {SCHEMA_VERSION}); upgrade klaviyo-etl"
+        )
+    done = {row["name"] for row in applied}
+    ran: list[str] = []
+    for version, (name, fn) in enumerate(MIGRATIONS, start=1):
+        if name in done:
+            continue
+        with db.conn:
+            db.execute("BEGIN IMMEDIATE")
+            db["_migrations"].create(
+                {"version": int, "name": str, "applied_at": str}, pk="version", if_not_exists=True
+            )
+            fn(db)
+            db["_migrations"].insert(
+                {"version": version, "name": name,
+                 "applied_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+            )
+        ran.append(name)
+    return ran

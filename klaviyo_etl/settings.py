@@ -1,0 +1,46 @@
+"""Global settings shared by every command: where the database is and how to reach Klaviyo."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import platformdirs
+
+from klaviyo_etl.endpoints import REVISION
+from klaviyo_etl.errors import ConfigError
+
+DEFAULT_BASE_URL = "https://a.klaviyo.com"
+
+
+def default_db_path() -> Path:
+    return Path(platformdirs.user_data_dir("klaviyo-etl")) / "klaviyo.db"
+
+
+def mask_key(key: str | None) -> str:
+    """Show enough of a key to tell keys apart, never enough to use it: `pk_…abcd`."""
+    if not key:
+        return "(none)"
+    prefix = key.split("_", 1)[0] + "_" if "_" in key else ""
+    return f"{prefix}…{key[-4:]}"
+
+
+@dataclass
+class Settings:
+    db_path: Path = field(default_factory=default_db_path)
+    api_key: str | None = None
+    base_url: str = DEFAULT_BASE_URL
+    revision: str = REVISION
+    verbose: bool = False
+    quiet: bool = False
+
+    def require_api_key(self) -> str:
+        if not self.api_key:
+            raise ConfigError("no API key: set KLAVIYO_API_KEY to a private key (pk_…)")
+        return self.api_key
+
+    def __repr__(self) -> str:  # never leak the key into logs or tracebacks
+        return (
+            f"Settings(db_path={str(self.db_path)!r}, api_key={mask_key(self.api_key)!r}, "
+            f"base_url={self.base_url!r}, revision={self.revision!r})"
+        )
