@@ -36,56 +36,105 @@ def m001_resources(db: sqlite_utils.Database) -> None:
     _resource(
         db,
         "metrics",
-        {"name": str, "integration_name": str, "integration_category": str,
-         "created": str, "updated": str},
+        {"name": str, "integration_name": str, "integration_category": str, "created": str, "updated": str},
         [("name",)],
     )
     _resource(
         db,
         "events",
-        {"metric_id": str, "profile_id": str, "datetime": str, "timestamp": int,
-         "uuid": str, "value": float, "message_id": str, "flow_id": str,
-         "attributed_message_id": str, "attributed_flow_id": str, "form_id": str},
-        [("metric_id", "datetime"), ("profile_id",), ("datetime",),
-         ("message_id", "metric_id"), ("flow_id", "metric_id")],
+        {
+            "metric_id": str,
+            "profile_id": str,
+            "datetime": str,
+            "timestamp": int,
+            "uuid": str,
+            "value": float,
+            "message_id": str,
+            "flow_id": str,
+            "attributed_message_id": str,
+            "attributed_flow_id": str,
+            "form_id": str,
+        },
+        [
+            ("metric_id", "datetime"),
+            ("profile_id",),
+            ("datetime",),
+            ("message_id", "metric_id"),
+            ("flow_id", "metric_id"),
+        ],
     )
     _resource(
         db,
         "profiles",
-        {"email": str, "phone_number": str, "external_id": str, "first_name": str,
-         "last_name": str, "organization": str, "locale": str, "city": str,
-         "region": str, "country": str, "created": str, "updated": str,
-         "last_event_date": str, "email_consent": str, "sms_consent": str,
-         "predicted_clv": float, "churn_probability": float},
+        {
+            "email": str,
+            "phone_number": str,
+            "external_id": str,
+            "first_name": str,
+            "last_name": str,
+            "organization": str,
+            "locale": str,
+            "city": str,
+            "region": str,
+            "country": str,
+            "created": str,
+            "updated": str,
+            "last_event_date": str,
+            "email_consent": str,
+            "sms_consent": str,
+            "predicted_clv": float,
+            "churn_probability": float,
+        },
         [("email",), ("updated",), ("created",)],
     )
     _resource(db, "lists", {"name": str, "opt_in_process": str, "created": str, "updated": str})
     _resource(
         db,
         "segments",
-        {"name": str, "is_active": int, "is_processing": int, "is_starred": int,
-         "created": str, "updated": str},
+        {
+            "name": str,
+            "is_active": int,
+            "is_processing": int,
+            "is_starred": int,
+            "created": str,
+            "updated": str,
+        },
     )
     _resource(
         db,
         "campaigns",
-        {"name": str, "channel": str, "status": str, "archived": int, "send_time": str,
-         "scheduled_at": str, "created_at": str, "updated_at": str},
+        {
+            "name": str,
+            "channel": str,
+            "status": str,
+            "archived": int,
+            "send_time": str,
+            "scheduled_at": str,
+            "created_at": str,
+            "updated_at": str,
+        },
         [("send_time",), ("channel",)],
     )
     _resource(
         db,
         "campaign_messages",
-        {"campaign_id": str, "channel": str, "label": str, "subject": str,
-         "from_email": str, "template_id": str, "send_time": str,
-         "created_at": str, "updated_at": str},
+        {
+            "campaign_id": str,
+            "channel": str,
+            "label": str,
+            "subject": str,
+            "from_email": str,
+            "template_id": str,
+            "send_time": str,
+            "created_at": str,
+            "updated_at": str,
+        },
         [("campaign_id",)],
     )
     _resource(
         db,
         "flows",
-        {"name": str, "status": str, "archived": int, "trigger_type": str,
-         "created": str, "updated": str},
+        {"name": str, "status": str, "archived": int, "trigger_type": str, "created": str, "updated": str},
     )
     _resource(
         db,
@@ -96,8 +145,7 @@ def m001_resources(db: sqlite_utils.Database) -> None:
     _resource(
         db,
         "flow_messages",
-        {"flow_id": str, "flow_action_id": str, "name": str, "channel": str,
-         "created": str, "updated": str},
+        {"flow_id": str, "flow_action_id": str, "name": str, "channel": str, "created": str, "updated": str},
         [("flow_id",), ("flow_action_id",)],
     )
     _resource(
@@ -113,8 +161,14 @@ def m001_resources(db: sqlite_utils.Database) -> None:
     _resource(db, "tags", {"name": str, "tag_group_id": str})
     for name, parent in (("list_members", "list_id"), ("segment_members", "segment_id")):
         db[name].create(
-            {parent: str, "profile_id": str, "joined_group_at": str, "email": str,
-             "synced_at": str, "deleted_at": str},
+            {
+                parent: str,
+                "profile_id": str,
+                "joined_group_at": str,
+                "email": str,
+                "synced_at": str,
+                "deleted_at": str,
+            },
             pk=(parent, "profile_id"),
             if_not_exists=True,
         )
@@ -131,15 +185,34 @@ def m001_resources(db: sqlite_utils.Database) -> None:
 @migration
 def m002_sync_bookkeeping(db: sqlite_utils.Database) -> None:
     db["sync_state"].create(
-        {"stream": str, "watermark": str, "last_success_at": str, "last_attempt_at": str,
-         "last_reconcile_at": str, "last_error": str, "rows_total": int, "extra": str},
+        {
+            "stream": str,
+            "watermark": str,
+            "last_success_at": str,
+            "last_attempt_at": str,
+            "last_reconcile_at": str,
+            "last_error": str,
+            "rows_total": int,
+            "extra": str,
+        },
         pk="stream",
         if_not_exists=True,
     )
     db["sync_runs"].create(
-        {"id": int, "run_id": str, "stream": str, "started_at": str, "ended_at": str,
-         "status": str, "rows": int, "pages": int, "requests": int, "retries": int,
-         "throttled": int, "error": str},
+        {
+            "id": int,
+            "run_id": str,
+            "stream": str,
+            "started_at": str,
+            "ended_at": str,
+            "status": str,
+            "rows": int,
+            "pages": int,
+            "requests": int,
+            "retries": int,
+            "throttled": int,
+            "error": str,
+        },
         pk="id",
         if_not_exists=True,
     )
@@ -151,9 +224,18 @@ def m002_sync_bookkeeping(db: sqlite_utils.Database) -> None:
 def m003_reporting_api(db: sqlite_utils.Database) -> None:
     # Klaviyo's own Reporting API figures, one row per (report, entity, message, channel, period).
     db["report_values"].create(
-        {"id": str, "report": str, "entity_id": str, "message_id": str, "channel": str,
-         "timeframe_start": str, "timeframe_end": str, "conversion_metric_id": str,
-         "statistics": str, "fetched_at": str},
+        {
+            "id": str,
+            "report": str,
+            "entity_id": str,
+            "message_id": str,
+            "channel": str,
+            "timeframe_start": str,
+            "timeframe_end": str,
+            "conversion_metric_id": str,
+            "statistics": str,
+            "fetched_at": str,
+        },
         pk="id",
         if_not_exists=True,
     )
@@ -195,15 +277,17 @@ def migrate(db: sqlite_utils.Database) -> list[str]:
     for version, (name, fn) in enumerate(MIGRATIONS, start=1):
         if name in done:
             continue
-        with db.conn:
-            db.execute("BEGIN IMMEDIATE")
+        with db.atomic():
             db["_migrations"].create(
                 {"version": int, "name": str, "applied_at": str}, pk="version", if_not_exists=True
             )
             fn(db)
             db["_migrations"].insert(
-                {"version": version, "name": name,
-                 "applied_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+                {
+                    "version": version,
+                    "name": name,
+                    "applied_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                }
             )
         ran.append(name)
     return ran

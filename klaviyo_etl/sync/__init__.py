@@ -10,6 +10,6 @@ runs the requested streams concurrently within the rate limiter, records each st
 the others. Setting the `stop` event ends the run after the page being written commits.
 """
 
-from klaviyo_etl.sync.engine import SyncOptions, SyncResult, StreamResult, run_sync
+from klaviyo_etl.sync.engine import StreamResult, SyncOptions, SyncResult, run_sync
 
 __all__ = ["SyncOptions", "SyncResult", "StreamResult", "run_sync"]

@@ -1,17 +1,36 @@
-"""Placeholder while the engine is being written; the dataclasses are the stable API."""
+"""The sync engine: streams run concurrently inside the rate limiter; one thread writes SQLite.
+
+Network work is asyncio (many requests in flight, paced per endpoint); every database write
+goes through a single writer thread in its own transaction, so the event loop never blocks
+on disk and SQLite never sees two writers.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+import logging
 import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
+import sqlite_utils
+
+from klaviyo_etl.client import KlaviyoClient, RequestStats
+from klaviyo_etl.db.database import open_database
+from klaviyo_etl.db.lock import database_lock
+from klaviyo_etl.db.repositories import Repository, utcnow
+from klaviyo_etl.ratelimit import RateLimiter
 from klaviyo_etl.settings import Settings
+from klaviyo_etl.sync.state import StreamState, record_run
+from klaviyo_etl.sync.streams import DEPENDS_ON, STREAM_NAMES, Stream, build_streams, resolve
 
-STREAM_NAMES = [
-    "metrics", "events", "profiles", "lists", "list_members", "segments", "segment_members",
-    "campaigns", "campaign_messages", "flows", "flow_actions", "flow_messages", "forms",
-    "templates", "tags", "reports",
-]
+__all__ = ["STREAM_NAMES", "SyncOptions", "SyncResult", "StreamResult", "run_sync"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -23,6 +42,7 @@ class SyncOptions:
     predictive: bool = False
     lookback_days: float = 3.0
     reconcile_days: float = 7.0
+    safety_lag_minutes: float = 10.0
 
 
 @dataclass
@@ -34,7 +54,9 @@ class StreamResult:
     requests: int = 0
     retries: int = 0
     throttled: int = 0
+    deleted: int = 0
     error: str | None = None
+    note: str | None = None
     started_at: str | None = None
     ended_at: str | None = None
 
@@ -53,6 +75,220 @@ class SyncResult:
         return 0 if self.ok else 1
 
 
-def run_sync(settings: Settings, options: SyncOptions, *, progress=None,
-             stop: threading.Event | None = None) -> SyncResult:
-    raise NotImplementedError("sync engine in progress")
+class Progress(Protocol):
+    """Where a run reports as it goes (Rich bars on a terminal, log lines elsewhere)."""
+
+    def start(self, stream: str) -> None: ...
+    def advance(self, stream: str, rows: int, pages: int, requests: int) -> None: ...
+    def finish(self, result: StreamResult) -> None: ...
+
+
+class Stopped(Exception):
+    """The stop event was set; the run ends after the page being written commits."""
+
+
+class Writer:
+    """The single writer: runs write functions one at a time, each in its own transaction."""
+
+    def __init__(self, db: sqlite_utils.Database):
+        self.db = db
+        self.repo = Repository(db)
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+
+    def _transaction(self, fn: Callable[[Repository], Any]) -> Any:
+        with self.db.atomic():
+            return fn(self.repo)
+
+    async def write(self, fn: Callable[[Repository], Any]) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.pool, self._transaction, fn)
+
+    async def read(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
+        def query(_: Repository) -> list[dict[str, Any]]:
+            cursor = self.db.execute(sql, params)
+            cols = [c[0] for c in cursor.description]
+            return [dict(zip(cols, row, strict=True)) for row in cursor.fetchall()]
+
+        return await asyncio.get_running_loop().run_in_executor(self.pool, query, self.repo)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+
+@dataclass
+class StreamRun:
+    """What a stream sees while it runs: its state, the client, the writer, the clock."""
+
+    name: str
+    state: StreamState
+    client: KlaviyoClient
+    writer: Writer
+    options: SyncOptions
+    started: dt.datetime
+    full_scan: bool
+    stop: threading.Event
+    progress: Progress | None
+    stats: RequestStats = field(default_factory=RequestStats)
+    rows: int = 0
+    page_count: int = 0
+    deleted: int = 0
+    note: str | None = None
+
+    @property
+    def since(self) -> str | None:
+        return self.options.since
+
+    @property
+    def lookback(self) -> dt.timedelta:
+        return dt.timedelta(days=self.options.lookback_days)
+
+    @property
+    def safety_lag(self) -> dt.timedelta:
+        return dt.timedelta(minutes=self.options.safety_lag_minutes)
+
+    @property
+    def started_iso(self) -> str:
+        return self.started.isoformat(timespec="seconds")
+
+    def now_iso(self) -> str:
+        return utcnow()
+
+    async def pages(self, path: str, params: dict[str, Any]):
+        async for page in self.client.pages(path, params, stats=self.stats):
+            if self.stop.is_set():
+                raise Stopped()
+            yield page
+
+    async def post(self, path: str, body: Any) -> dict[str, Any]:
+        if self.stop.is_set():
+            raise Stopped()
+        return await self.client.post(path, body, stats=self.stats)
+
+    async def query(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
+        return await self.writer.read(sql, params)
+
+    async def commit(self, fn: Callable[[Repository], Any], rows: int | None = None) -> None:
+        """Write one page (rows and watermark together) and count it; rows=None is bookkeeping."""
+        await self.writer.write(fn)
+        if rows is not None:
+            self.page_count += 1
+            self.rows += rows
+        if self.progress:
+            self.progress.advance(self.name, self.rows, self.page_count, self.stats.requests)
+
+
+def _due_for_reconcile(state: StreamState, options: SyncOptions, now: dt.datetime) -> bool:
+    if options.reconcile is not None:
+        return options.reconcile
+    if not state.last_reconcile_at:
+        return state.watermark is None  # first run is a full scan anyway
+    age = now - dt.datetime.fromisoformat(state.last_reconcile_at)
+    return age >= dt.timedelta(days=options.reconcile_days)
+
+
+def _chains(names: list[str]) -> list[list[str]]:
+    """Group streams so a child runs after its parent; independent chains run concurrently."""
+    chains: list[list[str]] = []
+    placed: dict[str, list[str]] = {}
+    for name in names:
+        parent = DEPENDS_ON.get(name)
+        if parent in placed:
+            placed[parent].append(name)
+            placed[name] = placed[parent]
+        else:
+            chain = [name]
+            chains.append(chain)
+            placed[name] = chain
+    return chains
+
+
+async def _run_async(
+    settings: Settings,
+    options: SyncOptions,
+    db: sqlite_utils.Database,
+    run_id: str,
+    progress: Progress | None,
+    stop: threading.Event,
+    client_factory: Callable[[], KlaviyoClient],
+) -> list[StreamResult]:
+    streams = build_streams()
+    names = resolve(options.streams)
+    writer = Writer(db)
+    results: dict[str, StreamResult] = {}
+    started = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    try:
+        async with client_factory() as client:
+
+            async def run_one(name: str) -> None:
+                stream: Stream = streams[name]
+                state = StreamState.load(db, name)
+                full = options.full_refresh or (
+                    stream.reconcilable and _due_for_reconcile(state, options, started)
+                )
+                run = StreamRun(name, state, client, writer, options, started, full, stop, progress)
+                result = StreamResult(name, "ok", started_at=utcnow())
+                if progress:
+                    progress.start(name)
+                try:
+                    await stream.run(run)
+                except Stopped:
+                    result.status, result.error = "failed", "stopped before completion"
+                except Exception as exc:  # one stream failing must not stop the others
+                    log.debug("stream %s failed", name, exc_info=True)
+                    result.status, result.error = "failed", f"{type(exc).__name__}: {exc}"
+                result.rows, result.pages, result.deleted = run.rows, run.page_count, run.deleted
+                result.requests, result.retries = run.stats.requests, run.stats.retries
+                result.throttled, result.note = run.stats.throttled, run.note
+                result.ended_at = utcnow()
+                await writer.write(lambda repo: record_run(repo.db, run_id, result))
+                results[name] = result
+                if progress:
+                    progress.finish(result)
+
+            async def run_chain(chain: list[str]) -> None:
+                for name in chain:
+                    parent = DEPENDS_ON.get(name)
+                    if parent in results and results[parent].status == "failed":
+                        results[name] = StreamResult(
+                            name, "skipped", error=f"{parent} failed", ended_at=utcnow()
+                        )
+                        continue
+                    await run_one(name)
+
+            await asyncio.gather(*(run_chain(c) for c in _chains(names)))
+    finally:
+        writer.close()
+    return [results[n] for n in names if n in results]
+
+
+def make_client(settings: Settings, limiter: RateLimiter | None = None, **kwargs: Any):
+    return lambda: KlaviyoClient(
+        settings.require_api_key(),
+        base_url=settings.base_url,
+        revision=settings.revision,
+        limiter=limiter,
+        **kwargs,
+    )
+
+
+def run_sync(
+    settings: Settings,
+    options: SyncOptions,
+    *,
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
+    client_factory: Callable[[], KlaviyoClient] | None = None,
+) -> SyncResult:
+    """Run the requested streams under the database lock; see `klaviyo_etl.sync`."""
+    resolve(options.streams)  # fail on bad names before taking the lock
+    settings.require_api_key() if client_factory is None else None
+    factory = client_factory or make_client(settings)
+    run_id = uuid.uuid4().hex[:12]
+    with database_lock(settings.db_path):
+        db = open_database(settings.db_path)
+        try:
+            results = asyncio.run(
+                _run_async(settings, options, db, run_id, progress, stop or threading.Event(), factory)
+            )
+        finally:
+            db.close()
+    return SyncResult(run_id, results)

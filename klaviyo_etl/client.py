@@ -1,0 +1,251 @@
+"""The Klaviyo API client: one object owns the connection pool, headers, pacing and retries.
+
+Streams say *what* to fetch (path and params); this module decides *how*: it paces each
+request through the rate limiter, retries what is transient, turns the rest into typed
+errors with one-line messages, and yields pages lazily so memory stays flat.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
+from tenacity.wait import wait_exponential_jitter
+
+from klaviyo_etl import __version__
+from klaviyo_etl.endpoints import REVISION, RateLimit, contract
+from klaviyo_etl.errors import (
+    ApiError,
+    AuthError,
+    BadRequest,
+    NotFound,
+    RateLimited,
+    RevisionRetired,
+    TransientError,
+)
+from klaviyo_etl.models import ApiErrorItem, Page
+from klaviyo_etl.ratelimit import RateLimiter, retry_after
+from klaviyo_etl.settings import mask_key
+
+log = logging.getLogger(__name__)
+
+# Endpoints missing from the digest (id routes) get the most conservative documented tier.
+FALLBACK_LIMIT = RateLimit(burst_per_s=1, steady_per_min=15, tier="XS")
+
+
+@dataclass
+class RequestStats:
+    """What one stream cost: the numbers `sync_runs` records."""
+
+    requests: int = 0
+    retries: int = 0
+    throttled: int = 0
+    waited_s: float = 0.0
+
+    def add(self, other: RequestStats) -> None:
+        self.requests += other.requests
+        self.retries += other.retries
+        self.throttled += other.throttled
+        self.waited_s += other.waited_s
+
+
+class _RateLimitWait:
+    """tenacity wait: honour Retry-After on 429s, exponential jitter otherwise."""
+
+    def __init__(self, initial: float, maximum: float):
+        self.backoff = wait_exponential_jitter(initial=initial, max=maximum)
+
+    def __call__(self, retry_state) -> float:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        if isinstance(exc, TransientError) and exc.retry_after is not None:
+            return exc.retry_after
+        return self.backoff(retry_state)
+
+
+class KlaviyoClient:
+    """Async client for Klaviyo's JSON:API. Use as `async with KlaviyoClient(...) as client:`."""
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        base_url: str = "https://a.klaviyo.com",
+        revision: str = REVISION,
+        limiter: RateLimiter | None = None,
+        max_attempts: int = 8,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+        timeout: float = 60.0,
+        max_connections: int = 32,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ):
+        self.api_key = api_key
+        self.base_url = base_url.rstrip("/")
+        self.revision = revision
+        self.limiter = limiter or RateLimiter()
+        self.max_attempts = max_attempts
+        self.wait = _RateLimitWait(backoff_initial, backoff_max)
+        self.contract = contract()
+        self.stats = RequestStats()
+        self.http = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers={
+                "Authorization": f"Klaviyo-API-Key {api_key}",
+                "revision": revision,
+                "accept": "application/vnd.api+json",
+                "user-agent": f"klaviyo-etl/{__version__}",
+            },
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            transport=transport,
+        )
+
+    async def __aenter__(self) -> KlaviyoClient:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    def __repr__(self) -> str:
+        return f"KlaviyoClient({self.base_url!r}, key={mask_key(self.api_key)})"
+
+    # -- requests -----------------------------------------------------------------------
+
+    def _limit_for(self, method: str, path: str) -> tuple[str, RateLimit]:
+        path = path.split("?", 1)[0]
+        endpoint = self.contract.endpoint(method, path)
+        if endpoint is None:
+            return f"{method} {path}", FALLBACK_LIMIT
+        return endpoint.key, endpoint.rate_limit
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        stats: RequestStats | None = None,
+    ) -> dict[str, Any]:
+        """Send one request with pacing and retries; return the decoded JSON body."""
+        stats = stats or RequestStats()
+        key, limit = self._limit_for(method, path)
+        attempt = 0
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(TransientError),
+            stop=stop_after_attempt(self.max_attempts),
+            wait=self.wait,
+            reraise=True,
+        )
+        async for try_ in retrying:
+            with try_:
+                attempt += 1
+                if attempt > 1:
+                    stats.retries += 1
+                    self.stats.retries += 1
+                waited = await self.limiter.acquire(key, limit)
+                stats.waited_s += waited
+                stats.requests += 1
+                self.stats.requests += 1
+                try:
+                    response = await self.http.request(method, path, params=params, json=json_body)
+                    body = await response.aread()
+                except (httpx.TransportError, httpx.DecodingError) as exc:
+                    raise TransientError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
+                self.limiter.observe(key, response.headers, response.status_code)
+                if response.status_code == 429:
+                    stats.throttled += 1
+                    self.stats.throttled += 1
+                return self._decode(method, path, response, body)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _decode(self, method: str, path: str, response: httpx.Response, body: bytes) -> dict:
+        status = response.status_code
+        if status < 300:
+            if not body:
+                return {}
+            try:
+                return json.loads(body)
+            except ValueError as exc:  # a body cut short on the wire
+                raise TransientError(f"{method} {path}: truncated or invalid JSON body") from exc
+        detail = _error_detail(body)
+        where = f" ({method} {path})"
+        if status == 429:
+            raise RateLimited(
+                f"429: rate limited{where}", status=429, retry_after=retry_after(response.headers)
+            )
+        if status >= 500:
+            raise TransientError(f"{status}: Klaviyo server error{where}", status=status)
+        if status == 401:
+            raise AuthError(401, "the API key was rejected — check KLAVIYO_API_KEY", path=path, detail=detail)
+        if status == 403:
+            raise AuthError(
+                403, f"the API key lacks a required scope{where}: {detail}", path=path, detail=detail
+            )
+        if status == 404:
+            raise NotFound(404, f"not found{where}", path=path, detail=detail)
+        if status == 410:
+            raise RevisionRetired(
+                410,
+                f"API revision {self.revision} is retired — upgrade klaviyo-etl or pass a newer --revision",
+                path=path,
+                detail=detail,
+            )
+        if status == 400:
+            raise BadRequest(400, f"bad request{where}: {detail}", path=path, detail=detail)
+        raise ApiError(status, f"unexpected response{where}: {detail}", path=path, detail=detail)
+
+    async def get(
+        self, path: str, params: Mapping[str, Any] | None = None, *, stats: RequestStats | None = None
+    ) -> dict[str, Any]:
+        return await self.request("GET", path, params=params, stats=stats)
+
+    async def post(self, path: str, body: Any, *, stats: RequestStats | None = None) -> dict:
+        return await self.request("POST", path, json_body=body, stats=stats)
+
+    async def pages(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        stats: RequestStats | None = None,
+        cursor_url: str | None = None,
+    ) -> AsyncIterator[Page]:
+        """Yield pages lazily, following `links.next` against our own base URL.
+
+        The next link's host is ignored on purpose: the key is only ever sent to the
+        configured base URL, and a proxy or the sandbox works the same way.
+        `cursor_url` resumes from a stored next link.
+        """
+        if cursor_url:
+            path, params = _relative(cursor_url), None
+        while True:
+            body = await self.request("GET", path, params=params, stats=stats)
+            page = Page.parse(body)
+            yield page
+            if not page.links.next:
+                return
+            path, params = _relative(page.links.next), None
+
+
+def _relative(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def _error_detail(body: bytes) -> str:
+    try:
+        errors = json.loads(body).get("errors") or []
+        item = ApiErrorItem.model_validate(errors[0])
+        return item.detail or item.title or item.code or ""
+    except (ValueError, AttributeError, IndexError, TypeError):
+        return body[:200].decode("utf-8", "replace").strip()

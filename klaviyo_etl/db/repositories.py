@@ -1,0 +1,264 @@
+"""Repositories: turn API resources into rows of the public tables and write them.
+
+Each table's typed columns are derived here, in one place, from the raw attributes
+(which are kept whole in `attributes`). Writes are idempotent upserts on the primary key,
+so re-reading a page (lookback windows, resumed runs) can never duplicate a row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlite_utils
+
+from klaviyo_etl import conventions as kc
+from klaviyo_etl.models import Resource
+
+Row = dict[str, Any]
+Fill = Callable[[Resource], Row]  # columns the API leaves off a resource (parent id, channel)
+
+
+def utcnow() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _bool(value: Any) -> int | None:
+    return None if value is None else int(bool(value))
+
+
+def _consent(subs: dict | None, channel: str) -> str | None:
+    marketing = ((subs or {}).get(channel) or {}).get("marketing") or {}
+    return marketing.get("consent")
+
+
+def metric_row(r: Resource) -> Row:
+    a = r.attributes
+    integration = a.get("integration") or {}
+    return {
+        "name": a.get("name"),
+        "integration_name": integration.get("name"),
+        "integration_category": integration.get("category"),
+        "created": a.get("created"),
+        "updated": a.get("updated"),
+    }
+
+
+def event_row(r: Resource) -> Row:
+    a = r.attributes
+    props = a.get("event_properties") or {}
+    value = props.get(kc.PROP_VALUE)
+    return {
+        "metric_id": r.related_id("metric"),
+        "profile_id": r.related_id("profile"),
+        "datetime": a.get("datetime"),
+        "timestamp": a.get("timestamp"),
+        "uuid": a.get("uuid"),
+        "value": float(value) if isinstance(value, int | float) else None,
+        "message_id": props.get(kc.PROP_MESSAGE),
+        "flow_id": props.get(kc.PROP_FLOW),
+        "attributed_message_id": props.get(kc.PROP_ATTRIBUTED_MESSAGE),
+        "attributed_flow_id": props.get(kc.PROP_ATTRIBUTED_FLOW),
+        "form_id": props.get(kc.PROP_FORM_ID),
+    }
+
+
+def profile_row(r: Resource) -> Row:
+    a = r.attributes
+    loc = a.get("location") or {}
+    pa = a.get("predictive_analytics") or {}
+    row = {
+        key: a.get(key)
+        for key in (
+            "email",
+            "phone_number",
+            "external_id",
+            "first_name",
+            "last_name",
+            "organization",
+            "locale",
+            "created",
+            "updated",
+            "last_event_date",
+        )
+    }
+    row.update(city=loc.get("city"), region=loc.get("region"), country=loc.get("country"))
+    if "subscriptions" in a:
+        row.update(
+            email_consent=_consent(a["subscriptions"], "email"),
+            sms_consent=_consent(a["subscriptions"], "sms"),
+        )
+    if "predictive_analytics" in a:
+        row.update(predicted_clv=pa.get("predicted_clv"), churn_probability=pa.get("churn_probability"))
+    return row
+
+
+def _pick(*keys: str, bools: tuple[str, ...] = ()) -> Callable[[Resource], Row]:
+    def to_row(r: Resource) -> Row:
+        row = {k: r.attributes.get(k) for k in keys}
+        row.update({k: _bool(r.attributes.get(k)) for k in bools})
+        return row
+
+    return to_row
+
+
+def campaign_row(r: Resource) -> Row:
+    a = r.attributes
+    row = _pick(
+        "name", "status", "send_time", "scheduled_at", "created_at", "updated_at", bools=("archived",)
+    )(r)
+    send_strategy = a.get("send_strategy") or {}
+    row["send_time"] = a.get("send_time") or send_strategy.get("datetime")
+    return row
+
+
+def campaign_message_row(r: Resource) -> Row:
+    a = r.attributes
+    definition = a.get("definition") or {}
+    content = definition.get("content") or {}
+    send_times = a.get("send_times") or []
+    return {
+        "campaign_id": r.related_id("campaign"),
+        "channel": definition.get("channel"),
+        "label": definition.get("label"),
+        "subject": content.get("subject"),
+        "from_email": content.get("from_email"),
+        "template_id": r.related_id("template"),
+        "send_time": (send_times[0] or {}).get("datetime") if send_times else None,
+        "created_at": a.get("created_at"),
+        "updated_at": a.get("updated_at"),
+    }
+
+
+def flow_action_row(r: Resource) -> Row:
+    return {"flow_id": r.related_id("flow"), **_pick("action_type", "status", "created", "updated")(r)}
+
+
+def flow_message_row(r: Resource) -> Row:
+    a = r.attributes
+    definition = a.get("definition") or {}
+    return {
+        "flow_action_id": r.related_id("flow-action"),
+        "name": a.get("name"),
+        "channel": definition.get("channel") or a.get("channel"),
+        "created": a.get("created"),
+        "updated": a.get("updated"),
+    }
+
+
+def tag_row(r: Resource) -> Row:
+    return {"name": r.attributes.get("name"), "tag_group_id": r.related_id("tag-group")}
+
+
+@dataclass(frozen=True)
+class Table:
+    """How one JSON:API type lands in one table."""
+
+    name: str
+    to_row: Callable[[Resource], Row]
+    raw_attributes: bool = True
+
+
+TABLES: dict[str, Table] = {
+    "metric": Table("metrics", metric_row),
+    "event": Table("events", event_row),
+    "profile": Table("profiles", profile_row),
+    "list": Table("lists", _pick("name", "opt_in_process", "created", "updated")),
+    "segment": Table(
+        "segments", _pick("name", "created", "updated", bools=("is_active", "is_processing", "is_starred"))
+    ),
+    "campaign": Table("campaigns", campaign_row),
+    "campaign-message": Table("campaign_messages", campaign_message_row),
+    "flow": Table(
+        "flows", _pick("name", "status", "trigger_type", "created", "updated", bools=("archived",))
+    ),
+    "flow-action": Table("flow_actions", flow_action_row),
+    "flow-message": Table("flow_messages", flow_message_row),
+    "form": Table("forms", _pick("name", "status", "created_at", "updated_at", bools=("ab_test",))),
+    "template": Table("templates", _pick("name", "editor_type", "created", "updated")),
+    "tag": Table("tags", tag_row),
+}
+
+
+class Repository:
+    """Writes rows for all tables through one connection (the single writer)."""
+
+    def __init__(self, db: sqlite_utils.Database, batch_size: int = 1000):
+        self.db = db
+        self.batch_size = batch_size
+
+    def rows(self, resources: Iterable[Resource], fill: Fill | None = None) -> dict[str, list[Row]]:
+        """Group resources by destination table, converted to rows."""
+        now = utcnow()
+        out: dict[str, list[Row]] = {}
+        for r in resources:
+            table = TABLES.get(r.type)
+            if table is None:
+                continue
+            row = {
+                "id": r.id,
+                **table.to_row(r),
+                "attributes": _dump(r.attributes),
+                "synced_at": now,
+                "deleted_at": None,
+            }
+            if fill:
+                row.update({k: v for k, v in fill(r).items() if row.get(k) is None})
+            out.setdefault(table.name, []).append(row)
+        return out
+
+    def upsert(self, table: str, rows: list[Row], pk: str | tuple[str, ...] = "id") -> int:
+        """Idempotent upsert; caller owns the transaction."""
+        if rows:
+            self.db[table].upsert_all(rows, pk=pk, batch_size=self.batch_size, alter=False)
+        return len(rows)
+
+    def write_resources(self, resources: Iterable[Resource], fill: Fill | None = None) -> int:
+        n = 0
+        for table, rows in self.rows(resources, fill).items():
+            n += self.upsert(table, rows)
+        return n
+
+    def write_members(
+        self, table: str, parent_col: str, parent_id: str, resources: Iterable[Resource]
+    ) -> int:
+        now = utcnow()
+        rows = [
+            {
+                parent_col: parent_id,
+                "profile_id": r.id,
+                "joined_group_at": r.attributes.get("joined_group_at"),
+                "email": r.attributes.get("email"),
+                "synced_at": now,
+                "deleted_at": None,
+            }
+            for r in resources
+        ]
+        return self.upsert(table, rows, pk=(parent_col, "profile_id"))
+
+    def write_tag_links(self, resource_type: str, links: Iterable[tuple[str, str]]) -> None:
+        rows = [{"tag_id": t, "resource_type": resource_type, "resource_id": rid} for rid, t in links]
+        if rows:
+            self.db["tag_links"].upsert_all(rows, pk=("tag_id", "resource_type", "resource_id"))
+
+    def mark_deleted(self, table: str, scan_started_at: str, *, where: str = "", params: tuple = ()) -> int:
+        """After a complete scan, flag rows it did not touch as gone from Klaviyo.
+
+        Every upsert stamps `synced_at` and clears `deleted_at`, so rows seen by the scan
+        are newer than its start and rows that came back are revived for free.
+        """
+        now = utcnow()
+        clause = f" AND {where}" if where else ""
+        cursor = self.db.execute(
+            f"UPDATE [{table}] SET deleted_at = ? "
+            f"WHERE deleted_at IS NULL AND (synced_at IS NULL OR synced_at < ?){clause}",
+            (now, scan_started_at, *params),
+        )
+        return cursor.rowcount

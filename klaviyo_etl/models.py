@@ -1,0 +1,60 @@
+"""Pydantic models of Klaviyo's JSON:API envelopes: the typed boundary between HTTP and streams."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Resource(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    id: str
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    relationships: dict[str, Any] | None = None
+
+    def related_id(self, name: str) -> str | None:
+        """The id of a to-one relationship (`relationships.<name>.data.id`), if present."""
+        rel = (self.relationships or {}).get(name) or {}
+        data = rel.get("data")
+        return data.get("id") if isinstance(data, dict) else None
+
+    def related_ids(self, name: str) -> list[str]:
+        rel = (self.relationships or {}).get(name) or {}
+        data = rel.get("data")
+        return [d["id"] for d in data] if isinstance(data, list) else []
+
+
+class Links(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    self: str | None = None
+    next: str | None = None
+    prev: str | None = None
+
+
+class Page(BaseModel):
+    """One page of a collection. `data` may be a single resource on id routes."""
+
+    model_config = ConfigDict(extra="allow")
+
+    data: list[Resource]
+    included: list[Resource] = Field(default_factory=list)
+    links: Links = Field(default_factory=Links)
+
+    @classmethod
+    def parse(cls, body: dict[str, Any]) -> Page:
+        if isinstance(body.get("data"), dict):
+            body = {**body, "data": [body["data"]]}
+        return cls.model_validate(body)
+
+
+class ApiErrorItem(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    status: int | str | None = None
+    code: str | None = None
+    title: str | None = None
+    detail: str | None = None

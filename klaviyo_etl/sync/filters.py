@@ -1,0 +1,60 @@
+"""Klaviyo filter expressions (`op(field,value)`, `and(...)`), built within each endpoint's rules."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from klaviyo_etl.endpoints import Endpoint
+
+ONE_SECOND = dt.timedelta(seconds=1)
+
+
+def parse_time(value: str | dt.datetime) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def fmt_time(value: dt.datetime) -> str:
+    """Klaviyo filter datetimes are unquoted ISO 8601 in UTC."""
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def quote(value: str) -> str:
+    return '"' + value.replace('"', '\\"') + '"'
+
+
+def and_(*parts: str | None) -> str | None:
+    kept = [p for p in parts if p]
+    if not kept:
+        return None
+    return kept[0] if len(kept) == 1 else f"and({','.join(kept)})"
+
+
+def time_range(
+    endpoint: Endpoint, lo: dt.datetime | None, hi: dt.datetime | None, field: str | None = None
+) -> str | None:
+    """A filter selecting `lo <= field < hi` with the operators this endpoint accepts.
+
+    Where only strict `greater-than` exists (profiles, lists, segments) we ask for
+    `> lo - 1s`: the overlap is re-read and the idempotent upsert absorbs it.
+    """
+    field = field or endpoint.incremental_filter_field
+    ops = set((endpoint.filter_fields or {}).get(field) or endpoint.incremental_filter_operators or [])
+    parts: list[str] = []
+    if lo is not None:
+        if "greater-or-equal" in ops:
+            parts.append(f"greater-or-equal({field},{fmt_time(lo)})")
+        elif "greater-than" in ops:
+            parts.append(f"greater-than({field},{fmt_time(lo - ONE_SECOND)})")
+        else:
+            raise ValueError(f"{endpoint.path} cannot filter {field} from below")
+    if hi is not None:
+        if "less-than" in ops:
+            parts.append(f"less-than({field},{fmt_time(hi)})")
+        elif "less-or-equal" in ops:
+            parts.append(f"less-or-equal({field},{fmt_time(hi - ONE_SECOND)})")
+        else:
+            raise ValueError(f"{endpoint.path} cannot filter {field} from above")
+    return and_(*parts)

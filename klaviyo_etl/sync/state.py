@@ -1,0 +1,85 @@
+"""Per-stream bookkeeping in `sync_state` and `sync_runs`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlite_utils
+
+from klaviyo_etl.db.repositories import utcnow
+
+
+@dataclass
+class StreamState:
+    """The stored watermark of one stream (plus per-parent / per-channel marks in `extra`)."""
+
+    stream: str
+    watermark: str | None = None
+    last_success_at: str | None = None
+    last_reconcile_at: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, db: sqlite_utils.Database, stream: str) -> StreamState:
+        rows = list(db["sync_state"].rows_where("stream = ?", [stream]))
+        if not rows:
+            return cls(stream)
+        row = rows[0]
+        return cls(
+            stream,
+            row["watermark"],
+            row["last_success_at"],
+            row["last_reconcile_at"],
+            json.loads(row["extra"] or "{}"),
+        )
+
+    def save(self, db: sqlite_utils.Database, **columns: Any) -> None:
+        """Upsert this state (inside the caller's transaction)."""
+        db["sync_state"].upsert(
+            {
+                "stream": self.stream,
+                "watermark": self.watermark,
+                "extra": json.dumps(self.extra, sort_keys=True),
+                **columns,
+            },
+            pk="stream",
+        )
+
+
+def record_run(db: sqlite_utils.Database, run_id: str, result: Any) -> None:
+    """One `sync_runs` row per stream per run, and the stream's summary in `sync_state`."""
+    with db.atomic():
+        db["sync_runs"].insert(
+            {
+                "run_id": run_id,
+                "stream": result.stream,
+                "started_at": result.started_at,
+                "ended_at": result.ended_at,
+                "status": result.status,
+                "rows": result.rows,
+                "pages": result.pages,
+                "requests": result.requests,
+                "retries": result.retries,
+                "throttled": result.throttled,
+                "error": result.error,
+            }
+        )
+        total = db.execute(
+            "SELECT COALESCE(SUM(rows), 0) FROM sync_runs WHERE stream = ?", [result.stream]
+        ).fetchone()[0]
+        columns: dict[str, Any] = {
+            "stream": result.stream,
+            "last_attempt_at": result.ended_at,
+            "rows_total": total,
+        }
+        if result.status == "ok":
+            columns.update(last_success_at=result.ended_at, last_error=None)
+        elif result.status == "failed":
+            columns["last_error"] = result.error
+        db["sync_state"].upsert(columns, pk="stream")
+
+
+def now_iso() -> str:
+    return utcnow()
