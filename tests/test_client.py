@@ -1,0 +1,159 @@
+"""Client behaviour against an in-process transport: pagination, errors, retries, pacing."""
+
+import json
+
+import httpx
+import pytest
+
+from klaviyo_etl.client import KlaviyoClient
+from klaviyo_etl.errors import AuthError, BadRequest, NotFound, RevisionRetired, TransientError
+from klaviyo_etl.ratelimit import RateLimiter
+
+KEY = "pk_test_0123456789abcdef"
+
+
+def envelope(ids, next_url=None):
+    return {
+        "data": [{"type": "metric", "id": i, "attributes": {"name": f"m{i}"}} for i in ids],
+        "links": {"self": "https://a.klaviyo.com/api/metrics", "next": next_url},
+    }
+
+
+def make_client(handler, **kwargs) -> KlaviyoClient:
+    kwargs.setdefault("backoff_initial", 0.001)
+    kwargs.setdefault("backoff_max", 0.01)
+    return KlaviyoClient(
+        KEY, base_url="http://sandbox.test", transport=httpx.MockTransport(handler),
+        limiter=kwargs.pop("limiter", RateLimiter(headroom=1.0)), **kwargs,
+    )
+
+
+async def collect(client, path="/api/metrics", params=None):
+    out = []
+    async with client:
+        async for page in client.pages(path, params):
+            out.extend(r.id for r in page.data)
+    return out
+
+
+async def test_sends_klaviyo_headers_and_follows_next_against_base_url():
+    seen = []
+
+    def handler(request: httpx.Request):
+        seen.append(request)
+        cursor = request.url.params.get("page[cursor]")
+        if cursor is None:
+            # the next link names another host: the client must not send the key there
+            return httpx.Response(200, json=envelope(["a", "b"], "https://elsewhere.example/api/metrics?page%5Bcursor%5D=2"))
+        return httpx.Response(200, json=envelope(["c"]))
+
+    ids = await collect(make_client(handler))
+    assert ids == ["a", "b", "c"]
+    assert [r.url.host for r in seen] == ["sandbox.test", "sandbox.test"]
+    first = seen[0]
+    assert first.headers["authorization"] == f"Klaviyo-API-Key {KEY}"
+    assert first.headers["revision"] == "2026-07-15"
+    assert first.headers["accept"] == "application/vnd.api+json"
+
+
+async def test_pages_are_lazy():
+    calls = []
+
+    def handler(request):
+        calls.append(request)
+        n = len(calls)
+        return httpx.Response(200, json=envelope([str(n)], f"http://sandbox.test/api/metrics?page%5Bcursor%5D={n}"))
+
+    async with make_client(handler) as client:
+        async for _page in client.pages("/api/metrics"):
+            break
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize(
+    "status,exc,text",
+    [
+        (400, BadRequest, "400: bad request"),
+        (401, AuthError, "401: the API key was rejected — check KLAVIYO_API_KEY"),
+        (403, AuthError, "403: the API key lacks a required scope"),
+        (404, NotFound, "404: not found"),
+        (410, RevisionRetired, "410: API revision 2026-07-15 is retired"),
+    ],
+)
+async def test_client_errors_are_typed_one_liners_and_not_retried(status, exc, text):
+    calls = []
+
+    def handler(request):
+        calls.append(request)
+        return httpx.Response(status, json={"errors": [{"status": status, "detail": "bad filter"}]})
+
+    with pytest.raises(exc) as info:
+        await collect(make_client(handler))
+    assert str(info.value).startswith(text)
+    assert "\n" not in str(info.value)
+    assert KEY not in str(info.value)
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("fault", ["500", "502", "503", "drop", "truncate"])
+async def test_transient_faults_are_retried(fault):
+    calls = []
+
+    def handler(request):
+        calls.append(request)
+        if len(calls) < 3:
+            if fault == "drop":
+                raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+            if fault == "truncate":
+                return httpx.Response(200, content=b'{"data": [{"type": "met')
+            return httpx.Response(int(fault), json={"errors": [{"detail": "boom"}]})
+        return httpx.Response(200, json=envelope(["x"]))
+
+    client = make_client(handler)
+    assert await collect(client) == ["x"]
+    assert client.stats.retries == 2 and client.stats.requests == 3
+
+
+async def test_gives_up_after_max_attempts():
+    def handler(request):
+        return httpx.Response(503, json={"errors": [{"detail": "down"}]})
+
+    with pytest.raises(TransientError, match="503"):
+        await collect(make_client(handler, max_attempts=3))
+
+
+async def test_429_honours_retry_after(monkeypatch):
+    calls = []
+    waits = []
+
+    def handler(request):
+        calls.append(request)
+        if len(calls) == 1:
+            return httpx.Response(429, headers={"Retry-After": "2"}, json={"errors": [{"detail": "slow down"}]})
+        return httpx.Response(200, json=envelope(["ok"]))
+
+    import asyncio
+
+    real_sleep = asyncio.sleep
+
+    async def fake_sleep(seconds, *a, **k):
+        waits.append(seconds)
+        await real_sleep(0)
+
+    monkeypatch.setattr(asyncio, "sleep", fake_sleep)
+    client = make_client(handler)
+    assert await collect(client) == ["ok"]
+    assert client.stats.throttled == 1
+    # tenacity waited exactly Retry-After, and the limiter paused the bucket as well
+    assert 2 in [round(w, 3) for w in waits]
+
+
+async def test_error_detail_from_jsonapi_body():
+    def handler(request):
+        body = {"errors": [{"id": "x", "status": 400, "code": "invalid", "title": "Invalid input.",
+                            "detail": "'foo' is not a valid field for the resource 'metric'.",
+                            "source": {"parameter": "filter"}}]}
+        return httpx.Response(400, content=json.dumps(body).encode())
+
+    with pytest.raises(BadRequest, match="'foo' is not a valid field"):
+        await collect(make_client(handler), params={"filter": "equals(foo,1)"})
