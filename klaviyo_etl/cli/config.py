@@ -1,0 +1,139 @@
+"""`klaviyo-etl config`: where the config file is, what it sets, and a commented starter file."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Annotated
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from klaviyo_etl.config_file import (
+    CONFIG_ENV,
+    Config,
+    apply_defaults,
+    config_path,
+    load_config,
+    write_default_config,
+)
+from klaviyo_etl.settings import Settings
+
+app = typer.Typer(
+    help="Show the config file (schedules, sync windows, defaults) or create one.",
+    invoke_without_command=True,
+)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+_SOURCES = {
+    click.core.ParameterSource.COMMANDLINE: "command line",
+    click.core.ParameterSource.ENVIRONMENT: "environment",
+}
+
+
+def _given(ctx: typer.Context, name: str) -> str | None:
+    """How the root option `name` was given ("command line"/"environment"), None if defaulted."""
+    return _SOURCES.get(ctx.find_root().get_parameter_source(name))
+
+
+def configured(ctx: typer.Context) -> tuple[Settings, Config]:
+    """The global settings with the config file's [defaults] applied, and the config itself."""
+    from klaviyo_etl.cli import settings_of
+
+    config = load_config()
+    settings = apply_defaults(
+        settings_of(ctx),
+        config,
+        db_given=_given(ctx, "db") is not None,
+        base_url_given=_given(ctx, "base_url") is not None,
+    )
+    return settings, config
+
+
+def _effective(ctx: typer.Context, settings: Settings, config: Config) -> list[dict]:
+    def source(option: str, file_value: object) -> str:
+        given = _given(ctx, option)
+        if given:
+            return given
+        return "file" if file_value is not None else "default"
+
+    return [
+        {"key": "db", "value": str(settings.db_path), "source": source("db", config.db)},
+        {"key": "base_url", "value": settings.base_url, "source": source("base_url", config.base_url)},
+    ]
+
+
+def _show(ctx: typer.Context, as_json: bool) -> None:
+    settings, config = configured(ctx)
+    settings_rows = [{"key": s.key, "value": s.value, "source": s.source} for s in config.settings()]
+    effective = _effective(ctx, settings, config)
+    from_env = bool(os.environ.get(CONFIG_ENV))
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "path": str(config.path),
+                    "exists": config.exists,
+                    "path_from": CONFIG_ENV if from_env else "default",
+                    "settings": settings_rows,
+                    "effective": effective,
+                },
+                indent=2,
+            )
+        )
+        return
+    state = (
+        "exists"
+        if config.exists
+        else ("not found, so defaults apply; `klaviyo-etl config init` writes a commented one")
+    )
+    typer.echo(f"Config file: {config.path} ({state})")
+    if from_env:
+        typer.echo(f"  location set by {CONFIG_ENV}")
+    table = Table("setting", "value", "source")
+    for row in settings_rows:
+        style = "bold" if row["source"] == "file" else None
+        table.add_row(row["key"], row["value"], row["source"], style=style)
+    Console().print(table)
+    for row in effective:
+        typer.echo(f"Effective {row['key']}: {row['value']} (from {row['source']})")
+
+
+@app.callback()
+def show_default(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Show where the config file is and every effective setting with its source."""
+    if ctx.invoked_subcommand:
+        return
+    _show(ctx, as_json)
+
+
+@app.command("show")
+def show(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Show where the config file is and every effective setting with its source."""
+    _show(ctx, as_json)
+
+
+@app.command("path")
+def path() -> None:
+    """Print the config file's path (it may not exist yet)."""
+    typer.echo(str(config_path()))
+
+
+@app.command("init")
+def init(
+    ctx: typer.Context,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing config file.")] = False,
+) -> None:
+    """Write a commented config file holding every default, ready to edit."""
+    from klaviyo_etl.cli import settings_of
+
+    written = write_default_config(force=force)
+    if not settings_of(ctx).quiet:
+        typer.echo(f"wrote {written}")
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="config")

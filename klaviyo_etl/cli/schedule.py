@@ -1,0 +1,156 @@
+"""`klaviyo-etl schedule`: run the per-stream schedule in the foreground, or from cron."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from klaviyo_etl.cli.config import configured
+from klaviyo_etl.db import open_database
+from klaviyo_etl.endpoints import REVISION
+from klaviyo_etl.schedule import (
+    Scheduler,
+    StreamPlan,
+    crontab_text,
+    default_log_path,
+    engine_runner,
+    plan,
+)
+from klaviyo_etl.settings import DEFAULT_BASE_URL
+
+app = typer.Typer(help="Sync each stream on its own schedule (see `klaviyo-etl config`).")
+
+
+@app.command("run")
+def run(
+    ctx: typer.Context,
+    poll: Annotated[
+        float,
+        typer.Option("--poll", min=1, help="Longest sleep between checks, and the wait after a locked run."),
+    ] = 60.0,
+) -> None:
+    """Run each stream whenever it is due, until Ctrl-C or SIGTERM.
+
+    A failed stream is logged and retried with backoff; the others carry on. A manual `sync`
+    meanwhile holds the database lock, and the loop skips that pass and tries again. Stopping
+    lets the page being written commit first.
+    """
+    settings, config = configured(ctx)
+    settings.require_api_key()  # fail now, not at the first due stream
+    scheduler = Scheduler(settings.db_path, config, engine_runner(settings, config), poll_seconds=poll)
+    raise typer.Exit(scheduler.run())
+
+
+@app.command("crontab")
+def crontab(
+    ctx: typer.Context,
+    log: Annotated[
+        Path | None,
+        typer.Option("--log", help="File the cron job appends its output to.", show_default=False),
+    ] = None,
+) -> None:
+    """Print crontab lines that run `sync --due` often enough for every stream's interval."""
+    settings, config = configured(ctx)
+    log_path = (log or default_log_path()).expanduser().absolute()
+    # cron's `>>` fails if the directory is missing, and nothing would tell the user.
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    extra: list[str] = []
+    if settings.base_url != DEFAULT_BASE_URL:
+        extra += ["--base-url", settings.base_url]
+    if settings.revision != REVISION:
+        extra += ["--revision", settings.revision]
+    typer.echo(
+        crontab_text(config, db_path=settings.db_path, log_path=log_path, extra_options=extra),
+        nl=False,
+    )
+
+
+def _ago(when: dt.datetime | None, now: dt.datetime) -> str:
+    if when is None:
+        return "never"
+    return f"{_span(now - when)} ago ({_local(when)})"
+
+
+def _span(delta: dt.timedelta) -> str:
+    seconds = int(abs(delta.total_seconds()))
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "m")):
+        if seconds >= size:
+            count, rest = divmod(seconds, size)
+            sub = {"d": (3600, "h"), "h": (60, "m")}.get(unit)
+            if sub and rest >= sub[0]:
+                return f"{count}{unit}{rest // sub[0]}{sub[1]}"
+            return f"{count}{unit}"
+    return f"{seconds}s"
+
+
+def _local(when: dt.datetime) -> str:
+    return when.astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def _next(p: StreamPlan, now: dt.datetime) -> str:
+    if p.due_at is None:
+        return "off"
+    if p.due_at <= now:
+        return "now"
+    return f"in {_span(p.due_at - now)} ({_local(p.due_at)})"
+
+
+def _last_run(p: StreamPlan, now: dt.datetime) -> str:
+    if p.last_run is None:
+        return "-"
+    run = p.last_run
+    text = f"{run.status or 'running'} {_ago(run.ended_at or run.started_at, now)}"
+    if run.status == "failed" and run.error:
+        text += f": {run.error}"
+    return text
+
+
+@app.command("status")
+def status(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Show each stream's interval, last success, last run and when it is next due."""
+    settings, config = configured(ctx)
+    now = dt.datetime.now(dt.UTC)
+    db = open_database(settings.db_path)
+    try:
+        plans = plan(db, config, now)
+    finally:
+        db.close()
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "db": str(settings.db_path),
+                    "config": str(config.path),
+                    "now": now.isoformat(timespec="seconds"),
+                    "streams": [p.as_dict(now) for p in plans],
+                },
+                indent=2,
+            )
+        )
+        return
+    table = Table("stream", "every", "last success", "last run", "next due", "due")
+    for p in plans:
+        table.add_row(
+            p.stream,
+            str(p.interval),
+            _ago(p.last_success_at, now),
+            _last_run(p, now),
+            _next(p, now),
+            "yes" if p.is_due(now) else "",
+        )
+    Console().print(table)
+    due = [p.stream for p in plans if p.is_due(now)]
+    typer.echo(f"Due now: {', '.join(due) if due else 'nothing'}  (db {settings.db_path})")
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="schedule")

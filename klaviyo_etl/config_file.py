@@ -1,0 +1,320 @@
+"""The user's config file: per-stream schedules, sync windows and default options.
+
+A TOML file at ``platformdirs.user_config_dir("klaviyo-etl")/config.toml`` (or wherever
+``KLAVIYO_ETL_CONFIG`` points). It is optional: without it every setting has a default that
+mirrors the seed's scheduler (events hourly, campaigns every 3 h, flows every 6 h, metrics and
+profiles daily). Any mistake in it becomes one ``ConfigError`` line naming the file, the key
+and the problem, because a scheduler that silently ignores a typo never runs the stream.
+
+    [schedule]
+    events = "1h"          # "30m", "3h", "1d", "1w", "1h30m", or "off"
+    profiles = "off"
+
+    [sync]
+    lookback_days = 3      # how far back each events sync re-reads, for late arrivals
+    reconcile_days = 7     # how often deletions are reconciled
+
+    [defaults]
+    db = "~/klaviyo.db"    # used when neither --db nor KLAVIYO_ETL_DB is given
+    base_url = "https://a.klaviyo.com"
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import tomllib
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from klaviyo_etl.errors import ConfigError
+from klaviyo_etl.settings import Settings
+from klaviyo_etl.sync.engine import STREAM_NAMES
+
+CONFIG_ENV = "KLAVIYO_ETL_CONFIG"
+
+# The seed's cadence: fast-moving data often, slow-moving data daily.
+DEFAULT_SCHEDULE: dict[str, str] = {
+    "events": "1h",
+    "campaigns": "3h",
+    "campaign_messages": "3h",
+    "flows": "6h",
+    "flow_actions": "6h",
+    "flow_messages": "6h",
+    "lists": "6h",
+    "segments": "6h",
+    "list_members": "6h",
+    "segment_members": "6h",
+    "metrics": "1d",
+    "profiles": "1d",
+    "forms": "1d",
+    "templates": "1d",
+    "tags": "1d",
+    "reports": "1d",
+}
+# A stream the engine gains later still gets synced, once a day, until the user says otherwise.
+FALLBACK_INTERVAL = "1d"
+DEFAULT_LOOKBACK_DAYS = 3.0
+DEFAULT_RECONCILE_DAYS = 7.0
+
+_UNITS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60}
+_INTERVAL_RE = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
+_INTERVAL_HELP = 'use a number and unit like "30m", "1h", "3h", "1d", "1h30m", or "off"'
+
+
+@dataclass(frozen=True)
+class Interval:
+    """How often a stream runs; ``seconds is None`` means the stream is off."""
+
+    seconds: int | None
+
+    @classmethod
+    def parse(cls, text: str) -> Interval:
+        """Parse "1h", "30m", "1d", "1h30m", "1w" or "off"; raise ValueError with a hint."""
+        cleaned = text.strip().lower().replace(" ", "")
+        if cleaned == "off":
+            return cls(None)
+        match = _INTERVAL_RE.match(cleaned)
+        if not cleaned or not match:
+            raise ValueError(f"{text!r} is not an interval; {_INTERVAL_HELP}")
+        seconds = sum(
+            int(count) * size for count, size in zip(match.groups(), _UNITS.values(), strict=True) if count
+        )
+        # cron cannot fire more often than once a minute, and neither should we.
+        if seconds < 60:
+            raise ValueError(f"{text!r} is too short; the shortest interval is 1m")
+        return cls(seconds)
+
+    @property
+    def off(self) -> bool:
+        return self.seconds is None
+
+    @property
+    def minutes(self) -> int | None:
+        return None if self.seconds is None else self.seconds // 60
+
+    @property
+    def timedelta(self) -> dt.timedelta | None:
+        return None if self.seconds is None else dt.timedelta(seconds=self.seconds)
+
+    def __str__(self) -> str:
+        if self.seconds is None:
+            return "off"
+        if self.seconds % _UNITS["w"] == 0:
+            return f"{self.seconds // _UNITS['w']}w"
+        rest, parts = self.seconds, []
+        for unit in ("d", "h", "m"):
+            count, rest = divmod(rest, _UNITS[unit])
+            if count:
+                parts.append(f"{count}{unit}")
+        return "".join(parts)
+
+
+class SyncSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    lookback_days: float = Field(DEFAULT_LOOKBACK_DAYS, ge=0)
+    reconcile_days: float = Field(DEFAULT_RECONCILE_DAYS, gt=0)
+
+
+class DefaultsSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    db: Path | None = None
+    base_url: str | None = None
+
+    @field_validator("db")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/") if value else value
+
+
+class FileContents(BaseModel):
+    """Exactly what the file may hold; everything unknown is an error, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schedule: dict[str, Any] = {}
+    sync: SyncSection = SyncSection()
+    defaults: DefaultsSection = DefaultsSection()
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One effective setting, for `klaviyo-etl config`: where its value came from."""
+
+    key: str
+    value: str
+    source: str  # "default" | "file"
+
+
+@dataclass(frozen=True)
+class Config:
+    """The effective configuration: the file's settings over the defaults."""
+
+    path: Path
+    exists: bool
+    schedule: dict[str, Interval]
+    lookback_days: float
+    reconcile_days: float
+    db: Path | None
+    base_url: str | None
+    from_file: frozenset[str]  # dotted keys the file sets, e.g. "schedule.events"
+
+    def interval(self, stream: str) -> Interval:
+        return self.schedule.get(stream, Interval.parse(FALLBACK_INTERVAL))
+
+    def settings(self) -> list[Setting]:
+        def source(key: str) -> str:
+            return "file" if key in self.from_file else "default"
+
+        rows = [
+            Setting(f"schedule.{stream}", str(interval), source(f"schedule.{stream}"))
+            for stream, interval in self.schedule.items()
+        ]
+        rows.append(Setting("sync.lookback_days", _num(self.lookback_days), source("sync.lookback_days")))
+        rows.append(Setting("sync.reconcile_days", _num(self.reconcile_days), source("sync.reconcile_days")))
+        rows.append(Setting("defaults.db", str(self.db) if self.db else "(not set)", source("defaults.db")))
+        rows.append(Setting("defaults.base_url", self.base_url or "(not set)", source("defaults.base_url")))
+        return rows
+
+
+def apply_defaults(settings: Settings, config: Config, *, db_given: bool, base_url_given: bool) -> Settings:
+    """Settings with the file's [defaults] filled in where no option or env var was given."""
+    changes: dict[str, Any] = {}
+    if config.db is not None and not db_given:
+        changes["db_path"] = config.db
+    if config.base_url is not None and not base_url_given:
+        changes["base_url"] = config.base_url
+    return replace(settings, **changes) if changes else settings
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def config_path() -> Path:
+    """Where the config file is (whether or not it exists): $KLAVIYO_ETL_CONFIG or the user dir."""
+    override = os.environ.get(CONFIG_ENV)
+    if override:
+        return Path(override).expanduser()
+    return Path(platformdirs.user_config_dir("klaviyo-etl")) / "config.toml"
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read and validate the config file; a missing file means all defaults."""
+    path = Path(path).expanduser() if path is not None else config_path()
+    raw: dict[str, Any] = {}
+    exists = path.exists()
+    if exists:
+        if path.is_dir():
+            raise ConfigError(f"config {path}: is a directory, expected a TOML file")
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config {path}: invalid TOML: {exc}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config {path}: cannot read: {exc}") from None
+    try:
+        contents = FileContents.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"config {path}: {_first_problem(exc)}") from None
+
+    schedule = {
+        stream: Interval.parse(DEFAULT_SCHEDULE.get(stream, FALLBACK_INTERVAL)) for stream in STREAM_NAMES
+    }
+    for stream, text in contents.schedule.items():
+        if stream not in STREAM_NAMES:
+            raise ConfigError(
+                f"config {path}: [schedule] {stream}: unknown stream (known: {', '.join(STREAM_NAMES)})"
+            )
+        try:
+            if not isinstance(text, str):
+                raise ValueError(f"{text!r} is not a string; {_INTERVAL_HELP}")
+            schedule[stream] = Interval.parse(text)
+        except ValueError as exc:
+            raise ConfigError(f"config {path}: [schedule] {stream}: {exc}") from None
+
+    from_file = {f"schedule.{stream}" for stream in contents.schedule}
+    for section in ("sync", "defaults"):
+        for key in getattr(contents, section).model_fields_set:
+            from_file.add(f"{section}.{key}")
+    return Config(
+        path=path,
+        exists=exists,
+        schedule=schedule,
+        lookback_days=contents.sync.lookback_days,
+        reconcile_days=contents.sync.reconcile_days,
+        db=contents.defaults.db,
+        base_url=contents.defaults.base_url,
+        from_file=frozenset(from_file),
+    )
+
+
+def _first_problem(exc: ValidationError) -> str:
+    """Pydantic's first error as "[section] key: problem", the way the file reads."""
+    error = exc.errors()[0]
+    loc = [str(part) for part in error["loc"]]
+    if len(loc) == 1:
+        where = f"[{loc[0]}]"
+    else:
+        where = f"[{loc[0]}] {'.'.join(loc[1:])}"
+    if error["type"] == "extra_forbidden":
+        if len(loc) == 1:
+            return f"{where}: unknown section (known: {', '.join(FileContents.model_fields)})"
+        section = {"sync": SyncSection, "defaults": DefaultsSection}[loc[0]]
+        return f"{where}: unknown key (known: {', '.join(section.model_fields)})"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{where}: {message} (got {error.get('input')!r})"
+
+
+def default_config_text() -> str:
+    """A commented config file listing every default, for `klaviyo-etl config init`."""
+    lines = [
+        "# klaviyo-etl configuration. Every setting below is the default; edit what you need.",
+        "# `klaviyo-etl config` shows the effective values and where each came from.",
+        "",
+        "[schedule]",
+        '# How often each stream syncs: "30m", "1h", "3h", "1d", "1w", "1h30m", or "off".',
+        "# `klaviyo-etl schedule run` and `klaviyo-etl sync --due` run a stream once its",
+        "# interval has passed since its last successful sync.",
+    ]
+    for stream in STREAM_NAMES:
+        lines.append(f'{stream} = "{DEFAULT_SCHEDULE.get(stream, FALLBACK_INTERVAL)}"')
+    lines += [
+        "",
+        "[sync]",
+        "# Each events sync re-reads this many days before its watermark, for late arrivals.",
+        f"lookback_days = {_num(DEFAULT_LOOKBACK_DAYS)}",
+        "# How often (days) a sync also reconciles deletions by re-listing every id.",
+        f"reconcile_days = {_num(DEFAULT_RECONCILE_DAYS)}",
+        "",
+        "[defaults]",
+        "# Used when neither the command-line option nor its environment variable is given.",
+        '# db = "~/klaviyo.db"',
+        '# base_url = "https://a.klaviyo.com"',
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_default_config(path: str | Path | None = None, *, force: bool = False) -> Path:
+    """Write the commented default file; refuse to overwrite one unless `force`."""
+    path = Path(path).expanduser() if path is not None else config_path()
+    if path.exists() and not force:
+        raise ConfigError(f"config {path} already exists; pass --force to overwrite it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(default_config_text(), encoding="utf-8")
+    return path
