@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m klaviyo_etl.sandbox.demo --db $(DEMO_DB)
+	$(BIN)/python -m klaviyo_etl.demo --db $(DEMO_DB)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -1,0 +1,90 @@
+import json
+
+from klaviyo_etl.db import open_database
+from klaviyo_etl.db.repositories import Repository
+from klaviyo_etl.models import Resource
+
+
+def event(i: str, **props) -> Resource:
+    return Resource.model_validate(
+        {
+            "type": "event",
+            "id": i,
+            "attributes": {
+                "datetime": "2026-05-01T10:00:00+00:00",
+                "timestamp": 1777629600,
+                "uuid": f"u-{i}",
+                "event_properties": props,
+            },
+            "relationships": {
+                "profile": {"data": {"type": "profile", "id": "p1"}},
+                "metric": {"data": {"type": "metric", "id": "m1"}},
+            },
+        }
+    )
+
+
+def test_event_columns_come_from_klaviyo_property_conventions(tmp_path):
+    db = open_database(tmp_path / "k.db")
+    repo = Repository(db)
+    with db.atomic():
+        repo.write_resources(
+            [
+                event("e1", **{"$value": 42.5, "$attributed_message": "msg1", "$attributed_flow": "f1"}),
+                event("e2", **{"$message": "msg2", "$flow": "f2"}),
+            ]
+        )
+    rows = {r["id"]: r for r in db["events"].rows}
+    assert rows["e1"]["value"] == 42.5 and rows["e1"]["attributed_message_id"] == "msg1"
+    assert rows["e1"]["attributed_flow_id"] == "f1" and rows["e1"]["metric_id"] == "m1"
+    assert rows["e2"]["message_id"] == "msg2" and rows["e2"]["flow_id"] == "f2"
+    assert json.loads(rows["e2"]["attributes"])["event_properties"]["$flow"] == "f2"
+
+
+def test_upsert_is_idempotent_and_updates(tmp_path):
+    db = open_database(tmp_path / "k.db")
+    repo = Repository(db)
+    p = {
+        "type": "profile",
+        "id": "p1",
+        "attributes": {"email": "a@x.io", "updated": "2026-01-01T00:00:00+00:00"},
+    }
+    with db.atomic():
+        repo.write_resources([Resource.model_validate(p)])
+        repo.write_resources([Resource.model_validate(p)])
+    p["attributes"]["email"] = "b@x.io"
+    with db.atomic():
+        repo.write_resources([Resource.model_validate(p)])
+    assert db["profiles"].count == 1
+    assert db["profiles"].get("p1")["email"] == "b@x.io"
+
+
+def test_mark_deleted_flags_rows_a_complete_scan_did_not_touch(tmp_path):
+    db = open_database(tmp_path / "k.db")
+    repo = Repository(db)
+    lists = [Resource.model_validate({"type": "list", "id": i, "attributes": {"name": i}}) for i in "abc"]
+    with db.atomic():
+        repo.write_resources(lists)
+    from klaviyo_etl.db.repositories import utcnow
+
+    scan_started = utcnow()
+    with db.atomic():
+        repo.write_resources(lists[:2])  # the scan sees a and b only
+        assert repo.mark_deleted("lists", scan_started) == 1
+    gone = {r["id"] for r in db["lists"].rows_where("deleted_at IS NOT NULL")}
+    assert gone == {"c"}
+    with db.atomic():  # c comes back: the upsert revives it
+        repo.write_resources(lists[2:])
+    assert db["lists"].get("c")["deleted_at"] is None
+
+
+def test_a_failed_transaction_leaves_nothing_behind(tmp_path):
+    db = open_database(tmp_path / "k.db")
+    repo = Repository(db)
+    try:
+        with db.atomic():
+            repo.write_resources([event("e1")])
+            raise RuntimeError("crash mid-page")
+    except RuntimeError:
+        pass
+    assert db["events"].count == 0
