@@ -148,9 +148,10 @@ def plan_stream(
             break
         if run.status == "failed":
             failed.append(run)
-    last_success = (last_ok.run_started_at or last_ok.started_at if last_ok else None) or parse_time(
-        state.get("last_success_at")
-    )
+    last_success = None
+    if last_ok:
+        last_success = last_ok.run_started_at or last_ok.started_at
+    last_success = last_success or parse_time(state.get("last_success_at"))
     last_attempt = parse_time(state.get("last_attempt_at"))
     if runs and runs[0].started_at and (last_attempt is None or runs[0].started_at > last_attempt):
         last_attempt = runs[0].started_at

@@ -1,0 +1,170 @@
+"""The config file: defaults like the seed's, overrides, and one-line errors for mistakes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from klaviyo_etl.config_file import (
+    DEFAULT_SCHEDULE,
+    Interval,
+    apply_defaults,
+    config_path,
+    default_config_text,
+    load_config,
+    write_default_config,
+)
+from klaviyo_etl.errors import ConfigError
+from klaviyo_etl.settings import Settings
+from klaviyo_etl.sync.engine import STREAM_NAMES
+
+
+def _load(tmp_path: Path, text: str):
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return load_config(path)
+
+
+@pytest.mark.parametrize(
+    "text, seconds, shown",
+    [
+        ("1m", 60, "1m"),
+        ("30m", 1800, "30m"),
+        ("1h", 3600, "1h"),
+        ("90m", 5400, "1h30m"),
+        ("1h30m", 5400, "1h30m"),
+        ("3h", 10800, "3h"),
+        ("1d", 86400, "1d"),
+        ("36h", 129600, "1d12h"),
+        ("1w", 604800, "1w"),
+        (" 2D ", 172800, "2d"),
+        ("off", None, "off"),
+        ("OFF", None, "off"),
+    ],
+)
+def test_intervals_parse_and_print(text, seconds, shown):
+    interval = Interval.parse(text)
+    assert interval.seconds == seconds
+    assert str(interval) == shown
+    assert Interval.parse(str(interval)) == interval
+
+
+@pytest.mark.parametrize("text", ["", "1", "h", "1x", "30s", "0m", "1.5h", "-1h", "1m1h", "never"])
+def test_bad_intervals_are_refused(text):
+    with pytest.raises(ValueError):
+        Interval.parse(text)
+
+
+def test_a_missing_file_means_the_seeds_defaults(tmp_path):
+    config = load_config(tmp_path / "nope.toml")
+    assert not config.exists
+    assert list(config.schedule) == STREAM_NAMES
+    assert set(DEFAULT_SCHEDULE) == set(STREAM_NAMES)
+    assert str(config.schedule["events"]) == "1h"
+    assert str(config.schedule["campaigns"]) == "3h"
+    assert str(config.schedule["flows"]) == "6h"
+    assert str(config.schedule["metrics"]) == str(config.schedule["profiles"]) == "1d"
+    assert (config.lookback_days, config.reconcile_days) == (3, 7)
+    assert config.db is None and config.base_url is None
+    assert {s.source for s in config.settings()} == {"default"}
+
+
+def test_the_file_overrides_what_it_sets(tmp_path):
+    config = _load(
+        tmp_path,
+        """
+[schedule]
+events = "30m"
+profiles = "off"
+
+[sync]
+lookback_days = 1.5
+
+[defaults]
+db = "~/data/k.db"
+base_url = "http://127.0.0.1:8080/"
+""",
+    )
+    assert config.exists
+    assert str(config.schedule["events"]) == "30m" and config.schedule["profiles"].off
+    assert str(config.schedule["campaigns"]) == "3h"
+    assert (config.lookback_days, config.reconcile_days) == (1.5, 7)
+    assert config.db == Path("~/data/k.db").expanduser()
+    assert config.base_url == "http://127.0.0.1:8080"
+    sources = {s.key: (s.value, s.source) for s in config.settings()}
+    assert sources["schedule.events"] == ("30m", "file")
+    assert sources["schedule.campaigns"] == ("3h", "default")
+    assert sources["sync.lookback_days"] == ("1.5", "file")
+    assert sources["sync.reconcile_days"] == ("7", "default")
+    assert sources["defaults.base_url"] == ("http://127.0.0.1:8080", "file")
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('[schedule]\nevnts = "1h"\n', "[schedule] evnts: unknown stream (known: metrics, events"),
+        ('[schedule]\nevents = "1x"\n', "[schedule] events: '1x' is not an interval; use"),
+        ('[schedule]\nevents = "0m"\n', "[schedule] events: '0m' is too short"),
+        ("[schedule]\nevents = 60\n", "[schedule] events: 60 is not a string"),
+        ("schedule = 3\n", "[schedule]: Input should be a valid dictionary"),
+        ("[sync]\nlookback = 3\n", "[sync] lookback: unknown key (known: lookback_days, reconcile_days)"),
+        ("[sync]\nlookback_days = -1\n", "[sync] lookback_days: Input should be greater than or equal to 0"),
+        ('[sync]\nreconcile_days = "weekly"\n', "[sync] reconcile_days: Input should be a valid number"),
+        ('[defaults]\nbase_url = "a.klaviyo.com"\n', "[defaults] base_url: must start with http://"),
+        ("[schedules]\n", "[schedules]: unknown section (known: schedule, sync, defaults)"),
+        ("[schedule\n", "invalid TOML: "),
+    ],
+)
+def test_mistakes_are_one_line_naming_file_key_and_problem(tmp_path, text, message):
+    with pytest.raises(ConfigError) as caught:
+        _load(tmp_path, text)
+    error = str(caught.value)
+    assert error.startswith(f"config {tmp_path / 'config.toml'}: ")
+    assert message in error
+    assert "\n" not in error
+
+
+def test_a_directory_is_not_a_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="is a directory"):
+        load_config(tmp_path)
+
+
+def test_the_path_comes_from_the_environment_or_the_user_config_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv("KLAVIYO_ETL_CONFIG", str(tmp_path / "mine.toml"))
+    assert config_path() == tmp_path / "mine.toml"
+    (tmp_path / "mine.toml").write_text('[schedule]\nevents = "2h"\n')
+    assert str(load_config().schedule["events"]) == "2h"
+    monkeypatch.delenv("KLAVIYO_ETL_CONFIG")
+    assert config_path().name == "config.toml"
+    assert "klaviyo-etl" in str(config_path())
+
+
+def test_the_written_default_file_loads_back_to_the_defaults(tmp_path):
+    path = write_default_config(tmp_path / "sub" / "config.toml")
+    config = load_config(path)
+    defaults = load_config(tmp_path / "missing.toml")
+    assert config.schedule == defaults.schedule
+    assert (config.lookback_days, config.reconcile_days) == (3, 7)
+    assert config.db is None  # [defaults] is commented out: nothing to override
+    assert "schedule.events" in config.from_file
+    assert default_config_text().startswith("# klaviyo-etl configuration")
+
+
+def test_init_refuses_to_overwrite_without_force(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text('[schedule]\nevents = "2h"\n')
+    with pytest.raises(ConfigError, match="already exists; pass --force"):
+        write_default_config(path)
+    assert "2h" in path.read_text()
+    write_default_config(path, force=True)
+    assert str(load_config(path).schedule["events"]) == "1h"
+
+
+def test_defaults_apply_only_where_no_option_was_given(tmp_path):
+    config = _load(tmp_path, '[defaults]\ndb = "/data/k.db"\nbase_url = "http://x.test"\n')
+    settings = Settings(db_path=Path("/cli.db"))
+    applied = apply_defaults(settings, config, db_given=False, base_url_given=False)
+    assert (applied.db_path, applied.base_url) == (Path("/data/k.db"), "http://x.test")
+    kept = apply_defaults(settings, config, db_given=True, base_url_given=True)
+    assert (kept.db_path, kept.base_url) == (Path("/cli.db"), settings.base_url)
