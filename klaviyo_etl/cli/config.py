@@ -6,7 +6,6 @@ import json
 import os
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -28,15 +27,14 @@ app = typer.Typer(
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
-_SOURCES = {
-    click.core.ParameterSource.COMMANDLINE: "command line",
-    click.core.ParameterSource.ENVIRONMENT: "environment",
-}
+# By name: Typer ships its own copy of click, whose ParameterSource is not click's.
+_SOURCES = {"COMMANDLINE": "command line", "ENVIRONMENT": "environment"}
 
 
 def _given(ctx: typer.Context, name: str) -> str | None:
     """How the root option `name` was given ("command line"/"environment"), None if defaulted."""
-    return _SOURCES.get(ctx.find_root().get_parameter_source(name))
+    source = ctx.find_root().get_parameter_source(name)
+    return _SOURCES.get(getattr(source, "name", ""))
 
 
 def configured(ctx: typer.Context) -> tuple[Settings, Config]:

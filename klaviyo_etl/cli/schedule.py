@@ -44,7 +44,7 @@ def run(
     settings, config = configured(ctx)
     settings.require_api_key()  # fail now, not at the first due stream
     scheduler = Scheduler(settings.db_path, config, engine_runner(settings, config), poll_seconds=poll)
-    raise typer.Exit(scheduler.run())
+    scheduler.run()  # returns only after a clean stop, which is a success (exit 0)
 
 
 @app.command("crontab")

@@ -1,0 +1,90 @@
+"""`klaviyo-etl config`: where the file is, what is set and where each value came from."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from klaviyo_etl.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {"KLAVIYO_ETL_CONFIG": str(tmp_path / "config.toml"), "KLAVIYO_ETL_DB": ""}
+
+
+def _json(args: list[str], env: dict[str, str]) -> dict:
+    result = runner.invoke(app, [*args, "config", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_config_without_a_file_shows_the_defaults(tmp_path, env):
+    result = runner.invoke(app, ["--db", str(tmp_path / "k.db"), "config"], env=env, terminal_width=120)
+    assert result.exit_code == 0, result.output
+    assert f"Config file: {tmp_path / 'config.toml'} (not found, so defaults apply" in result.output
+    assert "location set by KLAVIYO_ETL_CONFIG" in result.output
+    events = next(line for line in result.output.splitlines() if "schedule.events" in line)
+    assert "1h" in events and "default" in events
+    assert f"Effective db: {tmp_path / 'k.db'} (from command line)" in result.output
+
+
+def test_config_shows_what_the_file_sets(tmp_path, env):
+    Path(env["KLAVIYO_ETL_CONFIG"]).write_text(
+        '[schedule]\nevents = "15m"\n[defaults]\ndb = "%s"\n' % (tmp_path / "file.db")
+    )
+    data = _json([], env)
+    assert data["exists"] is True and data["path"] == env["KLAVIYO_ETL_CONFIG"]
+    settings = {s["key"]: (s["value"], s["source"]) for s in data["settings"]}
+    assert settings["schedule.events"] == ("15m", "file")
+    assert settings["schedule.flows"] == ("6h", "default")
+    effective = {e["key"]: (e["value"], e["source"]) for e in data["effective"]}
+    assert effective["db"] == (str(tmp_path / "file.db"), "file")
+    # An explicit --db or KLAVIYO_ETL_DB wins over the file.
+    assert _json(["--db", "/x/cli.db"], env)["effective"][0] == {
+        "key": "db",
+        "value": "/x/cli.db",
+        "source": "command line",
+    }
+    assert _json([], {**env, "KLAVIYO_ETL_DB": "/x/env.db"})["effective"][0]["source"] == "environment"
+
+
+def test_the_files_default_db_is_used_by_schedule_commands(tmp_path, env):
+    Path(env["KLAVIYO_ETL_CONFIG"]).write_text('[defaults]\ndb = "%s"\n' % (tmp_path / "file.db"))
+    result = runner.invoke(app, ["schedule", "status", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["db"] == str(tmp_path / "file.db")
+    assert (tmp_path / "file.db").exists()
+
+
+def test_config_path_and_show(tmp_path, env):
+    result = runner.invoke(app, ["config", "path"], env=env)
+    assert result.output.strip() == env["KLAVIYO_ETL_CONFIG"]
+    shown = runner.invoke(app, ["config", "show", "--json"], env=env)
+    assert json.loads(shown.output)["path"] == env["KLAVIYO_ETL_CONFIG"]
+
+
+def test_config_init_writes_once_then_needs_force(tmp_path, env):
+    path = Path(env["KLAVIYO_ETL_CONFIG"])
+    first = runner.invoke(app, ["config", "init"], env=env)
+    assert first.exit_code == 0 and f"wrote {path}" in first.output
+    assert path.read_text().startswith("# klaviyo-etl configuration")
+    path.write_text('[schedule]\nevents = "2h"\n')
+    again = runner.invoke(app, ["config", "init"], env=env)
+    assert again.exit_code == 2
+    assert "already exists; pass --force" in again.output
+    assert "2h" in path.read_text()
+    forced = runner.invoke(app, ["config", "init", "--force"], env=env)
+    assert forced.exit_code == 0 and "2h" not in path.read_text()
+
+
+def test_a_bad_file_is_reported_by_config_itself(tmp_path, env):
+    Path(env["KLAVIYO_ETL_CONFIG"]).write_text('[schedule]\nfoo = "1h"\n')
+    result = runner.invoke(app, ["config"], env=env)
+    assert result.exit_code == 2
+    assert "[schedule] foo: unknown stream" in result.output

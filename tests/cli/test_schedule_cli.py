@@ -1,0 +1,159 @@
+"""`klaviyo-etl schedule ...` through the real CLI (CliRunner), plus one real process."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from klaviyo_etl.cli import app
+from klaviyo_etl.db import open_database
+from klaviyo_etl.db.lock import database_lock
+from klaviyo_etl.sync.engine import STREAM_NAMES, StreamResult
+from klaviyo_etl.sync.state import record_run
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {"KLAVIYO_ETL_CONFIG": str(tmp_path / "config.toml"), "KLAVIYO_API_KEY": ""}
+
+
+def _record(db_path: Path, stream: str, started: dt.datetime, status: str = "ok", error=None):
+    db = open_database(db_path)
+    stamp = started.isoformat(timespec="microseconds")
+    record_run(
+        db, uuid.uuid4().hex[:12], StreamResult(stream, status, error=error, started_at=stamp, ended_at=stamp)
+    )
+    db.close()
+
+
+def test_status_json_reports_each_stream(tmp_path, env):
+    db = tmp_path / "k.db"
+    Path(env["KLAVIYO_ETL_CONFIG"]).write_text('[schedule]\nevents = "1h"\nprofiles = "off"\n')
+    now = dt.datetime.now(dt.UTC)
+    _record(db, "events", now - dt.timedelta(minutes=20))
+    _record(db, "metrics", now - dt.timedelta(minutes=3), "failed", "AuthError: 403")
+
+    result = runner.invoke(app, ["--db", str(db), "schedule", "status", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    streams = {s["stream"]: s for s in data["streams"]}
+    assert list(streams) == STREAM_NAMES
+    events, metrics = streams["events"], streams["metrics"]
+    assert events["interval"] == "1h" and events["due_now"] is False
+    assert 39 * 60 <= events["due_in_seconds"] <= 40 * 60
+    assert events["last_status"] == "ok"
+    assert metrics["last_status"] == "failed" and metrics["failures"] == 1
+    assert metrics["last_error"] == "AuthError: 403"
+    assert 0 < metrics["due_in_seconds"] <= 2 * 60  # 5 minute backoff after the failure
+    assert streams["profiles"]["interval"] == "off" and streams["profiles"]["due_at"] is None
+    assert streams["tags"]["due_now"] is True and streams["tags"]["reason"] == "never synced"
+
+
+def test_status_table(tmp_path, env):
+    db = tmp_path / "k.db"
+    _record(db, "events", dt.datetime.now(dt.UTC) - dt.timedelta(minutes=20))
+    result = runner.invoke(app, ["--db", str(db), "schedule", "status"], env=env, terminal_width=200)
+    assert result.exit_code == 0, result.output
+    events = next(line for line in result.output.splitlines() if " events " in line)
+    assert "in 40m" in events or "in 39m" in events
+    assert "ok 20m ago" in events
+    tags = next(line for line in result.output.splitlines() if " tags " in line)
+    assert "never" in tags and "now" in tags and "yes" in tags
+    assert "Due now: metrics, profiles" in result.output
+
+
+def test_crontab_prints_a_pasteable_line_and_creates_the_log_dir(tmp_path, env):
+    log = tmp_path / "logs" / "sync.log"
+    result = runner.invoke(
+        app,
+        [
+            "--db",
+            str(tmp_path / "k.db"),
+            "--base-url",
+            "http://127.0.0.1:8080",
+            "schedule",
+            "crontab",
+            "--log",
+            str(log),
+        ],
+        env=env,
+    )
+    assert result.exit_code == 0, result.output
+    jobs = [line for line in result.output.splitlines() if line and not line.startswith("#")]
+    assert len(jobs) == 1
+    assert jobs[0].startswith("0 * * * * KLAVIYO_ETL_CONFIG=")
+    assert f"--db {tmp_path / 'k.db'} --base-url http://127.0.0.1:8080 --quiet sync --due" in jobs[0]
+    assert jobs[0].endswith(f">> {log} 2>&1")
+    assert log.parent.is_dir()
+
+
+def test_run_needs_an_api_key(tmp_path, env):
+    result = runner.invoke(app, ["--db", str(tmp_path / "k.db"), "schedule", "run"], env=env)
+    assert result.exit_code == 2
+    assert "no API key" in result.output
+
+
+def test_a_bad_config_is_one_line_and_exit_2(tmp_path, env):
+    Path(env["KLAVIYO_ETL_CONFIG"]).write_text('[schedule]\nevents = "hourly"\n')
+    for command in (["schedule", "status"], ["schedule", "crontab"], ["schedule", "run"]):
+        result = runner.invoke(app, ["--db", str(tmp_path / "k.db"), *command], env=env)
+        assert result.exit_code == 2
+        assert result.output.strip().splitlines() == [
+            f"Error: config {env['KLAVIYO_ETL_CONFIG']}: [schedule] events: 'hourly' is not an "
+            'interval; use a number and unit like "30m", "1h", "3h", "1d", "1h30m", or "off"'
+        ]
+
+
+def _wait_for(path: Path, text: str, timeout: float = 20) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        content = path.read_text() if path.exists() else ""
+        if text in content:
+            return content
+        time.sleep(0.05)
+    raise AssertionError(f"{text!r} not seen in {path}:\n{content}")
+
+
+def test_a_real_schedule_run_skips_while_locked_and_stops_on_sigterm(tmp_path, env):
+    """The loop and a manual sync share the lock; SIGTERM ends the process cleanly (exit 0)."""
+    db = tmp_path / "k.db"
+    open_database(db).close()
+    stderr = tmp_path / "stderr.txt"
+    process_env = {
+        **os.environ,
+        **env,
+        "KLAVIYO_API_KEY": "pk_test",
+        "KLAVIYO_BASE_URL": "http://127.0.0.1:9",
+    }
+    with database_lock(db), stderr.open("w") as err:  # a manual sync is running
+        process = subprocess.Popen(
+            [sys.executable, "-m", "klaviyo_etl", "--db", str(db), "schedule", "run", "--poll", "60"],
+            env=process_env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+        try:
+            _wait_for(stderr, "skipped: locked by another run")
+            process.send_signal(signal.SIGTERM)
+            code = process.wait(timeout=20)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    log = stderr.read_text()
+    assert code == 0, log
+    assert "SIGTERM received" in log and "scheduler stopped" in log
+    assert "Traceback" not in log
+    runs = open_database(db).execute("SELECT COUNT(*) FROM sync_runs").fetchone()[0]
+    assert runs == 0  # refused by the lock: nothing written, nothing counted as failed
