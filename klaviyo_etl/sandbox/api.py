@@ -1,0 +1,635 @@
+"""Klaviyo's API semantics over `SandboxData`, independent of the HTTP transport.
+
+`Api.handle` takes a parsed request and returns (status, JSON body). It validates query
+parameters against the vendored contract (filters, sort, page sizes, sparse fieldsets,
+includes), paginates with opaque keyset cursors and renders JSON:API documents. Auth,
+revisions, rate limits and faults live in `server.py`, which wraps this.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+import uuid
+from bisect import bisect_left, bisect_right
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+from urllib.parse import urlencode
+
+from klaviyo_etl.endpoints import Endpoint, contract
+from klaviyo_etl.sandbox.data import SandboxData
+from klaviyo_etl.sandbox.filters import FilterError, Term, as_epoch, matches, parse_filter, validate
+from klaviyo_etl.sandbox.render import ACTION_TYPES, Renderer
+
+DATETIME_FIELDS = {
+    "created",
+    "updated",
+    "created_at",
+    "updated_at",
+    "scheduled_at",
+    "send_time",
+    "joined_group_at",
+    "datetime",
+}
+CHANNELS = ("email", "sms", "mobile_push")
+
+
+class ApiError(Exception):
+    """An error answer in Klaviyo's JSON:API error shape."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        title: str,
+        detail: str,
+        *,
+        parameter: str | None = None,
+        pointer: str | None = None,
+    ):
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.title = title
+        self.detail = detail
+        self.parameter = parameter
+        self.pointer = pointer
+
+    def body(self) -> dict:
+        return error_body(
+            self.status, self.code, self.title, self.detail, parameter=self.parameter, pointer=self.pointer
+        )
+
+
+def error_body(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    *,
+    parameter: str | None = None,
+    pointer: str | None = None,
+) -> dict:
+    error: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "status": status,
+        "code": code,
+        "title": title,
+        "detail": detail,
+    }
+    if parameter or pointer:
+        error["source"] = {"parameter": parameter} if parameter else {"pointer": pointer}
+    return {"errors": [error]}
+
+
+def bad_request(detail: str, parameter: str | None = None, pointer: str | None = None) -> ApiError:
+    return ApiError(400, "invalid", "Invalid input.", detail, parameter=parameter, pointer=pointer)
+
+
+@cache
+def spec_parameters() -> dict[str, dict[str, list[str]]]:
+    """Allowed values of enumerated query parameters per route, from the vendored spec."""
+    text = resources.files("klaviyo_etl").joinpath("spec/schemas.json").read_text()
+    return json.loads(text)["parameters"]
+
+
+@dataclass
+class Request:
+    method: str
+    path: str  # without query string
+    query: dict[str, list[str]]
+    body: bytes
+    base_url: str  # scheme://host[:port] from the request's Host header
+
+
+@dataclass
+class Route:
+    method: str
+    template: str
+    pattern: re.Pattern
+    handler: Callable[..., dict]
+
+
+def _route(method: str, template: str, handler) -> Route:
+    pattern = re.compile("^" + re.sub(r"\{id\}", r"(?P<id>[^/]+)", template) + "/?$")
+    return Route(method, template, pattern, handler)
+
+
+def encode_cursor(payload: dict) -> str:
+    raw = json.dumps(payload, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(text: str) -> dict:
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        payload = json.loads(raw)
+        if not isinstance(payload, dict):
+            raise ValueError
+        return payload
+    except (ValueError, TypeError) as exc:
+        raise bad_request("Invalid page cursor.", parameter="page[cursor]") from exc
+
+
+def _sort_value(value: Any) -> tuple:
+    """Order None first and keep mixed types comparable."""
+    if value is None:
+        return (0, "")
+    if isinstance(value, bool):
+        return (1, int(value))
+    if isinstance(value, int | float):
+        return (1, value)
+    return (2, str(value))
+
+
+class Api:
+    def __init__(self, data: SandboxData):
+        self.data = data
+        self.contract = contract()
+        self.routes = [
+            _route("GET", "/api/metrics", self.list_resources),
+            _route("GET", "/api/events", self.list_events),
+            _route("GET", "/api/profiles", self.list_resources),
+            _route("GET", "/api/lists", self.list_resources),
+            _route("GET", "/api/lists/{id}", self.get_group),
+            _route("GET", "/api/lists/{id}/profiles", self.list_members),
+            _route("GET", "/api/segments", self.list_resources),
+            _route("GET", "/api/segments/{id}", self.get_group),
+            _route("GET", "/api/segments/{id}/profiles", self.list_members),
+            _route("GET", "/api/campaigns", self.list_resources),
+            _route("GET", "/api/campaigns/{id}/campaign-messages", self.campaign_messages),
+            _route("GET", "/api/flows", self.list_resources),
+            _route("GET", "/api/flows/{id}/flow-actions", self.list_resources),
+            _route("GET", "/api/flow-actions/{id}/flow-messages", self.list_resources),
+            _route("GET", "/api/forms", self.list_resources),
+            _route("GET", "/api/templates", self.list_resources),
+            _route("GET", "/api/tags", self.list_resources),
+            _route("GET", "/api/tag-groups", self.list_resources),
+            _route("POST", "/api/campaign-values-reports", self.values_report),
+            _route("POST", "/api/flow-values-reports", self.values_report),
+            _route("POST", "/api/metric-aggregates", self.metric_aggregates),
+        ]
+        self._cache: OrderedDict[tuple, tuple[int, list, list]] = OrderedDict()
+
+    # -- dispatch ------------------------------------------------------------------------------
+
+    def match(self, method: str, path: str) -> tuple[Route, str | None]:
+        """The route for a request, or ApiError 404/405."""
+        allowed = False
+        for route in self.routes:
+            m = route.pattern.match(path)
+            if m:
+                if route.method == method:
+                    return route, m.groupdict().get("id")
+                allowed = True
+        if allowed:
+            raise ApiError(
+                405, "method_not_allowed", "Method not allowed.", f'Method "{method}" not allowed.'
+            )
+        raise ApiError(404, "not_found", "Not found.", f"No endpoint at {path}.")
+
+    def handle(self, request: Request) -> tuple[int, dict]:
+        route, resource_id = self.match(request.method, request.path)
+        try:
+            with self.data.lock:
+                return 200, route.handler(request, route, resource_id)
+        except FilterError as exc:
+            raise bad_request(str(exc), parameter="filter") from exc
+
+    # -- query parameters ----------------------------------------------------------------------
+
+    def _check_params(self, request: Request, route: Route, endpoint: Endpoint | None) -> None:
+        allowed = set(spec_parameters().get(f"{route.method} {route.template}", {}))
+        if endpoint is not None:
+            if endpoint.filter_fields:
+                allowed.add("filter")
+            if endpoint.sort_fields:
+                allowed.add("sort")
+            if endpoint.page_size_default is not None:
+                allowed.add("page[cursor]")
+            if endpoint.page_size_param:
+                allowed.add(endpoint.page_size_param)
+        for name, values in request.query.items():
+            if name not in allowed:
+                raise bad_request(
+                    f"'{name}' is not a valid query parameter for this endpoint.", parameter=name
+                )
+            if len(values) > 1:
+                raise bad_request(f"'{name}' was given more than once.", parameter=name)
+            enum = spec_parameters().get(f"{route.method} {route.template}", {}).get(name)
+            if enum and name != "sort":
+                for item in values[0].split(","):
+                    if item not in enum:
+                        raise bad_request(f"'{item}' is not a valid value for {name}.", parameter=name)
+
+    @staticmethod
+    def _one(request: Request, name: str) -> str | None:
+        values = request.query.get(name)
+        return values[0] if values else None
+
+    def _options(self, request: Request) -> tuple[dict, dict, set]:
+        fields: dict[str, list[str]] = {}
+        additional: dict[str, list[str]] = {}
+        for name, values in request.query.items():
+            if name.startswith("fields["):
+                fields[name[7:-1]] = values[0].split(",")
+            elif name.startswith("additional-fields["):
+                additional[name[18:-1]] = values[0].split(",")
+        include = set(self._one(request, "include").split(",")) if self._one(request, "include") else set()
+        return fields, additional, include
+
+    def _page_size(self, request: Request, endpoint: Endpoint) -> int:
+        raw = self._one(request, "page[size]")
+        if raw is None:
+            return endpoint.page_size_default or 100
+        try:
+            size = int(raw)
+        except ValueError as exc:
+            raise bad_request("page[size] must be an integer.", parameter="page[size]") from exc
+        if size < 1 or size > (endpoint.page_size_max or size):
+            raise bad_request(
+                f"page[size] must be between 1 and {endpoint.page_size_max}.", parameter="page[size]"
+            )
+        return size
+
+    def _sort(self, request: Request, endpoint: Endpoint) -> tuple[str | None, bool]:
+        raw = self._one(request, "sort")
+        if raw is None:
+            return None, False
+        descending = raw.startswith("-")
+        field = raw.lstrip("-")
+        if field not in (endpoint.sort_fields or []):
+            raise bad_request(f"'{raw}' is not a valid sort field.", parameter="sort")
+        return field, descending
+
+    def _terms(self, request: Request, endpoint: Endpoint) -> list[Term]:
+        raw = self._one(request, "filter")
+        if raw is None:
+            return []
+        terms = parse_filter(raw)
+        validate(terms, endpoint.filter_fields)
+        for term in terms:
+            if term.field in DATETIME_FIELDS and term.op != "has":
+                as_epoch(term.value)  # malformed datetimes are a 400, not an empty page
+        return terms
+
+    # -- links ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _link(request: Request, **overrides: str | None) -> str:
+        query = {k: v[0] for k, v in request.query.items()}
+        for key, value in overrides.items():
+            name = key.replace("page_cursor", "page[cursor]")
+            if value is None:
+                query.pop(name, None)
+            else:
+                query[name] = value
+        path = request.path if request.path.endswith("/") else request.path + "/"
+        suffix = "?" + urlencode(query) if query else ""
+        return f"{request.base_url}{path}{suffix}"
+
+    # -- generic collections -----------------------------------------------------------------------
+
+    def _records(self, template: str, scope: str | None) -> tuple[str, list[dict]]:
+        data = self.data
+        res = data.resources
+        kind = {
+            "/api/metrics": "metric",
+            "/api/profiles": "profile",
+            "/api/lists": "list",
+            "/api/segments": "segment",
+            "/api/campaigns": "campaign",
+            "/api/flows": "flow",
+            "/api/forms": "form",
+            "/api/templates": "template",
+            "/api/tags": "tag",
+            "/api/tag-groups": "tag-group",
+            "/api/flows/{id}/flow-actions": "flow-action",
+            "/api/flow-actions/{id}/flow-messages": "flow-message",
+        }[template]
+        if template == "/api/flows/{id}/flow-actions":
+            if scope not in res["flow"]:
+                raise ApiError(404, "not_found", "Not found.", f"Flow {scope} does not exist.")
+            return kind, data.flow_actions_of(scope)
+        if template == "/api/flow-actions/{id}/flow-messages":
+            if scope not in res["flow-action"]:
+                raise ApiError(404, "not_found", "Not found.", f"Flow action {scope} does not exist.")
+            return kind, data.flow_messages_of(scope)
+        return kind, list(res[kind].values())
+
+    def _getter(self, kind: str, field: str) -> Callable[[dict], Any]:
+        if field == "id":
+            return lambda r: r["id"]
+        if kind == "campaign" and field == "messages.channel":
+            return lambda r: r["channel"]
+        if kind == "metric" and field.startswith("integration."):
+            key = field.split(".", 1)[1]
+            return lambda r: (r["attributes"].get("integration") or {}).get(key)
+        if kind == "flow-action" and field == "action_type":
+            return lambda r: r["kind"]
+        if kind == "flow-action" and field == "status":
+            return lambda r: (r["attributes"]["definition"].get("data") or {}).get("status")
+        if kind == "flow-message" and field == "name":
+            return lambda r: r["attributes"]["definition"].get("name")
+        if kind == "profile" and field.startswith("subscriptions."):
+            return self._suppression_getter(field)
+        if field == "_kx":
+            return lambda r: None
+        return lambda r: r["attributes"].get(field)
+
+    @staticmethod
+    def _suppression_getter(field: str) -> Callable[[dict], Any]:
+        def get(record: dict) -> Any:
+            if ".list_suppressions." in field:
+                return None
+            suppression = record["consent"]["suppression"]
+            if not suppression:
+                return None
+            reason, ts = suppression[-1]
+            from klaviyo_etl.sandbox.timeutil import iso
+
+            return reason if field.endswith(".reason") else iso(ts)
+
+        return get
+
+    def _predicate(self, kind: str, terms: list[Term]) -> Callable[[dict], bool]:
+        checks = []
+        for term in terms:
+            getter = self._getter(kind, term.field)
+            is_dt = term.field in DATETIME_FIELDS or term.field.endswith(".timestamp")
+            if kind == "flow-action" and term.field == "action_type":
+                term = Term(term.op, term.field, _normalize_action_type(term.value))
+            checks.append((term, getter, is_dt))
+
+        def predicate(record: dict) -> bool:
+            return all(matches(t, g(record), datetime_field=d) for t, g, d in checks)
+
+        return predicate
+
+    def _ordered(self, key: tuple, items: Callable[[], list], sort_key: Callable) -> tuple[list, list]:
+        """Sorted keys and items for a query, cached until the data changes."""
+        cached = self._cache.get(key)
+        if cached and cached[0] == self.data.version:
+            self._cache.move_to_end(key)
+            return cached[1], cached[2]
+        decorated = sorted(((sort_key(item), item) for item in items()), key=lambda p: p[0])
+        keys = [k for k, _ in decorated]
+        ordered = [item for _, item in decorated]
+        self._cache[key] = (self.data.version, keys, ordered)
+        if len(self._cache) > 64:
+            self._cache.popitem(last=False)
+        return keys, ordered
+
+    def _page(
+        self, request: Request, keys: list, items: list, size: int, descending: bool, sort_name: str
+    ) -> tuple[list, str | None]:
+        """One page after the keyset cursor, and the cursor of the page after it."""
+        cursor_text = self._one(request, "page[cursor]")
+        if cursor_text:
+            cursor = decode_cursor(cursor_text)
+            if cursor.get("s") != sort_name or "k" not in cursor:
+                raise bad_request("Invalid page cursor.", parameter="page[cursor]")
+            after = _to_key(cursor["k"])
+            if descending:
+                end = bisect_left(keys, after)
+                page_idx = list(reversed(range(max(0, end - size), end)))
+            else:
+                start = bisect_right(keys, after)
+                page_idx = list(range(start, min(len(keys), start + size)))
+        elif descending:
+            page_idx = list(reversed(range(max(0, len(keys) - size), len(keys))))
+        else:
+            page_idx = list(range(0, min(len(keys), size)))
+        page = [items[i] for i in page_idx]
+        if not page_idx:
+            return page, None
+        last = page_idx[-1]
+        has_next = last > 0 if descending else last < len(keys) - 1
+        next_cursor = encode_cursor({"s": sort_name, "k": list(keys[last])}) if has_next else None
+        return page, next_cursor
+
+    def _document(self, request: Request, renderer: Renderer, data: list, next_cursor: str | None) -> dict:
+        doc: dict[str, Any] = {"data": data}
+        links = {"self": self._link(request)}
+        if next_cursor:
+            links["next"] = self._link(request, page_cursor=next_cursor)
+        doc["links"] = links
+        if renderer.include:
+            doc["included"] = [obj for obj in renderer.included.values() if obj]
+        return doc
+
+    def list_resources(self, request: Request, route: Route, scope: str | None) -> dict:
+        endpoint = self.contract.by_path(route.template)
+        self._check_params(request, route, endpoint)
+        terms = self._terms(request, endpoint)
+        if route.template == "/api/campaigns":
+            channel = [t for t in terms if t.field == "messages.channel" and t.op == "equals"]
+            if not channel or channel[0].value not in CHANNELS:
+                raise bad_request(
+                    "A channel filter is required: filter=equals(messages.channel,'email'), "
+                    "'sms' or 'mobile_push'.",
+                    parameter="filter",
+                )
+        sort_field, descending = self._sort(request, endpoint)
+        size = self._page_size(request, endpoint)
+        fields, additional, include = self._options(request)
+        kind, records = self._records(route.template, scope)
+        predicate = self._predicate(kind, terms)
+        getter = self._getter(kind, sort_field) if sort_field else None
+
+        def sort_key(record: dict) -> tuple:
+            primary = _sort_value(getter(record)) if getter else (0, "")
+            return (*primary, record["seq"])
+
+        key = (route.template, scope, self._one(request, "filter"), sort_field)
+        keys, ordered = self._ordered(key, lambda: [r for r in records if predicate(r)], sort_key)
+        page, next_cursor = self._page(request, keys, ordered, size, descending, sort_field or "seq")
+        renderer = Renderer(
+            self.data,
+            request.base_url,
+            fields=fields,
+            additional=additional,
+            include=include,
+            on_profiles=route.template == "/api/profiles",
+        )
+        return self._document(request, renderer, [renderer.resource(kind, r) for r in page], next_cursor)
+
+    def list_members(self, request: Request, route: Route, scope: str | None) -> dict:
+        kind = "list" if route.template.startswith("/api/lists") else "segment"
+        if scope not in self.data.resources[kind]:
+            raise ApiError(404, "not_found", "Not found.", f"{kind.title()} {scope} does not exist.")
+        endpoint = self.contract.by_path(route.template)
+        self._check_params(request, route, endpoint)
+        terms = self._terms(request, endpoint)
+        sort_field, descending = self._sort(request, endpoint)
+        size = self._page_size(request, endpoint)
+        fields, additional, include = self._options(request)
+        profiles = self.data.resources["profile"]
+        members = [
+            (profiles[pid], joined) for pid, joined in self.data.members[scope].items() if pid in profiles
+        ]
+
+        def value(item, field):
+            record, joined = item
+            if field == "joined_group_at":
+                return joined
+            if field == "profile_id":
+                return record["id"]
+            if field in ("push_token", "_kx"):
+                return None
+            return record["attributes"].get(field)
+
+        def predicate(item) -> bool:
+            return all(
+                matches(t, value(item, t.field), datetime_field=t.field in DATETIME_FIELDS) for t in terms
+            )
+
+        def sort_key(item) -> tuple:
+            return (*_sort_value(item[1]), item[0]["seq"])
+
+        key = (route.template, scope, self._one(request, "filter"), "joined_group_at")
+        keys, ordered = self._ordered(key, lambda: [m for m in members if predicate(m)], sort_key)
+        page, next_cursor = self._page(request, keys, ordered, size, descending, "joined_group_at")
+        renderer = Renderer(
+            self.data, request.base_url, fields=fields, additional=additional, include=include
+        )
+        data = []
+        for record, joined in page:
+            obj = renderer.resource("profile", record, joined=joined)
+            data.append(obj)
+        return self._document(request, renderer, data, next_cursor)
+
+    def get_group(self, request: Request, route: Route, scope: str | None) -> dict:
+        kind = "list" if route.template.startswith("/api/lists") else "segment"
+        record = self.data.resources[kind].get(scope or "")
+        self._check_params(request, route, None)
+        if record is None:
+            raise ApiError(404, "not_found", "Not found.", f"{kind.title()} {scope} does not exist.")
+        fields, additional, include = self._options(request)
+        renderer = Renderer(
+            self.data, request.base_url, fields=fields, additional=additional, include=include
+        )
+        doc: dict[str, Any] = {
+            "data": renderer.resource(kind, record),
+            "links": {"self": self._link(request)},
+        }
+        if include:
+            doc["included"] = [obj for obj in renderer.included.values() if obj]
+        return doc
+
+    def campaign_messages(self, request: Request, route: Route, scope: str | None) -> dict:
+        if scope not in self.data.resources["campaign"]:
+            raise ApiError(404, "not_found", "Not found.", f"Campaign {scope} does not exist.")
+        self._check_params(request, route, None)
+        fields, additional, include = self._options(request)
+        renderer = Renderer(
+            self.data, request.base_url, fields=fields, additional=additional, include=include
+        )
+        messages = self.data.campaign_messages_of(scope)
+        return self._document(
+            request, renderer, [renderer.resource("campaign-message", m) for m in messages], None
+        )
+
+    # -- events ----------------------------------------------------------------------------------
+
+    def list_events(self, request: Request, route: Route, scope: str | None) -> dict:
+        data = self.data
+        events = data.events
+        endpoint = self.contract.by_path(route.template)
+        self._check_params(request, route, endpoint)
+        terms = self._terms(request, endpoint)
+        sort_field, descending = self._sort(request, endpoint)
+        size = self._page_size(request, endpoint)
+        fields, additional, include = self._options(request)
+
+        lo, hi = 0, len(events)
+        metric = profile = None
+        empty = False
+        for term in terms:
+            if term.field in ("datetime", "timestamp"):
+                x = as_epoch(term.value)
+                if term.op == "greater-or-equal":
+                    lo = max(lo, bisect_left(events.ts, math.ceil(x)))
+                elif term.op == "greater-than":
+                    lo = max(lo, bisect_left(events.ts, math.floor(x) + 1))
+                elif term.op == "less-or-equal":
+                    hi = min(hi, bisect_right(events.ts, math.floor(x)))
+                elif term.op == "less-than":
+                    hi = min(hi, bisect_right(events.ts, math.ceil(x) - 1))
+            elif term.field == "metric_id":
+                metric = data.metric_index.get(str(term.value))
+                empty |= metric is None
+            elif term.field == "profile_id":
+                profile = data.profile_index.get(str(term.value))
+                empty |= profile is None or data.profile_ids[profile] not in data.resources["profile"]
+
+        sort_name = sort_field or "datetime"
+        cursor_text = self._one(request, "page[cursor]")
+        if cursor_text:
+            cursor = decode_cursor(cursor_text)
+            try:
+                cts, cnum = int(cursor["t"]), int(cursor["n"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise bad_request("Invalid page cursor.", parameter="page[cursor]") from exc
+            if cursor.get("s") != sort_name:
+                raise bad_request("Invalid page cursor.", parameter="page[cursor]")
+            if descending:
+                hi = min(hi, events.index_before(cts, cnum))
+            else:
+                lo = max(lo, events.index_after(cts, cnum))
+
+        deleted = events.deleted
+        ev_metric, ev_profile, ev_num = events.metric, events.profile, events.num
+        found: list[int] = []
+        more = False
+        if not empty and lo < hi:
+            for i in range(hi - 1, lo - 1, -1) if descending else range(lo, hi):
+                if metric is not None and ev_metric[i] != metric:
+                    continue
+                if profile is not None and ev_profile[i] != profile:
+                    continue
+                if deleted and ev_num[i] in deleted:
+                    continue
+                if len(found) == size:
+                    more = True
+                    break
+                found.append(i)
+        renderer = Renderer(data, request.base_url, fields=fields, additional=additional, include=include)
+        items = [renderer.event(i) for i in found]
+        next_cursor = None
+        if more:
+            last = found[-1]
+            next_cursor = encode_cursor({"s": sort_name, "t": events.ts[last], "n": events.num[last]})
+        return self._document(request, renderer, items, next_cursor)
+
+    # -- reporting -------------------------------------------------------------------------------
+
+    def values_report(self, request: Request, route: Route, scope: str | None) -> dict:
+        from klaviyo_etl.sandbox.reports import values_report
+
+        return values_report(self.data, request, route.template)
+
+    def metric_aggregates(self, request: Request, route: Route, scope: str | None) -> dict:
+        from klaviyo_etl.sandbox.reports import metric_aggregates
+
+        return metric_aggregates(self.data, request)
+
+
+def _normalize_action_type(value: Any) -> Any:
+    """Accept both the definition type ('send-email') and Klaviyo's enum ('SEND_EMAIL')."""
+    reverse = {v: k for k, v in ACTION_TYPES.items()}
+    if isinstance(value, list):
+        return [reverse.get(str(v), str(v)) for v in value]
+    return reverse.get(str(value), value)
+
+
+def _to_key(raw: Any) -> tuple:
+    if not isinstance(raw, list):
+        raise bad_request("Invalid page cursor.", parameter="page[cursor]")
+    return tuple(raw)

@@ -1,0 +1,43 @@
+"""The sandbox's knobs: how much data to generate and how hostile the server should be."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+DEFAULT_API_KEY = "pk_sandbox_0000000000000000000000000000abcd"
+
+
+def default_now() -> datetime:
+    """The current UTC time truncated to the hour, so a seed gives the same data all hour."""
+    return datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+@dataclass
+class SandboxConfig:
+    """Data size (read once by `SandboxData.generate`) and server behaviour (read per request,
+    so a test may change `fault_rate`, `latency_ms` or `rate_limits` while the server runs)."""
+
+    seed: int = 7
+    profiles: int = 300
+    events: int = 3000
+    campaigns: int = 12
+    flows: int = 4
+    lists: int = 4
+    segments: int = 3
+    forms: int = 3
+    templates: int = 8
+    tags: int = 5
+    days: int = 120  # events spread over the last `days` days before `now`
+    api_key: str = DEFAULT_API_KEY
+    latency_ms: float = 0.0  # slept before answering each request
+    fault_rate: float = 0.0  # fraction of requests answered with a 5xx, a drop or a short body
+    rate_limits: bool = False  # enforce Klaviyo's per-endpoint burst/steady windows
+    rate_limit_scale: float = 1.0  # multiplies allowed request counts; <1 provokes 429s cheaply
+    now: datetime | None = None  # the instant the data is anchored to (default: this hour)
+
+    def anchored_now(self) -> datetime:
+        now = self.now or default_now()
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=UTC)
+        return now.astimezone(UTC)

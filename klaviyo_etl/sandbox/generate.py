@@ -1,0 +1,900 @@
+"""Deterministic generation of a plausible Klaviyo account.
+
+Everything derives from one seeded `random.Random`, so a seed always yields the same account.
+The event history is built from cause to effect: campaigns and flows send to real list
+members, sends produce Received/Bounced events, some recipients open and click, a few convert
+into attributed Placed Order events within the attribution window, and unsubscribes change the
+profile's consent. Reports computed over this data therefore behave like reports over a real
+account instead of over noise.
+"""
+
+from __future__ import annotations
+
+import random
+from array import array
+from typing import TYPE_CHECKING
+
+from klaviyo_etl import conventions as kv
+from klaviyo_etl.sandbox import catalog
+from klaviyo_etl.sandbox.events import NONE
+from klaviyo_etl.sandbox.ids import IdFactory
+from klaviyo_etl.sandbox.timeutil import iso
+
+if TYPE_CHECKING:
+    from klaviyo_etl.sandbox.data import SandboxData
+
+DAY = 86_400
+HOUR = 3_600
+
+# (name, integration name, integration category) for every metric the account tracks.
+METRICS: list[tuple[str, str, str]] = [
+    (kv.RECEIVED_EMAIL, "Klaviyo", "Internal"),
+    (kv.OPENED_EMAIL, "Klaviyo", "Internal"),
+    (kv.CLICKED_EMAIL, "Klaviyo", "Internal"),
+    (kv.BOUNCED_EMAIL, "Klaviyo", "Internal"),
+    (kv.DROPPED_EMAIL, "Klaviyo", "Internal"),
+    (kv.MARKED_SPAM, "Klaviyo", "Internal"),
+    (kv.UNSUBSCRIBED, "Klaviyo", "Internal"),
+    (kv.SENT_SMS, "Klaviyo", "Internal"),
+    (kv.RECEIVED_SMS, "Klaviyo", "Internal"),
+    (kv.CLICKED_SMS, "Klaviyo", "Internal"),
+    (kv.FAILED_SMS, "Klaviyo", "Internal"),
+    (kv.UNSUBSCRIBED_SMS, "Klaviyo", "Internal"),
+    (kv.RECEIVED_PUSH, "Klaviyo", "Internal"),
+    (kv.OPENED_PUSH, "Klaviyo", "Internal"),
+    (kv.BOUNCED_PUSH, "Klaviyo", "Internal"),
+    (kv.ACTIVE_ON_SITE, "API", "API"),
+    (kv.VIEWED_PRODUCT, "API", "API"),
+    (kv.ADDED_TO_CART, "API", "API"),
+    (kv.STARTED_CHECKOUT, "Shopify", "eCommerce"),
+    (kv.PLACED_ORDER, "Shopify", "eCommerce"),
+    (kv.ORDERED_PRODUCT, "Shopify", "eCommerce"),
+    (kv.SUBSCRIBED_TO_LIST, "Klaviyo", "Internal"),
+    (kv.UNSUBSCRIBED_FROM_LIST, "Klaviyo", "Internal"),
+    (kv.VIEWED_FORM, "Klaviyo", "Internal"),
+    (kv.SUBMITTED_FORM, "Klaviyo", "Internal"),
+]
+INTEGRATION_IDS = {"Klaviyo": "0rG4eQ", "API": "7FtS4J", "Shopify": "0eMvjm"}
+
+# Per-channel behaviour of one recipient: (bounce, open, click | opened, unsubscribe, spam,
+# conversion if clicked, conversion otherwise). Click for SMS is unconditional (no opens).
+BEHAVIOUR = {
+    "email": (0.02, 0.42, 0.16, 0.004, 0.0008, 0.05, 0.006),
+    "sms": (0.02, 0.0, 0.08, 0.006, 0.0, 0.06, 0.008),
+    "mobile_push": (0.03, 0.09, 0.0, 0.0, 0.0, 0.0, 0.005),
+}
+# Expected events per send, used to size audiences so the total lands near `events`.
+EVENTS_PER_SEND = {"email": 1.72, "sms": 1.1, "mobile_push": 1.1}
+CHANNEL_WEIGHTS = [("email", 0.7), ("sms", 0.2), ("mobile_push", 0.1)]
+
+
+class Generator:
+    """Creates records for `SandboxData`; kept on the data so mutations can add more later."""
+
+    def __init__(self, data: SandboxData, rng: random.Random):
+        self.data = data
+        self.rng = rng
+        self.ids = IdFactory(rng)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _weighted(self, pairs):
+        r = self.rng.random()
+        acc = 0.0
+        for value, weight in pairs:
+            acc += weight
+            if r < acc:
+                return value
+        return pairs[-1][0]
+
+    def _between(self, lo: int, hi: int) -> int:
+        return lo if hi <= lo else self.rng.randrange(lo, hi)
+
+    # -- one record of each type -------------------------------------------------------------
+
+    def metric(self, name: str, integration: str, category: str, created: int) -> dict:
+        return {
+            "id": self.ids.short(),
+            "attributes": {
+                "name": name,
+                "created": iso(created),
+                "updated": iso(created),
+                "integration": {
+                    "object": "integration",
+                    "id": INTEGRATION_IDS[integration],
+                    "key": integration.lower(),
+                    "name": integration,
+                    "category": category,
+                },
+            },
+        }
+
+    def tag_group(self, name: str, *, default: bool = False) -> dict:
+        return {
+            "id": self.ids.uuid4(),
+            "attributes": {"name": name, "exclusive": False, "default": default},
+        }
+
+    def tag(self, name: str, group_id: str) -> dict:
+        return {"id": self.ids.uuid4(), "attributes": {"name": name}, "tag_group_id": group_id}
+
+    def template(self, n: int, created: int, updated: int) -> dict:
+        name = catalog.TEMPLATE_NAMES[n % len(catalog.TEMPLATE_NAMES)]
+        if n >= len(catalog.TEMPLATE_NAMES):
+            name = f"{name} {n // len(catalog.TEMPLATE_NAMES) + 1}"
+        editor = self.rng.choice(["CODE", "SYSTEM_DRAGGABLE", "SYSTEM_DRAGGABLE"])
+        html = (
+            f"<html><body><h1>{name}</h1><p>{{{{ first_name|default:'there' }}}}, "
+            f"something new at {catalog.STORE_NAME}.</p>"
+            f'<a href="{catalog.STORE_URL}">Shop now</a></body></html>'
+        )
+        return {
+            "id": self.ids.short(),
+            "attributes": {
+                "name": name,
+                "editor_type": editor,
+                "html": html,
+                "text": f"{name}\n\nShop now: {catalog.STORE_URL}",
+                "amp": None,
+                "created": iso(created),
+                "updated": iso(updated),
+            },
+        }
+
+    def list_(self, n: int, created: int, updated: int) -> dict:
+        name = catalog.LIST_NAMES[n % len(catalog.LIST_NAMES)]
+        if n >= len(catalog.LIST_NAMES):
+            name = f"{name} {n // len(catalog.LIST_NAMES) + 1}"
+        return {
+            "id": self.ids.short(),
+            "attributes": {
+                "name": name,
+                "created": iso(created),
+                "updated": iso(updated),
+                "opt_in_process": self.rng.choice(["single_opt_in", "double_opt_in"]),
+            },
+        }
+
+    def segment(self, n: int, created: int, updated: int, list_id: str | None) -> dict:
+        name = catalog.SEGMENT_NAMES[n % len(catalog.SEGMENT_NAMES)]
+        if n >= len(catalog.SEGMENT_NAMES):
+            name = f"{name} {n // len(catalog.SEGMENT_NAMES) + 1}"
+        if list_id:
+            condition = {"type": "profile-group-membership", "is_member": True, "group_ids": [list_id]}
+        else:
+            condition = {
+                "type": "profile-marketing-consent",
+                "consent": {
+                    "channel": "email",
+                    "can_receive_marketing": True,
+                    "consent_status": {"subscription": "any"},
+                },
+            }
+        return {
+            "id": self.ids.short(),
+            "attributes": {
+                "name": name,
+                "definition": {"condition_groups": [{"conditions": [condition]}]},
+                "created": iso(created),
+                "updated": iso(updated),
+                "is_active": self.rng.random() < 0.9,
+                "is_processing": False,
+                "is_starred": self.rng.random() < 0.3,
+            },
+        }
+
+    def form(self, n: int, created: int, updated: int) -> dict:
+        name = catalog.FORM_NAMES[n % len(catalog.FORM_NAMES)]
+        if n >= len(catalog.FORM_NAMES):
+            name = f"{name} {n // len(catalog.FORM_NAMES) + 1}"
+        return {
+            "id": self.ids.short(),
+            "attributes": {
+                "name": name,
+                "status": "live" if n == 0 or self.rng.random() < 0.7 else "draft",
+                "ab_test": self.rng.random() < 0.2,
+                "created_at": iso(created),
+                "updated_at": iso(updated),
+            },
+        }
+
+    def profile(self, n: int, created: int, updated: int) -> dict:
+        rng = self.rng
+        first = rng.choice(catalog.FIRST_NAMES)
+        last = rng.choice(catalog.LAST_NAMES)
+        local = f"{first}.{last}".lower().replace("ü", "u")
+        email = f"{local}.{n}@{rng.choice(catalog.EMAIL_DOMAINS)}"
+        has_phone = rng.random() < 0.45
+        phone = f"+1555{rng.randrange(10**7):07d}" if has_phone else None
+        city, region, country, zip_, tz, lat, lon = rng.choice(catalog.PLACES)
+        email_consent = self._weighted(
+            [("SUBSCRIBED", 0.72), ("NEVER_SUBSCRIBED", 0.2), ("UNSUBSCRIBED", 0.08)]
+        )
+        sms_consent = (
+            self._weighted([("SUBSCRIBED", 0.6), ("NEVER_SUBSCRIBED", 0.3), ("UNSUBSCRIBED", 0.1)])
+            if has_phone
+            else "NEVER_SUBSCRIBED"
+        )
+        consent_ts = self._between(created, max(created + 1, updated))
+        return {
+            "id": self.ids.ulid(created * 1000),
+            "attributes": {
+                "email": email,
+                "phone_number": phone,
+                "external_id": None,
+                "first_name": first,
+                "last_name": last,
+                "organization": None if rng.random() < 0.8 else f"{last} & Co",
+                "locale": "en-US" if country == "United States" else "en-GB",
+                "title": None,
+                "image": None,
+                "created": iso(created),
+                "updated": iso(updated),
+                "location": {
+                    "address1": f"{rng.randrange(1, 999)} Main St",
+                    "address2": None,
+                    "city": city,
+                    "country": country,
+                    "region": region,
+                    "zip": zip_,
+                    "timezone": tz,
+                    "ip": f"203.0.113.{rng.randrange(1, 255)}",
+                    "latitude": lat,
+                    "longitude": lon,
+                },
+                "properties": {
+                    "source": rng.choice(["Popup Form", "Checkout", "Import", "Footer Form"]),
+                    "favorite_category": rng.choice([p[2] for p in catalog.PRODUCTS]),
+                    "loyalty_points": rng.randrange(0, 2000),
+                },
+            },
+            "consent": {
+                "email": email_consent,
+                "email_ts": consent_ts,
+                "sms": sms_consent,
+                "sms_ts": consent_ts,
+                "push": rng.random() < 0.25,
+                "suppression": [],  # [(reason, ts)], filled by bounce/unsubscribe/spam events
+            },
+        }
+
+    def campaign(
+        self,
+        n: int,
+        channel: str,
+        status: str,
+        created: int,
+        send_time: int | None,
+        audiences: list[str],
+        excluded: list[str],
+    ) -> dict:
+        theme = catalog.CAMPAIGN_THEMES[n % len(catalog.CAMPAIGN_THEMES)]
+        label = {"email": "Email", "sms": "SMS", "mobile_push": "Push"}[channel]
+        name = f"{theme} {label} #{n + 1}"
+        updated = max(created, send_time or created)
+        if send_time is None:
+            strategy: dict = {
+                "method": "static",
+                "datetime": iso(created + 7 * DAY),
+                "options": {"is_local": False},
+            }
+        else:
+            strategy = {"method": "static", "datetime": iso(send_time), "options": {"is_local": False}}
+        tracking = None
+        if channel == "email":
+            tracking = {
+                "add_tracking_params": True,
+                "custom_tracking_params": None,
+                "is_tracking_clicks": True,
+                "is_tracking_opens": True,
+            }
+        elif channel == "sms":
+            tracking = {"add_tracking_params": False, "custom_tracking_params": None}
+        return {
+            "id": self.ids.ulid(created * 1000),
+            "channel": channel,
+            "attributes": {
+                "name": name,
+                "status": status,
+                "archived": False,
+                "audiences": {"included": audiences, "excluded": excluded},
+                "send_options": {"use_smart_sending": True},
+                "tracking_options": tracking,
+                "send_strategy": strategy,
+                "created_at": iso(created),
+                "scheduled_at": iso(created + HOUR) if status != "Draft" else None,
+                "updated_at": iso(updated),
+                "send_time": iso(send_time) if send_time is not None else None,
+            },
+        }
+
+    def campaign_message(self, campaign: dict, variant: int, template_id: str | None) -> dict:
+        channel = campaign["channel"]
+        attrs = campaign["attributes"]
+        name = attrs["name"]
+        subject = f"{name.split(' #')[0]}: {['ends tonight', 'just for you'][variant % 2]}"
+        if channel == "email":
+            definition: dict = {
+                "channel": "email",
+                "label": f"{name} {'AB'[variant]}" if variant else name,
+                "content": {
+                    "subject": subject,
+                    "preview_text": f"Inside: {catalog.STORE_NAME} picks",
+                    "from_email": catalog.STORE_FROM_EMAIL,
+                    "from_label": catalog.STORE_NAME,
+                    "reply_to_email": None,
+                    "cc_email": None,
+                    "bcc_email": None,
+                },
+            }
+        elif channel == "sms":
+            definition = {
+                "channel": "sms",
+                "content": {
+                    "body": f"{catalog.STORE_NAME}: {subject} {catalog.STORE_URL}",
+                    "media_url": None,
+                },
+                "render_options": {
+                    "shorten_links": True,
+                    "add_org_prefix": True,
+                    "add_info_link": True,
+                    "add_opt_out_language": False,
+                },
+            }
+        else:
+            definition = {
+                "channel": "mobile_push",
+                "notification_type": "standard",
+                "content": {"title": catalog.STORE_NAME, "body": subject, "dynamic_image": None},
+                "options": {"on_open": {"type": "open_app"}, "badge": {"display": False}, "play_sound": True},
+                "kv_pairs": None,
+            }
+        send_times = []
+        if attrs["send_time"]:
+            send_times = [{"datetime": attrs["send_time"], "is_local": False}]
+        created = attrs["created_at"]
+        return {
+            "id": self.ids.ulid(self.data._ts(attrs["created_at"]) * 1000 + variant),
+            "campaign_id": campaign["id"],
+            "channel": channel,
+            "template_id": template_id if channel == "email" else None,
+            "attributes": {
+                "definition": definition,
+                "send_times": send_times,
+                "created_at": created,
+                "updated_at": attrs["updated_at"],
+            },
+        }
+
+    def flow(self, n: int, created: int, updated: int, status: str) -> dict:
+        base, trigger = catalog.FLOW_BLUEPRINTS[n % len(catalog.FLOW_BLUEPRINTS)]
+        name = base if n < len(catalog.FLOW_BLUEPRINTS) else f"{base} {n + 1}"
+        return {
+            "id": self.ids.short(),
+            "attributes": {
+                "name": name,
+                "status": status,
+                "archived": False,
+                "created": iso(created),
+                "updated": iso(updated),
+                "trigger_type": trigger,
+            },
+        }
+
+    def flow_action(self, flow: dict, kind: str, created: int, status: str, delay_hours: int = 0) -> dict:
+        """kind: 'send-email' | 'send-sms' | 'send-mobile-push' | 'time-delay'."""
+        action_id = self.ids.numeric()
+        if kind == "time-delay":
+            unit, value = ("days", delay_hours // 24) if delay_hours % 24 == 0 else ("hours", delay_hours)
+            definition: dict = {
+                "id": action_id,
+                "type": "time-delay",
+                "data": {
+                    "unit": unit,
+                    "value": value,
+                    "secondary_value": None,
+                    "timezone": "profile",
+                    "delay_until_time": None,
+                    "delay_until_weekdays": None,
+                },
+                "links": {"next": None},
+            }
+        else:
+            definition = {"id": action_id, "type": kind, "data": {"status": status}, "links": {"next": None}}
+        return {
+            "id": action_id,
+            "flow_id": flow["id"],
+            "kind": kind,
+            "delay_hours": delay_hours,
+            "attributes": {"definition": definition, "created": iso(created), "updated": iso(created)},
+        }
+
+    def flow_message(self, flow: dict, action: dict, step: int, template_id: str | None) -> dict:
+        channel = {"send-email": "email", "send-sms": "sms", "send-mobile-push": "mobile_push"}[
+            action["kind"]
+        ]
+        flow_name = flow["attributes"]["name"]
+        name = f"{flow_name} {'Email' if channel == 'email' else channel.upper()} #{step}"
+        message_id = self.ids.short()
+        if channel == "email":
+            definition: dict = {
+                "id": message_id,
+                "name": name,
+                "from_email": catalog.STORE_FROM_EMAIL,
+                "from_label": catalog.STORE_NAME,
+                "reply_to_email": None,
+                "cc_email": None,
+                "bcc_email": None,
+                "subject_line": f"{flow_name}: step {step}",
+                "preview_text": "A note from us",
+                "template_id": template_id,
+                "smart_sending_enabled": True,
+                "transactional": False,
+                "add_tracking_params": False,
+                "custom_tracking_params": None,
+                "additional_filters": None,
+            }
+        elif channel == "sms":
+            definition = {
+                "id": message_id,
+                "name": name,
+                "body": f"{catalog.STORE_NAME}: {flow_name} {catalog.STORE_URL}",
+                "smart_sending_enabled": True,
+                "transactional": False,
+                "add_tracking_params": False,
+                "shorten_links": True,
+                "add_org_prefix": True,
+                "add_info_link": True,
+                "add_opt_out_language": False,
+                "include_contact_card": False,
+                "custom_tracking_params": None,
+                "additional_filters": None,
+                "image_id": None,
+                "template_id": None,
+            }
+        else:
+            definition = {
+                "id": message_id,
+                "name": name,
+                "title": catalog.STORE_NAME,
+                "body": f"{flow_name}: we saved something for you",
+                "sound": True,
+                "badge": False,
+                "on_open": "home",
+                "smart_sending_enabled": True,
+                "additional_filters": None,
+            }
+        created = action["attributes"]["created"]
+        return {
+            "id": message_id,
+            "action_id": action["id"],
+            "flow_id": flow["id"],
+            "channel": channel,
+            "template_id": template_id if channel == "email" else None,
+            "attributes": {
+                "channel": channel,
+                "definition": definition,
+                "created": created,
+                "updated": created,
+            },
+        }
+
+    # -- the whole account -----------------------------------------------------------------
+
+    def populate(self) -> None:
+        data = self.data
+        cfg = data.config
+        rng = self.rng
+        now = int(data.now.timestamp())
+        start = now - cfg.days * DAY
+        account_start = start - max(cfg.days, 180) * DAY  # the account predates the window
+
+        for name, integration, category in METRICS:
+            data._put("metric", self.metric(name, integration, category, account_start))
+
+        default_group = data._put("tag-group", self.tag_group("Default", default=True))
+        groups = [default_group]
+        if cfg.tags > 3:
+            groups.append(data._put("tag-group", self.tag_group("Channels")))
+        for n in range(cfg.tags):
+            name = catalog.TAG_NAMES[n % len(catalog.TAG_NAMES)]
+            if n >= len(catalog.TAG_NAMES):
+                name = f"{name} {n // len(catalog.TAG_NAMES) + 1}"
+            data._put("tag", self.tag(name, groups[n % len(groups)]["id"]))
+
+        for n in range(cfg.templates):
+            created = self._between(account_start, now - DAY)
+            data._put("template", self.template(n, created, self._between(created, now)))
+
+        for n in range(cfg.lists):
+            created = account_start + n * DAY
+            data._put("list", self.list_(n, created, self._between(created, now)))
+
+        for n in range(cfg.forms):
+            created = self._between(account_start, start + DAY)
+            data._put("form", self.form(n, created, self._between(created, now)))
+
+        # Profiles: most exist before the window, some sign up during it.
+        for n in range(cfg.profiles):
+            created = (
+                self._between(account_start, start)
+                if rng.random() < 0.6
+                else self._between(start, now - HOUR)
+            )
+            updated = self._between(created, now)
+            data._put("profile", self.profile(n, created, updated))
+
+        list_ids = list(data.resources["list"])
+        profile_records = list(data.resources["profile"].values())
+        for li, list_id in enumerate(list_ids):
+            share = 0.6 if li == 0 else 0.12 + rng.random() * 0.3
+            members = data.members.setdefault(list_id, {})
+            list_created = data._ts(data.resources["list"][list_id]["attributes"]["created"])
+            for profile in profile_records:
+                if rng.random() < share:
+                    created = data._ts(profile["attributes"]["created"])
+                    joined = self._between(max(created, list_created), now - 60)
+                    members[profile["id"]] = iso(joined)
+
+        for n in range(cfg.segments):
+            created = self._between(account_start, start)
+            list_id = list_ids[n % len(list_ids)] if list_ids and n % 2 == 0 else None
+            segment = data._put("segment", self.segment(n, created, self._between(created, now), list_id))
+            members = data.members.setdefault(segment["id"], {})
+            pool = data.members.get(list_id, {}) if list_id else None
+            for profile in profile_records:
+                if pool is not None and profile["id"] not in pool:
+                    continue
+                if rng.random() < 0.35:
+                    joined = max(data._ts(profile["attributes"]["created"]), created)
+                    members[profile["id"]] = iso(self._between(joined, now - 60))
+
+        self._campaigns(start, now, list_ids)
+        self._flows(account_start, start, now, list_ids)
+        self._tag_links()
+        self._events(start, now)
+
+    def _campaigns(self, start: int, now: int, list_ids: list[str]) -> None:
+        data = self.data
+        cfg = data.config
+        templates = list(data.resources["template"])
+        segments = list(data.resources["segment"])
+        for n in range(cfg.campaigns):
+            channel = self._weighted(CHANNEL_WEIGHTS) if n > 0 else "email"
+            r = self.rng.random()
+            status = "Sent" if r < 0.8 or n == 0 else ("Draft" if r < 0.9 else "Scheduled")
+            if status == "Sent":
+                send_time = start + int((n + 0.5) / cfg.campaigns * (now - start - 6 * HOUR))
+                send_time += self.rng.randrange(-HOUR, HOUR)
+                send_time = min(max(send_time, start + HOUR), now - 2 * HOUR)
+                created = send_time - self._between(DAY, 10 * DAY)
+            elif status == "Scheduled":
+                created = now - self._between(HOUR, 5 * DAY)
+                send_time = now + self._between(DAY, 10 * DAY)
+            else:
+                created = now - self._between(HOUR, 20 * DAY)
+                send_time = None
+            audience = [list_ids[n % len(list_ids)]] if list_ids else []
+            if channel == "sms" and len(list_ids) > 2:
+                audience = [list_ids[2]]
+            excluded = [segments[0]] if segments and self.rng.random() < 0.2 else []
+            campaign = data._put(
+                "campaign", self.campaign(n, channel, status, created, send_time, audience, excluded)
+            )
+            variants = 2 if channel == "email" and self.rng.random() < 0.2 else 1
+            for v in range(variants):
+                template_id = templates[(n + v) % len(templates)] if templates else None
+                data._put("campaign-message", self.campaign_message(campaign, v, template_id))
+
+    def _flows(self, account_start: int, start: int, now: int, list_ids: list[str]) -> None:
+        data = self.data
+        cfg = data.config
+        templates = list(data.resources["template"])
+        for n in range(cfg.flows):
+            status = "live" if n < 2 or self.rng.random() < 0.75 else self.rng.choice(["draft", "manual"])
+            created = self._between(account_start, start)
+            flow = data._put("flow", self.flow(n, created, self._between(created, now), status))
+            if flow["attributes"]["trigger_type"] == "Added to List" and list_ids:
+                flow["trigger_list"] = list_ids[0]
+            steps = self.rng.randint(2, 4)
+            step = 0
+            for i in range(steps):
+                if i > 0:
+                    hours = self.rng.choice([4, 24, 48, 72])
+                    data._put("flow-action", self.flow_action(flow, "time-delay", created, status, hours))
+                kind = "send-email"
+                if i > 0 and self.rng.random() < 0.3:
+                    kind = self._weighted([("send-sms", 0.7), ("send-mobile-push", 0.3)])
+                action = data._put("flow-action", self.flow_action(flow, kind, created, status))
+                step += 1
+                template_id = templates[(n + i) % len(templates)] if templates else None
+                data._put("flow-message", self.flow_message(flow, action, step, template_id))
+
+    def _tag_links(self) -> None:
+        data = self.data
+        tags = list(data.resources["tag"])
+        if not tags:
+            return
+        for kind in ("campaign", "flow", "list", "segment"):
+            for resource_id in data.resources[kind]:
+                if self.rng.random() < 0.6:
+                    count = self.rng.randint(1, min(2, len(tags)))
+                    data.tag_links[(kind, resource_id)] = self.rng.sample(tags, count)
+
+    # -- events ------------------------------------------------------------------------------
+
+    def _events(self, start: int, now: int) -> None:
+        data = self.data
+        cfg = data.config
+        rng = self.rng
+        total = cfg.events
+        metric = data.metric_by_name
+        ts_c, metric_c, profile_c = array("q"), array("h"), array("i")
+        msg_c, value_c, attr_c, aux_c = array("i"), array("d"), array("i"), array("i")
+        t_add, m_add, p_add = ts_c.append, metric_c.append, profile_c.append
+        g_add, v_add, a_add, x_add = msg_c.append, value_c.append, attr_c.append, aux_c.append
+        pidx = data.profile_index
+        products = catalog.PRODUCTS
+        n_products = len(products)
+        consent = {p["id"]: p["consent"] for p in data.resources["profile"].values()}
+
+        def emit(ts, m, p, g=NONE, v=0.0, a=NONE, x=NONE):
+            t_add(ts)
+            m_add(m)
+            p_add(p)
+            g_add(g)
+            v_add(v)
+            a_add(a)
+            x_add(x)
+
+        def order(ts, p, attributed=NONE):
+            x = rng.randrange(n_products)
+            quantity = 1 if rng.random() < 0.7 else rng.randint(2, 3)
+            emit(ts, metric[kv.PLACED_ORDER], p, NONE, products[x][3] * quantity, attributed, x)
+
+        channel_metrics = {
+            ch: {role: (metric[name] if name else None) for role, name in roles.items()}
+            for ch, roles in kv.CHANNEL_METRICS.items()
+        }
+
+        def send(message_index: int, channel: str, profile_id: str, ts: int) -> None:
+            """One message to one profile, and everything that follows from it."""
+            p = pidx[profile_id]
+            ms = channel_metrics[channel]
+            bounce, open_p, click_p, unsub_p, spam_p, conv_click, conv = BEHAVIOUR[channel]
+            t = ts + rng.randrange(0, 900)
+            if t >= now:
+                return
+            if rng.random() < bounce:
+                emit(t, ms["bounced"], p, message_index)
+                if channel == "email" and rng.random() < 0.5:
+                    consent[profile_id]["suppression"].append(("HARD_BOUNCE", t))
+                return
+            emit(t, ms["received"], p, message_index)
+            engaged_at = t
+            clicked = False
+            if ms["opened"] is not None and rng.random() < open_p:
+                engaged_at = t + int(rng.expovariate(1 / (6 * HOUR)))
+                opens = 1 + (rng.random() < 0.3)
+                for k in range(opens):
+                    ot = engaged_at + k * rng.randrange(60, 2 * DAY)
+                    if ot < now:
+                        emit(ot, ms["opened"], p, message_index)
+                if ms["clicked"] is not None and rng.random() < click_p and engaged_at + 60 < now:
+                    clicked = True
+                    emit(
+                        engaged_at + rng.randrange(5, 60),
+                        ms["clicked"],
+                        p,
+                        message_index,
+                        0.0,
+                        NONE,
+                        rng.randrange(n_products),
+                    )
+            elif ms["opened"] is None and ms["clicked"] is not None and rng.random() < click_p:
+                engaged_at = t + int(rng.expovariate(1 / HOUR))
+                if engaged_at < now:
+                    clicked = True
+                    emit(engaged_at, ms["clicked"], p, message_index, 0.0, NONE, rng.randrange(n_products))
+            if ms["unsubscribed"] is not None and rng.random() < unsub_p:
+                ut = engaged_at + rng.randrange(10, HOUR)
+                if ut < now:
+                    emit(ut, ms["unsubscribed"], p, message_index)
+                    c = consent[profile_id]
+                    if channel == "email":
+                        c["email"], c["email_ts"] = "UNSUBSCRIBED", ut
+                        c["suppression"].append(("UNSUBSCRIBE", ut))
+                    else:
+                        c["sms"], c["sms_ts"] = "UNSUBSCRIBED", ut
+            if ms["spam"] is not None and rng.random() < spam_p:
+                st = engaged_at + rng.randrange(10, HOUR)
+                if st < now:
+                    emit(st, ms["spam"], p, message_index)
+                    consent[profile_id]["suppression"].append(("SPAM_COMPLAINT", st))
+            if rng.random() < (conv_click if clicked else conv):
+                window = kv.ATTRIBUTION_WINDOW_DAYS * DAY
+                ot = (engaged_at if clicked else t) + rng.randrange(300, window - 300)
+                if ot < now:
+                    order(ot, p, message_index)
+
+        message_budget = int(total * 0.5)
+        campaign_budget = message_budget * (0.55 if data.resources["flow-message"] else 1.0)
+        flow_budget = message_budget - campaign_budget
+
+        # Campaign sends: each Sent campaign reaches consenting members of its audience.
+        sent = [c for c in data.resources["campaign"].values() if c["attributes"]["status"] == "Sent"]
+        for campaign in sent:
+            channel = campaign["channel"]
+            send_ts = data._ts(campaign["attributes"]["send_time"])
+            excluded: set[str] = set()
+            for group in campaign["attributes"]["audiences"]["excluded"] or []:
+                excluded |= data.members.get(group, {}).keys()
+            eligible = []
+            for group in campaign["attributes"]["audiences"]["included"]:
+                for profile_id, joined in data.members.get(group, {}).items():
+                    if profile_id in excluded or data._ts(joined) > send_ts:
+                        continue
+                    if self._reachable(data.resources["profile"][profile_id], consent[profile_id], channel):
+                        eligible.append(profile_id)
+            eligible = sorted(set(eligible), key=pidx.__getitem__)
+            cap = int(campaign_budget / max(1, len(sent)) / EVENTS_PER_SEND[channel])
+            if len(eligible) > cap:
+                eligible = rng.sample(eligible, cap)
+            messages = data.campaign_messages_of(campaign["id"])
+            for k, profile_id in enumerate(eligible):
+                message = messages[k % len(messages)]
+                send(data.message_index[message["id"]], channel, profile_id, send_ts)
+
+        # Flow sends: live flows trigger for profiles through the window and walk their actions.
+        live = [f for f in data.resources["flow"].values() if f["attributes"]["status"] == "live"]
+        all_profiles = list(data.resources["profile"])
+        for flow in live:
+            actions = data.flow_actions_of(flow["id"])
+            sends = sum(1 for a in actions if a["kind"] != "time-delay")
+            if not sends or not all_profiles:
+                continue
+            per_trigger = sum(
+                EVENTS_PER_SEND[data.flow_messages_of(a["id"])[0]["channel"]]
+                for a in actions
+                if a["kind"] != "time-delay"
+            )
+            triggers = int(flow_budget / max(1, len(live)) / per_trigger)
+            trigger_list = flow.get("trigger_list")
+            pool = list(data.members.get(trigger_list, {})) if trigger_list else all_profiles
+            if not pool:
+                continue
+            for _ in range(triggers):
+                profile_id = rng.choice(pool)
+                t = self._between(start, now - HOUR)
+                for action in actions:
+                    if action["kind"] == "time-delay":
+                        t += action["delay_hours"] * HOUR
+                        continue
+                    message = data.flow_messages_of(action["id"])[0]
+                    channel = message["channel"]
+                    if t >= now:
+                        break
+                    if self._reachable(data.resources["profile"][profile_id], consent[profile_id], channel):
+                        send(data.message_index[message["id"]], channel, profile_id, t)
+
+        # List subscriptions inside the window produce Subscribed to List events.
+        list_ids = list(data.resources["list"])
+        sub_budget = int(total * 0.05)
+        for li, list_id in enumerate(list_ids):
+            for profile_id, joined in data.members.get(list_id, {}).items():
+                jt = data._ts(joined)
+                if jt >= start and len(ts_c) < message_budget + sub_budget:
+                    emit(jt, metric[kv.SUBSCRIBED_TO_LIST], pidx[profile_id], NONE, 0.0, NONE, li)
+
+        # Forms: views of live forms, a share of them submitted.
+        live_forms = [
+            i
+            for i, form_id in enumerate(data.form_ids)
+            if data.resources["form"][form_id]["attributes"]["status"] == "live"
+        ]
+        if live_forms and all_profiles:
+            for _ in range(int(total * 0.04)):
+                f = rng.choice(live_forms)
+                p = pidx[rng.choice(all_profiles)]
+                t = self._between(start, now - 60)
+                emit(t, metric[kv.VIEWED_FORM], p, NONE, 0.0, NONE, f)
+                if rng.random() < 0.12:
+                    emit(t + rng.randrange(5, 120), metric[kv.SUBMITTED_FORM], p, NONE, 0.0, NONE, f)
+
+        # Orders nobody gets credit for.
+        if all_profiles:
+            for _ in range(int(total * 0.04)):
+                order(self._between(start, now - 60), pidx[rng.choice(all_profiles)])
+
+        # Browsing fills the rest, or generation trims from the end if sends overshot.
+        funnel = [kv.ACTIVE_ON_SITE, kv.VIEWED_PRODUCT, kv.ADDED_TO_CART, kv.STARTED_CHECKOUT]
+        funnel_ids = [metric[name] for name in funnel]
+        while len(ts_c) < total and all_profiles:
+            p = pidx[rng.choice(all_profiles)]
+            t = self._between(start, now - 600)
+            x = rng.randrange(n_products)
+            price = products[x][3]
+            depth = 1 + (rng.random() < 0.6) + (rng.random() < 0.25) + (rng.random() < 0.1)
+            for k in range(depth):
+                if len(ts_c) >= total:
+                    break
+                emit(
+                    t + k * rng.randrange(20, 240),
+                    funnel_ids[k],
+                    p,
+                    NONE,
+                    0.0 if k == 0 else price,
+                    NONE,
+                    NONE if k == 0 else x,
+                )
+        if len(ts_c) > total:
+            for column in (ts_c, metric_c, profile_c, msg_c, value_c, attr_c, aux_c):
+                del column[total:]
+
+        data.events.load_unsorted((ts_c, metric_c, profile_c, msg_c, value_c, attr_c, aux_c))
+        for profile_id, c in consent.items():
+            data.resources["profile"][profile_id]["consent"] = c
+        data._recount_profiles()
+
+    @staticmethod
+    def _reachable(profile: dict, consent: dict, channel: str) -> bool:
+        if channel == "email":
+            return consent["email"] == "SUBSCRIBED" and profile["attributes"]["email"] is not None
+        if channel == "sms":
+            return consent["sms"] == "SUBSCRIBED" and profile["attributes"]["phone_number"]
+        return bool(consent["push"])
+
+    # -- later additions (mutation helpers) ------------------------------------------------------
+
+    def new_record(self, kind: str, at: int) -> dict:
+        """A fresh record of `kind` created at `at`, as a user or integration would add it."""
+        data = self.data
+        n = len(data.resources[kind]) + data._added.get(kind, 0)
+        data._added[kind] = data._added.get(kind, 0) + 1
+        if kind == "profile":
+            return self.profile(n + 1000, at, at)
+        if kind == "list":
+            return self.list_(n, at, at)
+        if kind == "segment":
+            lists = list(data.resources["list"])
+            return self.segment(n, at, at, lists[0] if lists else None)
+        if kind == "template":
+            return self.template(n, at, at)
+        if kind == "form":
+            return self.form(n, at, at)
+        if kind == "tag-group":
+            return self.tag_group(f"Group {n + 1}")
+        if kind == "tag":
+            groups = list(data.resources["tag-group"])
+            return self.tag(f"Tag {n + 1}", groups[0] if groups else "")
+        if kind == "metric":
+            return self.metric(f"Custom Metric {n + 1}", "API", "API", at)
+        if kind == "campaign":
+            lists = list(data.resources["list"])
+            return self.campaign(n, "email", "Draft", at, None, lists[:1], [])
+        if kind == "flow":
+            return self.flow(n, at, at, "draft")
+        raise ValueError(f"cannot add resources of type {kind!r} directly")
+
+    def site_event(self, at: int) -> tuple[int, int, int, float, int, int]:
+        """(ts, metric, profile, value, attr, aux) of one new event, for `add_events`."""
+        data = self.data
+        metric = data.metric_by_name
+        rng = self.rng
+        profile = data.profile_index[rng.choice(list(data.resources["profile"]))]
+        x = rng.randrange(len(catalog.PRODUCTS))
+        kind = self._weighted(
+            [
+                (kv.ACTIVE_ON_SITE, 0.4),
+                (kv.VIEWED_PRODUCT, 0.3),
+                (kv.ADDED_TO_CART, 0.12),
+                (kv.STARTED_CHECKOUT, 0.08),
+                (kv.PLACED_ORDER, 0.1),
+            ]
+        )
+        if kind == kv.ACTIVE_ON_SITE:
+            return at, metric[kind], profile, 0.0, NONE, NONE
+        price = catalog.PRODUCTS[x][3]
+        if kind == kv.PLACED_ORDER:
+            price *= 1 if rng.random() < 0.7 else rng.randint(2, 3)
+        return at, metric[kind], profile, price, NONE, x

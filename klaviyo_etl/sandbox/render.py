@@ -1,0 +1,378 @@
+"""JSON:API resource objects in the shape of Klaviyo's responses (revision 2026-07-15).
+
+Relationship `data` follows Klaviyo: to-one relationships always carry it, to-many ones only
+when the request asked to `include` them; every relationship carries `links`.
+"""
+
+from __future__ import annotations
+
+from klaviyo_etl.sandbox.data import SandboxData
+from klaviyo_etl.sandbox.ids import event_id, event_uuid
+from klaviyo_etl.sandbox.timeutil import iso
+
+PLURAL = {
+    "metric": "metrics",
+    "event": "events",
+    "profile": "profiles",
+    "list": "lists",
+    "segment": "segments",
+    "campaign": "campaigns",
+    "campaign-message": "campaign-messages",
+    "flow": "flows",
+    "flow-action": "flow-actions",
+    "flow-message": "flow-messages",
+    "form": "forms",
+    "template": "templates",
+    "tag": "tags",
+    "tag-group": "tag-groups",
+    "attribution": "attributions",
+    "push-token": "push-tokens",
+    "conversation": "conversations",
+    "image": "images",
+    "form-version": "form-versions",
+}
+# Relationship name -> related resource type.
+REL_TYPE = {
+    "flow-triggers": "flow",
+    "profiles": "profile",
+    "tags": "tag",
+    "lists": "list",
+    "segments": "segment",
+    "push-tokens": "push-token",
+    "conversations": "conversation",
+    "campaign-messages": "campaign-message",
+    "flow-actions": "flow-action",
+    "flow-messages": "flow-message",
+    "form-versions": "form-version",
+    "campaigns": "campaign",
+    "flows": "flow",
+    "attributions": "attribution",
+    "profile": "profile",
+    "metric": "metric",
+    "campaign": "campaign",
+    "template": "template",
+    "image": "image",
+    "flow": "flow",
+    "flow-action": "flow-action",
+    "tag-group": "tag-group",
+}
+RELATIONSHIPS = {
+    "metric": ("flow-triggers",),
+    "profile": ("lists", "segments", "push-tokens"),
+    "list": ("profiles", "tags", "flow-triggers"),
+    "segment": ("profiles", "tags", "flow-triggers"),
+    "campaign": ("campaign-messages", "tags"),
+    "campaign-message": ("campaign", "template", "image"),
+    "flow": ("flow-actions", "tags"),
+    "flow-action": ("flow", "flow-messages"),
+    "flow-message": ("flow-action", "template"),
+    "form": ("form-versions",),
+    "template": (),
+    "tag": ("tag-group", "lists", "segments", "campaigns", "flows"),
+    "tag-group": ("tags",),
+}
+TO_ONE = {"campaign", "template", "image", "flow", "flow-action", "tag-group", "profile", "metric"}
+ACTION_TYPES = {
+    "send-email": "SEND_EMAIL",
+    "send-sms": "SEND_SMS",
+    "send-mobile-push": "SEND_PUSH_NOTIFICATION",
+    "time-delay": "TIME_DELAY",
+}
+
+
+def _select(attributes: dict, fields: list[str]) -> dict:
+    """Sparse fieldset: keep the listed attributes; `a.b` keeps one nested key."""
+    out: dict = {}
+    for field in fields:
+        if field == "id":
+            continue
+        head, _, rest = field.partition(".")
+        if head not in attributes:
+            continue
+        if not rest:
+            out[head] = attributes[head]
+            continue
+        source, target = attributes[head], out.setdefault(head, {})
+        if not isinstance(source, dict) or not isinstance(target, dict):
+            continue
+        parts = rest.split(".")
+        for part in parts[:-1]:
+            source = source.get(part) if isinstance(source, dict) else None
+            if not isinstance(source, dict):
+                break
+            target = target.setdefault(part, {})
+        else:
+            if isinstance(source, dict) and parts[-1] in source:
+                target[parts[-1]] = source[parts[-1]]
+    return out
+
+
+class Renderer:
+    """Builds resource objects for one response, collecting `included` along the way."""
+
+    def __init__(
+        self,
+        data: SandboxData,
+        base_url: str,
+        *,
+        fields: dict[str, list[str]],
+        additional: dict[str, list[str]],
+        include: set[str],
+        on_profiles: bool = False,
+    ):
+        self.data = data
+        self.base = base_url
+        self.fields = fields
+        self.additional = additional
+        self.include = include
+        self.on_profiles = on_profiles  # /api/profiles also has a `conversations` relationship
+        self.included: dict[tuple[str, str], dict] = {}
+
+    # -- links ---------------------------------------------------------------------------------
+
+    def self_link(self, kind: str, resource_id: str) -> str:
+        return f"{self.base}/api/{PLURAL[kind]}/{resource_id}/"
+
+    def rel_links(self, kind: str, resource_id: str, rel: str) -> dict:
+        root = f"{self.base}/api/{PLURAL[kind]}/{resource_id}"
+        return {"self": f"{root}/relationships/{rel}/", "related": f"{root}/{rel}/"}
+
+    # -- attributes ----------------------------------------------------------------------------
+
+    def attributes(self, kind: str, record: dict, joined: str | None = None) -> dict:
+        data = self.data
+        attrs = dict(record["attributes"])
+        extra = self.additional.get(kind, [])
+        if kind == "profile":
+            last = data.profile_last_ts[data.profile_index[record["id"]]]
+            attrs["last_event_date"] = iso(last) if last else None
+            if "subscriptions" in extra:
+                attrs["subscriptions"] = subscriptions(record)
+            if "predictive_analytics" in extra:
+                attrs["predictive_analytics"] = predictive(data, record)
+            if joined is not None:
+                attrs["joined_group_at"] = joined
+        elif kind in ("list", "segment") and "profile_count" in extra:
+            attrs["profile_count"] = len(data.members.get(record["id"], {}))
+        elif kind == "template" and "definition" in extra:
+            attrs["definition"] = None  # only drag-and-drop templates built in the new editor
+        selected = self.fields.get(kind)
+        if selected:
+            keep = list(selected) + [f for f in extra if f not in selected]
+            if joined is not None:
+                keep.append("joined_group_at")
+            attrs = _select(attrs, keep)
+        return attrs
+
+    # -- relationships -------------------------------------------------------------------------
+
+    def related_ids(self, kind: str, record: dict, rel: str) -> list[str] | str | None:
+        data = self.data
+        rid = record["id"]
+        if rel == "campaign-messages":
+            return [m["id"] for m in data.campaign_messages_of(rid)]
+        if rel == "flow-actions":
+            return [a["id"] for a in data.flow_actions_of(rid)]
+        if rel == "flow-messages":
+            return [m["id"] for m in data.flow_messages_of(rid)]
+        if rel == "tags":
+            return data.tags_of(kind, rid)
+        if rel == "tag-group":
+            return record.get("tag_group_id")
+        if rel == "campaign":
+            return record.get("campaign_id")
+        if rel == "flow":
+            return record.get("flow_id")
+        if rel == "flow-action":
+            return record.get("action_id")
+        if rel == "template":
+            return record.get("template_id")
+        if rel == "flow-triggers":
+            if kind == "list":
+                return [f["id"] for f in data.resources["flow"].values() if f.get("trigger_list") == rid]
+            return []
+        if rel in ("campaigns", "flows", "lists", "segments") and kind == "tag":
+            target = REL_TYPE[rel]
+            return [
+                i
+                for (k, i), tags in data.tag_links.items()
+                if k == target and rid in tags and i in data.resources[target]
+            ]
+        if rel in ("lists", "segments") and kind == "profile":
+            target = REL_TYPE[rel]
+            return [
+                g for g, members in data.members.items() if rid in members and g in data.resources[target]
+            ]
+        if rel == "tags" and kind == "tag-group":
+            return [t["id"] for t in data.resources["tag"].values() if t["tag_group_id"] == rid]
+        return [] if rel not in TO_ONE else None
+
+    def relationships(self, kind: str, record: dict) -> dict:
+        rels = RELATIONSHIPS[kind]
+        if kind == "profile" and self.on_profiles:
+            rels = (*rels, "conversations")
+        out = {}
+        for rel in rels:
+            entry: dict = {"links": self.rel_links(kind, record["id"], rel)}
+            target = REL_TYPE[rel]
+            if rel in TO_ONE:
+                related = self.related_ids(kind, record, rel)
+                if related:
+                    entry["data"] = {"type": target, "id": related}
+                    if rel in self.include:
+                        self._include(target, related)
+            elif rel in self.include:
+                related = self.related_ids(kind, record, rel) or []
+                entry["data"] = [{"type": target, "id": i} for i in related]
+                for i in related:
+                    self._include(target, i)
+            out[rel] = entry
+        return out
+
+    def _include(self, kind: str, resource_id: str) -> None:
+        key = (kind, resource_id)
+        if key in self.included:
+            return
+        record = self.data.resources.get(kind, {}).get(resource_id)
+        if record is None:
+            return
+        self.included[key] = {}  # reserve against cycles
+        self.included[key] = self.resource(kind, record, nested=True)
+
+    # -- resource objects ----------------------------------------------------------------------
+
+    def resource(self, kind: str, record: dict, *, joined: str | None = None, nested: bool = False) -> dict:
+        obj = {
+            "type": kind,
+            "id": record["id"],
+            "attributes": self.attributes(kind, record, joined),
+            "links": {"self": self.self_link(kind, record["id"])},
+        }
+        if nested:
+            include, self.include = self.include, set()
+            try:
+                obj["relationships"] = self.relationships(kind, record)
+            finally:
+                self.include = include
+        else:
+            obj["relationships"] = self.relationships(kind, record)
+        return obj
+
+    def event(self, i: int) -> dict:
+        data = self.data
+        events = data.events
+        num = events.num[i]
+        ts = events.ts[i]
+        eid = event_id(num)
+        attrs = {
+            "timestamp": ts,
+            "event_properties": data.event_properties(i),
+            "datetime": iso(ts),
+            "uuid": event_uuid(num),
+        }
+        if self.fields.get("event"):
+            attrs = _select(attrs, self.fields["event"])
+        profile_id = data.profile_ids[events.profile[i]]
+        metric_id = data.metric_ids[events.metric[i]]
+        relationships = {
+            "profile": {
+                "data": {"type": "profile", "id": profile_id},
+                "links": self.rel_links("event", eid, "profile"),
+            },
+            "metric": {
+                "data": {"type": "metric", "id": metric_id},
+                "links": self.rel_links("event", eid, "metric"),
+            },
+            "attributions": {"links": self.rel_links("event", eid, "attributions")},
+        }
+        if "attributions" in self.include:
+            relationships["attributions"]["data"] = []
+        if "profile" in self.include:
+            self._include("profile", profile_id)
+        if "metric" in self.include:
+            self._include("metric", metric_id)
+        return {
+            "type": "event",
+            "id": eid,
+            "attributes": attrs,
+            "relationships": relationships,
+            "links": {"self": self.self_link("event", eid)},
+        }
+
+
+def subscriptions(record: dict) -> dict:
+    """Consent per channel in the `additional-fields[profile]=subscriptions` shape."""
+    consent = record["consent"]
+    attrs = record["attributes"]
+    email_ts = iso(consent["email_ts"])
+    suppression = [{"reason": reason, "timestamp": iso(ts)} for reason, ts in consent["suppression"]]
+    email_ok = consent["email"] == "SUBSCRIBED" and not suppression
+    out: dict = {
+        "email": {
+            "marketing": {
+                "can_receive_email_marketing": email_ok,
+                "consent": consent["email"],
+                "consent_timestamp": email_ts if consent["email"] != "NEVER_SUBSCRIBED" else None,
+                "last_updated": email_ts,
+                "method": "FORM" if consent["email"] != "NEVER_SUBSCRIBED" else None,
+                "method_detail": None,
+                "custom_method_detail": None,
+                "double_optin": False,
+                "suppression": suppression,
+                "list_suppressions": [],
+            }
+        },
+        "sms": {
+            "marketing": {
+                "can_receive_sms_marketing": consent["sms"] == "SUBSCRIBED",
+                "consent": consent["sms"],
+                "consent_timestamp": iso(consent["sms_ts"]) if consent["sms"] != "NEVER_SUBSCRIBED" else None,
+                "method": "TEXT" if consent["sms"] != "NEVER_SUBSCRIBED" else None,
+                "method_detail": None,
+                "last_updated": iso(consent["sms_ts"]),
+            },
+            "transactional": {
+                "can_receive_sms_transactional": bool(attrs.get("phone_number")),
+                "consent": "SUBSCRIBED" if attrs.get("phone_number") else "NEVER_SUBSCRIBED",
+                "consent_timestamp": None,
+                "method": None,
+                "method_detail": None,
+                "last_updated": None,
+            },
+        },
+        "mobile_push": {
+            "marketing": {
+                "can_receive_push_marketing": bool(consent["push"]),
+                "consent": "SUBSCRIBED" if consent["push"] else "NEVER_SUBSCRIBED",
+                "consent_timestamp": email_ts if consent["push"] else None,
+            }
+        },
+    }
+    return out
+
+
+def predictive(data: SandboxData, record: dict) -> dict:
+    """Predictive analytics derived from the profile's own orders (stable for a given history)."""
+    p = data.profile_index[record["id"]]
+    orders = data.profile_orders[p]
+    revenue = round(data.profile_revenue[p], 2)
+    aov = round(revenue / orders, 2) if orders else None
+    h = int(record["id"][-6:], 36) if record["id"][-6:].isalnum() else 7
+    churn = round(0.15 + (h % 70) / 100, 2)
+    predicted_orders = round(orders * (1 - churn) + (h % 3) * 0.4, 2)
+    predicted_clv = round(predicted_orders * (aov or 60.0), 2)
+    last = data.profile_last_ts[p]
+    expected = iso(last + (20 + h % 60) * 86_400) if orders and last else None
+    affinity = ["email", "sms", "push"] if h % 2 else ["sms", "email", "push"]
+    return {
+        "historic_clv": revenue,
+        "predicted_clv": predicted_clv,
+        "total_clv": round(revenue + predicted_clv, 2),
+        "historic_number_of_orders": orders,
+        "predicted_number_of_orders": predicted_orders,
+        "average_days_between_orders": round(30 + h % 90, 1) if orders > 1 else None,
+        "average_order_value": aov,
+        "churn_probability": churn,
+        "expected_date_of_next_order": expected,
+        "ranked_channel_affinity": affinity,
+    }
