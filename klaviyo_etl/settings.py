@@ -33,6 +33,7 @@ class Settings:
     revision: str = REVISION
     verbose: bool = False
     quiet: bool = False
+    retries: int = 7  # after the first attempt; backoff grows to 30 s between them
 
     def require_api_key(self) -> str:
         if not self.api_key:

@@ -69,6 +69,15 @@ def main_callback(
     revision: Annotated[
         str, typer.Option("--revision", envvar="KLAVIYO_REVISION", help="Klaviyo API revision.")
     ] = REVISION,
+    retries: Annotated[
+        int,
+        typer.Option(
+            "--retries",
+            envvar="KLAVIYO_ETL_RETRIES",
+            min=0,
+            help="Retries per request for 429s, 5xx and dropped connections.",
+        ),
+    ] = 7,
     verbose: Annotated[
         bool, typer.Option("--verbose/--quiet", "-v/-q", help="More detail, or errors only.")
     ] = None,  # type: ignore[assignment]
@@ -87,6 +96,7 @@ def main_callback(
         revision=revision,
         verbose=bool(verbose),
         quiet=verbose is False,
+        retries=retries,
     )
     level = logging.DEBUG if verbose else logging.ERROR if verbose is False else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -261,6 +261,7 @@ async def _run_async(
 
 
 def make_client(settings: Settings, limiter: RateLimiter | None = None, **kwargs: Any):
+    kwargs.setdefault("max_attempts", settings.retries + 1)
     return lambda: KlaviyoClient(
         settings.require_api_key(),
         base_url=settings.base_url,

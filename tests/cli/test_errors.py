@@ -1,0 +1,69 @@
+"""Bad input: one clear line, a non-zero exit, no traceback, stored data untouched."""
+
+import pytest
+from typer.testing import CliRunner
+
+from klaviyo_etl.cli import app
+from klaviyo_etl.db import open_database
+
+
+@pytest.fixture
+def db_path(tmp_path):
+    path = tmp_path / "k.db"
+    open_database(path)["metrics"].insert({"id": "m1", "name": "Placed Order"})
+    return path
+
+
+def run(args, env=None):
+    return CliRunner().invoke(app, args, env=env or {"KLAVIYO_API_KEY": "pk_test_abcd1234"})
+
+
+def assert_one_line_error(result, code, fragment):
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert fragment in lines[0]
+
+
+def test_unknown_stream_lists_valid_ones(db_path):
+    result = run(["--db", str(db_path), "sync", "evnts"])
+    assert_one_line_error(result, 2, "unknown stream evnts; valid streams: all, metrics, events")
+
+
+def test_missing_api_key(db_path):
+    result = run(["--db", str(db_path), "sync", "metrics"], env={"KLAVIYO_API_KEY": ""})
+    assert_one_line_error(result, 2, "KLAVIYO_API_KEY")
+
+
+def test_bad_since(db_path):
+    result = run(["--db", str(db_path), "sync", "events", "--since", "yesterday-ish"])
+    assert_one_line_error(result, 2, "--since 'yesterday-ish' is not a date")
+
+
+def test_unreachable_server_fails_the_stream_not_the_database(db_path):
+    result = run(
+        [
+            "--db",
+            str(db_path),
+            "--quiet",
+            "--retries",
+            "1",
+            "--base-url",
+            "http://127.0.0.1:9",
+            "sync",
+            "metrics",
+        ]
+    )
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert "metrics: FAILED" in result.output
+    db = open_database(db_path)
+    assert db["metrics"].count == 1
+    run_row = next(db["sync_runs"].rows)
+    assert run_row["status"] == "failed" and "ConnectError" in run_row["error"]
+
+
+def test_version():
+    result = run(["--version"])
+    assert result.exit_code == 0 and "2026-07-15" in result.output
