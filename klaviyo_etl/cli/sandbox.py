@@ -1,0 +1,81 @@
+"""`klaviyo-etl sandbox serve`: run the built-in Klaviyo look-alike on a local port."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from klaviyo_etl.sandbox import SandboxConfig, SandboxData
+from klaviyo_etl.sandbox.server import SandboxServer
+
+app = typer.Typer(help="A local server that speaks Klaviyo's API over generated data.", no_args_is_help=True)
+
+_DEFAULTS = SandboxConfig()
+
+
+@app.command("serve")
+def serve_command(
+    port: Annotated[int, typer.Option(help="Port to listen on (0 = any free port).")] = 8765,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    seed: Annotated[int, typer.Option(help="Seed: the same seed serves the same account.")] = (
+        _DEFAULTS.seed
+    ),
+    profiles: Annotated[int, typer.Option(help="Profiles to generate.")] = _DEFAULTS.profiles,
+    events: Annotated[int, typer.Option(help="Events to generate.")] = _DEFAULTS.events,
+    campaigns: Annotated[int, typer.Option(help="Campaigns to generate.")] = _DEFAULTS.campaigns,
+    flows: Annotated[int, typer.Option(help="Flows to generate.")] = _DEFAULTS.flows,
+    lists: Annotated[int, typer.Option(help="Lists to generate.")] = _DEFAULTS.lists,
+    segments: Annotated[int, typer.Option(help="Segments to generate.")] = _DEFAULTS.segments,
+    forms: Annotated[int, typer.Option(help="Forms to generate.")] = _DEFAULTS.forms,
+    templates: Annotated[int, typer.Option(help="Templates to generate.")] = _DEFAULTS.templates,
+    tags: Annotated[int, typer.Option(help="Tags to generate.")] = _DEFAULTS.tags,
+    days: Annotated[int, typer.Option(help="Days of event history before now.")] = _DEFAULTS.days,
+    latency_ms: Annotated[float, typer.Option(help="Delay added to every answer (ms).")] = 0.0,
+    fault_rate: Annotated[
+        float, typer.Option(help="Share of requests that fail (5xx, dropped, truncated).")
+    ] = 0.0,
+    rate_limits: Annotated[
+        bool, typer.Option("--rate-limits/--no-rate-limits", help="Enforce Klaviyo's rate limits.")
+    ] = False,
+    rate_limit_scale: Annotated[
+        float, typer.Option(help="Multiply allowed request rates (below 1: 429s sooner).")
+    ] = 1.0,
+) -> None:
+    """Generate an account and serve it until Ctrl-C."""
+    config = SandboxConfig(
+        seed=seed,
+        profiles=profiles,
+        events=events,
+        campaigns=campaigns,
+        flows=flows,
+        lists=lists,
+        segments=segments,
+        forms=forms,
+        templates=templates,
+        tags=tags,
+        days=days,
+        latency_ms=latency_ms,
+        fault_rate=fault_rate,
+        rate_limits=rate_limits,
+        rate_limit_scale=rate_limit_scale,
+    )
+    data = SandboxData.generate(config)
+    try:
+        server = SandboxServer(data, config, host, port)
+    except OSError as exc:
+        from klaviyo_etl.errors import UsageError
+
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    typer.echo(f"Klaviyo sandbox serving {profiles:,} profiles and {events:,} events at {server.url}")
+    typer.echo(f"  export KLAVIYO_BASE_URL={server.url}")
+    typer.echo(f"  export KLAVIYO_API_KEY={config.api_key}")
+    typer.echo("Press Ctrl-C to stop.")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        typer.echo("\nstopped")
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="sandbox")
