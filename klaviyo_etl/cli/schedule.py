@@ -23,6 +23,7 @@ from klaviyo_etl.schedule import (
     plan,
 )
 from klaviyo_etl.settings import DEFAULT_BASE_URL
+from klaviyo_etl.sync.streams import ALIASES
 
 app = typer.Typer(help="Sync each stream on its own schedule (see `klaviyo-etl config`).")
 
@@ -72,25 +73,22 @@ def crontab(
 
 
 def _ago(when: dt.datetime | None, now: dt.datetime) -> str:
-    if when is None:
-        return "never"
-    return f"{_span(now - when)} ago ({_local(when)})"
+    return "never" if when is None else f"{_span(now - when)} ago"
 
 
 def _span(delta: dt.timedelta) -> str:
     seconds = int(abs(delta.total_seconds()))
-    for size, unit in ((86400, "d"), (3600, "h"), (60, "m")):
+    for size, unit, sub_size, sub_unit in ((86400, "d", 3600, "h"), (3600, "h", 60, "m")):
         if seconds >= size:
             count, rest = divmod(seconds, size)
-            sub = {"d": (3600, "h"), "h": (60, "m")}.get(unit)
-            if sub and rest >= sub[0]:
-                return f"{count}{unit}{rest // sub[0]}{sub[1]}"
-            return f"{count}{unit}"
-    return f"{seconds}s"
+            return f"{count}{unit}{rest // sub_size}{sub_unit}" if rest >= sub_size else f"{count}{unit}"
+    return f"{seconds // 60}m" if seconds >= 60 else f"{seconds}s"
 
 
-def _local(when: dt.datetime) -> str:
-    return when.astimezone().strftime("%Y-%m-%d %H:%M")
+def _local(when: dt.datetime, now: dt.datetime) -> str:
+    """Local wall-clock time, with the date only when it is not today."""
+    local = when.astimezone()
+    return local.strftime("%H:%M" if local.date() == now.astimezone().date() else "%b %d %H:%M")
 
 
 def _next(p: StreamPlan, now: dt.datetime) -> str:
@@ -98,7 +96,7 @@ def _next(p: StreamPlan, now: dt.datetime) -> str:
         return "off"
     if p.due_at <= now:
         return "now"
-    return f"in {_span(p.due_at - now)} ({_local(p.due_at)})"
+    return f"in {_span(p.due_at - now)} ({_local(p.due_at, now)})"
 
 
 def _last_run(p: StreamPlan, now: dt.datetime) -> str:
@@ -106,9 +104,7 @@ def _last_run(p: StreamPlan, now: dt.datetime) -> str:
         return "-"
     run = p.last_run
     text = f"{run.status or 'running'} {_ago(run.ended_at or run.started_at, now)}"
-    if run.status == "failed" and run.error:
-        text += f": {run.error}"
-    return text
+    return f"{text} ({p.failures} in a row)" if p.failures > 1 else text
 
 
 @app.command("status")
@@ -137,7 +133,7 @@ def status(
             )
         )
         return
-    table = Table("stream", "every", "last success", "last run", "next due", "due")
+    table = Table("stream", "every", "last success", "last run", "next due", "due now")
     for p in plans:
         table.add_row(
             p.stream,
@@ -146,8 +142,12 @@ def status(
             _last_run(p, now),
             _next(p, now),
             "yes" if p.is_due(now) else "",
+            style="red" if p.failures else None,
         )
     Console().print(table)
+    for p in plans:
+        if p.failures and p.last_error and p.stream not in ALIASES:
+            typer.echo(f"{p.stream} failed: {p.last_error}")
     due = [p.stream for p in plans if p.is_due(now)]
     typer.echo(f"Due now: {', '.join(due) if due else 'nothing'}  (db {settings.db_path})")
 

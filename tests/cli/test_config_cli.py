@@ -25,7 +25,7 @@ def _json(args: list[str], env: dict[str, str]) -> dict:
 
 
 def test_config_without_a_file_shows_the_defaults(tmp_path, env):
-    result = runner.invoke(app, ["--db", str(tmp_path / "k.db"), "config"], env=env, terminal_width=120)
+    result = runner.invoke(app, ["--db", str(tmp_path / "k.db"), "config"], env={**env, "COLUMNS": "120"})
     assert result.exit_code == 0, result.output
     assert f"Config file: {tmp_path / 'config.toml'} (not found, so defaults apply" in result.output
     assert "location set by KLAVIYO_ETL_CONFIG" in result.output

@@ -64,7 +64,7 @@ def test_status_json_reports_each_stream(tmp_path, env):
 def test_status_table(tmp_path, env):
     db = tmp_path / "k.db"
     _record(db, "events", dt.datetime.now(dt.UTC) - dt.timedelta(minutes=20))
-    result = runner.invoke(app, ["--db", str(db), "schedule", "status"], env=env, terminal_width=200)
+    result = runner.invoke(app, ["--db", str(db), "schedule", "status"], env={**env, "COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     events = next(line for line in result.output.splitlines() if " events " in line)
     assert "in 40m" in events or "in 39m" in events
@@ -72,6 +72,19 @@ def test_status_table(tmp_path, env):
     tags = next(line for line in result.output.splitlines() if " tags " in line)
     assert "never" in tags and "now" in tags and "yes" in tags
     assert "Due now: metrics, profiles" in result.output
+
+
+def test_status_names_the_failure(tmp_path, env):
+    db = tmp_path / "k.db"
+    now = dt.datetime.now(dt.UTC)
+    _record(db, "campaigns", now - dt.timedelta(minutes=9), "failed", "ApiError: 500: boom")
+    _record(db, "campaigns", now - dt.timedelta(minutes=2), "failed", "ApiError: 500: boom")
+    result = runner.invoke(app, ["--db", str(db), "schedule", "status"], env={**env, "COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    campaigns = next(line for line in result.output.splitlines() if " campaigns " in line)
+    assert "failed 2m ago (2 in a row)" in campaigns
+    assert "in 7m (" in campaigns  # 10 minutes of backoff after the second failure
+    assert "campaigns failed: ApiError: 500: boom" in result.output.splitlines()
 
 
 def test_crontab_prints_a_pasteable_line_and_creates_the_log_dir(tmp_path, env):
