@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-import click
+import typer
 from rich.console import Console
 from rich.progress import Progress, TextColumn, TimeElapsedColumn
 
@@ -65,7 +65,7 @@ class LogProgress:
 
     def _line(self, text: str, err: bool = False) -> None:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
-        click.echo(f"{stamp} {text}", err=err)
+        typer.echo(f"{stamp} {text}", err=err)
 
     def start(self, stream: str) -> None:
         self.started[stream] = time.monotonic()

@@ -21,9 +21,13 @@ Clock = Callable[[], float]
 class Bucket:
     """Sliding-window log for one endpoint: send times of the last 60 s."""
 
+    # Requests reach the server a little after we send them, unevenly: a window we think
+    # has emptied may not have on the server's clock yet.
+    margin = 0.1
+
     def __init__(self, limit: RateLimit, *, headroom: float = 0.9, clock: Clock = time.monotonic):
-        self.burst = max(1, int(limit.burst_per_s * headroom))
-        self.steady = max(1, int(limit.steady_per_min * headroom))
+        self.burst = _with_headroom(limit.burst_per_s, headroom)
+        self.steady = _with_headroom(limit.steady_per_min, headroom)
         self.clock = clock
         self.sent: deque[float] = deque()
         self.paused_until = 0.0
@@ -32,13 +36,13 @@ class Bucket:
     def delay(self) -> float:
         """Seconds until one more request fits both windows (0 if it fits now)."""
         now = self.clock()
-        while self.sent and self.sent[0] <= now - 60:
+        while self.sent and self.sent[0] <= now - 60 - self.margin:
             self.sent.popleft()
         waits = [self.paused_until - now]
         if len(self.sent) >= self.steady:
-            waits.append(self.sent[-self.steady] + 60 - now)
+            waits.append(self.sent[-self.steady] + 60 + self.margin - now)
         if len(self.sent) >= self.burst:
-            waits.append(self.sent[-self.burst] + 1 - now)
+            waits.append(self.sent[-self.burst] + 1 + self.margin - now)
         return max(0.0, *waits)
 
     async def acquire(self) -> float:
@@ -83,6 +87,12 @@ class RateLimiter:
         reset = _first_int(headers.get("ratelimit-reset"))
         if remaining == 0 and reset:
             bucket.pause(float(reset))
+
+
+def _with_headroom(limit: float, headroom: float) -> int:
+    """Keep a margin below the documented limit, unless the margin would be under one request
+    (2/min must stay 2/min, not 1)."""
+    return max(1, int(limit) - int(limit * (1 - headroom) + 1e-9))
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:

@@ -1,5 +1,7 @@
 import asyncio
 
+import pytest
+
 from klaviyo_etl.endpoints import RateLimit
 from klaviyo_etl.ratelimit import Bucket, RateLimiter, _first_int, retry_after
 
@@ -18,8 +20,8 @@ def test_bucket_allows_burst_then_waits_one_second():
     for _ in range(3):
         assert bucket.delay() == 0
         bucket.sent.append(clock())
-    assert bucket.delay() == 1.0
-    clock.t += 1.0
+    assert bucket.delay() == pytest.approx(1.0 + bucket.margin)
+    clock.t += 1.0 + bucket.margin
     assert bucket.delay() == 0
 
 
@@ -32,7 +34,7 @@ def test_bucket_steady_window_paces_a_minute():
         bucket.sent.append(clock())
     clock.t = 1015.0
     # the 16th must wait until the first of the last 15 leaves the 60 s window
-    assert bucket.delay() == 45.0
+    assert bucket.delay() == pytest.approx(45.0 + bucket.margin)
 
 
 def test_headroom_keeps_below_documented_limit():

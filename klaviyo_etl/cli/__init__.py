@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -18,26 +17,27 @@ from klaviyo_etl.settings import DEFAULT_BASE_URL, Settings, default_db_path
 
 
 def _fail(message: str, code: int) -> typer.Exit:
-    click.echo(f"Error: {message}", err=True)
+    typer.echo(f"Error: {message}", err=True)
     return typer.Exit(code)
 
 
 class ErrorHandlingGroup(TyperGroup):
     """Turn every library error into one line on stderr and an exit code, never a traceback."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except KlaviyoEtlError as exc:
             raise _fail(str(exc), exc.exit_code) from None
         except KeyboardInterrupt:
             raise _fail("interrupted", 130) from None
-        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
-            raise
-        except Exception as exc:  # a bug: still one line, the traceback only on --verbose
+        except Exception as exc:
+            if type(exc).__module__.startswith(("typer", "click")):
+                raise  # Exit, Abort and usage errors are the CLI framework's own signals
             settings = ctx.obj if isinstance(ctx.obj, Settings) else None
             if settings and settings.verbose:
                 raise
+            # a bug: still one line; the traceback only with --verbose
             raise _fail(f"unexpected {type(exc).__name__}: {exc} (rerun with --verbose)", 1) from None
 
 
