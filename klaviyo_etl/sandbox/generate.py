@@ -560,9 +560,10 @@ class Generator:
         templates = list(data.resources["template"])
         segments = list(data.resources["segment"])
         for n in range(cfg.campaigns):
-            channel = self._weighted(CHANNEL_WEIGHTS) if n > 0 else "email"
+            # The first three campaigns cover every channel; the rest follow the usual mix.
+            channel = ("email", "sms", "mobile_push")[n] if n < 3 else self._weighted(CHANNEL_WEIGHTS)
             r = self.rng.random()
-            status = "Sent" if r < 0.8 or n == 0 else ("Draft" if r < 0.9 else "Scheduled")
+            status = "Sent" if r < 0.8 or n < 3 else ("Draft" if r < 0.9 else "Scheduled")
             if status == "Sent":
                 send_time = start + int((n + 0.5) / cfg.campaigns * (now - start - 6 * HOUR))
                 send_time += self.rng.randrange(-HOUR, HOUR)
