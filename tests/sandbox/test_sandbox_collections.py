@@ -1,0 +1,227 @@
+"""Pagination, sorting and filtering of the sandbox's collections."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+import pytest
+from sandbox_helpers import walk
+
+from klaviyo_etl.sandbox import SandboxData
+from klaviyo_etl.sandbox.timeutil import iso, parse
+
+TOP_LEVEL = [
+    ("/api/metrics", "metric", {}),
+    ("/api/events", "event", {"page[size]": "1000"}),
+    ("/api/events", "event", {}),
+    ("/api/profiles", "profile", {"page[size]": "100"}),
+    ("/api/profiles", "profile", {"page[size]": "7", "sort": "-updated"}),
+    ("/api/lists", "list", {"page[size]": "3"}),
+    ("/api/segments", "segment", {"page[size]": "2"}),
+    ("/api/flows", "flow", {"page[size]": "3"}),
+    ("/api/forms", "form", {"page[size]": "2"}),
+    ("/api/templates", "template", {"page[size]": "3"}),
+    ("/api/tags", "tag", {"page[size]": "2"}),
+    ("/api/tag-groups", "tag-group", {"page[size]": "1"}),
+]
+
+
+@pytest.mark.parametrize(("path", "kind", "params"), TOP_LEVEL)
+def test_walk_returns_every_id_exactly_once(
+    client: httpx.Client, data: SandboxData, path: str, kind: str, params: dict
+) -> None:
+    items, pages = walk(client, path, params)
+    ids = [item["id"] for item in items]
+    assert len(ids) == len(set(ids))
+    assert set(ids) == data.ids(kind)
+    assert all(item["type"] == kind for item in items)
+    if "page[size]" in params and len(ids) > int(params["page[size]"]):
+        assert pages > 1
+
+
+def test_campaign_walks_per_channel_cover_all_campaigns(client: httpx.Client, data: SandboxData) -> None:
+    seen: list[str] = []
+    for channel in ("email", "sms", "mobile_push"):
+        items, _ = walk(
+            client, "/api/campaigns", {"filter": f"equals(messages.channel,'{channel}')", "page[size]": "2"}
+        )
+        assert all(data.resources["campaign"][c["id"]]["channel"] == channel for c in items)
+        seen += [c["id"] for c in items]
+    assert sorted(seen) == sorted(data.ids("campaign"))
+
+
+def test_nested_collections_match_the_data(client: httpx.Client, data: SandboxData) -> None:
+    for group_id, members in data.members.items():
+        kind = "lists" if group_id in data.resources["list"] else "segments"
+        items, _ = walk(client, f"/api/{kind}/{group_id}/profiles", {"page[size]": "17"})
+        assert [i["id"] for i in items] == sorted(
+            members, key=lambda p: (members[p], data.resources["profile"][p]["seq"])
+        )
+        assert {i["id"]: i["attributes"]["joined_group_at"] for i in items} == members
+    actions_seen, messages_seen = set(), set()
+    for flow_id in data.ids("flow"):
+        actions, _ = walk(client, f"/api/flows/{flow_id}/flow-actions", {"page[size]": "2"})
+        actions_seen |= {a["id"] for a in actions}
+        for action in actions:
+            messages, _ = walk(client, f"/api/flow-actions/{action['id']}/flow-messages")
+            messages_seen |= {m["id"] for m in messages}
+    assert actions_seen == data.ids("flow-action")
+    assert messages_seen == data.ids("flow-message")
+    for campaign_id in data.ids("campaign"):
+        body = client.get(f"/api/campaigns/{campaign_id}/campaign-messages").json()
+        assert {m["id"] for m in body["data"]} == {m["id"] for m in data.campaign_messages_of(campaign_id)}
+
+
+@pytest.mark.parametrize("field", ["created", "updated", "email"])
+@pytest.mark.parametrize("descending", [False, True])
+def test_profiles_sort(client: httpx.Client, field: str, descending: bool) -> None:
+    params = {"sort": f"{'-' if descending else ''}{field}", "page[size]": "40"}
+    items, _ = walk(client, "/api/profiles", params)
+    values = [i["attributes"][field] for i in items]
+    assert values == sorted(values, reverse=descending)
+
+
+def test_events_sort_descending_walks_everything(client: httpx.Client, data: SandboxData) -> None:
+    items, _ = walk(client, "/api/events", {"sort": "-datetime", "page[size]": "500"})
+    stamps = [i["attributes"]["timestamp"] for i in items]
+    assert stamps == sorted(stamps, reverse=True)
+    assert {i["id"] for i in items} == data.ids("event")
+
+
+def test_events_datetime_window_matches_direct_count(client: httpx.Client, data: SandboxData) -> None:
+    lo = data.now - timedelta(days=30)
+    hi = data.now - timedelta(days=10)
+    flt = f"and(greater-or-equal(datetime,{lo.isoformat()}),less-than(datetime,{hi.isoformat()}))"
+    items, _ = walk(client, "/api/events", {"filter": flt, "page[size]": "250"})
+    expected = sum(1 for t in data.events.ts if lo.timestamp() <= t < hi.timestamp())
+    assert len(items) == expected > 0
+    assert all(lo.timestamp() <= parse(i["attributes"]["datetime"]) < hi.timestamp() for i in items)
+    # greater-than / less-or-equal with the Z suffix and a timestamp filter agree too
+    z = lo.strftime("%Y-%m-%dT%H:%M:%SZ")
+    gt, _ = walk(client, "/api/events", {"filter": f"greater-than(datetime,{z})", "page[size]": "1000"})
+    assert len(gt) == sum(1 for t in data.events.ts if t > lo.timestamp())
+    ts_items, _ = walk(
+        client,
+        "/api/events",
+        {"filter": f"greater-than(timestamp,{int(lo.timestamp())})", "page[size]": "1000"},
+    )
+    assert {i["id"] for i in ts_items} == {i["id"] for i in gt}
+
+
+def test_events_metric_and_profile_filters(client: httpx.Client, data: SandboxData) -> None:
+    opened = data.metric_ids[data.metric_by_name["Opened Email"]]
+    items, _ = walk(client, "/api/events", {"filter": f"equals(metric_id,'{opened}')", "page[size]": "100"})
+    assert items and all(i["relationships"]["metric"]["data"]["id"] == opened for i in items)
+    assert len(items) == sum(1 for m in data.events.metric if data.metric_ids[m] == opened)
+    profile = data.profile_ids[data.events.profile[0]]
+    mine, _ = walk(client, "/api/events", {"filter": f'equals(profile_id,"{profile}")'})
+    assert mine and all(i["relationships"]["profile"]["data"]["id"] == profile for i in mine)
+    none = client.get("/api/events", params={"filter": "equals(metric_id,'nope')"}).json()
+    assert none["data"] == [] and "next" not in none["links"]
+
+
+def test_profiles_updated_and_id_filters(client: httpx.Client, data: SandboxData) -> None:
+    cutoff = data.now - timedelta(days=40)
+    items, _ = walk(
+        client,
+        "/api/profiles",
+        {"filter": f"greater-than(updated,{cutoff.isoformat()})", "page[size]": "100"},
+    )
+    expected = {
+        p["id"]
+        for p in data.resources["profile"].values()
+        if parse(p["attributes"]["updated"]) > cutoff.timestamp()
+    }
+    assert {i["id"] for i in items} == expected and expected
+    some = sorted(data.ids("profile"))[:3]
+    listed = ",".join(f'"{p}"' for p in some)
+    body = client.get("/api/profiles", params={"filter": f"any(id,[{listed}])"}).json()
+    assert sorted(i["id"] for i in body["data"]) == some
+    email = data.resources["profile"][some[0]]["attributes"]["email"]
+    body = client.get("/api/profiles", params={"filter": f"equals(email,'{email}')"}).json()
+    assert [i["id"] for i in body["data"]] == [some[0]]
+
+
+def test_resource_filters(client: httpx.Client, data: SandboxData) -> None:
+    flow = next(iter(data.resources["flow"].values()))
+    word = flow["attributes"]["name"].split()[0]
+    body = client.get("/api/flows", params={"filter": f"contains(name,'{word}')"}).json()
+    assert flow["id"] in {f["id"] for f in body["data"]}
+    assert all(word.lower() in f["attributes"]["name"].lower() for f in body["data"])
+    sent, _ = walk(
+        client, "/api/campaigns", {"filter": "and(equals(messages.channel,'email'),equals(status,'Sent'))"}
+    )
+    assert sent and all(c["attributes"]["status"] == "Sent" for c in sent)
+    metric = client.get("/api/metrics", params={"filter": "equals(integration.name,'Shopify')"}).json()
+    assert {m["attributes"]["name"] for m in metric["data"]} >= {"Placed Order"}
+    actions = client.get(
+        f"/api/flows/{flow['id']}/flow-actions", params={"filter": "equals(action_type,'SEND_EMAIL')"}
+    ).json()
+    assert actions["data"] and all(
+        a["attributes"]["definition"]["type"] == "send-email" for a in actions["data"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "parameter"),
+    [
+        ("/api/events", {"filter": "equals(uuid,'x')"}, "filter"),
+        ("/api/events", {"filter": "contains(metric_id,'x')"}, "filter"),
+        ("/api/profiles", {"filter": "greater-or-equal(updated,2026-01-01T00:00:00Z)"}, "filter"),
+        ("/api/profiles", {"filter": "or(equals(id,'a'),equals(id,'b'))"}, "filter"),
+        ("/api/profiles", {"filter": "equals(email,unquoted)"}, "filter"),
+        ("/api/profiles", {"filter": "greater-than(updated,2026-13-45T00:00:00Z)"}, "filter"),
+        ("/api/profiles", {"filter": "equals(email,'a'"}, "filter"),
+        ("/api/campaigns", {"filter": "equals(status,'Sent')"}, "filter"),
+        ("/api/campaigns", {"filter": "equals(messages.channel,'fax')"}, "filter"),
+        ("/api/events", {"page[size]": "1001"}, "page[size]"),
+        ("/api/events", {"page[size]": "0"}, "page[size]"),
+        ("/api/lists", {"page[size]": "11"}, "page[size]"),
+        ("/api/metrics", {"page[size]": "10"}, "page[size]"),
+        ("/api/profiles", {"page[cursor]": "not-a-cursor"}, "page[cursor]"),
+        ("/api/profiles", {"sort": "first_name"}, "sort"),
+        ("/api/profiles", {"include": "lists"}, "include"),
+        ("/api/profiles", {"fields[profile]": "favourite_colour"}, "fields[profile]"),
+        ("/api/profiles", {"additional-fields[profile]": "everything"}, "additional-fields[profile]"),
+        ("/api/profiles", {"colour": "blue"}, "colour"),
+    ],
+)
+def test_invalid_queries_are_400(client: httpx.Client, path: str, params: dict, parameter: str) -> None:
+    response = client.get(path, params=params)
+    assert response.status_code == 400, response.text
+    error = response.json()["errors"][0]
+    assert error["status"] == 400 and error["code"] == "invalid"
+    assert error["source"] == {"parameter": parameter}
+    assert error["detail"]
+
+
+def test_cursor_walk_survives_changes_between_pages(fresh) -> None:
+    data, _server, client = fresh
+    first = client.get("/api/profiles", params={"page[size]": "50"}).json()
+    seen = [p["id"] for p in first["data"]]
+    deleted = seen[0]
+    data.delete("profile", deleted)
+    added = data.add("profile", 2)
+    url = first["links"]["next"]
+    while url:
+        body = client.get(url).json()
+        seen += [p["id"] for p in body["data"]]
+        url = body["links"].get("next")
+    assert len(seen) == len(set(seen))
+    assert set(seen) == data.ids("profile") | {deleted}
+    assert seen[-2:] == added  # new profiles sort last in the default order
+
+
+def test_links_use_the_request_host(server, data: SandboxData) -> None:
+    with httpx.Client(
+        base_url=server.url.replace("127.0.0.1", "localhost"),
+        headers={"Authorization": f"Klaviyo-API-Key {data.config.api_key}", "revision": "2026-07-15"},
+    ) as c:
+        body = c.get("/api/events", params={"page[size]": "5"}).json()
+    assert body["links"]["next"].startswith(f"http://localhost:{server.port}/api/events/")
+    assert body["data"][0]["links"]["self"].startswith(f"http://localhost:{server.port}/")
+
+
+def test_iso_helpers_round_trip() -> None:
+    assert iso(parse("2026-05-01T10:00:00Z")) == "2026-05-01T10:00:00+00:00"
