@@ -384,8 +384,9 @@ class WindowedStream(Stream):
             lo = await self.earliest(run)
         scan_started = run.now_iso()
         if lo is not None and lo < run.started:
-            # The last window reaches to now: rows newer than the safety lag are read too,
-            # but the watermark stops at `hi` so they are read again next time.
+            # The last window is open-ended, so rows newer than the start (or stamped ahead by
+            # a skewed clock) are read too; the watermark stops at `hi` = start - safety lag,
+            # so the newest rows are read again next time rather than risk missing late ones.
             windows = self.plan(lo, run.started)
             await self.fetch(run, windows, hi)
         final = max(hi, parse_time(state.watermark)) if state.watermark else hi
@@ -422,7 +423,7 @@ class WindowedStream(Stream):
                 w = queue.get_nowait()
                 params = _page_params(
                     self.endpoint,
-                    filter=time_range(self.endpoint, w.lo, w.hi),
+                    filter=time_range(self.endpoint, w.lo, None if w is windows[-1] else w.hi),
                     sort=self.field,
                     **self.extra_params(run),
                 )
