@@ -4,10 +4,11 @@ Klaviyo counts per account and endpoint in fixed windows and answers 429 with `R
 when either window is full; successful answers carry `RateLimit-Limit`, `RateLimit-Remaining`
 and `RateLimit-Reset` describing the steady window. Reporting endpoints add a daily window.
 
-`scale` multiplies the allowed counts (at least 1 per window). Below 1 it also shortens the
-steady and daily windows by the same factor (never under 1 s), so tests can run into 429s
-after a handful of requests and still wait only a second or two for them to clear, while
-scale 1.0 reproduces the real limits exactly.
+`scale` multiplies the allowed counts (at least 1 per window); 1.0 reproduces the real limits
+exactly. Below 1 it also shortens the steady and daily windows by the same factor (never under
+1 s) so that a throttled test waits a second or two rather than a minute: scaled-down limits
+are therefore dominated by the (scaled) burst window, which is what tests of 429 handling need.
+The steady and daily windows are exercised at scale 1.0 (reporting: 2 per minute).
 """
 
 from __future__ import annotations
