@@ -44,7 +44,7 @@ class RichProgress:
         self.bar.update(self.tasks[stream], pages=pages, rows=rows, rate=rows / elapsed)
 
     def finish(self, result: StreamResult) -> None:
-        mark = {"ok": "✓", "failed": "✗", "skipped": "-"}.get(result.status, "?")
+        mark = {"ok": "✓", "failed": "✗", "skipped": "-", "stopped": "■"}.get(result.status, "?")
         self.bar.update(self.tasks[result.stream], status=mark, pages=result.pages, rows=result.rows)
         if result.error:
             self.console.print(f"  [red]{result.stream}: {result.error}[/red]")

@@ -47,26 +47,34 @@ def sync(
         bool, typer.Option("--predictive", help="Also fetch profiles' predictive analytics (slower).")
     ] = False,
     lookback_days: Annotated[
-        float, typer.Option("--lookback-days", min=0, help="Days of events re-read for late arrivals.")
-    ] = 3.0,
+        float | None,
+        typer.Option(
+            "--lookback-days",
+            min=0,
+            help="Days of events re-read for late arrivals [default: config, else 3].",
+        ),
+    ] = None,
     reconcile_days: Annotated[
-        float, typer.Option("--reconcile-days", min=0, help="Reconcile deletions this often.")
-    ] = 7.0,
+        float | None,
+        typer.Option(
+            "--reconcile-days", min=0, help="Reconcile deletions this often [default: config, else 7]."
+        ),
+    ] = None,
     due: Annotated[
         bool, typer.Option("--due", help="Only the streams whose schedule says they are due.")
     ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
     """Sync streams from Klaviyo into the database (incremental by default)."""
-    from klaviyo_etl.cli import settings_of
+    from klaviyo_etl.cli.config import configured
     from klaviyo_etl.progress import progress_for
 
-    settings = settings_of(ctx)
+    settings, config = configured(ctx)
     names = [n for n in (streams or []) if n != "all"] or None
     if due:
         from klaviyo_etl.schedule import due_stream_names
 
-        names = due_stream_names(settings)
+        names = due_stream_names(settings, config)
         if not names:
             if json_output:
                 typer.echo(json.dumps({"run_id": None, "ok": True, "streams": []}))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +27,7 @@ from klaviyo_etl.db import open_database
 from klaviyo_etl.errors import DatabaseLocked, UsageError
 from klaviyo_etl.schedule.due import backoff, plan
 from klaviyo_etl.settings import Settings
+from klaviyo_etl.signals import stop_on_signals
 from klaviyo_etl.sync.engine import SyncOptions, SyncResult, run_sync
 
 log = logging.getLogger("klaviyo_etl.schedule")
@@ -181,7 +181,7 @@ class Scheduler:
 
     def run(self, *, until: dt.datetime | None = None, handle_signals: bool = True) -> int:
         """Loop until stopped (signal or `stop` set) or `until`; return the exit code, 0."""
-        with _stop_on_signals(self.stop) if handle_signals else _nothing():
+        with stop_on_signals(self.stop) if handle_signals else _nothing():
             self._announce()
             while not self.stop.is_set() and (until is None or self.clock.now() < until):
                 if self.tick() is not None:
@@ -222,27 +222,6 @@ def _seconds(value: float) -> str:
 @contextmanager
 def _nothing() -> Iterator[None]:
     yield
-
-
-@contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGINT/SIGTERM ask for a clean stop; a second one interrupts at once."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # only the main thread may install handlers; the caller stops us via `stop`
-        return
-
-    def handle(signum: int, _frame) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        log.warning("%s received: stopping after the current page is written", signal.Signals(signum).name)
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 __all__ = ["Clock", "Runner", "Scheduler", "SystemClock", "Tick", "engine_runner", "sync_options"]

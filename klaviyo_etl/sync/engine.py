@@ -48,7 +48,7 @@ class SyncOptions:
 @dataclass
 class StreamResult:
     stream: str
-    status: str  # ok | failed | skipped
+    status: str  # ok | failed | skipped | stopped
     rows: int = 0
     pages: int = 0
     requests: int = 0
@@ -72,7 +72,9 @@ class SyncResult:
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.ok else 1
+        if not self.ok:
+            return 1
+        return 130 if any(s.status == "stopped" for s in self.streams) else 0
 
 
 class Progress(Protocol):
@@ -231,7 +233,7 @@ async def _run_async(
                 try:
                     await stream.run(run)
                 except Stopped:
-                    result.status, result.error = "failed", "stopped before completion"
+                    result.status, result.error = "stopped", "stopped before completion"
                 except Exception as exc:  # one stream failing must not stop the others
                     log.debug("stream %s failed", name, exc_info=True)
                     result.status, result.error = "failed", f"{type(exc).__name__}: {exc}"
