@@ -242,6 +242,99 @@ def m003_reporting_api(db: sqlite_utils.Database) -> None:
     db["report_values"].create_index(["report", "entity_id"], if_not_exists=True)
 
 
+
+@migration
+def m004_report_rollups(db: sqlite_utils.Database) -> None:
+    """Rollup tables that keep `report campaigns` and `report overview` fast on big databases.
+
+    They are derived data, rebuilt by `klaviyo_etl.reports.rollups.refresh_rollups`. Inserted
+    events are found by rowid (past the stored watermark), so ingest pays nothing; the triggers
+    only catch the rare update that changes what an event counts for (deleted_at set by
+    reconciliation, a moved message id) and hard deletes.
+    """
+    # Per message (or form), role and day; `prev_day` is the profile's previous day with the
+    # same role on the same message, which makes distinct profiles in any day range summable.
+    db.execute(
+        """CREATE TABLE IF NOT EXISTS rollup_entity_days (
+            kind TEXT NOT NULL, entity_id TEXT NOT NULL, role TEXT NOT NULL, day TEXT NOT NULL,
+            prev_day TEXT NOT NULL, profiles INTEGER, events INTEGER, value REAL,
+            PRIMARY KEY (kind, entity_id, role, day, prev_day)) WITHOUT ROWID"""
+    )
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS idx_rollup_entity_days_day ON rollup_entity_days (kind, day)"
+    )
+    db.execute(
+        """CREATE TABLE IF NOT EXISTS rollup_entity_totals (
+            kind TEXT NOT NULL, entity_id TEXT NOT NULL, role TEXT NOT NULL,
+            profiles INTEGER, events INTEGER, value REAL, first_day TEXT, last_day TEXT,
+            PRIMARY KEY (kind, entity_id, role)) WITHOUT ROWID"""
+    )
+    db.execute(
+        """CREATE TABLE IF NOT EXISTS rollup_entities (
+            kind TEXT NOT NULL, entity_id TEXT NOT NULL, channel TEXT, flow_id TEXT,
+            first_day TEXT, last_day TEXT, PRIMARY KEY (kind, entity_id)) WITHOUT ROWID"""
+    )
+    # rollup_entity_days summed over the messages of each channel; exact for the same reason.
+    db.execute(
+        """CREATE TABLE IF NOT EXISTS rollup_channel_days (
+            channel TEXT NOT NULL, role TEXT NOT NULL, day TEXT NOT NULL, prev_day TEXT NOT NULL,
+            profiles INTEGER, events INTEGER, value REAL,
+            PRIMARY KEY (channel, role, day, prev_day)) WITHOUT ROWID"""
+    )
+    db.execute(
+        """CREATE TABLE IF NOT EXISTS rollup_metric_hours (
+            metric_id TEXT NOT NULL, hour TEXT NOT NULL, events INTEGER, value REAL,
+            PRIMARY KEY (metric_id, hour)) WITHOUT ROWID"""
+    )
+    # Profiles active per day, keyed by each profile's previous active day (same trick).
+    db.execute(
+        """CREATE TABLE IF NOT EXISTS rollup_activity_days (
+            day TEXT NOT NULL, prev_day TEXT NOT NULL, profiles INTEGER,
+            PRIMARY KEY (day, prev_day)) WITHOUT ROWID"""
+    )
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS rollup_state (key TEXT PRIMARY KEY, value TEXT)"
+    )
+    # No unique key on purpose: a trigger's OR IGNORE is overridden by the conflict policy of
+    # the statement that fired it (an upsert), so duplicates are allowed and read with DISTINCT.
+    db.execute("CREATE TABLE IF NOT EXISTS rollup_dirty (kind TEXT NOT NULL, key TEXT NOT NULL)")
+    # Lookups the incremental refresh needs and the base schema lacks.
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS idx_events_attributed_message ON events (attributed_message_id)"
+        " WHERE attributed_message_id IS NOT NULL"
+    )
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS idx_events_form ON events (form_id) WHERE form_id IS NOT NULL"
+    )
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS idx_events_profile_datetime ON events (profile_id, datetime)"
+        " WHERE deleted_at IS NULL"
+    )
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS idx_profiles_created_live ON profiles (created)"
+        " WHERE deleted_at IS NULL"
+    )
+    dirty = (
+        "INSERT INTO rollup_dirty (kind, key) SELECT k, v FROM (SELECT 'day' k,"
+        " substr({r}.datetime, 1, 10) v UNION ALL SELECT 'message', {r}.message_id"
+        " UNION ALL SELECT 'message', {r}.attributed_message_id"
+        " UNION ALL SELECT 'form', {r}.form_id) WHERE v IS NOT NULL;"
+    )
+    changed = " OR ".join(
+        f"OLD.{c} IS NOT NEW.{c}"
+        for c in ("deleted_at", "datetime", "metric_id", "profile_id", "value", "message_id",
+                  "flow_id", "attributed_message_id", "form_id")
+    )
+    db.execute(
+        f"""CREATE TRIGGER IF NOT EXISTS events_rollup_update AFTER UPDATE ON events
+            WHEN {changed} BEGIN {dirty.format(r="OLD")} {dirty.format(r="NEW")} END"""
+    )
+    db.execute(
+        f"""CREATE TRIGGER IF NOT EXISTS events_rollup_delete AFTER DELETE ON events BEGIN
+            {dirty.format(r="OLD")}
+            INSERT INTO rollup_dirty (kind, key) VALUES ('rowid', OLD.rowid); END"""
+    )
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -1,0 +1,105 @@
+"""`--max-age`: database first, but never answer from data older than the user accepts.
+
+Each report names the sync streams it reads. If any of them last succeeded longer ago than
+`--max-age` (or never), those streams are synced before the report runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+
+import sqlite_utils
+
+from klaviyo_etl.errors import KlaviyoEtlError, UsageError
+
+_EVENTS = ["metrics", "events"]
+STREAMS: dict[str, list[str]] = {
+    "overview": [*_EVENTS, "profiles"],
+    "campaigns": [*_EVENTS, "campaigns", "campaign_messages"],
+    "flows": [*_EVENTS, "flows", "flow_messages"],
+    "forms": [*_EVENTS, "forms"],
+    "segments": ["segments", "segment_members"],
+    "lists": ["lists", "list_members"],
+    "metric": _EVENTS,
+    "rfm": [*_EVENTS, "profiles"],
+    "cohorts": _EVENTS,
+    "dashboard": [*_EVENTS, "profiles", "campaigns", "campaign_messages", "flows", "flow_messages"],
+}
+
+
+def streams_for(report: str, source: str = "events") -> list[str]:
+    streams = list(STREAMS[report])
+    if source == "klaviyo":
+        streams.append("reports")
+    return streams
+
+
+def parse_age(text: str) -> dt.timedelta:
+    """'90s', '15m', '6h', '2d' -> timedelta."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text or "")
+    if not match:
+        raise UsageError(f"--max-age {text!r} is not a duration (use e.g. 30m, 6h, 2d)")
+    seconds = float(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+    return dt.timedelta(seconds=seconds)
+
+
+def _parse_time(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def stale_streams(
+    db: sqlite_utils.Database, streams: list[str], max_age: dt.timedelta, now: dt.datetime | None = None
+) -> list[str]:
+    """The streams whose last successful sync is older than max_age, or that never synced."""
+    now = now or dt.datetime.now(dt.UTC)
+    last = dict(db.execute("SELECT stream, last_success_at FROM sync_state").fetchall())
+    out = []
+    for stream in streams:
+        when = _parse_time(last.get(stream))
+        if when is None or now - when > max_age:
+            out.append(stream)
+    return out
+
+
+def ensure_fresh(
+    settings,
+    db: sqlite_utils.Database,
+    report: str,
+    max_age: str | None,
+    *,
+    source: str = "events",
+    sync: Callable | None = None,
+    now: dt.datetime | None = None,
+) -> list[str]:
+    """Sync the report's stale streams first; return the streams synced (none if fresh).
+
+    Raises when that sync fails: the user asked for data no older than max_age, so an
+    answer from older data would be a silent lie.
+    """
+    if not max_age:
+        return []
+    stale = stale_streams(db, streams_for(report, source), parse_age(max_age), now)
+    if not stale:
+        return []
+    if sync is None:
+        from klaviyo_etl.sync import SyncOptions, run_sync
+
+        def sync(streams: list[str]):
+            return run_sync(settings, SyncOptions(streams=streams))
+
+    result = sync(stale)
+    if not getattr(result, "ok", False):
+        failed = [s.stream for s in getattr(result, "streams", []) if s.status == "failed"]
+        raise KlaviyoEtlError(
+            f"could not refresh {', '.join(failed or stale)} before the report"
+            " (drop --max-age to report from the stored data)"
+        )
+    return stale

@@ -1,0 +1,224 @@
+"""Self-contained HTML: the dashboard page and any single report as a page.
+
+Everything is inline (CSS in a <style> tag, charts as SVG drawn here), so the file opens
+from disk with no network, can be mailed, and renders the same in a year.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import math
+from typing import Any
+
+import sqlite_utils
+
+from klaviyo_etl.reports.model import Column, Report
+from klaviyo_etl.reports.render import cell, format_value
+
+CSS = """
+:root { --ink:#1f2430; --muted:#6b7280; --line:#e5e7eb; --accent:#2563eb; --accent2:#f59e0b;
+        --accent3:#10b981; --up:#047857; --down:#b91c1c; --card:#f8fafc; }
+* { box-sizing: border-box; }
+body { font: 14px/1.45 -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif;
+       color: var(--ink); margin: 24px auto; max-width: 1200px; padding: 0 16px; }
+h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 8px; }
+.sub { color: var(--muted); margin-bottom: 16px; }
+.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(200px, 1fr)); gap: 12px; }
+.card { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 12px 14px; }
+.card .label { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .03em; }
+.card .value { font-size: 24px; font-weight: 600; margin-top: 2px; }
+.card .change { font-size: 13px; } .up { color: var(--up); } .down { color: var(--down); }
+.card .prev { color: var(--muted); font-size: 12px; }
+.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); gap: 16px; }
+.chart { border: 1px solid var(--line); border-radius: 8px; padding: 8px; }
+svg text { font: 11px -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; fill: var(--muted); }
+svg .title { font-size: 13px; font-weight: 600; fill: var(--ink); }
+table { border-collapse: collapse; width: 100%; font-size: 13px; }
+th, td { padding: 5px 8px; border-bottom: 1px solid var(--line); white-space: nowrap; }
+th { text-align: left; color: var(--muted); font-weight: 600; position: sticky; top: 0; background: #fff; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+.scroll { overflow-x: auto; } .note { color: #92400e; }
+"""
+
+PALETTE = ["#2563eb", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6"]
+
+
+def _esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _nice_max(value: float) -> float:
+    if value <= 0:
+        return 1.0
+    exponent = 10 ** math.floor(math.log10(value))
+    for step in (1, 2, 2.5, 5, 10):
+        if value <= step * exponent:
+            return step * exponent
+    return 10 * exponent
+
+
+def _axis_label(value: float, kind: str) -> str:
+    if kind == "rate":
+        return f"{value * 100:.0f}%"
+    if abs(value) >= 1_000_000:
+        return f"{value / 1_000_000:.1f}M"
+    if abs(value) >= 10_000:
+        return f"{value / 1000:.0f}k"
+    return f"{value:,.0f}" if value == int(value) else f"{value:,.1f}"
+
+
+def svg_chart(
+    title: str,
+    labels: list[str],
+    series: dict[str, list[float]],
+    *,
+    kind: str = "int",
+    bars: str | None = None,
+    width: int = 560,
+    height: int = 260,
+) -> str:
+    """A bar and/or line chart as inline SVG. `bars` names the series drawn as bars; the
+    others are lines. Each point carries a <title> so hovering shows its exact value."""
+    left, right, top, bottom = 56, 12, 30, 40
+    plot_w, plot_h = width - left - right, height - top - bottom
+    n = max(len(labels), 1)
+    peak = _nice_max(max([v for vals in series.values() for v in vals] or [0]))
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {height}"'
+        f' width="100%" aria-label="{_esc(title)}">',
+        f'<text class="title" x="{left}" y="18">{_esc(title)}</text>',
+    ]
+    for i in range(5):
+        value = peak * i / 4
+        y = top + plot_h - plot_h * i / 4
+        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e7eb"/>')
+        parts.append(
+            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{_esc(_axis_label(value, kind))}</text>'
+        )
+    step = plot_w / n
+    every = max(1, math.ceil(n / 8))
+    for i, label in enumerate(labels):
+        if i % every == 0:
+            x = left + step * (i + 0.5)
+            parts.append(
+                f'<text x="{x:.1f}" y="{height - bottom + 16}" text-anchor="middle">{_esc(label)}</text>'
+            )
+    for index, (name, values) in enumerate(series.items()):
+        color = PALETTE[index % len(PALETTE)]
+        if name == bars:
+            bar_w = max(step * 0.75, 1)
+            for i, v in enumerate(values):
+                h = plot_h * (v / peak)
+                x = left + step * i + (step - bar_w) / 2
+                parts.append(
+                    f'<rect x="{x:.1f}" y="{top + plot_h - h:.1f}" width="{bar_w:.1f}"'
+                    f' height="{h:.1f}" fill="{color}" opacity="0.85"><title>'
+                    f"{_esc(labels[i])}: {_esc(format_value(v, kind))}</title></rect>"
+                )
+        else:
+            points = " ".join(
+                f"{left + step * (i + 0.5):.1f},{top + plot_h - plot_h * v / peak:.1f}"
+                for i, v in enumerate(values)
+            )
+            parts.append(f'<polyline points="{points}" fill="none" stroke="{color}" stroke-width="2"/>')
+            for i, v in enumerate(values):
+                parts.append(
+                    f'<circle cx="{left + step * (i + 0.5):.1f}"'
+                    f' cy="{top + plot_h - plot_h * v / peak:.1f}" r="2" fill="{color}">'
+                    f"<title>{_esc(name)} {_esc(labels[i])}: "
+                    f"{_esc(format_value(v, kind))}</title></circle>"
+                )
+        lx = left + 8 + index * 130
+        parts.append(
+            f'<rect x="{lx}" y="{height - 14}" width="10" height="10" fill="{color}"/>'
+            f'<text x="{lx + 14}" y="{height - 5}">{_esc(name)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def table_html(report: Report, columns: list[Column] | None = None) -> str:
+    columns = columns or report.columns
+    head = "".join(
+        f'<th class="{"num" if c.numeric or c.kind == "kpi" else ""}">{_esc(c.label)}</th>' for c in columns
+    )
+    body = []
+    for row in report.rows:
+        tds = "".join(
+            f'<td class="{"num" if c.numeric or c.kind == "kpi" else ""}">{_esc(cell(row, c))}</td>'
+            for c in columns
+        )
+        body.append(f"<tr>{tds}</tr>")
+    notes = "".join(f'<p class="note">{_esc(n)}</p>' for n in report.notes)
+    return (
+        f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>{notes}"
+    )
+
+
+def cards_html(report: Report) -> str:
+    cards = []
+    for row in report.rows:
+        change = row.get("change_pct")
+        extra = ""
+        if report.compare:
+            css = "up" if (change or 0) > 0 else "down" if (change or 0) < 0 else ""
+            text = format_value(change, "pct") if change is not None else "n/a"
+            extra = (
+                f'<div class="change {css}">{_esc(text)}</div><div class="prev">was '
+                f"{_esc(cell(row, Column('previous', '', 'kpi')))}</div>"
+            )
+        cards.append(
+            f'<div class="card" data-kpi="{_esc(row["kpi"])}"><div class="label">'
+            f'{_esc(row["label"])}</div><div class="value">'
+            f"{_esc(cell(row, Column('value', '', 'kpi')))}</div>{extra}</div>"
+        )
+    return f'<div class="cards">{"".join(cards)}</div>'
+
+
+def page(title: str, subtitle: str, body: str) -> str:
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_esc(title)}</title><style>{CSS}</style></head><body>"
+        f'<h1>{_esc(title)}</h1><div class="sub">{_esc(subtitle)}</div>{body}</body></html>'
+    )
+
+
+def _subtitle(report: Report) -> str:
+    text = report.period.describe() if report.period else ""
+    if report.compare:
+        text += f" compared with {report.compare.describe()}"
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"{text} · generated {stamp}".strip(" ·")
+
+
+def report_page(report: Report) -> str:
+    """Any report as one standalone page (`--format html`)."""
+    body = cards_html(report) if report.name == "overview" else table_html(report)
+    return page(report.title, _subtitle(report), body)
+
+
+def dashboard_html(db: sqlite_utils.Database, period, compare=None) -> str:
+    """KPI cards, revenue and engagement charts, and the campaign and flow tables."""
+    from klaviyo_etl.reports import charts, messages, overview
+
+    kpis = overview.overview_report(db, period, compare)
+    labels, revenue, previous = charts.revenue_series(db, period, compare)
+    series = {"Revenue": revenue}
+    if previous is not None:
+        series["Previous period"] = previous
+    revenue_svg = svg_chart("Revenue (Placed Order value)", labels, series, kind="money", bars="Revenue")
+    labels, engagement = charts.engagement_series(db, period)
+    engagement_svg = svg_chart("Email engagement (unique per message)", labels, engagement)
+    campaigns = messages.campaign_report(db, period, limit=25)
+    flows = messages.flow_report(db, period)
+    body = (
+        cards_html(kpis) + f'<h2>Trends</h2><div class="charts"><div class="chart" id="revenue-chart">'
+        f'{revenue_svg}</div><div class="chart" id="engagement-chart">{engagement_svg}</div></div>'
+        + f'<h2>Campaigns</h2><div id="campaigns">{table_html(campaigns)}</div>'
+        + f'<h2>Flows</h2><div id="flows">{table_html(flows)}</div>'
+    )
+    notes = "".join(f'<p class="note">{_esc(n)}</p>' for n in kpis.notes)
+    return page("Klaviyo dashboard", _subtitle(kpis), notes + body)

@@ -1,0 +1,502 @@
+"""Campaign and flow performance, with the figures defined in `klaviyo_etl.conventions`.
+
+Figures come from the rollups (see `rollups.py`): per message and role, distinct profiles,
+events and value. A campaign or flow sums its messages and recomputes the rates from the
+sums, as Klaviyo does. Campaigns are picked by send time and counted over all their events;
+flows never stop sending, so they are counted over the events inside the period.
+
+`--source klaviyo` reads Klaviyo's own Reporting API figures stored by `sync reports` in
+`report_values` instead, in the same row shape, so the two can be set side by side.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Any
+
+import sqlite_utils
+
+from klaviyo_etl.errors import UsageError
+from klaviyo_etl.reports.model import Column, Report, sort_rows
+from klaviyo_etl.reports.periods import Period, change_pct
+from klaviyo_etl.reports.rollups import ensure_rollups
+
+CHANNELS = ("email", "sms", "mobile_push")
+
+# Counts a campaign or flow adds up over its messages (Klaviyo statistic names).
+COUNTS = (
+    "recipients",
+    "delivered",
+    "opens",
+    "opens_unique",
+    "clicks",
+    "clicks_unique",
+    "conversions",
+    "conversion_uniques",
+    "conversion_value",
+    "unsubscribes",
+    "unsubscribe_uniques",
+    "bounced",
+    "spam_complaints",
+)
+# Rates recomputed from the summed counts: name -> (numerator, denominator).
+RATES = {
+    "open_rate": ("opens_unique", "delivered"),
+    "click_rate": ("clicks_unique", "delivered"),
+    "click_to_open_rate": ("clicks_unique", "opens_unique"),
+    "conversion_rate": ("conversion_uniques", "delivered"),
+    "revenue_per_recipient": ("conversion_value", "delivered"),
+    "unsubscribe_rate": ("unsubscribe_uniques", "delivered"),
+    "bounce_rate": ("bounced", "recipients"),
+    "spam_complaint_rate": ("spam_complaints", "delivered"),
+}
+# (statistic, role in the rollups, which measure of the role)
+_FROM_ROLES = (
+    ("recipients", "recipients", "profiles"),
+    ("delivered", "received", "profiles"),
+    ("opens", "opened", "events"),
+    ("opens_unique", "opened", "profiles"),
+    ("clicks", "clicked", "events"),
+    ("clicks_unique", "clicked", "profiles"),
+    ("conversions", "conversion", "events"),
+    ("conversion_uniques", "conversion", "profiles"),
+    ("conversion_value", "conversion", "value"),
+    ("unsubscribes", "unsubscribed", "events"),
+    ("unsubscribe_uniques", "unsubscribed", "profiles"),
+    ("bounced", "bounced", "profiles"),
+    ("spam_complaints", "spam", "profiles"),
+)
+
+FIGURE_COLUMNS = [
+    Column("recipients", "Recipients", "int"),
+    Column("delivered", "Delivered", "int"),
+    Column("opens_unique", "Opens", "int"),
+    Column("open_rate", "Open rate", "rate"),
+    Column("clicks_unique", "Clicks", "int"),
+    Column("click_rate", "Click rate", "rate"),
+    Column("click_to_open_rate", "CTOR", "rate"),
+    Column("conversions", "Conversions", "int"),
+    Column("conversion_rate", "Conv. rate", "rate"),
+    Column("conversion_value", "Revenue", "money"),
+    Column("revenue_per_recipient", "Rev/recip.", "money"),
+    Column("unsubscribes", "Unsubs", "int"),
+    Column("bounced", "Bounces", "int"),
+    Column("spam_complaints", "Spam", "int"),
+]
+# Present in every row (JSON/CSV) but left out of the terminal table to keep it readable.
+EXTRA_COLUMNS = [
+    Column("opens", "Opens (all)", "int"),
+    Column("clicks", "Clicks (all)", "int"),
+    Column("conversion_uniques", "Converters", "int"),
+    Column("unsubscribe_uniques", "Unsubscribers", "int"),
+    Column("unsubscribe_rate", "Unsub rate", "rate"),
+    Column("bounce_rate", "Bounce rate", "rate"),
+    Column("spam_complaint_rate", "Spam rate", "rate"),
+]
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator else 0.0
+
+
+def add_rates(figures: dict[str, Any]) -> dict[str, Any]:
+    """Fill in every rate from the counts (a zero denominator gives 0.0)."""
+    for name, (num, den) in RATES.items():
+        if figures.get(num) is None or figures.get(den) is None:
+            figures.setdefault(name, None)
+        else:
+            value = _ratio(figures[num], figures[den])
+            figures[name] = round(value, 2 if name == "revenue_per_recipient" else 6)
+    if figures.get("conversion_value") is not None:
+        figures["conversion_value"] = round(figures["conversion_value"], 2)
+    return figures
+
+
+def _empty_counts() -> dict[str, float]:
+    return {name: 0 for name in COUNTS}
+
+
+def role_sums(
+    db: sqlite_utils.Database, kind: str, period: Period | None, ids: list[str] | None = None
+) -> dict[str, dict[str, dict[str, float]]]:
+    """{entity_id: {role: {profiles, events, value}}} for messages or forms.
+
+    Without a period: all time. With one: events inside it, and each profile counted once
+    per entity and role (see the prev_day note in rollups.py).
+    """
+    params: list[Any] = [kind]
+    if period is None or (period.start is None and period.end is None):
+        sql = "SELECT entity_id, role, profiles, events, value FROM rollup_entity_totals WHERE kind = ?"
+    else:
+        sql = (
+            "SELECT entity_id, role,"
+            " sum(CASE WHEN prev_day = '' OR prev_day < ? THEN profiles ELSE 0 END),"
+            " sum(events), total(value) FROM rollup_entity_days"
+            " WHERE kind = ? AND day >= ? AND day < ?"
+        )
+        params = [period.lo, kind, period.lo, period.hi]
+    if ids is not None:
+        if not ids:
+            return {}
+        sql += f" AND entity_id IN ({','.join('?' * len(ids))})"
+        params += ids
+    if period is not None and not (period.start is None and period.end is None):
+        sql += " GROUP BY entity_id, role"
+    out: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
+    for entity_id, role, profiles, events, value in db.execute(sql, params).fetchall():
+        out[entity_id][role] = {"profiles": profiles or 0, "events": events or 0, "value": value or 0.0}
+    return out
+
+
+def message_counts(roles: dict[str, dict[str, float]]) -> dict[str, float]:
+    """One message's counts from its role sums."""
+    counts = _empty_counts()
+    for statistic, role, measure in _FROM_ROLES:
+        counts[statistic] = roles.get(role, {}).get(measure, 0)
+    return counts
+
+
+def _sum_into(total: dict[str, float], counts: dict[str, float]) -> None:
+    for name in COUNTS:
+        total[name] += counts.get(name) or 0
+
+
+def _check_channel(channel: str | None) -> str | None:
+    if channel and channel not in CHANNELS:
+        raise UsageError(f"--channel {channel!r} is not one of {', '.join(CHANNELS)}")
+    return channel
+
+
+def _send_time_filter(period: Period) -> tuple[str, list[str]]:
+    return (
+        "coalesce(c.send_time, c.scheduled_at) >= ? AND coalesce(c.send_time, c.scheduled_at) < ?",
+        [period.lo, period.hi],
+    )
+
+
+def _campaigns(db: sqlite_utils.Database, period: Period, channel: str | None) -> list[dict]:
+    where, params = _send_time_filter(period)
+    sql = (
+        "SELECT c.id, c.name, c.channel, c.status, coalesce(c.send_time, c.scheduled_at)"
+        f" FROM campaigns c WHERE c.deleted_at IS NULL AND {where}"
+    )
+    if channel:
+        sql += " AND c.channel = ?"
+        params.append(channel)
+    return [
+        {"campaign_id": cid, "name": name, "channel": ch, "status": status, "send_time": sent}
+        for cid, name, ch, status, sent in db.execute(sql, params).fetchall()
+    ]
+
+
+def _campaign_messages(db: sqlite_utils.Database, campaign_ids: list[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = defaultdict(list)
+    for start in range(0, len(campaign_ids), 500):
+        chunk = campaign_ids[start : start + 500]
+        for mid, cid in db.execute(
+            "SELECT id, campaign_id FROM campaign_messages WHERE deleted_at IS NULL"
+            f" AND campaign_id IN ({','.join('?' * len(chunk))})",
+            chunk,
+        ).fetchall():
+            out[cid].append(mid)
+    return out
+
+
+CAMPAIGN_COLUMNS = [
+    Column("name", "Campaign"),
+    Column("channel", "Channel"),
+    Column("send_time", "Sent", "datetime"),
+    *FIGURE_COLUMNS,
+]
+CAMPAIGN_JSON_COLUMNS = [
+    Column("campaign_id", "Campaign id"),
+    Column("status", "Status"),
+    *CAMPAIGN_COLUMNS,
+    *EXTRA_COLUMNS,
+]
+
+
+def campaign_report(
+    db: sqlite_utils.Database,
+    period: Period,
+    compare: Period | None = None,
+    *,
+    channel: str | None = None,
+    sort: str | None = None,
+    limit: int | None = None,
+    source: str = "events",
+) -> Report:
+    """Per campaign sent in the period: every figure, from events (default) or from Klaviyo.
+
+    `meta.totals` sums every campaign of the period (before --limit); with `compare` it
+    also holds the campaigns sent in the compare period and the change of each figure.
+    """
+    _check_channel(channel)
+    if source not in ("events", "klaviyo"):
+        raise UsageError(f"--source {source!r} must be events or klaviyo")
+    rows, notes = _campaign_rows(db, period, channel, source)
+    totals: dict[str, Any] = {"campaigns": len(rows), **_totals(rows)}
+    meta: dict[str, Any] = {"source": source, "totals": totals}
+    if compare:
+        before, _ = _campaign_rows(db, compare, channel, source)
+        meta["previous_totals"] = {"campaigns": len(before), **_totals(before)}
+        meta["change_pct"] = {k: change_pct(v, meta["previous_totals"].get(k)) for k, v in totals.items()}
+    rows = sort_rows(rows, CAMPAIGN_JSON_COLUMNS, sort, default="send_time:desc")
+    if limit is not None:
+        rows = rows[:limit]
+    if not rows:
+        notes.append(
+            f"No campaigns sent in {period.describe()}" + (f" on {channel}" if channel else "") + "."
+        )
+    return Report("campaigns", "Campaigns", CAMPAIGN_COLUMNS, rows, period, compare, meta=meta, notes=notes)
+
+
+def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts summed over rows (rows without figures skipped) and the rates recomputed."""
+    total = _empty_counts()
+    for row in rows:
+        if row.get("recipients") is not None:
+            _sum_into(total, row)
+    return add_rates(total)
+
+
+def _campaign_rows(
+    db: sqlite_utils.Database, period: Period, channel: str | None, source: str
+) -> tuple[list[dict[str, Any]], list[str]]:
+    campaigns = _campaigns(db, period, channel)
+    by_campaign = _campaign_messages(db, [c["campaign_id"] for c in campaigns])
+    notes: list[str] = []
+    if source == "events":
+        ensure_rollups(db)
+        message_ids = [m for mids in by_campaign.values() for m in mids]
+        sums = role_sums(db, "message", None, message_ids)
+        for row in campaigns:
+            total = _empty_counts()
+            for mid in by_campaign.get(row["campaign_id"], []):
+                _sum_into(total, message_counts(sums.get(mid, {})))
+            row.update(add_rates(total))
+    else:
+        stored = klaviyo_values(db, "campaign-values", [c["campaign_id"] for c in campaigns])
+        missing = 0
+        for row in campaigns:
+            figures = stored.get(row["campaign_id"])
+            if figures is None:
+                missing += 1
+                figures = dict.fromkeys([*COUNTS, *RATES])
+            row.update(figures)
+        if missing:
+            notes.append(
+                f"{missing} campaign(s) have no stored Reporting API figures;"
+                " run `klaviyo-etl sync --stream reports` to fetch them"
+            )
+    return campaigns, notes
+
+
+def klaviyo_values(
+    db: sqlite_utils.Database,
+    report: str,
+    entity_ids: list[str] | None = None,
+    key: tuple[str, ...] = ("entity_id",),
+) -> dict[Any, dict[str, Any]]:
+    """Stored Reporting API statistics summed per entity (or per `key` columns).
+
+    The newest fetch of each (entity, message, channel) is used; counts are added across
+    messages and rates recomputed from the sums, so a one-message campaign shows exactly
+    Klaviyo's numbers and a multi-message one the same aggregate Klaviyo's UI shows.
+    """
+    sql = (
+        "SELECT entity_id, message_id, channel, statistics, fetched_at, timeframe_start,"
+        " timeframe_end FROM report_values WHERE report = ?"
+    )
+    params: list[Any] = [report]
+    rows = db.execute(sql, params).fetchall()
+    wanted = set(entity_ids) if entity_ids is not None else None
+    newest: dict[tuple, tuple] = {}
+    for entity_id, message_id, channel, statistics, fetched_at, start, end in rows:
+        if wanted is not None and entity_id not in wanted:
+            continue
+        k = (entity_id, message_id, channel)
+        rank = (fetched_at or "", end or "", start or "")
+        if k not in newest or rank > newest[k][0]:
+            newest[k] = (rank, statistics)
+    grouped: dict[Any, list[dict]] = defaultdict(list)
+    for (entity_id, message_id, channel), (_rank, statistics) in newest.items():
+        values = {"entity_id": entity_id, "message_id": message_id, "channel": channel}
+        group = tuple(values[k] for k in key)
+        grouped[group if len(key) > 1 else group[0]].append(json.loads(statistics or "{}"))
+    out = {}
+    for group, stats_list in grouped.items():
+        if len(stats_list) == 1:
+            figures = {name: stats_list[0].get(name) for name in (*COUNTS, *RATES)}
+            if figures.get("conversion_value") is not None:
+                figures["conversion_value"] = round(figures["conversion_value"], 2)
+        else:
+            figures = {name: sum((s.get(name) or 0) for s in stats_list) for name in COUNTS}
+            add_rates(figures)
+        out[group] = figures
+    return out
+
+
+FLOW_COLUMNS = [Column("name", "Flow"), Column("channel", "Channel"), *FIGURE_COLUMNS]
+FLOW_MESSAGE_COLUMNS = [
+    Column("flow_name", "Flow"),
+    Column("name", "Message"),
+    Column("channel", "Channel"),
+    *FIGURE_COLUMNS,
+]
+
+
+FLOW_CHANGES = ("recipients", "open_rate", "click_rate", "conversion_value")
+
+
+def flow_report(
+    db: sqlite_utils.Database,
+    period: Period,
+    *,
+    by: str = "flow",
+    channel: str | None = None,
+    sort: str | None = None,
+    limit: int | None = None,
+    source: str = "events",
+    compare: Period | None = None,
+) -> Report:
+    """Per flow and channel (by='flow') or per flow message (by='message'), over the
+    events inside the period; with `compare`, each row also gets `<figure>_previous` and
+    `<figure>_change_pct` for recipients, open rate, click rate and revenue."""
+    report = _flow_rows(db, period, by=by, channel=channel, source=source)
+    key = ("message_id",) if by == "message" else ("flow_id", "channel")
+    report.meta["totals"] = {"rows": len(report.rows), **_totals(report.rows)}
+    if compare:
+        if source == "klaviyo":
+            raise UsageError(
+                "--compare needs --source events (stored Klaviyo figures cover"
+                " the timeframe they were fetched for)"
+            )
+        before = _flow_rows(db, compare, by=by, channel=channel, source=source)
+        previous = {tuple(r[k] for k in key): r for r in before.rows}
+        for row in report.rows:
+            old = previous.get(tuple(row[k] for k in key), {})
+            for figure in FLOW_CHANGES:
+                row[f"{figure}_previous"] = old.get(figure)
+                row[f"{figure}_change_pct"] = change_pct(row.get(figure), old.get(figure))
+        report.columns = [
+            *report.columns,
+            *(Column(f"{f}_change_pct", f"Δ {f.replace('_', ' ')}", "pct") for f in FLOW_CHANGES[::3]),
+        ]
+        report.compare = compare
+        report.meta["previous_totals"] = {"rows": len(before.rows), **_totals(before.rows)}
+    json_columns = [
+        Column("flow_id", "Flow id"),
+        Column("message_id", "Message id"),
+        Column("flow_name", "Flow"),
+        Column("status", "Status"),
+        *report.columns,
+        *EXTRA_COLUMNS,
+        *(Column(f"{f}_change_pct", f, "pct") for f in FLOW_CHANGES),
+    ]
+    report.rows = sort_rows(report.rows, json_columns, sort)
+    if limit is not None:
+        report.rows = report.rows[:limit]
+    return report
+
+
+def _flow_rows(
+    db: sqlite_utils.Database, period: Period, *, by: str, channel: str | None, source: str
+) -> Report:
+    _check_channel(channel)
+    if by not in ("flow", "message"):
+        raise UsageError(f"--by {by!r} must be flow or message")
+    if source not in ("events", "klaviyo"):
+        raise UsageError(f"--source {source!r} must be events or klaviyo")
+    flows = {
+        fid: {"name": name, "status": status}
+        for fid, name, status in db.execute(
+            "SELECT id, name, status FROM flows WHERE deleted_at IS NULL"
+        ).fetchall()
+    }
+    deleted_flows = {r[0] for r in db.execute("SELECT id FROM flows WHERE deleted_at IS NOT NULL").fetchall()}
+    messages: dict[str, dict[str, Any]] = {}
+    for mid, fid, name, ch in db.execute(
+        "SELECT id, flow_id, name, channel FROM flow_messages WHERE deleted_at IS NULL"
+    ):
+        messages[mid] = {"flow_id": fid, "name": name, "channel": ch}
+    notes: list[str] = []
+    if source == "events":
+        ensure_rollups(db)
+        # Messages seen only through events (flow_messages not synced yet) still count.
+        for mid, fid, ch in db.execute(
+            "SELECT entity_id, flow_id, channel FROM rollup_entities"
+            " WHERE kind = 'message' AND flow_id IS NOT NULL"
+        ).fetchall():
+            info = messages.setdefault(mid, {"flow_id": fid, "name": None, "channel": ch})
+            info["channel"] = info["channel"] or ch
+        messages = {m: i for m, i in messages.items() if i["flow_id"] and i["flow_id"] not in deleted_flows}
+        sums = role_sums(db, "message", period, list(messages))
+        per_message = {mid: add_rates(message_counts(sums.get(mid, {}))) for mid in messages}
+    else:
+        stored = klaviyo_values(db, "flow-values", None, key=("entity_id", "message_id", "channel"))
+        per_message = {}
+        for (fid, mid, ch), figures in stored.items():
+            if fid in deleted_flows:
+                continue
+            info = messages.setdefault(mid, {"flow_id": fid, "name": None, "channel": ch})
+            info["channel"] = info["channel"] or ch
+            per_message[mid] = figures
+        messages = {m: i for m, i in messages.items() if m in per_message}
+        notes.append(
+            "Klaviyo figures as stored by the last `sync reports` (their timeframe, not --from/--to)."
+        )
+    rows: list[dict[str, Any]] = []
+    if by == "message":
+        for mid, info in messages.items():
+            if channel and info["channel"] != channel:
+                continue
+            flow = flows.get(info["flow_id"], {})
+            rows.append(
+                {
+                    "flow_id": info["flow_id"],
+                    "flow_name": flow.get("name"),
+                    "message_id": mid,
+                    "name": info["name"],
+                    "channel": info["channel"],
+                    **per_message[mid],
+                }
+            )
+        columns = list(FLOW_MESSAGE_COLUMNS)
+    else:
+        totals: dict[tuple[str, str | None], dict[str, float]] = {}
+        for mid, info in messages.items():
+            if channel and info["channel"] != channel:
+                continue
+            total = totals.setdefault((info["flow_id"], info["channel"]), _empty_counts())
+            _sum_into(total, per_message[mid])
+        for fid in flows:
+            if not channel and not any(k[0] == fid for k in totals):
+                totals[(fid, None)] = _empty_counts()  # a flow that sent nothing yet
+        for (fid, ch), total in totals.items():
+            flow = flows.get(fid, {})
+            rows.append(
+                {
+                    "flow_id": fid,
+                    "name": flow.get("name"),
+                    "status": flow.get("status"),
+                    "channel": ch,
+                    **add_rates(total),
+                }
+            )
+        columns = list(FLOW_COLUMNS)
+    rows.sort(
+        key=lambda r: (r.get("flow_name") or r.get("name") or "", r.get("name") or "", r.get("channel") or "")
+    )
+    if not rows:
+        notes.append("No flows" + (f" on {channel}" if channel else "") + " in the database.")
+    return Report(
+        "flows",
+        "Flows" if by == "flow" else "Flow messages",
+        columns,
+        rows,
+        period,
+        meta={"source": source, "by": by},
+        notes=notes,
+    )

@@ -1,0 +1,73 @@
+"""What every report function returns: columns, plain-dict rows and the period they cover.
+
+One `Report` feeds every output format (Rich table, JSON, CSV, HTML), so the formats
+cannot disagree about a number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from klaviyo_etl.errors import UsageError
+from klaviyo_etl.reports.periods import Period
+
+# Column kinds decide formatting only: int, float, money, rate (a fraction shown as %),
+# pct (already a percentage), text, date, datetime, bool.
+NUMERIC_KINDS = {"int", "float", "money", "rate", "pct"}
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    kind: str = "text"
+
+    @property
+    def numeric(self) -> bool:
+        return self.kind in NUMERIC_KINDS
+
+
+@dataclass
+class Report:
+    name: str
+    title: str
+    columns: list[Column]
+    rows: list[dict[str, Any]]
+    period: Period | None = None
+    compare: Period | None = None
+    meta: dict[str, Any] = field(default_factory=dict)  # extra top-level JSON fields
+    notes: list[str] = field(default_factory=list)  # lines for humans under the table
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "report": self.name,
+            "period": self.period.to_json() if self.period else None,
+            "compare": self.compare.to_json() if self.compare else None,
+            **self.meta,
+            "rows": self.rows,
+            "notes": self.notes,
+        }
+
+
+def sort_rows(
+    rows: list[dict], columns: list[Column], sort: str | None, default: str | None = None
+) -> list[dict]:
+    """Sort by `KEY`, `KEY:asc` or `KEY:desc`; numbers sort high-first and text A-Z unless
+    told otherwise, and missing values always go last."""
+    spec = sort or default
+    if not spec:
+        return rows
+    key, _, direction = spec.partition(":")
+    key = key.strip().replace("-", "_")
+    by_key = {c.key: c for c in columns}
+    if key not in by_key:
+        raise UsageError(f"--sort {key!r} is not a column (choose from {', '.join(by_key)})")
+    direction = direction.strip().lower()
+    if direction not in ("", "asc", "desc"):
+        raise UsageError(f"--sort direction {direction!r} must be asc or desc")
+    descending = direction == "desc" or (direction == "" and by_key[key].numeric)
+    present = [r for r in rows if r.get(key) is not None]
+    missing = [r for r in rows if r.get(key) is None]
+    present.sort(key=lambda r: r[key], reverse=descending)
+    return present + missing

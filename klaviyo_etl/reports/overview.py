@@ -1,0 +1,130 @@
+"""`report overview`: the account's KPI cards for a period, each with its change.
+
+Definitions (all over events inside the period, UTC days):
+- revenue / orders: sum of $value / count of Placed Order events.
+- active_profiles: distinct profiles with any event.
+- new_profiles: profiles created in the period (profiles.created).
+- email_sends / sms_sends: received plus bounced events on the channel (a send that failed
+  is still a send).
+- open_rate / click_rate: over email messages, distinct (message, profile) opens or clicks
+  divided by distinct (message, profile) deliveries, the campaign definitions applied to
+  the period's events.
+- conversion_rate: distinct (message, profile) attributed conversions over distinct
+  deliveries, all channels.
+- form_submissions: "Form submitted by profile" events.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlite_utils
+
+from klaviyo_etl import conventions as cv
+from klaviyo_etl.reports.model import Column, Report
+from klaviyo_etl.reports.periods import Period, change_pct
+from klaviyo_etl.reports.rollups import ensure_rollups
+
+KPIS: list[tuple[str, str, str]] = [
+    ("revenue", "Revenue", "money"),
+    ("orders", "Orders", "int"),
+    ("active_profiles", "Active profiles", "int"),
+    ("new_profiles", "New profiles", "int"),
+    ("email_sends", "Email sends", "int"),
+    ("sms_sends", "SMS sends", "int"),
+    ("open_rate", "Open rate", "rate"),
+    ("click_rate", "Click rate", "rate"),
+    ("conversion_rate", "Conversion rate", "rate"),
+    ("form_submissions", "Form submissions", "int"),
+]
+
+COLUMNS = [
+    Column("label", "KPI"),
+    Column("value", "Value", "kpi"),
+    Column("previous", "Previous", "kpi"),
+    Column("change_pct", "Change", "pct"),
+]
+
+
+def metric_ids(db: sqlite_utils.Database, *names: str) -> list[str]:
+    marks = ",".join("?" * len(names))
+    return [
+        r[0]
+        for r in db.execute(f"SELECT id FROM metrics WHERE deleted_at IS NULL AND name IN ({marks})", names)
+    ]
+
+
+def _hour_sums(db: sqlite_utils.Database, ids: list[str], period: Period) -> tuple[int, float]:
+    if not ids:
+        return 0, 0.0
+    events, value = db.execute(
+        f"SELECT coalesce(sum(events), 0), total(value) FROM rollup_metric_hours"
+        f" WHERE metric_id IN ({','.join('?' * len(ids))}) AND hour >= ? AND hour < ?",
+        [*ids, period.lo, period.hi],
+    ).fetchone()
+    return events, value
+
+
+def _pair_uniques(db: sqlite_utils.Database, period: Period, channel: str | None) -> dict[str, int]:
+    """Distinct (message, profile) pairs per role among the period's message events."""
+    sql = (
+        "SELECT role, sum(profiles) FROM rollup_channel_days"
+        " WHERE day >= ? AND day < ? AND (prev_day = '' OR prev_day < ?)"
+    )
+    params: list[Any] = [period.lo, period.hi, period.lo]
+    if channel:
+        sql += " AND channel = ?"
+        params.append(channel)
+    sql += " GROUP BY role"
+    return {role: n or 0 for role, n in db.execute(sql, params).fetchall()}
+
+
+def kpis(db: sqlite_utils.Database, period: Period) -> dict[str, float]:
+    """Every KPI for one period (the rollups must be current: see ensure_rollups)."""
+    out: dict[str, float] = {}
+    out["orders"], out["revenue"] = _hour_sums(db, metric_ids(db, cv.PLACED_ORDER), period)
+    out["revenue"] = round(out["revenue"], 2)
+    out["active_profiles"] = db.execute(
+        "SELECT coalesce(sum(profiles), 0) FROM rollup_activity_days"
+        " WHERE day >= ? AND day < ? AND (prev_day = '' OR prev_day < ?)",
+        [period.lo, period.hi, period.lo],
+    ).fetchone()[0]
+    out["new_profiles"] = db.execute(
+        "SELECT count(*) FROM profiles WHERE created >= ? AND created < ? AND deleted_at IS NULL",
+        [period.lo, period.hi],
+    ).fetchone()[0]
+    for channel, key in (("email", "email_sends"), ("sms", "sms_sends")):
+        roles = cv.CHANNEL_METRICS[channel]
+        out[key] = _hour_sums(db, metric_ids(db, roles["received"], roles["bounced"]), period)[0]
+    email = _pair_uniques(db, period, "email")
+    delivered = email.get("received", 0)
+    out["open_rate"] = round(email.get("opened", 0) / delivered, 6) if delivered else 0.0
+    out["click_rate"] = round(email.get("clicked", 0) / delivered, 6) if delivered else 0.0
+    every = _pair_uniques(db, period, None)
+    delivered_all = every.get("received", 0)
+    out["conversion_rate"] = round(every.get("conversion", 0) / delivered_all, 6) if delivered_all else 0.0
+    out["form_submissions"] = _hour_sums(db, metric_ids(db, cv.SUBMITTED_FORM), period)[0]
+    return out
+
+
+def overview_report(db: sqlite_utils.Database, period: Period, compare: Period | None = None) -> Report:
+    ensure_rollups(db)
+    current = kpis(db, period)
+    previous = kpis(db, compare) if compare else {}
+    rows = []
+    for key, label, kind in KPIS:
+        prev = previous.get(key) if compare else None
+        rows.append(
+            {
+                "kpi": key,
+                "label": label,
+                "kind": kind,
+                "value": current[key],
+                "previous": prev,
+                "change_pct": change_pct(current[key], prev),
+            }
+        )
+    notes = []
+    if not db.execute("SELECT 1 FROM events LIMIT 1").fetchone():
+        notes.append("No events in the database yet: run `klaviyo-etl sync` first.")
+    return Report("overview", "Overview", COLUMNS, rows, period, compare, notes=notes)

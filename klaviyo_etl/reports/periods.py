@@ -1,0 +1,155 @@
+"""Report periods: `--from/--to`, `--last 30d|this-month|...` and `--compare previous|year`.
+
+Periods are whole UTC days, start inclusive and end exclusive, because every timestamp in
+the database is ISO 8601 UTC text and day boundaries compare correctly as plain strings
+('2026-05-01T10:00:00+00:00' >= '2026-05-01'). Users give `--to` inclusive.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+from klaviyo_etl.errors import UsageError
+
+LAST_CHOICES = "Nd, Nw, today, yesterday, this-month, last-month, this-year, last-year, all"
+COMPARE_CHOICES = ("previous", "year")
+# Bounds that sort before and after every ISO datetime, for open-ended periods.
+MIN_BOUND = ""
+MAX_BOUND = "9999-12-31T99"
+
+
+@dataclass(frozen=True)
+class Period:
+    start: dt.date | None  # first day included; None = since the beginning of the data
+    end: dt.date | None  # first day excluded; None = no end
+    label: str
+
+    @property
+    def lo(self) -> str:
+        """Inclusive lower bound to compare ISO datetime/day/hour strings against."""
+        return self.start.isoformat() if self.start else MIN_BOUND
+
+    @property
+    def hi(self) -> str:
+        """Exclusive upper bound to compare ISO datetime/day/hour strings against."""
+        return self.end.isoformat() if self.end else MAX_BOUND
+
+    @property
+    def days(self) -> int | None:
+        if self.start is None or self.end is None:
+            return None
+        return (self.end - self.start).days
+
+    @property
+    def last_day(self) -> dt.date | None:
+        return self.end - dt.timedelta(days=1) if self.end else None
+
+    def contains(self, value: str | None) -> bool:
+        return bool(value) and self.lo <= value < self.hi
+
+    def to_json(self) -> dict:
+        return {
+            "from": self.start.isoformat() if self.start else None,
+            "to": self.last_day.isoformat() if self.last_day else None,
+            "label": self.label,
+        }
+
+    def describe(self) -> str:
+        if self.start is None and self.end is None:
+            return "all time"
+        start = self.start.isoformat() if self.start else "the beginning"
+        end = self.last_day.isoformat() if self.last_day else "now"
+        return f"{start} to {end}" if start != end else start
+
+
+def utc_today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
+def _parse_date(value: str, option: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value.strip()[:10])
+    except ValueError:
+        raise UsageError(f"{option} {value!r} is not a date (use YYYY-MM-DD)") from None
+
+
+def _month_start(day: dt.date, back: int = 0) -> dt.date:
+    month = day.year * 12 + day.month - 1 - back
+    return dt.date(month // 12, month % 12 + 1, 1)
+
+
+def resolve_period(
+    *,
+    from_: str | None = None,
+    to: str | None = None,
+    last: str | None = None,
+    default: str = "30d",
+    today: dt.date | None = None,
+) -> Period:
+    """Turn the period options into a Period; `default` applies when none is given."""
+    now = today or utc_today()
+    if last and (from_ or to):
+        raise UsageError("use either --last or --from/--to, not both")
+    if from_ or to:
+        start = _parse_date(from_, "--from") if from_ else None
+        last_day = _parse_date(to, "--to") if to else None
+        if start and last_day and last_day < start:
+            raise UsageError(f"--to {to} is before --from {from_}")
+        end = last_day + dt.timedelta(days=1) if last_day else None
+        if start is None and end is None:
+            return Period(None, None, "all")
+        label = f"{from_ or '…'}..{to or '…'}"
+        return Period(start, end, label)
+    spec = (last or default).strip().lower()
+    tomorrow = now + dt.timedelta(days=1)
+    if spec == "all":
+        return Period(None, None, "all")
+    if spec == "today":
+        return Period(now, tomorrow, spec)
+    if spec == "yesterday":
+        return Period(now - dt.timedelta(days=1), now, spec)
+    if spec == "this-month":
+        return Period(_month_start(now), tomorrow, spec)
+    if spec == "last-month":
+        return Period(_month_start(now, 1), _month_start(now), spec)
+    if spec == "this-year":
+        return Period(dt.date(now.year, 1, 1), tomorrow, spec)
+    if spec == "last-year":
+        return Period(dt.date(now.year - 1, 1, 1), dt.date(now.year, 1, 1), spec)
+    match = re.fullmatch(r"(\d{1,4})([dw])", spec)
+    if not match or int(match.group(1)) == 0:
+        raise UsageError(f"--last {last or default!r} is not a period (use {LAST_CHOICES})")
+    days = int(match.group(1)) * (7 if match.group(2) == "w" else 1)
+    # The last N days including today: today counts as the first of them.
+    return Period(tomorrow - dt.timedelta(days=days), tomorrow, spec)
+
+
+def _shift_year(day: dt.date) -> dt.date:
+    try:
+        return day.replace(year=day.year - 1)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - 1, day=28)
+
+
+def compare_period(period: Period, mode: str | None) -> Period | None:
+    """The period to compare against: the same number of days just before, or a year back."""
+    if not mode:
+        return None
+    mode = mode.strip().lower()
+    if mode not in COMPARE_CHOICES:
+        raise UsageError(f"--compare {mode!r} is not one of {', '.join(COMPARE_CHOICES)}")
+    if period.start is None or period.end is None:
+        raise UsageError("--compare needs a bounded period (give --from and --to, or --last)")
+    if mode == "year":
+        return Period(_shift_year(period.start), _shift_year(period.end), f"{period.label} a year earlier")
+    length = period.end - period.start
+    return Period(period.start - length, period.start, f"previous {length.days} days")
+
+
+def change_pct(current: float | None, previous: float | None) -> float | None:
+    """Relative change in percent; None when there is nothing to compare against."""
+    if current is None or previous is None or previous == 0:
+        return None
+    return round((current - previous) / abs(previous) * 100, 2)

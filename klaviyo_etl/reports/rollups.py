@@ -1,0 +1,381 @@
+"""Rollup tables that let the reports answer from thousands of rows instead of millions of events.
+
+Four derived tables (created by migration m004) hold everything `report campaigns`,
+`report flows`, `report forms`, `report overview` and `report metric` need:
+
+- `rollup_entity_days`: per message (kind 'message') or form (kind 'form'), role
+  (received, opened, clicked, bounced, unsubscribed, spam, recipients, conversion / viewed,
+  submitted) and UTC day: events, value and distinct profiles. Distinct counts do not add up
+  across days, so each row also carries `prev_day`, the profile's previous day with the same
+  role on the same entity ('' for its first). The distinct profiles over any day range
+  [A, B] are then exactly the sum of `profiles` over rows with A <= day <= B and
+  prev_day < A, because each profile's first day inside the range is the only one whose
+  previous day lies before it.
+- `rollup_entity_totals` (the same summed over all days) and `rollup_entities` (channel,
+  flow and first/last day of each message or form).
+- `rollup_metric_hours`: events and value per metric per UTC hour.
+- `rollup_activity_days`: active profiles per day with the same `prev_day` key, so the
+  active profiles of any period are one indexed sum.
+
+Freshness: inserted events are found by rowid beyond the stored watermark, and a trigger
+records the keys of events whose counted fields change (reconciliation setting deleted_at)
+or that are deleted. `refresh_rollups` recomputes only what those touch; `ensure_rollups`,
+called by every report, makes that a no-op costing two lookups when nothing changed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from dataclasses import dataclass, field
+
+import sqlite_utils
+
+from klaviyo_etl import conventions as cv
+
+# Bump when the rollup logic changes so existing databases rebuild once.
+ROLLUP_VERSION = 1
+
+# metric name -> (channel, role) for message events.
+MESSAGE_ROLES: dict[str, tuple[str, str]] = {
+    name: (channel, role)
+    for channel, roles in cv.CHANNEL_METRICS.items()
+    for role, name in roles.items()
+    if name
+}
+FORM_ROLES: dict[str, str] = {cv.VIEWED_FORM: "viewed", cv.SUBMITTED_FORM: "submitted"}
+
+
+@dataclass
+class RefreshStats:
+    """What a refresh did, for logs and the benchmark."""
+
+    mode: str  # full | incremental | none
+    seconds: float = 0.0
+    days: int = 0
+    messages: int = 0
+    forms: int = 0
+    new_events: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def _roles(db: sqlite_utils.Database) -> list[tuple[str, str, str, str | None]]:
+    """(metric_id, kind, role, channel) for every metric the rollups count, from metric names."""
+    names = [*MESSAGE_ROLES, *FORM_ROLES, cv.PLACED_ORDER]
+    marks = ",".join("?" * len(names))
+    out = []
+    for metric_id, name in db.execute(
+        f"SELECT id, name FROM metrics WHERE deleted_at IS NULL AND name IN ({marks}) ORDER BY id",
+        names,
+    ).fetchall():
+        if name in MESSAGE_ROLES:
+            channel, role = MESSAGE_ROLES[name]
+            out.append((metric_id, "message", role, channel))
+        elif name in FORM_ROLES:
+            out.append((metric_id, "form", FORM_ROLES[name], None))
+        else:
+            out.append((metric_id, "conversion", "conversion", None))
+    return out
+
+
+def _signature(roles: list[tuple]) -> str:
+    return json.dumps({"version": ROLLUP_VERSION, "roles": roles})
+
+
+def _state(db: sqlite_utils.Database) -> dict[str, str]:
+    return dict(db.execute("SELECT key, value FROM rollup_state").fetchall())
+
+
+def _max_rowid(db: sqlite_utils.Database) -> int:
+    return db.execute("SELECT coalesce(max(rowid), 0) FROM events").fetchone()[0]
+
+
+def needs_refresh(db: sqlite_utils.Database) -> bool:
+    """True when events changed since the last refresh (or the rollups were never built)."""
+    state = _state(db)
+    if "watermark" not in state or state.get("signature") != _signature(_roles(db)):
+        return True
+    if int(state["watermark"]) != _max_rowid(db):
+        return True
+    return db.execute("SELECT 1 FROM rollup_dirty LIMIT 1").fetchone() is not None
+
+
+def ensure_rollups(db: sqlite_utils.Database) -> RefreshStats:
+    """Bring the rollups up to date before a report reads them; cheap when nothing changed."""
+    if not needs_refresh(db):
+        return RefreshStats(mode="none")
+    return refresh_rollups(db, "")
+
+
+def refresh_rollups(db: sqlite_utils.Database, since_datetime: str | None = None) -> RefreshStats:
+    """Recompute rollups for everything that changed, or rebuild them all.
+
+    `since_datetime=None` rebuilds from scratch. A datetime (the sync engine passes the
+    earliest datetime it wrote) additionally recomputes every day, message and form with
+    events at or after it; changes found through the rowid watermark and the triggers are
+    recomputed whatever their datetime, so late-arriving or deleted events are never missed.
+    An empty string means "only what changed".
+    """
+    started = time.perf_counter()
+    roles = _roles(db)
+    signature = _signature(roles)
+    state = _state(db)
+    full = since_datetime is None or "watermark" not in state or state.get("signature") != signature
+    conn = db.conn
+    cache_size = conn.execute("PRAGMA cache_size").fetchone()[0]
+    conn.execute("PRAGMA temp_store = MEMORY")
+    conn.execute("PRAGMA cache_size = -262144")  # 256 MiB while sorting, then back
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        top = _max_rowid(db)
+        _load_roles(db, roles)
+        if full:
+            stats = _rebuild_all(db)
+        else:
+            stats = _refresh_changed(db, int(state["watermark"]), since_datetime or None)
+        db.execute("DELETE FROM rollup_dirty")
+        for key, value in (
+            ("watermark", str(top)),
+            ("signature", signature),
+            ("refreshed_at", dt.datetime.now(dt.UTC).isoformat(timespec="seconds")),
+        ):
+            db.execute("INSERT OR REPLACE INTO rollup_state (key, value) VALUES (?, ?)", [key, value])
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    finally:
+        for name in ("_roles", "_dirty", "_pd"):
+            conn.execute(f"DROP TABLE IF EXISTS temp.{name}")
+        conn.execute(f"PRAGMA cache_size = {int(cache_size)}")
+    stats.seconds = round(time.perf_counter() - started, 3)
+    return stats
+
+
+def _load_roles(db: sqlite_utils.Database, roles: list[tuple]) -> None:
+    db.execute("DROP TABLE IF EXISTS temp._roles")
+    db.execute("CREATE TEMP TABLE _roles (metric_id TEXT PRIMARY KEY, kind TEXT, role TEXT, channel TEXT)")
+    db.conn.executemany("INSERT INTO temp._roles VALUES (?, ?, ?, ?)", roles)
+    db.execute("DROP TABLE IF EXISTS temp._dirty")
+    db.execute("CREATE TEMP TABLE _dirty (kind TEXT, key TEXT, PRIMARY KEY (kind, key))")
+
+
+def _rebuild_all(db: sqlite_utils.Database) -> RefreshStats:
+    for table in (
+        "rollup_entity_days",
+        "rollup_entity_totals",
+        "rollup_entities",
+        "rollup_channel_days",
+        "rollup_metric_hours",
+        "rollup_activity_days",
+    ):
+        db.execute(f"DELETE FROM {table}")
+    db.execute(
+        """INSERT INTO rollup_metric_hours
+           SELECT metric_id, substr(datetime, 1, 13), count(*), total(value) FROM events
+           WHERE deleted_at IS NULL AND metric_id IS NOT NULL AND datetime IS NOT NULL
+           GROUP BY 1, 2"""
+    )
+    _rebuild_activity(db, "")
+    messages = _rebuild_entities(db, "message", None)
+    forms = _rebuild_entities(db, "form", None)
+    _rebuild_channels(db)
+    return RefreshStats(mode="full", messages=messages, forms=forms)
+
+
+def _refresh_changed(db: sqlite_utils.Database, watermark: int, since: str | None) -> RefreshStats:
+    # A deleted row's rowid may be handed out again; rescan from the lowest one deleted.
+    low = db.execute("SELECT min(CAST(key AS INTEGER)) FROM rollup_dirty WHERE kind = 'rowid'").fetchone()[0]
+    if low is not None:
+        watermark = min(watermark, int(low) - 1)
+    new_events = db.execute("SELECT count(*) FROM events WHERE rowid > ?", [watermark]).fetchone()[0]
+    db.execute(
+        "INSERT OR IGNORE INTO temp._dirty SELECT DISTINCT kind, key FROM rollup_dirty WHERE kind != 'rowid'"
+    )
+    for kind, expr in (
+        ("day", "substr(datetime, 1, 10)"),
+        ("message", "message_id"),
+        ("message", "attributed_message_id"),
+        ("form", "form_id"),
+    ):
+        db.execute(
+            f"INSERT OR IGNORE INTO temp._dirty SELECT DISTINCT '{kind}', {expr} FROM events"
+            f" WHERE rowid > ? AND {expr} IS NOT NULL",
+            [watermark],
+        )
+    if since:
+        since_day = since[:10]
+        last = db.execute("SELECT max(datetime) FROM events").fetchone()[0]
+        if last and last[:10] >= since_day:
+            day = dt.date.fromisoformat(since_day)
+            end = dt.date.fromisoformat(last[:10])
+            days = []
+            while day <= end:
+                days.append(("day", day.isoformat()))
+                day += dt.timedelta(days=1)
+            db.conn.executemany("INSERT OR IGNORE INTO temp._dirty VALUES (?, ?)", days)
+        for kind, expr in (
+            ("message", "message_id"),
+            ("message", "attributed_message_id"),
+            ("form", "form_id"),
+        ):
+            db.execute(
+                f"INSERT OR IGNORE INTO temp._dirty SELECT DISTINCT '{kind}', {expr} FROM events"
+                f" WHERE datetime >= ? AND {expr} IS NOT NULL",
+                [since_day],
+            )
+    days = [
+        row[0] for row in db.execute("SELECT key FROM temp._dirty WHERE kind = 'day' ORDER BY key").fetchall()
+    ]
+    if days:
+        db.execute(
+            "DELETE FROM rollup_metric_hours WHERE substr(hour, 1, 10) IN"
+            " (SELECT key FROM temp._dirty WHERE kind = 'day')"
+        )
+        for start, end in _day_ranges(days):
+            db.execute(
+                """INSERT INTO rollup_metric_hours
+                   SELECT metric_id, substr(datetime, 1, 13), count(*), total(value) FROM events
+                   WHERE datetime >= ? AND datetime < ? AND deleted_at IS NULL
+                     AND metric_id IS NOT NULL GROUP BY 1, 2""",
+                [start, end],
+            )
+        _rebuild_activity(db, days[0])
+    messages = _rebuild_entities(db, "message", "message")
+    forms = _rebuild_entities(db, "form", "form")
+    if messages or db.execute("SELECT 1 FROM temp._dirty WHERE kind = 'message'").fetchone():
+        _rebuild_channels(db)
+    return RefreshStats(
+        mode="incremental", days=len(days), messages=messages, forms=forms, new_events=new_events
+    )
+
+
+def _day_ranges(days: list[str]) -> list[tuple[str, str]]:
+    """Sorted ISO days -> half-open [start, end) ranges of consecutive days."""
+    ranges: list[tuple[str, str]] = []
+    for day in days:
+        nxt = (dt.date.fromisoformat(day) + dt.timedelta(days=1)).isoformat()
+        if ranges and ranges[-1][1] == day:
+            ranges[-1] = (ranges[-1][0], nxt)
+        else:
+            ranges.append((day, nxt))
+    return ranges
+
+
+def _rebuild_activity(db: sqlite_utils.Database, first_day: str) -> None:
+    """Recompute active-profile rows for days >= first_day ('' = all days)."""
+    db.execute("DELETE FROM rollup_activity_days WHERE day >= ?", [first_day])
+    # Each recently active profile's last active day before first_day, found through the
+    # (profile_id, datetime) index, links the recomputed days to the kept ones.
+    db.execute(
+        """WITH recent AS (
+               SELECT DISTINCT profile_id, substr(datetime, 1, 10) AS day FROM events
+               WHERE datetime >= :d0 AND deleted_at IS NULL AND profile_id IS NOT NULL),
+           earlier AS (
+               SELECT p.profile_id, (
+                   SELECT substr(max(e.datetime), 1, 10) FROM events e
+                   WHERE e.profile_id = p.profile_id AND e.datetime < :d0
+                     AND e.deleted_at IS NULL) AS day
+               FROM (SELECT DISTINCT profile_id FROM recent) p
+               WHERE :d0 != ''),
+           days AS (SELECT profile_id, day FROM recent
+                    UNION ALL SELECT profile_id, day FROM earlier WHERE day IS NOT NULL),
+           lagged AS (SELECT day, LAG(day) OVER (PARTITION BY profile_id ORDER BY day) AS prev
+                      FROM days)
+           INSERT INTO rollup_activity_days
+           SELECT day, coalesce(prev, ''), count(*) FROM lagged WHERE day >= :d0 GROUP BY 1, 2""",
+        {"d0": first_day},
+    )
+
+
+def _rebuild_channels(db: sqlite_utils.Database) -> None:
+    """Sum the message rollups per channel (small: channels x roles x days x prev days)."""
+    db.execute("DELETE FROM rollup_channel_days")
+    db.execute(
+        """INSERT INTO rollup_channel_days
+           SELECT coalesce(e.channel, ''), d.role, d.day, d.prev_day, sum(d.profiles),
+                  sum(d.events), total(d.value)
+           FROM rollup_entity_days d JOIN rollup_entities e
+             ON e.kind = d.kind AND e.entity_id = d.entity_id
+           WHERE d.kind = 'message' GROUP BY 1, 2, 3, 4"""
+    )
+
+
+def _rebuild_entities(db: sqlite_utils.Database, kind: str, dirty_kind: str | None) -> int:
+    """Recompute entity rollups for dirty messages/forms (all of them when dirty_kind is None)."""
+    if dirty_kind is not None:
+        count = db.execute("SELECT count(*) FROM temp._dirty WHERE kind = ?", [dirty_kind]).fetchone()[0]
+        if not count:
+            return 0
+        only = f"IN (SELECT key FROM temp._dirty WHERE kind = '{dirty_kind}')"
+        for table in ("rollup_entity_days", "rollup_entity_totals", "rollup_entities"):
+            db.execute(f"DELETE FROM {table} WHERE kind = ? AND entity_id {only}", [kind])
+    else:
+        only = "IS NOT NULL"
+    db.execute("DROP TABLE IF EXISTS temp._pd")
+    # Keyed in the order the window below reads it, so it needs no sort; '' = no profile.
+    db.execute(
+        """CREATE TEMP TABLE _pd (entity_id TEXT NOT NULL, role TEXT NOT NULL, channel TEXT,
+           flow_id TEXT, profile_id TEXT NOT NULL, day TEXT NOT NULL, events INTEGER, value REAL,
+           PRIMARY KEY (entity_id, role, profile_id, day)) WITHOUT ROWID"""
+    )
+    key = "message_id" if kind == "message" else "form_id"
+    db.execute(
+        f"""INSERT INTO temp._pd
+            SELECT e.{key}, r.role, max(r.channel), max(e.flow_id), coalesce(e.profile_id, ''),
+                   substr(e.datetime, 1, 10), count(*), total(e.value)
+            FROM events e JOIN temp._roles r ON r.metric_id = e.metric_id AND r.kind = ?
+            WHERE e.{key} {only} AND e.deleted_at IS NULL AND e.datetime IS NOT NULL
+            GROUP BY e.{key}, r.role, coalesce(e.profile_id, ''), substr(e.datetime, 1, 10)""",
+        [kind],
+    )
+    if kind == "message":
+        # Conversions: Placed Order events credited to the message.
+        db.execute(
+            f"""INSERT INTO temp._pd
+                SELECT e.attributed_message_id, 'conversion', NULL, max(e.attributed_flow_id),
+                       coalesce(e.profile_id, ''), substr(e.datetime, 1, 10), count(*),
+                       total(e.value)
+                FROM events e JOIN temp._roles r
+                  ON r.metric_id = e.metric_id AND r.kind = 'conversion'
+                WHERE e.attributed_message_id {only} AND e.deleted_at IS NULL
+                  AND e.datetime IS NOT NULL
+                GROUP BY e.attributed_message_id, coalesce(e.profile_id, ''),
+                         substr(e.datetime, 1, 10)"""
+        )
+        # Recipients: profiles with a received or a bounced event, counted once.
+        db.execute(
+            """INSERT INTO temp._pd
+               SELECT entity_id, 'recipients', max(channel), max(flow_id), profile_id, day,
+                      sum(events), total(value)
+               FROM temp._pd WHERE role IN ('received', 'bounced')
+               GROUP BY entity_id, profile_id, day"""
+        )
+    db.execute(
+        """INSERT INTO rollup_entity_days
+           SELECT ?, entity_id, role, day, coalesce(prev, ''), sum(profile_id != ''),
+                  sum(events), total(value)
+           FROM (SELECT *, CASE WHEN profile_id = '' THEN NULL ELSE LAG(day) OVER
+                     (PARTITION BY entity_id, role, profile_id ORDER BY day) END AS prev
+                 FROM temp._pd)
+           GROUP BY entity_id, role, day, prev""",
+        [kind],
+    )
+    db.execute(
+        """INSERT INTO rollup_entities
+           SELECT ?, entity_id, max(channel), max(flow_id), min(day), max(day)
+           FROM temp._pd GROUP BY entity_id""",
+        [kind],
+    )
+    db.execute(
+        f"""INSERT INTO rollup_entity_totals
+            SELECT kind, entity_id, role, sum(CASE WHEN prev_day = '' THEN profiles ELSE 0 END),
+                   sum(events), total(value), min(day), max(day)
+            FROM rollup_entity_days WHERE kind = ? AND entity_id {only}
+            GROUP BY entity_id, role""",
+        [kind],
+    )
+    return db.execute(
+        "SELECT count(*) FROM rollup_entities WHERE kind = ? AND entity_id " + only, [kind]
+    ).fetchone()[0]

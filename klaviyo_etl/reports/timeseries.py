@@ -1,0 +1,339 @@
+"""`report metric NAME`: one metric as a time series, with trend, anomalies and a forecast.
+
+- trend: the trailing moving average over `window` buckets.
+- anomalies: a bucket's z-score against the `window` buckets before it; |z| >= threshold
+  flags it. Scoring against the past only means a spike cannot hide itself by inflating
+  its own baseline.
+- forecast: seasonal naive (repeat the last season: 24 hours, 7 days, 52 weeks, 12 months,
+  or the last value when history is shorter than two seasons) or a least-squares line.
+  Each method is back-tested by hiding the last buckets (as many as the horizon, at most a
+  third of the history), forecasting them from the rest and measuring MAE, RMSE and MAPE;
+  `auto` keeps the method with the lower back-test MAE, and the band is ±1.96 back-test RMSE.
+
+A bucket that has not finished yet (today, this week) is shown but marked partial and left
+out of the trend, the anomaly scores and the forecast fit, as a half-day would read as a drop.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import math
+import re
+import statistics
+from typing import Any
+
+import sqlite_utils
+
+from klaviyo_etl.errors import UsageError
+from klaviyo_etl.reports.model import Column, Report
+from klaviyo_etl.reports.periods import Period, change_pct
+from klaviyo_etl.reports.rollups import ensure_rollups
+
+INTERVALS = ("hour", "day", "week", "month")
+MEASURES = ("count", "value", "uniques")
+METHODS = ("auto", "seasonal", "linear")
+SEASONS = {"hour": 24, "day": 7, "week": 52, "month": 12}
+
+COLUMNS = [
+    Column("bucket", "Bucket"),
+    Column("kind", "Kind"),
+    Column("value", "Value", "float"),
+    Column("trend", "Trend", "float"),
+    Column("zscore", "z", "float"),
+    Column("anomaly", "Anomaly", "bool"),
+    Column("low", "Low", "float"),
+    Column("high", "High", "float"),
+]
+
+
+def find_metric(db: sqlite_utils.Database, name: str) -> tuple[str, list[str]]:
+    """The metric's canonical name and every metric id carrying it (case-insensitive)."""
+    rows = db.execute(
+        "SELECT id, name FROM metrics WHERE deleted_at IS NULL AND lower(name) = lower(?)", [name.strip()]
+    ).fetchall()
+    if rows:
+        return rows[0][1], [r[0] for r in rows]
+    names = sorted(
+        {r[0] for r in db.execute("SELECT name FROM metrics WHERE deleted_at IS NULL AND name IS NOT NULL")}
+    )
+    if not names:
+        raise UsageError(
+            f"unknown metric {name!r}: no metrics synced yet (run `klaviyo-etl sync --stream metrics`)"
+        )
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+    hint = (
+        f"did you mean {', '.join(repr(c) for c in close)}?"
+        if close
+        else (f"known: {', '.join(names[:12])}{' …' if len(names) > 12 else ''}")
+    )
+    raise UsageError(f"unknown metric {name!r}; {hint}")
+
+
+def bucket_of(stamp: str, interval: str) -> str:
+    """Bucket label of an ISO day ('2026-05-01') or hour ('2026-05-01T10') string."""
+    if interval == "hour":
+        return stamp[:13] + ":00"
+    if interval == "day":
+        return stamp[:10]
+    if interval == "month":
+        return stamp[:7]
+    day = dt.date.fromisoformat(stamp[:10])
+    return (day - dt.timedelta(days=day.weekday())).isoformat()  # the week's Monday
+
+
+def _next_bucket(bucket: str, interval: str) -> str:
+    if interval == "hour":
+        t = dt.datetime.fromisoformat(bucket) + dt.timedelta(hours=1)
+        return t.strftime("%Y-%m-%dT%H:00")
+    if interval == "month":
+        year, month = int(bucket[:4]), int(bucket[5:7])
+        return f"{year + month // 12:04d}-{month % 12 + 1:02d}"
+    days = 7 if interval == "week" else 1
+    return (dt.date.fromisoformat(bucket) + dt.timedelta(days=days)).isoformat()
+
+
+def _bucket_end(bucket: str, interval: str) -> dt.datetime:
+    """The instant the bucket ends, to tell finished buckets from the running one."""
+    nxt = _next_bucket(bucket, interval)
+    if interval == "hour":
+        return dt.datetime.fromisoformat(nxt).replace(tzinfo=dt.UTC)
+    if interval == "month":
+        nxt += "-01"
+    return dt.datetime.fromisoformat(nxt).replace(tzinfo=dt.UTC)
+
+
+def parse_horizon(text: str, interval: str) -> int:
+    """'30d', '12w', '48h', '6m' (months) -> number of buckets of the interval."""
+    match = re.fullmatch(r"\s*(\d{1,4})\s*([hdwm])\s*", text or "")
+    if not match or int(match.group(1)) == 0:
+        raise UsageError(f"--forecast {text!r} is not a horizon (use e.g. 30d, 12w, 48h, 6m)")
+    n, unit = int(match.group(1)), match.group(2)
+    hours = {"h": 1, "d": 24, "w": 168, "m": 730}[unit] * n
+    per = {"hour": 1, "day": 24, "week": 168, "month": 730}[interval]
+    return max(1, math.ceil(hours / per))
+
+
+def _raw_series(
+    db: sqlite_utils.Database, ids: list[str], period: Period, interval: str, measure: str
+) -> dict[str, float]:
+    marks = ",".join("?" * len(ids))
+    out: dict[str, float] = {}
+    if measure == "uniques":
+        # Distinct profiles per bucket do not add up from hours, so read the events.
+        length = 13 if interval == "hour" else 10
+        rows = db.execute(
+            f"SELECT substr(datetime, 1, {length}) AS s, profile_id FROM events"
+            f" WHERE metric_id IN ({marks}) AND datetime >= ? AND datetime < ?"
+            " AND deleted_at IS NULL AND profile_id IS NOT NULL GROUP BY s, profile_id",
+            [*ids, period.lo, period.hi],
+        )
+        seen: dict[str, set] = {}
+        for stamp, profile in rows:
+            seen.setdefault(bucket_of(stamp, interval), set()).add(profile)
+        return {b: float(len(p)) for b, p in seen.items()}
+    column = "events" if measure == "count" else "value"
+    length = 13 if interval == "hour" else 10
+    for stamp, total in db.execute(
+        f"SELECT substr(hour, 1, {length}), sum({column}) FROM rollup_metric_hours"
+        f" WHERE metric_id IN ({marks}) AND hour >= ? AND hour < ? GROUP BY 1",
+        [*ids, period.lo, period.hi],
+    ):
+        bucket = bucket_of(stamp, interval)
+        out[bucket] = out.get(bucket, 0.0) + float(total or 0)
+    return out
+
+
+def moving_average(values: list[float], window: int) -> list[float | None]:
+    out: list[float | None] = []
+    for i in range(len(values)):
+        if i + 1 < window:
+            out.append(None)
+        else:
+            out.append(sum(values[i + 1 - window : i + 1]) / window)
+    return out
+
+
+def zscores(values: list[float], window: int) -> list[float | None]:
+    """Each value against the mean and standard deviation of the `window` values before it."""
+    out: list[float | None] = []
+    for i, x in enumerate(values):
+        if i < window or window < 2:
+            out.append(None)
+            continue
+        past = values[i - window : i]
+        mean = statistics.fmean(past)
+        sd = statistics.stdev(past)
+        out.append(None if sd == 0 else (x - mean) / sd)
+    return out
+
+
+def seasonal_naive(history: list[float], horizon: int, season: int) -> list[float]:
+    if not history:
+        return [0.0] * horizon
+    if len(history) < 2 * season:
+        season = 1
+    last = history[-season:]
+    return [last[h % season] for h in range(horizon)]
+
+
+def linear(history: list[float], horizon: int) -> list[float]:
+    n = len(history)
+    if n == 0:
+        return [0.0] * horizon
+    if n == 1:
+        return [history[0]] * horizon
+    mean_x = (n - 1) / 2
+    mean_y = statistics.fmean(history)
+    sxx = sum((i - mean_x) ** 2 for i in range(n))
+    slope = sum((i - mean_x) * (y - mean_y) for i, y in enumerate(history)) / sxx
+    return [mean_y + slope * (n + h - mean_x) for h in range(horizon)]
+
+
+def _predict(method: str, history: list[float], horizon: int, season: int) -> list[float]:
+    return seasonal_naive(history, horizon, season) if method == "seasonal" else linear(history, horizon)
+
+
+def backtest(method: str, values: list[float], horizon: int, season: int) -> dict[str, Any] | None:
+    """Forecast the last buckets from the ones before them and measure the error."""
+    hold = min(horizon, len(values) // 3)
+    if hold < 1 or len(values) - hold < 2:
+        return None
+    train, actual = values[:-hold], values[-hold:]
+    predicted = _predict(method, train, hold, season)
+    errors = [p - a for p, a in zip(predicted, actual, strict=True)]
+    nonzero = [(abs(e) / abs(a)) for e, a in zip(errors, actual, strict=True) if a]
+    return {
+        "method": method,
+        "points": hold,
+        "mae": round(statistics.fmean(abs(e) for e in errors), 4),
+        "rmse": round(math.sqrt(statistics.fmean(e * e for e in errors)), 4),
+        "mape": round(100 * statistics.fmean(nonzero), 2) if nonzero else None,
+    }
+
+
+def metric_report(
+    db: sqlite_utils.Database,
+    name: str,
+    period: Period,
+    *,
+    interval: str = "day",
+    measure: str = "count",
+    window: int = 7,
+    threshold: float = 3.0,
+    forecast: str | None = None,
+    method: str = "auto",
+    compare: Period | None = None,
+    now: dt.datetime | None = None,
+) -> Report:
+    if interval not in INTERVALS:
+        raise UsageError(f"--interval {interval!r} must be one of {', '.join(INTERVALS)}")
+    if measure not in MEASURES:
+        raise UsageError(f"--measure {measure!r} must be one of {', '.join(MEASURES)}")
+    if method not in METHODS:
+        raise UsageError(f"--method {method!r} must be one of {', '.join(METHODS)}")
+    if window < 2:
+        raise UsageError("--window must be at least 2")
+    ensure_rollups(db)
+    metric_name, ids = find_metric(db, name)
+    now = now or dt.datetime.now(dt.UTC)
+    raw = _raw_series(db, ids, period, interval, measure)
+    rows: list[dict[str, Any]] = []
+    if period.start is not None:
+        first = bucket_of(period.start.isoformat(), interval)
+    else:
+        first = min(raw) if raw else None
+    if period.end is not None:
+        last_stamp = (period.end - dt.timedelta(days=1)).isoformat() + "T23"
+    else:
+        last_stamp = now.strftime("%Y-%m-%dT%H")
+    last = bucket_of(last_stamp, interval)
+    if first is not None:
+        bucket = first
+        while bucket <= last:
+            rows.append(
+                {
+                    "bucket": bucket,
+                    "kind": "actual",
+                    "value": round(raw.get(bucket, 0.0), 2),
+                    "partial": _bucket_end(bucket, interval) > now,
+                }
+            )
+            bucket = _next_bucket(bucket, interval)
+    for row in rows:
+        if row["partial"]:
+            row["kind"] = "partial"
+    complete = [r for r in rows if not r["partial"]]
+    values = [r["value"] for r in complete]
+    for row, trend, z in zip(complete, moving_average(values, window), zscores(values, window), strict=True):
+        row["trend"] = None if trend is None else round(trend, 4)
+        row["zscore"] = None if z is None else round(z, 3)
+        row["anomaly"] = z is not None and abs(z) >= threshold
+    for row in rows:
+        for key in ("trend", "zscore", "low", "high"):
+            row.setdefault(key, None)
+        row.setdefault("anomaly", False)
+    meta: dict[str, Any] = {
+        "metric": metric_name,
+        "metric_ids": ids,
+        "interval": interval,
+        "measure": measure,
+        "window": window,
+        "z_threshold": threshold,
+        "total": round(sum(r["value"] for r in rows), 2),
+        "anomalies": sum(1 for r in rows if r["anomaly"]),
+        "forecast": None,
+    }
+    notes: list[str] = []
+    if forecast:
+        horizon = parse_horizon(forecast, interval)
+        season = SEASONS[interval]
+        tests = {m: backtest(m, values, horizon, season) for m in ("seasonal", "linear")}
+        if method == "auto":
+            scored = [t for t in tests.values() if t]
+            chosen = min(scored, key=lambda t: t["mae"])["method"] if scored else "seasonal"
+        else:
+            chosen = method
+        predicted = _predict(chosen, values, horizon, season)
+        test = tests.get(chosen)
+        band = 1.96 * test["rmse"] if test else None
+        bucket = _next_bucket(complete[-1]["bucket"], interval) if complete else None
+        future = []
+        for value in predicted:
+            if bucket is None:
+                break
+            # Counts and revenue cannot go below zero.
+            point = {
+                "bucket": bucket,
+                "kind": "forecast",
+                "value": round(max(value, 0.0), 2),
+                "trend": None,
+                "zscore": None,
+                "anomaly": False,
+                "partial": False,
+                "low": None if band is None else round(max(value - band, 0.0), 2),
+                "high": None if band is None else round(max(value + band, 0.0), 2),
+            }
+            future.append(point)
+            bucket = _next_bucket(bucket, interval)
+        # The running bucket is shown before the forecast that replaces it.
+        rows = [r for r in rows if not r["partial"]] + [r for r in rows if r["partial"]] + future
+        meta["forecast"] = {
+            "method": chosen,
+            "horizon": horizon,
+            "season": season
+            if chosen == "seasonal" and len(values) >= 2 * season
+            else (1 if chosen == "seasonal" else None),
+            "backtest": test,
+            "candidates": tests,
+        }
+        if test is None:
+            notes.append("Too little history to back-test the forecast.")
+    if compare:
+        before = _raw_series(db, ids, compare, interval, measure)
+        meta["previous_total"] = round(sum(before.values()), 2)
+        meta["change_pct"] = change_pct(meta["total"], meta["previous_total"])
+    if not rows:
+        notes.append(f"No {metric_name} events in {period.describe()}.")
+    title = f"{metric_name} by {interval} ({measure})"
+    return Report("metric", title, COLUMNS, rows, period, compare, meta=meta, notes=notes)
