@@ -1,0 +1,85 @@
+"""`klaviyo-etl sandbox serve` in a real process: prints where to connect, serves, and stops
+cleanly on Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import httpx
+from sandbox_helpers import REVISION
+
+
+def test_serve_prints_url_and_key_and_stops_on_ctrl_c() -> None:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "klaviyo_etl",
+            "sandbox",
+            "serve",
+            "--port",
+            "0",
+            "--profiles",
+            "40",
+            "--events",
+            "400",
+            "--seed",
+            "5",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        lines = [process.stdout.readline() for _ in range(4)]
+        url = re.search(r"KLAVIYO_BASE_URL=(\S+)", "".join(lines)).group(1)
+        key = re.search(r"KLAVIYO_API_KEY=(\S+)", "".join(lines)).group(1)
+        response = httpx.get(
+            f"{url}/api/profiles",
+            params={"page[size]": "100"},
+            headers={"Authorization": f"Klaviyo-API-Key {key}", "revision": REVISION},
+        )
+        assert response.status_code == 200
+        assert len(response.json()["data"]) == 40
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0
+    assert "Traceback" not in stderr and "stopped" in stdout
+
+
+def test_port_in_use_is_a_one_line_error() -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "klaviyo_etl",
+                "sandbox",
+                "serve",
+                "--port",
+                str(port),
+                "--profiles",
+                "5",
+                "--events",
+                "10",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("Error: cannot listen on")
+    assert "Traceback" not in result.stderr
