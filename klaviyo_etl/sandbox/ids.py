@@ -22,13 +22,17 @@ _EVENT_ADD = 0x2545F4914F6CDD1D % _EVENT_SPACE
 _EVENT_INV = pow(_EVENT_MUL, -1, _EVENT_SPACE)
 
 
+_PAIRS = [a + b for a in BASE62 for b in BASE62]  # two base62 digits per lookup
+
+
 def event_id(num: int) -> str:
     x = (num * _EVENT_MUL + _EVENT_ADD) % _EVENT_SPACE
-    chars = []
-    for _ in range(11):
-        x, r = divmod(x, 62)
-        chars.append(BASE62[r])
-    return "".join(reversed(chars))
+    x, r1 = divmod(x, 3844)
+    x, r2 = divmod(x, 3844)
+    x, r3 = divmod(x, 3844)
+    x, r4 = divmod(x, 3844)
+    x, r5 = divmod(x, 3844)
+    return BASE62[x] + _PAIRS[r5] + _PAIRS[r4] + _PAIRS[r3] + _PAIRS[r2] + _PAIRS[r1]
 
 
 def event_num(event_id_: str) -> int | None:
@@ -45,8 +49,12 @@ def event_num(event_id_: str) -> int | None:
 
 
 def event_uuid(num: int) -> str:
+    """A version-1-shaped UUID derived from the event number (Klaviyo's are time-based)."""
     x = (num * 0x9E3779B97F4A7C15F39CC0605CEDC835 + 0x1234567) % (1 << 128)
-    return str(uuid.UUID(int=x, version=1))
+    x = (x & ~(0xF000 << 64)) | (0x1000 << 64)  # version 1
+    x = (x & ~(0xC000 << 48)) | (0x8000 << 48)  # RFC 4122 variant
+    h = f"{x:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 class IdFactory:

@@ -274,16 +274,22 @@ class Renderer:
             attrs = _select(attrs, self.fields["event"])
         profile_id = data.profile_ids[events.profile[i]]
         metric_id = data.metric_ids[events.metric[i]]
+        root = f"{self.base}/api/events/{eid}"
         relationships = {
             "profile": {
                 "data": {"type": "profile", "id": profile_id},
-                "links": self.rel_links("event", eid, "profile"),
+                "links": {"self": f"{root}/relationships/profile/", "related": f"{root}/profile/"},
             },
             "metric": {
                 "data": {"type": "metric", "id": metric_id},
-                "links": self.rel_links("event", eid, "metric"),
+                "links": {"self": f"{root}/relationships/metric/", "related": f"{root}/metric/"},
             },
-            "attributions": {"links": self.rel_links("event", eid, "attributions")},
+            "attributions": {
+                "links": {
+                    "self": f"{root}/relationships/attributions/",
+                    "related": f"{root}/attributions/",
+                }
+            },
         }
         if "attributions" in self.include:
             relationships["attributions"]["data"] = []
