@@ -10,6 +10,7 @@ through the live `SandboxConfig`.
 from __future__ import annotations
 
 import json
+import logging
 import random
 import re
 import socket
@@ -27,6 +28,7 @@ from klaviyo_etl.sandbox.config import SandboxConfig
 from klaviyo_etl.sandbox.data import SandboxData
 from klaviyo_etl.sandbox.ratelimit import Limit, RateLimiter, limits_for
 
+log = logging.getLogger(__name__)
 JSONAPI = "application/vnd.api+json"
 REVISION_FORMAT = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(\.[A-Za-z0-9_-]+)?$")
 OLDEST_REVISION = date(2023, 1, 1)
@@ -285,6 +287,10 @@ class _Handler(BaseHTTPRequestHandler):
             status, payload = sandbox.api.handle(request)
         except ApiError as exc:
             status, payload = exc.status, exc.body()
+        except Exception as exc:  # a sandbox bug: answer like Klaviyo's 500, keep serving
+            log.exception("sandbox failed on %s %s", method, self.path)
+            status = 500
+            payload = error_body(500, "error", "A server error occurred.", f"{type(exc).__name__}: {exc}")
         headers = {}
         if decision is not None and decision.limit and 200 <= status < 300:
             headers = {
