@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -34,6 +34,12 @@ from klaviyo_etl.ratelimit import RateLimiter, retry_after
 from klaviyo_etl.settings import mask_key
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def _json(body: bytes) -> dict[str, Any]:
+    return json.loads(body) if body else {}
+
 
 # Endpoints missing from the digest (id routes) get the most conservative documented tier.
 FALLBACK_LIMIT = RateLimit(burst_per_s=1, steady_per_min=15, tier="XS")
@@ -135,8 +141,13 @@ class KlaviyoClient:
         params: Mapping[str, Any] | None = None,
         json_body: Any = None,
         stats: RequestStats | None = None,
-    ) -> dict[str, Any]:
-        """Send one request with pacing and retries; return the decoded JSON body."""
+        parse: Callable[[bytes], T] = _json,
+    ) -> T:
+        """Send one request with pacing and retries; return the body as `parse` reads it.
+
+        Parsing happens inside the retry loop: a body cut short on the wire fails to parse
+        and is fetched again like any other transient failure.
+        """
         stats = stats or RequestStats()
         key, limit = self._limit_for(method, path)
         attempt = 0
@@ -165,18 +176,17 @@ class KlaviyoClient:
                 if response.status_code == 429:
                     stats.throttled += 1
                     self.stats.throttled += 1
-                return self._decode(method, path, response, body)
+                self._raise_for_status(method, path, response, body)
+                try:
+                    return parse(body)
+                except ValueError as exc:  # a body cut short on the wire (ValidationError too)
+                    raise TransientError(f"{method} {path}: truncated or invalid JSON body") from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _decode(self, method: str, path: str, response: httpx.Response, body: bytes) -> dict:
+    def _raise_for_status(self, method: str, path: str, response: httpx.Response, body: bytes) -> None:
         status = response.status_code
         if status < 300:
-            if not body:
-                return {}
-            try:
-                return json.loads(body)
-            except ValueError as exc:  # a body cut short on the wire
-                raise TransientError(f"{method} {path}: truncated or invalid JSON body") from exc
+            return
         detail = _error_detail(body)
         where = f" ({method} {path})"
         if status == 429:
@@ -229,8 +239,7 @@ class KlaviyoClient:
         if cursor_url:
             path, params = _relative(cursor_url), None
         while True:
-            body = await self.request("GET", path, params=params, stats=stats)
-            page = Page.parse(body)
+            page = await self.request("GET", path, params=params, stats=stats, parse=Page.parse_json)
             yield page
             if not page.links.next:
                 return
