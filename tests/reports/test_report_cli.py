@@ -1,0 +1,140 @@
+"""`klaviyo-etl report ...` through the real CLI (typer's CliRunner) on real SQLite files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from klaviyo_etl.cli import app
+
+runner = CliRunner()
+MAY = ["--from", "2026-05-01", "--to", "2026-05-31"]
+
+
+def run(path, *args):
+    return runner.invoke(app, ["--db", str(path), "report", *args])
+
+
+def test_campaigns_json_shape_and_numbers(tiny_db_path):
+    result = run(tiny_db_path, "campaigns", *MAY, "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["report"] == "campaigns" and data["source"] == "events"
+    assert data["period"] == {"from": "2026-05-01", "to": "2026-05-31", "label": "2026-05-01..2026-05-31"}
+    c1 = next(r for r in data["rows"] if r["campaign_id"] == "C1")
+    assert (c1["recipients"], c1["delivered"], c1["opens_unique"], c1["conversion_value"]) == (5, 4, 2, 150.0)
+    assert data["totals"]["campaigns"] == 2
+
+
+def test_campaigns_table_csv_sort_limit_channel(tiny_db_path):
+    table = run(tiny_db_path, "campaigns", *MAY)
+    assert table.exit_code == 0
+    assert "May newsletter" in table.output and "37.50" in table.output
+    assert "April newsletter" not in table.output
+    result = run(tiny_db_path, "campaigns", *MAY, "--format", "csv", "--sort", "recipients", "--limit", "1")
+    rows = list(csv.DictReader(io.StringIO(result.output)))
+    assert [r["campaign_id"] for r in rows] == ["C1"]
+    assert rows[0]["open_rate"] == "0.5"
+    sms = json.loads(run(tiny_db_path, "campaigns", *MAY, "--channel", "sms", "-f", "json").output)
+    assert [r["campaign_id"] for r in sms["rows"]] == ["C2"]
+
+
+def test_overview_cards_and_json(tiny_db_path):
+    result = run(tiny_db_path, "overview", *MAY, "--compare", "previous")
+    assert result.exit_code == 0, result.output
+    assert "Revenue" in result.output and "240.00" in result.output and "+2300.0%" in result.output
+    data = json.loads(run(tiny_db_path, "overview", *MAY, "-f", "json").output)
+    assert {r["kpi"]: r["value"] for r in data["rows"]}["active_profiles"] == 6
+    assert data["compare"] is None
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["flows", "--by", "message"],
+        ["forms"],
+        ["segments"],
+        ["lists"],
+        ["rfm"],
+        ["rfm", "--by", "profile"],
+        ["cohorts"],
+        ["metric", "Placed Order", "--forecast", "7d"],
+        ["metric", "Opened Email", "--interval", "week", "--measure", "uniques"],
+    ],
+)
+def test_every_report_runs_in_every_format(tiny_db_path, args):
+    for fmt in ("table", "json", "csv", "html"):
+        result = run(tiny_db_path, *args, *MAY, "--format", fmt)
+        assert result.exit_code == 0, (args, fmt, result.output)
+        assert result.output.strip()
+        if fmt == "json":
+            assert json.loads(result.output)["rows"] is not None
+
+
+def test_output_file(tiny_db_path, tmp_path):
+    target = tmp_path / "flows.json"
+    result = run(tiny_db_path, "flows", *MAY, "-f", "json", "-o", str(target))
+    assert result.exit_code == 0
+    rows = json.loads(target.read_text())["rows"]
+    assert {(r["name"], r["channel"]) for r in rows} == {("Welcome", "email"), ("Welcome", "sms")}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["campaigns", "--last", "fortnight"], "--last 'fortnight' is not a period"),
+        (["campaigns", "--from", "2026-13-01"], "--from '2026-13-01' is not a date"),
+        (["campaigns", "--from", "2026-05-10", "--to", "2026-05-01"], "is before --from"),
+        (["campaigns", "--last", "7d", "--from", "2026-05-01"], "either --last or --from/--to"),
+        (["campaigns", "--sort", "bogus"], "--sort 'bogus' is not a column"),
+        (["campaigns", "--channel", "fax"], "--channel 'fax'"),
+        (["overview", "--compare", "decade"], "--compare 'decade'"),
+        (["overview", "--last", "all", "--compare", "previous"], "needs a bounded period"),
+        (["metric", "Placed Ordr"], "did you mean 'Placed Order'"),
+        (["metric", "Placed Order", "--forecast", "soon"], "is not a horizon"),
+        (["metric", "Placed Order", "--interval", "minute"], "--interval 'minute'"),
+        (["overview", "--max-age", "later"], "--max-age 'later' is not a duration"),
+    ],
+)
+def test_usage_errors_are_one_line(tiny_db_path, args, message):
+    result = run(tiny_db_path, *args)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["overview"],
+        ["campaigns"],
+        ["flows"],
+        ["forms"],
+        ["segments"],
+        ["lists"],
+        ["rfm"],
+        ["cohorts"],
+    ],
+)
+def test_empty_database_gives_a_friendly_line(tmp_path, args):
+    result = run(tmp_path / "empty.db", *args)
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    assert any(word in result.output for word in ("No ", "run `klaviyo-etl sync`"))
+
+
+def test_unknown_metric_on_empty_database(tmp_path):
+    result = run(tmp_path / "empty.db", "metric", "Placed Order")
+    assert result.exit_code == 2 and "no metrics synced yet" in result.output
+
+
+def test_dashboard_command_writes_html(tiny_db_path, tmp_path):
+    target = tmp_path / "dash.html"
+    result = run(tiny_db_path, "dashboard", "--html", str(target), *MAY)
+    assert result.exit_code == 0, result.output
+    text = target.read_text()
+    assert text.startswith("<!DOCTYPE html>") and "240.00" in text and "<svg" in text

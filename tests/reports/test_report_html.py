@@ -1,0 +1,85 @@
+"""The dashboard page: self-contained, and showing the right numbers once a browser renders it."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from klaviyo_etl.reports.html import dashboard_html, svg_chart
+from klaviyo_etl.reports.periods import compare_period, resolve_period
+
+CHROMIUM = Path("/usr/bin/chromium")
+MAY = resolve_period(from_="2026-05-01", to="2026-05-31")
+
+
+def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            str(CHROMIUM),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=True,
+    )
+
+
+def test_page_is_self_contained(tiny_db):
+    page = dashboard_html(tiny_db, MAY, compare_period(MAY, "previous"))
+    # No network: no external scripts, stylesheets, images or fonts.
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
+    assert "<script" not in page and "@import" not in page and "url(" not in page
+    assert page.count("<svg") == 2
+
+
+def test_chart_scales_bars_to_the_peak():
+    svg = svg_chart("t", ["a", "b"], {"Revenue": [50.0, 100.0]}, kind="money", bars="Revenue", height=260)
+    heights = [
+        float(h)
+        for h in re.findall(
+            r'<rect x="[^"]+" y="[^"]+" width="[^"]+" '
+            r'height="([^"]+)"',
+            svg,
+        )
+    ]
+    plot = 260 - 30 - 40  # height minus top and bottom margins
+    assert heights[:2] == [pytest.approx(plot / 2, abs=0.1), pytest.approx(plot, abs=0.1)]
+    assert "b: 100.00" in svg  # hover title with the exact value
+
+
+@pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="headless check needs Debian's chromium (apt-get install chromium)"
+)
+def test_rendered_dashboard_shows_the_numbers(tiny_db, tmp_path):
+    target = tmp_path / "dashboard.html"
+    target.write_text(dashboard_html(tiny_db, MAY, compare_period(MAY, "previous")))
+    dom = chromium(tmp_path, "--dump-dom", target.as_uri()).stdout
+    cards = dict(
+        re.findall(r'data-kpi="(\w+)"><div class="label">[^<]*</div><div class="value">([^<]*)</div>', dom)
+    )
+    assert cards["revenue"] == "240.00"
+    assert cards["active_profiles"] == "6"
+    assert cards["open_rate"] == "42.9%"
+    assert cards["conversion_rate"] == "40.0%"
+    assert "+2300.0%" in dom  # revenue vs April's 10.00
+    campaigns = dom[dom.index('id="campaigns"') : dom.index('id="flows"')]
+    assert "May newsletter" in campaigns and "SMS flash sale" in campaigns
+    assert "37.50" in campaigns  # C1 revenue per recipient
+    assert "April newsletter" not in campaigns and "Deleted campaign" not in campaigns
+    assert "Welcome" in dom[dom.index('id="flows"') :]
+    # And it paints: a screenshot of the page is written.
+    shot = tmp_path / "dashboard.png"
+    chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,1600", target.as_uri())
+    assert shot.stat().st_size > 10_000
