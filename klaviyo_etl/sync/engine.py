@@ -169,11 +169,19 @@ class StreamRun:
         return await self.writer.read(sql, params)
 
     async def commit(self, fn: Callable[[Repository], Any], rows: int | None = None) -> None:
-        """Write one page (rows and watermark together) and count it; rows=None is bookkeeping."""
-        await self.writer.write(fn)
-        if rows is not None:
-            self.page_count += 1
-            self.rows += rows
+        """Write one page (rows and watermark together) and count it; rows=None is bookkeeping.
+
+        Counting happens in the writer thread right after the commit, so a page that commits
+        while its task is being cancelled (a stop, a failing sibling) is still counted.
+        """
+
+        def write_and_count(repo: Repository) -> None:
+            fn(repo)
+            if rows is not None:
+                self.page_count += 1
+                self.rows += rows
+
+        await self.writer.write(write_and_count)
         if self.progress:
             self.progress.advance(self.name, self.rows, self.page_count, self.stats.requests)
 
@@ -237,11 +245,17 @@ async def _run_async(
                 except Exception as exc:  # one stream failing must not stop the others
                     log.debug("stream %s failed", name, exc_info=True)
                     result.status, result.error = "failed", f"{type(exc).__name__}: {exc}"
-                result.rows, result.pages, result.deleted = run.rows, run.page_count, run.deleted
-                result.requests, result.retries = run.stats.requests, run.stats.retries
-                result.throttled, result.note = run.stats.throttled, run.note
-                result.ended_at = utcnow()
-                await writer.write(lambda repo: record_run(repo.db, run_id, result))
+
+                def record(repo: Repository) -> None:
+                    # Runs after every page this stream queued (one FIFO writer), so the
+                    # counts are final and match the rows stored.
+                    result.rows, result.pages, result.deleted = run.rows, run.page_count, run.deleted
+                    result.requests, result.retries = run.stats.requests, run.stats.retries
+                    result.throttled, result.note = run.stats.throttled, run.note
+                    result.ended_at = utcnow()
+                    record_run(repo.db, run_id, result)
+
+                await writer.write(record)
                 results[name] = result
                 if progress:
                     progress.finish(result)

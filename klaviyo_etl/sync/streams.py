@@ -18,6 +18,7 @@ from klaviyo_etl import conventions as kc
 from klaviyo_etl.endpoints import Endpoint, contract
 from klaviyo_etl.errors import UsageError
 from klaviyo_etl.models import Page, Resource
+from klaviyo_etl.sync.concurrency import gather_or_cancel
 from klaviyo_etl.sync.filters import and_, fmt_time, parse_time, quote, time_range
 
 if TYPE_CHECKING:
@@ -281,7 +282,7 @@ class ChildStream(Stream):
 
                 await run.commit(finish)
 
-        await asyncio.gather(*(one(parent) for parent in parents))
+        await gather_or_cancel(*(one(parent) for parent in parents))
         alive = {parent["id"] for parent in parents}
 
         def finish_all(repo: Repository) -> None:
@@ -443,7 +444,7 @@ class WindowedStream(Stream):
                     await run.commit(commit, len(page.data))
                 w.done = True
 
-        await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(windows)))))
+        await gather_or_cancel(*(worker() for _ in range(min(self.concurrency, len(windows)))))
 
 
 REPORT_STATISTICS = [
