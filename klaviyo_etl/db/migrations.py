@@ -336,6 +336,37 @@ def m004_report_rollups(db: sqlite_utils.Database) -> None:
             INSERT INTO rollup_dirty (kind, key) VALUES ('rowid', OLD.rowid); END"""
     )
 
+
+@migration
+def m005_rollup_dirty_days(db: sqlite_utils.Database) -> None:
+    """Record the day of each changed event next to its message or form, so the rollup refresh
+    of a long-lived flow recomputes the days from the change on, not its whole history."""
+    db.execute("ALTER TABLE rollup_dirty ADD COLUMN day TEXT")
+    day = "substr({r}.datetime, 1, 10)"
+    dirty = (
+        "INSERT INTO rollup_dirty (kind, key, day) SELECT k, v, d FROM ("
+        f"SELECT 'day' k, {day} v, {day} d"
+        f" UNION ALL SELECT 'message', {{r}}.message_id, {day}"
+        f" UNION ALL SELECT 'message', {{r}}.attributed_message_id, {day}"
+        f" UNION ALL SELECT 'form', {{r}}.form_id, {day}) WHERE v IS NOT NULL;"
+    )
+    changed = " OR ".join(
+        f"OLD.{c} IS NOT NEW.{c}"
+        for c in ("deleted_at", "datetime", "metric_id", "profile_id", "value", "message_id",
+                  "flow_id", "attributed_message_id", "form_id")
+    )
+    db.execute("DROP TRIGGER IF EXISTS events_rollup_update")
+    db.execute("DROP TRIGGER IF EXISTS events_rollup_delete")
+    db.execute(
+        f"""CREATE TRIGGER events_rollup_update AFTER UPDATE ON events
+            WHEN {changed} BEGIN {dirty.format(r="OLD")} {dirty.format(r="NEW")} END"""
+    )
+    db.execute(
+        f"""CREATE TRIGGER events_rollup_delete AFTER DELETE ON events BEGIN
+            {dirty.format(r="OLD")}
+            INSERT INTO rollup_dirty (kind, key) VALUES ('rowid', OLD.rowid); END"""
+    )
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -57,6 +57,7 @@ class RefreshStats:
     messages: int = 0
     forms: int = 0
     new_events: int = 0
+    from_day: int = 0  # messages and forms recomputed from their first changed day only
     notes: list[str] = field(default_factory=list)
 
 
@@ -146,7 +147,7 @@ def refresh_rollups(db: sqlite_utils.Database, since_datetime: str | None = None
         conn.execute("ROLLBACK")
         raise
     finally:
-        for name in ("_roles", "_dirty", "_pd"):
+        for name in ("_roles", "_dirty", "_pd", "_ents"):
             conn.execute(f"DROP TABLE IF EXISTS temp.{name}")
         conn.execute(f"PRAGMA cache_size = {int(cache_size)}")
     stats.seconds = round(time.perf_counter() - started, 3)
@@ -155,10 +156,19 @@ def refresh_rollups(db: sqlite_utils.Database, since_datetime: str | None = None
 
 def _load_roles(db: sqlite_utils.Database, roles: list[tuple]) -> None:
     db.execute("DROP TABLE IF EXISTS temp._roles")
-    db.execute("CREATE TEMP TABLE _roles (metric_id TEXT PRIMARY KEY, kind TEXT, role TEXT, channel TEXT)")
-    db.conn.executemany("INSERT INTO temp._roles VALUES (?, ?, ?, ?)", roles)
+    db.execute(
+        "CREATE TEMP TABLE _roles (metric_id TEXT, kind TEXT, role TEXT, channel TEXT,"
+        " PRIMARY KEY (metric_id, role))"
+    )
+    # Received and bounced events also count as 'recipients' (a profile counted once
+    # whichever it had), so one grouping pass over the events yields that role too.
+    extra = [
+        (m, k, "recipients", c) for m, k, r, c in roles if k == "message" and r in ("received", "bounced")
+    ]
+    db.conn.executemany("INSERT INTO temp._roles VALUES (?, ?, ?, ?)", roles + extra)
     db.execute("DROP TABLE IF EXISTS temp._dirty")
-    db.execute("CREATE TEMP TABLE _dirty (kind TEXT, key TEXT, PRIMARY KEY (kind, key))")
+    # What changed: days, and messages/forms with the earliest day touched ('' = unknown).
+    db.execute("CREATE TEMP TABLE _dirty (kind TEXT, key TEXT, day TEXT, PRIMARY KEY (kind, key))")
 
 
 def _rebuild_all(db: sqlite_utils.Database) -> RefreshStats:
@@ -171,15 +181,10 @@ def _rebuild_all(db: sqlite_utils.Database) -> RefreshStats:
         "rollup_activity_days",
     ):
         db.execute(f"DELETE FROM {table}")
-    db.execute(
-        """INSERT INTO rollup_metric_hours
-           SELECT metric_id, substr(datetime, 1, 13), count(*), total(value) FROM events
-           WHERE deleted_at IS NULL AND metric_id IS NOT NULL AND datetime IS NOT NULL
-           GROUP BY 1, 2"""
-    )
-    _rebuild_activity(db, "")
-    messages = _rebuild_entities(db, "message", None)
-    forms = _rebuild_entities(db, "form", None)
+    _metric_hours(db, "", "9999")
+    _rebuild_activity_full(db)
+    messages, _ = _rebuild_entities(db, "message", None)
+    forms, _ = _rebuild_entities(db, "form", None)
     _rebuild_channels(db)
     return RefreshStats(mode="full", messages=messages, forms=forms)
 
@@ -190,18 +195,16 @@ def _refresh_changed(db: sqlite_utils.Database, watermark: int, since: str | Non
     if low is not None:
         watermark = min(watermark, int(low) - 1)
     new_events = db.execute("SELECT count(*) FROM events WHERE rowid > ?", [watermark]).fetchone()[0]
+    merge = " ON CONFLICT (kind, key) DO UPDATE SET day = min(day, excluded.day)"
     db.execute(
-        "INSERT OR IGNORE INTO temp._dirty SELECT DISTINCT kind, key FROM rollup_dirty WHERE kind != 'rowid'"
+        "INSERT INTO temp._dirty SELECT kind, key, min(coalesce(day, '')) FROM rollup_dirty"
+        " WHERE kind != 'rowid' GROUP BY kind, key" + merge
     )
-    for kind, expr in (
-        ("day", "substr(datetime, 1, 10)"),
-        ("message", "message_id"),
-        ("message", "attributed_message_id"),
-        ("form", "form_id"),
-    ):
+    keys = (("message", "message_id"), ("message", "attributed_message_id"), ("form", "form_id"))
+    for kind, expr in (("day", "substr(datetime, 1, 10)"), *keys):
         db.execute(
-            f"INSERT OR IGNORE INTO temp._dirty SELECT DISTINCT '{kind}', {expr} FROM events"
-            f" WHERE rowid > ? AND {expr} IS NOT NULL",
+            f"INSERT INTO temp._dirty SELECT '{kind}', {expr}, min(substr(datetime, 1, 10))"
+            f" FROM events WHERE rowid > ? AND {expr} IS NOT NULL GROUP BY {expr}" + merge,
             [watermark],
         )
     if since:
@@ -212,18 +215,14 @@ def _refresh_changed(db: sqlite_utils.Database, watermark: int, since: str | Non
             end = dt.date.fromisoformat(last[:10])
             days = []
             while day <= end:
-                days.append(("day", day.isoformat()))
+                days.append(("day", day.isoformat(), day.isoformat()))
                 day += dt.timedelta(days=1)
-            db.conn.executemany("INSERT OR IGNORE INTO temp._dirty VALUES (?, ?)", days)
-        for kind, expr in (
-            ("message", "message_id"),
-            ("message", "attributed_message_id"),
-            ("form", "form_id"),
-        ):
+            db.conn.executemany("INSERT OR IGNORE INTO temp._dirty VALUES (?, ?, ?)", days)
+        for kind, expr in keys:
             db.execute(
-                f"INSERT OR IGNORE INTO temp._dirty SELECT DISTINCT '{kind}', {expr} FROM events"
-                f" WHERE datetime >= ? AND {expr} IS NOT NULL",
-                [since_day],
+                f"INSERT INTO temp._dirty SELECT DISTINCT '{kind}', {expr}, ? FROM events"
+                f" WHERE datetime >= ? AND {expr} IS NOT NULL" + merge,
+                [since_day, since_day],
             )
     days = [
         row[0] for row in db.execute("SELECT key FROM temp._dirty WHERE kind = 'day' ORDER BY key").fetchall()
@@ -234,20 +233,65 @@ def _refresh_changed(db: sqlite_utils.Database, watermark: int, since: str | Non
             " (SELECT key FROM temp._dirty WHERE kind = 'day')"
         )
         for start, end in _day_ranges(days):
-            db.execute(
-                """INSERT INTO rollup_metric_hours
-                   SELECT metric_id, substr(datetime, 1, 13), count(*), total(value) FROM events
-                   WHERE datetime >= ? AND datetime < ? AND deleted_at IS NULL
-                     AND metric_id IS NOT NULL GROUP BY 1, 2""",
-                [start, end],
-            )
+            _metric_hours(db, start, end)
         _rebuild_activity(db, days[0])
-    messages = _rebuild_entities(db, "message", "message")
-    forms = _rebuild_entities(db, "form", "form")
+    messages, recent_messages = _rebuild_entities(db, "message", "message")
+    forms, recent_forms = _rebuild_entities(db, "form", "form")
     if messages or db.execute("SELECT 1 FROM temp._dirty WHERE kind = 'message'").fetchone():
         _rebuild_channels(db)
     return RefreshStats(
-        mode="incremental", days=len(days), messages=messages, forms=forms, new_events=new_events
+        mode="incremental",
+        days=len(days),
+        messages=messages,
+        forms=forms,
+        new_events=new_events,
+        from_day=recent_messages + recent_forms,
+    )
+
+
+def _metric_hours(db: sqlite_utils.Database, start: str, end: str) -> None:
+    """Insert hourly counts for events with start <= datetime < end.
+
+    Summed in Python from one pass over the rows: SQLite would sort every event to group
+    by an expression, which is several times slower on millions of rows.
+    """
+    sums: dict[tuple[str, str], list] = {}
+    for metric_id, hour, value in db.conn.execute(
+        "SELECT metric_id, substr(datetime, 1, 13), value FROM events"
+        " WHERE datetime >= ? AND datetime < ? AND deleted_at IS NULL AND metric_id IS NOT NULL",
+        [start, end],
+    ):
+        entry = sums.get((metric_id, hour))
+        if entry is None:
+            sums[(metric_id, hour)] = [1, value or 0.0]
+        else:
+            entry[0] += 1
+            entry[1] += value or 0.0
+    db.conn.executemany(
+        "INSERT INTO rollup_metric_hours VALUES (?, ?, ?, ?)",
+        ((m, h, n, v) for (m, h), (n, v) in sums.items()),
+    )
+
+
+def _rebuild_activity_full(db: sqlite_utils.Database) -> None:
+    """All active-profile rows from one ordered pass over the (profile_id, datetime) index."""
+    counts: dict[tuple[str, str], int] = {}
+    last_profile, last_day = None, ""
+    for profile_id, day in db.conn.execute(
+        "SELECT profile_id, substr(datetime, 1, 10) FROM events INDEXED BY"
+        " idx_events_profile_datetime WHERE deleted_at IS NULL AND profile_id IS NOT NULL"
+        " ORDER BY profile_id, datetime"
+    ):
+        if profile_id != last_profile:
+            last_profile, last_day = profile_id, ""
+        elif day == last_day:
+            continue
+        key = (day, last_day)
+        counts[key] = counts.get(key, 0) + 1
+        last_day = day
+    db.conn.executemany(
+        "INSERT INTO rollup_activity_days VALUES (?, ?, ?)",
+        ((day, prev, n) for (day, prev), n in counts.items()),
     )
 
 
@@ -302,19 +346,90 @@ def _rebuild_channels(db: sqlite_utils.Database) -> None:
     )
 
 
-def _rebuild_entities(db: sqlite_utils.Database, kind: str, dirty_kind: str | None) -> int:
-    """Recompute entity rollups for dirty messages/forms (all of them when dirty_kind is None)."""
-    if dirty_kind is not None:
-        count = db.execute("SELECT count(*) FROM temp._dirty WHERE kind = ?", [dirty_kind]).fetchone()[0]
-        if not count:
-            return 0
-        only = f"IN (SELECT key FROM temp._dirty WHERE kind = '{dirty_kind}')"
-        for table in ("rollup_entity_days", "rollup_entity_totals", "rollup_entities"):
-            db.execute(f"DELETE FROM {table} WHERE kind = ? AND entity_id {only}", [kind])
-    else:
-        only = "IS NOT NULL"
+def _rebuild_entities(db: sqlite_utils.Database, kind: str, dirty_kind: str | None) -> tuple[int, int]:
+    """Recompute the rollups of the dirty messages/forms (all of them when dirty_kind is None).
+
+    An entity whose change is recent and after its first day is recomputed from that day
+    on (cost: the events since then); any other is recomputed from all its events.
+    """
+    if dirty_kind is None:
+        _recompute_whole(db, kind, "IS NOT NULL")
+        return _finish_entities(db, kind, "IS NOT NULL"), 0
+    dirty = dict(db.execute("SELECT key, day FROM temp._dirty WHERE kind = ?", [dirty_kind]))
+    if not dirty:
+        return 0, 0
+    known = dict(
+        db.execute(
+            "SELECT entity_id, first_day FROM rollup_entities WHERE kind = ? AND entity_id IN"
+            " (SELECT key FROM temp._dirty WHERE kind = ?)",
+            [kind, dirty_kind],
+        )
+    )
+    last = db.execute("SELECT max(datetime) FROM events").fetchone()[0] or ""
+    recent = (dt.date.fromisoformat(last[:10]) - dt.timedelta(days=RECENT_DAYS)).isoformat() if last else ""
+    partial = {
+        e: d for e, d in dirty.items() if e in known and d and known[e] and d > known[e] and d >= recent
+    }
+    db.execute("DROP TABLE IF EXISTS temp._ents")
+    db.execute("CREATE TEMP TABLE _ents (key TEXT PRIMARY KEY, day TEXT)")
+    db.conn.executemany("INSERT INTO temp._ents VALUES (?, NULL)", [(e,) for e in dirty if e not in partial])
+    only = "IN (SELECT key FROM temp._ents WHERE day IS NULL)"
+    for table in ("rollup_entity_days", "rollup_entities"):
+        db.execute(f"DELETE FROM {table} WHERE kind = ? AND entity_id {only}", [kind])
+    _recompute_whole(db, kind, only)
+    if partial:
+        db.conn.executemany("INSERT INTO temp._ents VALUES (?, ?)", partial.items())
+        _recompute_from(db, kind, partial)
+    everything = "IN (SELECT key FROM temp._ents)"
+    db.execute(f"DELETE FROM rollup_entity_totals WHERE kind = ? AND entity_id {everything}", [kind])
+    return _finish_entities(db, kind, everything), len(partial)
+
+
+# Changes older than this (before the newest event) recompute an entity's whole history:
+# a day-by-day recompute reads every event since the change, and old changes are rare.
+RECENT_DAYS = 14
+
+
+def _role_map(db: sqlite_utils.Database, kind: str) -> dict[str, list[tuple[str, str | None]]]:
+    out: dict[str, list[tuple[str, str | None]]] = {}
+    for metric_id, role, channel in db.execute(
+        "SELECT metric_id, role, channel FROM temp._roles WHERE kind = ?", [kind]
+    ):
+        out.setdefault(metric_id, []).append((role, channel))
+    return out
+
+
+def _store_days(db: sqlite_utils.Database, kind: str, rows, start_prev=None) -> None:
+    """Turn (entity, role, profile, day, events, value) rows sorted by the first four into
+    rollup_entity_days rows; `start_prev` gives a profile's day before the rows begin."""
+    sums: dict[tuple[str, str, str, str], list] = {}
+    last_key, last_day = None, ""
+    for entity_id, role, profile_id, day, events, value in rows:
+        key = (entity_id, role, profile_id)
+        if profile_id == "":
+            prev = ""
+        elif key == last_key:
+            prev = last_day
+        else:
+            prev = start_prev.get(key, "") if start_prev else ""
+        last_key, last_day = key, day
+        entry = sums.get((entity_id, role, day, prev))
+        if entry is None:
+            sums[(entity_id, role, day, prev)] = [int(profile_id != ""), events, value or 0.0]
+        else:
+            entry[0] += profile_id != ""
+            entry[1] += events
+            entry[2] += value or 0.0
+    db.conn.executemany(
+        "INSERT INTO rollup_entity_days VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        ((kind, e, r, d, p, n, ev, v) for (e, r, d, p), (n, ev, v) in sums.items()),
+    )
+
+
+def _recompute_whole(db: sqlite_utils.Database, kind: str, only: str) -> None:
+    """Every day of the entities matching `only`, from all their events."""
     db.execute("DROP TABLE IF EXISTS temp._pd")
-    # Keyed in the order the window below reads it, so it needs no sort; '' = no profile.
+    # Keyed in the order the pass below reads it, so it needs no sort; '' = no profile.
     db.execute(
         """CREATE TEMP TABLE _pd (entity_id TEXT NOT NULL, role TEXT NOT NULL, channel TEXT,
            flow_id TEXT, profile_id TEXT NOT NULL, day TEXT NOT NULL, events INTEGER, value REAL,
@@ -344,23 +459,13 @@ def _rebuild_entities(db: sqlite_utils.Database, kind: str, dirty_kind: str | No
                 GROUP BY e.attributed_message_id, coalesce(e.profile_id, ''),
                          substr(e.datetime, 1, 10)"""
         )
-        # Recipients: profiles with a received or a bounced event, counted once.
-        db.execute(
-            """INSERT INTO temp._pd
-               SELECT entity_id, 'recipients', max(channel), max(flow_id), profile_id, day,
-                      sum(events), total(value)
-               FROM temp._pd WHERE role IN ('received', 'bounced')
-               GROUP BY entity_id, profile_id, day"""
-        )
-    db.execute(
-        """INSERT INTO rollup_entity_days
-           SELECT ?, entity_id, role, day, coalesce(prev, ''), sum(profile_id != ''),
-                  sum(events), total(value)
-           FROM (SELECT *, CASE WHEN profile_id = '' THEN NULL ELSE LAG(day) OVER
-                     (PARTITION BY entity_id, role, profile_id ORDER BY day) END AS prev
-                 FROM temp._pd)
-           GROUP BY entity_id, role, day, prev""",
-        [kind],
+    _store_days(
+        db,
+        kind,
+        db.conn.execute(
+            "SELECT entity_id, role, profile_id, day, events, value FROM temp._pd"
+            " ORDER BY entity_id, role, profile_id, day"
+        ),
     )
     db.execute(
         """INSERT INTO rollup_entities
@@ -368,6 +473,92 @@ def _rebuild_entities(db: sqlite_utils.Database, kind: str, dirty_kind: str | No
            FROM temp._pd GROUP BY entity_id""",
         [kind],
     )
+
+
+def _recompute_from(db: sqlite_utils.Database, kind: str, start: dict[str, str]) -> None:
+    """Rows from each entity's first changed day on; earlier rows stay as they are."""
+    key = "message_id" if kind == "message" else "form_id"
+    db.conn.executemany(
+        "DELETE FROM rollup_entity_days WHERE kind = ? AND entity_id = ? AND day >= ?",
+        [(kind, e, d) for e, d in start.items()],
+    )
+    roles = _role_map(db, kind)
+    conversions = {m for m, rs in _role_map(db, "conversion").items()} if kind == "message" else set()
+    cells: dict[tuple[str, str, str, str], list] = {}
+    flows: dict[str, str] = {}
+    channels: dict[str, str] = {}
+    columns = [(key, "flow_id", roles)]
+    if kind == "message":
+        columns.append(
+            ("attributed_message_id", "attributed_flow_id", {m: [("conversion", None)] for m in conversions})
+        )
+    first = min(start.values())
+    for column, flow_column, role_map in columns:
+        # The unary + keeps SQLite on the datetime index: the entity index would read the
+        # entities' whole history, which is what this path avoids.
+        for entity_id, metric_id, profile_id, day, value, flow_id in db.conn.execute(
+            f"SELECT {column}, metric_id, coalesce(profile_id, ''), substr(datetime, 1, 10),"
+            f" value, {flow_column} FROM events WHERE datetime >= ? AND deleted_at IS NULL"
+            f" AND +{column} IN (SELECT key FROM temp._ents WHERE day IS NOT NULL)",
+            [first],
+        ):
+            if day < start[entity_id]:
+                continue
+            for role, channel in role_map.get(metric_id, ()):
+                cell = cells.get((entity_id, role, profile_id, day))
+                if cell is None:
+                    cells[(entity_id, role, profile_id, day)] = [1, value or 0.0]
+                else:
+                    cell[0] += 1
+                    cell[1] += value or 0.0
+                if flow_id:
+                    flows[entity_id] = max(flows.get(entity_id, ""), flow_id)
+                if channel:
+                    channels[entity_id] = max(channels.get(entity_id, ""), channel)
+    # Each (entity, profile)'s last day before the recomputed ones, per role, through the
+    # (profile_id, datetime) index: a profile has few events, an entity may have millions.
+    previous: dict[tuple[str, str, str], str] = {}
+    for entity_id, profile_id in {(e, p) for e, _r, p, _d in cells if p}:
+        for column, role_map in [(key, roles)] + (
+            [("attributed_message_id", {m: [("conversion", None)] for m in conversions})]
+            if kind == "message"
+            else []
+        ):
+            for metric_id, last in db.conn.execute(
+                f"SELECT metric_id, max(datetime) FROM events INDEXED BY"
+                f" idx_events_profile_datetime WHERE profile_id = ? AND datetime < ?"
+                f" AND deleted_at IS NULL AND {column} = ? GROUP BY metric_id",
+                [profile_id, start[entity_id], entity_id],
+            ):
+                for role, _channel in role_map.get(metric_id, ()):
+                    k = (entity_id, role, profile_id)
+                    previous[k] = max(previous.get(k, ""), last[:10])
+    _store_days(db, kind, ((e, r, p, d, n, v) for (e, r, p, d), (n, v) in sorted(cells.items())), previous)
+    # Keep each entity's channel and flow; widen its first/last day from the stored rows.
+    for entity_id in start:
+        db.execute(
+            """UPDATE rollup_entities SET
+                 channel = coalesce(channel, ?), flow_id = coalesce(flow_id, ?),
+                 first_day = (SELECT min(day) FROM rollup_entity_days WHERE kind = ?
+                              AND entity_id = ?),
+                 last_day = (SELECT max(day) FROM rollup_entity_days WHERE kind = ?
+                             AND entity_id = ?)
+               WHERE kind = ? AND entity_id = ?""",
+            [
+                channels.get(entity_id),
+                flows.get(entity_id) or None,
+                kind,
+                entity_id,
+                kind,
+                entity_id,
+                kind,
+                entity_id,
+            ],
+        )
+
+
+def _finish_entities(db: sqlite_utils.Database, kind: str, only: str) -> int:
+    """Totals over all days for the entities matching `only`; returns how many there are."""
     db.execute(
         f"""INSERT INTO rollup_entity_totals
             SELECT kind, entity_id, role, sum(CASE WHEN prev_day = '' THEN profiles ELSE 0 END),

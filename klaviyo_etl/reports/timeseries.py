@@ -144,6 +144,34 @@ def _raw_series(
     return out
 
 
+def _warm_up(
+    db: sqlite_utils.Database,
+    ids: list[str],
+    period: Period,
+    interval: str,
+    measure: str,
+    window: int,
+    first: str,
+) -> list[float]:
+    """Values of up to `window` whole buckets before the period's first one."""
+    if period.start is None:
+        return []
+    days = {"hour": window // 24 + 2, "day": window, "week": 7 * window + 7, "month": 31 * window + 31}[
+        interval
+    ]
+    before = Period(period.start - dt.timedelta(days=days), period.start, "warm-up")
+    raw = _raw_series(db, ids, before, interval, measure)
+    buckets = []
+    bucket = bucket_of(before.start.isoformat(), interval)
+    begins = bucket + "-01" if interval == "month" else bucket[:10]
+    if begins != before.start.isoformat():
+        bucket = _next_bucket(bucket, interval)  # skip a bucket cut short by the look-back
+    while bucket < first:
+        buckets.append(bucket)
+        bucket = _next_bucket(bucket, interval)
+    return [raw.get(b, 0.0) for b in buckets[-window:]]
+
+
 def moving_average(values: list[float], window: int) -> list[float | None]:
     out: list[float | None] = []
     for i in range(len(values)):
@@ -265,7 +293,11 @@ def metric_report(
             row["kind"] = "partial"
     complete = [r for r in rows if not r["partial"]]
     values = [r["value"] for r in complete]
-    for row, trend, z in zip(complete, moving_average(values, window), zscores(values, window), strict=True):
+    # The buckets just before the period give its first buckets a trend and a z-score.
+    history = _warm_up(db, ids, period, interval, measure, window, first) if first else []
+    trends = moving_average(history + values, window)[len(history) :]
+    scores = zscores(history + values, window)[len(history) :]
+    for row, trend, z in zip(complete, trends, scores, strict=True):
         row["trend"] = None if trend is None else round(trend, 4)
         row["zscore"] = None if z is None else round(z, 3)
         row["anomaly"] = z is not None and abs(z) >= threshold

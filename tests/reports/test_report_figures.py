@@ -221,3 +221,13 @@ def test_metric_forecast_has_backtest(tiny_db):
     test = report.meta["forecast"]["backtest"]
     assert test["points"] == 7 and test["mae"] >= 0
     assert report.meta["forecast"]["method"] in ("seasonal", "linear")
+
+
+def test_metric_trend_looks_back_before_the_period(tiny_db):
+    now = dt.datetime(2026, 7, 1, tzinfo=dt.UTC)
+    period = resolve_period(from_="2026-05-08", to="2026-05-31")
+    rows = timeseries.metric_report(tiny_db, "Placed Order", period, now=now).rows
+    assert rows[0]["bucket"] == "2026-05-08"
+    # 7-day trend on 05-08 covers 05-02..05-08: orders on 05-02 and 05-04.
+    assert rows[0]["trend"] == pytest.approx(2 / 7, abs=1e-4)
+    assert rows[0]["zscore"] is not None
