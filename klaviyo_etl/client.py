@@ -150,6 +150,9 @@ class KlaviyoClient:
         """
         stats = stats or RequestStats()
         key, limit = self._limit_for(method, path)
+        # JSON:API bodies go out as application/vnd.api+json, the only type the spec declares.
+        content = json.dumps(json_body, separators=(",", ":")).encode() if json_body is not None else None
+        headers = {"content-type": "application/vnd.api+json"} if content is not None else None
         attempt = 0
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(TransientError),
@@ -168,7 +171,9 @@ class KlaviyoClient:
                 stats.requests += 1
                 self.stats.requests += 1
                 try:
-                    response = await self.http.request(method, path, params=params, json=json_body)
+                    response = await self.http.request(
+                        method, path, params=params, content=content, headers=headers
+                    )
                     body = await response.aread()
                 except (httpx.TransportError, httpx.DecodingError) as exc:
                     raise TransientError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc

@@ -593,15 +593,9 @@ async def test_values_report(recorder: Recorder, report: tuple):
         assert all(isinstance(stats[k], int | float) for k in REPORT_STATISTICS)
 
 
-# -- known mismatches between what we read and what revision 2026-07-15 sends --------------------
+# -- fields revision 2026-07-15 moved, and the request body type it declares ---------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="repositories read flow-action `action_type`; revision 2026-07-15 sends `definition.type` "
-    "('send-email'), so flow_actions.action_type is always NULL",
-)
 async def test_flow_action_rows_get_their_action_type(recorder: Recorder):
     stream = STREAMS["flows"]
     with recorder.cassette("flows", replay_only=True) as s:
@@ -619,12 +613,6 @@ async def test_flow_action_rows_get_their_action_type(recorder: Recorder):
     assert all(row_of(a)["action_type"] for a in actions)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="repositories read flow-message `name`; revision 2026-07-15 has it at `definition.name`, "
-    "so flow_messages.name is always NULL",
-)
 async def test_flow_message_rows_get_their_name(recorder: Recorder):
     with recorder.cassette("flow_messages", replay_only=True) as s:
         async with s.make_client():
@@ -642,12 +630,6 @@ async def test_flow_message_rows_get_their_name(recorder: Recorder):
     assert all(row_of(m)["name"] for m in full.data)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="the spec declares only application/vnd.api+json for report request bodies; "
-    "httpx's json= sends application/json",
-)
 async def test_report_posts_are_jsonapi(recorder: Recorder):
     name, path, rtype, id_key, *_ = ReportingStream.REPORTS[0]
     with recorder.cassette(f"report_{name}", replay_only=True) as s:

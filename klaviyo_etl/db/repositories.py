@@ -139,7 +139,15 @@ def campaign_message_row(r: Resource) -> Row:
 
 
 def flow_action_row(r: Resource) -> Row:
-    return {"flow_id": r.related_id("flow"), **_pick("action_type", "status", "created", "updated")(r)}
+    # Revision 2026-07-15 keeps the kind and status inside the action's definition.
+    definition = r.attributes.get("definition") or {}
+    return {
+        "flow_id": r.related_id("flow"),
+        "action_type": definition.get("type") or r.attributes.get("action_type"),
+        "status": (definition.get("data") or {}).get("status") or r.attributes.get("status"),
+        "created": r.attributes.get("created"),
+        "updated": r.attributes.get("updated"),
+    }
 
 
 def flow_message_row(r: Resource) -> Row:
@@ -147,7 +155,7 @@ def flow_message_row(r: Resource) -> Row:
     definition = a.get("definition") or {}
     return {
         "flow_action_id": r.related_id("flow-action"),
-        "name": a.get("name"),
+        "name": definition.get("name") or a.get("name"),
         "channel": definition.get("channel") or a.get("channel"),
         "created": a.get("created"),
         "updated": a.get("updated"),

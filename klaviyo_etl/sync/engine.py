@@ -168,15 +168,22 @@ class StreamRun:
     async def query(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
         return await self.writer.read(sql, params)
 
-    async def commit(self, fn: Callable[[Repository], Any], rows: int | None = None) -> None:
-        """Write one page (rows and watermark together) and count it; rows=None is bookkeeping.
+    async def commit(
+        self, fn: Callable[[Repository], Any], rows: int | None = None, **state_columns: Any
+    ) -> None:
+        """Write one page with the stream's state as of now, in one transaction, and count it.
+
+        rows=None marks bookkeeping rather than a page; `state_columns` go to `sync_state`.
 
         Counting happens in the writer thread right after the commit, so a page that commits
         while its task is being cancelled (a stop, a failing sibling) is still counted.
         """
 
+        snapshot = self.state.snapshot()
+
         def write_and_count(repo: Repository) -> None:
             fn(repo)
+            self.state.save(repo.db, snapshot, **state_columns)
             if rows is not None:
                 self.page_count += 1
                 self.rows += rows

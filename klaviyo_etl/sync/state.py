@@ -35,17 +35,21 @@ class StreamState:
             json.loads(row["extra"] or "{}"),
         )
 
-    def save(self, db: sqlite_utils.Database, **columns: Any) -> None:
-        """Upsert this state (inside the caller's transaction)."""
-        db["sync_state"].upsert(
-            {
-                "stream": self.stream,
-                "watermark": self.watermark,
-                "extra": json.dumps(self.extra, sort_keys=True),
-                **columns,
-            },
-            pk="stream",
-        )
+    def snapshot(self) -> dict[str, Any]:
+        """The state as it stands now, to be written with the page that produced it.
+
+        Taken when a page is queued, not when it is written: by then other pages may have
+        moved the in-memory marks past rows that are still waiting in the queue.
+        """
+        return {
+            "stream": self.stream,
+            "watermark": self.watermark,
+            "extra": json.dumps(self.extra, sort_keys=True),
+        }
+
+    def save(self, db: sqlite_utils.Database, snapshot: dict[str, Any] | None = None, **columns: Any) -> None:
+        """Upsert a snapshot of this state (inside the caller's transaction)."""
+        db["sync_state"].upsert({**(snapshot or self.snapshot()), **columns}, pk="stream")
 
 
 def record_run(db: sqlite_utils.Database, run_id: str, result: Any) -> None:

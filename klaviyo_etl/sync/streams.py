@@ -118,7 +118,6 @@ class ResourceStream(Stream):
                     n = repo.write_resources(page.data, fill)
                     repo.write_resources(page.included, fill)
                     self.write_links(repo, page)
-                    state.save(repo.db)
                     return n
 
                 await run.commit(commit, len(page.data))
@@ -131,9 +130,8 @@ class ResourceStream(Stream):
         def finish(repo: Repository) -> None:
             if run.full_scan or field is None:
                 run.deleted += self.mark_deleted(repo, scan_started)
-            state.save(repo.db, **({"last_reconcile_at": scan_started} if run.full_scan else {}))
 
-        await run.commit(finish)
+        await run.commit(finish, **({"last_reconcile_at": scan_started} if run.full_scan else {}))
 
     def mark_deleted(self, repo: Repository, scan_started: str) -> int:
         return repo.mark_deleted(self.table, scan_started) if self.reconcilable else 0
@@ -266,7 +264,6 @@ class ChildStream(Stream):
                         else:
                             fill = self.parent_fill(parent)
                             n = repo.write_resources(page.data, lambda r: fill)
-                        state.save(repo.db)
                         return n
 
                     await run.commit(commit, len(page.data))
@@ -278,27 +275,26 @@ class ChildStream(Stream):
                         run.deleted += repo.mark_deleted(
                             self.table, scan_started, where=f"[{self.parent_col}] = ?", params=(parent_id,)
                         )
-                    state.save(repo.db)
 
                 await run.commit(finish)
 
         await gather_or_cancel(*(one(parent) for parent in parents))
         alive = {parent["id"] for parent in parents}
 
+        for pid in [p for p in state.extra if p not in alive]:
+            state.extra.pop(pid)
+        state.watermark = run.started_iso
+        now = run.now_iso()
+
         def finish_all(repo: Repository) -> None:
-            for pid in [p for p in state.extra if p not in alive]:
-                state.extra.pop(pid)
-            now = run.now_iso()
             repo.db.execute(
                 f"UPDATE [{self.table}] SET deleted_at = ? WHERE deleted_at IS NULL AND "
                 f"[{self.parent_col}] IN (SELECT id FROM [{self.parent_table}] "
                 "WHERE deleted_at IS NOT NULL)",
                 [now],
             )
-            state.watermark = run.started_iso
-            state.save(repo.db, **({"last_reconcile_at": now} if run.full_scan else {}))
 
-        await run.commit(finish_all)
+        await run.commit(finish_all, **({"last_reconcile_at": now} if run.full_scan else {}))
 
 
 class FlowMessageStream(ChildStream):
@@ -310,7 +306,9 @@ class FlowMessageStream(ChildStream):
             parent_col="flow_action_id",
             table="flow_messages",
             members=False,
-            parent_where="action_type IS NULL OR action_type LIKE 'SEND%'",
+            # Only sending actions have messages; each request is S-tier (3/s, 60/min).
+            parent_where="action_type IS NULL OR action_type IN "
+            "('send-email', 'send-sms', 'send-mobile-push', 'send-whatsapp')",
         )
 
     def parent_fill(self, parent: dict[str, Any]) -> dict[str, Any]:
@@ -393,30 +391,24 @@ class WindowedStream(Stream):
         final = max(hi, parse_time(state.watermark)) if state.watermark else hi
         state.watermark = fmt_time(final).replace("Z", "+00:00")
 
-        def finish(repo: Repository) -> None:
-            if run.full_scan and self.reconcilable and lo is not None and not run.since:
-                run.deleted += repo.mark_deleted(self.table, scan_started)
-            state.extra.pop("windows", None)
-            state.save(
-                repo.db, **({"last_reconcile_at": scan_started} if run.full_scan and not run.since else {})
-            )
+        complete_scan = run.full_scan and not run.since
 
-        await run.commit(finish)
+        def finish(repo: Repository) -> None:
+            if complete_scan and self.reconcilable and lo is not None:
+                run.deleted += repo.mark_deleted(self.table, scan_started)
+
+        await run.commit(finish, **({"last_reconcile_at": scan_started} if complete_scan else {}))
 
     async def fetch(self, run: StreamRun, windows: list[Window], hi: dt.datetime) -> None:
         queue: asyncio.Queue[Window] = asyncio.Queue()
         for w in windows:
             queue.put_nowait(w)
         state = run.state
-        base_watermark = state.watermark
 
         def watermark() -> str:
             open_ = [w.progress for w in windows if not w.done]
             low = min(open_) if open_ else windows[-1].hi
             low = min(low, hi)
-            if base_watermark and not run.full_scan and not run.since:
-                # Never move backwards past what an earlier run already guaranteed.
-                low = max(low, min(parse_time(base_watermark), low))
             return fmt_time(low).replace("Z", "+00:00")
 
         async def worker() -> None:
@@ -438,7 +430,6 @@ class WindowedStream(Stream):
 
                     def commit(repo: Repository, page=page) -> int:
                         n = repo.write_resources(page.data)
-                        state.save(repo.db)
                         return n
 
                     await run.commit(commit, len(page.data))
