@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         steps = [
             [*common, "sync", "all"],
             [*common, "status"],
-            [*common, "report", "campaigns", "--limit", "15"],
+            [*common, "report", "campaigns", "--last", "90d", "--limit", "12"],
         ]
         for step in steps:
             print(f"\n$ klaviyo-etl {' '.join(step)}")

@@ -104,6 +104,10 @@ class Writer:
     async def write(self, fn: Callable[[Repository], Any]) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.pool, self._transaction, fn)
 
+    async def run(self, fn: Callable[[Repository], Any]) -> Any:
+        """Run `fn` on the writer thread, managing its own transactions."""
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, self.repo)
+
     async def read(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
         def query(_: Repository) -> list[dict[str, Any]]:
             cursor = self.db.execute(sql, params)
@@ -278,6 +282,12 @@ async def _run_async(
                     await run_one(name)
 
             await asyncio.gather(*(run_chain(c) for c in _chains(names)))
+            if any(r.rows for r in results.values()) and not stop.is_set():
+                # Keep the report rollups current here, so the first report after a big
+                # sync answers at once instead of catching up.
+                from klaviyo_etl.reports.rollups import ensure_rollups
+
+                await writer.run(lambda repo: ensure_rollups(repo.db))
     finally:
         writer.close()
     return [results[n] for n in names if n in results]

@@ -463,6 +463,10 @@ REPORT_STATISTICS = [
 ]
 
 
+# The Reporting API names channels its own way; store them as the campaigns table does.
+REPORT_CHANNELS = {"push-notification": "mobile_push"}
+
+
 class ReportingStream(Stream):
     """Klaviyo's own campaign and flow figures (Reporting API), for checking ours against.
 
@@ -541,7 +545,7 @@ class ReportingStream(Stream):
                             "report": report,
                             "entity_id": g.get(id_key),
                             "message_id": g.get(message_key),
-                            "channel": g.get("send_channel"),
+                            "channel": REPORT_CHANNELS.get(g.get("send_channel"), g.get("send_channel")),
                             "timeframe_start": self.timeframe,
                             "timeframe_end": fetched,
                             "conversion_metric_id": metric_id,
