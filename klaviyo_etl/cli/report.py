@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from klaviyo_etl.db import open_database
-from klaviyo_etl.reports import audience, customers, messages, overview, timeseries
+from klaviyo_etl.reports import audience, customers, messages, overview, reconcile, timeseries
 from klaviyo_etl.reports.freshness import ensure_fresh
 from klaviyo_etl.reports.model import Report
 from klaviyo_etl.reports.periods import LAST_CHOICES, compare_period, resolve_period
@@ -41,7 +41,11 @@ Limit = Annotated[int | None, typer.Option("--limit", min=1, help="Show at most 
 Channel = Annotated[str | None, typer.Option("--channel", help="email | sms | mobile_push.")]
 Source = Annotated[
     str,
-    typer.Option("--source", help="events (computed here) | klaviyo (stored Reporting API)."),
+    typer.Option(
+        "--source",
+        help="events (computed here) | klaviyo (stored Reporting API) | compare (both, over"
+        " Klaviyo's timeframe, with the differences).",
+    ),
 ]
 
 
@@ -113,6 +117,10 @@ def campaigns_cmd(
     period, against = _periods(from_, to, last, compare)
 
     def build(db):
+        if source == "compare":
+            return reconcile.compare_report(
+                db, "campaign-values", period, channel=channel, sort=sort, limit=limit
+            )
         return messages.campaign_report(
             db, period, against, channel=channel, sort=sort, limit=limit, source=source
         )
@@ -140,6 +148,10 @@ def flows_cmd(
     period, against = _periods(from_, to, last, compare)
 
     def build(db):
+        if source == "compare":
+            return reconcile.compare_report(
+                db, "flow-values", period, channel=channel, sort=sort, limit=limit
+            )
         return messages.flow_report(
             db, period, by=by, channel=channel, sort=sort, limit=limit, source=source, compare=against
         )

@@ -31,7 +31,7 @@ STREAMS: dict[str, list[str]] = {
 
 def streams_for(report: str, source: str = "events") -> list[str]:
     streams = list(STREAMS[report])
-    if source == "klaviyo":
+    if source in ("klaviyo", "compare"):
         streams.append("reports")
     return streams
 

@@ -180,6 +180,8 @@ def _campaigns(db: sqlite_utils.Database, period: Period, channel: str | None) -
     sql = (
         "SELECT c.id, c.name, c.channel, c.status, coalesce(c.send_time, c.scheduled_at)"
         f" FROM campaigns c WHERE c.deleted_at IS NULL AND {where}"
+        # Drafts and cancelled campaigns carry a planned send time but never sent.
+        " AND lower(coalesce(c.status, '')) NOT IN ('draft', 'cancelled', 'canceled')"
     )
     if channel:
         sql += " AND c.channel = ?"

@@ -8,7 +8,7 @@ May 2026 in short:
 - Campaign C2 (sms, sent 05-10 12:00, message M2): p1 received and clicked, p2 failed,
   p6 received; p6 ordered 20.00 credited to M2 (05-11).
 - Campaign C3 (email, sent 04-20, M3): p1 and p2 received, p1 opened 04-21.
-- Campaign C4 (deleted, sent 05-05, M4): p1 received.
+- Campaign C4 (deleted, sent 05-05, M4): p1 received. C5 is a draft planned for 05-15.
 - Flow F1 "Welcome": FM1 (email) p5 received+opened 05-03 and again 05-25, p6 received
   05-21 and ordered 40.00 credited to FM1 (05-22); FM2 (sms) p4 received and clicked 05-22.
 - Unattributed orders: p3 10.00 (04-25), p1 30.00 (05-20), p3 15.00 (06-03).
@@ -92,6 +92,13 @@ def build_tiny_db(path):
                 "status": "Sent",
                 "send_time": at("05-05"),
                 "deleted_at": at("05-30"),
+            },
+            {
+                "id": "C5",
+                "name": "Draft idea",
+                "channel": "email",
+                "status": "Draft",
+                "send_time": at("05-15"),
             },
         ],
         pk="id",

@@ -139,3 +139,45 @@ def test_cli_source_klaviyo(tiny_db_path):
     data = json.loads(result.output)
     assert data["source"] == "klaviyo"
     assert {r["campaign_id"]: r["recipients"] for r in data["rows"]} == {"C1": 5, "C2": None}
+
+
+def test_timeframes_resolve_like_klaviyo():
+    from klaviyo_etl.reports.reconcile import timeframe_period
+
+    fetched = "2026-05-31T13:00:00+00:00"
+    year = timeframe_period("last_365_days", fetched, fetched)
+    assert (year.lo, year.hi) == ("2025-05-31", "2026-05-31")  # today is not in it
+    month = timeframe_period("last_month", None, fetched)
+    assert (month.lo, month.hi) == ("2026-04-01", "2026-05-01")
+    custom = timeframe_period("2026-05-01T00:00:00+00:00", "2026-05-11T00:00:00+00:00", fetched)
+    assert (custom.lo, custom.hi) == ("2026-05-01", "2026-05-11")
+    assert timeframe_period("next_decade", None, fetched) is None
+
+
+def test_compare_lists_what_differs(tiny_db):
+    from klaviyo_etl.reports.reconcile import compare_report
+
+    store(tiny_db)
+    tiny_db["report_values"].insert(
+        {
+            "id": "r2",
+            "report": "campaign-values",
+            "entity_id": "C2",
+            "message_id": "M2",
+            "channel": "sms",
+            "timeframe_start": "last_365_days",
+            "timeframe_end": "2026-05-31T00:00:00",
+            "fetched_at": "2026-05-31T00:00:00",
+            "statistics": stats(recipients=4, delivered=2, clicks_unique=1),
+        }
+    )
+    # The fixture's C1 row has no timeframe: give it Klaviyo's default.
+    tiny_db.execute("UPDATE report_values SET timeframe_start = 'last_365_days'")
+    report = compare_report(tiny_db, "campaign-values", MAY)
+    rows = {r["entity_id"]: r for r in report.rows}
+    assert rows["C1"]["agree"] == "yes" and rows["C1"]["differences"] == {}
+    assert rows["C2"]["differences"] == {"recipients": {"events": 3, "klaviyo": 4}}
+    assert rows["C2"]["agree"] == "no: recipients"
+    assert report.meta == {"source": "compare", "compared": 2, "agree": 1}
+    flows = compare_report(tiny_db, "flow-values", MAY)
+    assert all(r["agree"] == "yes" for r in flows.rows) and len(flows.rows) == 2
