@@ -64,6 +64,7 @@ def _run(
     db = open_database(settings.db_path)
     try:
         ensure_fresh(settings, db, name, max_age, source=source)
+        _announce_rebuild(db, settings.quiet)
         report = build(db)
         if output is None:
             render(report, fmt)
@@ -74,6 +75,21 @@ def _run(
                 typer.echo(f"wrote {output}", err=True)
     finally:
         db.close()
+
+
+def _announce_rebuild(db, quiet: bool) -> None:
+    """The first report on a big database builds the rollups; say why it takes a while."""
+    from klaviyo_etl.reports.rollups import needs_rebuild
+
+    if quiet or not needs_rebuild(db):
+        return
+    events = db.execute("SELECT max(rowid) FROM events").fetchone()[0] or 0
+    if events > 200_000:
+        typer.echo(
+            f"building report rollups over ~{events:,} events (once; later refreshes"
+            " only touch what changed)…",
+            err=True,
+        )
 
 
 def _periods(from_, to, last, compare, default="30d"):
@@ -342,6 +358,7 @@ def dashboard_cmd(
     db = open_database(settings.db_path)
     try:
         ensure_fresh(settings, db, "dashboard", max_age)
+        _announce_rebuild(db, settings.quiet)
         page = dashboard_html(db, period, against)
     finally:
         db.close()

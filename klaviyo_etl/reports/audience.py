@@ -62,7 +62,7 @@ def form_report(
     limit: int | None = None,
 ) -> Report:
     """Views, submissions and submit rate per form for the period."""
-    ensure_rollups(db)
+    fresh = ensure_rollups(db)
     forms = {
         fid: {"name": name, "status": status}
         for fid, name, status in db.execute(
@@ -85,7 +85,7 @@ def form_report(
     rows = sort_rows(rows, all_columns, sort, default="submissions")
     if limit is not None:
         rows = rows[:limit]
-    notes = [] if rows else ["No forms in the database."]
+    notes = [*fresh.notes, *([] if rows else ["No forms in the database."])]
     return Report("forms", "Forms", columns, rows, period, compare, notes=notes)
 
 

@@ -270,7 +270,7 @@ def _campaign_rows(
     by_campaign = _campaign_messages(db, [c["campaign_id"] for c in campaigns])
     notes: list[str] = []
     if source == "events":
-        ensure_rollups(db)
+        notes.extend(ensure_rollups(db).notes)
         message_ids = [m for mids in by_campaign.values() for m in mids]
         sums = role_sums(db, "message", None, message_ids)
         for row in campaigns:
@@ -425,7 +425,7 @@ def _flow_rows(
         messages[mid] = {"flow_id": fid, "name": name, "channel": ch}
     notes: list[str] = []
     if source == "events":
-        ensure_rollups(db)
+        notes.extend(ensure_rollups(db).notes)
         # Messages seen only through events (flow_messages not synced yet) still count.
         for mid, fid, ch in db.execute(
             "SELECT entity_id, flow_id, channel FROM rollup_entities"

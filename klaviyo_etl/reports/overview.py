@@ -108,7 +108,7 @@ def kpis(db: sqlite_utils.Database, period: Period) -> dict[str, float]:
 
 
 def overview_report(db: sqlite_utils.Database, period: Period, compare: Period | None = None) -> Report:
-    ensure_rollups(db)
+    fresh = ensure_rollups(db)
     current = kpis(db, period)
     previous = kpis(db, compare) if compare else {}
     rows = []
@@ -124,7 +124,7 @@ def overview_report(db: sqlite_utils.Database, period: Period, compare: Period |
                 "change_pct": change_pct(current[key], prev),
             }
         )
-    notes = []
+    notes = list(fresh.notes)
     if not db.execute("SELECT 1 FROM events LIMIT 1").fetchone():
         notes.append("No events in the database yet: run `klaviyo-etl sync` first.")
     return Report("overview", "Overview", COLUMNS, rows, period, compare, notes=notes)

@@ -129,7 +129,7 @@ def compare_report(
     flows every stored row is compared (its timeframe is Klaviyo's, not --from/--to).
     """
     _check_channel(channel)
-    ensure_rollups(db)
+    fresh = ensure_rollups(db)
     if report == "campaign-values":
         names = {c["campaign_id"]: c["name"] for c in _campaigns(db, period, channel)}
         kind = "campaigns"
@@ -188,6 +188,7 @@ def compare_report(
             + (f" sent in {period.describe()}" if kind == "campaigns" else "")
             + ": run `klaviyo-etl sync --stream reports` first."
         ]
+    notes = [*fresh.notes, *notes]
     return Report(
         kind,
         f"{kind.title()}: events vs Klaviyo",

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
 import time
 from dataclasses import dataclass, field
 
@@ -102,11 +103,39 @@ def needs_refresh(db: sqlite_utils.Database) -> bool:
     return db.execute("SELECT 1 FROM rollup_dirty LIMIT 1").fetchone() is not None
 
 
-def ensure_rollups(db: sqlite_utils.Database) -> RefreshStats:
-    """Bring the rollups up to date before a report reads them; cheap when nothing changed."""
+def needs_rebuild(db: sqlite_utils.Database) -> bool:
+    """True when the next refresh rebuilds everything (first use, or metric names changed)."""
+    state = _state(db)
+    return "watermark" not in state or state.get("signature") != _signature(_roles(db))
+
+
+# How long a report waits for a sync's write lock before reading the rollups as they are.
+BUSY_WAIT_SECONDS = 5.0
+
+
+def ensure_rollups(db: sqlite_utils.Database, *, wait_seconds: float | None = None) -> RefreshStats:
+    """Bring the rollups up to date before a report reads them; cheap when nothing changed.
+
+    If a sync holds the write lock longer than `wait_seconds` (default BUSY_WAIT_SECONDS),
+    the report goes ahead on the rollups as they are and says so in its notes, rather than
+    failing.
+    """
     if not needs_refresh(db):
         return RefreshStats(mode="none")
-    return refresh_rollups(db, "")
+    timeout = db.execute("PRAGMA busy_timeout").fetchone()[0]
+    wait = BUSY_WAIT_SECONDS if wait_seconds is None else wait_seconds
+    db.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
+    try:
+        return refresh_rollups(db, "")
+    except sqlite3.OperationalError as exc:
+        if "locked" not in str(exc) and "busy" not in str(exc):
+            raise
+        return RefreshStats(
+            mode="stale",
+            notes=["The database is busy (a sync is writing): figures may miss the newest events."],
+        )
+    finally:
+        db.execute(f"PRAGMA busy_timeout = {int(timeout)}")
 
 
 def refresh_rollups(db: sqlite_utils.Database, since_datetime: str | None = None) -> RefreshStats:
@@ -119,36 +148,38 @@ def refresh_rollups(db: sqlite_utils.Database, since_datetime: str | None = None
     An empty string means "only what changed".
     """
     started = time.perf_counter()
-    roles = _roles(db)
-    signature = _signature(roles)
-    state = _state(db)
-    full = since_datetime is None or "watermark" not in state or state.get("signature") != signature
     conn = db.conn
     cache_size = conn.execute("PRAGMA cache_size").fetchone()[0]
     conn.execute("PRAGMA temp_store = MEMORY")
     conn.execute("PRAGMA cache_size = -262144")  # 256 MiB while sorting, then back
-    conn.execute("BEGIN IMMEDIATE")
     try:
-        top = _max_rowid(db)
-        _load_roles(db, roles)
-        if full:
-            stats = _rebuild_all(db)
-        else:
-            stats = _refresh_changed(db, int(state["watermark"]), since_datetime or None)
-        db.execute("DELETE FROM rollup_dirty")
-        for key, value in (
-            ("watermark", str(top)),
-            ("signature", signature),
-            ("refreshed_at", dt.datetime.now(dt.UTC).isoformat(timespec="seconds")),
-        ):
-            db.execute("INSERT OR REPLACE INTO rollup_state (key, value) VALUES (?, ?)", [key, value])
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+        conn.execute("BEGIN IMMEDIATE")  # read the state under the write lock
+        try:
+            roles = _roles(db)
+            signature = _signature(roles)
+            state = _state(db)
+            full = since_datetime is None or "watermark" not in state or state.get("signature") != signature
+            top = _max_rowid(db)
+            _load_roles(db, roles)
+            if full:
+                stats = _rebuild_all(db)
+            else:
+                stats = _refresh_changed(db, int(state["watermark"]), since_datetime or None)
+            db.execute("DELETE FROM rollup_dirty")
+            for key, value in (
+                ("watermark", str(top)),
+                ("signature", signature),
+                ("refreshed_at", dt.datetime.now(dt.UTC).isoformat(timespec="seconds")),
+            ):
+                db.execute("INSERT OR REPLACE INTO rollup_state (key, value) VALUES (?, ?)", [key, value])
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        finally:
+            for name in ("_roles", "_dirty", "_pd", "_ents"):
+                conn.execute(f"DROP TABLE IF EXISTS temp.{name}")
     finally:
-        for name in ("_roles", "_dirty", "_pd", "_ents"):
-            conn.execute(f"DROP TABLE IF EXISTS temp.{name}")
         conn.execute(f"PRAGMA cache_size = {int(cache_size)}")
     stats.seconds = round(time.perf_counter() - started, 3)
     return stats

@@ -262,7 +262,7 @@ def metric_report(
         raise UsageError(f"--method {method!r} must be one of {', '.join(METHODS)}")
     if window < 2:
         raise UsageError("--window must be at least 2")
-    ensure_rollups(db)
+    fresh = ensure_rollups(db)
     metric_name, ids = find_metric(db, name)
     now = now or dt.datetime.now(dt.UTC)
     raw = _raw_series(db, ids, period, interval, measure)
@@ -316,7 +316,7 @@ def metric_report(
         "anomalies": sum(1 for r in rows if r["anomaly"]),
         "forecast": None,
     }
-    notes: list[str] = []
+    notes: list[str] = list(fresh.notes)
     if forecast:
         horizon = parse_horizon(forecast, interval)
         season = SEASONS[interval]

@@ -253,3 +253,34 @@ def test_new_metric_names_trigger_a_rebuild(db):
     db["metrics"].insert({"id": "zzNEW", "name": cv.OPENED_PUSH})
     assert needs_refresh(db)
     assert ensure_rollups(db).mode == "full"
+
+
+def test_a_report_during_a_long_write_uses_the_rollups_as_they_are(tiny_db_path, monkeypatch):
+    from klaviyo_etl.reports import rollups
+    from klaviyo_etl.reports.periods import resolve_period
+
+    monkeypatch.setattr(rollups, "BUSY_WAIT_SECONDS", 0.2)
+    writer = open_database(tiny_db_path)
+    reader = open_database(tiny_db_path)
+    may = resolve_period(from_="2026-05-01", to="2026-05-31")
+    before = messages.campaign_report(reader, may).rows
+    writer["events"].insert(
+        {
+            "id": "late",
+            "metric_id": "mRE",
+            "profile_id": "p6",
+            "datetime": "2026-05-01T11:00:00+00:00",
+            "message_id": "M1",
+        }
+    )
+    writer.execute("BEGIN IMMEDIATE")  # a sync in the middle of a page
+    try:
+        report = messages.campaign_report(reader, may)
+        assert report.rows == before  # the old figures, not an error
+        assert any("busy" in note for note in report.notes)
+    finally:
+        writer.execute("ROLLBACK")
+    after = messages.campaign_report(reader, may)
+    assert {r["campaign_id"]: r["delivered"] for r in after.rows}["C1"] == 5  # p6 now counted
+    writer.close()
+    reader.close()
