@@ -13,30 +13,9 @@ from sandbox_helpers import walk
 from klaviyo_etl import conventions as kv
 from klaviyo_etl.sandbox import SandboxData
 from klaviyo_etl.sandbox.timeutil import parse
+from klaviyo_etl.sync.streams import REPORT_STATISTICS
 
-STATISTICS = [
-    "recipients",
-    "delivered",
-    "opens",
-    "opens_unique",
-    "open_rate",
-    "clicks",
-    "clicks_unique",
-    "click_rate",
-    "click_to_open_rate",
-    "conversions",
-    "conversion_uniques",
-    "conversion_value",
-    "conversion_rate",
-    "revenue_per_recipient",
-    "unsubscribes",
-    "unsubscribe_uniques",
-    "unsubscribe_rate",
-    "bounced",
-    "bounce_rate",
-    "spam_complaints",
-    "spam_complaint_rate",
-]
+STATISTICS = REPORT_STATISTICS  # exactly what the sync asks Klaviyo for
 SEND_CHANNEL = {"email": "email", "sms": "sms", "mobile_push": "push-notification"}
 
 
