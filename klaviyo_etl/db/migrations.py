@@ -367,6 +367,21 @@ def m005_rollup_dirty_days(db: sqlite_utils.Database) -> None:
             INSERT INTO rollup_dirty (kind, key) VALUES ('rowid', OLD.rowid); END"""
     )
 
+
+@migration
+def m006_rollup_period_indexes(db: sqlite_utils.Database) -> None:
+    """Covering indexes for the reports' "rows of these days" reads of the rollups (the
+    overview's engagement rates and the flow and form figures for a period)."""
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS idx_rollup_channel_days_day ON rollup_channel_days"
+        " (day, prev_day, channel, role, profiles)"
+    )
+    db.execute("DROP INDEX IF EXISTS idx_rollup_entity_days_day")
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS idx_rollup_entity_days_day ON rollup_entity_days"
+        " (kind, day, entity_id, role, prev_day, profiles, events, value)"
+    )
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -16,8 +16,6 @@ Definitions (all over events inside the period, UTC days):
 
 from __future__ import annotations
 
-from typing import Any
-
 import sqlite_utils
 
 from klaviyo_etl import conventions as cv
@@ -65,18 +63,18 @@ def _hour_sums(db: sqlite_utils.Database, ids: list[str], period: Period) -> tup
     return events, value
 
 
-def _pair_uniques(db: sqlite_utils.Database, period: Period, channel: str | None) -> dict[str, int]:
-    """Distinct (message, profile) pairs per role among the period's message events."""
-    sql = (
-        "SELECT role, sum(profiles) FROM rollup_channel_days"
-        " WHERE day >= ? AND day < ? AND (prev_day = '' OR prev_day < ?)"
-    )
-    params: list[Any] = [period.lo, period.hi, period.lo]
-    if channel:
-        sql += " AND channel = ?"
-        params.append(channel)
-    sql += " GROUP BY role"
-    return {role: n or 0 for role, n in db.execute(sql, params).fetchall()}
+def _pair_uniques(db: sqlite_utils.Database, period: Period) -> dict[str, dict[str, int]]:
+    """Distinct (message, profile) pairs per channel and role among the period's message
+    events; channel '*' sums every channel."""
+    out: dict[str, dict[str, int]] = {"*": {}}
+    for channel, role, pairs in db.execute(
+        "SELECT channel, role, sum(profiles) FROM rollup_channel_days"
+        " WHERE day >= ? AND day < ? AND (prev_day = '' OR prev_day < ?) GROUP BY 1, 2",
+        [period.lo, period.hi, period.lo],
+    ):
+        out.setdefault(channel, {})[role] = pairs or 0
+        out["*"][role] = out["*"].get(role, 0) + (pairs or 0)
+    return out
 
 
 def kpis(db: sqlite_utils.Database, period: Period) -> dict[str, float]:
@@ -96,13 +94,15 @@ def kpis(db: sqlite_utils.Database, period: Period) -> dict[str, float]:
     for channel, key in (("email", "email_sends"), ("sms", "sms_sends")):
         roles = cv.CHANNEL_METRICS[channel]
         out[key] = _hour_sums(db, metric_ids(db, roles["received"], roles["bounced"]), period)[0]
-    email = _pair_uniques(db, period, "email")
+    pairs = _pair_uniques(db, period)
+    email = pairs.get("email", {})
     delivered = email.get("received", 0)
     out["open_rate"] = round(email.get("opened", 0) / delivered, 6) if delivered else 0.0
     out["click_rate"] = round(email.get("clicked", 0) / delivered, 6) if delivered else 0.0
-    every = _pair_uniques(db, period, None)
-    delivered_all = every.get("received", 0)
-    out["conversion_rate"] = round(every.get("conversion", 0) / delivered_all, 6) if delivered_all else 0.0
+    delivered_all = pairs["*"].get("received", 0)
+    out["conversion_rate"] = (
+        round(pairs["*"].get("conversion", 0) / delivered_all, 6) if delivered_all else 0.0
+    )
     out["form_submissions"] = _hour_sums(db, metric_ids(db, cv.SUBMITTED_FORM), period)[0]
     return out
 
