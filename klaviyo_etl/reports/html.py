@@ -83,7 +83,7 @@ def svg_chart(
     left, right, top, bottom = 56, 12, 30, 40
     plot_w, plot_h = width - left - right, height - top - bottom
     n = max(len(labels), 1)
-    peak = _nice_max(max([v for vals in series.values() for v in vals] or [0]))
+    peak = _nice_max(max([v for vals in series.values() for v in vals if v is not None] or [0]))
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {height}"'
         f' width="100%" aria-label="{_esc(title)}">',
@@ -117,12 +117,21 @@ def svg_chart(
                     f"{_esc(labels[i])}: {_esc(format_value(v, kind))}</title></rect>"
                 )
         else:
-            points = " ".join(
-                f"{left + step * (i + 0.5):.1f},{top + plot_h - plot_h * v / peak:.1f}"
-                for i, v in enumerate(values)
-            )
-            parts.append(f'<polyline points="{points}" fill="none" stroke="{color}" stroke-width="2"/>')
+            # A None leaves a gap: the line is drawn in runs of known values.
+            runs: list[list[str]] = [[]]
             for i, v in enumerate(values):
+                if v is None:
+                    runs.append([])
+                else:
+                    runs[-1].append(f"{left + step * (i + 0.5):.1f},{top + plot_h - plot_h * v / peak:.1f}")
+            for run in runs:
+                if len(run) > 1:
+                    parts.append(
+                        f'<polyline points="{" ".join(run)}" fill="none" stroke="{color}" stroke-width="2"/>'
+                    )
+            for i, v in enumerate(values):
+                if v is None:
+                    continue
                 parts.append(
                     f'<circle cx="{left + step * (i + 0.5):.1f}"'
                     f' cy="{top + plot_h - plot_h * v / peak:.1f}" r="2" fill="{color}">'
@@ -197,7 +206,25 @@ def _subtitle(report: Report) -> str:
 def report_page(report: Report) -> str:
     """Any report as one standalone page (`--format html`)."""
     body = cards_html(report) if report.name == "overview" else table_html(report)
+    if report.name == "metric" and report.rows:
+        body = f'<div class="chart">{metric_chart(report)}</div>' + body
     return page(report.title, _subtitle(report), body)
+
+
+def metric_chart(report: Report) -> str:
+    """The series, its trend and the forecast (joined to the last finished bucket)."""
+    rows = report.rows
+    actual = [None if r["kind"] == "forecast" else r["value"] for r in rows]
+    trend = [r.get("trend") for r in rows]
+    forecast: list[float | None] = [r["value"] if r["kind"] == "forecast" else None for r in rows]
+    finished = [i for i, r in enumerate(rows) if r["kind"] == "actual"]
+    if finished and any(v is not None for v in forecast):
+        forecast[finished[-1]] = rows[finished[-1]]["value"]
+    series = {"Actual": actual, "Trend": trend}
+    if any(v is not None for v in forecast):
+        series["Forecast"] = forecast
+    labels = [r["bucket"] for r in rows]
+    return svg_chart(report.title, labels, series, kind="float", width=960, height=300)
 
 
 def dashboard_html(db: sqlite_utils.Database, period, compare=None) -> str:

@@ -152,8 +152,10 @@ def _warm_up(
     measure: str,
     window: int,
     first: str,
+    origin: str | None,
 ) -> list[float]:
-    """Values of up to `window` whole buckets before the period's first one."""
+    """Values of up to `window` whole buckets before the period's first one (and not before
+    the metric's first bucket, `origin`)."""
     if period.start is None:
         return []
     days = {"hour": window // 24 + 2, "day": window, "week": 7 * window + 7, "month": 31 * window + 31}[
@@ -167,7 +169,8 @@ def _warm_up(
     if begins != before.start.isoformat():
         bucket = _next_bucket(bucket, interval)  # skip a bucket cut short by the look-back
     while bucket < first:
-        buckets.append(bucket)
+        if origin is None or bucket >= origin:
+            buckets.append(bucket)
         bucket = _next_bucket(bucket, interval)
     return [raw.get(b, 0.0) for b in buckets[-window:]]
 
@@ -267,10 +270,16 @@ def metric_report(
     now = now or dt.datetime.now(dt.UTC)
     raw = _raw_series(db, ids, period, interval, measure)
     rows: list[dict[str, Any]] = []
-    if period.start is not None:
-        first = bucket_of(period.start.isoformat(), interval)
-    else:
-        first = min(raw) if raw else None
+    # Before its first event a metric has no data, not zeros: start the series there, so the
+    # account's first day neither drags the trend down nor reads as an anomaly.
+    earliest = db.execute(
+        f"SELECT min(hour) FROM rollup_metric_hours WHERE metric_id IN ({','.join('?' * len(ids))})",
+        ids,
+    ).fetchone()[0]
+    origin = bucket_of(earliest, interval) if earliest else None
+    first = bucket_of(period.start.isoformat(), interval) if period.start else origin
+    if first is not None and origin is not None and origin > first:
+        first = origin
     if period.end is not None:
         last_stamp = (period.end - dt.timedelta(days=1)).isoformat() + "T23"
     else:
@@ -294,7 +303,7 @@ def metric_report(
     complete = [r for r in rows if not r["partial"]]
     values = [r["value"] for r in complete]
     # The buckets just before the period give its first buckets a trend and a z-score.
-    history = _warm_up(db, ids, period, interval, measure, window, first) if first else []
+    history = _warm_up(db, ids, period, interval, measure, window, first, origin) if first else []
     trends = moving_average(history + values, window)[len(history) :]
     scores = zscores(history + values, window)[len(history) :]
     for row, trend, z in zip(complete, trends, scores, strict=True):

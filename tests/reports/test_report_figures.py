@@ -231,3 +231,12 @@ def test_metric_trend_looks_back_before_the_period(tiny_db):
     # 7-day trend on 05-08 covers 05-02..05-08: orders on 05-02 and 05-04.
     assert rows[0]["trend"] == pytest.approx(2 / 7, abs=1e-4)
     assert rows[0]["zscore"] is not None
+
+
+def test_metric_series_starts_at_the_first_event(tiny_db):
+    now = dt.datetime(2026, 7, 1, tzinfo=dt.UTC)
+    period = resolve_period(from_="2026-04-20", to="2026-05-10")
+    rows = timeseries.metric_report(tiny_db, "Form submitted by profile", period, now=now).rows
+    # The only submission is on 05-02: before it the metric did not exist yet.
+    assert [r["bucket"] for r in rows][:2] == ["2026-05-02", "2026-05-03"]
+    assert len(rows) == 9 and rows[0]["value"] == 1
