@@ -243,7 +243,6 @@ def m003_reporting_api(db: sqlite_utils.Database) -> None:
     db["report_values"].create_index(["report", "entity_id"], if_not_exists=True)
 
 
-
 @migration
 def m004_report_rollups(db: sqlite_utils.Database) -> None:
     """Rollup tables that keep `report campaigns` and `report overview` fast on big databases.
@@ -261,9 +260,7 @@ def m004_report_rollups(db: sqlite_utils.Database) -> None:
             prev_day TEXT NOT NULL, profiles INTEGER, events INTEGER, value REAL,
             PRIMARY KEY (kind, entity_id, role, day, prev_day)) WITHOUT ROWID"""
     )
-    db.execute(
-        "CREATE INDEX IF NOT EXISTS idx_rollup_entity_days_day ON rollup_entity_days (kind, day)"
-    )
+    db.execute("CREATE INDEX IF NOT EXISTS idx_rollup_entity_days_day ON rollup_entity_days (kind, day)")
     db.execute(
         """CREATE TABLE IF NOT EXISTS rollup_entity_totals (
             kind TEXT NOT NULL, entity_id TEXT NOT NULL, role TEXT NOT NULL,
@@ -293,9 +290,7 @@ def m004_report_rollups(db: sqlite_utils.Database) -> None:
             day TEXT NOT NULL, prev_day TEXT NOT NULL, profiles INTEGER,
             PRIMARY KEY (day, prev_day)) WITHOUT ROWID"""
     )
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS rollup_state (key TEXT PRIMARY KEY, value TEXT)"
-    )
+    db.execute("CREATE TABLE IF NOT EXISTS rollup_state (key TEXT PRIMARY KEY, value TEXT)")
     # No unique key on purpose: a trigger's OR IGNORE is overridden by the conflict policy of
     # the statement that fired it (an upsert), so duplicates are allowed and read with DISTINCT.
     db.execute("CREATE TABLE IF NOT EXISTS rollup_dirty (kind TEXT NOT NULL, key TEXT NOT NULL)")
@@ -304,16 +299,13 @@ def m004_report_rollups(db: sqlite_utils.Database) -> None:
         "CREATE INDEX IF NOT EXISTS idx_events_attributed_message ON events (attributed_message_id)"
         " WHERE attributed_message_id IS NOT NULL"
     )
-    db.execute(
-        "CREATE INDEX IF NOT EXISTS idx_events_form ON events (form_id) WHERE form_id IS NOT NULL"
-    )
+    db.execute("CREATE INDEX IF NOT EXISTS idx_events_form ON events (form_id) WHERE form_id IS NOT NULL")
     db.execute(
         "CREATE INDEX IF NOT EXISTS idx_events_profile_datetime ON events (profile_id, datetime)"
         " WHERE deleted_at IS NULL"
     )
     db.execute(
-        "CREATE INDEX IF NOT EXISTS idx_profiles_created_live ON profiles (created)"
-        " WHERE deleted_at IS NULL"
+        "CREATE INDEX IF NOT EXISTS idx_profiles_created_live ON profiles (created) WHERE deleted_at IS NULL"
     )
     dirty = (
         "INSERT INTO rollup_dirty (kind, key) SELECT k, v FROM (SELECT 'day' k,"
@@ -323,8 +315,17 @@ def m004_report_rollups(db: sqlite_utils.Database) -> None:
     )
     changed = " OR ".join(
         f"OLD.{c} IS NOT NEW.{c}"
-        for c in ("deleted_at", "datetime", "metric_id", "profile_id", "value", "message_id",
-                  "flow_id", "attributed_message_id", "form_id")
+        for c in (
+            "deleted_at",
+            "datetime",
+            "metric_id",
+            "profile_id",
+            "value",
+            "message_id",
+            "flow_id",
+            "attributed_message_id",
+            "form_id",
+        )
     )
     db.execute(
         f"""CREATE TRIGGER IF NOT EXISTS events_rollup_update AFTER UPDATE ON events
@@ -352,8 +353,17 @@ def m005_rollup_dirty_days(db: sqlite_utils.Database) -> None:
     )
     changed = " OR ".join(
         f"OLD.{c} IS NOT NEW.{c}"
-        for c in ("deleted_at", "datetime", "metric_id", "profile_id", "value", "message_id",
-                  "flow_id", "attributed_message_id", "form_id")
+        for c in (
+            "deleted_at",
+            "datetime",
+            "metric_id",
+            "profile_id",
+            "value",
+            "message_id",
+            "flow_id",
+            "attributed_message_id",
+            "form_id",
+        )
     )
     db.execute("DROP TRIGGER IF EXISTS events_rollup_update")
     db.execute("DROP TRIGGER IF EXISTS events_rollup_delete")
