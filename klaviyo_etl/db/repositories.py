@@ -292,3 +292,22 @@ class Repository:
             (now, scan_started_at, *params),
         )
         return cursor.rowcount
+
+    def defer_indexes(self, table: str) -> int:
+        """Drop `table`'s secondary indexes for a bulk load, remembering how to rebuild them."""
+        indexes = self.db.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL",
+            [table],
+        ).fetchall()
+        for name, sql in indexes:
+            self.db["_deferred_indexes"].upsert({"name": name, "table_name": table, "sql": sql}, pk="name")
+            self.db.execute(f"DROP INDEX [{name}]")
+        return len(indexes)
+
+    def restore_indexes(self, table: str) -> int:
+        """Build again the indexes `defer_indexes` dropped (sorting once beats inserting)."""
+        pending = list(self.db["_deferred_indexes"].rows_where("table_name = ?", [table]))
+        for row in pending:
+            self.db.execute(row["sql"].replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1))
+            self.db["_deferred_indexes"].delete(row["name"])
+        return len(pending)

@@ -342,8 +342,10 @@ class WindowedStream(Stream):
         lookback: bool = False,
         extra_params: Callable[[StreamRun], dict[str, Any]] | None = None,
         reconcilable: bool = False,
+        bulk_load: bool = False,
     ):
         self.name = name
+        self.bulk_load = bulk_load
         self.endpoint = contract().by_path(path)
         self.field = self.endpoint.incremental_filter_field or ""
         self.table = table
@@ -382,6 +384,11 @@ class WindowedStream(Stream):
         else:
             lo = await self.earliest(run)
         scan_started = run.now_iso()
+        # Bulk mode: a first load into an empty table goes in without secondary indexes
+        # (built again once, below); an interrupted one leaves them listed for the next run.
+        bulk = self.bulk_load and not await run.query(f"SELECT 1 FROM [{self.table}] LIMIT 1")
+        if bulk:
+            await run.commit(lambda repo: repo.defer_indexes(self.table))
         if lo is not None and lo < run.started:
             # The last window is open-ended, so rows newer than the start (or stamped ahead by
             # a skewed clock) are read too; the watermark stops at `hi` = start - safety lag,
@@ -396,6 +403,7 @@ class WindowedStream(Stream):
         def finish(repo: Repository) -> None:
             if complete_scan and self.reconcilable and lo is not None:
                 run.deleted += repo.mark_deleted(self.table, scan_started)
+            repo.restore_indexes(self.table)
 
         await run.commit(finish, **({"last_reconcile_at": scan_started} if complete_scan else {}))
 
@@ -569,7 +577,13 @@ def build_streams() -> dict[str, Stream]:
     streams: list[Stream] = [
         ResourceStream("metrics", "/api/metrics", "metrics"),
         WindowedStream(
-            "events", "/api/events", "events", concurrency=8, min_window=dt.timedelta(hours=6), lookback=True
+            "events",
+            "/api/events",
+            "events",
+            concurrency=8,
+            min_window=dt.timedelta(hours=6),
+            lookback=True,
+            bulk_load=True,
         ),
         WindowedStream(
             "profiles",

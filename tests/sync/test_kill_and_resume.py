@@ -34,6 +34,14 @@ def snapshot(path) -> dict[str, set]:
         conn.close()
 
 
+def indexes(path) -> set[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    finally:
+        conn.close()
+
+
 def count(path, table: str) -> int:
     try:
         conn = sqlite3.connect(path, timeout=5)
@@ -64,6 +72,8 @@ def test_kill_mid_sync_then_resume_equals_uninterrupted(tmp_path):
         proc.wait()
         interrupted_events = count(killed_db, "events")
         assert 0 < interrupted_events < 6000
+        # the first load went in without secondary indexes; they are listed for rebuilding
+        assert count(killed_db, "_deferred_indexes") > 0
 
         settings = settings_for(server, config, killed_db)
         assert run_sync(settings, SyncOptions()).ok
@@ -71,6 +81,8 @@ def test_kill_mid_sync_then_resume_equals_uninterrupted(tmp_path):
         assert run_sync(settings_for(server, config, clean_db), SyncOptions()).ok
 
     resumed, clean = snapshot(killed_db), snapshot(clean_db)
+    assert indexes(killed_db) == indexes(clean_db) and "idx_events_metric_id_datetime" in indexes(clean_db)
+    assert count(killed_db, "_deferred_indexes") == 0
     for table in COMPARED:
         assert resumed[table] == clean[table], table
     assert len(clean["events"]) == 6000
