@@ -150,8 +150,11 @@ def refresh_rollups(db: sqlite_utils.Database, since_datetime: str | None = None
     started = time.perf_counter()
     conn = db.conn
     cache_size = conn.execute("PRAGMA cache_size").fetchone()[0]
-    conn.execute("PRAGMA temp_store = MEMORY")
-    conn.execute("PRAGMA cache_size = -262144")  # 256 MiB while sorting, then back
+    # A bounded cache and file-backed temp tables: the refresh runs at the end of every
+    # sync, whose memory must stay flat however many events there are (temp tables in
+    # memory grew with the data).
+    conn.execute("PRAGMA temp_store = FILE")
+    conn.execute("PRAGMA cache_size = -65536")  # 64 MiB while sorting, then back
     try:
         conn.execute("BEGIN IMMEDIATE")  # read the state under the write lock
         try:
