@@ -249,7 +249,7 @@ def bench_reports_on(n_events: int, path: Path | None) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=int(os.environ.get("BENCH_EVENTS", 200_000)))
+    parser.add_argument("--events", type=int, default=int(os.environ.get("BENCH_EVENTS", 400_000)))
     parser.add_argument("--profiles", type=int, default=int(os.environ.get("BENCH_PROFILES", 20_000)))
     parser.add_argument("--latency-ms", type=float, default=60.0)
     parser.add_argument("--ingest-events", type=int, default=200_000)

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from klaviyo_etl.errors import ConfigError
 from klaviyo_etl.settings import Settings
-from klaviyo_etl.sync.engine import STREAM_NAMES
+from klaviyo_etl.sync.names import STREAM_NAMES
 
 CONFIG_ENV = "KLAVIYO_ETL_CONFIG"
 

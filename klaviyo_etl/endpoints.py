@@ -13,7 +13,9 @@ from importlib import resources
 
 from pydantic import BaseModel
 
-REVISION = "2026-07-15"
+from klaviyo_etl import REVISION
+
+__all__ = ["REVISION", "Contract", "Endpoint", "RateLimit", "ReportEndpoint", "contract"]
 
 
 class RateLimit(BaseModel):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import platformdirs
 
-from klaviyo_etl.endpoints import REVISION
+from klaviyo_etl import REVISION
 from klaviyo_etl.errors import ConfigError
 
 DEFAULT_BASE_URL = "https://a.klaviyo.com"

@@ -10,8 +10,7 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
-from klaviyo_etl import __version__
-from klaviyo_etl.endpoints import REVISION
+from klaviyo_etl import REVISION, __version__
 from klaviyo_etl.errors import KlaviyoEtlError
 from klaviyo_etl.settings import DEFAULT_BASE_URL, Settings, default_db_path
 

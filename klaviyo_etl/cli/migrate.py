@@ -6,8 +6,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from klaviyo_etl.db import migrate, migration_status, open_database
-
 app = typer.Typer(help="Apply database migrations (idempotent).", invoke_without_command=True)
 
 
@@ -17,6 +15,7 @@ def apply(ctx: typer.Context) -> None:
     if ctx.invoked_subcommand:
         return
     from klaviyo_etl.cli import settings_of
+    from klaviyo_etl.db import migrate, open_database
 
     settings = settings_of(ctx)
     db = open_database(settings.db_path, migrate=False)
@@ -32,6 +31,7 @@ def apply(ctx: typer.Context) -> None:
 def status(ctx: typer.Context) -> None:
     """List migrations and when each was applied."""
     from klaviyo_etl.cli import settings_of
+    from klaviyo_etl.db import migration_status, open_database
 
     db = open_database(settings_of(ctx).db_path, migrate=False)
     table = Table("version", "name", "applied at")

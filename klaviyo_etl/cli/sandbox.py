@@ -6,8 +6,7 @@ from typing import Annotated
 
 import typer
 
-from klaviyo_etl.sandbox import SandboxConfig, SandboxData
-from klaviyo_etl.sandbox.server import SandboxServer
+from klaviyo_etl.sandbox.config import SandboxConfig
 
 app = typer.Typer(help="A local server that speaks Klaviyo's API over generated data.", no_args_is_help=True)
 
@@ -60,6 +59,9 @@ def serve_command(
         rate_limits=rate_limits,
         rate_limit_scale=rate_limit_scale,
     )
+    from klaviyo_etl.sandbox.data import SandboxData
+    from klaviyo_etl.sandbox.server import SandboxServer
+
     data = SandboxData.generate(config)
     try:
         server = SandboxServer(data, config, host, port)

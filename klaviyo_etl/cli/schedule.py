@@ -11,9 +11,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from klaviyo_etl import REVISION
 from klaviyo_etl.cli.config import configured
 from klaviyo_etl.db import open_database
-from klaviyo_etl.endpoints import REVISION
 from klaviyo_etl.schedule import (
     Scheduler,
     StreamPlan,
@@ -23,7 +23,7 @@ from klaviyo_etl.schedule import (
     plan,
 )
 from klaviyo_etl.settings import DEFAULT_BASE_URL
-from klaviyo_etl.sync.streams import ALIASES
+from klaviyo_etl.sync.names import ALIASES
 
 app = typer.Typer(help="Sync each stream on its own schedule (see `klaviyo-etl config`).")
 

@@ -9,9 +9,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from klaviyo_etl.db import open_database
-from klaviyo_etl.sync.status import stream_status
-
 
 def status(
     ctx: typer.Context,
@@ -19,6 +16,8 @@ def status(
 ) -> None:
     """Per stream: last success, watermark, rows, age, last error."""
     from klaviyo_etl.cli import settings_of
+    from klaviyo_etl.db import open_database
+    from klaviyo_etl.sync.status import stream_status
 
     rows = stream_status(open_database(settings_of(ctx).db_path))
     if json_output:

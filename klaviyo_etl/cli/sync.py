@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 from typing import Annotated
 
 import typer
 
 from klaviyo_etl.errors import UsageError
-from klaviyo_etl.sync import SyncOptions, run_sync
-from klaviyo_etl.sync.streams import STREAM_NAMES
+from klaviyo_etl.sync.names import STREAM_NAMES
 
 
 def _valid_date(value: str | None) -> str | None:
@@ -68,6 +68,8 @@ def sync(
     """Sync streams from Klaviyo into the database (incremental by default)."""
     from klaviyo_etl.cli.config import configured
     from klaviyo_etl.progress import progress_for
+    from klaviyo_etl.signals import stop_on_signals
+    from klaviyo_etl.sync import SyncOptions, run_sync
 
     settings, config = configured(ctx)
     names = [n for n in (streams or []) if n != "all"] or None
@@ -87,11 +89,12 @@ def sync(
         since=_valid_date(since),
         reconcile=reconcile,
         predictive=predictive,
-        lookback_days=lookback_days,
-        reconcile_days=reconcile_days,
+        lookback_days=config.lookback_days if lookback_days is None else lookback_days,
+        reconcile_days=config.reconcile_days if reconcile_days is None else reconcile_days,
     )
-    with progress_for(settings.quiet, json_output) as progress:
-        result = run_sync(settings, options, progress=progress)
+    stop = threading.Event()  # SIGINT/SIGTERM: finish the page being written, then stop
+    with progress_for(settings.quiet, json_output) as progress, stop_on_signals(stop):
+        result = run_sync(settings, options, progress=progress, stop=stop)
     if json_output:
         typer.echo(
             json.dumps(

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import sqlite_utils
 
 from klaviyo_etl.config_file import Config, Interval
-from klaviyo_etl.sync.streams import ALIASES
+from klaviyo_etl.sync.names import ALIASES
 
 BACKOFF_BASE = dt.timedelta(minutes=5)
 # cron starts jobs a second or two late; a stream whose hour is up in 30 s is due now, or an

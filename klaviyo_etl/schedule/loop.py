@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from klaviyo_etl.config_file import Config
 from klaviyo_etl.db import open_database
@@ -28,12 +28,14 @@ from klaviyo_etl.errors import DatabaseLocked, UsageError
 from klaviyo_etl.schedule.due import backoff, plan
 from klaviyo_etl.settings import Settings
 from klaviyo_etl.signals import stop_on_signals
-from klaviyo_etl.sync.engine import SyncOptions, SyncResult, run_sync
+
+if TYPE_CHECKING:
+    from klaviyo_etl.sync.engine import SyncOptions, SyncResult
 
 log = logging.getLogger("klaviyo_etl.schedule")
 
 # What the scheduler calls to sync: the streams due now, and the event that asks it to stop.
-Runner = Callable[[list[str], threading.Event], SyncResult]
+Runner = Callable[[list[str], threading.Event], "SyncResult"]
 
 
 class Clock(Protocol):
@@ -54,6 +56,8 @@ class SystemClock:
 
 def sync_options(config: Config, streams: list[str]) -> SyncOptions:
     """The SyncOptions a scheduled (or `sync --due`) run uses: the config's sync windows."""
+    from klaviyo_etl.sync.engine import SyncOptions
+
     return SyncOptions(
         streams=list(streams),
         lookback_days=config.lookback_days,
@@ -65,6 +69,8 @@ def engine_runner(settings: Settings, config: Config) -> Runner:
     """The real runner: `run_sync`, which takes the database lock itself."""
 
     def run(streams: list[str], stop: threading.Event) -> SyncResult:
+        from klaviyo_etl.sync.engine import run_sync
+
         return run_sync(settings, sync_options(config, streams), stop=stop)
 
     return run

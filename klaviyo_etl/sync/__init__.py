@@ -10,6 +10,16 @@ runs the requested streams concurrently within the rate limiter, records each st
 the others. Setting the `stop` event ends the run after the page being written commits.
 """
 
-from klaviyo_etl.sync.engine import StreamResult, SyncOptions, SyncResult, run_sync
+from typing import Any
 
 __all__ = ["SyncOptions", "SyncResult", "StreamResult", "run_sync"]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: the engine pulls in httpx and the client, which commands
+    # such as `report` never need.
+    if name in __all__:
+        from klaviyo_etl.sync import engine
+
+        return getattr(engine, name)
+    raise AttributeError(name)

@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlite_utils
 
-from klaviyo_etl.sync.streams import ALIASES, STREAM_NAMES
+from klaviyo_etl.sync.names import ALIASES, STREAM_NAMES
 
 STREAM_TABLES = {name: name for name in STREAM_NAMES if name != "reports"} | {"reports": "report_values"}
 

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from klaviyo_etl import conventions as kc
 from klaviyo_etl.endpoints import Endpoint, contract
-from klaviyo_etl.errors import UsageError
 from klaviyo_etl.models import Page, Resource
 from klaviyo_etl.sync.concurrency import gather_or_cancel
 from klaviyo_etl.sync.filters import and_, fmt_time, parse_time, quote, time_range
@@ -623,46 +622,4 @@ def build_streams() -> dict[str, Stream]:
     return {s.name: s for s in streams}
 
 
-# Streams written by another stream's requests (included resources), and what must run first.
-ALIASES = {"campaign_messages": "campaigns", "flow_actions": "flows"}
-DEPENDS_ON = {
-    "list_members": "lists",
-    "segment_members": "segments",
-    "flow_messages": "flows",
-    "reports": "metrics",
-}
-STREAM_NAMES = [
-    "metrics",
-    "events",
-    "profiles",
-    "lists",
-    "list_members",
-    "segments",
-    "segment_members",
-    "campaigns",
-    "campaign_messages",
-    "flows",
-    "flow_actions",
-    "flow_messages",
-    "forms",
-    "templates",
-    "tags",
-    "reports",
-]
-
-
-def resolve(names: list[str] | None) -> list[str]:
-    """Validate stream names and map aliases to the streams that write them, in order."""
-    if not names or names == ["all"]:
-        names = STREAM_NAMES
-    unknown = [n for n in names if n not in STREAM_NAMES and n != "all"]
-    if unknown:
-        raise UsageError(
-            f"unknown stream {', '.join(unknown)}; valid streams: all, {', '.join(STREAM_NAMES)}"
-        )
-    out: list[str] = []
-    for n in names:
-        real = ALIASES.get(n, n)
-        if n != "all" and real not in out:
-            out.append(real)
-    return out
+from klaviyo_etl.sync.names import ALIASES, DEPENDS_ON, STREAM_NAMES, resolve  # noqa: E402,F401

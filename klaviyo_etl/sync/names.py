@@ -1,0 +1,49 @@
+"""Stream names and how they relate: cheap to import (the CLI's help text and the config need them)."""
+
+from __future__ import annotations
+
+from klaviyo_etl.errors import UsageError
+
+# Streams written by another stream's requests (included resources), and what must run first.
+ALIASES = {"campaign_messages": "campaigns", "flow_actions": "flows"}
+DEPENDS_ON = {
+    "list_members": "lists",
+    "segment_members": "segments",
+    "flow_messages": "flows",
+    "reports": "metrics",
+}
+STREAM_NAMES = [
+    "metrics",
+    "events",
+    "profiles",
+    "lists",
+    "list_members",
+    "segments",
+    "segment_members",
+    "campaigns",
+    "campaign_messages",
+    "flows",
+    "flow_actions",
+    "flow_messages",
+    "forms",
+    "templates",
+    "tags",
+    "reports",
+]
+
+
+def resolve(names: list[str] | None) -> list[str]:
+    """Validate stream names and map aliases to the streams that write them, in order."""
+    if not names or names == ["all"]:
+        names = STREAM_NAMES
+    unknown = [n for n in names if n not in STREAM_NAMES and n != "all"]
+    if unknown:
+        raise UsageError(
+            f"unknown stream {', '.join(unknown)}; valid streams: all, {', '.join(STREAM_NAMES)}"
+        )
+    out: list[str] = []
+    for n in names:
+        real = ALIASES.get(n, n)
+        if n != "all" and real not in out:
+            out.append(real)
+    return out
