@@ -206,22 +206,6 @@ def _due_for_reconcile(state: StreamState, options: SyncOptions, now: dt.datetim
     return age >= dt.timedelta(days=options.reconcile_days)
 
 
-def _chains(names: list[str]) -> list[list[str]]:
-    """Group streams so a child runs after its parent; independent chains run concurrently."""
-    chains: list[list[str]] = []
-    placed: dict[str, list[str]] = {}
-    for name in names:
-        parent = DEPENDS_ON.get(name)
-        if parent in placed:
-            placed[parent].append(name)
-            placed[name] = placed[parent]
-        else:
-            chain = [name]
-            chains.append(chain)
-            placed[name] = chain
-    return chains
-
-
 async def _run_async(
     settings: Settings,
     options: SyncOptions,
@@ -271,17 +255,25 @@ async def _run_async(
                 if progress:
                     progress.finish(result)
 
-            async def run_chain(chain: list[str]) -> None:
-                for name in chain:
-                    parent = DEPENDS_ON.get(name)
-                    if parent in results and results[parent].status == "failed":
-                        results[name] = StreamResult(
-                            name, "skipped", error=f"{parent} failed", ended_at=utcnow()
-                        )
-                        continue
-                    await run_one(name)
+            finished = {name: asyncio.Event() for name in names}
 
-            await asyncio.gather(*(run_chain(c) for c in _chains(names)))
+            async def run_when_ready(name: str) -> None:
+                """Independent streams run at once; a stream waits for those it reads from."""
+                needs = [d for d in DEPENDS_ON.get(name, ()) if d in finished]
+                try:
+                    for dep in needs:
+                        await finished[dep].wait()
+                    failed = [d for d in needs if results[d].status != "ok"]
+                    if failed:
+                        results[name] = StreamResult(
+                            name, "skipped", error=f"{', '.join(failed)} did not finish", ended_at=utcnow()
+                        )
+                    else:
+                        await run_one(name)
+                finally:
+                    finished[name].set()
+
+            await asyncio.gather(*(run_when_ready(n) for n in names))
             if any(r.rows for r in results.values()) and not stop.is_set():
                 # Keep the report rollups current here, so the first report after a big
                 # sync answers at once instead of catching up.

@@ -6,11 +6,13 @@ from klaviyo_etl.errors import UsageError
 
 # Streams written by another stream's requests (included resources), and what must run first.
 ALIASES = {"campaign_messages": "campaigns", "flow_actions": "flows"}
-DEPENDS_ON = {
-    "list_members": "lists",
-    "segment_members": "segments",
-    "flow_messages": "flows",
-    "reports": "metrics",
+# (When both are in the same run: `sync list_members` alone reads the lists already stored.)
+DEPENDS_ON: dict[str, tuple[str, ...]] = {
+    "list_members": ("lists",),
+    "segment_members": ("segments",),
+    "flow_messages": ("flows",),
+    # Klaviyo's figures are asked for every stored campaign and flow of every channel.
+    "reports": ("metrics", "campaigns", "flows"),
 }
 STREAM_NAMES = [
     "metrics",

@@ -15,11 +15,19 @@ from klaviyo_etl.sandbox import SandboxData, serve
 from klaviyo_etl.sync import SyncOptions, run_sync
 
 COMPARED = {
-    "metrics": "id, name", "events": "id, metric_id, profile_id, datetime, value, attributes",
-    "profiles": "id, email, updated, attributes", "lists": "id, name", "segments": "id, name",
-    "campaigns": "id, channel, name, send_time", "campaign_messages": "id, campaign_id, channel",
-    "flows": "id, name", "flow_actions": "id, flow_id", "flow_messages": "id, flow_id, flow_action_id",
-    "forms": "id, name", "templates": "id, name", "tags": "id, name",
+    "metrics": "id, name",
+    "events": "id, metric_id, profile_id, datetime, value, attributes",
+    "profiles": "id, email, updated, attributes",
+    "lists": "id, name",
+    "segments": "id, name",
+    "campaigns": "id, channel, name, send_time",
+    "campaign_messages": "id, campaign_id, channel",
+    "flows": "id, name",
+    "flow_actions": "id, flow_id",
+    "flow_messages": "id, flow_id, flow_action_id",
+    "forms": "id, name",
+    "templates": "id, name",
+    "tags": "id, name",
     "list_members": "list_id, profile_id, joined_group_at",
     "segment_members": "segment_id, profile_id, joined_group_at",
 }
@@ -28,8 +36,10 @@ COMPARED = {
 def snapshot(path) -> dict[str, set]:
     conn = sqlite3.connect(path)
     try:
-        return {t: set(conn.execute(f"SELECT {cols} FROM {t} WHERE deleted_at IS NULL"))
-                for t, cols in COMPARED.items()}
+        return {
+            t: set(conn.execute(f"SELECT {cols} FROM {t} WHERE deleted_at IS NULL"))
+            for t, cols in COMPARED.items()
+        }
     finally:
         conn.close()
 
@@ -60,9 +70,21 @@ def test_kill_mid_sync_then_resume_equals_uninterrupted(tmp_path):
         killed_db = tmp_path / "killed.db"
         env = {**os.environ, "KLAVIYO_API_KEY": config.api_key}
         proc = subprocess.Popen(
-            [sys.executable, "-m", "klaviyo_etl", "--db", str(killed_db), "--quiet",
-             "--base-url", server.url, "sync", "all"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            [
+                sys.executable,
+                "-m",
+                "klaviyo_etl",
+                "--db",
+                str(killed_db),
+                "--quiet",
+                "--base-url",
+                server.url,
+                "sync",
+                "all",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         deadline = time.monotonic() + 60
         while count(killed_db, "events") < 1500 and proc.poll() is None and time.monotonic() < deadline:
