@@ -175,79 +175,39 @@ def flows_cmd(
     _run(ctx, "flows", build, fmt, output, max_age, source)
 
 
-@report_app.command("forms")
-def forms_cmd(
-    ctx: typer.Context,
-    from_: From = None,
-    to: To = None,
-    last: Last = None,
-    compare: Compare = None,
-    sort: Sort = None,
-    limit: Limit = None,
-    fmt: Format = "table",
-    output: Output = None,
-    max_age: MaxAge = None,
-) -> None:
-    """Per form: views, viewers, submissions, submitters and submit rate."""
-    period, against = _periods(from_, to, last, compare)
-    _run(
-        ctx,
-        "forms",
-        lambda db: audience.form_report(db, period, against, sort=sort, limit=limit),
-        fmt,
-        output,
-        max_age,
-    )
+def _audience_command(name: str, build: Callable, doc: str) -> Callable:
+    """forms, segments and lists take the same options; one definition serves all three."""
+
+    def command(
+        ctx: typer.Context,
+        from_: From = None,
+        to: To = None,
+        last: Last = None,
+        compare: Compare = None,
+        sort: Sort = None,
+        limit: Limit = None,
+        fmt: Format = "table",
+        output: Output = None,
+        max_age: MaxAge = None,
+    ) -> None:
+        period, against = _periods(from_, to, last, compare)
+        _run(ctx, name, lambda db: build(db, period, against, sort=sort, limit=limit), fmt, output, max_age)
+
+    command.__doc__ = doc
+    command.__name__ = f"{name}_cmd"
+    return command
 
 
-@report_app.command("segments")
-def segments_cmd(
-    ctx: typer.Context,
-    from_: From = None,
-    to: To = None,
-    last: Last = None,
-    compare: Compare = None,
-    sort: Sort = None,
-    limit: Limit = None,
-    fmt: Format = "table",
-    output: Output = None,
-    max_age: MaxAge = None,
-) -> None:
-    """Per segment: members and growth (joined, left, net) over the period."""
-    period, against = _periods(from_, to, last, compare)
-    _run(
-        ctx,
+for _name, _build, _doc in (
+    ("forms", audience.form_report, "Per form: views, viewers, submissions, submitters and submit rate."),
+    (
         "segments",
-        lambda db: audience.segment_report(db, period, against, sort=sort, limit=limit),
-        fmt,
-        output,
-        max_age,
-    )
-
-
-@report_app.command("lists")
-def lists_cmd(
-    ctx: typer.Context,
-    from_: From = None,
-    to: To = None,
-    last: Last = None,
-    compare: Compare = None,
-    sort: Sort = None,
-    limit: Limit = None,
-    fmt: Format = "table",
-    output: Output = None,
-    max_age: MaxAge = None,
-) -> None:
-    """Per list: members and growth (joined, left, net) over the period."""
-    period, against = _periods(from_, to, last, compare)
-    _run(
-        ctx,
-        "lists",
-        lambda db: audience.list_report(db, period, against, sort=sort, limit=limit),
-        fmt,
-        output,
-        max_age,
-    )
+        audience.segment_report,
+        "Per segment: members and growth (joined, left, net) over the period.",
+    ),
+    ("lists", audience.list_report, "Per list: members and growth (joined, left, net) over the period."),
+):
+    report_app.command(_name)(_audience_command(_name, _build, _doc))
 
 
 @report_app.command("metric")
