@@ -163,7 +163,7 @@ def _group_report(
         rows = rows[:limit]
     notes = [] if rows else [f"No {table} in the database."]
     if rows and not db.execute(f"SELECT 1 FROM {member_table} LIMIT 1").fetchone():
-        notes.append(f"No {kind} members synced yet: run `klaviyo-etl sync --stream {member_table}`.")
+        notes.append(f"No {kind} members synced yet: run `klaviyo-etl sync {member_table}`.")
     return Report(table, table.title(), columns, rows, period, compare, notes=notes)
 
 

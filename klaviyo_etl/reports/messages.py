@@ -290,7 +290,7 @@ def _campaign_rows(
         if missing:
             notes.append(
                 f"{missing} campaign(s) have no stored Reporting API figures;"
-                " run `klaviyo-etl sync --stream reports` to fetch them"
+                " run `klaviyo-etl sync reports` to fetch them"
             )
     return campaigns, notes
 

@@ -186,7 +186,7 @@ def compare_report(
         notes = [
             f"No stored Reporting API figures for {kind}"
             + (f" sent in {period.describe()}" if kind == "campaigns" else "")
-            + ": run `klaviyo-etl sync --stream reports` first."
+            + ": run `klaviyo-etl sync metrics campaigns flows reports` first."
         ]
     notes = [*fresh.notes, *notes]
     return Report(

@@ -59,7 +59,7 @@ def find_metric(db: sqlite_utils.Database, name: str) -> tuple[str, list[str]]:
     )
     if not names:
         raise UsageError(
-            f"unknown metric {name!r}: no metrics synced yet (run `klaviyo-etl sync --stream metrics`)"
+            f"unknown metric {name!r}: no metrics synced yet (run `klaviyo-etl sync metrics`)"
         )
     close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
     hint = (
