@@ -7,9 +7,11 @@ errors with one-line messages, and yields pages lazily so memory stays flat.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -142,6 +144,7 @@ class KlaviyoClient:
         json_body: Any = None,
         stats: RequestStats | None = None,
         parse: Callable[[bytes], T] = _json,
+        executor: Executor | None = None,
     ) -> T:
         """Send one request with pacing and retries; return the body as `parse` reads it.
 
@@ -183,6 +186,9 @@ class KlaviyoClient:
                     self.stats.throttled += 1
                 self._raise_for_status(method, path, response, body)
                 try:
+                    if executor is not None:
+                        loop = asyncio.get_running_loop()
+                        return await loop.run_in_executor(executor, parse, body)
                     return parse(body)
                 except ValueError as exc:  # a body cut short on the wire (ValidationError too)
                     raise TransientError(f"{method} {path}: truncated or invalid JSON body") from exc
@@ -234,17 +240,20 @@ class KlaviyoClient:
         *,
         stats: RequestStats | None = None,
         cursor_url: str | None = None,
-    ) -> AsyncIterator[Page]:
+        parse: Callable[[bytes], Any] = Page.parse_json,
+        executor: Executor | None = None,
+    ) -> AsyncIterator[Any]:
         """Yield pages lazily, following `links.next` against our own base URL.
 
         The next link's host is ignored on purpose: the key is only ever sent to the
         configured base URL, and a proxy or the sandbox works the same way.
-        `cursor_url` resumes from a stored next link.
+        `cursor_url` resumes from a stored next link. `parse` may turn the body into
+        something other than a `Page` (with `.links.next`), in another process via `executor`.
         """
         if cursor_url:
             path, params = _relative(cursor_url), None
         while True:
-            page = await self.request("GET", path, params=params, stats=stats, parse=Page.parse_json)
+            page = await self.request("GET", path, params=params, stats=stats, parse=parse, executor=executor)
             yield page
             if not page.links.next:
                 return

@@ -207,6 +207,27 @@ TABLES: dict[str, Table] = {
 }
 
 
+def resource_rows(resources: Iterable[Resource], fill: Fill | None = None) -> dict[str, list[Row]]:
+    """Group resources by destination table, converted to rows (pure: no database needed)."""
+    now = utcnow()
+    out: dict[str, list[Row]] = {}
+    for r in resources:
+        table = TABLES.get(r.type)
+        if table is None:
+            continue
+        row = {
+            "id": r.id,
+            **table.to_row(r),
+            "attributes": _dump(r.attributes),
+            "synced_at": now,
+            "deleted_at": None,
+        }
+        if fill:
+            row.update({k: v for k, v in fill(r).items() if row.get(k) is None})
+        out.setdefault(table.name, []).append(row)
+    return out
+
+
 class Repository:
     """Writes rows for all tables through one connection (the single writer)."""
 
@@ -215,24 +236,11 @@ class Repository:
         self.batch_size = batch_size
 
     def rows(self, resources: Iterable[Resource], fill: Fill | None = None) -> dict[str, list[Row]]:
-        """Group resources by destination table, converted to rows."""
-        now = utcnow()
-        out: dict[str, list[Row]] = {}
-        for r in resources:
-            table = TABLES.get(r.type)
-            if table is None:
-                continue
-            row = {
-                "id": r.id,
-                **table.to_row(r),
-                "attributes": _dump(r.attributes),
-                "synced_at": now,
-                "deleted_at": None,
-            }
-            if fill:
-                row.update({k: v for k, v in fill(r).items() if row.get(k) is None})
-            out.setdefault(table.name, []).append(row)
-        return out
+        return resource_rows(resources, fill)
+
+    def write_rows(self, rows: dict[str, list[Row]]) -> int:
+        """Write rows already grouped by table (see `resource_rows`)."""
+        return sum(self.upsert(table, table_rows) for table, table_rows in rows.items())
 
     def upsert(self, table: str, rows: list[Row], pk: str | tuple[str, ...] = "id") -> int:
         """Idempotent upsert on the primary key; the caller owns the transaction.

@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import os
 import threading
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -85,6 +86,25 @@ class Progress(Protocol):
     def finish(self, result: StreamResult) -> None: ...
 
 
+class ParserPools:
+    """A process pool for parsing bulk loads, started only if a stream asks for it."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+        self._pool: Executor | None = None
+
+    def get(self) -> Executor:
+        if self._pool is None:
+            from klaviyo_etl.sync.parsing import parser_pool
+
+            self._pool = parser_pool(self.workers)
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
 class Stopped(Exception):
     """The stop event was set; the run ends after the page being written commits."""
 
@@ -133,6 +153,7 @@ class StreamRun:
     full_scan: bool
     stop: threading.Event
     progress: Progress | None
+    pools: ParserPools | None = None
     stats: RequestStats = field(default_factory=RequestStats)
     rows: int = 0
     page_count: int = 0
@@ -158,8 +179,8 @@ class StreamRun:
     def now_iso(self) -> str:
         return utcnow()
 
-    async def pages(self, path: str, params: dict[str, Any]):
-        async for page in self.client.pages(path, params, stats=self.stats):
+    async def pages(self, path: str, params: dict[str, Any], **parsing: Any):
+        async for page in self.client.pages(path, params, stats=self.stats, **parsing):
             if self.stop.is_set():
                 raise Stopped()
             yield page
@@ -218,6 +239,7 @@ async def _run_async(
     streams = build_streams()
     names = resolve(options.streams)
     writer = Writer(db)
+    pools = ParserPools(workers=min(4, max(2, os.cpu_count() or 2)))
     results: dict[str, StreamResult] = {}
     started = dt.datetime.now(dt.UTC).replace(microsecond=0)
     try:
@@ -229,7 +251,7 @@ async def _run_async(
                 full = options.full_refresh or (
                     stream.reconcilable and _due_for_reconcile(state, options, started)
                 )
-                run = StreamRun(name, state, client, writer, options, started, full, stop, progress)
+                run = StreamRun(name, state, client, writer, options, started, full, stop, progress, pools)
                 result = StreamResult(name, "ok", started_at=utcnow())
                 if progress:
                     progress.start(name)
@@ -281,6 +303,7 @@ async def _run_async(
 
                 await writer.run(lambda repo: ensure_rollups(repo.db))
     finally:
+        pools.close()
         writer.close()
     return [results[n] for n in names if n in results]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import hashlib
 import json
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from klaviyo_etl.endpoints import Endpoint, contract
 from klaviyo_etl.models import Page, Resource
 from klaviyo_etl.sync.concurrency import gather_or_cancel
 from klaviyo_etl.sync.filters import and_, fmt_time, parse_time, quote, time_range
+from klaviyo_etl.sync.parsing import parse_rows
 
 if TYPE_CHECKING:
     from klaviyo_etl.db.repositories import Repository
@@ -393,7 +395,7 @@ class WindowedStream(Stream):
             # a skewed clock) are read too; the watermark stops at `hi` = start - safety lag,
             # so the newest rows are read again next time rather than risk missing late ones.
             windows = self.plan(lo, run.started)
-            await self.fetch(run, windows, hi)
+            await self.fetch(run, windows, hi, bulk)
         final = max(hi, parse_time(state.watermark)) if state.watermark else hi
         state.watermark = fmt_time(final).replace("Z", "+00:00")
 
@@ -406,11 +408,17 @@ class WindowedStream(Stream):
 
         await run.commit(finish, **({"last_reconcile_at": scan_started} if complete_scan else {}))
 
-    async def fetch(self, run: StreamRun, windows: list[Window], hi: dt.datetime) -> None:
+    async def fetch(self, run: StreamRun, windows: list[Window], hi: dt.datetime, bulk: bool) -> None:
         queue: asyncio.Queue[Window] = asyncio.Queue()
         for w in windows:
             queue.put_nowait(w)
         state = run.state
+        # A bulk load parses in worker processes (CPU-bound: one GIL is not enough);
+        # the small incremental runs parse in-process and skip starting a pool.
+        parsing = {
+            "parse": functools.partial(parse_rows, field_name=self.field),
+            "executor": run.pools.get() if bulk and run.pools else None,
+        }
 
         def watermark() -> str:
             open_ = [w.progress for w in windows if not w.done]
@@ -427,19 +435,13 @@ class WindowedStream(Stream):
                     sort=self.field,
                     **self.extra_params(run),
                 )
-                async for page in run.pages(self.endpoint.path, params):
-                    last = page.data[-1].attributes.get(self.field) if page.data else None
-                    if last:
-                        w.progress = max(w.progress, parse_time(last))
+                async for page in run.pages(self.endpoint.path, params, **parsing):
+                    if page.last:
+                        w.progress = max(w.progress, parse_time(page.last))
                     if not page.links.next:
                         w.done = True
                     state.watermark = watermark()
-
-                    def commit(repo: Repository, page=page) -> int:
-                        n = repo.write_resources(page.data)
-                        return n
-
-                    await run.commit(commit, len(page.data))
+                    await run.commit(lambda repo, page=page: repo.write_rows(page.rows), page.count)
                 w.done = True
 
         await gather_or_cancel(*(worker() for _ in range(min(self.concurrency, len(windows)))))
