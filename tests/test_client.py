@@ -23,8 +23,11 @@ def make_client(handler, **kwargs) -> KlaviyoClient:
     kwargs.setdefault("backoff_initial", 0.001)
     kwargs.setdefault("backoff_max", 0.01)
     return KlaviyoClient(
-        KEY, base_url="http://sandbox.test", transport=httpx.MockTransport(handler),
-        limiter=kwargs.pop("limiter", RateLimiter(headroom=1.0)), **kwargs,
+        KEY,
+        base_url="http://sandbox.test",
+        transport=httpx.MockTransport(handler),
+        limiter=kwargs.pop("limiter", RateLimiter(headroom=1.0)),
+        **kwargs,
     )
 
 
@@ -44,7 +47,9 @@ async def test_sends_klaviyo_headers_and_follows_next_against_base_url():
         cursor = request.url.params.get("page[cursor]")
         if cursor is None:
             # the next link names another host: the client must not send the key there
-            return httpx.Response(200, json=envelope(["a", "b"], "https://elsewhere.example/api/metrics?page%5Bcursor%5D=2"))
+            return httpx.Response(
+                200, json=envelope(["a", "b"], "https://elsewhere.example/api/metrics?page%5Bcursor%5D=2")
+            )
         return httpx.Response(200, json=envelope(["c"]))
 
     ids = await collect(make_client(handler))
@@ -62,7 +67,9 @@ async def test_pages_are_lazy():
     def handler(request):
         calls.append(request)
         n = len(calls)
-        return httpx.Response(200, json=envelope([str(n)], f"http://sandbox.test/api/metrics?page%5Bcursor%5D={n}"))
+        return httpx.Response(
+            200, json=envelope([str(n)], f"http://sandbox.test/api/metrics?page%5Bcursor%5D={n}")
+        )
 
     async with make_client(handler) as client:
         async for _page in client.pages("/api/metrics"):
@@ -129,7 +136,9 @@ async def test_429_honours_retry_after(monkeypatch):
     def handler(request):
         calls.append(request)
         if len(calls) == 1:
-            return httpx.Response(429, headers={"Retry-After": "2"}, json={"errors": [{"detail": "slow down"}]})
+            return httpx.Response(
+                429, headers={"Retry-After": "2"}, json={"errors": [{"detail": "slow down"}]}
+            )
         return httpx.Response(200, json=envelope(["ok"]))
 
     import asyncio
@@ -150,9 +159,18 @@ async def test_429_honours_retry_after(monkeypatch):
 
 async def test_error_detail_from_jsonapi_body():
     def handler(request):
-        body = {"errors": [{"id": "x", "status": 400, "code": "invalid", "title": "Invalid input.",
-                            "detail": "'foo' is not a valid field for the resource 'metric'.",
-                            "source": {"parameter": "filter"}}]}
+        body = {
+            "errors": [
+                {
+                    "id": "x",
+                    "status": 400,
+                    "code": "invalid",
+                    "title": "Invalid input.",
+                    "detail": "'foo' is not a valid field for the resource 'metric'.",
+                    "source": {"parameter": "filter"},
+                }
+            ]
+        }
         return httpx.Response(400, content=json.dumps(body).encode())
 
     with pytest.raises(BadRequest, match="'foo' is not a valid field"):

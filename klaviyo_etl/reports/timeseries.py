@@ -58,9 +58,7 @@ def find_metric(db: sqlite_utils.Database, name: str) -> tuple[str, list[str]]:
         {r[0] for r in db.execute("SELECT name FROM metrics WHERE deleted_at IS NULL AND name IS NOT NULL")}
     )
     if not names:
-        raise UsageError(
-            f"unknown metric {name!r}: no metrics synced yet (run `klaviyo-etl sync metrics`)"
-        )
+        raise UsageError(f"unknown metric {name!r}: no metrics synced yet (run `klaviyo-etl sync metrics`)")
     close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
     hint = (
         f"did you mean {', '.join(repr(c) for c in close)}?"
