@@ -91,6 +91,7 @@ class KlaviyoClient:
         backoff_max: float = 30.0,
         timeout: float = 60.0,
         max_connections: int = 32,
+        max_retry_after: float = 600.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ):
         self.api_key = api_key
@@ -98,6 +99,7 @@ class KlaviyoClient:
         self.revision = revision
         self.limiter = limiter or RateLimiter()
         self.max_attempts = max_attempts
+        self.max_retry_after = max_retry_after
         self.wait = _RateLimitWait(backoff_initial, backoff_max)
         self.contract = contract()
         self.stats = RequestStats()
@@ -201,9 +203,17 @@ class KlaviyoClient:
         detail = _error_detail(body)
         where = f" ({method} {path})"
         if status == 429:
-            raise RateLimited(
-                f"429: rate limited{where}", status=429, retry_after=retry_after(response.headers)
-            )
+            wait = retry_after(response.headers)
+            if wait is not None and wait > self.max_retry_after:
+                # A daily budget (the Reporting API's 225/day) is spent: waiting hours inside
+                # one run would hold the lock and stall cron, so this stream gives up instead.
+                raise ApiError(
+                    429,
+                    f"rate limit{where} resets in {wait / 3600:.1f} h; not waiting in this run",
+                    path=path,
+                    detail=detail,
+                )
+            raise RateLimited(f"429: rate limited{where}", status=429, retry_after=wait)
         if status >= 500:
             raise TransientError(f"{status}: Klaviyo server error{where}", status=status)
         if status == 401:

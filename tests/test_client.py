@@ -175,3 +175,17 @@ async def test_error_detail_from_jsonapi_body():
 
     with pytest.raises(BadRequest, match="'foo' is not a valid field"):
         await collect(make_client(handler), params={"filter": "equals(foo,1)"})
+
+
+async def test_a_spent_daily_budget_fails_fast_instead_of_waiting_hours():
+    from klaviyo_etl.errors import ApiError
+
+    calls = []
+
+    def handler(request):
+        calls.append(request)
+        return httpx.Response(429, headers={"Retry-After": "7200"}, json={"errors": [{"detail": "daily limit"}]})
+
+    with pytest.raises(ApiError, match=r"429: rate limit .* resets in 2.0 h"):
+        await collect(make_client(handler))
+    assert len(calls) == 1
