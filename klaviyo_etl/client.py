@@ -217,7 +217,12 @@ class KlaviyoClient:
         if status >= 500:
             raise TransientError(f"{status}: Klaviyo server error{where}", status=status)
         if status == 401:
-            raise AuthError(401, "the API key was rejected — check KLAVIYO_API_KEY", path=path, detail=detail)
+            raise AuthError(
+                401,
+                f"the API key {mask_key(self.api_key)} was rejected — check KLAVIYO_API_KEY",
+                path=path,
+                detail=detail,
+            )
         if status == 403:
             raise AuthError(
                 403, f"the API key lacks a required scope{where}: {detail}", path=path, detail=detail

@@ -81,7 +81,7 @@ async def test_pages_are_lazy():
     "status,exc,text",
     [
         (400, BadRequest, "400: bad request"),
-        (401, AuthError, "401: the API key was rejected — check KLAVIYO_API_KEY"),
+        (401, AuthError, "401: the API key pk_…cdef was rejected — check KLAVIYO_API_KEY"),
         (403, AuthError, "403: the API key lacks a required scope"),
         (404, NotFound, "404: not found"),
         (410, RevisionRetired, "410: API revision 2026-07-15 is retired"),
