@@ -44,7 +44,9 @@ class BadRequest(ApiError):
 
 
 class AuthError(ApiError):
-    """401/403: key rejected or lacking a scope."""
+    """401/403: key rejected or lacking a scope: a configuration problem."""
+
+    exit_code = 2
 
 
 class NotFound(ApiError):
@@ -53,6 +55,8 @@ class NotFound(ApiError):
 
 class RevisionRetired(ApiError):
     """410: the pinned API revision is no longer served."""
+
+    exit_code = 2
 
 
 class TransientError(KlaviyoEtlError):

@@ -24,6 +24,7 @@ from klaviyo_etl.client import KlaviyoClient, RequestStats
 from klaviyo_etl.db.database import open_database
 from klaviyo_etl.db.lock import database_lock
 from klaviyo_etl.db.repositories import Repository, utcnow
+from klaviyo_etl.errors import AuthError, RevisionRetired
 from klaviyo_etl.ratelimit import RateLimiter
 from klaviyo_etl.settings import Settings
 from klaviyo_etl.sync.state import StreamState, record_run
@@ -84,6 +85,10 @@ class Progress(Protocol):
     def start(self, stream: str) -> None: ...
     def advance(self, stream: str, rows: int, pages: int, requests: int) -> None: ...
     def finish(self, result: StreamResult) -> None: ...
+
+
+def _is_fatal(exc: Exception) -> bool:
+    return isinstance(exc, RevisionRetired) or (isinstance(exc, AuthError) and exc.status == 401)
 
 
 class ParserPools:
@@ -241,6 +246,7 @@ async def _run_async(
     writer = Writer(db)
     pools = ParserPools(workers=min(4, max(2, os.cpu_count() or 2)))
     results: dict[str, StreamResult] = {}
+    fatal: list[Exception] = []
     started = dt.datetime.now(dt.UTC).replace(microsecond=0)
     try:
         async with client_factory() as client:
@@ -262,6 +268,12 @@ async def _run_async(
                 except Exception as exc:  # one stream failing must not stop the others
                     log.debug("stream %s failed", name, exc_info=True)
                     result.status, result.error = "failed", f"{type(exc).__name__}: {exc}"
+                    if _is_fatal(exc):
+                        # The key or the revision is wrong for every stream alike: stop them
+                        # all and say it once, instead of one identical failure per stream.
+                        result.error = str(exc)
+                        fatal.append(exc)
+                        stop.set()
 
                 def record(repo: Repository) -> None:
                     # Runs after every page this stream queued (one FIFO writer), so the
@@ -274,7 +286,7 @@ async def _run_async(
 
                 await writer.write(record)
                 results[name] = result
-                if progress:
+                if progress and not fatal:
                     progress.finish(result)
 
             finished = {name: asyncio.Event() for name in names}
@@ -305,6 +317,8 @@ async def _run_async(
     finally:
         pools.close()
         writer.close()
+    if fatal:
+        raise fatal[0]
     return [results[n] for n in names if n in results]
 
 

@@ -131,3 +131,19 @@ def test_sigterm_stops_after_the_current_page(sandbox, tmp_path):
         0
     ]
     assert stored == counted
+
+
+def test_a_rejected_key_is_one_line_and_exit_2(sandbox, tmp_path):
+    server, config = sandbox
+    result = CliRunner().invoke(
+        app,
+        ["--db", str(tmp_path / "k.db"), "--quiet", "--base-url", server.url, "sync", "all"],
+        env={
+            "KLAVIYO_API_KEY": "pk_not_the_right_key_9876",
+            "KLAVIYO_ETL_CONFIG": str(tmp_path / "none.toml"),
+        },
+    )
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines == ["Error: 401: the API key pk_…9876 was rejected — check KLAVIYO_API_KEY"]
+    assert "pk_not_the_right_key" not in result.output
