@@ -601,6 +601,7 @@ def build_streams() -> dict[str, Stream]:
             min_window=dt.timedelta(days=2),
             extra_params=_profile_params,
             reconcilable=True,
+            bulk_load=True,
         ),
         ResourceStream("lists", "/api/lists", "lists", include="tags"),
         ChildStream(
