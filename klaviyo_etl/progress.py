@@ -8,6 +8,7 @@ import time
 import typer
 from rich.console import Console
 from rich.progress import Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from klaviyo_etl.sync.engine import StreamResult
 
@@ -45,9 +46,13 @@ class RichProgress:
 
     def finish(self, result: StreamResult) -> None:
         mark = {"ok": "✓", "failed": "✗", "skipped": "-", "stopped": "■"}.get(result.status, "?")
-        self.bar.update(self.tasks[result.stream], status=mark, pages=result.pages, rows=result.rows)
+        elapsed = max(time.monotonic() - self.started[result.stream], 1e-6)
+        task = self.tasks[result.stream]
+        self.bar.update(task, status=mark, pages=result.pages, rows=result.rows, rate=result.rows / elapsed)
+        self.bar.stop_task(task)  # freezes its elapsed time at the stream's own duration
         if result.error:
-            self.console.print(f"  [red]{result.stream}: {result.error}[/red]")
+            # Text, not markup: an error may contain [brackets] or numbers Rich would restyle.
+            self.console.print(Text(f"  {result.stream}: {result.error}", style="red"))
 
 
 class LogProgress:
