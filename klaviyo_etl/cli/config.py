@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from klaviyo_etl.config_file import (
-    CONFIG_ENV,
-    Config,
-    apply_defaults,
-    config_path,
-    load_config,
-    write_default_config,
-)
 from klaviyo_etl.settings import Settings
+
+if TYPE_CHECKING:
+    from klaviyo_etl.config_file import Config
+
+
+def _cf():
+    """The config module, loaded when a command needs it (pydantic is slow to import)."""
+    from klaviyo_etl import config_file
+
+    return config_file
+
 
 app = typer.Typer(
     help="Show the config file (schedules, sync windows, defaults) or create one.",
@@ -41,8 +44,8 @@ def configured(ctx: typer.Context) -> tuple[Settings, Config]:
     """The global settings with the config file's [defaults] applied, and the config itself."""
     from klaviyo_etl.cli import settings_of
 
-    config = load_config()
-    settings = apply_defaults(
+    config = _cf().load_config()
+    settings = _cf().apply_defaults(
         settings_of(ctx),
         config,
         db_given=_given(ctx, "db") is not None,
@@ -68,14 +71,14 @@ def _show(ctx: typer.Context, as_json: bool) -> None:
     settings, config = configured(ctx)
     settings_rows = [{"key": s.key, "value": s.value, "source": s.source} for s in config.settings()]
     effective = _effective(ctx, settings, config)
-    from_env = bool(os.environ.get(CONFIG_ENV))
+    from_env = bool(os.environ.get(_cf().CONFIG_ENV))
     if as_json:
         typer.echo(
             json.dumps(
                 {
                     "path": str(config.path),
                     "exists": config.exists,
-                    "path_from": CONFIG_ENV if from_env else "default",
+                    "path_from": _cf().CONFIG_ENV if from_env else "default",
                     "settings": settings_rows,
                     "effective": effective,
                 },
@@ -90,7 +93,7 @@ def _show(ctx: typer.Context, as_json: bool) -> None:
     )
     typer.echo(f"Config file: {config.path} ({state})")
     if from_env:
-        typer.echo(f"  location set by {CONFIG_ENV}")
+        typer.echo(f"  location set by {_cf().CONFIG_ENV}")
     table = Table("setting", "value", "source")
     for row in settings_rows:
         style = "bold" if row["source"] == "file" else None
@@ -117,7 +120,7 @@ def show(ctx: typer.Context, as_json: JsonOption = False) -> None:
 @app.command("path")
 def path() -> None:
     """Print the config file's path (it may not exist yet)."""
-    typer.echo(str(config_path()))
+    typer.echo(str(_cf().config_path()))
 
 
 @app.command("init")
@@ -128,7 +131,7 @@ def init(
     """Write a commented config file holding every default, ready to edit."""
     from klaviyo_etl.cli import settings_of
 
-    written = write_default_config(force=force)
+    written = _cf().write_default_config(force=force)
     if not settings_of(ctx).quiet:
         typer.echo(f"wrote {written}")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -13,17 +13,11 @@ from rich.table import Table
 
 from klaviyo_etl import REVISION
 from klaviyo_etl.cli.config import configured
-from klaviyo_etl.db import open_database
-from klaviyo_etl.schedule import (
-    Scheduler,
-    StreamPlan,
-    crontab_text,
-    default_log_path,
-    engine_runner,
-    plan,
-)
 from klaviyo_etl.settings import DEFAULT_BASE_URL
 from klaviyo_etl.sync.names import ALIASES
+
+if TYPE_CHECKING:
+    from klaviyo_etl.schedule import StreamPlan
 
 app = typer.Typer(help="Sync each stream on its own schedule (see `klaviyo-etl config`).")
 
@@ -42,6 +36,8 @@ def run(
     meanwhile holds the database lock, and the loop skips that pass and tries again. Stopping
     lets the page being written commit first.
     """
+    from klaviyo_etl.schedule import Scheduler, engine_runner
+
     settings, config = configured(ctx)
     settings.require_api_key()  # fail now, not at the first due stream
     scheduler = Scheduler(settings.db_path, config, engine_runner(settings, config), poll_seconds=poll)
@@ -57,6 +53,8 @@ def crontab(
     ] = None,
 ) -> None:
     """Print crontab lines that run `sync --due` often enough for every stream's interval."""
+    from klaviyo_etl.schedule import crontab_text, default_log_path
+
     settings, config = configured(ctx)
     log_path = (log or default_log_path()).expanduser().absolute()
     # cron's `>>` fails if the directory is missing, and nothing would tell the user.
@@ -113,6 +111,9 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Show each stream's interval, last success, last run and when it is next due."""
+    from klaviyo_etl.db import open_database
+    from klaviyo_etl.schedule import plan
+
     settings, config = configured(ctx)
     now = dt.datetime.now(dt.UTC)
     db = open_database(settings.db_path)
