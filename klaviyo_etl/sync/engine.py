@@ -253,7 +253,8 @@ async def _run_async(
 
             async def run_one(name: str) -> None:
                 stream: Stream = streams[name]
-                state = StreamState.load(db, name)
+                # Read on the writer thread, never beside one of its open transactions.
+                state = await writer.run(lambda repo: StreamState.load(repo.db, name))
                 full = options.full_refresh or (
                     stream.reconcilable and _due_for_reconcile(state, options, started)
                 )
