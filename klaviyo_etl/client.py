@@ -45,6 +45,8 @@ def _json(body: bytes) -> dict[str, Any]:
 
 # Endpoints missing from the digest (id routes) get the most conservative documented tier.
 FALLBACK_LIMIT = RateLimit(burst_per_s=1, steady_per_min=15, tier="XS")
+# Profiles with `additional-fields[profile]=predictive_analytics`: 10/s burst, 150/m steady.
+PREDICTIVE_LIMIT = RateLimit(burst_per_s=10, steady_per_min=150, tier="M")
 
 
 @dataclass
@@ -130,11 +132,17 @@ class KlaviyoClient:
 
     # -- requests -----------------------------------------------------------------------
 
-    def _limit_for(self, method: str, path: str) -> tuple[str, RateLimit]:
+    def _limit_for(
+        self, method: str, path: str, params: Mapping[str, Any] | None = None
+    ) -> tuple[str, RateLimit]:
+        query = path.split("?", 1)[1] if "?" in path else ""
         path = path.split("?", 1)[0]
         endpoint = self.contract.endpoint(method, path)
         if endpoint is None:
             return f"{method} {path}", FALLBACK_LIMIT
+        if "predictive_analytics" in query + str(params or ""):
+            # Klaviyo lowers the profile endpoints' limit when predictive analytics are asked for.
+            return endpoint.key + " predictive", PREDICTIVE_LIMIT
         return endpoint.key, endpoint.rate_limit
 
     async def request(
@@ -154,7 +162,7 @@ class KlaviyoClient:
         and is fetched again like any other transient failure.
         """
         stats = stats or RequestStats()
-        key, limit = self._limit_for(method, path)
+        key, limit = self._limit_for(method, path, params)
         # JSON:API bodies go out as application/vnd.api+json, the only type the spec declares.
         content = json.dumps(json_body, separators=(",", ":")).encode() if json_body is not None else None
         headers = {"content-type": "application/vnd.api+json"} if content is not None else None

@@ -184,8 +184,21 @@ async def test_a_spent_daily_budget_fails_fast_instead_of_waiting_hours():
 
     def handler(request):
         calls.append(request)
-        return httpx.Response(429, headers={"Retry-After": "7200"}, json={"errors": [{"detail": "daily limit"}]})
+        return httpx.Response(
+            429, headers={"Retry-After": "7200"}, json={"errors": [{"detail": "daily limit"}]}
+        )
 
     with pytest.raises(ApiError, match=r"429: rate limit .* resets in 2.0 h"):
         await collect(make_client(handler))
     assert len(calls) == 1
+
+
+def test_predictive_analytics_use_the_lower_profiles_limit():
+    client = KlaviyoClient(KEY)
+    key, limit = client._limit_for("GET", "/api/profiles", {"additional-fields[profile]": "subscriptions"})
+    assert (limit.burst_per_s, limit.steady_per_min) == (75, 750)
+    key2, limit2 = client._limit_for(
+        "GET",
+        "/api/profiles?additional-fields%5Bprofile%5D=subscriptions%2Cpredictive_analytics&page%5Bcursor%5D=x",
+    )
+    assert (limit2.burst_per_s, limit2.steady_per_min) == (10, 150) and key2 != key
