@@ -33,7 +33,7 @@ def status(ctx: typer.Context) -> None:
     from klaviyo_etl.cli import settings_of
     from klaviyo_etl.db import migration_status, open_database
 
-    db = open_database(settings_of(ctx).db_path, migrate=False)
+    db = open_database(settings_of(ctx).db_path, migrate=False, create=False)
     table = Table("version", "name", "applied at")
     for row in migration_status(db):
         table.add_row(str(row["version"]), row["name"], row["applied_at"] or "pending")

@@ -61,7 +61,7 @@ def _run(
     from klaviyo_etl.cli import settings_of
 
     settings = settings_of(ctx)
-    db = open_database(settings.db_path)
+    db = open_database(settings.db_path, create=max_age is not None)  # --max-age may sync first
     try:
         ensure_fresh(settings, db, name, max_age, source=source)
         _announce_rebuild(db, settings.quiet)
@@ -315,7 +315,7 @@ def dashboard_cmd(
 
     period, against = _periods(from_, to, last, None if compare == "none" else compare)
     settings = settings_of(ctx)
-    db = open_database(settings.db_path)
+    db = open_database(settings.db_path, create=max_age is not None)
     try:
         ensure_fresh(settings, db, "dashboard", max_age)
         _announce_rebuild(db, settings.quiet)

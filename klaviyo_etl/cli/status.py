@@ -19,7 +19,7 @@ def status(
     from klaviyo_etl.db import open_database
     from klaviyo_etl.sync.status import stream_status
 
-    rows = stream_status(open_database(settings_of(ctx).db_path))
+    rows = stream_status(open_database(settings_of(ctx).db_path, create=False))
     if json_output:
         typer.echo(json.dumps(rows, indent=2))
         return

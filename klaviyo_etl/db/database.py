@@ -10,13 +10,18 @@ import sqlite_utils
 from klaviyo_etl.errors import DatabaseError
 
 
-def open_database(path: str | Path, *, migrate: bool = True) -> sqlite_utils.Database:
+def open_database(path: str | Path, *, migrate: bool = True, create: bool = True) -> sqlite_utils.Database:
     """Open (creating if needed) the database in WAL mode and bring its schema up to date.
 
     WAL lets `report` read while `sync` writes; busy_timeout absorbs the short waits
     between the single writer's transactions.
     """
     path = Path(path).expanduser()
+    if not create and not path.exists():
+        # A reading command on a mistyped --db must not leave an empty database behind.
+        raise DatabaseError(
+            f"no database at {path}: run `klaviyo-etl sync` first, or point --db / KLAVIYO_ETL_DB at one"
+        )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)

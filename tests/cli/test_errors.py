@@ -67,3 +67,11 @@ def test_unreachable_server_fails_the_stream_not_the_database(db_path):
 def test_version():
     result = run(["--version"])
     assert result.exit_code == 0 and "2026-07-15" in result.output
+
+
+def test_reading_commands_refuse_a_missing_database_and_create_nothing(tmp_path):
+    missing = tmp_path / "typo" / "klaviyo.db"
+    for args in (["report", "campaigns"], ["status"], ["migrate", "status"], ["report", "overview"]):
+        result = run(["--db", str(missing), *args])
+        assert_one_line_error(result, 2, f"no database at {missing}")
+    assert not missing.parent.exists()

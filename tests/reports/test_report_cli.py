@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from klaviyo_etl.cli import app
+from klaviyo_etl.db import open_database
 
 runner = CliRunner()
 MAY = ["--from", "2026-05-01", "--to", "2026-05-31"]
@@ -121,6 +122,7 @@ def test_usage_errors_are_one_line(tiny_db_path, args, message):
     ],
 )
 def test_empty_database_gives_a_friendly_line(tmp_path, args):
+    open_database(tmp_path / "empty.db").close()  # exists, migrated, nothing synced
     result = run(tmp_path / "empty.db", *args)
     assert result.exit_code == 0, result.output
     assert "Traceback" not in result.output
@@ -128,6 +130,7 @@ def test_empty_database_gives_a_friendly_line(tmp_path, args):
 
 
 def test_unknown_metric_on_empty_database(tmp_path):
+    open_database(tmp_path / "empty.db").close()
     result = run(tmp_path / "empty.db", "metric", "Placed Order")
     assert result.exit_code == 2 and "no metrics synced yet" in result.output
 
