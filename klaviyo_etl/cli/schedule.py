@@ -40,7 +40,12 @@ def run(
 
     settings, config = configured(ctx)
     settings.require_api_key()  # fail now, not at the first due stream
-    scheduler = Scheduler(settings.db_path, config, engine_runner(settings, config), poll_seconds=poll)
+    from klaviyo_etl.config_file import load_config
+
+    # The runner reads the scheduler's config at each pass (bound late), so a reloaded
+    # config's sync windows apply too, not only its intervals.
+    runner = engine_runner(settings, lambda: scheduler.config)
+    scheduler = Scheduler(settings.db_path, config, runner, poll_seconds=poll, reload=load_config)
     scheduler.run()  # returns only after a clean stop, which is a success (exit 0)
 
 

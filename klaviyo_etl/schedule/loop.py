@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from klaviyo_etl.config_file import Config
 from klaviyo_etl.db import open_database
-from klaviyo_etl.errors import DatabaseLocked, UsageError
+from klaviyo_etl.errors import ConfigError, DatabaseLocked, UsageError
 from klaviyo_etl.schedule.due import backoff, plan
 from klaviyo_etl.settings import Settings
 from klaviyo_etl.signals import stop_on_signals
@@ -65,13 +65,17 @@ def sync_options(config: Config, streams: list[str]) -> SyncOptions:
     )
 
 
-def engine_runner(settings: Settings, config: Config) -> Runner:
-    """The real runner: `run_sync`, which takes the database lock itself."""
+def engine_runner(settings: Settings, config: Config | Callable[[], Config]) -> Runner:
+    """The real runner: `run_sync`, which takes the database lock itself.
+
+    `config` may be a callable, so a loop that reloads its config runs with the new windows.
+    """
 
     def run(streams: list[str], stop: threading.Event) -> SyncResult:
         from klaviyo_etl.sync.engine import run_sync
 
-        return run_sync(settings, sync_options(config, streams), stop=stop)
+        current = config() if callable(config) else config
+        return run_sync(settings, sync_options(current, streams), stop=stop)
 
     return run
 
@@ -103,6 +107,9 @@ class Scheduler:
     stop: threading.Event = field(default_factory=threading.Event)
     poll_seconds: float = 60.0
     slice_seconds: float = 1.0
+    # Re-read before every pass, so editing the config file needs no restart; a broken edit
+    # is logged and the previous config kept.
+    reload: Callable[[], Config] | None = None
     # In-memory holds: a stream attempted (or refused by the lock) is not retried before this,
     # even if the database does not yet show why (a runner that raised records nothing).
     _not_before: dict[str, dt.datetime] = field(default_factory=dict, init=False)
@@ -133,8 +140,21 @@ class Scheduler:
             return self.poll_seconds
         return max(0.0, min((min(wakes) - now).total_seconds(), self.poll_seconds))
 
+    def reload_config(self) -> None:
+        if self.reload is None:
+            return
+        try:
+            fresh = self.reload()
+        except ConfigError as exc:
+            log.error("%s; keeping the previous schedule", exc)
+            return
+        if fresh != self.config:
+            log.info("config %s changed: schedule reloaded", fresh.path)
+            self.config = fresh
+
     def tick(self) -> Tick | None:
         """Sync the streams due now, once; None when nothing is due."""
+        self.reload_config()
         streams = self.due_now()
         if not streams:
             return None

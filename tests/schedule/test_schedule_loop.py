@@ -220,3 +220,29 @@ def _only(**intervals: str) -> str:
     """A [schedule] with just these streams on."""
     lines = [f'{s} = "{intervals.get(s, "off")}"' for s in STREAM_NAMES]
     return "[schedule]\n" + "\n".join(lines) + "\n"
+
+
+def test_an_edited_config_is_picked_up_without_a_restart(db_path, clock, tmp_path, caplog):
+    path = tmp_path / "config.toml"
+    only = {name: "off" for name in STREAM_NAMES}
+
+    def schedule(**intervals: str) -> str:
+        return "[schedule]\n" + "".join(f'{k} = "{v}"\n' for k, v in {**only, **intervals}.items())
+
+    config = write_config(path, schedule(events="1h"))
+    engine = FakeEngine(db_path, clock)
+    scheduler = _scheduler(db_path, config, engine, clock, reload=lambda: load_config(path))
+    scheduler.tick()
+    assert engine.calls[-1][1] == ["events"]
+
+    path.write_text(schedule(tags="1h"), encoding="utf-8")  # events off, tags on
+    clock.advance(seconds=2 * 3600)
+    scheduler.tick()
+    assert engine.calls[-1][1] == ["tags"]
+
+    path.write_text("[schedule]\nevents = 'every now and then'\n", encoding="utf-8")  # a broken edit
+    clock.advance(seconds=2 * 3600)
+    with caplog.at_level(logging.ERROR):
+        scheduler.tick()
+    assert engine.calls[-1][1] == ["tags"]  # the previous schedule goes on
+    assert "keeping the previous schedule" in caplog.text
