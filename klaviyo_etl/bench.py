@@ -13,6 +13,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import resource
 import sqlite3
 import subprocess
 import sys
@@ -69,6 +70,16 @@ class Sandbox:
         self.proc.wait(timeout=10)
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _process_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _allowed_requests(path: str, seconds: float) -> dict[str, float]:
     """What the endpoint's limits allow over `seconds`: at the steady rate, and at most
     (the first minute's steady budget may be spent at burst speed)."""
@@ -93,6 +104,8 @@ def bench_sync(events: int, profiles: int, latency_ms: float) -> dict:
         db = Path(tmp) / "bench.db"
         env = {**os.environ, "KLAVIYO_API_KEY": sandbox.api_key}
         started = time.perf_counter()
+        ours_before = _children_cpu()
+        server_before = _process_cpu(sandbox.proc.pid)
         out = subprocess.run(
             [
                 sys.executable,
@@ -114,6 +127,9 @@ def bench_sync(events: int, profiles: int, latency_ms: float) -> dict:
             check=False,
         )
         wall = time.perf_counter() - started
+        # CPU of the sync with its parse workers, and of the sandbox: who the machine worked for.
+        ours_cpu = _children_cpu() - ours_before
+        server_cpu = _process_cpu(sandbox.proc.pid) - server_before
         rss_kb = int(out.stderr.rsplit("MAXRSS_KB", 1)[1].split()[0])
         summary = json.loads(out.stdout)
     result: dict = {
@@ -122,6 +138,13 @@ def bench_sync(events: int, profiles: int, latency_ms: float) -> dict:
         "latency_ms": latency_ms,
         "wall_s": round(wall, 1),
         "peak_rss_mb": round(rss_kb / 1024, 1),
+        "cpu_s": {"sync_with_parse_workers": round(ours_cpu, 1), "sandbox": round(server_cpu, 1)},
+        # What the sync alone costs per 1,000 rows, and the rows/s that would make it use
+        # the machine's cores fully: its own ceiling, apart from the sandbox and the limits.
+        "sync_cpu_ms_per_1000_rows": round(1000 * ours_cpu / max(1, events + profiles), 1),
+        "sync_capacity_rows_per_s_on_all_cores": round(
+            (os.cpu_count() or 1) * max(1, events + profiles) / max(ours_cpu, 1e-9)
+        ),
         "streams": {},
     }
     for s in summary["streams"]:
