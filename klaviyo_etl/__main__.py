@@ -1,4 +1,4 @@
 from klaviyo_etl.cli import main
 
-if __name__ == "__main__":  # worker processes (forkserver) import this module too
+if __name__ == "__main__":  # parse worker processes (spawn) import this module too
     main()

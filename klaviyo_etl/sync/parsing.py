@@ -8,6 +8,9 @@ network and the writes; a page's rows come back already grouped by table.
 from __future__ import annotations
 
 import multiprocessing
+import os
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,5 +37,27 @@ def parse_rows(body: bytes, field_name: str) -> ParsedPage:
 
 
 def parser_pool(workers: int) -> ProcessPoolExecutor:
-    # forkserver: workers fork from a clean process, never from ours with its threads.
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
+    # spawn: clean workers (never a fork of our threads), and direct children of ours, so
+    # nothing is left behind when we exit; the watcher covers a `kill -9` of the sync.
+    return ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_exit_with_owner,
+        initargs=(os.getpid(),),
+    )
+
+
+def _exit_with_owner(owner: int) -> None:
+    """In a worker: leave as soon as the sync that started us is gone (killed, crashed)."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(owner, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            if os.getppid() != owner:  # re-parented: the owner died
+                os._exit(0)
+
+    threading.Thread(target=watch, daemon=True, name="owner-watch").start()

@@ -108,3 +108,47 @@ def test_kill_mid_sync_then_resume_equals_uninterrupted(tmp_path):
     for table in COMPARED:
         assert resumed[table] == clean[table], table
     assert len(clean["events"]) == 6000
+
+
+def test_killed_sync_leaves_no_parse_workers_behind(tmp_path):
+    config = small_config(events=6000, profiles=300, latency_ms=15)
+    data = SandboxData.generate(config)
+    with serve(data, config) as server:
+        db = tmp_path / "k.db"
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "klaviyo_etl",
+                "--db",
+                str(db),
+                "--quiet",
+                "--base-url",
+                server.url,
+                "sync",
+                "events",
+            ],
+            env={**os.environ, "KLAVIYO_API_KEY": config.api_key},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while count(db, "events") < 1000 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        children = subprocess.run(
+            ["ps", "-o", "pid=", "--ppid", str(proc.pid)], capture_output=True, text=True
+        ).stdout.split()
+        assert children, "the bulk load should be parsing in worker processes"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 10
+        alive = children
+        while alive and time.monotonic() < deadline:
+            time.sleep(0.2)
+            alive = [
+                c
+                for c in children
+                if os.path.exists(f"/proc/{c}")
+                and "Z" not in open(f"/proc/{c}/stat").read().rsplit(")", 1)[1].split()[0]
+            ]
+        assert not alive, f"parse workers outlived the killed sync: {alive}"
