@@ -260,7 +260,11 @@ def m004_report_rollups(db: sqlite_utils.Database) -> None:
             prev_day TEXT NOT NULL, profiles INTEGER, events INTEGER, value REAL,
             PRIMARY KEY (kind, entity_id, role, day, prev_day)) WITHOUT ROWID"""
     )
-    db.execute("CREATE INDEX IF NOT EXISTS idx_rollup_entity_days_day ON rollup_entity_days (kind, day)")
+    # Covering: the reports' "rows of these days" reads never touch the table.
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS idx_rollup_entity_days_day ON rollup_entity_days"
+        " (kind, day, entity_id, role, prev_day, profiles, events, value)"
+    )
     db.execute(
         """CREATE TABLE IF NOT EXISTS rollup_entity_totals (
             kind TEXT NOT NULL, entity_id TEXT NOT NULL, role TEXT NOT NULL,
@@ -280,6 +284,10 @@ def m004_report_rollups(db: sqlite_utils.Database) -> None:
             PRIMARY KEY (channel, role, day, prev_day)) WITHOUT ROWID"""
     )
     db.execute(
+        "CREATE INDEX IF NOT EXISTS idx_rollup_channel_days_day ON rollup_channel_days"
+        " (day, prev_day, channel, role, profiles)"
+    )
+    db.execute(
         """CREATE TABLE IF NOT EXISTS rollup_metric_hours (
             metric_id TEXT NOT NULL, hour TEXT NOT NULL, events INTEGER, value REAL,
             PRIMARY KEY (metric_id, hour)) WITHOUT ROWID"""
@@ -293,7 +301,9 @@ def m004_report_rollups(db: sqlite_utils.Database) -> None:
     db.execute("CREATE TABLE IF NOT EXISTS rollup_state (key TEXT PRIMARY KEY, value TEXT)")
     # No unique key on purpose: a trigger's OR IGNORE is overridden by the conflict policy of
     # the statement that fired it (an upsert), so duplicates are allowed and read with DISTINCT.
-    db.execute("CREATE TABLE IF NOT EXISTS rollup_dirty (kind TEXT NOT NULL, key TEXT NOT NULL)")
+    # `day` is the changed event's day, so a long-lived flow is recomputed from the change on,
+    # not over its whole history.
+    db.execute("CREATE TABLE IF NOT EXISTS rollup_dirty (kind TEXT NOT NULL, key TEXT NOT NULL, day TEXT)")
     # Lookups the incremental refresh needs and the base schema lacks.
     db.execute(
         "CREATE INDEX IF NOT EXISTS idx_events_attributed_message ON events (attributed_message_id)"
@@ -307,11 +317,13 @@ def m004_report_rollups(db: sqlite_utils.Database) -> None:
     db.execute(
         "CREATE INDEX IF NOT EXISTS idx_profiles_created_live ON profiles (created) WHERE deleted_at IS NULL"
     )
+    day = "substr({r}.datetime, 1, 10)"
     dirty = (
-        "INSERT INTO rollup_dirty (kind, key) SELECT k, v FROM (SELECT 'day' k,"
-        " substr({r}.datetime, 1, 10) v UNION ALL SELECT 'message', {r}.message_id"
-        " UNION ALL SELECT 'message', {r}.attributed_message_id"
-        " UNION ALL SELECT 'form', {r}.form_id) WHERE v IS NOT NULL;"
+        "INSERT INTO rollup_dirty (kind, key, day) SELECT k, v, d FROM ("
+        f"SELECT 'day' k, {day} v, {day} d"
+        f" UNION ALL SELECT 'message', {{r}}.message_id, {day}"
+        f" UNION ALL SELECT 'message', {{r}}.attributed_message_id, {day}"
+        f" UNION ALL SELECT 'form', {{r}}.form_id, {day}) WHERE v IS NOT NULL;"
     )
     changed = " OR ".join(
         f"OLD.{c} IS NOT NEW.{c}"
@@ -339,62 +351,7 @@ def m004_report_rollups(db: sqlite_utils.Database) -> None:
 
 
 @migration
-def m005_rollup_dirty_days(db: sqlite_utils.Database) -> None:
-    """Record the day of each changed event next to its message or form, so the rollup refresh
-    of a long-lived flow recomputes the days from the change on, not its whole history."""
-    db.execute("ALTER TABLE rollup_dirty ADD COLUMN day TEXT")
-    day = "substr({r}.datetime, 1, 10)"
-    dirty = (
-        "INSERT INTO rollup_dirty (kind, key, day) SELECT k, v, d FROM ("
-        f"SELECT 'day' k, {day} v, {day} d"
-        f" UNION ALL SELECT 'message', {{r}}.message_id, {day}"
-        f" UNION ALL SELECT 'message', {{r}}.attributed_message_id, {day}"
-        f" UNION ALL SELECT 'form', {{r}}.form_id, {day}) WHERE v IS NOT NULL;"
-    )
-    changed = " OR ".join(
-        f"OLD.{c} IS NOT NEW.{c}"
-        for c in (
-            "deleted_at",
-            "datetime",
-            "metric_id",
-            "profile_id",
-            "value",
-            "message_id",
-            "flow_id",
-            "attributed_message_id",
-            "form_id",
-        )
-    )
-    db.execute("DROP TRIGGER IF EXISTS events_rollup_update")
-    db.execute("DROP TRIGGER IF EXISTS events_rollup_delete")
-    db.execute(
-        f"""CREATE TRIGGER events_rollup_update AFTER UPDATE ON events
-            WHEN {changed} BEGIN {dirty.format(r="OLD")} {dirty.format(r="NEW")} END"""
-    )
-    db.execute(
-        f"""CREATE TRIGGER events_rollup_delete AFTER DELETE ON events BEGIN
-            {dirty.format(r="OLD")}
-            INSERT INTO rollup_dirty (kind, key) VALUES ('rowid', OLD.rowid); END"""
-    )
-
-
-@migration
-def m006_rollup_period_indexes(db: sqlite_utils.Database) -> None:
-    """Covering indexes for the reports' "rows of these days" reads of the rollups (the
-    overview's engagement rates and the flow and form figures for a period)."""
-    db.execute(
-        "CREATE INDEX IF NOT EXISTS idx_rollup_channel_days_day ON rollup_channel_days"
-        " (day, prev_day, channel, role, profiles)"
-    )
-    db.execute("DROP INDEX IF EXISTS idx_rollup_entity_days_day")
-    db.execute(
-        "CREATE INDEX IF NOT EXISTS idx_rollup_entity_days_day ON rollup_entity_days"
-        " (kind, day, entity_id, role, prev_day, profiles, events, value)"
-    )
-
-
-@migration
-def m007_deferred_indexes(db: sqlite_utils.Database) -> None:
+def m005_deferred_indexes(db: sqlite_utils.Database) -> None:
     """Secondary indexes dropped for a bulk load, kept here until they are built again.
 
     A first sync of millions of events inserts several times faster without them (measured
