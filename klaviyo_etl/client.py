@@ -58,12 +58,6 @@ class RequestStats:
     throttled: int = 0
     waited_s: float = 0.0
 
-    def add(self, other: RequestStats) -> None:
-        self.requests += other.requests
-        self.retries += other.retries
-        self.throttled += other.throttled
-        self.waited_s += other.waited_s
-
 
 class _RateLimitWait:
     """tenacity wait: honour Retry-After on 429s, exponential jitter otherwise."""
@@ -262,7 +256,6 @@ class KlaviyoClient:
         params: Mapping[str, Any] | None = None,
         *,
         stats: RequestStats | None = None,
-        cursor_url: str | None = None,
         parse: Callable[[bytes], Any] = Page.parse_json,
         executor: Executor | None = None,
     ) -> AsyncIterator[Any]:
@@ -270,11 +263,9 @@ class KlaviyoClient:
 
         The next link's host is ignored on purpose: the key is only ever sent to the
         configured base URL, and a proxy or the sandbox works the same way.
-        `cursor_url` resumes from a stored next link. `parse` may turn the body into
+        `parse` may turn the body into
         something other than a `Page` (with `.links.next`), in another process via `executor`.
         """
-        if cursor_url:
-            path, params = _relative(cursor_url), None
         while True:
             page = await self.request("GET", path, params=params, stats=stats, parse=parse, executor=executor)
             yield page

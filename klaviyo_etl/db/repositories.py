@@ -231,12 +231,8 @@ def resource_rows(resources: Iterable[Resource], fill: Fill | None = None) -> di
 class Repository:
     """Writes rows for all tables through one connection (the single writer)."""
 
-    def __init__(self, db: sqlite_utils.Database, batch_size: int = 1000):
+    def __init__(self, db: sqlite_utils.Database):
         self.db = db
-        self.batch_size = batch_size
-
-    def rows(self, resources: Iterable[Resource], fill: Fill | None = None) -> dict[str, list[Row]]:
-        return resource_rows(resources, fill)
 
     def write_rows(self, rows: dict[str, list[Row]]) -> int:
         """Write rows already grouped by table (see `resource_rows`)."""
@@ -260,10 +256,7 @@ class Repository:
         return len(rows)
 
     def write_resources(self, resources: Iterable[Resource], fill: Fill | None = None) -> int:
-        n = 0
-        for table, rows in self.rows(resources, fill).items():
-            n += self.upsert(table, rows)
-        return n
+        return self.write_rows(resource_rows(resources, fill))
 
     def write_members(
         self, table: str, parent_col: str, parent_id: str, resources: Iterable[Resource]

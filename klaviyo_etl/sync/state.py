@@ -8,8 +8,6 @@ from typing import Any
 
 import sqlite_utils
 
-from klaviyo_etl.db.repositories import utcnow
-
 
 @dataclass
 class StreamState:
@@ -83,7 +81,3 @@ def record_run(db: sqlite_utils.Database, run_id: str, result: Any) -> None:
         elif result.status == "failed":
             columns["last_error"] = result.error
         db["sync_state"].upsert(columns, pk="stream")
-
-
-def now_iso() -> str:
-    return utcnow()
