@@ -344,8 +344,9 @@ def run_sync(
 ) -> SyncResult:
     """Run the requested streams under the database lock; see `klaviyo_etl.sync`."""
     resolve(options.streams)  # fail on bad names before taking the lock
-    settings.require_api_key() if client_factory is None else None
     factory = client_factory or make_client(settings)
+    if client_factory is None:
+        settings.require_api_key()  # a missing key is a usage error before the lock is taken
     run_id = uuid.uuid4().hex[:12]
     with database_lock(settings.db_path):
         db = open_database(settings.db_path)
