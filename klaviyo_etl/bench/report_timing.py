@@ -9,7 +9,7 @@ submissions; lists and segments. Events are written in time order, as a sync wri
 `bench_reports(db_path)` times the rollup refresh and then `report campaigns` and
 `report overview` (cold first run and the median of warm runs).
 
-    python -m klaviyo_etl.reports.bench --build 3000000 /tmp/bench.db
+    python -m klaviyo_etl.bench.report_timing --build 3000000 /tmp/bench.db
 """
 
 from __future__ import annotations
@@ -19,11 +19,14 @@ import datetime as dt
 import json
 import random
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
 from klaviyo_etl import conventions as cv
 from klaviyo_etl.db import open_database
+from klaviyo_etl.db.rollups import ensure_rollups
+from klaviyo_etl.reports import messages, overview, periods
 
 _ALNUM = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -314,9 +317,6 @@ def _time(fn, repeat: int) -> dict:
 def bench_reports(db_path: str | Path, *, repeat: int = 5) -> dict:
     """Time the rollup refresh, then `report campaigns` and `report overview` (default
     period, previous-period comparison) on the database at `db_path`."""
-    from klaviyo_etl.reports import messages, overview, periods
-    from klaviyo_etl.reports.rollups import ensure_rollups
-
     db = open_database(db_path)
     events = db.execute("SELECT count(*) FROM events").fetchone()[0]
     refresh = ensure_rollups(db)
@@ -338,6 +338,17 @@ def bench_reports(db_path: str | Path, *, repeat: int = 5) -> dict:
     }
     db.close()
     return result
+
+
+def bench_reports_on(n_events: int, path: Path | None) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        db = path or Path(tmp) / "reports.db"
+        built = {}
+        if not db.exists():
+            started = time.perf_counter()
+            built = build_bench_db(db, n_events)
+            built["build_s"] = round(time.perf_counter() - started, 1)
+        return {"built": built, **bench_reports(db)}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,20 +1,16 @@
-"""`make bench`: throughput against the sandbox under Klaviyo's real limits, ingest, and reports.
+"""Sync throughput against the sandbox under Klaviyo's real limits, and peak memory.
 
-Figures are ratios measured within one run (this machine is shared and noisy):
-- sync: events/s and profiles/s as a fraction of what the rate limits allow over the same
-  wall time, 429s, and peak RSS at two event counts (flat memory means the ratio stays ~1);
-- ingest: the repositories against a plain `sqlite3.executemany` into the same schema;
-- reports: `report campaigns` / `report overview` on a large database.
+The sandbox runs in its own process, so its CPU and memory are not counted as ours. The
+figures are events/s and profiles/s as a fraction of what the rate limits allow over the
+same wall time, 429s, and the sync's peak RSS.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import os
 import resource
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -170,142 +166,3 @@ def bench_sync(events: int, profiles: int, latency_ms: float) -> dict:
             "retries": s["retries"],
         }
     return result
-
-
-def _event_pages(n: int, page: int = 1000) -> list[bytes]:
-    pages = []
-    for start in range(0, n, page):
-        data = [
-            {
-                "type": "event",
-                "id": f"ev{i:09d}",
-                "attributes": {
-                    "timestamp": 1767225600 + i,
-                    "datetime": "2026-01-01T00:00:00+00:00",
-                    "uuid": f"u{i}",
-                    "event_properties": {
-                        "$value": 12.5,
-                        "$message": f"msg{i % 50}",
-                        "Items": ["a", "b"],
-                        "$event_id": str(i),
-                    },
-                },
-                "relationships": {
-                    "profile": {"data": {"type": "profile", "id": f"p{i % 5000}"}},
-                    "metric": {"data": {"type": "metric", "id": f"m{i % 12}"}},
-                },
-            }
-            for i in range(start, min(n, start + page))
-        ]
-        pages.append(json.dumps({"data": data, "links": {"next": None}}).encode())
-    return pages
-
-
-def bench_ingest(n: int) -> dict:
-    """Pages (as bytes off the wire) into the events table: our path vs the bare minimum."""
-    from klaviyo_etl.db import open_database
-    from klaviyo_etl.db.repositories import Repository
-    from klaviyo_etl.models import Page
-
-    pages = _event_pages(n)
-    with tempfile.TemporaryDirectory() as tmp:
-        db = open_database(Path(tmp) / "repo.db")
-        repo = Repository(db)
-        started = time.perf_counter()
-        for body in pages:
-            page = Page.parse_json(body)
-            with db.atomic():
-                repo.write_resources(page.data)
-        ours = time.perf_counter() - started
-        db.close()
-
-        # Baseline: same schema, no validation, the columns pulled out by hand, executemany.
-        open_database(Path(tmp) / "base.db").close()
-        conn = sqlite3.connect(Path(tmp) / "base.db")
-        sql = (
-            "INSERT OR REPLACE INTO events (id, metric_id, profile_id, datetime, timestamp, uuid, "
-            "value, message_id, attributes) VALUES (?,?,?,?,?,?,?,?,?)"
-        )
-        started = time.perf_counter()
-        for body in pages:
-            rows = []
-            for r in json.loads(body)["data"]:
-                a, rel = r["attributes"], r["relationships"]
-                p = a["event_properties"]
-                rows.append(
-                    (
-                        r["id"],
-                        rel["metric"]["data"]["id"],
-                        rel["profile"]["data"]["id"],
-                        a["datetime"],
-                        a["timestamp"],
-                        a["uuid"],
-                        p.get("$value"),
-                        p.get("$message"),
-                        json.dumps(a),
-                    )
-                )
-            with conn:
-                conn.executemany(sql, rows)
-        base = time.perf_counter() - started
-        conn.close()
-    return {
-        "events": n,
-        "repository_rows_per_s": round(n / ours),
-        "executemany_rows_per_s": round(n / base),
-        "ratio_vs_executemany": round(base / ours, 2),
-    }
-
-
-def bench_reports_on(n_events: int, path: Path | None) -> dict:
-    from klaviyo_etl.reports.bench import bench_reports, build_bench_db
-
-    with tempfile.TemporaryDirectory() as tmp:
-        db = path or Path(tmp) / "reports.db"
-        built = {}
-        if not db.exists():
-            started = time.perf_counter()
-            built = build_bench_db(db, n_events)
-            built["build_s"] = round(time.perf_counter() - started, 1)
-        return {"built": built, **bench_reports(db)}
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=int(os.environ.get("BENCH_EVENTS", 400_000)))
-    parser.add_argument("--profiles", type=int, default=int(os.environ.get("BENCH_PROFILES", 20_000)))
-    parser.add_argument("--latency-ms", type=float, default=60.0)
-    parser.add_argument("--ingest-events", type=int, default=200_000)
-    parser.add_argument(
-        "--report-events", type=int, default=int(os.environ.get("BENCH_REPORT_EVENTS", 10_000_000))
-    )
-    parser.add_argument("--report-db", type=Path, help="reuse (or keep) this report database")
-    parser.add_argument("--skip", action="append", default=[], choices=["sync", "ingest", "reports"])
-    parser.add_argument("--out", type=Path, default=Path("bench-results/latest.json"))
-    args = parser.parse_args(argv)
-
-    results: dict = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    if "sync" not in args.skip:
-        small = bench_sync(args.events // 4, args.profiles // 4, args.latency_ms)
-        big = bench_sync(args.events, args.profiles, args.latency_ms)
-        results["sync"] = big
-        results["memory"] = {
-            "peak_rss_mb_full": big["peak_rss_mb"],
-            "peak_rss_mb_quarter": small["peak_rss_mb"],
-            "ratio_full_vs_quarter": round(big["peak_rss_mb"] / small["peak_rss_mb"], 2),
-        }
-        print(json.dumps({"sync": big, "memory": results["memory"]}, indent=2), flush=True)
-    if "ingest" not in args.skip:
-        results["ingest"] = bench_ingest(args.ingest_events)
-        print(json.dumps({"ingest": results["ingest"]}, indent=2), flush=True)
-    if "reports" not in args.skip:
-        results["reports"] = bench_reports_on(args.report_events, args.report_db)
-        print(json.dumps({"reports": results["reports"]}, indent=2), flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
-    print(f"written to {args.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -3,41 +3,19 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from typer.core import TyperGroup
 
 from klaviyo_etl import REVISION, __version__
-from klaviyo_etl.errors import KlaviyoEtlError
+from klaviyo_etl.cli import config, migrate, report, sandbox, schedule, status, sync
+from klaviyo_etl.cli.common import ErrorHandlingGroup, settings_of
 from klaviyo_etl.settings import DEFAULT_BASE_URL, Settings, default_db_path
 
-
-def _fail(message: str, code: int) -> typer.Exit:
-    typer.echo(f"Error: {message}", err=True)
-    return typer.Exit(code)
-
-
-class ErrorHandlingGroup(TyperGroup):
-    """Turn every library error into one line on stderr and an exit code, never a traceback."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except KlaviyoEtlError as exc:
-            raise _fail(str(exc), exc.exit_code) from None
-        except KeyboardInterrupt:
-            raise _fail("interrupted", 130) from None
-        except Exception as exc:
-            if type(exc).__module__.startswith(("typer", "click")):
-                raise  # Exit, Abort and usage errors are the CLI framework's own signals
-            settings = ctx.obj if isinstance(ctx.obj, Settings) else None
-            if settings and settings.verbose:
-                raise
-            # a bug: still one line; the traceback only with --verbose
-            raise _fail(f"unexpected {type(exc).__name__}: {exc} (rerun with --verbose)", 1) from None
+__all__ = ["app", "main", "settings_of"]
 
 
 app = typer.Typer(
@@ -86,8 +64,6 @@ def main_callback(
     ] = None,
 ) -> None:
     """Global options; the API key comes only from KLAVIYO_API_KEY so it never lands in shell history."""
-    import os
-
     ctx.obj = Settings(
         db_path=db,
         api_key=os.environ.get("KLAVIYO_API_KEY") or None,
@@ -102,25 +78,15 @@ def main_callback(
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-def settings_of(ctx: typer.Context) -> Settings:
-    return ctx.find_root().obj
-
-
-def _register() -> None:
-    from klaviyo_etl.cli import migrate as migrate_cli
-
-    app.add_typer(migrate_cli.app, name="migrate")
-    for module_name in ("sandbox", "sync", "report", "schedule", "status", "config"):
-        try:
-            module = __import__(f"klaviyo_etl.cli.{module_name}", fromlist=["register"])
-        except ModuleNotFoundError as exc:
-            if exc.name != f"klaviyo_etl.cli.{module_name}":
-                raise
-            continue
-        module.register(app)
-
-
-_register()
+# One command or group per module, registered in plain sight (commands first, then groups,
+# as `--help` lists them).
+app.command("sync")(sync.sync)
+app.command("status")(status.status)
+app.add_typer(migrate.app, name="migrate")
+app.add_typer(sandbox.app, name="sandbox")
+app.add_typer(report.app, name="report")
+app.add_typer(schedule.app, name="schedule")
+app.add_typer(config.app, name="config")
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from klaviyo_etl.cli.common import settings_of
 from klaviyo_etl.settings import Settings
 
 if TYPE_CHECKING:
@@ -42,8 +43,6 @@ def _given(ctx: typer.Context, name: str) -> str | None:
 
 def configured(ctx: typer.Context) -> tuple[Settings, Config]:
     """The global settings with the config file's [defaults] applied, and the config itself."""
-    from klaviyo_etl.cli import settings_of
-
     config = _cf().load_config()
     settings = _cf().apply_defaults(
         settings_of(ctx),
@@ -129,12 +128,6 @@ def init(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing config file.")] = False,
 ) -> None:
     """Write a commented config file holding every default, ready to edit."""
-    from klaviyo_etl.cli import settings_of
-
     written = _cf().write_default_config(force=force)
     if not settings_of(ctx).quiet:
         typer.echo(f"wrote {written}")
-
-
-def register(root: typer.Typer) -> None:
-    root.add_typer(app, name="config")

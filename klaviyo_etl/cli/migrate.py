@@ -6,6 +6,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from klaviyo_etl.cli.common import settings_of
+
 app = typer.Typer(help="Apply database migrations (idempotent).", invoke_without_command=True)
 
 
@@ -14,7 +16,6 @@ def apply(ctx: typer.Context) -> None:
     """Bring the database schema up to date."""
     if ctx.invoked_subcommand:
         return
-    from klaviyo_etl.cli import settings_of
     from klaviyo_etl.db import migrate, open_database
 
     settings = settings_of(ctx)
@@ -30,7 +31,6 @@ def apply(ctx: typer.Context) -> None:
 @app.command("status")
 def status(ctx: typer.Context) -> None:
     """List migrations and when each was applied."""
-    from klaviyo_etl.cli import settings_of
     from klaviyo_etl.db import migration_status, open_database
 
     db = open_database(settings_of(ctx).db_path, migrate=False, create=False)

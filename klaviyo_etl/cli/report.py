@@ -9,14 +9,16 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from klaviyo_etl.cli.common import settings_of
+from klaviyo_etl.cli.freshness import ensure_fresh
 from klaviyo_etl.db import open_database
-from klaviyo_etl.reports import audience, customers, messages, overview, reconcile, timeseries
-from klaviyo_etl.reports.freshness import ensure_fresh
+from klaviyo_etl.reports import audience, customers, messages, overview, timeseries
+from klaviyo_etl.reports.compare import compare_report
 from klaviyo_etl.reports.model import Report
 from klaviyo_etl.reports.periods import LAST_CHOICES, compare_period, resolve_period
 from klaviyo_etl.reports.render import render
 
-report_app = typer.Typer(
+app = typer.Typer(
     help="Reports from the local database: overview, campaigns, flows, forms, segments, lists,"
     " metric, rfm, cohorts, dashboard.",
     no_args_is_help=True,
@@ -58,8 +60,6 @@ def _run(
     max_age: str | None,
     source: str = "events",
 ) -> None:
-    from klaviyo_etl.cli import settings_of
-
     settings = settings_of(ctx)
     db = open_database(settings.db_path, create=max_age is not None)  # --max-age may sync first
     try:
@@ -79,7 +79,7 @@ def _run(
 
 def _announce_rebuild(db, quiet: bool) -> None:
     """The first report on a big database builds the rollups; say why it takes a while."""
-    from klaviyo_etl.reports.rollups import needs_rebuild
+    from klaviyo_etl.db.rollups import needs_rebuild
 
     if quiet or not needs_rebuild(db):
         return
@@ -97,7 +97,7 @@ def _periods(from_, to, last, compare, default="30d"):
     return period, compare_period(period, compare)
 
 
-@report_app.command("overview")
+@app.command("overview")
 def overview_cmd(
     ctx: typer.Context,
     from_: From = None,
@@ -114,7 +114,7 @@ def overview_cmd(
     _run(ctx, "overview", lambda db: overview.overview_report(db, period, against), fmt, output, max_age)
 
 
-@report_app.command("campaigns")
+@app.command("campaigns")
 def campaigns_cmd(
     ctx: typer.Context,
     from_: From = None,
@@ -134,9 +134,7 @@ def campaigns_cmd(
 
     def build(db):
         if source == "compare":
-            return reconcile.compare_report(
-                db, "campaign-values", period, channel=channel, sort=sort, limit=limit
-            )
+            return compare_report(db, "campaign-values", period, channel=channel, sort=sort, limit=limit)
         return messages.campaign_report(
             db, period, against, channel=channel, sort=sort, limit=limit, source=source
         )
@@ -144,7 +142,7 @@ def campaigns_cmd(
     _run(ctx, "campaigns", build, fmt, output, max_age, source)
 
 
-@report_app.command("flows")
+@app.command("flows")
 def flows_cmd(
     ctx: typer.Context,
     from_: From = None,
@@ -165,9 +163,7 @@ def flows_cmd(
 
     def build(db):
         if source == "compare":
-            return reconcile.compare_report(
-                db, "flow-values", period, channel=channel, sort=sort, limit=limit
-            )
+            return compare_report(db, "flow-values", period, channel=channel, sort=sort, limit=limit)
         return messages.flow_report(
             db, period, by=by, channel=channel, sort=sort, limit=limit, source=source, compare=against
         )
@@ -207,10 +203,10 @@ for _name, _build, _doc in (
     ),
     ("lists", audience.list_report, "Per list: members and growth (joined, left, net) over the period."),
 ):
-    report_app.command(_name)(_audience_command(_name, _build, _doc))
+    app.command(_name)(_audience_command(_name, _build, _doc))
 
 
-@report_app.command("metric")
+@app.command("metric")
 def metric_cmd(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Metric name, e.g. 'Placed Order'.")],
@@ -257,7 +253,7 @@ def metric_cmd(
     )
 
 
-@report_app.command("rfm")
+@app.command("rfm")
 def rfm_cmd(
     ctx: typer.Context,
     from_: From = None,
@@ -283,7 +279,7 @@ def rfm_cmd(
     )
 
 
-@report_app.command("cohorts")
+@app.command("cohorts")
 def cohorts_cmd(
     ctx: typer.Context,
     from_: From = None,
@@ -299,7 +295,7 @@ def cohorts_cmd(
     _run(ctx, "cohorts", lambda db: customers.cohort_report(db, period, months=months), fmt, output, max_age)
 
 
-@report_app.command("dashboard")
+@app.command("dashboard")
 def dashboard_cmd(
     ctx: typer.Context,
     html_file: Annotated[Path, typer.Option("--html", help="HTML file to write.")],
@@ -310,7 +306,6 @@ def dashboard_cmd(
     max_age: MaxAge = None,
 ) -> None:
     """One self-contained HTML page: KPI cards, charts, campaign and flow tables."""
-    from klaviyo_etl.cli import settings_of
     from klaviyo_etl.reports.html import dashboard_html
 
     period, against = _periods(from_, to, last, None if compare == "none" else compare)
@@ -325,7 +320,3 @@ def dashboard_cmd(
     html_file.write_text(page, encoding="utf-8")
     if not settings.quiet:
         typer.echo(f"wrote {html_file}")
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(report_app, name="report")

@@ -77,7 +77,3 @@ def serve_command(
         server.serve_forever()
     except KeyboardInterrupt:
         typer.echo("\nstopped")
-
-
-def register(root: typer.Typer) -> None:
-    root.add_typer(app, name="sandbox")

@@ -156,7 +156,3 @@ def status(
             typer.echo(f"{p.stream} failed: {p.last_error}")
     due = [p.stream for p in plans if p.is_due(now)]
     typer.echo(f"Due now: {', '.join(due) if due else 'nothing'}  (db {settings.db_path})")
-
-
-def register(root: typer.Typer) -> None:
-    root.add_typer(app, name="schedule")

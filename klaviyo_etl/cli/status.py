@@ -9,13 +9,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from klaviyo_etl.cli.common import settings_of
+
 
 def status(
     ctx: typer.Context,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Per stream: last success, watermark, rows, age, last error."""
-    from klaviyo_etl.cli import settings_of
     from klaviyo_etl.db import open_database
     from klaviyo_etl.sync.status import stream_status
 
@@ -36,7 +37,3 @@ def status(
             style="red" if r["last_status"] == "failed" else None,
         )
     Console().print(table)
-
-
-def register(app: typer.Typer) -> None:
-    app.command("status")(status)

@@ -107,7 +107,3 @@ def sync(
             )
         )
     raise typer.Exit(result.exit_code)
-
-
-def register(app: typer.Typer) -> None:
-    app.command("sync")(sync)

@@ -247,7 +247,7 @@ def m003_reporting_api(db: sqlite_utils.Database) -> None:
 def m004_report_rollups(db: sqlite_utils.Database) -> None:
     """Rollup tables that keep `report campaigns` and `report overview` fast on big databases.
 
-    They are derived data, rebuilt by `klaviyo_etl.reports.rollups.refresh_rollups`. Inserted
+    They are derived data, rebuilt by `klaviyo_etl.db.rollups.refresh_rollups`. Inserted
     events are found by rowid (past the stored watermark), so ingest pays nothing; the triggers
     only catch the rare update that changes what an event counts for (deleted_at set by
     reconciliation, a moved message id) and hard deletes.

@@ -7,7 +7,7 @@ CSV or HTML:
 - `overview.overview_report(db, period, compare)`
 - `messages.campaign_report(db, period, compare, channel=, sort=, limit=, source=)`
 - `messages.flow_report(db, period, by=, channel=, sort=, limit=, source=, compare=)`
-- `reconcile.compare_report(db, "campaign-values" | "flow-values", period, channel=)`
+- `compare.compare_report(db, "campaign-values" | "flow-values", period, channel=)`
 - `audience.form_report`, `audience.segment_report`, `audience.list_report`
   `(db, period, compare, sort=, limit=)`
 - `timeseries.metric_report(db, name, period, interval=, measure=, window=, threshold=,
@@ -17,6 +17,6 @@ CSV or HTML:
 
 Periods come from `periods.resolve_period(from_=, to=, last=)` and
 `periods.compare_period(period, "previous" | "year")`. The rollup tables behind the fast
-reports are kept current by `rollups.refresh_rollups(db, since)` (the sync engine) and
-`rollups.ensure_rollups(db)` (every report).
+reports are kept current by `klaviyo_etl.db.rollups.refresh_rollups(db, since)` (the sync engine) and
+`ensure_rollups(db)` (every report).
 """

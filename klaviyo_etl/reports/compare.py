@@ -26,7 +26,7 @@ from klaviyo_etl.reports.messages import (
 )
 from klaviyo_etl.reports.model import Column, Report, sort_rows
 from klaviyo_etl.reports.periods import Period
-from klaviyo_etl.reports.rollups import ensure_rollups
+from klaviyo_etl.db.rollups import ensure_rollups
 
 _DAYS = {"last_7_days": 7, "last_30_days": 30, "last_90_days": 90, "last_365_days": 365}
 

@@ -24,6 +24,7 @@ from klaviyo_etl.client import KlaviyoClient, RequestStats
 from klaviyo_etl.db.database import open_database
 from klaviyo_etl.db.lock import database_lock
 from klaviyo_etl.db.repositories import Repository, utcnow
+from klaviyo_etl.db.rollups import ensure_rollups
 from klaviyo_etl.errors import AuthError, RevisionRetired
 from klaviyo_etl.ratelimit import RateLimiter
 from klaviyo_etl.settings import Settings
@@ -312,8 +313,6 @@ async def _run_async(
             if any(r.rows for r in results.values()) and not stop.is_set():
                 # Keep the report rollups current here, so the first report after a big
                 # sync answers at once instead of catching up.
-                from klaviyo_etl.reports.rollups import ensure_rollups
-
                 await writer.run(lambda repo: ensure_rollups(repo.db))
     finally:
         pools.close()

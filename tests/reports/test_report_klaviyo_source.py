@@ -142,7 +142,7 @@ def test_cli_source_klaviyo(tiny_db_path):
 
 
 def test_timeframes_resolve_like_klaviyo():
-    from klaviyo_etl.reports.reconcile import timeframe_period
+    from klaviyo_etl.reports.compare import timeframe_period
 
     fetched = "2026-05-31T13:00:00+00:00"
     year = timeframe_period("last_365_days", fetched, fetched)
@@ -155,7 +155,7 @@ def test_timeframes_resolve_like_klaviyo():
 
 
 def test_compare_lists_what_differs(tiny_db):
-    from klaviyo_etl.reports.reconcile import compare_report
+    from klaviyo_etl.reports.compare import compare_report
 
     store(tiny_db)
     tiny_db["report_values"].insert(

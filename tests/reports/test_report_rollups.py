@@ -11,9 +11,9 @@ import pytest
 from klaviyo_etl import conventions as cv
 from klaviyo_etl.db import open_database
 from klaviyo_etl.reports import audience, messages, overview
-from klaviyo_etl.reports.bench import build_bench_db
+from klaviyo_etl.bench.report_timing import build_bench_db
 from klaviyo_etl.reports.periods import Period
-from klaviyo_etl.reports.rollups import ensure_rollups, needs_refresh, refresh_rollups
+from klaviyo_etl.db.rollups import ensure_rollups, needs_refresh, refresh_rollups
 
 NOW = dt.datetime(2026, 5, 31, 12, tzinfo=dt.UTC)
 ROLLUP_TABLES = (
@@ -256,7 +256,7 @@ def test_new_metric_names_trigger_a_rebuild(db):
 
 
 def test_a_report_during_a_long_write_uses_the_rollups_as_they_are(tiny_db_path, monkeypatch):
-    from klaviyo_etl.reports import rollups
+    from klaviyo_etl.db import rollups
     from klaviyo_etl.reports.periods import resolve_period
 
     monkeypatch.setattr(rollups, "BUSY_WAIT_SECONDS", 0.2)
