@@ -12,10 +12,10 @@ from typing import Any
 
 import sqlite_utils
 
+from klaviyo_etl.db.rollups import ensure_rollups
 from klaviyo_etl.reports.messages import role_sums
 from klaviyo_etl.reports.model import Column, Report, sort_rows
 from klaviyo_etl.reports.periods import Period, change_pct
-from klaviyo_etl.db.rollups import ensure_rollups
 
 FORM_COLUMNS = [
     Column("name", "Form"),

@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlite_utils
 
+from klaviyo_etl.db.rollups import ensure_rollups
 from klaviyo_etl.reports.messages import (
     COUNTS,
     _campaigns,
@@ -26,7 +27,6 @@ from klaviyo_etl.reports.messages import (
 )
 from klaviyo_etl.reports.model import Column, Report, sort_rows
 from klaviyo_etl.reports.periods import Period
-from klaviyo_etl.db.rollups import ensure_rollups
 
 _DAYS = {"last_7_days": 7, "last_30_days": 30, "last_90_days": 90, "last_365_days": 365}
 

@@ -17,10 +17,10 @@ from typing import Any
 
 import sqlite_utils
 
+from klaviyo_etl.db.rollups import ensure_rollups
 from klaviyo_etl.errors import UsageError
 from klaviyo_etl.reports.model import Column, Report, sort_rows
 from klaviyo_etl.reports.periods import Period, change_pct
-from klaviyo_etl.db.rollups import ensure_rollups
 
 CHANNELS = ("email", "sms", "mobile_push")
 

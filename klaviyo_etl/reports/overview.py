@@ -19,9 +19,9 @@ from __future__ import annotations
 import sqlite_utils
 
 from klaviyo_etl import conventions as cv
+from klaviyo_etl.db.rollups import ensure_rollups
 from klaviyo_etl.reports.model import Column, Report
 from klaviyo_etl.reports.periods import Period, change_pct
-from klaviyo_etl.db.rollups import ensure_rollups
 
 KPIS: list[tuple[str, str, str]] = [
     ("revenue", "Revenue", "money"),

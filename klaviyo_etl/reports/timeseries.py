@@ -25,10 +25,10 @@ from typing import Any
 
 import sqlite_utils
 
+from klaviyo_etl.db.rollups import ensure_rollups
 from klaviyo_etl.errors import UsageError
 from klaviyo_etl.reports.model import Column, Report
 from klaviyo_etl.reports.periods import Period, change_pct
-from klaviyo_etl.db.rollups import ensure_rollups
 
 INTERVALS = ("hour", "day", "week", "month")
 MEASURES = ("count", "value", "uniques")

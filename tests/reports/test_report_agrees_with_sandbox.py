@@ -10,8 +10,8 @@ import datetime as dt
 
 from klaviyo_etl.db import open_database
 from klaviyo_etl.reports import messages
-from klaviyo_etl.reports.periods import resolve_period
 from klaviyo_etl.reports.compare import compare_report
+from klaviyo_etl.reports.periods import resolve_period
 from klaviyo_etl.sandbox import SandboxConfig, SandboxData, serve
 from klaviyo_etl.settings import Settings
 from klaviyo_etl.sync import SyncOptions, run_sync

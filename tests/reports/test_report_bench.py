@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from klaviyo_etl.db import open_database
 from klaviyo_etl.bench.report_timing import bench_reports, build_bench_db
+from klaviyo_etl.db import open_database
 
 
 def test_build_and_time(tmp_path):

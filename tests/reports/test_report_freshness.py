@@ -7,9 +7,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from klaviyo_etl.cli.freshness import ensure_fresh, parse_age, stale_streams, streams_for
 from klaviyo_etl.db import open_database
 from klaviyo_etl.errors import KlaviyoEtlError, UsageError
-from klaviyo_etl.cli.freshness import ensure_fresh, parse_age, stale_streams, streams_for
 
 NOW = dt.datetime(2026, 5, 31, 12, tzinfo=dt.UTC)
 

@@ -9,11 +9,11 @@ import random
 import pytest
 
 from klaviyo_etl import conventions as cv
-from klaviyo_etl.db import open_database
-from klaviyo_etl.reports import audience, messages, overview
 from klaviyo_etl.bench.report_timing import build_bench_db
-from klaviyo_etl.reports.periods import Period
+from klaviyo_etl.db import open_database
 from klaviyo_etl.db.rollups import ensure_rollups, needs_refresh, refresh_rollups
+from klaviyo_etl.reports import audience, messages, overview
+from klaviyo_etl.reports.periods import Period
 
 NOW = dt.datetime(2026, 5, 31, 12, tzinfo=dt.UTC)
 ROLLUP_TABLES = (
