@@ -10,6 +10,7 @@ import argparse
 import os
 import time
 
+from klaviyo_etl.cli import app
 from klaviyo_etl.sandbox import SandboxConfig, SandboxData, serve
 
 
@@ -20,8 +21,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=60000)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
-
-    from klaviyo_etl.cli import app
 
     config = SandboxConfig(
         seed=args.seed,

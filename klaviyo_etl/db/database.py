@@ -7,6 +7,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from klaviyo_etl.db.migrations import migrate as apply_migrations
 from klaviyo_etl.errors import DatabaseError
 
 
@@ -33,7 +34,5 @@ def open_database(path: str | Path, *, migrate: bool = True, create: bool = True
     except (sqlite3.DatabaseError, OSError) as exc:
         raise DatabaseError(f"cannot open database {path}: {exc}") from exc
     if migrate:
-        from klaviyo_etl.db.migrations import migrate as apply_migrations
-
         apply_migrations(db)
     return db

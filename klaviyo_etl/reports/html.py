@@ -13,8 +13,9 @@ from typing import Any
 
 import sqlite_utils
 
+from klaviyo_etl.reports import charts, messages, overview
+from klaviyo_etl.reports.formatting import cell, format_value
 from klaviyo_etl.reports.model import Column, Report
-from klaviyo_etl.reports.render import cell, format_value
 
 CSS = """
 :root { --ink:#1f2430; --muted:#6b7280; --line:#e5e7eb; --accent:#2563eb; --accent2:#f59e0b;
@@ -229,8 +230,6 @@ def metric_chart(report: Report) -> str:
 
 def dashboard_html(db: sqlite_utils.Database, period, compare=None) -> str:
     """KPI cards, revenue and engagement charts, and the campaign and flow tables."""
-    from klaviyo_etl.reports import charts, messages, overview
-
     kpis = overview.overview_report(db, period, compare)
     labels, revenue, previous = charts.revenue_series(db, period, compare)
     series = {"Revenue": revenue}

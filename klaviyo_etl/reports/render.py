@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 from typing import Any, TextIO
 
 from rich.columns import Columns
@@ -14,37 +15,11 @@ from rich.table import Table
 from rich.text import Text
 
 from klaviyo_etl.errors import UsageError
+from klaviyo_etl.reports.formatting import cell, format_value
+from klaviyo_etl.reports.html import report_page
 from klaviyo_etl.reports.model import Column, Report
 
 FORMATS = ("table", "json", "csv", "html")
-
-
-def format_value(value: Any, kind: str) -> str:
-    """A number as people read it: 1,234 / 1,234.50 / 12.3% / +4.1%."""
-    if value is None:
-        return "–"
-    if kind == "bool":
-        return "yes" if value else ""
-    if kind == "int":
-        return f"{int(round(value)):,}"
-    if kind == "money":
-        return f"{value:,.2f}"
-    if kind == "float":
-        return f"{value:,.2f}" if abs(value) < 1e6 else f"{value:,.0f}"
-    if kind == "rate":
-        return f"{value * 100:.1f}%"
-    if kind == "pct":
-        return f"{value:+.1f}%"
-    if kind == "datetime" and isinstance(value, str):
-        return value[:16].replace("T", " ")
-    return str(value)
-
-
-def cell(row: dict[str, Any], column: Column) -> str:
-    kind = column.kind
-    if kind == "kpi":  # the overview's value columns take the kind of their row
-        kind = row.get("kind", "float")
-    return format_value(row.get(column.key), kind)
 
 
 def to_table(report: Report) -> Table:
@@ -168,9 +143,5 @@ def render(report: Report, fmt: str, out: TextIO | None = None, console: Console
     elif fmt == "csv":
         text = to_csv(report)
     else:
-        from klaviyo_etl.reports.html import report_page
-
         text = report_page(report)
-    import sys
-
     (out or sys.stdout).write(text)

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from klaviyo_etl.config_file import Config
 from klaviyo_etl.db import open_database
@@ -28,9 +28,7 @@ from klaviyo_etl.errors import ConfigError, DatabaseLocked, UsageError
 from klaviyo_etl.schedule.due import backoff, plan
 from klaviyo_etl.settings import Settings
 from klaviyo_etl.signals import stop_on_signals
-
-if TYPE_CHECKING:
-    from klaviyo_etl.sync.engine import SyncOptions, SyncResult
+from klaviyo_etl.sync.engine import SyncOptions, SyncResult, run_sync
 
 log = logging.getLogger("klaviyo_etl.schedule")
 
@@ -56,8 +54,6 @@ class SystemClock:
 
 def sync_options(config: Config, streams: list[str]) -> SyncOptions:
     """The SyncOptions a scheduled (or `sync --due`) run uses: the config's sync windows."""
-    from klaviyo_etl.sync.engine import SyncOptions
-
     return SyncOptions(
         streams=list(streams),
         lookback_days=config.lookback_days,
@@ -72,8 +68,6 @@ def engine_runner(settings: Settings, config: Config | Callable[[], Config]) -> 
     """
 
     def run(streams: list[str], stop: threading.Event) -> SyncResult:
-        from klaviyo_etl.sync.engine import run_sync
-
         current = config() if callable(config) else config
         return run_sync(settings, sync_options(current, streams), stop=stop)
 

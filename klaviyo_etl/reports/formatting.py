@@ -1,0 +1,35 @@
+"""Numbers as people read them, in the terminal table and on the HTML page alike."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from klaviyo_etl.reports.model import Column
+
+
+def format_value(value: Any, kind: str) -> str:
+    """A number as people read it: 1,234 / 1,234.50 / 12.3% / +4.1%."""
+    if value is None:
+        return "–"
+    if kind == "bool":
+        return "yes" if value else ""
+    if kind == "int":
+        return f"{int(round(value)):,}"
+    if kind == "money":
+        return f"{value:,.2f}"
+    if kind == "float":
+        return f"{value:,.2f}" if abs(value) < 1e6 else f"{value:,.0f}"
+    if kind == "rate":
+        return f"{value * 100:.1f}%"
+    if kind == "pct":
+        return f"{value:+.1f}%"
+    if kind == "datetime" and isinstance(value, str):
+        return value[:16].replace("T", " ")
+    return str(value)
+
+
+def cell(row: dict[str, Any], column: Column) -> str:
+    kind = column.kind
+    if kind == "kpi":  # the overview's value columns take the kind of their row
+        kind = row.get("kind", "float")
+    return format_value(row.get(column.key), kind)
