@@ -11,11 +11,14 @@ from rich.console import Console
 
 from klaviyo_etl.cli.common import settings_of
 from klaviyo_etl.cli.freshness import ensure_fresh
+from klaviyo_etl.cli.report_options import MaxAge, OutputOptions, report_options
 from klaviyo_etl.db import open_database
+from klaviyo_etl.db.rollups import needs_rebuild
 from klaviyo_etl.reports import audience, customers, messages, overview, timeseries
 from klaviyo_etl.reports.compare import compare_report
+from klaviyo_etl.reports.html import dashboard_html
 from klaviyo_etl.reports.model import Report
-from klaviyo_etl.reports.periods import LAST_CHOICES, compare_period, resolve_period
+from klaviyo_etl.reports.periods import Period, compare_period
 from klaviyo_etl.reports.render import render
 
 app = typer.Typer(
@@ -24,20 +27,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-From = Annotated[str | None, typer.Option("--from", help="First day (YYYY-MM-DD, UTC).")]
-To = Annotated[str | None, typer.Option("--to", help="Last day, included (YYYY-MM-DD, UTC).")]
-Last = Annotated[str | None, typer.Option("--last", help=f"Relative period: {LAST_CHOICES}.")]
-Compare = Annotated[str | None, typer.Option("--compare", help="Add the change vs: previous | year.")]
-Format = Annotated[str, typer.Option("--format", "-f", help="table | json | csv | html.")]
-Output = Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")]
-MaxAge = Annotated[
-    str | None,
-    typer.Option(
-        "--max-age",
-        envvar="KLAVIYO_ETL_MAX_AGE",
-        help="Sync the streams this report reads first if older than this (e.g. 6h).",
-    ),
-]
 Sort = Annotated[str | None, typer.Option("--sort", help="Column to sort by; add :asc or :desc.")]
 Limit = Annotated[int | None, typer.Option("--limit", min=1, help="Show at most this many rows.")]
 Channel = Annotated[str | None, typer.Option("--channel", help="email | sms | mobile_push.")]
@@ -55,11 +44,10 @@ def _run(
     ctx: typer.Context,
     name: str,
     build: Callable[..., Report],
-    fmt: str,
-    output: Path | None,
-    max_age: str | None,
+    out: OutputOptions,
     source: str = "events",
 ) -> None:
+    fmt, output, max_age = out.fmt, out.output, out.max_age
     settings = settings_of(ctx)
     db = open_database(settings.db_path, create=max_age is not None)  # --max-age may sync first
     try:
@@ -79,8 +67,6 @@ def _run(
 
 def _announce_rebuild(db, quiet: bool) -> None:
     """The first report on a big database builds the rollups; say why it takes a while."""
-    from klaviyo_etl.db.rollups import needs_rebuild
-
     if quiet or not needs_rebuild(db):
         return
     events = db.execute("SELECT max(rowid) FROM events").fetchone()[0] or 0
@@ -92,45 +78,27 @@ def _announce_rebuild(db, quiet: bool) -> None:
         )
 
 
-def _periods(from_, to, last, compare, default="30d"):
-    period = resolve_period(from_=from_, to=to, last=last, default=default)
-    return period, compare_period(period, compare)
-
-
 @app.command("overview")
-def overview_cmd(
-    ctx: typer.Context,
-    from_: From = None,
-    to: To = None,
-    last: Last = None,
-    compare: Compare = None,
-    fmt: Format = "table",
-    output: Output = None,
-    max_age: MaxAge = None,
-) -> None:
+@report_options()
+def overview_cmd(ctx: typer.Context, period: Period, against: Period | None, out: OutputOptions) -> None:
     """KPI cards: revenue, orders, active and new profiles, sends, open/click/conversion rate,
     form submissions."""
-    period, against = _periods(from_, to, last, compare)
-    _run(ctx, "overview", lambda db: overview.overview_report(db, period, against), fmt, output, max_age)
+    _run(ctx, "overview", lambda db: overview.overview_report(db, period, against), out)
 
 
 @app.command("campaigns")
+@report_options()
 def campaigns_cmd(
     ctx: typer.Context,
-    from_: From = None,
-    to: To = None,
-    last: Last = None,
-    compare: Compare = None,
+    period: Period,
+    against: Period | None,
+    out: OutputOptions,
     sort: Sort = None,
     limit: Limit = None,
     channel: Channel = None,
     source: Source = "events",
-    fmt: Format = "table",
-    output: Output = None,
-    max_age: MaxAge = None,
 ) -> None:
     """Per campaign sent in the period: recipients, opens, clicks, conversions, revenue ..."""
-    period, against = _periods(from_, to, last, compare)
 
     def build(db):
         if source == "compare":
@@ -139,27 +107,23 @@ def campaigns_cmd(
             db, period, against, channel=channel, sort=sort, limit=limit, source=source
         )
 
-    _run(ctx, "campaigns", build, fmt, output, max_age, source)
+    _run(ctx, "campaigns", build, out, source)
 
 
 @app.command("flows")
+@report_options()
 def flows_cmd(
     ctx: typer.Context,
-    from_: From = None,
-    to: To = None,
-    last: Last = None,
-    compare: Compare = None,
+    period: Period,
+    against: Period | None,
+    out: OutputOptions,
     by: Annotated[str, typer.Option("--by", help="flow (per flow and channel) | message.")] = "flow",
     sort: Sort = None,
     limit: Limit = None,
     channel: Channel = None,
     source: Source = "events",
-    fmt: Format = "table",
-    output: Output = None,
-    max_age: MaxAge = None,
 ) -> None:
     """Per flow (and channel) or per flow message: the campaign figures over the period."""
-    period, against = _periods(from_, to, last, compare)
 
     def build(db):
         if source == "compare":
@@ -168,7 +132,7 @@ def flows_cmd(
             db, period, by=by, channel=channel, sort=sort, limit=limit, source=source, compare=against
         )
 
-    _run(ctx, "flows", build, fmt, output, max_age, source)
+    _run(ctx, "flows", build, out, source)
 
 
 def _audience_command(name: str, build: Callable, doc: str) -> Callable:
@@ -176,22 +140,17 @@ def _audience_command(name: str, build: Callable, doc: str) -> Callable:
 
     def command(
         ctx: typer.Context,
-        from_: From = None,
-        to: To = None,
-        last: Last = None,
-        compare: Compare = None,
+        period: Period,
+        against: Period | None,
+        out: OutputOptions,
         sort: Sort = None,
         limit: Limit = None,
-        fmt: Format = "table",
-        output: Output = None,
-        max_age: MaxAge = None,
     ) -> None:
-        period, against = _periods(from_, to, last, compare)
-        _run(ctx, name, lambda db: build(db, period, against, sort=sort, limit=limit), fmt, output, max_age)
+        _run(ctx, name, lambda db: build(db, period, against, sort=sort, limit=limit), out)
 
     command.__doc__ = doc
     command.__name__ = f"{name}_cmd"
-    return command
+    return report_options()(command)
 
 
 for _name, _build, _doc in (
@@ -207,13 +166,13 @@ for _name, _build, _doc in (
 
 
 @app.command("metric")
+@report_options(default="90d")
 def metric_cmd(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Metric name, e.g. 'Placed Order'.")],
-    from_: From = None,
-    to: To = None,
-    last: Last = None,
-    compare: Compare = None,
+    period: Period,
+    against: Period | None,
+    out: OutputOptions,
     interval: Annotated[str, typer.Option("--interval", help="hour | day | week | month.")] = "day",
     measure: Annotated[
         str, typer.Option("--measure", help="count | value ($value sum) | uniques (profiles).")
@@ -226,12 +185,8 @@ def metric_cmd(
     method: Annotated[
         str, typer.Option("--method", help="auto | seasonal | linear (auto: best back-test).")
     ] = "auto",
-    fmt: Format = "table",
-    output: Output = None,
-    max_age: MaxAge = None,
 ) -> None:
     """One metric over time, with trend, anomalies and an optional back-tested forecast."""
-    period, against = _periods(from_, to, last, compare, default="90d")
     _run(
         ctx,
         "metric",
@@ -247,68 +202,48 @@ def metric_cmd(
             method=method,
             compare=against,
         ),
-        fmt,
-        output,
-        max_age,
+        out,
     )
 
 
 @app.command("rfm")
+@report_options(default="365d")
 def rfm_cmd(
     ctx: typer.Context,
-    from_: From = None,
-    to: To = None,
-    last: Last = None,
-    compare: Compare = None,
+    period: Period,
+    against: Period | None,
+    out: OutputOptions,
     by: Annotated[str, typer.Option("--by", help="segment | profile.")] = "segment",
     sort: Sort = None,
     limit: Limit = None,
-    fmt: Format = "table",
-    output: Output = None,
-    max_age: MaxAge = None,
 ) -> None:
     """Recency-frequency-monetary scores and segments from the period's orders."""
-    period, against = _periods(from_, to, last, compare, default="365d")
-    _run(
-        ctx,
-        "rfm",
-        lambda db: customers.rfm_report(db, period, against, by=by, sort=sort, limit=limit),
-        fmt,
-        output,
-        max_age,
-    )
+    _run(ctx, "rfm", lambda db: customers.rfm_report(db, period, against, by=by, sort=sort, limit=limit), out)
 
 
 @app.command("cohorts")
+@report_options(default="365d", compare=False)
 def cohorts_cmd(
     ctx: typer.Context,
-    from_: From = None,
-    to: To = None,
-    last: Last = None,
+    period: Period,
+    out: OutputOptions,
     months: Annotated[int, typer.Option("--months", help="Months to follow.")] = 12,
-    fmt: Format = "table",
-    output: Output = None,
-    max_age: MaxAge = None,
 ) -> None:
     """Monthly retention cohorts by first order month (cohorts starting in the period)."""
-    period = resolve_period(from_=from_, to=to, last=last, default="365d")
-    _run(ctx, "cohorts", lambda db: customers.cohort_report(db, period, months=months), fmt, output, max_age)
+    _run(ctx, "cohorts", lambda db: customers.cohort_report(db, period, months=months), out)
 
 
 @app.command("dashboard")
+@report_options(compare=False, output=False)
 def dashboard_cmd(
     ctx: typer.Context,
     html_file: Annotated[Path, typer.Option("--html", help="HTML file to write.")],
-    from_: From = None,
-    to: To = None,
-    last: Last = None,
+    period: Period,
     compare: Annotated[str | None, typer.Option("--compare", help="previous | year | none.")] = "previous",
     max_age: MaxAge = None,
 ) -> None:
     """One self-contained HTML page: KPI cards, charts, campaign and flow tables."""
-    from klaviyo_etl.reports.html import dashboard_html
-
-    period, against = _periods(from_, to, last, None if compare == "none" else compare)
+    against = compare_period(period, None if compare == "none" else compare)
     settings = settings_of(ctx)
     db = open_database(settings.db_path, create=max_age is not None)
     try:

@@ -1,0 +1,97 @@
+"""The options every report command shares, defined once (like sqlite-utils' `output_options`).
+
+`@report_options(...)` adds `--from/--to/--last` (and `--compare`) right after a command's
+arguments, and `--format/--output/--max-age` at the end, to the command's signature, which
+is what Typer reads. The command receives what they mean instead: `period` (and `against`,
+the comparison period or None) and `out`, an `OutputOptions`. So each command declares only
+its own options, and `--help` lists the shared ones in the same place on every command.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from klaviyo_etl.reports.periods import LAST_CHOICES, compare_period, resolve_period
+
+From = Annotated[str | None, typer.Option("--from", help="First day (YYYY-MM-DD, UTC).")]
+To = Annotated[str | None, typer.Option("--to", help="Last day, included (YYYY-MM-DD, UTC).")]
+Last = Annotated[str | None, typer.Option("--last", help=f"Relative period: {LAST_CHOICES}.")]
+Compare = Annotated[str | None, typer.Option("--compare", help="Add the change vs: previous | year.")]
+Format = Annotated[str, typer.Option("--format", "-f", help="table | json | csv | html.")]
+Output = Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")]
+MaxAge = Annotated[
+    str | None,
+    typer.Option(
+        "--max-age",
+        envvar="KLAVIYO_ETL_MAX_AGE",
+        help="Sync the streams this report reads first if older than this (e.g. 6h).",
+    ),
+]
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """--format, --output and --max-age of one report command."""
+
+    fmt: str = "table"
+    output: Path | None = None
+    max_age: str | None = None
+
+
+def _option(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+    return inspect.Parameter(
+        name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=annotation, default=default
+    )
+
+
+def report_options(
+    *, default: str = "30d", compare: bool = True, output: bool = True
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a report command the shared period and output options.
+
+    `default` is the period when none is given; `compare=False` leaves out `--compare`
+    (the command then receives no `against`); `output=False` leaves out `--format`,
+    `--output` and `--max-age` (the command then receives no `out`).
+    """
+    period_options = [_option("from_", From, None), _option("to", To, None), _option("last", Last, None)]
+    if compare:
+        period_options.append(_option("compare", Compare, None))
+    output_options = (
+        [_option("fmt", Format, "table"), _option("output", Output, None), _option("max_age", MaxAge, None)]
+        if output
+        else []
+    )
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        signature = inspect.signature(command, eval_str=True)
+        own = [p for p in signature.parameters.values() if p.name not in ("period", "against", "out")]
+        # The shared period options follow the context and the command's required parameters.
+        lead = 0
+        while lead < len(own) and own[lead].default is inspect.Parameter.empty:
+            lead += 1
+        parameters = own[:lead] + period_options + own[lead:] + output_options
+
+        @functools.wraps(command)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            period = resolve_period(
+                from_=kwargs.pop("from_"), to=kwargs.pop("to"), last=kwargs.pop("last"), default=default
+            )
+            kwargs["period"] = period
+            if compare:
+                kwargs["against"] = compare_period(period, kwargs.pop("compare"))
+            if output:
+                kwargs["out"] = OutputOptions(kwargs.pop("fmt"), kwargs.pop("output"), kwargs.pop("max_age"))
+            return command(*args, **kwargs)
+
+        wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
+        return wrapper
+
+    return decorate
