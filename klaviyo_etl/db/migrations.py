@@ -7,22 +7,64 @@ Add a new migration function for every change; never edit one that has shipped.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 
 import sqlite_utils
+from sqlite_utils.migrations import Migrations
 
 from klaviyo_etl.errors import DatabaseError
 
-Migration = Callable[[sqlite_utils.Database], None]
-MIGRATIONS: list[tuple[str, Migration]] = []
+
+class NumberedMigrations(Migrations):
+    """sqlite-utils' `Migrations`, recording each applied one in `_migrations` with its number.
+
+    The library registers the functions, finds the pending ones and runs each in a
+    transaction together with its record. Only the record differs: sqlite-utils writes
+    `_sqlite_migrations` (set, name, applied_at), while every database this tool has
+    written records `_migrations` (version, name, applied_at), and the version is what
+    the refusal of a file from a newer klaviyo-etl reads. So the record stays where and
+    as it was, and existing files open unchanged.
+    """
+
+    migrations_table = "_migrations"
+
+    def names(self) -> list[str]:
+        """Every registered migration, in order: the version of each is its place + 1."""
+        return [m.name for m in self._migrations]
+
+    def applied(self, db: sqlite_utils.Database) -> list[Migrations._AppliedMigration]:
+        if self.migrations_table not in db.table_names():
+            return []
+        return [
+            self._AppliedMigration(name=row["name"], applied_at=row["applied_at"])
+            for row in db[self.migrations_table].rows_where(order_by="version")
+        ]
+
+    def newest_version(self, db: sqlite_utils.Database) -> int:
+        if self.migrations_table not in db.table_names():
+            return 0
+        return db.execute(f"SELECT coalesce(max(version), 0) FROM {self.migrations_table}").fetchone()[0]
+
+    def ensure_migrations_table(self, db: sqlite_utils.Database) -> None:
+        db[self.migrations_table].create(  # type: ignore[union-attr]
+            {"version": int, "name": str, "applied_at": str}, pk="version", if_not_exists=True
+        )
+
+    def _record_applied(self, db: sqlite_utils.Database, name: str) -> None:
+        db[self.migrations_table].insert(  # type: ignore[union-attr]
+            {
+                "version": self.names().index(name) + 1,
+                "name": name,
+                "applied_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            }
+        )
+
+
+MIGRATIONS = NumberedMigrations("klaviyo_etl")
+# `@migration` registers a function under its own name (m00N_...); the order is the version.
+migration = MIGRATIONS()
 
 # Columns every synced resource table carries besides its typed ones.
 COMMON = {"attributes": str, "synced_at": str, "deleted_at": str}
-
-
-def migration(fn: Migration) -> Migration:
-    MIGRATIONS.append((fn.__name__, fn))
-    return fn
 
 
 def _resource(db: sqlite_utils.Database, name: str, columns: dict, indexes=()) -> None:
@@ -362,21 +404,15 @@ def m005_deferred_indexes(db: sqlite_utils.Database) -> None:
     )
 
 
-SCHEMA_VERSION = len(MIGRATIONS)
-
-
-def _applied(db: sqlite_utils.Database) -> list[dict]:
-    if "_migrations" not in db.table_names():
-        return []
-    return list(db["_migrations"].rows_where(order_by="version"))
+SCHEMA_VERSION = len(MIGRATIONS.names())
 
 
 def migration_status(db: sqlite_utils.Database) -> list[dict]:
     """Every known migration and whether (and when) it was applied to this file."""
-    applied = {row["name"]: row for row in _applied(db)}
+    applied = {m.name: m.applied_at for m in MIGRATIONS.applied(db)}
     return [
-        {"version": i, "name": name, "applied_at": applied.get(name, {}).get("applied_at")}
-        for i, (name, _fn) in enumerate(MIGRATIONS, start=1)
+        {"version": i, "name": name, "applied_at": applied.get(name)}
+        for i, name in enumerate(MIGRATIONS.names(), start=1)
     ]
 
 
@@ -385,29 +421,13 @@ def migrate(db: sqlite_utils.Database) -> list[str]:
 
     Refuses a file written by a newer klaviyo-etl rather than guessing at its schema.
     """
-    applied = _applied(db)
-    newest = max((row["version"] for row in applied), default=0)
+    newest = MIGRATIONS.newest_version(db)
     if newest > SCHEMA_VERSION:
         raise DatabaseError(
             f"database schema version {newest} is newer than this klaviyo-etl "
             f"(knows {SCHEMA_VERSION}); upgrade klaviyo-etl"
         )
-    done = {row["name"] for row in applied}
-    ran: list[str] = []
-    for version, (name, fn) in enumerate(MIGRATIONS, start=1):
-        if name in done:
-            continue
-        with db.atomic():
-            db["_migrations"].create(
-                {"version": int, "name": str, "applied_at": str}, pk="version", if_not_exists=True
-            )
-            fn(db)
-            db["_migrations"].insert(
-                {
-                    "version": version,
-                    "name": name,
-                    "applied_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                }
-            )
-        ran.append(name)
-    return ran
+    pending = [m.name for m in MIGRATIONS.pending(db)]
+    if pending:
+        MIGRATIONS.apply(db)
+    return pending

@@ -5,6 +5,7 @@ from typer.testing import CliRunner
 
 from klaviyo_etl.cli import app
 from klaviyo_etl.db import SCHEMA_VERSION, migrate, migration_status, open_database
+from klaviyo_etl.db import migrations as m
 from klaviyo_etl.errors import DatabaseError
 
 PUBLIC_TABLES = {
@@ -87,3 +88,59 @@ def test_not_a_database_file_is_a_clear_error(tmp_path):
     assert path.read_text().startswith("this is not sqlite")  # untouched
     with pytest.raises((DatabaseError, sqlite3.DatabaseError)):
         open_database(path)
+
+
+def _migrate_as_before(db, functions) -> None:
+    """How klaviyo-etl recorded migrations before they ran through sqlite-utils' Migrations:
+    `_migrations` created inside the first one's transaction, one row per version."""
+    for version, fn in enumerate(functions, start=1):
+        with db.atomic():
+            db["_migrations"].create(
+                {"version": int, "name": str, "applied_at": str}, pk="version", if_not_exists=True
+            )
+            fn(db)
+            db["_migrations"].insert(
+                {"version": version, "name": fn.__name__, "applied_at": "2026-01-01T00:00:00+00:00"}
+            )
+
+
+def test_a_database_recorded_by_the_earlier_code_opens_and_migrates(tmp_path):
+    path = tmp_path / "old.db"
+    old = open_database(path, migrate=False)
+    # Written by a release that knew m001..m004 only, with a row synced into it.
+    _migrate_as_before(
+        old, [m.m001_resources, m.m002_sync_bookkeeping, m.m003_reporting_api, m.m004_report_rollups]
+    )
+    old["metrics"].insert({"id": "m1", "name": "Placed Order"})
+    old.close()
+
+    db = open_database(path)  # applies what is pending through the new code
+    assert "_deferred_indexes" in db.table_names()
+    assert "_sqlite_migrations" not in db.table_names()  # the record stays in _migrations
+    rows = list(db["_migrations"].rows_where(order_by="version"))
+    assert [(r["version"], r["name"]) for r in rows] == [
+        (i, name) for i, name in enumerate(m.MIGRATIONS.names(), start=1)
+    ]
+    assert rows[0]["applied_at"] == "2026-01-01T00:00:00+00:00"  # earlier records untouched
+    assert db["metrics"].count == 1
+    assert migrate(db) == []
+    assert all(row["applied_at"] for row in migration_status(db))
+
+
+def test_a_complete_database_from_the_earlier_code_needs_no_migration(tmp_path):
+    path = tmp_path / "old.db"
+    old = open_database(path, migrate=False)
+    _migrate_as_before(old, [getattr(m, n) for n in m.MIGRATIONS.names()])
+    schema = old.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
+    old.close()
+    db = open_database(path)
+    assert migrate(db) == []
+    assert db.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall() == schema
+
+
+def test_the_schema_from_empty_matches_the_earlier_recording(tmp_path):
+    old = open_database(tmp_path / "old.db", migrate=False)
+    _migrate_as_before(old, [getattr(m, n) for n in m.MIGRATIONS.names()])
+    new = open_database(tmp_path / "new.db")
+    query = "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name"
+    assert new.execute(query).fetchall() == old.execute(query).fetchall()
