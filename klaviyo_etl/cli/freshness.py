@@ -90,6 +90,7 @@ def ensure_fresh(
     if not stale:
         return []
     if sync is None:
+        # Imported here for start-up time: the sync (httpx, the engine) only loads when needed.
         from klaviyo_etl.sync import SyncOptions, run_sync
 
         def sync(streams: list[str]):
