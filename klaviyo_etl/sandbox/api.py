@@ -12,7 +12,6 @@ import base64
 import json
 import math
 import re
-import uuid
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from collections.abc import Callable
@@ -26,6 +25,9 @@ from klaviyo_etl.endpoints import Endpoint, contract
 from klaviyo_etl.sandbox.data import SandboxData
 from klaviyo_etl.sandbox.filters import FilterError, Term, as_epoch, matches, parse_filter, validate
 from klaviyo_etl.sandbox.render import ACTION_TYPES, Renderer
+from klaviyo_etl.sandbox.reporting_api import metric_aggregates, values_report
+from klaviyo_etl.sandbox.timeutil import iso
+from klaviyo_etl.sandbox.wire import ApiError, Request, bad_request
 
 DATETIME_FIELDS = {
     "created",
@@ -40,72 +42,11 @@ DATETIME_FIELDS = {
 CHANNELS = ("email", "sms", "mobile_push")
 
 
-class ApiError(Exception):
-    """An error answer in Klaviyo's JSON:API error shape."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        title: str,
-        detail: str,
-        *,
-        parameter: str | None = None,
-        pointer: str | None = None,
-    ):
-        super().__init__(detail)
-        self.status = status
-        self.code = code
-        self.title = title
-        self.detail = detail
-        self.parameter = parameter
-        self.pointer = pointer
-
-    def body(self) -> dict:
-        return error_body(
-            self.status, self.code, self.title, self.detail, parameter=self.parameter, pointer=self.pointer
-        )
-
-
-def error_body(
-    status: int,
-    code: str,
-    title: str,
-    detail: str,
-    *,
-    parameter: str | None = None,
-    pointer: str | None = None,
-) -> dict:
-    error: dict[str, Any] = {
-        "id": str(uuid.uuid4()),
-        "status": status,
-        "code": code,
-        "title": title,
-        "detail": detail,
-    }
-    if parameter or pointer:
-        error["source"] = {"parameter": parameter} if parameter else {"pointer": pointer}
-    return {"errors": [error]}
-
-
-def bad_request(detail: str, parameter: str | None = None, pointer: str | None = None) -> ApiError:
-    return ApiError(400, "invalid", "Invalid input.", detail, parameter=parameter, pointer=pointer)
-
-
 @cache
 def spec_parameters() -> dict[str, dict[str, list[str]]]:
     """Allowed values of enumerated query parameters per route, from the vendored spec."""
     text = resources.files("klaviyo_etl").joinpath("spec/schemas.json").read_text()
     return json.loads(text)["parameters"]
-
-
-@dataclass
-class Request:
-    method: str
-    path: str  # without query string
-    query: dict[str, list[str]]
-    body: bytes
-    base_url: str  # scheme://host[:port] from the request's Host header
 
 
 @dataclass
@@ -352,8 +293,6 @@ class Api:
             if not suppression:
                 return None
             reason, ts = suppression[-1]
-            from klaviyo_etl.sandbox.timeutil import iso
-
             return reason if field.endswith(".reason") else iso(ts)
 
         return get
@@ -611,13 +550,9 @@ class Api:
     # -- reporting -------------------------------------------------------------------------------
 
     def values_report(self, request: Request, route: Route, scope: str | None) -> dict:
-        from klaviyo_etl.sandbox.reports import values_report
-
         return values_report(self.data, request, route.template)
 
     def metric_aggregates(self, request: Request, route: Route, scope: str | None) -> dict:
-        from klaviyo_etl.sandbox.reports import metric_aggregates
-
         return metric_aggregates(self.data, request)
 
 

@@ -1,4 +1,4 @@
-"""The sandbox account: every resource, membership and event, plus helpers to change it.
+"""The sandbox account: a generated `AccountStore`, plus helpers to change it.
 
 Tests use the mutation helpers to make "Klaviyo" change between two syncs (new profiles, an
 edited campaign, a deleted list, late-arriving events) and then check that the sync noticed.
@@ -9,35 +9,16 @@ Every helper bumps the `updated`/`updated_at` timestamp the way Klaviyo does, fr
 from __future__ import annotations
 
 import random
-import threading
-from array import array
-from dataclasses import dataclass, replace
 from datetime import datetime
 
 from klaviyo_etl import conventions as kv
-from klaviyo_etl.sandbox import catalog
 from klaviyo_etl.sandbox.config import SandboxConfig
-from klaviyo_etl.sandbox.events import NONE, EventStore
+from klaviyo_etl.sandbox.events import NONE
 from klaviyo_etl.sandbox.generate import Generator
 from klaviyo_etl.sandbox.ids import event_id, event_num
-from klaviyo_etl.sandbox.timeutil import iso, parse
+from klaviyo_etl.sandbox.store import AccountStore
+from klaviyo_etl.sandbox.timeutil import iso
 
-TYPES = (
-    "metric",
-    "event",
-    "profile",
-    "list",
-    "segment",
-    "campaign",
-    "campaign-message",
-    "flow",
-    "flow-action",
-    "flow-message",
-    "form",
-    "template",
-    "tag",
-    "tag-group",
-)
 # The attribute Klaviyo bumps when a resource changes (None: the type has no such attribute).
 UPDATED_FIELD = {
     "metric": "updated",
@@ -68,45 +49,11 @@ TOUCH_FIELD = {
 }
 
 
-@dataclass(frozen=True)
-class MessageInfo:
-    """A campaign message or flow message, as the event store refers to it by index."""
-
-    id: str
-    kind: str  # "campaign" | "flow"
-    parent_id: str  # campaign id or flow id
-    channel: str  # email | sms | mobile_push
-    label: str  # subject line, SMS body or push title: what the events call the message
-
-
-class SandboxData:
-    """All resources of one generated account; thread-safe through `lock` (re-entrant)."""
+class SandboxData(AccountStore):
+    """A generated account and the helpers that change it, as a live account changes."""
 
     def __init__(self, config: SandboxConfig):
-        self.config = replace(config)
-        self.now: datetime = config.anchored_now()
-        self.lock = threading.RLock()
-        self.version = 0  # bumped by every mutation; invalidates the server's page caches
-        self.resources: dict[str, dict[str, dict]] = {t: {} for t in TYPES if t != "event"}
-        self.members: dict[str, dict[str, str]] = {}  # list/segment id -> {profile id: joined}
-        self.tag_links: dict[tuple[str, str], list[str]] = {}  # (type, id) -> tag ids
-        self.events = EventStore()
-        self.messages: list[MessageInfo] = []
-        self.message_index: dict[str, int] = {}
-        self.metric_ids: list[str] = []
-        self.metric_names: list[str] = []
-        self.metric_index: dict[str, int] = {}
-        self.metric_by_name: dict[str, int] = {}
-        self.profile_ids: list[str] = []
-        self.profile_index: dict[str, int] = {}
-        self.profile_last_ts = array("q")
-        self.profile_orders = array("i")
-        self.profile_revenue = array("d")
-        self.form_ids: list[str] = []
-        self.list_ids: list[str] = []
-        self._seq = 0
-        self._added: dict[str, int] = {}
-        self._last_stamp = 0
+        super().__init__(config)
         self._generator = Generator(self, random.Random(config.seed))
 
     # -- construction ------------------------------------------------------------------------
@@ -120,189 +67,6 @@ class SandboxData:
             data._last_stamp = int(data.now.timestamp())
         return data
 
-    @property
-    def memberships(self) -> dict[str, dict[str, str]]:
-        return self.members
-
-    @staticmethod
-    def _ts(value: str) -> int:
-        return int(parse(value))
-
-    def _put(self, kind: str, record: dict) -> dict:
-        """Store a new record and index it where the event store needs an index."""
-        self._seq += 1
-        record["seq"] = self._seq
-        self.resources[kind][record["id"]] = record
-        if kind == "metric":
-            self.metric_index[record["id"]] = len(self.metric_ids)
-            self.metric_by_name.setdefault(record["attributes"]["name"], len(self.metric_ids))
-            self.metric_ids.append(record["id"])
-            self.metric_names.append(record["attributes"]["name"])
-        elif kind == "profile":
-            self.profile_index[record["id"]] = len(self.profile_ids)
-            self.profile_ids.append(record["id"])
-            self.profile_last_ts.append(0)
-            self.profile_orders.append(0)
-            self.profile_revenue.append(0.0)
-        elif kind == "form":
-            self.form_ids.append(record["id"])
-        elif kind == "list":
-            self.list_ids.append(record["id"])
-            self.members.setdefault(record["id"], {})
-        elif kind == "segment":
-            self.members.setdefault(record["id"], {})
-        elif kind in ("campaign-message", "flow-message"):
-            attrs = record["attributes"]
-            if kind == "campaign-message":
-                definition = attrs["definition"]
-                content = definition.get("content") or {}
-                label = content.get("subject") or content.get("body") or content.get("title")
-                parent = record["campaign_id"]
-            else:
-                definition = attrs["definition"]
-                label = definition.get("subject_line") or definition.get("body") or ""
-                parent = record["flow_id"]
-            self.message_index[record["id"]] = len(self.messages)
-            self.messages.append(
-                MessageInfo(record["id"], kind.split("-")[0], parent, record["channel"], label or "")
-            )
-        self.version += 1
-        return record
-
-    def _recount_profiles(self) -> None:
-        """Recompute last_event_date and order totals per profile from the event store."""
-        n = len(self.profile_ids)
-        self.profile_last_ts = array("q", bytes(8 * n))
-        self.profile_orders = array("i", bytes(4 * n))
-        self.profile_revenue = array("d", bytes(8 * n))
-        events = self.events
-        placed = self.metric_by_name.get(kv.PLACED_ORDER, -2)
-        last, orders, revenue = self.profile_last_ts, self.profile_orders, self.profile_revenue
-        for ts, p, m, v in zip(events.ts, events.profile, events.metric, events.value, strict=True):
-            last[p] = ts
-            if m == placed:
-                orders[p] += 1
-                revenue[p] += v
-
-    # -- clock -------------------------------------------------------------------------------
-
-    def stamp(self) -> int:
-        """The time of a change: `now`, but strictly later than the previous change, so two
-        edits in a row never share an `updated` value an incremental sync could miss."""
-        ts = max(int(self.now.timestamp()), self._last_stamp + 1)
-        self._last_stamp = ts
-        return ts
-
-    # -- queries -------------------------------------------------------------------------------
-
-    def ids(self, kind: str) -> set[str]:
-        with self.lock:
-            if kind == "event":
-                events = self.events
-                return {event_id(n) for n in events.num if n not in events.deleted}
-            return set(self.resources[kind])
-
-    def get(self, kind: str, resource_id: str) -> dict | None:
-        with self.lock:
-            return self.resources.get(kind, {}).get(resource_id)
-
-    def campaign_messages_of(self, campaign_id: str) -> list[dict]:
-        return [m for m in self.resources["campaign-message"].values() if m["campaign_id"] == campaign_id]
-
-    def flow_actions_of(self, flow_id: str) -> list[dict]:
-        return [a for a in self.resources["flow-action"].values() if a["flow_id"] == flow_id]
-
-    def flow_messages_of(self, action_id: str) -> list[dict]:
-        return [m for m in self.resources["flow-message"].values() if m["action_id"] == action_id]
-
-    def tags_of(self, kind: str, resource_id: str) -> list[str]:
-        return [t for t in self.tag_links.get((kind, resource_id), []) if t in self.resources["tag"]]
-
-    def event_properties(self, i: int) -> dict:
-        """The `event_properties` of the event at storage index `i`, built on demand."""
-        events = self.events
-        name = self.metric_names[events.metric[i]]
-        num = events.num[i]
-        props: dict = {}
-        mi = events.msg[i]
-        if mi != NONE:
-            message = self.messages[mi]
-            props[kv.PROP_MESSAGE] = message.id
-            if message.kind == "flow":
-                props[kv.PROP_FLOW] = message.parent_id
-                flow = self.resources["flow"].get(message.parent_id)
-                props["Flow Name"] = flow["attributes"]["name"] if flow else None
-            else:
-                campaign = self.resources["campaign"].get(message.parent_id)
-                props["Campaign Name"] = campaign["attributes"]["name"] if campaign else None
-            if message.channel == "email":
-                props["Subject"] = message.label
-                props["Email Domain"] = "example.com"
-            elif message.channel == "sms":
-                props["Message Body"] = message.label
-            else:
-                props["Push Title"] = message.label
-            if name in (kv.CLICKED_EMAIL, kv.CLICKED_SMS) and events.aux[i] != NONE:
-                sku = catalog.PRODUCTS[events.aux[i]][0]
-                props["URL"] = f"{catalog.STORE_URL}/products/{sku.lower()}"
-            return props
-        aux = events.aux[i]
-        value = events.value[i]
-        if name == kv.PLACED_ORDER:
-            sku, product, category, price = catalog.PRODUCTS[aux if aux != NONE else 0]
-            quantity = max(1, round(value / price))
-            props = {
-                kv.PROP_VALUE: round(value, 2),
-                kv.PROP_EVENT_ID: f"order-{num}",
-                "ItemNames": [product],
-                "Categories": [category],
-                "Items": [
-                    {
-                        "ProductID": sku,
-                        "ProductName": product,
-                        "Quantity": quantity,
-                        "ItemPrice": price,
-                        "RowTotal": round(value, 2),
-                    }
-                ],
-                "$currency_code": "USD",
-            }
-            ai = events.attr[i]
-            if ai != NONE:
-                message = self.messages[ai]
-                props[kv.PROP_ATTRIBUTED_MESSAGE] = message.id
-                props[kv.PROP_ATTRIBUTED_CHANNEL] = message.channel
-                if message.kind == "flow":
-                    props[kv.PROP_ATTRIBUTED_FLOW] = message.parent_id
-            return props
-        if name in (kv.VIEWED_PRODUCT, kv.ADDED_TO_CART, kv.STARTED_CHECKOUT) and aux != NONE:
-            sku, product, category, price = catalog.PRODUCTS[aux]
-            props = {
-                "ProductID": sku,
-                "ProductName": product,
-                "Categories": [category],
-                "Price": price,
-                "URL": f"{catalog.STORE_URL}/products/{sku.lower()}",
-            }
-            if name != kv.VIEWED_PRODUCT:
-                props[kv.PROP_VALUE] = round(value, 2)
-            return props
-        if name == kv.ACTIVE_ON_SITE:
-            return {"page": f"{catalog.STORE_URL}/", "browser": "Chrome", "os": "Mac OS X"}
-        if name in (kv.VIEWED_FORM, kv.SUBMITTED_FORM) and aux != NONE:
-            form_id = self.form_ids[aux]
-            form = self.resources["form"].get(form_id)
-            return {
-                kv.PROP_FORM_ID: form_id,
-                "form_name": form["attributes"]["name"] if form else None,
-                "form_type": "popup",
-            }
-        if name in (kv.SUBSCRIBED_TO_LIST, kv.UNSUBSCRIBED_FROM_LIST) and aux != NONE:
-            list_id = self.list_ids[aux]
-            lst = self.resources["list"].get(list_id)
-            return {kv.PROP_LIST_ID: list_id, "List": lst["attributes"]["name"] if lst else None}
-        return props
-
     # -- mutations -----------------------------------------------------------------------------
 
     def add(self, kind: str, n: int = 1) -> list[str]:
@@ -315,7 +79,7 @@ class SandboxData:
                 record = self._generator.new_record(kind, self.stamp())
                 if kind == "profile":
                     record["attributes"]["last_event_date"] = None
-                self._put(kind, record)
+                self.put(kind, record)
                 created.append(record["id"])
             return created
 

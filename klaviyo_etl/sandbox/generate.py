@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import random
 from array import array
-from typing import TYPE_CHECKING
 
 from klaviyo_etl import conventions as kv
 from klaviyo_etl.sandbox import catalog
 from klaviyo_etl.sandbox.events import NONE
 from klaviyo_etl.sandbox.ids import IdFactory
+from klaviyo_etl.sandbox.store import AccountStore
 from klaviyo_etl.sandbox.timeutil import iso
-
-if TYPE_CHECKING:
-    from klaviyo_etl.sandbox.data import SandboxData
 
 DAY = 86_400
 HOUR = 3_600
@@ -70,9 +67,9 @@ CHANNEL_CYCLE = ["email"] * 7 + ["sms"] * 2 + ["mobile_push"]
 
 
 class Generator:
-    """Creates records for `SandboxData`; kept on the data so mutations can add more later."""
+    """Creates the records of an `AccountStore`; kept on `SandboxData` so mutations can add more later."""
 
-    def __init__(self, data: SandboxData, rng: random.Random):
+    def __init__(self, data: AccountStore, rng: random.Random):
         self.data = data
         self.rng = rng
         self.ids = IdFactory(rng)
@@ -491,29 +488,29 @@ class Generator:
         account_start = start - max(cfg.days, 180) * DAY  # the account predates the window
 
         for name, integration, category in METRICS:
-            data._put("metric", self.metric(name, integration, category, account_start))
+            data.put("metric", self.metric(name, integration, category, account_start))
 
-        default_group = data._put("tag-group", self.tag_group("Default", default=True))
+        default_group = data.put("tag-group", self.tag_group("Default", default=True))
         groups = [default_group]
         if cfg.tags > 3:
-            groups.append(data._put("tag-group", self.tag_group("Channels")))
+            groups.append(data.put("tag-group", self.tag_group("Channels")))
         for n in range(cfg.tags):
             name = catalog.TAG_NAMES[n % len(catalog.TAG_NAMES)]
             if n >= len(catalog.TAG_NAMES):
                 name = f"{name} {n // len(catalog.TAG_NAMES) + 1}"
-            data._put("tag", self.tag(name, groups[n % len(groups)]["id"]))
+            data.put("tag", self.tag(name, groups[n % len(groups)]["id"]))
 
         for n in range(cfg.templates):
             created = self._between(account_start, now - DAY)
-            data._put("template", self.template(n, created, self._between(created, now)))
+            data.put("template", self.template(n, created, self._between(created, now)))
 
         for n in range(cfg.lists):
             created = account_start + n * DAY
-            data._put("list", self.list_(n, created, self._between(created, now)))
+            data.put("list", self.list_(n, created, self._between(created, now)))
 
         for n in range(cfg.forms):
             created = self._between(account_start, start + DAY)
-            data._put("form", self.form(n, created, self._between(created, now)))
+            data.put("form", self.form(n, created, self._between(created, now)))
 
         # Profiles: most exist before the window, some sign up during it.
         for n in range(cfg.profiles):
@@ -523,7 +520,7 @@ class Generator:
                 else self._between(start, now - HOUR)
             )
             updated = self._between(created, now)
-            data._put("profile", self.profile(n, created, updated))
+            data.put("profile", self.profile(n, created, updated))
 
         list_ids = list(data.resources["list"])
         profile_records = list(data.resources["profile"].values())
@@ -540,7 +537,7 @@ class Generator:
         for n in range(cfg.segments):
             created = self._between(account_start, start)
             list_id = list_ids[n % len(list_ids)] if list_ids and n % 2 == 0 else None
-            segment = data._put("segment", self.segment(n, created, self._between(created, now), list_id))
+            segment = data.put("segment", self.segment(n, created, self._between(created, now), list_id))
             members = data.members.setdefault(segment["id"], {})
             pool = data.members.get(list_id, {}) if list_id else None
             for profile in profile_records:
@@ -580,13 +577,13 @@ class Generator:
             if channel == "sms" and len(list_ids) > 2:
                 audience = [list_ids[2]]
             excluded = [segments[0]] if segments and self.rng.random() < 0.2 else []
-            campaign = data._put(
+            campaign = data.put(
                 "campaign", self.campaign(n, channel, status, created, send_time, audience, excluded)
             )
             variants = 2 if channel == "email" and self.rng.random() < 0.2 else 1
             for v in range(variants):
                 template_id = templates[(n + v) % len(templates)] if templates else None
-                data._put("campaign-message", self.campaign_message(campaign, v, template_id))
+                data.put("campaign-message", self.campaign_message(campaign, v, template_id))
 
     def _flows(self, account_start: int, start: int, now: int, list_ids: list[str]) -> None:
         data = self.data
@@ -595,7 +592,7 @@ class Generator:
         for n in range(cfg.flows):
             status = "live" if n < 2 or self.rng.random() < 0.75 else self.rng.choice(["draft", "manual"])
             created = self._between(account_start, start)
-            flow = data._put("flow", self.flow(n, created, self._between(created, now), status))
+            flow = data.put("flow", self.flow(n, created, self._between(created, now), status))
             if flow["attributes"]["trigger_type"] == "Added to List" and list_ids:
                 flow["trigger_list"] = list_ids[0]
             steps = self.rng.randint(2, 4)
@@ -603,14 +600,14 @@ class Generator:
             for i in range(steps):
                 if i > 0:
                     hours = self.rng.choice([4, 24, 48, 72])
-                    data._put("flow-action", self.flow_action(flow, "time-delay", created, status, hours))
+                    data.put("flow-action", self.flow_action(flow, "time-delay", created, status, hours))
                 kind = "send-email"
                 if i > 0 and self.rng.random() < 0.3:
                     kind = self._weighted([("send-sms", 0.7), ("send-mobile-push", 0.3)])
-                action = data._put("flow-action", self.flow_action(flow, kind, created, status))
+                action = data.put("flow-action", self.flow_action(flow, kind, created, status))
                 step += 1
                 template_id = templates[(n + i) % len(templates)] if templates else None
-                data._put("flow-message", self.flow_message(flow, action, step, template_id))
+                data.put("flow-message", self.flow_message(flow, action, step, template_id))
 
     def _tag_links(self) -> None:
         data = self.data
@@ -838,7 +835,7 @@ class Generator:
         data.events.load_unsorted((ts_c, metric_c, profile_c, msg_c, value_c, attr_c, aux_c))
         for profile_id, c in consent.items():
             data.resources["profile"][profile_id]["consent"] = c
-        data._recount_profiles()
+        data.recount_profiles()
 
     @staticmethod
     def _reachable(profile: dict, consent: dict, channel: str) -> bool:
@@ -853,8 +850,8 @@ class Generator:
     def new_record(self, kind: str, at: int) -> dict:
         """A fresh record of `kind` created at `at`, as a user or integration would add it."""
         data = self.data
-        n = len(data.resources[kind]) + data._added.get(kind, 0)
-        data._added[kind] = data._added.get(kind, 0) + 1
+        n = len(data.resources[kind]) + data.added.get(kind, 0)
+        data.added[kind] = data.added.get(kind, 0) + 1
         if kind == "profile":
             return self.profile(n + 1000, at, at)
         if kind == "list":

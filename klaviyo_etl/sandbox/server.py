@@ -23,10 +23,11 @@ from importlib import resources
 from urllib.parse import parse_qs, urlsplit
 
 from klaviyo_etl.endpoints import Endpoint, ReportEndpoint, contract
-from klaviyo_etl.sandbox.api import Api, ApiError, Request, error_body
+from klaviyo_etl.sandbox.api import Api
 from klaviyo_etl.sandbox.config import SandboxConfig
 from klaviyo_etl.sandbox.data import SandboxData
 from klaviyo_etl.sandbox.ratelimit import Limit, RateLimiter, limits_for
+from klaviyo_etl.sandbox.wire import ApiError, Request, error_body
 
 log = logging.getLogger(__name__)
 JSONAPI = "application/vnd.api+json"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from collections import defaultdict
 from datetime import timedelta
@@ -12,7 +13,9 @@ from sandbox_helpers import walk
 
 from klaviyo_etl import conventions as kv
 from klaviyo_etl.sandbox import SandboxConfig, SandboxData
+from klaviyo_etl.sandbox.generate import Generator
 from klaviyo_etl.sandbox.ids import event_id
+from klaviyo_etl.sandbox.store import AccountStore
 from klaviyo_etl.sandbox.timeutil import parse
 
 DAY = 86_400
@@ -38,6 +41,21 @@ def test_same_seed_same_account_other_seed_other_account() -> None:
         p["attributes"] for p in b.resources["profile"].values()
     ]
     assert a.ids("profile").isdisjoint(c.ids("profile"))
+
+
+def test_generator_fills_a_bare_account_store_exactly_as_sandbox_data() -> None:
+    # The generator depends on the store, not on SandboxData: a plain store filled with the
+    # same seed holds the same account, so the mutation helpers add nothing to generation.
+    config = make_config()
+    store = AccountStore(config)
+    Generator(store, random.Random(config.seed)).populate()
+    data = SandboxData.generate(config)
+    assert store.resources == data.resources
+    assert store.members == data.members
+    assert [store.event_properties(i) for i in range(len(store.events))] == [
+        data.event_properties(i) for i in range(len(data.events))
+    ]
+    assert bytes(store.events.ts) == bytes(data.events.ts)
 
 
 def test_sizes_follow_the_config(data: SandboxData) -> None:

@@ -14,17 +14,16 @@ import uuid
 from bisect import bisect_left
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from klaviyo_etl import conventions as kv
 from klaviyo_etl.endpoints import contract
+from klaviyo_etl.sandbox.data import SandboxData
 from klaviyo_etl.sandbox.events import NONE
 from klaviyo_etl.sandbox.filters import FilterError, Term, as_epoch, matches, parse_filter
+from klaviyo_etl.sandbox.store import MessageInfo
 from klaviyo_etl.sandbox.timeutil import iso, parse
-
-if TYPE_CHECKING:
-    from klaviyo_etl.sandbox.api import Request
-    from klaviyo_etl.sandbox.data import MessageInfo, SandboxData
+from klaviyo_etl.sandbox.wire import Request, bad_request
 
 # How the Reporting API names channels (it says push-notification where messages say mobile_push).
 SEND_CHANNEL = {"email": "email", "sms": "sms", "mobile_push": "push-notification"}
@@ -60,8 +59,6 @@ SMS_SEGMENT_PRICE = 0.01  # dollars per SMS segment, for text_message_spend/roi
 
 
 def _bad(detail: str, pointer: str) -> Exception:
-    from klaviyo_etl.sandbox.api import bad_request
-
     return bad_request(detail, pointer=pointer)
 
 
