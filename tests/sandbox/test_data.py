@@ -7,13 +7,12 @@ from collections import defaultdict
 from datetime import timedelta
 
 import pytest
-from conftest import NOW, make_config
-from sandbox_helpers import walk
 
 from klaviyo_etl import conventions as kv
 from klaviyo_etl.sandbox import SandboxConfig, SandboxData
 from klaviyo_etl.sandbox.ids import event_id
 from klaviyo_etl.sandbox.timeutil import parse
+from tests.helpers.sandbox import NOW, make_config, walk
 
 DAY = 86_400
 
