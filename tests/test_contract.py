@@ -6,7 +6,7 @@ inside a cassette under `cassettes/`, and checks the answer has what our models 
 repositories read. Replay is offline and refuses any request the cassette lacks, so a
 change to a request's shape or headers fails here until `make cassettes` re-records it
 (against the sandbox, or a real account when KLAVIYO_API_KEY is set) — which is when a
-server that disagrees would say so. See `tests/contract_helpers.py` for the modes.
+server that disagrees would say so. See `tests/helpers/contract.py` for the modes.
 """
 
 from __future__ import annotations
@@ -19,12 +19,26 @@ from contextlib import aclosing
 from types import SimpleNamespace
 
 import pytest
-from contract_helpers import (
+
+from klaviyo_etl import conventions as kc
+from klaviyo_etl.db.repositories import TABLES
+from klaviyo_etl.endpoints import REVISION
+from klaviyo_etl.errors import BadRequest
+from klaviyo_etl.models import Page, Resource
+from klaviyo_etl.sandbox import SandboxConfig
+from klaviyo_etl.sync.filters import and_, parse_time, time_range
+from klaviyo_etl.sync.streams import (
+    CAMPAIGN_CHANNELS,
+    REPORT_STATISTICS,
+    ReportingStream,
+    _page_params,
+    build_streams,
+)
+from tests.helpers.contract import (
     ANCHOR_FILE,
     CANONICAL_BASE,
     REDACTED_AUTH,
     SANDBOX_NOW,
-    SANDBOX_SIZE,
     Recorder,
     Session,
     Target,
@@ -37,27 +51,12 @@ from contract_helpers import (
     write_anchor,
 )
 
-from klaviyo_etl import conventions as kc
-from klaviyo_etl.db.repositories import TABLES
-from klaviyo_etl.endpoints import REVISION
-from klaviyo_etl.errors import BadRequest
-from klaviyo_etl.models import Page, Resource
-from klaviyo_etl.sandbox import SandboxConfig, SandboxData, serve
-from klaviyo_etl.sync.filters import and_, parse_time, time_range
-from klaviyo_etl.sync.streams import (
-    CAMPAIGN_CHANNELS,
-    REPORT_STATISTICS,
-    ReportingStream,
-    _page_params,
-    build_streams,
-)
-
 STREAMS = build_streams()
 JSONAPI = "application/vnd.api+json"
 
 
 @pytest.fixture(scope="module")
-def target():
+def target(sandbox_factory):
     if not recording():
         yield replay_target()
         return
@@ -67,10 +66,9 @@ def target():
         write_anchor("klaviyo", t.now)
         yield t
         return
-    config = SandboxConfig(**SANDBOX_SIZE, now=SANDBOX_NOW)
-    with serve(SandboxData.generate(config), config) as server:
+    with sandbox_factory("tiny", now=SANDBOX_NOW) as sb:
         write_anchor("sandbox", SANDBOX_NOW)
-        yield Target("sandbox", server.url, config.api_key, SANDBOX_NOW, recording=True)
+        yield Target("sandbox", sb.server.url, sb.config.api_key, SANDBOX_NOW, recording=True)
 
 
 @pytest.fixture(scope="module")

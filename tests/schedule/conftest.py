@@ -1,13 +1,13 @@
-"""Fixtures for the scheduler tests; the fakes themselves live in schedule_helpers."""
+"""Fixtures for the scheduler tests; the fakes themselves live in tests/helpers/schedule.py."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from schedule_helpers import FakeClock
 
 from klaviyo_etl.db import open_database
+from tests.helpers.schedule import FakeClock
 
 
 @pytest.fixture

@@ -10,29 +10,16 @@ import pytest
 
 from klaviyo_etl.config_file import load_config
 from klaviyo_etl.db import open_database
-from klaviyo_etl.sandbox import SandboxConfig, SandboxData, SandboxServer, serve
+from klaviyo_etl.sandbox import SandboxServer
 from klaviyo_etl.schedule import Scheduler, due_stream_names, engine_runner
 from klaviyo_etl.settings import Settings
 from klaviyo_etl.sync.engine import STREAM_NAMES
 
 
 @pytest.fixture(scope="module")
-def sandbox() -> Iterator[SandboxServer]:
-    config = SandboxConfig(
-        seed=3,
-        profiles=30,
-        events=200,
-        campaigns=3,
-        flows=2,
-        lists=2,
-        segments=2,
-        forms=1,
-        templates=2,
-        tags=2,
-        days=10,
-    )
-    with serve(SandboxData.generate(config), config) as server:
-        yield server
+def sandbox(sandbox_factory) -> Iterator[SandboxServer]:
+    with sandbox_factory("tiny", events=200) as running:
+        yield running.server
 
 
 def _settings(sandbox: SandboxServer, tmp_path) -> Settings:

@@ -8,12 +8,12 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from sandbox_helpers import walk
 
 from klaviyo_etl import conventions as kv
 from klaviyo_etl.sandbox import SandboxData
 from klaviyo_etl.sandbox.timeutil import parse
 from klaviyo_etl.sync.streams import REPORT_STATISTICS
+from tests.helpers.sandbox import walk
 
 STATISTICS = REPORT_STATISTICS  # exactly what the sync asks Klaviyo for
 SEND_CHANNEL = {"email": "email", "sms": "sms", "mobile_push": "push-notification"}

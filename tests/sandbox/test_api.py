@@ -6,10 +6,10 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from sandbox_helpers import walk
 
 from klaviyo_etl.sandbox import SandboxData
 from klaviyo_etl.sandbox.timeutil import iso, parse
+from tests.helpers.sandbox import walk
 
 TOP_LEVEL = [
     ("/api/metrics", "metric", {}),

@@ -12,30 +12,21 @@ from klaviyo_etl.db import open_database
 from klaviyo_etl.reports import messages
 from klaviyo_etl.reports.compare import compare_report
 from klaviyo_etl.reports.periods import resolve_period
-from klaviyo_etl.sandbox import SandboxConfig, SandboxData, serve
 from klaviyo_etl.settings import Settings
 from klaviyo_etl.sync import SyncOptions, run_sync
 
 
-def test_campaign_and_flow_figures_agree_with_klaviyos(tmp_path):
-    config = SandboxConfig(
+def test_campaign_and_flow_figures_agree_with_klaviyos(sandbox_factory, tmp_path):
+    db_path = tmp_path / "k.db"
+    with sandbox_factory(
+        "small",
         seed=5,
         profiles=300,
         events=6000,
         campaigns=10,
-        flows=3,
-        lists=2,
-        segments=2,
-        forms=2,
-        templates=3,
-        tags=3,
-        days=60,
         now=dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0),
-    )
-    data = SandboxData.generate(config)
-    db_path = tmp_path / "k.db"
-    with serve(data, config) as server:
-        settings = Settings(db_path=db_path, api_key=config.api_key, base_url=server.url)
+    ) as sb:
+        settings = Settings(db_path=db_path, api_key=sb.config.api_key, base_url=sb.server.url)
         result = run_sync(settings, SyncOptions())
     assert result.ok, [(s.stream, s.error) for s in result.streams]
 

@@ -3,38 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
-import time
 
 import pytest
 from typer.testing import CliRunner
 
 from klaviyo_etl.cli import app
-from klaviyo_etl.sandbox import SandboxConfig, SandboxData, serve
+from tests.helpers.sync import start_sync, wait_for_rows
 
 
 @pytest.fixture(scope="module")
-def sandbox():
-    config = SandboxConfig(
-        seed=3,
-        profiles=120,
-        events=1500,
-        campaigns=6,
-        flows=2,
-        lists=2,
-        segments=2,
-        forms=2,
-        templates=3,
-        tags=3,
-        days=30,
-    )
-    data = SandboxData.generate(config)
-    with serve(data, config) as server:
-        yield server, config
+def sandbox(sandbox_factory):
+    with sandbox_factory("small", lists=2) as running:
+        yield running.server, running.config
 
 
 def test_json_summary_and_exit_code(sandbox, tmp_path):
@@ -72,48 +54,13 @@ def test_quiet_prints_nothing_on_success(sandbox, tmp_path):
     assert result.exit_code == 0 and result.output == ""
 
 
-def _events(db) -> int:
-    try:
-        conn = sqlite3.connect(db, timeout=1)
-        try:
-            return conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
-        finally:
-            conn.close()
-    except sqlite3.OperationalError:
-        return 0
-
-
 def test_sigterm_stops_after_the_current_page(sandbox, tmp_path):
     server, config = sandbox
     config.latency_ms = 150  # slow enough to be mid-run when the signal lands
     db = tmp_path / "k.db"
     try:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "klaviyo_etl",
-                "--db",
-                str(db),
-                "--quiet",
-                "--base-url",
-                server.url,
-                "sync",
-                "events",
-                "profiles",
-            ],
-            env={
-                **os.environ,
-                "KLAVIYO_API_KEY": config.api_key,
-                "KLAVIYO_ETL_CONFIG": str(tmp_path / "none.toml"),
-            },
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        deadline = time.monotonic() + 30
-        while proc.poll() is None and time.monotonic() < deadline and not _events(db):
-            time.sleep(0.02)
+        proc = start_sync(db, server, "events", "profiles", capture=True)
+        wait_for_rows(proc, db, "events", timeout=30)
         assert proc.poll() is None, "the sync ended before the signal; make it slower"
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)

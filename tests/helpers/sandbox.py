@@ -1,9 +1,15 @@
-"""Helpers for the sandbox tests: the spec's response schemas as JSON Schema, and page walks."""
+"""The sandbox as the tests start it (presets, the sandbox tests' fixed account, a client), the
+spec's response schemas as JSON Schema, and page walks.
+
+`tests/conftest.py: sandbox_factory` starts a sandbox from these presets.
+"""
 
 from __future__ import annotations
 
 import copy
 import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -11,7 +17,78 @@ from typing import Any
 import httpx
 from jsonschema import Draft202012Validator
 
+from klaviyo_etl.sandbox import SandboxConfig, SandboxData, SandboxServer
+
 REVISION = "2026-07-15"
+
+# Account sizes; a test overrides only the fields its assertions depend on.
+PRESETS: dict[str, dict[str, Any]] = {
+    # Small on purpose: every page lands in a committed cassette. `make cassettes` records the
+    # contract cassettes against this preset, so changing it changes them when re-recorded.
+    "tiny": dict(
+        seed=11,
+        profiles=30,
+        events=300,
+        campaigns=6,
+        flows=2,
+        lists=2,
+        segments=2,
+        forms=2,
+        templates=3,
+        tags=3,
+        days=30,
+    ),
+    # Enough for every stream to page and for both campaign channels to appear.
+    "small": dict(
+        seed=11,
+        profiles=150,
+        events=2500,
+        campaigns=8,
+        flows=3,
+        lists=3,
+        segments=2,
+        forms=2,
+        templates=5,
+        tags=4,
+        days=60,
+    ),
+    # SandboxConfig's own defaults: what `klaviyo-etl sandbox serve` generates.
+    "default": {},
+}
+
+# The sandbox tests' account is anchored here, so its figures never depend on the clock.
+NOW = datetime(2026, 7, 20, 12, 0, tzinfo=UTC)
+
+
+def sandbox_config(preset: str = "small", **overrides: Any) -> SandboxConfig:
+    """A preset with overrides; `now` defaults to the current second, like a live account."""
+    values = {**PRESETS[preset], **overrides}
+    values.setdefault("now", datetime.now(UTC).replace(microsecond=0))
+    return SandboxConfig(**values)
+
+
+def make_config(**overrides: Any) -> SandboxConfig:
+    """The sandbox tests' account: the default size, seed 11, anchored at `NOW`."""
+    return sandbox_config("default", **{"seed": 11, "now": NOW, **overrides})
+
+
+@dataclass
+class Sandbox:
+    """A running sandbox: the server, the data it serves and the config it was made from."""
+
+    server: SandboxServer
+    data: SandboxData
+    config: SandboxConfig
+
+
+def make_client(server: SandboxServer, **headers: str) -> httpx.Client:
+    """An httpx client sending the key, revision and accept header the sandbox expects."""
+    base = {
+        "Authorization": f"Klaviyo-API-Key {server.config.api_key}",
+        "revision": REVISION,
+        "accept": "application/vnd.api+json",
+    }
+    return httpx.Client(base_url=server.url, headers={**base, **headers}, timeout=30)
 
 
 def convert(node: Any, *, sparse: bool = False) -> Any:

@@ -8,8 +8,6 @@ from collections import defaultdict
 from datetime import timedelta
 
 import pytest
-from conftest import NOW, make_config
-from sandbox_helpers import walk
 
 from klaviyo_etl import conventions as kv
 from klaviyo_etl.sandbox import SandboxConfig, SandboxData
@@ -17,6 +15,7 @@ from klaviyo_etl.sandbox.generate import Generator
 from klaviyo_etl.sandbox.ids import event_id
 from klaviyo_etl.sandbox.store import AccountStore
 from klaviyo_etl.sandbox.timeutil import parse
+from tests.helpers.sandbox import NOW, make_config, walk
 
 DAY = 86_400
 

@@ -1,4 +1,4 @@
-"""Every report on the tiny account (tests/reports/conftest.py), against hand-computed figures."""
+"""Every report on the tiny account (tests/helpers/tiny_account.py), against hand-computed figures."""
 
 from __future__ import annotations
 

@@ -37,7 +37,7 @@ from klaviyo_etl.client import KlaviyoClient
 from klaviyo_etl.endpoints import REVISION
 from klaviyo_etl.ratelimit import RateLimiter
 
-CASSETTES = Path(__file__).resolve().parent.parent / "cassettes"
+CASSETTES = Path(__file__).resolve().parents[2] / "cassettes"
 ANCHOR_FILE = CASSETTES / "recording.yaml"
 CANONICAL_BASE = "https://a.klaviyo.com"
 REDACTED_AUTH = "Klaviyo-API-Key pk_REDACTED"
@@ -50,21 +50,8 @@ KEPT_RESPONSE_HEADERS = {"content-type"}
 # Request headers a replayed request must repeat exactly (see `_klaviyo_headers`).
 PINNED_REQUEST_HEADERS = ("revision", "accept", "authorization")
 
+# Recorded against the sandbox's "tiny" preset (tests/helpers/sandbox.py) anchored here.
 SANDBOX_NOW = dt.datetime(2026, 7, 1, tzinfo=dt.UTC)
-# Small on purpose: every page lands in a committed cassette.
-SANDBOX_SIZE = dict(
-    seed=11,
-    profiles=30,
-    events=300,
-    campaigns=6,
-    flows=2,
-    lists=2,
-    segments=2,
-    forms=2,
-    templates=3,
-    tags=3,
-    days=30,
-)
 
 
 def recording() -> bool:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from schedule_helpers import START, write_config, write_run
-
 from klaviyo_etl.config_file import load_config
 from klaviyo_etl.db import open_database
 from klaviyo_etl.schedule import due_stream_names, due_streams, next_due, plan
 from klaviyo_etl.schedule.due import backoff
 from klaviyo_etl.settings import Settings
 from klaviyo_etl.sync.engine import STREAM_NAMES
+from tests.helpers.schedule import START, write_config, write_run
 
 H = dt.timedelta(hours=1)
 M = dt.timedelta(minutes=1)

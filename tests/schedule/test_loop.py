@@ -10,7 +10,6 @@ import threading
 import time
 
 import pytest
-from schedule_helpers import START, FakeClock, FakeEngine, write_config
 
 from klaviyo_etl.config_file import load_config
 from klaviyo_etl.db import open_database
@@ -19,6 +18,7 @@ from klaviyo_etl.errors import ConfigError, DatabaseLocked, UsageError
 from klaviyo_etl.schedule import Scheduler, engine_runner
 from klaviyo_etl.settings import Settings
 from klaviyo_etl.sync.engine import STREAM_NAMES
+from tests.helpers.schedule import START, FakeClock, FakeEngine, write_config
 
 H = dt.timedelta(hours=1)
 M = dt.timedelta(minutes=1)

@@ -7,12 +7,12 @@ import shlex
 from pathlib import Path
 
 import pytest
-from schedule_helpers import write_config
 
 from klaviyo_etl.config_file import load_config
 from klaviyo_etl.schedule import crontab_text
 from klaviyo_etl.schedule.crontab import cron_period, exact_expression, klaviyo_command
 from klaviyo_etl.sync.engine import STREAM_NAMES
+from tests.helpers.schedule import write_config
 
 NOW = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
 

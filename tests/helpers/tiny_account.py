@@ -1,4 +1,6 @@
-"""A tiny account whose every report figure can be worked out by hand (see test_report_figures).
+"""A tiny account whose every report figure can be worked out by hand (see tests/reports/test_figures.py).
+
+The `tiny_db` and `tiny_db_path` fixtures in tests/conftest.py build it.
 
 May 2026 in short:
 - Campaign C1 (email, sent 05-01 10:00, message M1): p1 received, opened twice (05-01, 05-03)
@@ -20,8 +22,6 @@ May 2026 in short:
 from __future__ import annotations
 
 import itertools
-
-import pytest
 
 from klaviyo_etl import conventions as cv
 from klaviyo_etl.db import open_database
@@ -200,17 +200,3 @@ def build_tiny_db(path):
     db["lists"].insert_all([{"id": "L1", "name": "Newsletter"}], pk="id")
     db["list_members"].insert_all([{"list_id": "L1", "profile_id": "p1", "joined_group_at": at("05-15")}])
     return db
-
-
-@pytest.fixture
-def tiny_db(tmp_path):
-    db = build_tiny_db(tmp_path / "tiny.db")
-    yield db
-    db.close()
-
-
-@pytest.fixture
-def tiny_db_path(tmp_path):
-    path = tmp_path / "tiny.db"
-    build_tiny_db(path).close()
-    return path

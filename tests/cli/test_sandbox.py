@@ -10,7 +10,8 @@ import subprocess
 import sys
 
 import httpx
-from sandbox_helpers import REVISION
+
+from tests.helpers.sandbox import REVISION
 
 
 def test_serve_prints_url_and_key_and_stops_on_ctrl_c() -> None:

@@ -6,13 +6,10 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 
-from sync_helpers import settings_for, small_config
-
-from klaviyo_etl.sandbox import SandboxData, serve
 from klaviyo_etl.sync import SyncOptions, run_sync
+from tests.helpers.sync import count_rows, settings_for, start_sync, wait_for_rows
 
 COMPARED = {
     "metrics": "id, name",
@@ -52,50 +49,19 @@ def indexes(path) -> set[str]:
         conn.close()
 
 
-def count(path, table: str) -> int:
-    try:
-        conn = sqlite3.connect(path, timeout=5)
-        try:
-            return conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-        finally:
-            conn.close()
-    except sqlite3.OperationalError:
-        return 0
-
-
-def test_kill_mid_sync_then_resume_equals_uninterrupted(tmp_path):
-    config = small_config(events=6000, profiles=300, latency_ms=15)
-    data = SandboxData.generate(config)
-    with serve(data, config) as server:
+def test_kill_mid_sync_then_resume_equals_uninterrupted(sandbox_factory, tmp_path):
+    with sandbox_factory("small", events=6000, profiles=300, latency_ms=15) as sb:
+        server, config = sb.server, sb.config
         killed_db = tmp_path / "killed.db"
-        env = {**os.environ, "KLAVIYO_API_KEY": config.api_key}
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "klaviyo_etl",
-                "--db",
-                str(killed_db),
-                "--quiet",
-                "--base-url",
-                server.url,
-                "sync",
-                "all",
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + 60
-        while count(killed_db, "events") < 1500 and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
+        proc = start_sync(killed_db, server, "all")
+        wait_for_rows(proc, killed_db, "events", 1500)
         assert proc.poll() is None, "the sync finished before it could be killed; make it slower"
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        interrupted_events = count(killed_db, "events")
+        interrupted_events = count_rows(killed_db, "events")
         assert 0 < interrupted_events < 6000
         # the first load went in without secondary indexes; they are listed for rebuilding
-        assert count(killed_db, "_deferred_indexes") > 0
+        assert count_rows(killed_db, "_deferred_indexes") > 0
 
         settings = settings_for(server, config, killed_db)
         assert run_sync(settings, SyncOptions()).ok
@@ -104,37 +70,17 @@ def test_kill_mid_sync_then_resume_equals_uninterrupted(tmp_path):
 
     resumed, clean = snapshot(killed_db), snapshot(clean_db)
     assert indexes(killed_db) == indexes(clean_db) and "idx_events_metric_id_datetime" in indexes(clean_db)
-    assert count(killed_db, "_deferred_indexes") == 0
+    assert count_rows(killed_db, "_deferred_indexes") == 0
     for table in COMPARED:
         assert resumed[table] == clean[table], table
     assert len(clean["events"]) == 6000
 
 
-def test_killed_sync_leaves_no_parse_workers_behind(tmp_path):
-    config = small_config(events=6000, profiles=300, latency_ms=15)
-    data = SandboxData.generate(config)
-    with serve(data, config) as server:
+def test_killed_sync_leaves_no_parse_workers_behind(sandbox_factory, tmp_path):
+    with sandbox_factory("small", events=6000, profiles=300, latency_ms=15) as sb:
         db = tmp_path / "k.db"
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "klaviyo_etl",
-                "--db",
-                str(db),
-                "--quiet",
-                "--base-url",
-                server.url,
-                "sync",
-                "events",
-            ],
-            env={**os.environ, "KLAVIYO_API_KEY": config.api_key},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 60
-        while count(db, "events") < 1000 and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
+        proc = start_sync(db, sb.server, "events")
+        wait_for_rows(proc, db, "events", 1000)
         children = subprocess.run(
             ["ps", "-o", "pid=", "--ppid", str(proc.pid)], capture_output=True, text=True
         ).stdout.split()

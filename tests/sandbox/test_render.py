@@ -7,9 +7,9 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from sandbox_helpers import documented_attributes, errors_of
 
 from klaviyo_etl.sandbox import SandboxData
+from tests.helpers.sandbox import documented_attributes, errors_of
 
 EMAIL = {"filter": "equals(messages.channel,'email')"}
 

@@ -8,10 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from conftest import make_client, make_config
-from sandbox_helpers import REVISION, errors_of
 
-from klaviyo_etl.sandbox import SandboxData, serve
+from klaviyo_etl.sandbox import SandboxData
+from tests.helpers.sandbox import NOW, REVISION, errors_of, make_client
 
 
 def test_missing_or_wrong_key_is_401(server) -> None:
@@ -68,14 +67,13 @@ def test_detail_routes(client: httpx.Client, data: SandboxData) -> None:
     assert "profile_count" not in plain["data"]["attributes"]
 
 
-def _rate_limited_server(scale: float):
-    config = make_config(rate_limits=True, rate_limit_scale=scale)
-    return config, SandboxData.generate(config)
+def _rate_limited_server(sandbox_factory, scale: float):
+    return sandbox_factory("default", seed=11, now=NOW, rate_limits=True, rate_limit_scale=scale)
 
 
-def test_burst_limit_gives_429_with_retry_after_then_recovers() -> None:
-    config, data = _rate_limited_server(0.05)  # flows: S tier -> 1 per second, 3 per 3 s
-    with serve(data, config) as server, make_client(server) as c:
+def test_burst_limit_gives_429_with_retry_after_then_recovers(sandbox_factory) -> None:
+    # flows: S tier -> 1 per second, 3 per 3 s
+    with _rate_limited_server(sandbox_factory, 0.05) as sb, make_client(sb.server) as c:
         ok = c.get("/api/flows")
         assert ok.status_code == 200
         assert int(ok.headers["RateLimit-Limit"]) == 3
@@ -91,23 +89,22 @@ def test_burst_limit_gives_429_with_retry_after_then_recovers() -> None:
         assert c.get("/api/profiles").status_code == 200  # other endpoints have own buckets
         time.sleep(retry_after)
         assert c.get("/api/flows").status_code == 200
-        assert server.stats.throttled == 1
+        assert sb.server.stats.throttled == 1
 
 
-def test_reporting_limits_are_one_per_second_and_two_per_minute() -> None:
-    config, data = _rate_limited_server(1.0)
-    placed = data.metric_ids[data.metric_by_name["Placed Order"]]
-    body = {
-        "data": {
-            "type": "campaign-values-report",
-            "attributes": {
-                "statistics": ["recipients"],
-                "timeframe": {"key": "last_30_days"},
-                "conversion_metric_id": placed,
-            },
+def test_reporting_limits_are_one_per_second_and_two_per_minute(sandbox_factory) -> None:
+    with _rate_limited_server(sandbox_factory, 1.0) as sb, make_client(sb.server) as c:
+        placed = sb.data.metric_ids[sb.data.metric_by_name["Placed Order"]]
+        body = {
+            "data": {
+                "type": "campaign-values-report",
+                "attributes": {
+                    "statistics": ["recipients"],
+                    "timeframe": {"key": "last_30_days"},
+                    "conversion_metric_id": placed,
+                },
+            }
         }
-    }
-    with serve(data, config) as server, make_client(server) as c:
         first = c.post("/api/campaign-values-reports", json=body)
         burst = c.post("/api/campaign-values-reports", json=body)
         time.sleep(1.05)

@@ -1,0 +1,105 @@
+"""Helpers for the sync tests: comparing the sandbox account with the database, and running
+`klaviyo-etl sync` in its own process the way cron does."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from klaviyo_etl.db import open_database
+from klaviyo_etl.sandbox import SandboxData, SandboxServer
+from klaviyo_etl.settings import Settings
+
+TABLE_OF = {
+    "metric": "metrics",
+    "event": "events",
+    "profile": "profiles",
+    "list": "lists",
+    "segment": "segments",
+    "campaign": "campaigns",
+    "campaign-message": "campaign_messages",
+    "flow": "flows",
+    "flow-action": "flow_actions",
+    "flow-message": "flow_messages",
+    "form": "forms",
+    "template": "templates",
+    "tag": "tags",
+}
+
+
+def settings_for(server, config, db_path, retries: int = 7) -> Settings:
+    return Settings(db_path=db_path, api_key=config.api_key, base_url=server.url, retries=retries)
+
+
+def live_ids(db_path, table: str) -> set[str]:
+    db = open_database(db_path)
+    return {r[0] for r in db.execute(f"SELECT id FROM [{table}] WHERE deleted_at IS NULL")}
+
+
+def live_members(db_path, table: str, parent: str) -> set[tuple[str, str]]:
+    db = open_database(db_path)
+    return set(db.execute(f"SELECT {parent}, profile_id FROM [{table}] WHERE deleted_at IS NULL").fetchall())
+
+
+def sandbox_members(data: SandboxData, kind: str) -> set[tuple[str, str]]:
+    groups = data.ids(kind)
+    return {(g, p) for g, members in data.members.items() if g in groups for p in members}
+
+
+def assert_matches_sandbox(db_path, data: SandboxData) -> None:
+    for kind, table in TABLE_OF.items():
+        assert live_ids(db_path, table) == data.ids(kind), table
+    assert live_members(db_path, "list_members", "list_id") == sandbox_members(data, "list")
+    assert live_members(db_path, "segment_members", "segment_id") == sandbox_members(data, "segment")
+
+
+def start_sync(
+    db_path: Path, server: SandboxServer, *streams: str, capture: bool = False
+) -> subprocess.Popen:
+    """`klaviyo-etl --db DB --quiet --base-url URL sync STREAMS...` in a process of its own,
+    with the sandbox's key and no config file. `capture` pipes stdout and stderr (as text)
+    for `communicate()`; otherwise they are discarded."""
+    output = subprocess.PIPE if capture else subprocess.DEVNULL
+    return subprocess.Popen(
+        [sys.executable, "-m", "klaviyo_etl", "--db", str(db_path), "--quiet", "--base-url", server.url]
+        + ["sync", *streams],
+        env={
+            **os.environ,
+            "KLAVIYO_API_KEY": server.config.api_key,
+            "KLAVIYO_ETL_CONFIG": str(Path(db_path).parent / "none.toml"),
+        },
+        stdout=output,
+        stderr=output,
+        text=capture,
+    )
+
+
+def count_rows(db_path: Path, table: str) -> int:
+    """Rows in `table`, read while a sync may be writing; 0 before the table exists."""
+    try:
+        conn = sqlite3.connect(db_path, timeout=5)
+        try:
+            return conn.execute(f"SELECT COUNT(*) FROM [{table}]").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.OperationalError:
+        return 0
+
+
+def wait_for_rows(
+    proc: subprocess.Popen, db_path: Path, table: str, at_least: int = 1, timeout: float = 60
+) -> int:
+    """Poll until `table` holds `at_least` rows, the process ends or `timeout` seconds pass;
+    the count last seen."""
+    deadline = time.monotonic() + timeout
+    while (
+        (rows := count_rows(db_path, table)) < at_least
+        and proc.poll() is None
+        and time.monotonic() < deadline
+    ):
+        time.sleep(0.02)
+    return rows
