@@ -90,7 +90,7 @@ def ensure_fresh(
     if not stale:
         return []
     if sync is None:
-        from klaviyo_etl.sync import SyncOptions, run_sync
+        from klaviyo_etl.sync.engine import SyncOptions, run_sync
 
         def sync(streams: list[str]):
             return run_sync(settings, SyncOptions(streams=streams))

@@ -3,6 +3,7 @@ import json
 from klaviyo_etl.db import open_database
 from klaviyo_etl.db.repositories import Repository
 from klaviyo_etl.models import Resource
+from klaviyo_etl.timeutil import utcnow_iso
 
 
 def event(i: str, **props) -> Resource:
@@ -65,9 +66,7 @@ def test_mark_deleted_flags_rows_a_complete_scan_did_not_touch(tmp_path):
     lists = [Resource.model_validate({"type": "list", "id": i, "attributes": {"name": i}}) for i in "abc"]
     with db.atomic():
         repo.write_resources(lists)
-    from klaviyo_etl.db.repositories import utcnow
-
-    scan_started = utcnow()
+    scan_started = utcnow_iso()
     with db.atomic():
         repo.write_resources(lists[:2])  # the scan sees a and b only
         assert repo.mark_deleted("lists", scan_started) == 1

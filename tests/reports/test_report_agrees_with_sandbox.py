@@ -14,7 +14,7 @@ from klaviyo_etl.reports.periods import resolve_period
 from klaviyo_etl.reports.reconcile import compare_report
 from klaviyo_etl.sandbox import SandboxConfig, SandboxData, serve
 from klaviyo_etl.settings import Settings
-from klaviyo_etl.sync import SyncOptions, run_sync
+from klaviyo_etl.sync.engine import SyncOptions, run_sync
 
 
 def test_campaign_and_flow_figures_agree_with_klaviyos(tmp_path):

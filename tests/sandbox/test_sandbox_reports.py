@@ -13,7 +13,7 @@ from sandbox_helpers import walk
 from klaviyo_etl import conventions as kv
 from klaviyo_etl.sandbox import SandboxData
 from klaviyo_etl.sandbox.timeutil import parse
-from klaviyo_etl.sync.streams import REPORT_STATISTICS
+from klaviyo_etl.sync.streams.reporting import REPORT_STATISTICS
 
 STATISTICS = REPORT_STATISTICS  # exactly what the sync asks Klaviyo for
 SEND_CHANNEL = {"email": "email", "sms": "sms", "mobile_push": "push-notification"}

@@ -12,7 +12,7 @@ import time
 from sync_helpers import settings_for, small_config
 
 from klaviyo_etl.sandbox import SandboxData, serve
-from klaviyo_etl.sync import SyncOptions, run_sync
+from klaviyo_etl.sync.engine import SyncOptions, run_sync
 
 COMPARED = {
     "metrics": "id, name",

@@ -7,7 +7,7 @@ import datetime as dt
 from sync_helpers import assert_matches_sandbox, live_ids, live_members, settings_for
 
 from klaviyo_etl.db import open_database
-from klaviyo_etl.sync import SyncOptions, run_sync
+from klaviyo_etl.sync.engine import SyncOptions, run_sync
 
 
 def test_full_sync_stores_exactly_the_sandbox(sandbox, tmp_path):
