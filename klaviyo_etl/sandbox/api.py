@@ -352,9 +352,9 @@ class Api:
             if not suppression:
                 return None
             reason, ts = suppression[-1]
-            from klaviyo_etl.sandbox.timeutil import iso
+            from klaviyo_etl.timeutil import epoch_to_iso
 
-            return reason if field.endswith(".reason") else iso(ts)
+            return reason if field.endswith(".reason") else epoch_to_iso(ts)
 
         return get
 

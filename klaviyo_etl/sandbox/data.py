@@ -20,7 +20,7 @@ from klaviyo_etl.sandbox.config import SandboxConfig
 from klaviyo_etl.sandbox.events import NONE, EventStore
 from klaviyo_etl.sandbox.generate import Generator
 from klaviyo_etl.sandbox.ids import event_id, event_num
-from klaviyo_etl.sandbox.timeutil import iso, parse
+from klaviyo_etl.timeutil import epoch_to_iso, iso_to_epoch
 
 TYPES = (
     "metric",
@@ -126,7 +126,7 @@ class SandboxData:
 
     @staticmethod
     def _ts(value: str) -> int:
-        return int(parse(value))
+        return int(iso_to_epoch(value))
 
     def _put(self, kind: str, record: dict) -> dict:
         """Store a new record and index it where the event store needs an index."""
@@ -330,7 +330,7 @@ class SandboxData:
                 props["touched"] = props.get("touched", 0) + 1
                 attrs["properties"] = props
             elif kind in ("campaign-message",):
-                attrs["definition"] = {**attrs["definition"], "label": f"edited at {iso(stamp)}"}
+                attrs["definition"] = {**attrs["definition"], "label": f"edited at {epoch_to_iso(stamp)}"}
             elif kind in ("flow-action", "flow-message"):
                 attrs["definition"] = {**attrs["definition"]}
             else:
@@ -339,7 +339,7 @@ class SandboxData:
                 attrs[field] = f"{base} (edited {stamp})"
             field = UPDATED_FIELD.get(kind)
             if field:
-                attrs[field] = iso(stamp)
+                attrs[field] = epoch_to_iso(stamp)
             self.version += 1
 
     def delete(self, kind: str, resource_id: str) -> None:
@@ -403,7 +403,7 @@ class SandboxData:
                 raise KeyError(f"no list or segment {group_id}")
             self._require("profile", profile_id)
             when = int(joined_at.timestamp()) if joined_at else self.stamp()
-            self.members[group_id][profile_id] = iso(when)
+            self.members[group_id][profile_id] = epoch_to_iso(when)
             self._bump_group(group_id)
 
     def remove_member(self, group_id: str, profile_id: str) -> None:

@@ -18,7 +18,7 @@ from klaviyo_etl import conventions as kv
 from klaviyo_etl.sandbox import catalog
 from klaviyo_etl.sandbox.events import NONE
 from klaviyo_etl.sandbox.ids import IdFactory
-from klaviyo_etl.sandbox.timeutil import iso
+from klaviyo_etl.timeutil import epoch_to_iso
 
 if TYPE_CHECKING:
     from klaviyo_etl.sandbox.data import SandboxData
@@ -98,8 +98,8 @@ class Generator:
             "id": self.ids.short(),
             "attributes": {
                 "name": name,
-                "created": iso(created),
-                "updated": iso(created),
+                "created": epoch_to_iso(created),
+                "updated": epoch_to_iso(created),
                 "integration": {
                     "object": "integration",
                     "id": INTEGRATION_IDS[integration],
@@ -137,8 +137,8 @@ class Generator:
                 "html": html,
                 "text": f"{name}\n\nShop now: {catalog.STORE_URL}",
                 "amp": None,
-                "created": iso(created),
-                "updated": iso(updated),
+                "created": epoch_to_iso(created),
+                "updated": epoch_to_iso(updated),
             },
         }
 
@@ -150,8 +150,8 @@ class Generator:
             "id": self.ids.short(),
             "attributes": {
                 "name": name,
-                "created": iso(created),
-                "updated": iso(updated),
+                "created": epoch_to_iso(created),
+                "updated": epoch_to_iso(updated),
                 "opt_in_process": self.rng.choice(["single_opt_in", "double_opt_in"]),
             },
         }
@@ -176,8 +176,8 @@ class Generator:
             "attributes": {
                 "name": name,
                 "definition": {"condition_groups": [{"conditions": [condition]}]},
-                "created": iso(created),
-                "updated": iso(updated),
+                "created": epoch_to_iso(created),
+                "updated": epoch_to_iso(updated),
                 "is_active": self.rng.random() < 0.9,
                 "is_processing": False,
                 "is_starred": self.rng.random() < 0.3,
@@ -194,8 +194,8 @@ class Generator:
                 "name": name,
                 "status": "live" if n == 0 or self.rng.random() < 0.7 else "draft",
                 "ab_test": self.rng.random() < 0.2,
-                "created_at": iso(created),
-                "updated_at": iso(updated),
+                "created_at": epoch_to_iso(created),
+                "updated_at": epoch_to_iso(updated),
             },
         }
 
@@ -229,8 +229,8 @@ class Generator:
                 "locale": "en-US" if country == "United States" else "en-GB",
                 "title": None,
                 "image": None,
-                "created": iso(created),
-                "updated": iso(updated),
+                "created": epoch_to_iso(created),
+                "updated": epoch_to_iso(updated),
                 "location": {
                     "address1": f"{rng.randrange(1, 999)} Main St",
                     "address2": None,
@@ -276,11 +276,15 @@ class Generator:
         if send_time is None:
             strategy: dict = {
                 "method": "static",
-                "datetime": iso(created + 7 * DAY),
+                "datetime": epoch_to_iso(created + 7 * DAY),
                 "options": {"is_local": False},
             }
         else:
-            strategy = {"method": "static", "datetime": iso(send_time), "options": {"is_local": False}}
+            strategy = {
+                "method": "static",
+                "datetime": epoch_to_iso(send_time),
+                "options": {"is_local": False},
+            }
         tracking = None
         if channel == "email":
             tracking = {
@@ -302,10 +306,10 @@ class Generator:
                 "send_options": {"use_smart_sending": True},
                 "tracking_options": tracking,
                 "send_strategy": strategy,
-                "created_at": iso(created),
-                "scheduled_at": iso(created + HOUR) if status != "Draft" else None,
-                "updated_at": iso(updated),
-                "send_time": iso(send_time) if send_time is not None else None,
+                "created_at": epoch_to_iso(created),
+                "scheduled_at": epoch_to_iso(created + HOUR) if status != "Draft" else None,
+                "updated_at": epoch_to_iso(updated),
+                "send_time": epoch_to_iso(send_time) if send_time is not None else None,
             },
         }
 
@@ -376,8 +380,8 @@ class Generator:
                 "name": name,
                 "status": status,
                 "archived": False,
-                "created": iso(created),
-                "updated": iso(updated),
+                "created": epoch_to_iso(created),
+                "updated": epoch_to_iso(updated),
                 "trigger_type": trigger,
             },
         }
@@ -407,7 +411,11 @@ class Generator:
             "flow_id": flow["id"],
             "kind": kind,
             "delay_hours": delay_hours,
-            "attributes": {"definition": definition, "created": iso(created), "updated": iso(created)},
+            "attributes": {
+                "definition": definition,
+                "created": epoch_to_iso(created),
+                "updated": epoch_to_iso(created),
+            },
         }
 
     def flow_message(self, flow: dict, action: dict, step: int, template_id: str | None) -> dict:
@@ -535,7 +543,7 @@ class Generator:
                 if rng.random() < share:
                     created = data._ts(profile["attributes"]["created"])
                     joined = self._between(max(created, list_created), now - 60)
-                    members[profile["id"]] = iso(joined)
+                    members[profile["id"]] = epoch_to_iso(joined)
 
         for n in range(cfg.segments):
             created = self._between(account_start, start)
@@ -548,7 +556,7 @@ class Generator:
                     continue
                 if rng.random() < 0.35:
                     joined = max(data._ts(profile["attributes"]["created"]), created)
-                    members[profile["id"]] = iso(self._between(joined, now - 60))
+                    members[profile["id"]] = epoch_to_iso(self._between(joined, now - 60))
 
         self._campaigns(start, now, list_ids)
         self._flows(account_start, start, now, list_ids)

@@ -20,7 +20,7 @@ from klaviyo_etl import conventions as kv
 from klaviyo_etl.endpoints import contract
 from klaviyo_etl.sandbox.events import NONE
 from klaviyo_etl.sandbox.filters import FilterError, Term, as_epoch, matches, parse_filter
-from klaviyo_etl.sandbox.timeutil import iso, parse
+from klaviyo_etl.timeutil import epoch_to_iso, iso_to_epoch
 
 if TYPE_CHECKING:
     from klaviyo_etl.sandbox.api import Request
@@ -74,8 +74,8 @@ def timeframe_bounds(timeframe: Any, now: datetime) -> tuple[datetime, datetime]
     if "key" in timeframe:
         return _keyed(timeframe["key"], now)
     try:
-        start = datetime.fromtimestamp(parse(timeframe["start"]), UTC)
-        end = datetime.fromtimestamp(parse(timeframe["end"]), UTC)
+        start = datetime.fromtimestamp(iso_to_epoch(timeframe["start"]), UTC)
+        end = datetime.fromtimestamp(iso_to_epoch(timeframe["end"]), UTC)
     except (KeyError, TypeError, ValueError) as exc:
         raise _bad("A custom timeframe needs ISO 'start' and 'end'.", "/data/attributes/timeframe") from exc
     if end <= start:
@@ -463,7 +463,7 @@ def metric_aggregates(data: SandboxData, request: Request) -> dict:
             "type": "metric-aggregate",
             "id": str(uuid.uuid4()),
             "attributes": {
-                "dates": [iso(d) for d in dates],
+                "dates": [epoch_to_iso(d) for d in dates],
                 "data": [{"dimensions": [], "measurements": {m: values[m] for m in measurements}}],
             },
             "links": {"self": base},

@@ -13,7 +13,7 @@ from sandbox_helpers import walk
 from klaviyo_etl import conventions as kv
 from klaviyo_etl.sandbox import SandboxConfig, SandboxData
 from klaviyo_etl.sandbox.ids import event_id
-from klaviyo_etl.sandbox.timeutil import parse
+from klaviyo_etl.timeutil import iso_to_epoch
 
 DAY = 86_400
 
@@ -97,9 +97,9 @@ def test_campaigns_look_like_klaviyos(data: SandboxData) -> None:
         assert 1 <= len(messages) <= 2
         send_time = c["attributes"]["send_time"]
         if c["attributes"]["status"] == "Sent":
-            assert parse(send_time) < NOW.timestamp()
+            assert iso_to_epoch(send_time) < NOW.timestamp()
         elif c["attributes"]["status"] == "Scheduled":
-            assert parse(send_time) > NOW.timestamp()
+            assert iso_to_epoch(send_time) > NOW.timestamp()
         else:
             assert send_time is None
         for m in messages:
@@ -121,7 +121,7 @@ def test_message_events_follow_their_sends(data: SandboxData) -> None:
             flows_seen.add(props[kv.PROP_FLOW])
         else:
             campaign = data.resources["campaign"][campaign_messages[message]["campaign_id"]]
-            assert ts >= parse(campaign["attributes"]["send_time"])
+            assert ts >= iso_to_epoch(campaign["attributes"]["send_time"])
             assert kv.PROP_FLOW not in props
         channel = (campaign_messages.get(message) or flow_messages[message])["channel"]
         roles = {v: k for k, v in kv.CHANNEL_METRICS[channel].items() if v}
@@ -166,7 +166,7 @@ def test_form_and_list_events_point_at_real_resources(data: SandboxData) -> None
             assert form["attributes"]["status"] == "live"
         if name == kv.SUBSCRIBED_TO_LIST:
             joined = data.members[props[kv.PROP_LIST_ID]][profile]
-            assert parse(joined) == ts
+            assert iso_to_epoch(joined) == ts
 
 
 def test_unsubscribes_change_consent() -> None:
@@ -200,14 +200,14 @@ def test_add_touch_delete(fresh) -> None:
     before = data.ids("profile")
     new = data.add("profile", 3)
     assert len(new) == 3 and data.ids("profile") == before | set(new)
-    stamps = [parse(data.resources["profile"][p]["attributes"]["updated"]) for p in new]
+    stamps = [iso_to_epoch(data.resources["profile"][p]["attributes"]["updated"]) for p in new]
     assert stamps == sorted(set(stamps)) and stamps[0] >= NOW.timestamp()
 
     campaign_id = next(iter(data.resources["campaign"]))
     old = dict(data.resources["campaign"][campaign_id]["attributes"])
     data.touch("campaign", campaign_id)
     now = data.resources["campaign"][campaign_id]["attributes"]
-    assert now["name"] != old["name"] and parse(now["updated_at"]) > parse(old["updated_at"])
+    assert now["name"] != old["name"] and iso_to_epoch(now["updated_at"]) > iso_to_epoch(old["updated_at"])
     changed, _ = walk(
         client,
         "/api/campaigns",
@@ -249,7 +249,7 @@ def test_clock_moves_and_stamps_follow(fresh) -> None:
     data.now = data.now + timedelta(days=2)
     (profile_id,) = data.add("profile", 1)
     updated = data.resources["profile"][profile_id]["attributes"]["updated"]
-    assert parse(updated) == (NOW + timedelta(days=2)).timestamp()
+    assert iso_to_epoch(updated) == (NOW + timedelta(days=2)).timestamp()
 
 
 def test_add_events_now_and_late(fresh) -> None:

@@ -12,8 +12,8 @@ from sandbox_helpers import walk
 
 from klaviyo_etl import conventions as kv
 from klaviyo_etl.sandbox import SandboxData
-from klaviyo_etl.sandbox.timeutil import parse
 from klaviyo_etl.sync.streams.reporting import REPORT_STATISTICS
+from klaviyo_etl.timeutil import iso_to_epoch
 
 STATISTICS = REPORT_STATISTICS  # exactly what the sync asks Klaviyo for
 SEND_CHANNEL = {"email": "email", "sms": "sms", "mobile_push": "push-notification"}
@@ -224,7 +224,7 @@ def test_metric_aggregate_counts_match(
     assert sum(measured["sum_value"]) == pytest.approx(
         sum(e["attributes"]["event_properties"]["$value"] for e in orders), abs=0.05
     )
-    week_starts = [parse(d) for d in attrs["dates"]]
+    week_starts = [iso_to_epoch(d) for d in attrs["dates"]]
     for k, ws in enumerate(week_starts):
         in_week = [e for e in orders if ws <= e["attributes"]["timestamp"] < ws + 7 * 86_400]
         assert measured["count"][k] == len(in_week)
