@@ -6,7 +6,7 @@ import datetime as dt
 
 import sqlite_utils
 
-from klaviyo_etl import conventions as cv
+from klaviyo_etl import conventions as kc
 from klaviyo_etl.reports.overview import metric_ids
 from klaviyo_etl.reports.periods import Period
 from klaviyo_etl.reports.timeseries import _next_bucket, bucket_of
@@ -39,7 +39,7 @@ def _buckets(first: str, last: str, interval: str) -> list[str]:
 
 
 def _daily_revenue(db: sqlite_utils.Database, lo: str, hi: str) -> dict[str, float]:
-    ids = metric_ids(db, cv.PLACED_ORDER)
+    ids = metric_ids(db, kc.PLACED_ORDER)
     if not ids:
         return {}
     return dict(

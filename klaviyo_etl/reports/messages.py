@@ -17,12 +17,11 @@ from typing import Any
 
 import sqlite_utils
 
+from klaviyo_etl import conventions as kc
 from klaviyo_etl.errors import UsageError
 from klaviyo_etl.reports.model import Column, Report, sort_rows
 from klaviyo_etl.reports.periods import Period, change_pct
 from klaviyo_etl.reports.rollups import ensure_rollups
-
-CHANNELS = ("email", "sms", "mobile_push")
 
 # Counts a campaign or flow adds up over its messages (Klaviyo statistic names).
 COUNTS = (
@@ -163,8 +162,8 @@ def _sum_into(total: dict[str, float], counts: dict[str, float]) -> None:
 
 
 def _check_channel(channel: str | None) -> str | None:
-    if channel and channel not in CHANNELS:
-        raise UsageError(f"--channel {channel!r} is not one of {', '.join(CHANNELS)}")
+    if channel and channel not in kc.CAMPAIGN_CHANNELS:
+        raise UsageError(f"--channel {channel!r} is not one of {', '.join(kc.CAMPAIGN_CHANNELS)}")
     return channel
 
 

@@ -22,6 +22,7 @@ from importlib import resources
 from typing import Any
 from urllib.parse import urlencode
 
+from klaviyo_etl import conventions as kc
 from klaviyo_etl.endpoints import Endpoint, contract
 from klaviyo_etl.sandbox.data import SandboxData
 from klaviyo_etl.sandbox.filters import FilterError, Term, as_epoch, matches, parse_filter, validate
@@ -37,7 +38,6 @@ DATETIME_FIELDS = {
     "joined_group_at",
     "datetime",
 }
-CHANNELS = ("email", "sms", "mobile_push")
 
 
 class ApiError(Exception):
@@ -430,7 +430,7 @@ class Api:
         terms = self._terms(request, endpoint)
         if route.template == "/api/campaigns":
             channel = [t for t in terms if t.field == "messages.channel" and t.op == "equals"]
-            if not channel or channel[0].value not in CHANNELS:
+            if not channel or channel[0].value not in kc.CAMPAIGN_CHANNELS:
                 raise bad_request(
                     "A channel filter is required: filter=equals(messages.channel,'email'), "
                     "'sms' or 'mobile_push'.",

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from klaviyo_etl import conventions as kv
+from klaviyo_etl import conventions as kc
 from klaviyo_etl.endpoints import contract
 from klaviyo_etl.sandbox.events import NONE
 from klaviyo_etl.sandbox.filters import FilterError, Term, as_epoch, matches, parse_filter
@@ -186,7 +186,7 @@ def message_figures(
     events = data.events
     names = data.metric_names
     roles: dict[int, str] = {}
-    for by_role in kv.CHANNEL_METRICS.values():
+    for by_role in kc.CHANNEL_METRICS.values():
         for role, name in by_role.items():
             if name and name in data.metric_by_name:
                 roles[data.metric_by_name[name]] = role
@@ -220,7 +220,7 @@ def message_figures(
             elif role == "bounced":
                 f.recipients.add(p)
                 f.bounced.add(p)
-                if names[m] == kv.FAILED_SMS:
+                if names[m] == kc.FAILED_SMS:
                     f.failed.add(p)
             elif role == "opened":
                 f.opens += 1

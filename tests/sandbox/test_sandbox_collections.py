@@ -8,6 +8,7 @@ import httpx
 import pytest
 from sandbox_helpers import walk
 
+from klaviyo_etl import conventions as kc
 from klaviyo_etl.sandbox import SandboxData
 from klaviyo_etl.timeutil import epoch_to_iso, iso_to_epoch
 
@@ -42,7 +43,7 @@ def test_walk_returns_every_id_exactly_once(
 
 def test_campaign_walks_per_channel_cover_all_campaigns(client: httpx.Client, data: SandboxData) -> None:
     seen: list[str] = []
-    for channel in ("email", "sms", "mobile_push"):
+    for channel in kc.CAMPAIGN_CHANNELS:
         items, _ = walk(
             client, "/api/campaigns", {"filter": f"equals(messages.channel,'{channel}')", "page[size]": "2"}
         )
