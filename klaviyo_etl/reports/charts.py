@@ -9,7 +9,7 @@ import sqlite_utils
 from klaviyo_etl import conventions as kc
 from klaviyo_etl.reports.overview import metric_ids
 from klaviyo_etl.reports.periods import Period
-from klaviyo_etl.reports.timeseries import _next_bucket, bucket_of
+from klaviyo_etl.reports.timeseries import bucket_of, next_bucket
 
 
 def _span(db: sqlite_utils.Database, period: Period) -> tuple[str, str] | None:
@@ -34,7 +34,7 @@ def _buckets(first: str, last: str, interval: str) -> list[str]:
     out, bucket, end = [], bucket_of(first, interval), bucket_of(last, interval)
     while bucket <= end:
         out.append(bucket)
-        bucket = _next_bucket(bucket, interval)
+        bucket = next_bucket(bucket, interval)
     return out
 
 
