@@ -26,6 +26,7 @@ from klaviyo_etl.errors import (
     ApiError,
     AuthError,
     BadRequest,
+    KeyRejected,
     NotFound,
     RateLimited,
     RevisionRetired,
@@ -219,7 +220,7 @@ class KlaviyoClient:
         if status >= 500:
             raise TransientError(f"{status}: Klaviyo server error{where}", status=status)
         if status == 401:
-            raise AuthError(
+            raise KeyRejected(
                 401,
                 f"the API key {mask_key(self.api_key)} was rejected — check KLAVIYO_API_KEY",
                 path=path,

@@ -91,3 +91,7 @@ ATTRIBUTION_WINDOW_DAYS = 5
 #   bounced             distinct profiles with a bounced event; bounce_rate = bounced / recipients
 #   spam_complaints     distinct profiles; spam_complaint_rate = spam_complaints / delivered
 # A rate whose denominator is zero is 0.0.
+
+# Klaviyo's message channels, as campaigns and messages name them (the campaigns endpoint
+# requires one in its filter, so the sync scans campaigns once per channel).
+CAMPAIGN_CHANNELS = ("email", "sms", "mobile_push")

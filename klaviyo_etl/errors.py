@@ -1,4 +1,26 @@
-"""Typed errors. Inside the library they carry detail; at the CLI edge each becomes one line."""
+"""Typed errors. Inside the library they carry detail; at the CLI edge each becomes one line.
+
+The class says what the caller must do: a `TransientError` is retried by the client, a
+`FatalError` stops the whole sync run (every stream would fail the same way), and any
+other `ApiError` fails only the stream that met it.
+
+Our exception hierarchy:
+
+* KlaviyoEtlError
+  + UsageError
+  |  + ConfigError
+  + DatabaseError
+  |  + DatabaseLocked
+  + ApiError
+  |  + BadRequest
+  |  + AuthError                     (403: a missing scope fails its stream only)
+  |  |  + KeyRejected                (401, also a FatalError)
+  |  + NotFound
+  |  + RevisionRetired               (410, also a FatalError)
+  + FatalError                       (stop the run: 401, 410)
+  + TransientError                   (retry: 5xx, 429, dropped connection, truncated body)
+     + RateLimited
+"""
 
 from __future__ import annotations
 
@@ -43,17 +65,25 @@ class BadRequest(ApiError):
     """400: the request was malformed (bad filter, bad revision)."""
 
 
+class FatalError(KlaviyoEtlError):
+    """Stops the whole run: the key or the revision is wrong for every stream alike."""
+
+
 class AuthError(ApiError):
     """401/403: key rejected or lacking a scope: a configuration problem."""
 
     exit_code = 2
 
 
+class KeyRejected(AuthError, FatalError):
+    """401: the API key was rejected."""
+
+
 class NotFound(ApiError):
     """404."""
 
 
-class RevisionRetired(ApiError):
+class RevisionRetired(ApiError, FatalError):
     """410: the pinned API revision is no longer served."""
 
     exit_code = 2

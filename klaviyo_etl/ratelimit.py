@@ -83,8 +83,8 @@ class RateLimiter:
         if status == 429:
             bucket.pause(retry_after(headers) or 1.0)
             return
-        remaining = _first_int(headers.get("ratelimit-remaining"))
-        reset = _first_int(headers.get("ratelimit-reset"))
+        remaining = first_int(headers.get("ratelimit-remaining"))
+        reset = first_int(headers.get("ratelimit-reset"))
         if remaining == 0 and reset:
             bucket.pause(float(reset))
 
@@ -103,7 +103,7 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
         return None
 
 
-def _first_int(value: str | None) -> int | None:
+def first_int(value: str | None) -> int | None:
     """`RateLimit-*` values may be lists like `3, 3;w=1, 60;w=60`: the first number counts."""
     if not value:
         return None

@@ -6,7 +6,15 @@ import httpx
 import pytest
 
 from klaviyo_etl.client import KlaviyoClient
-from klaviyo_etl.errors import AuthError, BadRequest, NotFound, RevisionRetired, TransientError
+from klaviyo_etl.errors import (
+    ApiError,
+    AuthError,
+    BadRequest,
+    FatalError,
+    NotFound,
+    RevisionRetired,
+    TransientError,
+)
 from klaviyo_etl.ratelimit import RateLimiter
 
 KEY = "pk_test_0123456789abcdef"
@@ -202,3 +210,14 @@ def test_predictive_analytics_use_the_lower_profiles_limit():
         "/api/profiles?additional-fields%5Bprofile%5D=subscriptions%2Cpredictive_analytics&page%5Bcursor%5D=x",
     )
     assert (limit2.burst_per_s, limit2.steady_per_min) == (10, 150) and key2 != key
+
+
+@pytest.mark.parametrize("status,fatal", [(401, True), (410, True), (403, False), (404, False), (400, False)])
+async def test_a_rejected_key_and_a_retired_revision_stop_the_whole_run(status, fatal):
+    def handler(request):
+        return httpx.Response(status, json={"errors": [{"status": status, "detail": "no"}]})
+
+    with pytest.raises(ApiError) as info:
+        await collect(make_client(handler))
+    assert isinstance(info.value, FatalError) is fatal
+    assert not isinstance(info.value, TransientError)

@@ -1,8 +1,7 @@
 """Client contract tests: every request the sync makes, replayed from vcrpy cassettes.
 
-Each test sends the request a stream sends (same path and params, assembled from the
-stream's own endpoint, include, variant filter and filter helpers the way its `run` does),
-inside a cassette under `cassettes/`, and checks the answer has what our models and
+Each test sends the request a stream sends (same path, and the params the stream's own
+`params(...)` returns, which is what its `run` sends), inside a cassette under `cassettes/`, and checks the answer has what our models and
 repositories read. Replay is offline and refuses any request the cassette lacks, so a
 change to a request's shape or headers fails here until `make cassettes` re-records it
 (against the sandbox, or a real account when KLAVIYO_API_KEY is set) — which is when a
@@ -26,14 +25,9 @@ from klaviyo_etl.endpoints import REVISION
 from klaviyo_etl.errors import BadRequest
 from klaviyo_etl.models import Page, Resource
 from klaviyo_etl.sandbox import SandboxConfig
-from klaviyo_etl.sync.filters import and_, parse_time, time_range
-from klaviyo_etl.sync.streams import (
-    CAMPAIGN_CHANNELS,
-    REPORT_STATISTICS,
-    ReportingStream,
-    _page_params,
-    build_streams,
-)
+from klaviyo_etl.sync.streams import ReportingStream, build_streams
+from klaviyo_etl.sync.streams.reporting import REPORT_STATISTICS
+from klaviyo_etl.timeutil import parse_time
 from tests.helpers.contract import (
     ANCHOR_FILE,
     CANONICAL_BASE,
@@ -47,7 +41,6 @@ from tests.helpers.contract import (
     klaviyo_target,
     recording,
     replay_target,
-    stream_run,
     write_anchor,
 )
 
@@ -79,39 +72,19 @@ def recorder(target) -> Recorder:
 # -- the request shapes the streams send -------------------------------------------------------
 
 
-def _sortable(endpoint) -> str | None:
-    field = endpoint.incremental_filter_field
-    return field if field is not None and field in (endpoint.sort_fields or []) else None
-
-
 def resource_params(name: str, variant: str | None = None, mark: dt.datetime | None = None) -> dict:
     """What `ResourceStream.run` sends for one variant; no mark is a first (full) scan."""
-    stream = STREAMS[name]
-    ep = stream.endpoint
-    return _page_params(
-        ep,
-        filter=and_(stream.variant_filter(variant), time_range(ep, mark, None) if mark else None),
-        sort=_sortable(ep),
-        include=stream.include,
-    )
+    return STREAMS[name].params(variant, mark)
 
 
 def child_params(name: str, mark: dt.datetime | None = None) -> dict:
     """What `ChildStream.run` sends for one parent."""
-    ep = STREAMS[name].endpoint
-    return _page_params(ep, filter=time_range(ep, mark, None) if mark else None, sort=_sortable(ep))
+    return STREAMS[name].params(mark)
 
 
 def window_params(name: str, lo: dt.datetime, hi: dt.datetime | None, **override) -> dict:
     """What `WindowedStream.fetch` sends for one window (hi=None: the open-ended last one)."""
-    stream = STREAMS[name]
-    params = _page_params(
-        stream.endpoint,
-        filter=time_range(stream.endpoint, lo, hi),
-        sort=stream.field,
-        **stream.extra_params(stream_run()),
-    )
-    return {**params, **override}
+    return {**STREAMS[name].params(lo, hi), **override}
 
 
 # -- checks shared by every test ---------------------------------------------------------------
@@ -190,6 +163,7 @@ async def test_events_earliest(recorder: Recorder):
             earliest = await stream.earliest(SimpleNamespace(pages=client.pages))
     check_sent(s, 1)
     params = s.sent[0].url.params
+    assert dict(params) == {k: str(v) for k, v in stream.earliest_params().items()}
     assert params["sort"] == "datetime" and params["fields[event]"] == "datetime"
     assert params["page[size]"] == "1"
     body = json.loads(s.responses[0].content)
@@ -270,6 +244,7 @@ async def test_profiles_earliest(recorder: Recorder):
             earliest = await stream.earliest(SimpleNamespace(pages=client.pages))
     check_sent(s, 1)
     params = s.sent[0].url.params
+    assert dict(params) == {k: str(v) for k, v in stream.earliest_params().items()}
     assert params["sort"] == "updated" and params["fields[profile]"] == "updated"
     body = json.loads(s.responses[0].content)
     assert len(body["data"]) == 1 and set(body["data"][0]["attributes"]) == {"updated"}
@@ -394,7 +369,7 @@ async def test_group_members(recorder: Recorder, group: str):
 # -- campaigns and flows -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("channel", CAMPAIGN_CHANNELS)
+@pytest.mark.parametrize("channel", kc.CAMPAIGN_CHANNELS)
 async def test_campaigns(recorder: Recorder, channel: str):
     """The required channel filter is accepted (alone and and-ed with the watermark), and
     messages come included, on that channel."""
@@ -543,21 +518,6 @@ async def test_tags(recorder: Recorder):
 # -- Reporting API -----------------------------------------------------------------------------
 
 
-def report_body(rtype: str, id_key: str, ids: list[str], metric_id: str, timeframe: str) -> dict:
-    """The body `ReportingStream.run` posts for one batch of ids."""
-    return {
-        "data": {
-            "type": rtype,
-            "attributes": {
-                "statistics": REPORT_STATISTICS,
-                "timeframe": {"key": timeframe},
-                "conversion_metric_id": metric_id,
-                "filter": f"contains-any({id_key},{json.dumps(ids)})",
-            },
-        }
-    }
-
-
 @pytest.mark.parametrize("report", ReportingStream.REPORTS, ids=[r[0] for r in ReportingStream.REPORTS])
 async def test_values_report(recorder: Recorder, report: tuple):
     name, path, rtype, id_key, message_key, table = report
@@ -573,7 +533,7 @@ async def test_values_report(recorder: Recorder, report: tuple):
             )
             ids = sorted(e.id for e in entities.data)[: stream.BATCH]
             require(s.target, ids, source)
-            body = await client.post(path, report_body(rtype, id_key, ids, placed[0], stream.timeframe))
+            body = await client.post(path, stream.body(rtype, id_key, ids, placed[0]))
     check_sent(s, 3)
     post = s.sent[2]
     assert post.method == "POST" and post.url.path == path
@@ -636,7 +596,7 @@ async def test_report_posts_are_jsonapi(recorder: Recorder):
             placed = [m.id for m in metrics.data if m.attributes.get("name") == kc.PLACED_ORDER]
             entities = await get_page(s, "/api/campaigns", resource_params("campaigns", "email"))
             ids = sorted(e.id for e in entities.data)[: ReportingStream.BATCH]
-            await client.post(path, report_body(rtype, id_key, ids, placed[0], "last_365_days"))
+            await client.post(path, ReportingStream().body(rtype, id_key, ids, placed[0]))
     assert s.sent[2].headers["content-type"] == JSONAPI
 
 

@@ -3,7 +3,7 @@ import asyncio
 import pytest
 
 from klaviyo_etl.endpoints import RateLimit
-from klaviyo_etl.ratelimit import Bucket, RateLimiter, _first_int, retry_after
+from klaviyo_etl.ratelimit import Bucket, RateLimiter, first_int, retry_after
 
 
 class FakeClock:
@@ -69,7 +69,7 @@ def test_observe_retry_after_and_exhausted_budget_pause_the_bucket():
 
 
 def test_header_parsing():
-    assert _first_int("3, 3;w=1, 60;w=60") == 3
-    assert _first_int("junk") is None
+    assert first_int("3, 3;w=1, 60;w=60") == 3
+    assert first_int("junk") is None
     assert retry_after({"retry-after": "2.5"}) == 2.5
     assert retry_after({}) is None

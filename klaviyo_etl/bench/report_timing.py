@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from klaviyo_etl import conventions as cv
+from klaviyo_etl import conventions as kc
 from klaviyo_etl.db import open_database
 from klaviyo_etl.db.rollups import ensure_rollups
 from klaviyo_etl.reports import messages, overview, periods
@@ -63,7 +63,7 @@ def build_bench_db(
     synced = now.isoformat()
 
     metric_names = sorted(
-        {*_MESSAGE_METRICS, *_SITE_METRICS, cv.VIEWED_FORM, cv.SUBMITTED_FORM, cv.SUBSCRIBED_TO_LIST}
+        {*_MESSAGE_METRICS, *_SITE_METRICS, kc.VIEWED_FORM, kc.SUBMITTED_FORM, kc.SUBSCRIBED_TO_LIST}
     )
     metric = {name: _short(rng) for name in metric_names}
     n_profiles = max(200, n_events // 50)
@@ -95,7 +95,7 @@ def build_bench_db(
         )
 
     def engagement(ts: int, profile: int, message: str, channel: str, flow: str | None):
-        roles = cv.CHANNEL_METRICS[channel]
+        roles = kc.CHANNEL_METRICS[channel]
         if rng.random() < 0.03:
             emit(ts, roles["bounced"], profile, message, flow)
             return
@@ -113,7 +113,7 @@ def build_bench_db(
                 value = round(rng.uniform(15, 260), 2)
                 emit(
                     t + rng.randrange(60, 86400 * 4),
-                    cv.PLACED_ORDER,
+                    kc.PLACED_ORDER,
                     profile,
                     value=value,
                     attributed=(message, flow),
@@ -154,25 +154,25 @@ def build_bench_db(
     for _ in range(int(site_events / 3.125)):
         ts = start_ts + rng.randrange(days * 86400)
         profile = rng.randrange(n_profiles)
-        emit(ts, cv.ACTIVE_ON_SITE, profile)
-        emit(ts + 30, cv.VIEWED_PRODUCT, profile, value=round(rng.uniform(15, 150), 2))
+        emit(ts, kc.ACTIVE_ON_SITE, profile)
+        emit(ts + 30, kc.VIEWED_PRODUCT, profile, value=round(rng.uniform(15, 150), 2))
         r = rng.random()
         if r < 0.45:
             form_id = forms[rng.randrange(len(forms))][0]
-            emit(ts + 40, cv.VIEWED_FORM, profile, form=form_id)
+            emit(ts + 40, kc.VIEWED_FORM, profile, form=form_id)
             if rng.random() < 0.2:
-                emit(ts + 90, cv.SUBMITTED_FORM, profile, form=form_id)
+                emit(ts + 90, kc.SUBMITTED_FORM, profile, form=form_id)
         elif r < 0.9:
-            emit(ts + 60, cv.ADDED_TO_CART, profile, value=round(rng.uniform(15, 150), 2))
+            emit(ts + 60, kc.ADDED_TO_CART, profile, value=round(rng.uniform(15, 150), 2))
             if rng.random() < 0.3:
-                emit(ts + 300, cv.PLACED_ORDER, profile, value=round(rng.uniform(15, 300), 2))
+                emit(ts + 300, kc.PLACED_ORDER, profile, value=round(rng.uniform(15, 300), 2))
 
     conn.execute("BEGIN")
     if True:  # one transaction: the connection autocommits otherwise
         conn.executemany(
             "INSERT INTO metrics (id, name, integration_name, synced_at) VALUES (?, ?, ?, ?)",
             [
-                (mid, name, "Klaviyo" if name != cv.PLACED_ORDER else "API", synced)
+                (mid, name, "Klaviyo" if name != kc.PLACED_ORDER else "API", synced)
                 for name, mid in metric.items()
             ],
         )
@@ -246,15 +246,15 @@ def build_bench_db(
             event_id = format(rng.getrandbits(60), "015x")
             props = {}
             if message:
-                props[cv.PROP_MESSAGE] = message
+                props[kc.PROP_MESSAGE] = message
             if flow:
-                props[cv.PROP_FLOW] = flow
+                props[kc.PROP_FLOW] = flow
             if value is not None:
-                props[cv.PROP_VALUE] = value
+                props[kc.PROP_VALUE] = value
             if attributed:
-                props[cv.PROP_ATTRIBUTED_MESSAGE] = attributed[0]
+                props[kc.PROP_ATTRIBUTED_MESSAGE] = attributed[0]
             if form:
-                props[cv.PROP_FORM_ID] = form
+                props[kc.PROP_FORM_ID] = form
             when = _iso(ts)
             attributes = json.dumps(
                 {"timestamp": ts, "datetime": when, "uuid": event_id, "event_properties": props},
@@ -294,8 +294,8 @@ def build_bench_db(
     }
 
 
-_MESSAGE_METRICS = [n for roles in cv.CHANNEL_METRICS.values() for n in roles.values() if n]
-_SITE_METRICS = [cv.ACTIVE_ON_SITE, cv.VIEWED_PRODUCT, cv.ADDED_TO_CART, cv.PLACED_ORDER]
+_MESSAGE_METRICS = [n for roles in kc.CHANNEL_METRICS.values() for n in roles.values() if n]
+_SITE_METRICS = [kc.ACTIVE_ON_SITE, kc.VIEWED_PRODUCT, kc.ADDED_TO_CART, kc.PLACED_ORDER]
 
 
 def _time(fn, repeat: int) -> dict:

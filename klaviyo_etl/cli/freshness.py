@@ -13,6 +13,7 @@ from collections.abc import Callable
 import sqlite_utils
 
 from klaviyo_etl.errors import KlaviyoEtlError, UsageError
+from klaviyo_etl.timeutil import parse_time_or_none
 
 _EVENTS = ["metrics", "events"]
 STREAMS: dict[str, list[str]] = {
@@ -45,16 +46,6 @@ def parse_age(text: str) -> dt.timedelta:
     return dt.timedelta(seconds=seconds)
 
 
-def _parse_time(value: str | None) -> dt.datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
-
-
 def stale_streams(
     db: sqlite_utils.Database, streams: list[str], max_age: dt.timedelta, now: dt.datetime | None = None
 ) -> list[str]:
@@ -63,7 +54,7 @@ def stale_streams(
     last = dict(db.execute("SELECT stream, last_success_at FROM sync_state").fetchall())
     out = []
     for stream in streams:
-        when = _parse_time(last.get(stream))
+        when = parse_time_or_none(last.get(stream))
         if when is None or now - when > max_age:
             out.append(stream)
     return out
@@ -91,7 +82,7 @@ def ensure_fresh(
         return []
     if sync is None:
         # Imported here for start-up time: the sync (httpx, the engine) only loads when needed.
-        from klaviyo_etl.sync import SyncOptions, run_sync
+        from klaviyo_etl.sync.engine import SyncOptions, run_sync
 
         def sync(streams: list[str]):
             return run_sync(settings, SyncOptions(streams=streams))

@@ -16,7 +16,7 @@ from klaviyo_etl.sync.names import STREAM_NAMES
 def _valid_date(value: str | None) -> str | None:
     if value is None:
         return None
-    from klaviyo_etl.sync.filters import parse_time
+    from klaviyo_etl.timeutil import parse_time
 
     try:
         return parse_time(value).isoformat()
@@ -69,7 +69,7 @@ def sync(
     from klaviyo_etl.cli.config import configured
     from klaviyo_etl.progress import progress_for
     from klaviyo_etl.signals import stop_on_signals
-    from klaviyo_etl.sync import SyncOptions, run_sync
+    from klaviyo_etl.sync.engine import SyncOptions, run_sync
 
     settings, config = configured(ctx)
     names = [n for n in (streams or []) if n != "all"] or None

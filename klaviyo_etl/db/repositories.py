@@ -7,7 +7,6 @@ so re-reading a page (lookback windows, resumed runs) can never duplicate a row.
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -18,13 +17,10 @@ import sqlite_utils
 
 from klaviyo_etl import conventions as kc
 from klaviyo_etl.models import Resource
+from klaviyo_etl.timeutil import utcnow_iso
 
 Row = dict[str, Any]
 Fill = Callable[[Resource], Row]  # columns the API leaves off a resource (parent id, channel)
-
-
-def utcnow() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
 
 
 def _dump(value: Any) -> str:
@@ -209,7 +205,7 @@ TABLES: dict[str, Table] = {
 
 def resource_rows(resources: Iterable[Resource], fill: Fill | None = None) -> dict[str, list[Row]]:
     """Group resources by destination table, converted to rows (pure: no database needed)."""
-    now = utcnow()
+    now = utcnow_iso()
     out: dict[str, list[Row]] = {}
     for r in resources:
         table = TABLES.get(r.type)
@@ -226,6 +222,15 @@ def resource_rows(resources: Iterable[Resource], fill: Fill | None = None) -> di
             row.update({k: v for k, v in fill(r).items() if row.get(k) is None})
         out.setdefault(table.name, []).append(row)
     return out
+
+
+# What the `reports` stream asks Klaviyo's figures for (`?` is the earliest send time).
+REPORTABLE = {
+    "campaigns": "SELECT id FROM campaigns WHERE deleted_at IS NULL AND send_time >= ?"
+    " AND lower(coalesce(status, '')) NOT IN ('draft', 'cancelled', 'canceled') ORDER BY id",
+    "flows": "SELECT id FROM flows WHERE deleted_at IS NULL AND ? IS NOT NULL"
+    " AND lower(coalesce(status, '')) != 'draft' ORDER BY id",
+}
 
 
 class Repository:
@@ -261,7 +266,7 @@ class Repository:
     def write_members(
         self, table: str, parent_col: str, parent_id: str, resources: Iterable[Resource]
     ) -> int:
-        now = utcnow()
+        now = utcnow_iso()
         rows = [
             {
                 parent_col: parent_id,
@@ -285,7 +290,7 @@ class Repository:
         Every upsert stamps `synced_at` and clears `deleted_at`, so rows seen by the scan
         are newer than its start and rows that came back are revived for free.
         """
-        now = utcnow()
+        now = utcnow_iso()
         clause = f" AND {where}" if where else ""
         cursor = self.db.execute(
             f"UPDATE [{table}] SET deleted_at = ? "
@@ -293,6 +298,48 @@ class Repository:
             (now, scan_started_at, *params),
         )
         return cursor.rowcount
+
+    def mark_orphans_deleted(self, table: str, parent_col: str, parent_table: str, now: str) -> int:
+        """Flag the live rows of `table` whose parent (`parent_col` in `parent_table`) is flagged."""
+        cursor = self.db.execute(
+            f"UPDATE [{table}] SET deleted_at = ? WHERE deleted_at IS NULL AND "
+            f"[{parent_col}] IN (SELECT id FROM [{parent_table}] WHERE deleted_at IS NOT NULL)",
+            [now],
+        )
+        return cursor.rowcount
+
+    # -- reads the streams need (run on the writer thread) ---------------------------------
+
+    def live_rows(self, table: str) -> list[Row]:
+        """Every row of `table` not flagged deleted."""
+        return self._rows(f"SELECT * FROM [{table}] WHERE deleted_at IS NULL")
+
+    def sending_flow_actions(self) -> list[Row]:
+        """Live flow actions that send messages (or whose kind is unknown)."""
+        return self._rows(
+            "SELECT * FROM [flow_actions] WHERE deleted_at IS NULL AND (action_type IS NULL OR "
+            "action_type IN ('send-email', 'send-sms', 'send-mobile-push', 'send-whatsapp'))"
+        )
+
+    def is_empty(self, table: str) -> bool:
+        return not self.db.execute(f"SELECT 1 FROM [{table}] LIMIT 1").fetchall()
+
+    def metric_id(self, name: str) -> str | None:
+        """The id of the live metric called `name`, if synced."""
+        rows = self._rows("SELECT id FROM metrics WHERE name = ? AND deleted_at IS NULL", [name])
+        return rows[0]["id"] if rows else None
+
+    def reportable_ids(self, table: str, since: str) -> list[str]:
+        """Campaigns sent since `since`, or flows, that can have Reporting API figures (not
+        drafts or cancelled), by id."""
+        return [r["id"] for r in self._rows(REPORTABLE[table], [since])]
+
+    def _rows(self, sql: str, params: Any = ()) -> list[Row]:
+        cursor = self.db.execute(sql, params)
+        cols = [c[0] for c in cursor.description]
+        return [dict(zip(cols, row, strict=True)) for row in cursor.fetchall()]
+
+    # -- bulk loads ------------------------------------------------------------------------
 
     def defer_indexes(self, table: str) -> int:
         """Drop `table`'s secondary indexes for a bulk load, remembering how to rebuild them."""

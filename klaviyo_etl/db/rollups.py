@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import sqlite_utils
 
-from klaviyo_etl import conventions as cv
+from klaviyo_etl import conventions as kc
 
 # Bump when the rollup logic changes so existing databases rebuild once.
 ROLLUP_VERSION = 1
@@ -41,11 +41,11 @@ ROLLUP_VERSION = 1
 # metric name -> (channel, role) for message events.
 MESSAGE_ROLES: dict[str, tuple[str, str]] = {
     name: (channel, role)
-    for channel, roles in cv.CHANNEL_METRICS.items()
+    for channel, roles in kc.CHANNEL_METRICS.items()
     for role, name in roles.items()
     if name
 }
-FORM_ROLES: dict[str, str] = {cv.VIEWED_FORM: "viewed", cv.SUBMITTED_FORM: "submitted"}
+FORM_ROLES: dict[str, str] = {kc.VIEWED_FORM: "viewed", kc.SUBMITTED_FORM: "submitted"}
 
 
 @dataclass
@@ -64,7 +64,7 @@ class RefreshStats:
 
 def _roles(db: sqlite_utils.Database) -> list[tuple[str, str, str, str | None]]:
     """(metric_id, kind, role, channel) for every metric the rollups count, from metric names."""
-    names = [*MESSAGE_ROLES, *FORM_ROLES, cv.PLACED_ORDER]
+    names = [*MESSAGE_ROLES, *FORM_ROLES, kc.PLACED_ORDER]
     marks = ",".join("?" * len(names))
     out = []
     for metric_id, name in db.execute(

@@ -6,10 +6,10 @@ import datetime as dt
 
 import sqlite_utils
 
-from klaviyo_etl import conventions as cv
+from klaviyo_etl import conventions as kc
 from klaviyo_etl.reports.overview import metric_ids
 from klaviyo_etl.reports.periods import Period
-from klaviyo_etl.reports.timeseries import _next_bucket, bucket_of
+from klaviyo_etl.reports.timeseries import bucket_of, next_bucket
 
 
 def _span(db: sqlite_utils.Database, period: Period) -> tuple[str, str] | None:
@@ -34,12 +34,12 @@ def _buckets(first: str, last: str, interval: str) -> list[str]:
     out, bucket, end = [], bucket_of(first, interval), bucket_of(last, interval)
     while bucket <= end:
         out.append(bucket)
-        bucket = _next_bucket(bucket, interval)
+        bucket = next_bucket(bucket, interval)
     return out
 
 
 def _daily_revenue(db: sqlite_utils.Database, lo: str, hi: str) -> dict[str, float]:
-    ids = metric_ids(db, cv.PLACED_ORDER)
+    ids = metric_ids(db, kc.PLACED_ORDER)
     if not ids:
         return {}
     return dict(

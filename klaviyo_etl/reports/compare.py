@@ -19,9 +19,9 @@ import sqlite_utils
 from klaviyo_etl.db.rollups import ensure_rollups
 from klaviyo_etl.reports.messages import (
     COUNTS,
-    _campaigns,
-    _check_channel,
     add_rates,
+    campaigns_sent,
+    check_channel,
     message_counts,
     role_sums,
 )
@@ -128,10 +128,10 @@ def compare_report(
     For campaigns the period picks campaigns by send time, as in `report campaigns`; for
     flows every stored row is compared (its timeframe is Klaviyo's, not --from/--to).
     """
-    _check_channel(channel)
+    check_channel(channel)
     fresh = ensure_rollups(db)
     if report == "campaign-values":
-        names = {c["campaign_id"]: c["name"] for c in _campaigns(db, period, channel)}
+        names = {c["campaign_id"]: c["name"] for c in campaigns_sent(db, period, channel)}
         kind = "campaigns"
     else:
         names = dict(db.execute("SELECT id, name FROM flows WHERE deleted_at IS NULL"))

@@ -22,7 +22,7 @@ from typing import Any
 
 import sqlite_utils
 
-from klaviyo_etl import conventions as cv
+from klaviyo_etl import conventions as kc
 from klaviyo_etl.errors import UsageError
 from klaviyo_etl.reports.model import Column, Report, sort_rows
 from klaviyo_etl.reports.overview import metric_ids
@@ -77,7 +77,7 @@ def _scores(values: list[float], higher_is_better: bool) -> list[int]:
 
 
 def _orders(db: sqlite_utils.Database, period: Period | None):
-    ids = metric_ids(db, cv.PLACED_ORDER)
+    ids = metric_ids(db, kc.PLACED_ORDER)
     if not ids:
         return []
     sql = (

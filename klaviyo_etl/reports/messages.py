@@ -17,12 +17,11 @@ from typing import Any
 
 import sqlite_utils
 
+from klaviyo_etl import conventions as kc
 from klaviyo_etl.db.rollups import ensure_rollups
 from klaviyo_etl.errors import UsageError
 from klaviyo_etl.reports.model import Column, Report, sort_rows
 from klaviyo_etl.reports.periods import Period, change_pct
-
-CHANNELS = ("email", "sms", "mobile_push")
 
 # Counts a campaign or flow adds up over its messages (Klaviyo statistic names).
 COUNTS = (
@@ -162,9 +161,9 @@ def _sum_into(total: dict[str, float], counts: dict[str, float]) -> None:
         total[name] += counts.get(name) or 0
 
 
-def _check_channel(channel: str | None) -> str | None:
-    if channel and channel not in CHANNELS:
-        raise UsageError(f"--channel {channel!r} is not one of {', '.join(CHANNELS)}")
+def check_channel(channel: str | None) -> str | None:
+    if channel and channel not in kc.CAMPAIGN_CHANNELS:
+        raise UsageError(f"--channel {channel!r} is not one of {', '.join(kc.CAMPAIGN_CHANNELS)}")
     return channel
 
 
@@ -175,7 +174,7 @@ def _send_time_filter(period: Period) -> tuple[str, list[str]]:
     )
 
 
-def _campaigns(db: sqlite_utils.Database, period: Period, channel: str | None) -> list[dict]:
+def campaigns_sent(db: sqlite_utils.Database, period: Period, channel: str | None) -> list[dict]:
     where, params = _send_time_filter(period)
     sql = (
         "SELECT c.id, c.name, c.channel, c.status, coalesce(c.send_time, c.scheduled_at)"
@@ -234,7 +233,7 @@ def campaign_report(
     `meta.totals` sums every campaign of the period (before --limit); with `compare` it
     also holds the campaigns sent in the compare period and the change of each figure.
     """
-    _check_channel(channel)
+    check_channel(channel)
     if source not in ("events", "klaviyo"):
         raise UsageError(f"--source {source!r} must be events or klaviyo")
     rows, notes = _campaign_rows(db, period, channel, source)
@@ -266,7 +265,7 @@ def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def _campaign_rows(
     db: sqlite_utils.Database, period: Period, channel: str | None, source: str
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    campaigns = _campaigns(db, period, channel)
+    campaigns = campaigns_sent(db, period, channel)
     by_campaign = _campaign_messages(db, [c["campaign_id"] for c in campaigns])
     notes: list[str] = []
     if source == "events":
@@ -406,7 +405,7 @@ def flow_report(
 def _flow_rows(
     db: sqlite_utils.Database, period: Period, *, by: str, channel: str | None, source: str
 ) -> Report:
-    _check_channel(channel)
+    check_channel(channel)
     if by not in ("flow", "message"):
         raise UsageError(f"--by {by!r} must be flow or message")
     if source not in ("events", "klaviyo"):

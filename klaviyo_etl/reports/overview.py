@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sqlite_utils
 
-from klaviyo_etl import conventions as cv
+from klaviyo_etl import conventions as kc
 from klaviyo_etl.db.rollups import ensure_rollups
 from klaviyo_etl.reports.model import Column, Report
 from klaviyo_etl.reports.periods import Period, change_pct
@@ -80,7 +80,7 @@ def _pair_uniques(db: sqlite_utils.Database, period: Period) -> dict[str, dict[s
 def kpis(db: sqlite_utils.Database, period: Period) -> dict[str, float]:
     """Every KPI for one period (the rollups must be current: see ensure_rollups)."""
     out: dict[str, float] = {}
-    out["orders"], out["revenue"] = _hour_sums(db, metric_ids(db, cv.PLACED_ORDER), period)
+    out["orders"], out["revenue"] = _hour_sums(db, metric_ids(db, kc.PLACED_ORDER), period)
     out["revenue"] = round(out["revenue"], 2)
     out["active_profiles"] = db.execute(
         "SELECT coalesce(sum(profiles), 0) FROM rollup_activity_days"
@@ -92,7 +92,7 @@ def kpis(db: sqlite_utils.Database, period: Period) -> dict[str, float]:
         [period.lo, period.hi],
     ).fetchone()[0]
     for channel, key in (("email", "email_sends"), ("sms", "sms_sends")):
-        roles = cv.CHANNEL_METRICS[channel]
+        roles = kc.CHANNEL_METRICS[channel]
         out[key] = _hour_sums(db, metric_ids(db, roles["received"], roles["bounced"]), period)[0]
     pairs = _pair_uniques(db, period)
     email = pairs.get("email", {})
@@ -103,7 +103,7 @@ def kpis(db: sqlite_utils.Database, period: Period) -> dict[str, float]:
     out["conversion_rate"] = (
         round(pairs["*"].get("conversion", 0) / delivered_all, 6) if delivered_all else 0.0
     )
-    out["form_submissions"] = _hour_sums(db, metric_ids(db, cv.SUBMITTED_FORM), period)[0]
+    out["form_submissions"] = _hour_sums(db, metric_ids(db, kc.SUBMITTED_FORM), period)[0]
     return out
 
 

@@ -80,7 +80,7 @@ def bucket_of(stamp: str, interval: str) -> str:
     return (day - dt.timedelta(days=day.weekday())).isoformat()  # the week's Monday
 
 
-def _next_bucket(bucket: str, interval: str) -> str:
+def next_bucket(bucket: str, interval: str) -> str:
     if interval == "hour":
         t = dt.datetime.fromisoformat(bucket) + dt.timedelta(hours=1)
         return t.strftime("%Y-%m-%dT%H:00")
@@ -93,7 +93,7 @@ def _next_bucket(bucket: str, interval: str) -> str:
 
 def _bucket_end(bucket: str, interval: str) -> dt.datetime:
     """The instant the bucket ends, to tell finished buckets from the running one."""
-    nxt = _next_bucket(bucket, interval)
+    nxt = next_bucket(bucket, interval)
     if interval == "hour":
         return dt.datetime.fromisoformat(nxt).replace(tzinfo=dt.UTC)
     if interval == "month":
@@ -165,11 +165,11 @@ def _warm_up(
     bucket = bucket_of(before.start.isoformat(), interval)
     begins = bucket + "-01" if interval == "month" else bucket[:10]
     if begins != before.start.isoformat():
-        bucket = _next_bucket(bucket, interval)  # skip a bucket cut short by the look-back
+        bucket = next_bucket(bucket, interval)  # skip a bucket cut short by the look-back
     while bucket < first:
         if origin is None or bucket >= origin:
             buckets.append(bucket)
-        bucket = _next_bucket(bucket, interval)
+        bucket = next_bucket(bucket, interval)
     return [raw.get(b, 0.0) for b in buckets[-window:]]
 
 
@@ -294,7 +294,7 @@ def metric_report(
                     "partial": _bucket_end(bucket, interval) > now,
                 }
             )
-            bucket = _next_bucket(bucket, interval)
+            bucket = next_bucket(bucket, interval)
     for row in rows:
         if row["partial"]:
             row["kind"] = "partial"
@@ -336,7 +336,7 @@ def metric_report(
         predicted = _predict(chosen, values, horizon, season)
         test = tests.get(chosen)
         band = 1.96 * test["rmse"] if test else None
-        bucket = _next_bucket(complete[-1]["bucket"], interval) if complete else None
+        bucket = next_bucket(complete[-1]["bucket"], interval) if complete else None
         future = []
         for value in predicted:
             if bucket is None:
@@ -354,7 +354,7 @@ def metric_report(
                 "high": None if band is None else round(max(value + band, 0.0), 2),
             }
             future.append(point)
-            bucket = _next_bucket(bucket, interval)
+            bucket = next_bucket(bucket, interval)
         # The running bucket is shown before the forecast that replaces it.
         rows = [r for r in rows if not r["partial"]] + [r for r in rows if r["partial"]] + future
         meta["forecast"] = {

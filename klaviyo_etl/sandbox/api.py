@@ -21,13 +21,14 @@ from importlib import resources
 from typing import Any
 from urllib.parse import urlencode
 
+from klaviyo_etl import conventions as kc
 from klaviyo_etl.endpoints import Endpoint, contract
 from klaviyo_etl.sandbox.data import SandboxData
 from klaviyo_etl.sandbox.filters import FilterError, Term, as_epoch, matches, parse_filter, validate
 from klaviyo_etl.sandbox.render import ACTION_TYPES, Renderer
 from klaviyo_etl.sandbox.reporting_api import metric_aggregates, values_report
-from klaviyo_etl.sandbox.timeutil import iso
 from klaviyo_etl.sandbox.wire import ApiError, Request, bad_request
+from klaviyo_etl.timeutil import epoch_to_iso
 
 DATETIME_FIELDS = {
     "created",
@@ -39,7 +40,6 @@ DATETIME_FIELDS = {
     "joined_group_at",
     "datetime",
 }
-CHANNELS = ("email", "sms", "mobile_push")
 
 
 @cache
@@ -293,7 +293,7 @@ class Api:
             if not suppression:
                 return None
             reason, ts = suppression[-1]
-            return reason if field.endswith(".reason") else iso(ts)
+            return reason if field.endswith(".reason") else epoch_to_iso(ts)
 
         return get
 
@@ -369,7 +369,7 @@ class Api:
         terms = self._terms(request, endpoint)
         if route.template == "/api/campaigns":
             channel = [t for t in terms if t.field == "messages.channel" and t.op == "equals"]
-            if not channel or channel[0].value not in CHANNELS:
+            if not channel or channel[0].value not in kc.CAMPAIGN_CHANNELS:
                 raise bad_request(
                     "A channel filter is required: filter=equals(messages.channel,'email'), "
                     "'sms' or 'mobile_push'.",

@@ -11,13 +11,13 @@ from __future__ import annotations
 import random
 from datetime import datetime
 
-from klaviyo_etl import conventions as kv
+from klaviyo_etl import conventions as kc
 from klaviyo_etl.sandbox.config import SandboxConfig
 from klaviyo_etl.sandbox.events import NONE
 from klaviyo_etl.sandbox.generate import Generator
 from klaviyo_etl.sandbox.ids import event_id, event_num
 from klaviyo_etl.sandbox.store import AccountStore
-from klaviyo_etl.sandbox.timeutil import iso
+from klaviyo_etl.timeutil import epoch_to_iso
 
 # The attribute Klaviyo bumps when a resource changes (None: the type has no such attribute).
 UPDATED_FIELD = {
@@ -94,7 +94,7 @@ class SandboxData(AccountStore):
                 props["touched"] = props.get("touched", 0) + 1
                 attrs["properties"] = props
             elif kind in ("campaign-message",):
-                attrs["definition"] = {**attrs["definition"], "label": f"edited at {iso(stamp)}"}
+                attrs["definition"] = {**attrs["definition"], "label": f"edited at {epoch_to_iso(stamp)}"}
             elif kind in ("flow-action", "flow-message"):
                 attrs["definition"] = {**attrs["definition"]}
             else:
@@ -103,7 +103,7 @@ class SandboxData(AccountStore):
                 attrs[field] = f"{base} (edited {stamp})"
             field = UPDATED_FIELD.get(kind)
             if field:
-                attrs[field] = iso(stamp)
+                attrs[field] = epoch_to_iso(stamp)
             self.version += 1
 
     def delete(self, kind: str, resource_id: str) -> None:
@@ -146,7 +146,7 @@ class SandboxData(AccountStore):
             lo = int(start.timestamp()) if start else now_ts - 3600
             hi = int(end.timestamp()) if end else now_ts
             rng = self._generator.rng
-            placed = self.metric_by_name[kv.PLACED_ORDER]
+            placed = self.metric_by_name[kc.PLACED_ORDER]
             created = []
             for _ in range(n):
                 at = lo if hi <= lo else rng.randrange(lo, hi + 1)
@@ -167,7 +167,7 @@ class SandboxData(AccountStore):
                 raise KeyError(f"no list or segment {group_id}")
             self._require("profile", profile_id)
             when = int(joined_at.timestamp()) if joined_at else self.stamp()
-            self.members[group_id][profile_id] = iso(when)
+            self.members[group_id][profile_id] = epoch_to_iso(when)
             self._bump_group(group_id)
 
     def remove_member(self, group_id: str, profile_id: str) -> None:

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from klaviyo_etl.sandbox.timeutil import parse as parse_datetime
+from klaviyo_etl.timeutil import iso_to_epoch
 
 
 class FilterError(ValueError):
@@ -134,7 +134,7 @@ class DateTime:
     @property
     def epoch(self) -> float:
         try:
-            return parse_datetime(self.text)
+            return iso_to_epoch(self.text)
         except ValueError as exc:
             raise FilterError(f"invalid datetime {self.text!r}") from exc
 
@@ -171,7 +171,7 @@ def as_epoch(value: Any) -> float:
         return float(value)
     if isinstance(value, str):
         try:
-            return parse_datetime(value)
+            return iso_to_epoch(value)
         except ValueError as exc:
             raise FilterError(f"invalid datetime {value!r}") from exc
     raise FilterError(f"expected a datetime, got {value!r}")

@@ -13,43 +13,43 @@ from __future__ import annotations
 import random
 from array import array
 
-from klaviyo_etl import conventions as kv
+from klaviyo_etl import conventions as kc
 from klaviyo_etl.sandbox import catalog
 from klaviyo_etl.sandbox.events import NONE
 from klaviyo_etl.sandbox.ids import IdFactory
 from klaviyo_etl.sandbox.store import AccountStore
-from klaviyo_etl.sandbox.timeutil import iso
+from klaviyo_etl.timeutil import epoch_to_iso
 
 DAY = 86_400
 HOUR = 3_600
 
 # (name, integration name, integration category) for every metric the account tracks.
 METRICS: list[tuple[str, str, str]] = [
-    (kv.RECEIVED_EMAIL, "Klaviyo", "Internal"),
-    (kv.OPENED_EMAIL, "Klaviyo", "Internal"),
-    (kv.CLICKED_EMAIL, "Klaviyo", "Internal"),
-    (kv.BOUNCED_EMAIL, "Klaviyo", "Internal"),
-    (kv.DROPPED_EMAIL, "Klaviyo", "Internal"),
-    (kv.MARKED_SPAM, "Klaviyo", "Internal"),
-    (kv.UNSUBSCRIBED, "Klaviyo", "Internal"),
-    (kv.SENT_SMS, "Klaviyo", "Internal"),
-    (kv.RECEIVED_SMS, "Klaviyo", "Internal"),
-    (kv.CLICKED_SMS, "Klaviyo", "Internal"),
-    (kv.FAILED_SMS, "Klaviyo", "Internal"),
-    (kv.UNSUBSCRIBED_SMS, "Klaviyo", "Internal"),
-    (kv.RECEIVED_PUSH, "Klaviyo", "Internal"),
-    (kv.OPENED_PUSH, "Klaviyo", "Internal"),
-    (kv.BOUNCED_PUSH, "Klaviyo", "Internal"),
-    (kv.ACTIVE_ON_SITE, "API", "API"),
-    (kv.VIEWED_PRODUCT, "API", "API"),
-    (kv.ADDED_TO_CART, "API", "API"),
-    (kv.STARTED_CHECKOUT, "Shopify", "eCommerce"),
-    (kv.PLACED_ORDER, "Shopify", "eCommerce"),
-    (kv.ORDERED_PRODUCT, "Shopify", "eCommerce"),
-    (kv.SUBSCRIBED_TO_LIST, "Klaviyo", "Internal"),
-    (kv.UNSUBSCRIBED_FROM_LIST, "Klaviyo", "Internal"),
-    (kv.VIEWED_FORM, "Klaviyo", "Internal"),
-    (kv.SUBMITTED_FORM, "Klaviyo", "Internal"),
+    (kc.RECEIVED_EMAIL, "Klaviyo", "Internal"),
+    (kc.OPENED_EMAIL, "Klaviyo", "Internal"),
+    (kc.CLICKED_EMAIL, "Klaviyo", "Internal"),
+    (kc.BOUNCED_EMAIL, "Klaviyo", "Internal"),
+    (kc.DROPPED_EMAIL, "Klaviyo", "Internal"),
+    (kc.MARKED_SPAM, "Klaviyo", "Internal"),
+    (kc.UNSUBSCRIBED, "Klaviyo", "Internal"),
+    (kc.SENT_SMS, "Klaviyo", "Internal"),
+    (kc.RECEIVED_SMS, "Klaviyo", "Internal"),
+    (kc.CLICKED_SMS, "Klaviyo", "Internal"),
+    (kc.FAILED_SMS, "Klaviyo", "Internal"),
+    (kc.UNSUBSCRIBED_SMS, "Klaviyo", "Internal"),
+    (kc.RECEIVED_PUSH, "Klaviyo", "Internal"),
+    (kc.OPENED_PUSH, "Klaviyo", "Internal"),
+    (kc.BOUNCED_PUSH, "Klaviyo", "Internal"),
+    (kc.ACTIVE_ON_SITE, "API", "API"),
+    (kc.VIEWED_PRODUCT, "API", "API"),
+    (kc.ADDED_TO_CART, "API", "API"),
+    (kc.STARTED_CHECKOUT, "Shopify", "eCommerce"),
+    (kc.PLACED_ORDER, "Shopify", "eCommerce"),
+    (kc.ORDERED_PRODUCT, "Shopify", "eCommerce"),
+    (kc.SUBSCRIBED_TO_LIST, "Klaviyo", "Internal"),
+    (kc.UNSUBSCRIBED_FROM_LIST, "Klaviyo", "Internal"),
+    (kc.VIEWED_FORM, "Klaviyo", "Internal"),
+    (kc.SUBMITTED_FORM, "Klaviyo", "Internal"),
 ]
 INTEGRATION_IDS = {"Klaviyo": "0rG4eQ", "API": "7FtS4J", "Shopify": "0eMvjm"}
 
@@ -95,8 +95,8 @@ class Generator:
             "id": self.ids.short(),
             "attributes": {
                 "name": name,
-                "created": iso(created),
-                "updated": iso(created),
+                "created": epoch_to_iso(created),
+                "updated": epoch_to_iso(created),
                 "integration": {
                     "object": "integration",
                     "id": INTEGRATION_IDS[integration],
@@ -134,8 +134,8 @@ class Generator:
                 "html": html,
                 "text": f"{name}\n\nShop now: {catalog.STORE_URL}",
                 "amp": None,
-                "created": iso(created),
-                "updated": iso(updated),
+                "created": epoch_to_iso(created),
+                "updated": epoch_to_iso(updated),
             },
         }
 
@@ -147,8 +147,8 @@ class Generator:
             "id": self.ids.short(),
             "attributes": {
                 "name": name,
-                "created": iso(created),
-                "updated": iso(updated),
+                "created": epoch_to_iso(created),
+                "updated": epoch_to_iso(updated),
                 "opt_in_process": self.rng.choice(["single_opt_in", "double_opt_in"]),
             },
         }
@@ -173,8 +173,8 @@ class Generator:
             "attributes": {
                 "name": name,
                 "definition": {"condition_groups": [{"conditions": [condition]}]},
-                "created": iso(created),
-                "updated": iso(updated),
+                "created": epoch_to_iso(created),
+                "updated": epoch_to_iso(updated),
                 "is_active": self.rng.random() < 0.9,
                 "is_processing": False,
                 "is_starred": self.rng.random() < 0.3,
@@ -191,8 +191,8 @@ class Generator:
                 "name": name,
                 "status": "live" if n == 0 or self.rng.random() < 0.7 else "draft",
                 "ab_test": self.rng.random() < 0.2,
-                "created_at": iso(created),
-                "updated_at": iso(updated),
+                "created_at": epoch_to_iso(created),
+                "updated_at": epoch_to_iso(updated),
             },
         }
 
@@ -226,8 +226,8 @@ class Generator:
                 "locale": "en-US" if country == "United States" else "en-GB",
                 "title": None,
                 "image": None,
-                "created": iso(created),
-                "updated": iso(updated),
+                "created": epoch_to_iso(created),
+                "updated": epoch_to_iso(updated),
                 "location": {
                     "address1": f"{rng.randrange(1, 999)} Main St",
                     "address2": None,
@@ -273,11 +273,15 @@ class Generator:
         if send_time is None:
             strategy: dict = {
                 "method": "static",
-                "datetime": iso(created + 7 * DAY),
+                "datetime": epoch_to_iso(created + 7 * DAY),
                 "options": {"is_local": False},
             }
         else:
-            strategy = {"method": "static", "datetime": iso(send_time), "options": {"is_local": False}}
+            strategy = {
+                "method": "static",
+                "datetime": epoch_to_iso(send_time),
+                "options": {"is_local": False},
+            }
         tracking = None
         if channel == "email":
             tracking = {
@@ -299,10 +303,10 @@ class Generator:
                 "send_options": {"use_smart_sending": True},
                 "tracking_options": tracking,
                 "send_strategy": strategy,
-                "created_at": iso(created),
-                "scheduled_at": iso(created + HOUR) if status != "Draft" else None,
-                "updated_at": iso(updated),
-                "send_time": iso(send_time) if send_time is not None else None,
+                "created_at": epoch_to_iso(created),
+                "scheduled_at": epoch_to_iso(created + HOUR) if status != "Draft" else None,
+                "updated_at": epoch_to_iso(updated),
+                "send_time": epoch_to_iso(send_time) if send_time is not None else None,
             },
         }
 
@@ -373,8 +377,8 @@ class Generator:
                 "name": name,
                 "status": status,
                 "archived": False,
-                "created": iso(created),
-                "updated": iso(updated),
+                "created": epoch_to_iso(created),
+                "updated": epoch_to_iso(updated),
                 "trigger_type": trigger,
             },
         }
@@ -404,7 +408,11 @@ class Generator:
             "flow_id": flow["id"],
             "kind": kind,
             "delay_hours": delay_hours,
-            "attributes": {"definition": definition, "created": iso(created), "updated": iso(created)},
+            "attributes": {
+                "definition": definition,
+                "created": epoch_to_iso(created),
+                "updated": epoch_to_iso(created),
+            },
         }
 
     def flow_message(self, flow: dict, action: dict, step: int, template_id: str | None) -> dict:
@@ -532,7 +540,7 @@ class Generator:
                 if rng.random() < share:
                     created = data._ts(profile["attributes"]["created"])
                     joined = self._between(max(created, list_created), now - 60)
-                    members[profile["id"]] = iso(joined)
+                    members[profile["id"]] = epoch_to_iso(joined)
 
         for n in range(cfg.segments):
             created = self._between(account_start, start)
@@ -545,7 +553,7 @@ class Generator:
                     continue
                 if rng.random() < 0.35:
                     joined = max(data._ts(profile["attributes"]["created"]), created)
-                    members[profile["id"]] = iso(self._between(joined, now - 60))
+                    members[profile["id"]] = epoch_to_iso(self._between(joined, now - 60))
 
         self._campaigns(start, now, list_ids)
         self._flows(account_start, start, now, list_ids)
@@ -559,7 +567,7 @@ class Generator:
         segments = list(data.resources["segment"])
         for n in range(cfg.campaigns):
             # The first three campaigns cover every channel; the rest follow the usual mix.
-            channel = ("email", "sms", "mobile_push")[n] if n < 3 else CHANNEL_CYCLE[n % 10]
+            channel = kc.CAMPAIGN_CHANNELS[n] if n < 3 else CHANNEL_CYCLE[n % 10]
             r = self.rng.random()
             status = "Sent" if r < 0.8 or n < 3 else ("Draft" if r < 0.9 else "Scheduled")
             if status == "Sent":
@@ -649,11 +657,11 @@ class Generator:
         def order(ts, p, attributed=NONE):
             x = rng.randrange(n_products)
             quantity = 1 if rng.random() < 0.7 else rng.randint(2, 3)
-            emit(ts, metric[kv.PLACED_ORDER], p, NONE, products[x][3] * quantity, attributed, x)
+            emit(ts, metric[kc.PLACED_ORDER], p, NONE, products[x][3] * quantity, attributed, x)
 
         channel_metrics = {
             ch: {role: (metric[name] if name else None) for role, name in roles.items()}
-            for ch, roles in kv.CHANNEL_METRICS.items()
+            for ch, roles in kc.CHANNEL_METRICS.items()
         }
 
         def send(message_index: int, channel: str, profile_id: str, ts: int) -> None:
@@ -711,7 +719,7 @@ class Generator:
                     emit(st, ms["spam"], p, message_index)
                     consent[profile_id]["suppression"].append(("SPAM_COMPLAINT", st))
             if rng.random() < (conv_click if clicked else conv):
-                window = kv.ATTRIBUTION_WINDOW_DAYS * DAY
+                window = kc.ATTRIBUTION_WINDOW_DAYS * DAY
                 # Within the attribution window of the receipt, after the click if any.
                 after = engaged_at if clicked and engaged_at < t + window - 600 else t
                 ot = after + rng.randrange(300, t + window - after)
@@ -785,7 +793,7 @@ class Generator:
             for profile_id, joined in data.members.get(list_id, {}).items():
                 jt = data._ts(joined)
                 if jt >= start and len(ts_c) < message_budget + sub_budget:
-                    emit(jt, metric[kv.SUBSCRIBED_TO_LIST], pidx[profile_id], NONE, 0.0, NONE, li)
+                    emit(jt, metric[kc.SUBSCRIBED_TO_LIST], pidx[profile_id], NONE, 0.0, NONE, li)
 
         # Forms: views of live forms, a share of them submitted.
         live_forms = [
@@ -798,9 +806,9 @@ class Generator:
                 f = rng.choice(live_forms)
                 p = pidx[rng.choice(all_profiles)]
                 t = self._between(start, now - 60)
-                emit(t, metric[kv.VIEWED_FORM], p, NONE, 0.0, NONE, f)
+                emit(t, metric[kc.VIEWED_FORM], p, NONE, 0.0, NONE, f)
                 if rng.random() < 0.12:
-                    emit(t + rng.randrange(5, 120), metric[kv.SUBMITTED_FORM], p, NONE, 0.0, NONE, f)
+                    emit(t + rng.randrange(5, 120), metric[kc.SUBMITTED_FORM], p, NONE, 0.0, NONE, f)
 
         # Orders nobody gets credit for.
         if all_profiles:
@@ -808,7 +816,7 @@ class Generator:
                 order(self._between(start, now - 60), pidx[rng.choice(all_profiles)])
 
         # Browsing fills the rest, or generation trims from the end if sends overshot.
-        funnel = [kv.ACTIVE_ON_SITE, kv.VIEWED_PRODUCT, kv.ADDED_TO_CART, kv.STARTED_CHECKOUT]
+        funnel = [kc.ACTIVE_ON_SITE, kc.VIEWED_PRODUCT, kc.ADDED_TO_CART, kc.STARTED_CHECKOUT]
         funnel_ids = [metric[name] for name in funnel]
         while len(ts_c) < total and all_profiles:
             p = pidx[rng.choice(all_profiles)]
@@ -886,16 +894,16 @@ class Generator:
         x = rng.randrange(len(catalog.PRODUCTS))
         kind = self._weighted(
             [
-                (kv.ACTIVE_ON_SITE, 0.4),
-                (kv.VIEWED_PRODUCT, 0.3),
-                (kv.ADDED_TO_CART, 0.12),
-                (kv.STARTED_CHECKOUT, 0.08),
-                (kv.PLACED_ORDER, 0.1),
+                (kc.ACTIVE_ON_SITE, 0.4),
+                (kc.VIEWED_PRODUCT, 0.3),
+                (kc.ADDED_TO_CART, 0.12),
+                (kc.STARTED_CHECKOUT, 0.08),
+                (kc.PLACED_ORDER, 0.1),
             ]
         )
-        if kind == kv.ACTIVE_ON_SITE:
+        if kind == kc.ACTIVE_ON_SITE:
             return at, metric[kind], profile, 0.0, NONE, NONE
         price = catalog.PRODUCTS[x][3]
-        if kind == kv.PLACED_ORDER:
+        if kind == kc.PLACED_ORDER:
             price *= 1 if rng.random() < 0.7 else rng.randint(2, 3)
         return at, metric[kind], profile, price, NONE, x

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from klaviyo_etl.sandbox.data import SandboxData
 from klaviyo_etl.sandbox.ids import event_id, event_uuid
-from klaviyo_etl.sandbox.timeutil import iso
+from klaviyo_etl.timeutil import epoch_to_iso
 
 PLURAL = {
     "metric": "metrics",
@@ -145,7 +145,7 @@ class Renderer:
         extra = self.additional.get(kind, [])
         if kind == "profile":
             last = data.profile_last_ts[data.profile_index[record["id"]]]
-            attrs["last_event_date"] = iso(last) if last else None
+            attrs["last_event_date"] = epoch_to_iso(last) if last else None
             if "subscriptions" in extra:
                 attrs["subscriptions"] = subscriptions(record)
             if "predictive_analytics" in extra:
@@ -267,7 +267,7 @@ class Renderer:
         attrs = {
             "timestamp": ts,
             "event_properties": data.event_properties(i),
-            "datetime": iso(ts),
+            "datetime": epoch_to_iso(ts),
             "uuid": event_uuid(num),
         }
         if self.fields.get("event"):
@@ -310,8 +310,8 @@ def subscriptions(record: dict) -> dict:
     """Consent per channel in the `additional-fields[profile]=subscriptions` shape."""
     consent = record["consent"]
     attrs = record["attributes"]
-    email_ts = iso(consent["email_ts"])
-    suppression = [{"reason": reason, "timestamp": iso(ts)} for reason, ts in consent["suppression"]]
+    email_ts = epoch_to_iso(consent["email_ts"])
+    suppression = [{"reason": reason, "timestamp": epoch_to_iso(ts)} for reason, ts in consent["suppression"]]
     email_ok = consent["email"] == "SUBSCRIBED" and not suppression
     out: dict = {
         "email": {
@@ -332,10 +332,12 @@ def subscriptions(record: dict) -> dict:
             "marketing": {
                 "can_receive_sms_marketing": consent["sms"] == "SUBSCRIBED",
                 "consent": consent["sms"],
-                "consent_timestamp": iso(consent["sms_ts"]) if consent["sms"] != "NEVER_SUBSCRIBED" else None,
+                "consent_timestamp": epoch_to_iso(consent["sms_ts"])
+                if consent["sms"] != "NEVER_SUBSCRIBED"
+                else None,
                 "method": "TEXT" if consent["sms"] != "NEVER_SUBSCRIBED" else None,
                 "method_detail": None,
-                "last_updated": iso(consent["sms_ts"]),
+                "last_updated": epoch_to_iso(consent["sms_ts"]),
             },
             "transactional": {
                 "can_receive_sms_transactional": bool(attrs.get("phone_number")),
@@ -368,7 +370,7 @@ def predictive(data: SandboxData, record: dict) -> dict:
     predicted_orders = round(orders * (1 - churn) + (h % 3) * 0.4, 2)
     predicted_clv = round(predicted_orders * (aov or 60.0), 2)
     last = data.profile_last_ts[p]
-    expected = iso(last + (20 + h % 60) * 86_400) if orders and last else None
+    expected = epoch_to_iso(last + (20 + h % 60) * 86_400) if orders and last else None
     affinity = ["email", "sms", "push"] if h % 2 else ["sms", "email", "push"]
     return {
         "historic_clv": revenue,

@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from klaviyo_etl import conventions as kv
+from klaviyo_etl import conventions as kc
 from klaviyo_etl.endpoints import contract
 from klaviyo_etl.sandbox.data import SandboxData
 from klaviyo_etl.sandbox.events import NONE
 from klaviyo_etl.sandbox.filters import FilterError, Term, as_epoch, matches, parse_filter
 from klaviyo_etl.sandbox.store import MessageInfo
-from klaviyo_etl.sandbox.timeutil import iso, parse
 from klaviyo_etl.sandbox.wire import Request, bad_request
+from klaviyo_etl.timeutil import epoch_to_iso, iso_to_epoch
 
 # How the Reporting API names channels (it says push-notification where messages say mobile_push).
 SEND_CHANNEL = {"email": "email", "sms": "sms", "mobile_push": "push-notification"}
@@ -71,8 +71,8 @@ def timeframe_bounds(timeframe: Any, now: datetime) -> tuple[datetime, datetime]
     if "key" in timeframe:
         return _keyed(timeframe["key"], now)
     try:
-        start = datetime.fromtimestamp(parse(timeframe["start"]), UTC)
-        end = datetime.fromtimestamp(parse(timeframe["end"]), UTC)
+        start = datetime.fromtimestamp(iso_to_epoch(timeframe["start"]), UTC)
+        end = datetime.fromtimestamp(iso_to_epoch(timeframe["end"]), UTC)
     except (KeyError, TypeError, ValueError) as exc:
         raise _bad("A custom timeframe needs ISO 'start' and 'end'.", "/data/attributes/timeframe") from exc
     if end <= start:
@@ -183,7 +183,7 @@ def message_figures(
     events = data.events
     names = data.metric_names
     roles: dict[int, str] = {}
-    for by_role in kv.CHANNEL_METRICS.values():
+    for by_role in kc.CHANNEL_METRICS.values():
         for role, name in by_role.items():
             if name and name in data.metric_by_name:
                 roles[data.metric_by_name[name]] = role
@@ -217,7 +217,7 @@ def message_figures(
             elif role == "bounced":
                 f.recipients.add(p)
                 f.bounced.add(p)
-                if names[m] == kv.FAILED_SMS:
+                if names[m] == kc.FAILED_SMS:
                     f.failed.add(p)
             elif role == "opened":
                 f.opens += 1
@@ -460,7 +460,7 @@ def metric_aggregates(data: SandboxData, request: Request) -> dict:
             "type": "metric-aggregate",
             "id": str(uuid.uuid4()),
             "attributes": {
-                "dates": [iso(d) for d in dates],
+                "dates": [epoch_to_iso(d) for d in dates],
                 "data": [{"dimensions": [], "measurements": {m: values[m] for m in measurements}}],
             },
             "links": {"self": base},

@@ -12,12 +12,12 @@ from array import array
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from klaviyo_etl import conventions as kv
+from klaviyo_etl import conventions as kc
 from klaviyo_etl.sandbox import catalog
 from klaviyo_etl.sandbox.config import SandboxConfig
 from klaviyo_etl.sandbox.events import NONE, EventStore
 from klaviyo_etl.sandbox.ids import event_id
-from klaviyo_etl.sandbox.timeutil import parse
+from klaviyo_etl.timeutil import iso_to_epoch
 
 TYPES = (
     "metric",
@@ -83,7 +83,7 @@ class AccountStore:
 
     @staticmethod
     def _ts(value: str) -> int:
-        return int(parse(value))
+        return int(iso_to_epoch(value))
 
     def put(self, kind: str, record: dict) -> dict:
         """Store a new record and index it where the event store needs an index."""
@@ -133,7 +133,7 @@ class AccountStore:
         self.profile_orders = array("i", bytes(4 * n))
         self.profile_revenue = array("d", bytes(8 * n))
         events = self.events
-        placed = self.metric_by_name.get(kv.PLACED_ORDER, -2)
+        placed = self.metric_by_name.get(kc.PLACED_ORDER, -2)
         last, orders, revenue = self.profile_last_ts, self.profile_orders, self.profile_revenue
         for ts, p, m, v in zip(events.ts, events.profile, events.metric, events.value, strict=True):
             last[p] = ts
@@ -184,9 +184,9 @@ class AccountStore:
         mi = events.msg[i]
         if mi != NONE:
             message = self.messages[mi]
-            props[kv.PROP_MESSAGE] = message.id
+            props[kc.PROP_MESSAGE] = message.id
             if message.kind == "flow":
-                props[kv.PROP_FLOW] = message.parent_id
+                props[kc.PROP_FLOW] = message.parent_id
                 flow = self.resources["flow"].get(message.parent_id)
                 props["Flow Name"] = flow["attributes"]["name"] if flow else None
             else:
@@ -199,18 +199,18 @@ class AccountStore:
                 props["Message Body"] = message.label
             else:
                 props["Push Title"] = message.label
-            if name in (kv.CLICKED_EMAIL, kv.CLICKED_SMS) and events.aux[i] != NONE:
+            if name in (kc.CLICKED_EMAIL, kc.CLICKED_SMS) and events.aux[i] != NONE:
                 sku = catalog.PRODUCTS[events.aux[i]][0]
                 props["URL"] = f"{catalog.STORE_URL}/products/{sku.lower()}"
             return props
         aux = events.aux[i]
         value = events.value[i]
-        if name == kv.PLACED_ORDER:
+        if name == kc.PLACED_ORDER:
             sku, product, category, price = catalog.PRODUCTS[aux if aux != NONE else 0]
             quantity = max(1, round(value / price))
             props = {
-                kv.PROP_VALUE: round(value, 2),
-                kv.PROP_EVENT_ID: f"order-{num}",
+                kc.PROP_VALUE: round(value, 2),
+                kc.PROP_EVENT_ID: f"order-{num}",
                 "ItemNames": [product],
                 "Categories": [category],
                 "Items": [
@@ -227,12 +227,12 @@ class AccountStore:
             ai = events.attr[i]
             if ai != NONE:
                 message = self.messages[ai]
-                props[kv.PROP_ATTRIBUTED_MESSAGE] = message.id
-                props[kv.PROP_ATTRIBUTED_CHANNEL] = message.channel
+                props[kc.PROP_ATTRIBUTED_MESSAGE] = message.id
+                props[kc.PROP_ATTRIBUTED_CHANNEL] = message.channel
                 if message.kind == "flow":
-                    props[kv.PROP_ATTRIBUTED_FLOW] = message.parent_id
+                    props[kc.PROP_ATTRIBUTED_FLOW] = message.parent_id
             return props
-        if name in (kv.VIEWED_PRODUCT, kv.ADDED_TO_CART, kv.STARTED_CHECKOUT) and aux != NONE:
+        if name in (kc.VIEWED_PRODUCT, kc.ADDED_TO_CART, kc.STARTED_CHECKOUT) and aux != NONE:
             sku, product, category, price = catalog.PRODUCTS[aux]
             props = {
                 "ProductID": sku,
@@ -241,21 +241,21 @@ class AccountStore:
                 "Price": price,
                 "URL": f"{catalog.STORE_URL}/products/{sku.lower()}",
             }
-            if name != kv.VIEWED_PRODUCT:
-                props[kv.PROP_VALUE] = round(value, 2)
+            if name != kc.VIEWED_PRODUCT:
+                props[kc.PROP_VALUE] = round(value, 2)
             return props
-        if name == kv.ACTIVE_ON_SITE:
+        if name == kc.ACTIVE_ON_SITE:
             return {"page": f"{catalog.STORE_URL}/", "browser": "Chrome", "os": "Mac OS X"}
-        if name in (kv.VIEWED_FORM, kv.SUBMITTED_FORM) and aux != NONE:
+        if name in (kc.VIEWED_FORM, kc.SUBMITTED_FORM) and aux != NONE:
             form_id = self.form_ids[aux]
             form = self.resources["form"].get(form_id)
             return {
-                kv.PROP_FORM_ID: form_id,
+                kc.PROP_FORM_ID: form_id,
                 "form_name": form["attributes"]["name"] if form else None,
                 "form_type": "popup",
             }
-        if name in (kv.SUBSCRIBED_TO_LIST, kv.UNSUBSCRIBED_FROM_LIST) and aux != NONE:
+        if name in (kc.SUBSCRIBED_TO_LIST, kc.UNSUBSCRIBED_FROM_LIST) and aux != NONE:
             list_id = self.list_ids[aux]
             lst = self.resources["list"].get(list_id)
-            return {kv.PROP_LIST_ID: list_id, "List": lst["attributes"]["name"] if lst else None}
+            return {kc.PROP_LIST_ID: list_id, "List": lst["attributes"]["name"] if lst else None}
         return props

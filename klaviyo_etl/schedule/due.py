@@ -20,27 +20,13 @@ import sqlite_utils
 
 from klaviyo_etl.config_file import Config, Interval
 from klaviyo_etl.sync.names import ALIASES
+from klaviyo_etl.timeutil import parse_time_or_none, utcnow
 
 BACKOFF_BASE = dt.timedelta(minutes=5)
 # cron starts jobs a second or two late; a stream whose hour is up in 30 s is due now, or an
 # hourly cron line would find it "not quite due" and skip it for a whole hour.
 MAX_TOLERANCE = dt.timedelta(minutes=2)
 _HISTORY = 50  # recent runs read per stream; enough to count failures past the backoff cap
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def parse_time(text: str | None) -> dt.datetime | None:
-    """Read an ISO 8601 timestamp from the bookkeeping tables; naive means UTC."""
-    if not text:
-        return None
-    try:
-        value = dt.datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def backoff(failures: int, interval: Interval) -> dt.timedelta:
@@ -117,7 +103,9 @@ def _recent_runs(db: sqlite_utils.Database, stream: str) -> list[LastRun]:
         [stream, _HISTORY],
     ).fetchall()
     return [
-        LastRun(parse_time(run_start), parse_time(start), parse_time(end), status, error)
+        LastRun(
+            parse_time_or_none(run_start), parse_time_or_none(start), parse_time_or_none(end), status, error
+        )
         for run_start, start, end, status, error in rows
     ]
 
@@ -151,8 +139,8 @@ def plan_stream(
     last_success = None
     if last_ok:
         last_success = last_ok.run_started_at or last_ok.started_at
-    last_success = last_success or parse_time(state.get("last_success_at"))
-    last_attempt = parse_time(state.get("last_attempt_at"))
+    last_success = last_success or parse_time_or_none(state.get("last_success_at"))
+    last_attempt = parse_time_or_none(state.get("last_attempt_at"))
     if runs and runs[0].started_at and (last_attempt is None or runs[0].started_at > last_attempt):
         last_attempt = runs[0].started_at
     failures = len(failed)

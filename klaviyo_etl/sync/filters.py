@@ -9,13 +9,6 @@ from klaviyo_etl.endpoints import Endpoint
 ONE_SECOND = dt.timedelta(seconds=1)
 
 
-def parse_time(value: str | dt.datetime) -> dt.datetime:
-    if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
-
-
 def fmt_time(value: dt.datetime) -> str:
     """Klaviyo filter datetimes are unquoted ISO 8601 in UTC."""
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -3,6 +3,7 @@ import json
 from klaviyo_etl.db import open_database
 from klaviyo_etl.db.repositories import Repository
 from klaviyo_etl.models import Resource
+from klaviyo_etl.timeutil import utcnow_iso
 
 
 def event(i: str, **props) -> Resource:
@@ -65,9 +66,7 @@ def test_mark_deleted_flags_rows_a_complete_scan_did_not_touch(tmp_path):
     lists = [Resource.model_validate({"type": "list", "id": i, "attributes": {"name": i}}) for i in "abc"]
     with db.atomic():
         repo.write_resources(lists)
-    from klaviyo_etl.db.repositories import utcnow
-
-    scan_started = utcnow()
+    scan_started = utcnow_iso()
     with db.atomic():
         repo.write_resources(lists[:2])  # the scan sees a and b only
         assert repo.mark_deleted("lists", scan_started) == 1
@@ -88,3 +87,48 @@ def test_a_failed_transaction_leaves_nothing_behind(tmp_path):
     except RuntimeError:
         pass
     assert db["events"].count == 0
+
+
+def test_children_of_flagged_parents_are_flagged_too(tmp_path):
+    db = open_database(tmp_path / "k.db")
+    repo = Repository(db)
+    db["campaigns"].insert_all([{"id": "c1"}, {"id": "c2", "deleted_at": "2026-05-01"}], alter=True)
+    db["campaign_messages"].insert_all(
+        [
+            {"id": "m1", "campaign_id": "c1"},
+            {"id": "m2", "campaign_id": "c2"},
+            {"id": "m3", "campaign_id": "c2", "deleted_at": "2026-04-01"},
+        ],
+        alter=True,
+    )
+    with db.atomic():
+        assert repo.mark_orphans_deleted("campaign_messages", "campaign_id", "campaigns", "2026-06-01") == 1
+    flagged = {r["id"]: r["deleted_at"] for r in db["campaign_messages"].rows}
+    assert flagged == {"m1": None, "m2": "2026-06-01", "m3": "2026-04-01"}
+
+
+def test_the_reads_the_streams_need(tmp_path):
+    db = open_database(tmp_path / "k.db")
+    repo = Repository(db)
+    assert repo.is_empty("metrics") and repo.metric_id("Placed Order") is None
+    db["metrics"].insert_all(
+        [
+            {"id": "gone", "name": "Placed Order", "deleted_at": "2026-05-01"},
+            {"id": "m1", "name": "Placed Order"},
+        ],
+        alter=True,
+    )
+    assert not repo.is_empty("metrics") and repo.metric_id("Placed Order") == "m1"
+    db["campaigns"].insert_all(
+        [
+            {"id": "c3", "status": "Sent", "send_time": "2026-05-02"},
+            {"id": "c1", "status": "Sent", "send_time": "2026-05-01"},
+            {"id": "old", "status": "Sent", "send_time": "2024-01-01"},
+            {"id": "draft", "status": "Draft", "send_time": "2026-05-01"},
+            {"id": "cancel", "status": "Cancelled", "send_time": "2026-05-01"},
+        ],
+        alter=True,
+    )
+    assert repo.reportable_ids("campaigns", "2025-05-01") == ["c1", "c3"]
+    db["flows"].insert_all([{"id": "f2", "status": "live"}, {"id": "f1", "status": "draft"}], alter=True)
+    assert repo.reportable_ids("flows", "2025-05-01") == ["f2"]

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from klaviyo_etl import conventions as cv
+from klaviyo_etl import conventions as kc
 from klaviyo_etl.bench.report_timing import build_bench_db
 from klaviyo_etl.db import open_database
 from klaviyo_etl.db.rollups import ensure_rollups, needs_refresh, refresh_rollups
@@ -62,22 +62,22 @@ def brute_message(db, message_id, lo="", hi="9999"):
         ).fetchone()[0]
 
     distinct, count = "count(DISTINCT profile_id)", "count(*)"
-    received = [cv.RECEIVED_EMAIL, cv.RECEIVED_SMS, cv.RECEIVED_PUSH]
-    bounced = [cv.BOUNCED_EMAIL, cv.FAILED_SMS, cv.BOUNCED_PUSH]
+    received = [kc.RECEIVED_EMAIL, kc.RECEIVED_SMS, kc.RECEIVED_PUSH]
+    bounced = [kc.BOUNCED_EMAIL, kc.FAILED_SMS, kc.BOUNCED_PUSH]
     return {
         "recipients": q(distinct, received + bounced),
         "delivered": q(distinct, received),
-        "opens": q(count, [cv.OPENED_EMAIL, cv.OPENED_PUSH]),
-        "opens_unique": q(distinct, [cv.OPENED_EMAIL, cv.OPENED_PUSH]),
-        "clicks": q(count, [cv.CLICKED_EMAIL, cv.CLICKED_SMS]),
-        "clicks_unique": q(distinct, [cv.CLICKED_EMAIL, cv.CLICKED_SMS]),
-        "conversions": q(count, [cv.PLACED_ORDER], "attributed_message_id"),
-        "conversion_uniques": q(distinct, [cv.PLACED_ORDER], "attributed_message_id"),
-        "conversion_value": round(q("total(value)", [cv.PLACED_ORDER], "attributed_message_id"), 2),
-        "unsubscribes": q(count, [cv.UNSUBSCRIBED, cv.UNSUBSCRIBED_SMS]),
-        "unsubscribe_uniques": q(distinct, [cv.UNSUBSCRIBED, cv.UNSUBSCRIBED_SMS]),
+        "opens": q(count, [kc.OPENED_EMAIL, kc.OPENED_PUSH]),
+        "opens_unique": q(distinct, [kc.OPENED_EMAIL, kc.OPENED_PUSH]),
+        "clicks": q(count, [kc.CLICKED_EMAIL, kc.CLICKED_SMS]),
+        "clicks_unique": q(distinct, [kc.CLICKED_EMAIL, kc.CLICKED_SMS]),
+        "conversions": q(count, [kc.PLACED_ORDER], "attributed_message_id"),
+        "conversion_uniques": q(distinct, [kc.PLACED_ORDER], "attributed_message_id"),
+        "conversion_value": round(q("total(value)", [kc.PLACED_ORDER], "attributed_message_id"), 2),
+        "unsubscribes": q(count, [kc.UNSUBSCRIBED, kc.UNSUBSCRIBED_SMS]),
+        "unsubscribe_uniques": q(distinct, [kc.UNSUBSCRIBED, kc.UNSUBSCRIBED_SMS]),
         "bounced": q(distinct, bounced),
-        "spam_complaints": q(distinct, [cv.MARKED_SPAM]),
+        "spam_complaints": q(distinct, [kc.MARKED_SPAM]),
     }
 
 
@@ -119,7 +119,7 @@ def check_everything(db, rng):
                 [period.lo, period.hi],
             ).fetchone()[0]
         )
-        orders = ids_of(db, cv.PLACED_ORDER)
+        orders = ids_of(db, kc.PLACED_ORDER)
         assert kpis["revenue"] == pytest.approx(
             db.execute(
                 f"SELECT total(value) FROM events WHERE metric_id IN ({','.join('?' * len(orders))})"
@@ -128,11 +128,11 @@ def check_everything(db, rng):
             ).fetchone()[0],
             abs=0.01,
         )
-        delivered = brute_pairs(db, [cv.RECEIVED_EMAIL], period)
-        opened = brute_pairs(db, [cv.OPENED_EMAIL], period)
+        delivered = brute_pairs(db, [kc.RECEIVED_EMAIL], period)
+        opened = brute_pairs(db, [kc.OPENED_EMAIL], period)
         assert kpis["open_rate"] == pytest.approx(opened / delivered if delivered else 0.0, abs=1e-6)
         for row in audience.form_report(db, period).rows:
-            viewed = ids_of(db, cv.VIEWED_FORM)[0]
+            viewed = ids_of(db, kc.VIEWED_FORM)[0]
             views, viewers = db.execute(
                 "SELECT count(*), count(DISTINCT profile_id) FROM events WHERE form_id = ?"
                 " AND metric_id = ? AND deleted_at IS NULL AND datetime >= ? AND datetime < ?",
@@ -164,7 +164,7 @@ def test_rollups_match_brute_force_after_every_kind_of_change(db):
     profiles = [r[0] for r in db.execute("SELECT id FROM profiles LIMIT 50")]
     metrics = {
         name: ids_of(db, name)[0]
-        for name in (cv.RECEIVED_EMAIL, cv.OPENED_EMAIL, cv.PLACED_ORDER, cv.VIEWED_FORM)
+        for name in (kc.RECEIVED_EMAIL, kc.OPENED_EMAIL, kc.PLACED_ORDER, kc.VIEWED_FORM)
     }
     form_id = db.execute("SELECT id FROM forms LIMIT 1").fetchone()[0]
     new = []
@@ -177,9 +177,9 @@ def test_rollups_match_brute_force_after_every_kind_of_change(db):
             "profile_id": rng.choice(profiles),
             "datetime": when,
         }
-        if name == cv.PLACED_ORDER:
+        if name == kc.PLACED_ORDER:
             row.update(value=12.5, attributed_message_id=rng.choice(message_ids))
-        elif name == cv.VIEWED_FORM:
+        elif name == kc.VIEWED_FORM:
             row["form_id"] = form_id
         else:
             row["message_id"] = rng.choice(message_ids)
@@ -214,7 +214,7 @@ def test_rollups_match_brute_force_after_every_kind_of_change(db):
         daily.append(
             {
                 "id": f"daily{i}",
-                "metric_id": metrics[cv.OPENED_EMAIL],
+                "metric_id": metrics[kc.OPENED_EMAIL],
                 "profile_id": rng.choice(profiles),
                 "datetime": when,
                 "message_id": rng.choice(flow_messages),
@@ -223,7 +223,7 @@ def test_rollups_match_brute_force_after_every_kind_of_change(db):
         daily.append(
             {
                 "id": f"dailyform{i}",
-                "metric_id": metrics[cv.VIEWED_FORM],
+                "metric_id": metrics[kc.VIEWED_FORM],
                 "profile_id": rng.choice(profiles),
                 "datetime": when,
                 "form_id": form_id,
@@ -250,7 +250,7 @@ def test_rollups_match_brute_force_after_every_kind_of_change(db):
 def test_new_metric_names_trigger_a_rebuild(db):
     ensure_rollups(db)
     assert not needs_refresh(db)
-    db["metrics"].insert({"id": "zzNEW", "name": cv.OPENED_PUSH})
+    db["metrics"].insert({"id": "zzNEW", "name": kc.OPENED_PUSH})
     assert needs_refresh(db)
     assert ensure_rollups(db).mode == "full"
 

@@ -25,7 +25,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -258,11 +257,6 @@ class Recorder:
             assert cassette.all_played, (
                 f"{path.name}: {cassette.play_count} of {len(cassette)} recorded requests were made"
             )
-
-
-def stream_run(predictive: bool = False) -> SimpleNamespace:
-    """What `_profile_params` reads from a StreamRun: only the sync options."""
-    return SimpleNamespace(options=SimpleNamespace(predictive=predictive))
 
 
 def cassette_files() -> list[Path]:

@@ -18,8 +18,8 @@ from klaviyo_etl.config_file import Config, load_config
 from klaviyo_etl.db import open_database
 from klaviyo_etl.db.lock import database_lock
 from klaviyo_etl.sync.engine import StreamResult, SyncResult
+from klaviyo_etl.sync.names import resolve
 from klaviyo_etl.sync.state import record_run
-from klaviyo_etl.sync.streams import resolve
 
 START = dt.datetime(2026, 5, 1, 0, 0, tzinfo=dt.UTC)
 

@@ -23,23 +23,23 @@ from __future__ import annotations
 
 import itertools
 
-from klaviyo_etl import conventions as cv
+from klaviyo_etl import conventions as kc
 from klaviyo_etl.db import open_database
 
 METRICS = {
-    "mRE": cv.RECEIVED_EMAIL,
-    "mOE": cv.OPENED_EMAIL,
-    "mCE": cv.CLICKED_EMAIL,
-    "mBE": cv.BOUNCED_EMAIL,
-    "mUN": cv.UNSUBSCRIBED,
-    "mSP": cv.MARKED_SPAM,
-    "mRS": cv.RECEIVED_SMS,
-    "mCS": cv.CLICKED_SMS,
-    "mFS": cv.FAILED_SMS,
-    "mPO": cv.PLACED_ORDER,
-    "mVF": cv.VIEWED_FORM,
-    "mSF": cv.SUBMITTED_FORM,
-    "mAS": cv.ACTIVE_ON_SITE,
+    "mRE": kc.RECEIVED_EMAIL,
+    "mOE": kc.OPENED_EMAIL,
+    "mCE": kc.CLICKED_EMAIL,
+    "mBE": kc.BOUNCED_EMAIL,
+    "mUN": kc.UNSUBSCRIBED,
+    "mSP": kc.MARKED_SPAM,
+    "mRS": kc.RECEIVED_SMS,
+    "mCS": kc.CLICKED_SMS,
+    "mFS": kc.FAILED_SMS,
+    "mPO": kc.PLACED_ORDER,
+    "mVF": kc.VIEWED_FORM,
+    "mSF": kc.SUBMITTED_FORM,
+    "mAS": kc.ACTIVE_ON_SITE,
 }
 
 

@@ -13,7 +13,7 @@ from klaviyo_etl.reports import messages
 from klaviyo_etl.reports.compare import compare_report
 from klaviyo_etl.reports.periods import resolve_period
 from klaviyo_etl.settings import Settings
-from klaviyo_etl.sync import SyncOptions, run_sync
+from klaviyo_etl.sync.engine import SyncOptions, run_sync
 
 
 def test_campaign_and_flow_figures_agree_with_klaviyos(sandbox_factory, tmp_path):

@@ -7,8 +7,9 @@ from datetime import timedelta
 import httpx
 import pytest
 
+from klaviyo_etl import conventions as kc
 from klaviyo_etl.sandbox import SandboxData
-from klaviyo_etl.sandbox.timeutil import iso, parse
+from klaviyo_etl.timeutil import epoch_to_iso, iso_to_epoch
 from tests.helpers.sandbox import walk
 
 TOP_LEVEL = [
@@ -42,7 +43,7 @@ def test_walk_returns_every_id_exactly_once(
 
 def test_campaign_walks_per_channel_cover_all_campaigns(client: httpx.Client, data: SandboxData) -> None:
     seen: list[str] = []
-    for channel in ("email", "sms", "mobile_push"):
+    for channel in kc.CAMPAIGN_CHANNELS:
         items, _ = walk(
             client, "/api/campaigns", {"filter": f"equals(messages.channel,'{channel}')", "page[size]": "2"}
         )
@@ -96,7 +97,7 @@ def test_events_datetime_window_matches_direct_count(client: httpx.Client, data:
     items, _ = walk(client, "/api/events", {"filter": flt, "page[size]": "250"})
     expected = sum(1 for t in data.events.ts if lo.timestamp() <= t < hi.timestamp())
     assert len(items) == expected > 0
-    assert all(lo.timestamp() <= parse(i["attributes"]["datetime"]) < hi.timestamp() for i in items)
+    assert all(lo.timestamp() <= iso_to_epoch(i["attributes"]["datetime"]) < hi.timestamp() for i in items)
     # greater-than / less-or-equal with the Z suffix and a timestamp filter agree too
     z = lo.strftime("%Y-%m-%dT%H:%M:%SZ")
     gt, _ = walk(client, "/api/events", {"filter": f"greater-than(datetime,{z})", "page[size]": "1000"})
@@ -131,7 +132,7 @@ def test_profiles_updated_and_id_filters(client: httpx.Client, data: SandboxData
     expected = {
         p["id"]
         for p in data.resources["profile"].values()
-        if parse(p["attributes"]["updated"]) > cutoff.timestamp()
+        if iso_to_epoch(p["attributes"]["updated"]) > cutoff.timestamp()
     }
     assert {i["id"] for i in items} == expected and expected
     some = sorted(data.ids("profile"))[:3]
@@ -224,4 +225,4 @@ def test_links_use_the_request_host(server, data: SandboxData) -> None:
 
 
 def test_iso_helpers_round_trip() -> None:
-    assert iso(parse("2026-05-01T10:00:00Z")) == "2026-05-01T10:00:00+00:00"
+    assert epoch_to_iso(iso_to_epoch("2026-05-01T10:00:00Z")) == "2026-05-01T10:00:00+00:00"

@@ -9,12 +9,12 @@ from datetime import timedelta
 
 import pytest
 
-from klaviyo_etl import conventions as kv
+from klaviyo_etl import conventions as kc
 from klaviyo_etl.sandbox import SandboxConfig, SandboxData
 from klaviyo_etl.sandbox.generate import Generator
 from klaviyo_etl.sandbox.ids import event_id
 from klaviyo_etl.sandbox.store import AccountStore
-from klaviyo_etl.sandbox.timeutil import parse
+from klaviyo_etl.timeutil import iso_to_epoch
 from tests.helpers.sandbox import NOW, make_config, walk
 
 DAY = 86_400
@@ -79,24 +79,24 @@ def test_sizes_follow_the_config(data: SandboxData) -> None:
 def test_metrics_use_klaviyos_names(data: SandboxData) -> None:
     names = {m["attributes"]["name"] for m in data.resources["metric"].values()}
     expected = {
-        getattr(kv, n)
-        for n in dir(kv)
-        if n.isupper() and isinstance(getattr(kv, n), str) and not n.startswith("PROP_")
+        getattr(kc, n)
+        for n in dir(kc)
+        if n.isupper() and isinstance(getattr(kc, n), str) and not n.startswith("PROP_")
     }
     assert expected <= names
     used = {name for _, name, _, _ in _events(data)}
     for name in (
-        kv.RECEIVED_EMAIL,
-        kv.OPENED_EMAIL,
-        kv.CLICKED_EMAIL,
-        kv.RECEIVED_SMS,
-        kv.RECEIVED_PUSH,
-        kv.PLACED_ORDER,
-        kv.ACTIVE_ON_SITE,
-        kv.VIEWED_PRODUCT,
-        kv.ADDED_TO_CART,
-        kv.VIEWED_FORM,
-        kv.SUBSCRIBED_TO_LIST,
+        kc.RECEIVED_EMAIL,
+        kc.OPENED_EMAIL,
+        kc.CLICKED_EMAIL,
+        kc.RECEIVED_SMS,
+        kc.RECEIVED_PUSH,
+        kc.PLACED_ORDER,
+        kc.ACTIVE_ON_SITE,
+        kc.VIEWED_PRODUCT,
+        kc.ADDED_TO_CART,
+        kc.VIEWED_FORM,
+        kc.SUBSCRIBED_TO_LIST,
     ):
         assert name in used, name
 
@@ -114,9 +114,9 @@ def test_campaigns_look_like_klaviyos(data: SandboxData) -> None:
         assert 1 <= len(messages) <= 2
         send_time = c["attributes"]["send_time"]
         if c["attributes"]["status"] == "Sent":
-            assert parse(send_time) < NOW.timestamp()
+            assert iso_to_epoch(send_time) < NOW.timestamp()
         elif c["attributes"]["status"] == "Scheduled":
-            assert parse(send_time) > NOW.timestamp()
+            assert iso_to_epoch(send_time) > NOW.timestamp()
         else:
             assert send_time is None
         for m in messages:
@@ -129,19 +129,19 @@ def test_message_events_follow_their_sends(data: SandboxData) -> None:
     received_at: dict[tuple[str, str], int] = {}
     flows_seen = set()
     for ts, name, profile, props in _events(data):
-        message = props.get(kv.PROP_MESSAGE)
+        message = props.get(kc.PROP_MESSAGE)
         if message is None:
             continue
         assert message in campaign_messages or message in flow_messages
         if message in flow_messages:
-            assert props[kv.PROP_FLOW] == flow_messages[message]["flow_id"]
-            flows_seen.add(props[kv.PROP_FLOW])
+            assert props[kc.PROP_FLOW] == flow_messages[message]["flow_id"]
+            flows_seen.add(props[kc.PROP_FLOW])
         else:
             campaign = data.resources["campaign"][campaign_messages[message]["campaign_id"]]
-            assert ts >= parse(campaign["attributes"]["send_time"])
-            assert kv.PROP_FLOW not in props
+            assert ts >= iso_to_epoch(campaign["attributes"]["send_time"])
+            assert kc.PROP_FLOW not in props
         channel = (campaign_messages.get(message) or flow_messages[message])["channel"]
-        roles = {v: k for k, v in kv.CHANNEL_METRICS[channel].items() if v}
+        roles = {v: k for k, v in kc.CHANNEL_METRICS[channel].items() if v}
         assert name in roles, f"{name} on a {channel} message"
         if roles[name] in ("received", "bounced"):
             received_at.setdefault((message, profile), ts)
@@ -155,42 +155,42 @@ def test_orders_attributed_within_the_window_and_some_not(data: SandboxData) -> 
     received: dict[tuple[str, str], list[int]] = defaultdict(list)
     orders = []
     for ts, name, profile, props in _events(data):
-        if name in (kv.RECEIVED_EMAIL, kv.RECEIVED_SMS, kv.RECEIVED_PUSH):
-            received[(props[kv.PROP_MESSAGE], profile)].append(ts)
-        if name == kv.PLACED_ORDER:
+        if name in (kc.RECEIVED_EMAIL, kc.RECEIVED_SMS, kc.RECEIVED_PUSH):
+            received[(props[kc.PROP_MESSAGE], profile)].append(ts)
+        if name == kc.PLACED_ORDER:
             orders.append((ts, profile, props))
-    attributed = [o for o in orders if kv.PROP_ATTRIBUTED_MESSAGE in o[2]]
+    attributed = [o for o in orders if kc.PROP_ATTRIBUTED_MESSAGE in o[2]]
     assert attributed and len(attributed) < len(orders)
     flow_messages = {m["id"]: m for m in data.resources["flow-message"].values()}
-    window = kv.ATTRIBUTION_WINDOW_DAYS * DAY
+    window = kc.ATTRIBUTION_WINDOW_DAYS * DAY
     for ts, profile, props in orders:
-        assert props[kv.PROP_VALUE] > 0
-        message = props.get(kv.PROP_ATTRIBUTED_MESSAGE)
+        assert props[kc.PROP_VALUE] > 0
+        message = props.get(kc.PROP_ATTRIBUTED_MESSAGE)
         if message is None:
             continue
         assert any(0 < ts - r < window for r in received[(message, profile)])
-        assert props[kv.PROP_ATTRIBUTED_CHANNEL] in ("email", "sms", "mobile_push")
+        assert props[kc.PROP_ATTRIBUTED_CHANNEL] in kc.CAMPAIGN_CHANNELS
         if message in flow_messages:
-            assert props[kv.PROP_ATTRIBUTED_FLOW] == flow_messages[message]["flow_id"]
+            assert props[kc.PROP_ATTRIBUTED_FLOW] == flow_messages[message]["flow_id"]
         else:
-            assert kv.PROP_ATTRIBUTED_FLOW not in props
+            assert kc.PROP_ATTRIBUTED_FLOW not in props
 
 
 def test_form_and_list_events_point_at_real_resources(data: SandboxData) -> None:
     for ts, name, profile, props in _events(data):
-        if name in (kv.VIEWED_FORM, kv.SUBMITTED_FORM):
-            form = data.resources["form"][props[kv.PROP_FORM_ID]]
+        if name in (kc.VIEWED_FORM, kc.SUBMITTED_FORM):
+            form = data.resources["form"][props[kc.PROP_FORM_ID]]
             assert form["attributes"]["status"] == "live"
-        if name == kv.SUBSCRIBED_TO_LIST:
-            joined = data.members[props[kv.PROP_LIST_ID]][profile]
-            assert parse(joined) == ts
+        if name == kc.SUBSCRIBED_TO_LIST:
+            joined = data.members[props[kc.PROP_LIST_ID]][profile]
+            assert iso_to_epoch(joined) == ts
 
 
 def test_unsubscribes_change_consent() -> None:
     data = SandboxData.generate(make_config(profiles=3000, events=40_000))
     by_profile = {}
     for ts, name, profile, _ in _events(data):
-        if name == kv.UNSUBSCRIBED:
+        if name == kc.UNSUBSCRIBED:
             by_profile[profile] = ts
     assert by_profile, "expected a few email unsubscribes in the seeded account"
     for profile_id in by_profile:
@@ -217,14 +217,14 @@ def test_add_touch_delete(fresh) -> None:
     before = data.ids("profile")
     new = data.add("profile", 3)
     assert len(new) == 3 and data.ids("profile") == before | set(new)
-    stamps = [parse(data.resources["profile"][p]["attributes"]["updated"]) for p in new]
+    stamps = [iso_to_epoch(data.resources["profile"][p]["attributes"]["updated"]) for p in new]
     assert stamps == sorted(set(stamps)) and stamps[0] >= NOW.timestamp()
 
     campaign_id = next(iter(data.resources["campaign"]))
     old = dict(data.resources["campaign"][campaign_id]["attributes"])
     data.touch("campaign", campaign_id)
     now = data.resources["campaign"][campaign_id]["attributes"]
-    assert now["name"] != old["name"] and parse(now["updated_at"]) > parse(old["updated_at"])
+    assert now["name"] != old["name"] and iso_to_epoch(now["updated_at"]) > iso_to_epoch(old["updated_at"])
     changed, _ = walk(
         client,
         "/api/campaigns",
@@ -266,7 +266,7 @@ def test_clock_moves_and_stamps_follow(fresh) -> None:
     data.now = data.now + timedelta(days=2)
     (profile_id,) = data.add("profile", 1)
     updated = data.resources["profile"][profile_id]["attributes"]["updated"]
-    assert parse(updated) == (NOW + timedelta(days=2)).timestamp()
+    assert iso_to_epoch(updated) == (NOW + timedelta(days=2)).timestamp()
 
 
 def test_add_events_now_and_late(fresh) -> None:

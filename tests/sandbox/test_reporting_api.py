@@ -9,10 +9,10 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from klaviyo_etl import conventions as kv
+from klaviyo_etl import conventions as kc
 from klaviyo_etl.sandbox import SandboxData
-from klaviyo_etl.sandbox.timeutil import parse
-from klaviyo_etl.sync.streams import REPORT_STATISTICS
+from klaviyo_etl.sync.streams.reporting import REPORT_STATISTICS
+from klaviyo_etl.timeutil import iso_to_epoch
 from tests.helpers.sandbox import walk
 
 STATISTICS = REPORT_STATISTICS  # exactly what the sync asks Klaviyo for
@@ -35,9 +35,9 @@ def expected_figures(
         props = event["attributes"]["event_properties"]
         name = metric_names[event["relationships"]["metric"]["data"]["id"]]
         profile = event["relationships"]["profile"]["data"]["id"]
-        message = props.get(kv.PROP_MESSAGE)
+        message = props.get(kc.PROP_MESSAGE)
         if message in messages:
-            role = {v: k for k, v in kv.CHANNEL_METRICS[messages[message]].items() if v}.get(name)
+            role = {v: k for k, v in kc.CHANNEL_METRICS[messages[message]].items() if v}.get(name)
             if role in ("received", "bounced"):
                 sets[message]["recipients"].add(profile)
             if role == "received":
@@ -45,11 +45,11 @@ def expected_figures(
             elif role in ("opened", "clicked", "unsubscribed", "bounced", "spam"):
                 sets[message][role].add(profile)
                 counts[message][role] += 1
-        attributed = props.get(kv.PROP_ATTRIBUTED_MESSAGE)
-        if name == kv.PLACED_ORDER and attributed in messages:
+        attributed = props.get(kc.PROP_ATTRIBUTED_MESSAGE)
+        if name == kc.PLACED_ORDER and attributed in messages:
             sets[attributed]["converters"].add(profile)
             counts[attributed]["conversions"] += 1
-            counts[attributed]["value"] += props[kv.PROP_VALUE]
+            counts[attributed]["value"] += props[kc.PROP_VALUE]
 
     def rate(n, d):
         return n / d if d else 0.0
@@ -102,7 +102,7 @@ def _report(client: httpx.Client, kind: str, attributes: dict) -> httpx.Response
 def test_values_report_equals_direct_count(
     client: httpx.Client, data: SandboxData, all_events: list[dict], kind: str, window: tuple[int, int] | None
 ) -> None:
-    placed = data.metric_ids[data.metric_by_name[kv.PLACED_ORDER]]
+    placed = data.metric_ids[data.metric_by_name[kc.PLACED_ORDER]]
     if window is None:
         timeframe = {"key": "last_365_days"}
         today = data.now.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -138,7 +138,7 @@ def test_values_report_equals_direct_count(
 
 
 def test_report_filter_and_group_by(client: httpx.Client, data: SandboxData) -> None:
-    placed = data.metric_ids[data.metric_by_name[kv.PLACED_ORDER]]
+    placed = data.metric_ids[data.metric_by_name[kc.PLACED_ORDER]]
     base = {
         "statistics": ["recipients"],
         "timeframe": {"key": "last_365_days"},
@@ -177,7 +177,7 @@ def test_report_filter_and_group_by(client: httpx.Client, data: SandboxData) -> 
     ],
 )
 def test_invalid_report_requests_are_400(client: httpx.Client, data: SandboxData, change: dict) -> None:
-    placed = data.metric_ids[data.metric_by_name[kv.PLACED_ORDER]]
+    placed = data.metric_ids[data.metric_by_name[kc.PLACED_ORDER]]
     attributes = {
         "statistics": ["recipients"],
         "timeframe": {"key": "last_30_days"},
@@ -193,7 +193,7 @@ def test_invalid_report_requests_are_400(client: httpx.Client, data: SandboxData
 def test_metric_aggregate_counts_match(
     client: httpx.Client, data: SandboxData, all_events: list[dict]
 ) -> None:
-    placed = data.metric_ids[data.metric_by_name[kv.PLACED_ORDER]]
+    placed = data.metric_ids[data.metric_by_name[kc.PLACED_ORDER]]
     start, end = data.now - timedelta(days=28), data.now - timedelta(days=7)
     body = {
         "data": {
@@ -224,7 +224,7 @@ def test_metric_aggregate_counts_match(
     assert sum(measured["sum_value"]) == pytest.approx(
         sum(e["attributes"]["event_properties"]["$value"] for e in orders), abs=0.05
     )
-    week_starts = [parse(d) for d in attrs["dates"]]
+    week_starts = [iso_to_epoch(d) for d in attrs["dates"]]
     for k, ws in enumerate(week_starts):
         in_week = [e for e in orders if ws <= e["attributes"]["timestamp"] < ws + 7 * 86_400]
         assert measured["count"][k] == len(in_week)

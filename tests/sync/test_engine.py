@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from klaviyo_etl.db import open_database
-from klaviyo_etl.sync import SyncOptions, run_sync
+from klaviyo_etl.sync.engine import SyncOptions, run_sync
 from tests.helpers.sync import assert_matches_sandbox, live_ids, live_members, settings_for
 
 

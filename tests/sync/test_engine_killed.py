@@ -8,7 +8,7 @@ import sqlite3
 import subprocess
 import time
 
-from klaviyo_etl.sync import SyncOptions, run_sync
+from klaviyo_etl.sync.engine import SyncOptions, run_sync
 from tests.helpers.sync import count_rows, settings_for, start_sync, wait_for_rows
 
 COMPARED = {

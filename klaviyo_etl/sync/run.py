@@ -1,0 +1,184 @@
+"""What a stream sees while it runs (`StreamRun`), and the single writer behind it.
+
+The engine builds one `StreamRun` per stream; the streams (`klaviyo_etl.sync.streams`) only
+read from it and write through it, so they never import the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import threading
+from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+import sqlite_utils
+
+from klaviyo_etl.client import KlaviyoClient, RequestStats
+from klaviyo_etl.db.repositories import Repository
+from klaviyo_etl.sync.parsing import parser_pool
+from klaviyo_etl.sync.state import StreamState
+from klaviyo_etl.timeutil import utcnow_iso
+
+T = TypeVar("T")
+
+
+@dataclass
+class SyncOptions:
+    streams: list[str] | None = None  # None = all
+    full_refresh: bool = False
+    since: str | None = None  # ISO date/datetime overriding the watermark
+    reconcile: bool | None = None  # None = automatic (every reconcile_days)
+    predictive: bool = False
+    lookback_days: float = 3.0
+    reconcile_days: float = 7.0
+    safety_lag_minutes: float = 10.0
+
+
+@dataclass
+class StreamResult:
+    stream: str
+    status: str  # ok | failed | skipped | stopped
+    rows: int = 0
+    pages: int = 0
+    requests: int = 0
+    retries: int = 0
+    throttled: int = 0
+    deleted: int = 0
+    error: str | None = None
+    note: str | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
+
+
+class Progress(Protocol):
+    """Where a run reports as it goes (Rich bars on a terminal, log lines elsewhere)."""
+
+    def start(self, stream: str) -> None: ...
+    def advance(self, stream: str, rows: int, pages: int, requests: int) -> None: ...
+    def finish(self, result: StreamResult) -> None: ...
+
+
+class ParserPools:
+    """A process pool for parsing bulk loads, started only if a stream asks for it."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+        self._pool: Executor | None = None
+
+    def get(self) -> Executor:
+        if self._pool is None:
+            self._pool = parser_pool(self.workers)
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class Stopped(Exception):
+    """The stop event was set; the run ends after the page being written commits."""
+
+
+class Writer:
+    """The single writer: runs write functions one at a time, each in its own transaction."""
+
+    def __init__(self, db: sqlite_utils.Database):
+        self.db = db
+        self.repo = Repository(db)
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+
+    def _transaction(self, fn: Callable[[Repository], Any]) -> Any:
+        with self.db.atomic():
+            return fn(self.repo)
+
+    async def write(self, fn: Callable[[Repository], Any]) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.pool, self._transaction, fn)
+
+    async def run(self, fn: Callable[[Repository], T]) -> T:
+        """Run `fn` on the writer thread, managing its own transactions (or reading)."""
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, self.repo)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+
+@dataclass
+class StreamRun:
+    """What a stream sees while it runs: its state, the client, the writer, the clock."""
+
+    name: str
+    state: StreamState
+    client: KlaviyoClient
+    writer: Writer
+    options: SyncOptions
+    started: dt.datetime
+    full_scan: bool
+    stop: threading.Event
+    progress: Progress | None
+    pools: ParserPools | None = None
+    stats: RequestStats = field(default_factory=RequestStats)
+    rows: int = 0
+    page_count: int = 0
+    deleted: int = 0
+    note: str | None = None
+
+    @property
+    def since(self) -> str | None:
+        return self.options.since
+
+    @property
+    def lookback(self) -> dt.timedelta:
+        return dt.timedelta(days=self.options.lookback_days)
+
+    @property
+    def safety_lag(self) -> dt.timedelta:
+        return dt.timedelta(minutes=self.options.safety_lag_minutes)
+
+    @property
+    def started_iso(self) -> str:
+        return self.started.isoformat(timespec="seconds")
+
+    def now_iso(self) -> str:
+        return utcnow_iso()
+
+    async def pages(self, path: str, params: dict[str, Any], **parsing: Any):
+        async for page in self.client.pages(path, params, stats=self.stats, **parsing):
+            if self.stop.is_set():
+                raise Stopped()
+            yield page
+
+    async def post(self, path: str, body: Any) -> dict[str, Any]:
+        if self.stop.is_set():
+            raise Stopped()
+        return await self.client.post(path, body, stats=self.stats)
+
+    async def read(self, fn: Callable[[Repository], T]) -> T:
+        """Read through a repository method, on the writer thread (never beside a write)."""
+        return await self.writer.run(fn)
+
+    async def commit(
+        self, fn: Callable[[Repository], Any], rows: int | None = None, **state_columns: Any
+    ) -> None:
+        """Write one page with the stream's state as of now, in one transaction, and count it.
+
+        rows=None marks bookkeeping rather than a page; `state_columns` go to `sync_state`.
+
+        Counting happens in the writer thread right after the commit, so a page that commits
+        while its task is being cancelled (a stop, a failing sibling) is still counted.
+        """
+
+        snapshot = self.state.snapshot()
+
+        def write_and_count(repo: Repository) -> None:
+            fn(repo)
+            self.state.save(repo.db, snapshot, **state_columns)
+            if rows is not None:
+                self.page_count += 1
+                self.rows += rows
+
+        await self.writer.write(write_and_count)
+        if self.progress:
+            self.progress.advance(self.name, self.rows, self.page_count, self.stats.requests)

@@ -1,0 +1,157 @@
+"""Top-level collections (metrics, lists, segments, campaigns, flows, forms, templates, tags)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from klaviyo_etl import conventions as kc
+from klaviyo_etl.endpoints import contract
+from klaviyo_etl.models import Page, Resource
+from klaviyo_etl.sync.filters import and_, quote, time_range
+from klaviyo_etl.sync.streams.base import Stream, later, latest, page_params, sort_field
+from klaviyo_etl.timeutil import parse_time
+
+if TYPE_CHECKING:
+    from klaviyo_etl.db.repositories import Repository
+    from klaviyo_etl.sync.run import StreamRun
+
+
+class ResourceStream(Stream):
+    """A top-level collection, incremental on the endpoint's `updated` field where it has one.
+
+    `variants` splits a collection that needs a required filter (campaign channels) into
+    scans with their own watermarks, kept in `sync_state.extra`.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        path: str,
+        table: str,
+        *,
+        include: str | None = None,
+        reconcilable: bool = True,
+        variants: tuple[str | None, ...] = (None,),
+    ):
+        self.name = name
+        self.endpoint = contract().by_path(path)
+        self.table = table
+        self.include = include
+        self.reconcilable = reconcilable
+        self.variants = variants
+
+    def variant_filter(self, variant: str | None) -> str | None:
+        return None
+
+    def params(self, variant: str | None = None, mark: dt.datetime | None = None) -> dict[str, Any]:
+        """The first page's query for one variant: from `mark` on, or everything (no mark)."""
+        return page_params(
+            self.endpoint,
+            filter=and_(
+                self.variant_filter(variant),
+                time_range(self.endpoint, mark, None) if mark else None,
+            ),
+            sort=sort_field(self.endpoint),
+            include=self.include,
+        )
+
+    def fill(self, variant: str | None, page: Page) -> Callable[[Resource], dict] | None:
+        """Columns the API does not put on a resource (its parent, its channel)."""
+        return None
+
+    async def run(self, run: StreamRun) -> None:
+        state = run.state
+        field = self.endpoint.incremental_filter_field
+        sortable = sort_field(self.endpoint) is not None
+        full = run.full_scan or field is None
+        scan_started = run.now_iso()
+        for variant in self.variants:
+            key = variant or "_"
+            mark = None if full else (run.since or state.extra.get(key) or state.watermark)
+            params = self.params(variant, parse_time(mark) if mark else None)
+            seen_mark = mark
+            async for page in run.pages(self.endpoint.path, params):
+                if field:
+                    seen_mark = later(seen_mark, latest(page.data, field))
+                if sortable and seen_mark:
+                    state.extra[key] = seen_mark
+                fill = self.fill(variant, page)
+
+                def commit(repo: Repository, page=page, fill=fill) -> int:
+                    n = repo.write_resources(page.data, fill)
+                    repo.write_resources(page.included, fill)
+                    self.write_links(repo, page)
+                    return n
+
+                await run.commit(commit, len(page.data))
+            if field and seen_mark:
+                state.extra[key] = seen_mark
+        marks = [state.extra.get(v or "_") for v in self.variants]
+        if all(marks):
+            state.watermark = min(marks, key=parse_time)
+
+        def finish(repo: Repository) -> None:
+            if run.full_scan or field is None:
+                run.deleted += self.mark_deleted(repo, scan_started)
+
+        await run.commit(finish, **({"last_reconcile_at": scan_started} if run.full_scan else {}))
+
+    def mark_deleted(self, repo: Repository, scan_started: str) -> int:
+        return repo.mark_deleted(self.table, scan_started) if self.reconcilable else 0
+
+    def write_links(self, repo: Repository, page: Page) -> None:
+        links = [(r.id, t) for r in page.data for t in r.related_ids("tags")]
+        if links:
+            repo.write_tag_links(self.table, links)
+
+
+class CampaignStream(ResourceStream):
+    """Campaigns per channel, with their messages and tags included in the same pages."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "campaigns",
+            "/api/campaigns",
+            "campaigns",
+            include="campaign-messages,tags",
+            variants=kc.CAMPAIGN_CHANNELS,
+        )
+
+    def variant_filter(self, variant: str | None) -> str | None:
+        return f"equals(messages.channel,{quote(variant or 'email')})"
+
+    def fill(self, variant: str | None, page: Page) -> Callable[[Resource], dict]:
+        parent = {m: c.id for c in page.data for m in c.related_ids("campaign-messages")}
+
+        def columns(r: Resource) -> dict:
+            if r.type == "campaign":
+                return {"channel": variant}
+            if r.type == "campaign-message":
+                return {"campaign_id": parent.get(r.id), "channel": variant}
+            return {}
+
+        return columns
+
+    def mark_deleted(self, repo: Repository, scan_started: str) -> int:
+        n = super().mark_deleted(repo, scan_started)
+        repo.mark_orphans_deleted("campaign_messages", "campaign_id", "campaigns", scan_started)
+        return n
+
+
+class FlowStream(ResourceStream):
+    """Flows with their actions included (one S-tier request per 50 flows, not per flow)."""
+
+    def __init__(self) -> None:
+        super().__init__("flows", "/api/flows", "flows", include="flow-actions,tags")
+
+    def fill(self, variant: str | None, page: Page) -> Callable[[Resource], dict]:
+        parent = {a: f.id for f in page.data for a in f.related_ids("flow-actions")}
+        return lambda r: {"flow_id": parent.get(r.id)} if r.type == "flow-action" else {}
+
+    def mark_deleted(self, repo: Repository, scan_started: str) -> int:
+        n = super().mark_deleted(repo, scan_started)
+        for table in ("flow_actions", "flow_messages"):
+            repo.mark_orphans_deleted(table, "flow_id", "flows", scan_started)
+        return n

@@ -1,0 +1,58 @@
+"""Time helpers, in one place: the clock, and reading and writing ISO 8601.
+
+Everything we store or compare is in UTC; a value without a zone is read as UTC.
+
+- `utcnow()` is the clock as a datetime; `utcnow_iso()` is the same as text, for the
+  `synced_at` / `started_at` columns.
+- `parse_time()` reads a timestamp we rely on (raises on a bad one);
+  `parse_time_or_none()` reads one from the bookkeeping tables, where empty or bad is "never".
+- `epoch_to_iso()` / `iso_to_epoch()` are the sandbox's: it keeps times as epoch seconds
+  and writes them in Klaviyo's shape (`2026-05-01T10:00:00+00:00`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def utcnow_iso() -> str:
+    return utcnow().isoformat(timespec="microseconds")
+
+
+def parse_time(value: str | dt.datetime) -> dt.datetime:
+    """An ISO 8601 timestamp (or a datetime) as an aware datetime; naive means UTC."""
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def parse_time_or_none(text: str | None) -> dt.datetime | None:
+    """Like `parse_time`, but None for an empty or unreadable value."""
+    if not text:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def epoch_to_iso(ts: float) -> str:
+    """Epoch seconds as ISO 8601 in UTC, to the second."""
+    return dt.datetime.fromtimestamp(int(ts), dt.UTC).isoformat()
+
+
+def iso_to_epoch(value: str) -> float:
+    """Epoch seconds of an ISO datetime or date; naive values are UTC. Raises ValueError."""
+    text = value.strip().replace(" ", "+")  # an unescaped '+' in a query string arrives as ' '
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    parsed = dt.datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.timestamp()

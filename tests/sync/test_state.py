@@ -1,0 +1,104 @@
+"""Watermark state: what `sync_state` keeps per stream, and how marks advance. No server."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+from klaviyo_etl.db import open_database
+from klaviyo_etl.models import Resource
+from klaviyo_etl.sync.state import StreamState, record_run
+from klaviyo_etl.sync.streams.base import later, latest
+
+
+def test_a_stream_never_synced_has_no_watermark(tmp_path):
+    db = open_database(tmp_path / "k.db")
+    state = StreamState.load(db, "events")
+    assert state == StreamState("events")
+    assert state.watermark is None and state.extra == {}
+
+
+def test_a_saved_state_loads_back_with_its_per_parent_marks(tmp_path):
+    db = open_database(tmp_path / "k.db")
+    state = StreamState("list_members", watermark="2026-05-01T00:00:00+00:00")
+    state.extra.update({"L2": "2026-05-02T00:00:00+00:00", "L1": "2026-04-30T00:00:00+00:00"})
+    with db.atomic():
+        state.save(db, last_reconcile_at="2026-05-03T00:00:00+00:00")
+    loaded = StreamState.load(db, "list_members")
+    assert loaded.watermark == "2026-05-01T00:00:00+00:00"
+    assert loaded.extra == state.extra
+    assert loaded.last_reconcile_at == "2026-05-03T00:00:00+00:00"
+    stored = next(db["sync_state"].rows_where("stream = ?", ["list_members"]))
+    assert list(json.loads(stored["extra"])) == ["L1", "L2"]  # stable text: keys sorted
+
+
+def test_a_snapshot_keeps_the_marks_as_they_were_when_the_page_was_queued(tmp_path):
+    db = open_database(tmp_path / "k.db")
+    state = StreamState("campaigns", watermark="2026-05-01T00:00:00+00:00", extra={"email": "a"})
+    snapshot = state.snapshot()
+    state.watermark = "2026-06-01T00:00:00+00:00"
+    state.extra["email"] = "b"  # a later page moved on before the first one was written
+    with db.atomic():
+        state.save(db, snapshot)
+    loaded = StreamState.load(db, "campaigns")
+    assert loaded.watermark == "2026-05-01T00:00:00+00:00" and loaded.extra == {"email": "a"}
+
+
+def test_saving_again_keeps_the_columns_it_does_not_name(tmp_path):
+    db = open_database(tmp_path / "k.db")
+    state = StreamState("flows", watermark="w1")
+    with db.atomic():
+        state.save(db, last_reconcile_at="r1")
+        state.watermark = "w2"
+        state.save(db)
+    loaded = StreamState.load(db, "flows")
+    assert (loaded.watermark, loaded.last_reconcile_at) == ("w2", "r1")
+
+
+def test_recording_runs_sums_rows_and_keeps_the_last_error_until_a_success(tmp_path):
+    db = open_database(tmp_path / "k.db")
+
+    def result(status, rows, error=None, at="2026-05-01T00:00:00+00:00"):
+        return SimpleNamespace(
+            stream="tags",
+            started_at=at,
+            ended_at=at,
+            status=status,
+            rows=rows,
+            pages=1,
+            requests=1,
+            retries=0,
+            throttled=0,
+            error=error,
+        )
+
+    record_run(db, "r1", result("ok", 5, at="2026-05-01T00:00:00+00:00"))
+    record_run(db, "r2", result("failed", 2, "boom", at="2026-05-02T00:00:00+00:00"))
+    row = next(db["sync_state"].rows_where("stream = ?", ["tags"]))
+    assert row["rows_total"] == 7 and row["last_error"] == "boom"
+    assert row["last_success_at"] == "2026-05-01T00:00:00+00:00"
+    assert row["last_attempt_at"] == "2026-05-02T00:00:00+00:00"
+    record_run(db, "r3", result("ok", 0, at="2026-05-03T00:00:00+00:00"))
+    row = next(db["sync_state"].rows_where("stream = ?", ["tags"]))
+    assert row["last_error"] is None and row["last_success_at"] == "2026-05-03T00:00:00+00:00"
+
+
+def _resource(updated: str | None) -> Resource:
+    attributes = {"updated": updated} if updated else {}
+    return Resource.model_validate({"type": "list", "id": updated or "x", "attributes": attributes})
+
+
+def test_a_page_moves_the_mark_to_its_latest_value_compared_as_times():
+    page = [
+        _resource("2026-05-01T10:00:00+00:00"),
+        _resource("2026-05-01T11:30:00+02:00"),  # 09:30 UTC: earlier, though larger as text
+        _resource(None),
+    ]
+    assert latest(page, "updated") == "2026-05-01T10:00:00+00:00"
+    assert latest([_resource(None)], "updated") is None
+
+
+def test_a_mark_never_moves_back():
+    a, b = "2026-05-01T10:00:00Z", "2026-05-01T09:00:00+00:00"
+    assert later(a, b) == a and later(b, a) == a
+    assert later(None, b) == b and later(a, None) == a and later(None, None) is None

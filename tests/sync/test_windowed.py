@@ -1,0 +1,94 @@
+"""Window planning and the watermark a set of windows allows: no server, no database."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from klaviyo_etl.sync.streams import ProfileStream, WindowedStream, build_streams
+from klaviyo_etl.sync.streams.windowed import Window, iso_mark, plan_windows, windows_watermark
+
+T0 = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
+HOUR = dt.timedelta(hours=1)
+DAY = dt.timedelta(days=1)
+
+
+def test_a_span_no_longer_than_the_minimum_window_is_one_window():
+    windows = plan_windows(T0, T0 + 6 * HOUR, min_window=6 * HOUR, concurrency=8)
+    assert [(w.lo, w.hi) for w in windows] == [(T0, T0 + 6 * HOUR)]
+    assert windows[0].progress == T0 and not windows[0].done
+
+
+def test_windows_are_equal_contiguous_and_cover_the_span():
+    windows = plan_windows(T0, T0 + 4 * DAY, min_window=6 * HOUR, concurrency=8)
+    assert len(windows) == 16
+    assert windows[0].lo == T0 and windows[-1].hi == T0 + 4 * DAY
+    assert all(a.hi == b.lo for a, b in zip(windows, windows[1:], strict=False))
+    assert {w.hi - w.lo for w in windows} == {6 * HOUR}
+    assert all(w.progress == w.lo for w in windows)
+
+
+@pytest.mark.parametrize("concurrency,expected", [(1, 8), (2, 16), (8, 64), (100, 256)])
+def test_a_long_span_is_capped_at_eight_windows_a_worker_and_256(concurrency, expected):
+    windows = plan_windows(T0, T0 + 400 * DAY, min_window=HOUR, concurrency=concurrency)
+    assert len(windows) == expected
+    assert windows[-1].hi == T0 + 400 * DAY
+
+
+def test_a_span_not_a_multiple_of_the_minimum_rounds_the_count_down():
+    windows = plan_windows(T0, T0 + 10 * HOUR, min_window=4 * HOUR, concurrency=8)
+    assert len(windows) == 2 and windows[0].hi == T0 + 5 * HOUR
+
+
+def test_the_watermark_is_the_lowest_progress_of_an_unfinished_window():
+    windows = [Window(T0 + i * DAY, T0 + (i + 1) * DAY, T0 + i * DAY) for i in range(3)]
+    hi = T0 + 10 * DAY
+    assert windows_watermark(windows, hi) == "2026-05-01T00:00:00+00:00"
+    windows[0].progress = T0 + 5 * HOUR
+    assert windows_watermark(windows, hi) == "2026-05-01T05:00:00+00:00"
+    # A later window finishing first does not move it: the first is still open.
+    windows[2].done = True
+    assert windows_watermark(windows, hi) == "2026-05-01T05:00:00+00:00"
+    windows[0].done = True
+    assert windows_watermark(windows, hi) == "2026-05-02T00:00:00+00:00"
+
+
+def test_the_watermark_of_finished_windows_is_the_end_but_never_past_hi():
+    windows = [Window(T0, T0 + DAY, T0 + DAY, done=True), Window(T0 + DAY, T0 + 2 * DAY, T0, done=True)]
+    assert windows_watermark(windows, T0 + 10 * DAY) == iso_mark(T0 + 2 * DAY)
+    assert windows_watermark(windows, T0 + 3 * HOUR) == "2026-05-01T03:00:00+00:00"
+
+
+def test_marks_are_stored_in_utc_to_the_second():
+    other_zone = dt.datetime(2026, 5, 1, 12, 30, 15, 999, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    assert iso_mark(other_zone) == "2026-05-01T10:30:15+00:00"
+
+
+def test_a_window_asks_for_its_range_ascending_in_the_largest_pages():
+    events = build_streams()["events"]
+    assert isinstance(events, WindowedStream)
+    assert events.params(T0, T0 + DAY) == {
+        "filter": "and(greater-or-equal(datetime,2026-05-01T00:00:00Z),less-than(datetime,2026-05-02T00:00:00Z))",
+        "sort": "datetime",
+        "page[size]": events.endpoint.page_size_max,
+    }
+    # The last window is open-ended.
+    assert events.params(T0, None)["filter"] == "greater-or-equal(datetime,2026-05-01T00:00:00Z)"
+
+
+def test_profile_windows_ask_for_subscriptions_and_predictive_analytics_only_when_asked():
+    profiles = build_streams()["profiles"]
+    assert isinstance(profiles, ProfileStream)
+    plain = profiles.params(T0, None)
+    assert plain["additional-fields[profile]"] == "subscriptions"
+    # profiles only filter `updated` with greater-than: `> lo - 1s`
+    assert plain["filter"] == "greater-than(updated,2026-04-30T23:59:59Z)"
+    assert plain["sort"] == "updated"
+    predictive = profiles.params(T0, None, predictive=True)
+    assert predictive["additional-fields[profile]"] == "subscriptions,predictive_analytics"
+
+
+def test_the_earliest_request_asks_for_one_row_and_one_field():
+    events = build_streams()["events"]
+    assert events.earliest_params() == {"sort": "datetime", "fields[event]": "datetime", "page[size]": 1}
