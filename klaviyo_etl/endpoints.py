@@ -40,6 +40,7 @@ class Endpoint(BaseModel):
     filter_fields: dict[str, list[str]] | None = None
     include: list[str] | None = None
     additional_fields: dict[str, list[str]] | None = None
+    scopes: list[str] = []  # the API key scopes a request needs (403 without them)
 
     @property
     def key(self) -> str:
@@ -59,6 +60,7 @@ class ReportEndpoint(BaseModel):
     statistics: list[str] | None = None
     group_by: list[str] | None = None
     timeframe_keys: list[str] | None = None
+    scopes: list[str] = []
 
     @property
     def key(self) -> str:

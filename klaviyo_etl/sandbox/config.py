@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 DEFAULT_API_KEY = "pk_sandbox_0000000000000000000000000000abcd"
@@ -35,6 +35,8 @@ class SandboxConfig:
     rate_limits: bool = False  # enforce Klaviyo's per-endpoint burst/steady windows
     rate_limit_scale: float = 1.0  # multiplies allowed request counts; <1 provokes 429s cheaply
     now: datetime | None = None  # the instant the data is anchored to (default: this hour)
+    # Scopes the key lacks (e.g. "campaigns:read"): endpoints needing one answer 403.
+    missing_scopes: frozenset[str] = field(default_factory=frozenset)
 
     def anchored_now(self) -> datetime:
         now = self.now or default_now()

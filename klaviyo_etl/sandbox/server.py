@@ -3,8 +3,8 @@
 Runs the stdlib `ThreadingHTTPServer` on a background thread, one daemon thread per
 connection, HTTP/1.1 keep-alive, so a pooled client can drive it at hundreds of requests a
 second. Everything a real Klaviyo would do to a client that is not careful (401, 410, 429
-with Retry-After, 5xx, dropped connections, short bodies, slow answers) can be switched on
-through the live `SandboxConfig`.
+with Retry-After, 5xx, dropped connections, short bodies, slow answers, 403 for a key
+lacking a scope) can be switched on through the live `SandboxConfig`.
 """
 
 from __future__ import annotations
@@ -252,7 +252,9 @@ class _Handler(BaseHTTPRequestHandler):
         if retry_after is not None:
             self._throttled(endpoint_key, retry_after)
             return
-        problem = self._check_auth(config) or self._check_revision()
+        problem = (
+            self._check_auth(config) or self._check_revision() or self._check_scopes(config, method, path)
+        )
         if problem is not None:
             self._send(endpoint_key, problem.status, problem.body())
             return
@@ -319,6 +321,18 @@ class _Handler(BaseHTTPRequestHandler):
                 "Incorrect authentication credentials.",
             )
         return None
+
+    def _check_scopes(self, config: SandboxConfig, method: str, path: str) -> ApiError | None:
+        """403 when the key lacks a scope the endpoint needs (`SandboxConfig.missing_scopes`)."""
+        endpoint = contract().endpoint(method, path) if config.missing_scopes else None
+        if endpoint is None or not set(endpoint.scopes) & set(config.missing_scopes):
+            return None
+        return ApiError(
+            403,
+            "permission_denied",
+            "You do not have permission to perform this action.",
+            "You do not have permission to perform this action.",
+        )
 
     def _check_revision(self) -> ApiError | None:
         revision = self.headers.get("revision")

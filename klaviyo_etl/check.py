@@ -1,0 +1,321 @@
+"""`klaviyo-etl check`: does this key, this revision and our figures hold up against an account?
+
+Three questions, each answered from what the account itself says:
+
+1. **Access.** One cheap request (first page, page size 1) per top-level endpoint the sync
+   reads, through the same client and rate limiter as a sync. Each of those endpoints needs
+   exactly one scope (`spec/endpoints.json`), so a 403 names the scope the key lacks; the
+   child endpoints (members, flow messages) and the Reporting API need only scopes of
+   those. The Reporting API itself is not probed: it allows 225 requests a day. A 401
+   (key rejected) or a 410 (revision retired) stops the check, as it stops a sync.
+2. **Revision.** Any `Deprecation`/`Sunset` header an answer carries is shown, beside the
+   pinned revision's age under Klaviyo's published policy (a revision is deprecated after
+   one year and retired after two).
+3. **Figures.** `--source compare` (`reports/compare.py`) recomputes our campaign and flow
+   figures over the timeframe of the stored Reporting API figures. Here they are summed per
+   campaign or flow and channel, and a figure differs when
+
+       |ours - Klaviyo's| > max(tolerance * max(|ours|, |Klaviyo's|), floor)
+
+   so with the defaults (2 %, floor 1) 1 vs 0 agrees and 2 vs 0 does not, and large
+   counts may differ by 2 % (Klaviyo's figures lag its events by a little).
+
+What it does not prove: the comparison uses the figures the last `sync reports` stored and
+the events the last `sync events` stored, so it checks our arithmetic on the account's own
+events against Klaviyo's arithmetic, over Klaviyo's timeframe (campaigns sent in the period;
+every flow Klaviyo reported on). It says nothing about streams it does not compare (profiles,
+lists, segments, forms).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import sqlite_utils
+
+from klaviyo_etl.client import KlaviyoClient
+from klaviyo_etl.endpoints import Endpoint, ReportEndpoint, contract
+from klaviyo_etl.errors import ApiError, FatalError
+from klaviyo_etl.reports.compare import compare_report
+from klaviyo_etl.reports.messages import COUNTS, campaigns_sent
+from klaviyo_etl.reports.periods import Period
+from klaviyo_etl.settings import mask_key
+from klaviyo_etl.sync.streams import Stream, build_streams
+from klaviyo_etl.timeutil import parse_time_or_none
+
+DEFAULT_TOLERANCE = 0.02
+DEFAULT_FLOOR = 1.0
+# What the comparison reads, in the order a sync needs them.
+CHECK_STREAMS = ["metrics", "events", "campaigns", "flows", "flow_messages", "reports"]
+REVISION_HEADERS = ("deprecation", "sunset", "warning")
+_KINDS = (("campaign", "campaign-values"), ("flow", "flow-values"))
+
+
+# -- access -------------------------------------------------------------------------------
+
+
+@dataclass
+class Probe:
+    """One scope and the request that tested it."""
+
+    scope: str
+    path: str
+    streams: list[str]  # the sync streams that need this scope
+    status: int | None = None  # HTTP status of the probe (None: not probed)
+    detail: str = ""
+
+    @property
+    def granted(self) -> bool:
+        return self.status is not None and self.status < 300
+
+
+@dataclass
+class Access:
+    base_url: str
+    key: str  # masked
+    revision: str
+    probes: list[Probe]
+    headers: dict[str, str] = field(default_factory=dict)  # deprecation/sunset headers seen
+
+    @property
+    def missing_scopes(self) -> list[str]:
+        return [p.scope for p in self.probes if p.status == 403]
+
+    @property
+    def failed(self) -> list[Probe]:
+        """Probes that failed for a reason other than a missing scope."""
+        return [p for p in self.probes if not p.granted and p.status != 403]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "base_url": self.base_url,
+            "key": self.key,
+            "key_accepted": True,
+            "revision": revision_status(self.revision),
+            "revision_headers": self.headers,
+            "scopes_needed": [p.scope for p in self.probes],
+            "scopes_missing": self.missing_scopes,
+            "probes": [
+                {
+                    "scope": p.scope,
+                    "path": p.path,
+                    "status": p.status,
+                    "streams": p.streams,
+                    "detail": p.detail,
+                }
+                for p in self.probes
+            ],
+        }
+
+
+def _endpoints(stream: Stream) -> list[Endpoint | ReportEndpoint]:
+    endpoint = getattr(stream, "endpoint", None)
+    if endpoint is not None:
+        return [endpoint]
+    reports = getattr(stream, "REPORTS", ())
+    return [contract().report(path) for _, path, *_ in reports]
+
+
+def scope_probes(streams: dict[str, Stream] | None = None) -> list[Probe]:
+    """One probe per scope the sync needs, on a top-level GET needing that scope alone."""
+    streams = streams or build_streams()
+    needs: dict[str, list[str]] = {}
+    single: dict[str, str] = {}
+    for name, stream in streams.items():
+        for endpoint in _endpoints(stream):
+            for scope in endpoint.scopes:
+                needs.setdefault(scope, [])
+                if name not in needs[scope]:
+                    needs[scope].append(name)
+            if endpoint.method == "GET" and "{" not in endpoint.path and len(endpoint.scopes) == 1:
+                single.setdefault(endpoint.scopes[0], endpoint.path)
+    return [Probe(scope, single.get(scope, ""), names) for scope, names in needs.items()]
+
+
+def probe_params(endpoint: Endpoint, stream: Stream | None) -> dict[str, Any]:
+    """The cheapest first page: page size 1, and the filter the endpoint requires, if any."""
+    params: dict[str, Any] = {}
+    if endpoint.page_size_param:
+        params[endpoint.page_size_param] = 1
+    variants = getattr(stream, "variants", (None,))
+    if endpoint.required_filter and stream is not None:
+        params["filter"] = stream.variant_filter(variants[0])  # type: ignore[attr-defined]
+    return params
+
+
+async def check_access(client: KlaviyoClient) -> Access:
+    """Probe every scope the sync needs. A 401 or 410 raises (`KeyRejected`, `RevisionRetired`)."""
+    streams = build_streams()
+    by_path = {
+        s.endpoint.path: s for s in streams.values() if isinstance(getattr(s, "endpoint", None), Endpoint)
+    }
+    headers: dict[str, str] = {}
+
+    async def remember(response: httpx.Response) -> None:
+        for name, value in response.headers.items():
+            if name.lower() in REVISION_HEADERS:
+                headers[name] = value
+
+    hooks = client.http.event_hooks
+    client.http.event_hooks = {**hooks, "response": [*hooks.get("response", []), remember]}
+    probes = scope_probes(streams)
+    for probe in probes:
+        if not probe.path:
+            continue
+        endpoint = contract().by_path(probe.path)
+        try:
+            await client.get(probe.path, probe_params(endpoint, by_path.get(probe.path)))
+            probe.status = 200
+        except FatalError:  # 401 or 410: wrong for every endpoint alike
+            raise
+        except ApiError as exc:
+            probe.status, probe.detail = exc.status, exc.detail
+    return Access(client.base_url, mask_key(client.api_key), client.revision, probes, headers)
+
+
+def revision_status(revision: str, today: dt.date | None = None) -> dict[str, Any]:
+    """The revision's age under Klaviyo's policy: stable for a year, deprecated the next."""
+    today = today or dt.datetime.now(dt.UTC).date()
+    try:
+        released = dt.date.fromisoformat(revision[:10])
+    except ValueError:
+        return {"revision": revision, "age_days": None, "policy": "unknown"}
+    age = (today - released).days
+    policy = "stable" if age < 365 else "deprecated" if age < 730 else "past retirement"
+    return {"revision": revision, "age_days": age, "policy": policy}
+
+
+def run_access_check(client_factory: Callable[[], KlaviyoClient]) -> Access:
+    async def go() -> Access:
+        async with client_factory() as client:
+            return await check_access(client)
+
+    return asyncio.run(go())
+
+
+# -- figures ------------------------------------------------------------------------------
+
+
+@dataclass
+class Figures:
+    period: Period
+    tolerance: float
+    floor: float
+    compared: dict[str, int]  # campaigns / flows compared
+    rows: list[dict[str, Any]]  # one per campaign or flow (and channel) that differs
+    advice: list[str]  # what to sync first, and why
+
+    @property
+    def comparable(self) -> bool:
+        return any(self.compared.values())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "period": self.period.to_json(),
+            "tolerance": self.tolerance,
+            "floor": self.floor,
+            "compared": self.compared,
+            "differ": self.rows,
+            "advice": self.advice,
+        }
+
+
+def differs(ours: float | None, theirs: float | None, tolerance: float, floor: float) -> bool:
+    """True when the figures differ by more than `tolerance` (relative) and `floor` (absolute)."""
+    if theirs is None:
+        return False
+    a, b = float(ours or 0), float(theirs)
+    return abs(a - b) > max(tolerance * max(abs(a), abs(b)), floor)
+
+
+def _day_start(value: str | None) -> dt.datetime | None:
+    when = parse_time_or_none(value)
+    return when.replace(hour=0, minute=0, second=0, microsecond=0) if when else None
+
+
+def readiness(db: sqlite_utils.Database, period: Period) -> list[str]:
+    """What to sync before the comparison means anything (empty: nothing)."""
+    synced = dict(db.execute("SELECT stream, last_success_at FROM sync_state").fetchall())
+    never = [s for s in CHECK_STREAMS if not synced.get(s)]
+    if never:
+        return [
+            f"never synced: {', '.join(never)}; run `klaviyo-etl sync {' '.join(CHECK_STREAMS)}`"
+            " first (or pass --sync)"
+        ]
+    advice = []
+    fetched = db.execute("SELECT max(fetched_at) FROM report_values").fetchone()[0]
+    covered = _day_start(fetched)  # Klaviyo's keyed timeframes end at the start of that day
+    events = parse_time_or_none(synced.get("events"))
+    if covered and events and events < covered:
+        advice.append(
+            f"events were last synced {synced['events'][:16]}, before the end of Klaviyo's figures"
+            f" ({covered.date()}): run `klaviyo-etl sync events` (or pass --sync)"
+        )
+    if covered:
+        reported = {r[0] for r in db.execute("SELECT entity_id FROM report_values")}
+        missing = [
+            c["name"]
+            for c in campaigns_sent(db, period, None)
+            if c["campaign_id"] not in reported and (c["send_time"] or "") < covered.isoformat()
+        ]
+        if missing:
+            advice.append(
+                f"{len(missing)} campaign(s) sent in {period.describe()} have no stored Klaviyo"
+                f" figures (e.g. {missing[0]!r}): run `klaviyo-etl sync reports` (or pass --sync)"
+            )
+    return advice
+
+
+def compare_figures(
+    db: sqlite_utils.Database,
+    period: Period,
+    *,
+    tolerance: float = DEFAULT_TOLERANCE,
+    floor: float = DEFAULT_FLOOR,
+) -> Figures:
+    """Our figures beside Klaviyo's stored ones, summed per campaign or flow and channel."""
+    rows: list[dict[str, Any]] = []
+    compared: dict[str, int] = {}
+    for kind, report in _KINDS:
+        totals: dict[tuple[str, str], dict[str, Any]] = {}
+        for row in compare_report(db, report, period).rows:
+            if row.get("agree") is None:
+                continue  # a timeframe we cannot resolve: nothing to recompute over
+            key = (row["entity_id"], row["channel"])
+            total = totals.setdefault(
+                key,
+                {
+                    "kind": kind,
+                    "id": row["entity_id"],
+                    "name": row["name"],
+                    "channel": row["channel"],
+                    "timeframe": row["timeframe"],
+                    "ours": {},
+                    "klaviyo": {},
+                },
+            )
+            for figure in COUNTS:
+                theirs = row.get(f"klaviyo_{figure}")
+                if theirs is None:
+                    continue
+                total["ours"][figure] = total["ours"].get(figure, 0) + (row.get(figure) or 0)
+                total["klaviyo"][figure] = total["klaviyo"].get(figure, 0) + theirs
+        compared[f"{kind}s"] = len(totals)
+        for total in totals.values():
+            figures = {
+                figure: {"ours": total["ours"][figure], "klaviyo": theirs}
+                for figure, theirs in total["klaviyo"].items()
+                if differs(total["ours"][figure], theirs, tolerance, floor)
+            }
+            if figures:
+                rows.append(
+                    {k: total[k] for k in ("kind", "id", "name", "channel", "timeframe")}
+                    | {"differences": figures}
+                )
+    rows.sort(key=lambda r: (r["kind"], r["name"] or "", r["channel"] or ""))
+    return Figures(period, tolerance, floor, compared, rows, readiness(db, period))

@@ -1,0 +1,135 @@
+"""`klaviyo-etl check`: the key, the revision and our figures against the account itself.
+
+The work is in `klaviyo_etl.check`; this module parses options, prints and picks the exit code.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from klaviyo_etl.cli.common import settings_of
+from klaviyo_etl.cli.report_options import report_options
+from klaviyo_etl.reports.periods import Period
+
+Tolerance = Annotated[
+    float,
+    typer.Option(
+        "--tolerance",
+        min=0,
+        help="Relative difference at or below which figures agree (0.02 = 2 %).",
+    ),
+]
+Floor = Annotated[
+    float,
+    typer.Option(
+        "--floor",
+        min=0,
+        help="Absolute difference at or below which figures agree (1: one event or one unit of money).",
+    ),
+]
+Sync = Annotated[
+    bool,
+    typer.Option(
+        "--sync", help="Sync what the comparison reads first (metrics, events, campaigns, flows, reports)."
+    ),
+]
+Format = Annotated[str, typer.Option("--format", "-f", help="table | json.")]
+
+
+@report_options(compare=False, output=False)
+def check(
+    ctx: typer.Context,
+    period: Period,
+    tolerance: Tolerance = 0.02,
+    floor: Floor = 1.0,
+    sync: Sync = False,
+    fmt: Format = "table",
+) -> None:
+    """Check the API key's scopes, the pinned revision, and `report campaigns` / `report flows`
+    against Klaviyo's Reporting API figures. Exit 0: all good; 1: a scope is missing or figures
+    differ; 2: key rejected, revision retired, or nothing stored to compare yet.
+
+    Example: KLAVIYO_API_KEY=pk_... klaviyo-etl check --last 30d --sync
+    """
+    from klaviyo_etl.check import CHECK_STREAMS, compare_figures, run_access_check
+    from klaviyo_etl.db import open_database
+    from klaviyo_etl.errors import UsageError
+    from klaviyo_etl.sync.engine import SyncOptions, make_client, run_sync
+
+    if fmt not in ("table", "json"):
+        raise UsageError(f"--format {fmt!r} must be table or json")
+    settings = settings_of(ctx)
+    access = run_access_check(make_client(settings))
+    if sync:
+        result = run_sync(settings, SyncOptions(streams=CHECK_STREAMS))
+        failed = [s.stream for s in result.streams if s.status != "ok"]
+        if failed:
+            typer.echo(f"sync failed for {', '.join(failed)} (see `klaviyo-etl status`)", err=True)
+    db = open_database(settings.db_path, create=False)
+    try:
+        figures = compare_figures(db, period, tolerance=tolerance, floor=floor)
+    finally:
+        db.close()
+    exit_code = (
+        2 if figures.advice and not figures.comparable else 1 if access.missing_scopes or figures.rows else 0
+    )
+    if fmt == "json":
+        typer.echo(
+            json.dumps({"ok": exit_code == 0, **access.to_json(), "figures": figures.to_json()}, indent=2)
+        )
+    else:
+        _print(Console(), access, figures)
+    raise typer.Exit(exit_code)
+
+
+def _print(console: Console, access, figures) -> None:
+    revision = access.to_json()["revision"]
+    console.print(f"key       accepted ({access.key}) at {access.base_url}")
+    line = f"revision  {access.revision}: served"
+    if revision["age_days"] is not None:
+        line += f"; {revision['age_days']} days old, {revision['policy']} under Klaviyo's policy"
+    console.print(line)
+    for name, value in access.headers.items():
+        console.print(f"          {name}: {value}", style="yellow")
+    if access.missing_scopes:
+        for probe in access.probes:
+            if probe.status == 403:
+                console.print(
+                    f"scope     missing {probe.scope} (needed by {', '.join(probe.streams)})", style="red"
+                )
+    else:
+        console.print(
+            f"scopes    all {len(access.probes)} the sync needs: {', '.join(p.scope for p in access.probes)}"
+        )
+    for probe in access.failed:
+        console.print(f"          {probe.path} answered {probe.status}: {probe.detail}", style="yellow")
+    compared = ", ".join(f"{n} {kind}" for kind, n in figures.compared.items())
+    console.print(
+        f"figures   {compared} compared ({figures.period.describe()}); tolerance"
+        f" {figures.tolerance:.0%}, floor {figures.floor:g}: {len(figures.rows)} differ"
+    )
+    if figures.rows:
+        table = Table("Kind", "Name", "Channel", "Timeframe", "Ours vs Klaviyo", title="Differences")
+        for row in figures.rows:
+            table.add_row(
+                row["kind"],
+                row["name"],
+                row["channel"],
+                row["timeframe"],
+                "; ".join(
+                    f"{figure} {_number(pair['ours'])} vs {_number(pair['klaviyo'])}"
+                    for figure, pair in row["differences"].items()
+                ),
+            )
+        console.print(table)
+    for advice in figures.advice:
+        console.print(advice, style="yellow")
+
+
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
