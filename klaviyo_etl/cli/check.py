@@ -56,9 +56,9 @@ def check(
 
     Example: KLAVIYO_API_KEY=pk_... klaviyo-etl check --last 30d --sync
     """
-    from klaviyo_etl.check import CHECK_STREAMS, compare_figures, run_access_check
+    from klaviyo_etl.check import CHECK_STREAMS, Figures, compare_figures, run_access_check
     from klaviyo_etl.db import open_database
-    from klaviyo_etl.errors import UsageError
+    from klaviyo_etl.errors import DatabaseError, UsageError
     from klaviyo_etl.sync.engine import SyncOptions, make_client, run_sync
 
     if fmt not in ("table", "json"):
@@ -70,11 +70,15 @@ def check(
         failed = [s.stream for s in result.streams if s.status != "ok"]
         if failed:
             typer.echo(f"sync failed for {', '.join(failed)} (see `klaviyo-etl status`)", err=True)
-    db = open_database(settings.db_path, create=False)
     try:
-        figures = compare_figures(db, period, tolerance=tolerance, floor=floor)
-    finally:
-        db.close()
+        db = open_database(settings.db_path, create=False)
+    except DatabaseError as exc:  # still show what the probes found
+        figures = Figures(period, tolerance, floor, {}, [], [f"{exc} (or pass --sync)"])
+    else:
+        try:
+            figures = compare_figures(db, period, tolerance=tolerance, floor=floor)
+        finally:
+            db.close()
     exit_code = (
         2 if figures.advice and not figures.comparable else 1 if access.missing_scopes or figures.rows else 0
     )
@@ -83,7 +87,12 @@ def check(
             json.dumps({"ok": exit_code == 0, **access.to_json(), "figures": figures.to_json()}, indent=2)
         )
     else:
-        _print(Console(), access, figures)
+        # Names and advice are plain text (a campaign may be called "[Test] Sale"), and each
+        # finding stays on one line however narrow the terminal.
+        console = Console(markup=False, highlight=False, soft_wrap=True)
+        if not console.is_terminal:
+            console.width = max(console.width, 160)  # piped or captured: room for the table
+        _print(console, access, figures)
     raise typer.Exit(exit_code)
 
 

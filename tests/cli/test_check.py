@@ -1,0 +1,130 @@
+"""`klaviyo-etl check` against the sandbox: exit 0 when all is well, 1 for a missing scope or a
+figure that differs, 2 (one line) for a rejected key, a retired revision or nothing to compare."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import sqlite3
+
+import pytest
+from typer.testing import CliRunner
+
+from klaviyo_etl.check import CHECK_STREAMS
+from klaviyo_etl.cli import app
+from klaviyo_etl.settings import Settings
+from klaviyo_etl.sync.engine import SyncOptions, run_sync
+
+
+@pytest.fixture(scope="module")
+def sandbox(sandbox_factory, tmp_path_factory):
+    """A running sandbox and a database synced from it (copy it before changing it)."""
+    synced = tmp_path_factory.mktemp("check-cli") / "synced.db"
+    now = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    with sandbox_factory("small", seed=5, now=now) as sb:
+        settings = Settings(db_path=synced, api_key=sb.config.api_key, base_url=sb.server.url)
+        assert run_sync(settings, SyncOptions(streams=CHECK_STREAMS)).ok
+        yield sb, synced
+
+
+@pytest.fixture
+def db_path(sandbox, tmp_path):
+    path = tmp_path / "k.db"
+    shutil.copy(sandbox[1], path)
+    return path
+
+
+def check(sandbox, db_path, *args, key=None, global_args=()):
+    sb = sandbox[0]
+    return CliRunner().invoke(
+        app,
+        ["--db", str(db_path), "--base-url", sb.server.url, *global_args, "check", *args],
+        env={
+            "KLAVIYO_API_KEY": key or sb.config.api_key,
+            "KLAVIYO_ETL_CONFIG": str(db_path.parent / "none.toml"),
+        },
+    )
+
+
+def test_all_good_exits_0(sandbox, db_path):
+    result = check(sandbox, db_path, "--last", "all")
+    assert result.exit_code == 0, result.output
+    assert "key       accepted (pk_…abcd)" in result.output
+    assert "revision  2026-07-15: served" in result.output
+    assert "scopes    all 10 the sync needs" in result.output
+    assert ": 0 differ" in result.output
+
+
+def test_json_says_what_was_compared(sandbox, db_path):
+    result = check(sandbox, db_path, "--last", "all", "--format", "json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["ok"] is True and out["scopes_missing"] == []
+    assert out["figures"]["compared"]["campaigns"] > 0 and out["figures"]["compared"]["flows"] > 0
+    assert out["figures"]["differ"] == [] and out["figures"]["tolerance"] == 0.02
+
+
+def test_a_missing_scope_is_listed_and_exits_1(sandbox, db_path):
+    sb = sandbox[0]
+    sb.config.missing_scopes = frozenset({"campaigns:read"})
+    try:
+        result = check(sandbox, db_path, "--last", "all")
+    finally:
+        sb.config.missing_scopes = frozenset()
+    assert result.exit_code == 1, result.output
+    assert "scope     missing campaigns:read (needed by campaigns, reports)" in result.output
+    assert ": 0 differ" in result.output
+
+
+def test_a_rejected_key_is_one_line_and_exits_2(sandbox, db_path):
+    result = check(sandbox, db_path, key="pk_wrong_0000000000000000000000000000wxyz")
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [
+        "Error: 401: the API key pk_…wxyz was rejected — check KLAVIYO_API_KEY"
+    ]
+
+
+def test_a_retired_revision_exits_2(sandbox, db_path):
+    result = check(sandbox, db_path, global_args=["--revision", "2022-10-17"])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [
+        "Error: 410: API revision 2022-10-17 is retired — upgrade klaviyo-etl or pass a newer --revision"
+    ]
+
+
+def test_a_tampered_klaviyo_figure_is_printed_and_exits_1(sandbox, db_path):
+    db = sqlite3.connect(db_path)
+    row_id, entity, statistics = db.execute(
+        "SELECT r.id, r.entity_id, r.statistics FROM report_values r WHERE report = 'flow-values'"
+        " ORDER BY r.id LIMIT 1"
+    ).fetchone()
+    name = db.execute("SELECT name FROM flows WHERE id = ?", [entity]).fetchone()[0]
+    tampered = json.loads(statistics)
+    tampered["clicks_unique"] += 25
+    db.execute("UPDATE report_values SET statistics = ? WHERE id = ?", [json.dumps(tampered), row_id])
+    db.commit()
+    db.close()
+
+    result = check(sandbox, db_path, "--last", "all")
+    assert result.exit_code == 1, result.output
+    assert ": 1 differ" in result.output
+    [line] = [line for line in result.output.splitlines() if name in line]
+    assert "flow" in line and "clicks_unique" in line
+
+    out = json.loads(check(sandbox, db_path, "--last", "all", "-f", "json").stdout)
+    assert out["ok"] is False
+    [row] = out["figures"]["differ"]
+    assert (row["kind"], row["id"], list(row["differences"])) == ("flow", entity, ["clicks_unique"])
+
+
+def test_nothing_stored_says_which_sync_to_run_and_exits_2(sandbox, tmp_path):
+    result = check(sandbox, tmp_path / "missing.db")
+    assert result.exit_code == 2, result.output
+    assert "no database at" in result.output and "(or pass --sync)" in result.output
+
+
+def test_sync_first_then_compare(sandbox, tmp_path):
+    result = check(sandbox, tmp_path / "fresh.db", "--sync", "--last", "all")
+    assert result.exit_code == 0, result.output
+    assert ": 0 differ" in result.output
