@@ -26,7 +26,7 @@ def test_full_sync_stores_exactly_the_sandbox(sandbox, tmp_path):
     # sync_runs has one ok row per stream; the Reporting API figures landed
     runs = list(db["sync_runs"].rows_where("run_id = ?", [result.run_id]))
     assert {r["status"] for r in runs} == {"ok"}
-    # Klaviyo's own figures were asked for the campaigns of every channel, once all were stored
+    # the Reporting API's figures were asked for the campaigns of every channel, once all were stored
     sent = {r[0] for r in db.execute("SELECT DISTINCT channel FROM campaigns WHERE status = 'Sent'")}
     reported = {
         r[0]
