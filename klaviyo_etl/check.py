@@ -89,7 +89,7 @@ class Access:
     @property
     def failed(self) -> list[Probe]:
         """Probes that failed for a reason other than a missing scope."""
-        return [p for p in self.probes if not p.granted and p.status != 403]
+        return [p for p in self.probes if p.status is not None and p.status >= 300 and p.status != 403]
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -156,3 +156,18 @@ def test_campaigns_without_stored_figures_ask_for_sync_reports(db):
     db.execute("DELETE FROM report_values WHERE report = 'campaign-values'")
     advice = readiness(db, resolve_period(last="all"))
     assert len(advice) == 1 and "`klaviyo-etl sync reports`" in advice[0]
+
+
+def test_a_probe_refused_for_another_reason_is_a_failure_not_a_missing_scope():
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/tags":
+            return httpx.Response(
+                404, json={"errors": [{"id": "1", "code": "not_found", "title": "Not found."}]}
+            )
+        return httpx.Response(200, json={"data": [], "links": {"next": None}})
+
+    access = run_access_check(
+        lambda: KlaviyoClient("pk_test_abcd", base_url="http://k.test", transport=httpx.MockTransport(answer))
+    )
+    assert access.missing_scopes == []
+    assert [(p.scope, p.status) for p in access.failed] == [("tags:read", 404)]

@@ -6,7 +6,7 @@ The work is in `klaviyo_etl.check`; this module parses options, prints and picks
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -15,6 +15,9 @@ from rich.table import Table
 from klaviyo_etl.cli.common import settings_of
 from klaviyo_etl.cli.report_options import report_options
 from klaviyo_etl.reports.periods import Period
+
+if TYPE_CHECKING:
+    from klaviyo_etl.check import Access, Figures
 
 Tolerance = Annotated[
     float,
@@ -79,9 +82,8 @@ def check(
             figures = compare_figures(db, period, tolerance=tolerance, floor=floor)
         finally:
             db.close()
-    exit_code = (
-        2 if figures.advice and not figures.comparable else 1 if access.missing_scopes or figures.rows else 0
-    )
+    problems = access.missing_scopes or access.failed or figures.rows
+    exit_code = 2 if figures.advice and not figures.comparable else 1 if problems else 0
     if fmt == "json":
         typer.echo(
             json.dumps({"ok": exit_code == 0, **access.to_json(), "figures": figures.to_json()}, indent=2)
@@ -96,7 +98,7 @@ def check(
     raise typer.Exit(exit_code)
 
 
-def _print(console: Console, access, figures) -> None:
+def _print(console: Console, access: Access, figures: Figures) -> None:
     revision = access.to_json()["revision"]
     console.print(f"key       accepted ({access.key}) at {access.base_url}")
     line = f"revision  {access.revision}: served"
@@ -105,7 +107,7 @@ def _print(console: Console, access, figures) -> None:
     console.print(line)
     for name, value in access.headers.items():
         console.print(f"          {name}: {value}", style="yellow")
-    if access.missing_scopes:
+    if access.missing_scopes or access.failed:
         for probe in access.probes:
             if probe.status == 403:
                 console.print(
@@ -117,10 +119,10 @@ def _print(console: Console, access, figures) -> None:
         )
     for probe in access.failed:
         console.print(f"          {probe.path} answered {probe.status}: {probe.detail}", style="yellow")
-    compared = ", ".join(f"{n} {kind}" for kind, n in figures.compared.items())
+    compared = ", ".join(f"{n} {kind}" for kind, n in figures.compared.items()) or "nothing"
     console.print(
         f"figures   {compared} compared ({figures.period.describe()}); tolerance"
-        f" {figures.tolerance:.0%}, floor {figures.floor:g}: {len(figures.rows)} differ"
+        f" {figures.tolerance * 100:g} %, floor {figures.floor:g}: {len(figures.rows)} differ"
     )
     if figures.rows:
         table = Table("Kind", "Name", "Channel", "Timeframe", "Ours vs Klaviyo", title="Differences")
