@@ -8,7 +8,7 @@ Three questions, each answered from what the account itself says:
    child endpoints (members, flow messages) and the Reporting API need only scopes of
    those. The Reporting API itself is not probed: it allows 225 requests a day. A 401
    (key rejected) or a 410 (revision retired) stops the check, as it stops a sync.
-2. **Revision.** Any `Deprecation`/`Sunset` header an answer carries is shown, beside the
+2. **Revision.** Any `Deprecation`, `Sunset` or `Warning` header an answer carries is shown, beside the
    pinned revision's age under Klaviyo's published policy (a revision is deprecated after
    one year and retired after two).
 3. **Figures.** `--source compare` (`reports/compare.py`) recomputes our campaign and flow
@@ -18,7 +18,7 @@ Three questions, each answered from what the account itself says:
        |ours - Klaviyo's| > max(tolerance * max(|ours|, |Klaviyo's|), floor)
 
    so with the defaults (2 %, floor 1) 1 vs 0 agrees and 2 vs 0 does not, and large
-   counts may differ by 2 % (Klaviyo's figures lag its events by a little).
+   counts may differ by 2 % (an event arriving late can reach one side before the other).
 
 What it does not prove: the comparison uses the figures the last `sync reports` stored and
 the events the last `sync events` stored, so it checks our arithmetic on the account's own
