@@ -30,7 +30,8 @@ Columns = Annotated[
     str | None,
     typer.Option(
         "--columns",
-        help="Table columns to show, by key, comma-separated (e.g. name,recipients,conversion_value); a wrong key lists them.",
+        help="Table columns to show, by key, comma-separated (e.g. name,recipients,conversion_value);"
+        " a wrong key lists them.",
     ),
 ]
 Wide = Annotated[bool, typer.Option("--wide", help="Show every table column, however wide the terminal.")]
