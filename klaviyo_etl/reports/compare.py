@@ -102,7 +102,7 @@ COLUMNS = [
     Column("name", "Name", priority=IDENTITY),
     Column("channel", "Channel", priority=USEFUL),
     Column("timeframe", "Timeframe"),
-    Column("recipients", "Recipients", "int", KEY),
+    Column("recipients", "Recipients", "int", KEY, short="Recip."),
     Column("klaviyo_recipients", "Klaviyo", "int", KEY),
     Column("opens_unique", "Opens", "int", USEFUL),
     Column("klaviyo_opens_unique", "Klaviyo", "int", USEFUL),

@@ -68,14 +68,14 @@ _FROM_ROLES = (
 )
 
 FIGURE_COLUMNS = [
-    Column("recipients", "Recipients", "int", KEY),
+    Column("recipients", "Recipients", "int", KEY, short="Recip."),
     Column("delivered", "Delivered", "int", USEFUL),
     Column("opens_unique", "Opens", "int"),
     Column("open_rate", "Open rate", "rate", KEY),
     Column("clicks_unique", "Clicks", "int"),
     Column("click_rate", "Click rate", "rate", KEY),
     Column("click_to_open_rate", "CTOR", "rate"),
-    Column("conversions", "Conversions", "int", KEY),
+    Column("conversions", "Conversions", "int", KEY, short="Conv."),
     Column("conversion_rate", "Conv. rate", "rate", USEFUL),
     Column("conversion_value", "Revenue", "money", KEY),
     Column("revenue_per_recipient", "Rev/recip.", "money"),
@@ -347,7 +347,7 @@ FLOW_COLUMNS = [
 FLOW_MESSAGE_COLUMNS = [
     Column("flow_name", "Flow", priority=IDENTITY, min_width=16),
     Column("name", "Message", priority=IDENTITY, min_width=16),
-    Column("channel", "Channel", priority=KEY),
+    Column("channel", "Channel", priority=USEFUL),
     *FIGURE_COLUMNS,
 ]
 

@@ -32,6 +32,7 @@ class Column:
     # The narrowest a text column gets before its cells end in "…" (the identity column
     # defaults to 20); numbers are never narrower than their widest cell.
     min_width: int | None = None
+    short: str | None = None  # the header in a terminal too narrow for `label`
 
     @property
     def numeric(self) -> bool:

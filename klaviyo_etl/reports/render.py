@@ -46,6 +46,7 @@ class Layout:
     columns: list[Column]
     hidden: list[Column] = field(default_factory=list)
     widths: dict[str, int] | None = None
+    labels: dict[str, str] = field(default_factory=dict)  # short headers used instead
 
     def width(self) -> int:
         """Terminal cells a fitted table takes (its widths and the gaps between them)."""
@@ -80,11 +81,12 @@ def fit_columns(
 ) -> Layout:
     """Lay `columns` out in `width` terminal cells (`cells`: each column's formatted values).
 
-    In order, until the table fits: wrap the headers; hide columns by priority (OTHER, then
-    USEFUL, the rightmost first) while the identifying column is narrower than it needs (up
-    to IDENTITY_ENOUGH); wrap the other text columns at their spaces; shorten the
-    identifying column towards its minimum; hide KEY columns. `hide=False` (columns the user
-    picked) never hides one. Numbers keep the width of their widest cell throughout.
+    In order, until the table fits: wrap the headers (or take their `short` form); hide
+    columns by priority (OTHER, then USEFUL, the rightmost first) while the identifying
+    column is narrower than it needs (up to IDENTITY_ENOUGH); wrap the other text columns
+    at their spaces; shorten the identifying column towards its minimum; hide KEY columns.
+    `hide=False` (columns the user picked) never hides one. Numbers keep the width of their
+    widest cell throughout.
     """
     natural: dict[str, int] = {}
     floor: dict[str, int] = {}
@@ -93,7 +95,7 @@ def fit_columns(
         values = cells[column.key]
         widest = max((cell_len(v) for v in values), default=0)
         natural[column.key] = max(cell_len(column.label), widest)
-        header_floor[column.key] = max(_words(column.label), widest)
+        header_floor[column.key] = max(_words(column.short or column.label), widest)
         if column.numeric or column.kind == "kpi":
             floor[column.key] = header_floor[column.key]
         elif column.priority == IDENTITY:
@@ -157,6 +159,7 @@ def fit_columns(
         columns=shown,
         hidden=[c for c in columns if c not in shown],
         widths={c.key: widths[c.key] for c in shown},
+        labels={c.key: c.short for c in shown if c.short and widths[c.key] < _words(c.label)},
     )
 
 
@@ -201,7 +204,7 @@ def to_table(report: Report, layout: Layout | None = None) -> Table:
         else:
             identity = column.priority == IDENTITY and not numeric
             table.add_column(
-                column.label,
+                layout.labels.get(column.key, column.label),
                 width=layout.widths[column.key],
                 justify="right" if numeric else "left",
                 overflow="ellipsis" if identity else "fold",
