@@ -273,15 +273,15 @@ def print_report(
         layout = Layout(chosen)
         table = to_table(report, layout)
         if console.is_terminal and not wide and _needed(table) > console.width:
-            fitted = fit_columns(chosen, _cells(report, chosen), console.width, hide=not columns)
-            if fitted.width() <= console.width:  # else picked columns that cannot fit: full width
-                layout = fitted
-                table = to_table(report, layout)
+            layout = fit_columns(chosen, _cells(report, chosen), console.width, hide=not columns)
+            table = to_table(report, layout)
+            # Picked columns may not fit even at their narrowest: wider, rather than cut.
+            console.width = max(console.width, layout.width())
         if layout.widths is None:
             # Piped, written to a file or --wide: give the table the width it needs.
             console.width = max(console.width, min(_needed(table), 400))
         console.print(table)
-        if layout.hidden:
+        if layout.hidden and report.rows:
             console.print(Text(hidden_note(layout), style="dim"))
     meta = report.meta
     if report.name == "metric":

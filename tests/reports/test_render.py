@@ -201,3 +201,13 @@ def test_a_narrow_table_takes_a_column_s_short_header_and_a_wide_one_its_label()
     cells = {"name": ["n" * 20], "recipients": ["12"]}
     assert fit_columns(columns, cells, 28).labels == {"recipients": "Recip."}
     assert fit_columns(columns, cells, 32).labels == {}
+
+
+def test_picked_columns_too_wide_for_the_terminal_are_all_shown_never_cut(long_named_db):
+    report = messages.campaign_report(long_named_db, MAY)
+    keys = ["name", "send_time", "recipients", "delivered", "opens_unique", "conversion_value", "bounced"]
+    text = recorded(report, 60, columns=keys)
+    assert "hidden" not in text
+    for row in report.rows:
+        figures = [cell(row, c) for c in report.columns if c.key in keys and c.numeric]
+        assert any(all(f in line for f in figures) for line in text.splitlines()), (figures, text)
