@@ -1,9 +1,15 @@
-"""Showing a sync as it runs: Rich bars on a terminal, plain log lines elsewhere, nothing when quiet."""
+"""Showing a sync as it runs: Rich bars on a terminal, plain log lines elsewhere, nothing when quiet.
+
+A stream that knows its time range (events, profiles: the windowed streams) reports how
+much of it is read (`covered`: seconds read, seconds in all); its line then shows percent
+done and an ETA, projected from the time taken so far, and not only a page count.
+"""
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 
 import typer
 from rich.console import Console
@@ -12,9 +18,45 @@ from rich.text import Text
 
 from klaviyo_etl.sync.engine import StreamResult
 
+Covered = tuple[float, float] | None  # (seconds of the time range read, seconds in it)
+
+
+def duration(seconds: float) -> str:
+    """A duration as people say it: 45s, 4m 05s, 1h 12m, 2d 3h."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+    if seconds < 86400:
+        return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d {seconds % 86400 // 3600}h"
+
+
+def done_and_eta(covered: Covered, elapsed: float) -> tuple[float, float | None] | None:
+    """(fraction done, seconds left or None while nothing is read yet), or None for a
+    stream that does not know its range."""
+    if not covered or covered[1] <= 0:
+        return None
+    fraction = min(max(covered[0] / covered[1], 0.0), 1.0)
+    if fraction <= 0:
+        return fraction, None
+    return fraction, elapsed * (1 - fraction) / fraction
+
+
+def describe_done(covered: Covered, elapsed: float) -> str:
+    """`42% ETA 1h 12m` (or `0%` before the first page); "" without a known range."""
+    estimate = done_and_eta(covered, elapsed)
+    if estimate is None:
+        return ""
+    fraction, left = estimate
+    percent = f"{int(fraction * 100)}%"
+    return percent if left is None else f"{percent} ETA {duration(left)}"
+
 
 class RichProgress:
-    """One line per stream: pages, rows, rows per second."""
+    """One line per stream: pages, rows, rows per second, and percent done with an ETA
+    for the streams that know their time range."""
 
     def __init__(self, console: Console | None = None):
         self.console = console or Console(stderr=True)
@@ -22,12 +64,14 @@ class RichProgress:
             TextColumn("{task.fields[status]:>2} [bold]{task.description:<16}"),
             TextColumn("{task.fields[pages]:>6} pages {task.fields[rows]:>10,} rows"),
             TextColumn("{task.fields[rate]:>8,.0f} rows/s"),
+            TextColumn("{task.fields[done]:<16}"),
             TimeElapsedColumn(),
             console=self.console,
             transient=False,
         )
         self.tasks: dict[str, int] = {}
         self.started: dict[str, float] = {}
+        self.done: dict[str, str] = {}
 
     def __enter__(self) -> RichProgress:
         self.bar.start()
@@ -38,17 +82,27 @@ class RichProgress:
 
     def start(self, stream: str) -> None:
         self.started[stream] = time.monotonic()
-        self.tasks[stream] = self.bar.add_task(stream, total=None, status="…", pages=0, rows=0, rate=0.0)
+        self.tasks[stream] = self.bar.add_task(
+            stream, total=None, status="…", pages=0, rows=0, rate=0.0, done=""
+        )
 
-    def advance(self, stream: str, rows: int, pages: int, requests: int) -> None:
+    def advance(self, stream: str, rows: int, pages: int, requests: int, covered: Covered = None) -> None:
         elapsed = max(time.monotonic() - self.started[stream], 1e-6)
-        self.bar.update(self.tasks[stream], pages=pages, rows=rows, rate=rows / elapsed)
+        self.done[stream] = describe_done(covered, elapsed)
+        self.bar.update(
+            self.tasks[stream], pages=pages, rows=rows, rate=rows / elapsed, done=self.done[stream]
+        )
 
     def finish(self, result: StreamResult) -> None:
         mark = {"ok": "✓", "failed": "✗", "skipped": "-", "stopped": "■"}.get(result.status, "?")
         elapsed = max(time.monotonic() - self.started[result.stream], 1e-6)
         task = self.tasks[result.stream]
-        self.bar.update(task, status=mark, pages=result.pages, rows=result.rows, rate=result.rows / elapsed)
+        done = self.done.get(result.stream, "")
+        if result.status == "ok" and done:
+            done = "100%"
+        self.bar.update(
+            task, status=mark, pages=result.pages, rows=result.rows, rate=result.rows / elapsed, done=done
+        )
         self.bar.stop_task(task)  # freezes its elapsed time at the stream's own duration
         if result.error:
             # Text, not markup: an error may contain [brackets] or numbers Rich would restyle.
@@ -56,11 +110,16 @@ class RichProgress:
 
 
 class LogProgress:
-    """For cron and pipes: a line when each stream starts and ends, errors always."""
+    """For cron and pipes: a line when each stream starts and ends, errors always, and for
+    a stream that knows its range a line with percent done and ETA at most every `every`
+    seconds."""
 
-    def __init__(self, quiet: bool = False):
+    def __init__(self, quiet: bool = False, every: float = 60.0, clock: Callable[[], float] = time.monotonic):
         self.quiet = quiet
+        self.every = every
+        self.clock = clock
         self.started: dict[str, float] = {}
+        self.said: dict[str, float] = {}
 
     def __enter__(self) -> LogProgress:
         return self
@@ -73,15 +132,20 @@ class LogProgress:
         typer.echo(f"{stamp} {text}", err=err)
 
     def start(self, stream: str) -> None:
-        self.started[stream] = time.monotonic()
+        self.started[stream] = self.said[stream] = self.clock()
         if not self.quiet:
             self._line(f"{stream}: started")
 
-    def advance(self, stream: str, rows: int, pages: int, requests: int) -> None:
-        return None
+    def advance(self, stream: str, rows: int, pages: int, requests: int, covered: Covered = None) -> None:
+        now = self.clock()
+        if self.quiet or covered is None or now - self.said.get(stream, now) < self.every:
+            return
+        self.said[stream] = now
+        done = describe_done(covered, now - self.started.get(stream, now))
+        self._line(f"{stream}: {done}, {rows:,} rows, {pages} pages")
 
     def finish(self, result: StreamResult) -> None:
-        secs = time.monotonic() - self.started.get(result.stream, time.monotonic())
+        secs = self.clock() - self.started.get(result.stream, self.clock())
         if result.status == "failed":
             self._line(f"{result.stream}: FAILED after {secs:.1f}s: {result.error}", err=True)
         elif not self.quiet:

@@ -2,7 +2,7 @@ import io
 
 from rich.console import Console
 
-from klaviyo_etl.progress import LogProgress, RichProgress
+from klaviyo_etl.progress import LogProgress, RichProgress, describe_done, duration
 from klaviyo_etl.sync.engine import StreamResult
 
 
@@ -31,3 +31,33 @@ def test_log_progress_is_plain_lines_and_quiet_keeps_only_failures(capsys):
     assert "tags: started" in captured.out and "tags: ok 5 rows, 1 pages" in captured.out
     assert "forms" not in captured.out
     assert "flows: FAILED" in captured.err and "\x1b[" not in captured.out
+
+
+def test_a_stream_that_knows_its_range_shows_percent_done_and_an_eta():
+    assert describe_done((25.0, 100.0), elapsed=60) == "25% ETA 3m 00s"
+    assert describe_done((0.0, 100.0), elapsed=5) == "0%"
+    assert describe_done(None, elapsed=5) == ""
+    assert duration(4000) == "1h 06m" and duration(45) == "45s" and duration(2 * 86400 + 7200) == "2d 2h"
+
+
+def test_rich_progress_shows_percent_and_eta_for_a_windowed_stream():
+    out = io.StringIO()
+    with RichProgress(Console(file=out, force_terminal=True, width=120)) as progress:
+        progress.start("events")
+        progress.advance("events", rows=2000, pages=2, requests=2, covered=(3600.0, 4 * 3600.0))
+    assert "25% ETA" in out.getvalue()
+
+
+def test_log_progress_prints_percent_and_eta_lines_off_a_terminal(capsys):
+    now = [0.0]
+    progress = LogProgress(every=60, clock=lambda: now[0])
+    progress.start("events")
+    now[0] = 30.0
+    progress.advance("events", rows=100, pages=1, requests=1, covered=(10.0, 100.0))  # too soon
+    now[0] = 120.0
+    progress.advance("events", rows=5000, pages=5, requests=5, covered=(40.0, 100.0))
+    progress.advance("tags", rows=5, pages=1, requests=1)  # no range: no line
+    out = capsys.readouterr().out
+    assert "events: 10%" not in out
+    assert "events: 40% ETA 3m 00s, 5,000 rows, 5 pages" in out
+    assert "tags" not in out

@@ -54,11 +54,12 @@ def _run(
         ensure_fresh(settings, db, name, max_age, source=source)
         _announce_rebuild(db, settings.quiet)
         report = build(db)
+        shape = {"columns": out.columns, "wide": out.wide}
         if output is None:
-            render(report, fmt)
+            render(report, fmt, **shape)
         else:
             with open(output, "w", encoding="utf-8") as handle:
-                render(report, fmt, handle, Console(file=handle, width=200))
+                render(report, fmt, handle, Console(file=handle, width=200), **shape)
             if not settings.quiet:
                 typer.echo(f"wrote {output}", err=True)
     finally:

@@ -1,7 +1,7 @@
 """The options every report command shares, defined once (like sqlite-utils' `output_options`).
 
 `@report_options(...)` adds `--from/--to/--last` (and `--compare`) right after a command's
-arguments, and `--format/--output/--max-age` at the end, to the command's signature, which
+arguments, and `--format/--output/--max-age/--columns/--wide` at the end, to the command's signature, which
 is what Typer reads. The command receives what they mean instead: `period` (and `against`,
 the comparison period or None) and `out`, an `OutputOptions`. So each command declares only
 its own options, and `--help` lists the shared ones in the same place on every command.
@@ -26,6 +26,15 @@ Last = Annotated[str | None, typer.Option("--last", help=f"Relative period: {LAS
 Compare = Annotated[str | None, typer.Option("--compare", help="Add the change vs: previous | year.")]
 Format = Annotated[str, typer.Option("--format", "-f", help="table | json | csv | html.")]
 Output = Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")]
+Columns = Annotated[
+    str | None,
+    typer.Option(
+        "--columns",
+        help="Table columns to show, by key, comma-separated (e.g. name,recipients,conversion_value);"
+        " a wrong key lists them.",
+    ),
+]
+Wide = Annotated[bool, typer.Option("--wide", help="Show every table column, however wide the terminal.")]
 MaxAge = Annotated[
     str | None,
     typer.Option(
@@ -38,11 +47,13 @@ MaxAge = Annotated[
 
 @dataclass(frozen=True)
 class OutputOptions:
-    """--format, --output and --max-age of one report command."""
+    """--format, --output, --max-age, --columns and --wide of one report command."""
 
     fmt: str = "table"
     output: Path | None = None
     max_age: str | None = None
+    columns: tuple[str, ...] | None = None  # the table's columns, by key (None: all that fit)
+    wide: bool = False  # every table column, however wide the terminal
 
 
 def _option(name: str, annotation: Any, default: Any) -> inspect.Parameter:
@@ -58,13 +69,19 @@ def report_options(
 
     `default` is the period when none is given; `compare=False` leaves out `--compare`
     (the command then receives no `against`); `output=False` leaves out `--format`,
-    `--output` and `--max-age` (the command then receives no `out`).
+    `--output`, `--max-age`, `--columns` and `--wide` (the command then receives no `out`).
     """
     period_options = [_option("from_", From, None), _option("to", To, None), _option("last", Last, None)]
     if compare:
         period_options.append(_option("compare", Compare, None))
     output_options = (
-        [_option("fmt", Format, "table"), _option("output", Output, None), _option("max_age", MaxAge, None)]
+        [
+            _option("fmt", Format, "table"),
+            _option("output", Output, None),
+            _option("max_age", MaxAge, None),
+            _option("columns", Columns, None),
+            _option("wide", Wide, False),
+        ]
         if output
         else []
     )
@@ -87,7 +104,14 @@ def report_options(
             if compare:
                 kwargs["against"] = compare_period(period, kwargs.pop("compare"))
             if output:
-                kwargs["out"] = OutputOptions(kwargs.pop("fmt"), kwargs.pop("output"), kwargs.pop("max_age"))
+                columns = kwargs.pop("columns")
+                kwargs["out"] = OutputOptions(
+                    kwargs.pop("fmt"),
+                    kwargs.pop("output"),
+                    kwargs.pop("max_age"),
+                    tuple(columns.split(",")) if columns is not None else None,
+                    kwargs.pop("wide"),
+                )
             return command(*args, **kwargs)
 
         wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]

@@ -14,17 +14,17 @@ import sqlite_utils
 
 from klaviyo_etl.db.rollups import ensure_rollups
 from klaviyo_etl.reports.messages import role_sums
-from klaviyo_etl.reports.model import Column, Report, sort_rows
+from klaviyo_etl.reports.model import IDENTITY, KEY, USEFUL, Column, Report, sort_rows
 from klaviyo_etl.reports.periods import Period, change_pct
 
 FORM_COLUMNS = [
-    Column("name", "Form"),
-    Column("status", "Status"),
-    Column("views", "Views", "int"),
-    Column("viewers", "Viewers", "int"),
-    Column("submissions", "Submissions", "int"),
-    Column("submitters", "Submitters", "int"),
-    Column("submit_rate", "Submit rate", "rate"),
+    Column("name", "Form", priority=IDENTITY),
+    Column("status", "Status", priority=USEFUL),
+    Column("views", "Views", "int", KEY),
+    Column("viewers", "Viewers", "int", USEFUL),
+    Column("submissions", "Submissions", "int", KEY),
+    Column("submitters", "Submitters", "int", USEFUL),
+    Column("submit_rate", "Submit rate", "rate", KEY),
 ]
 
 
@@ -90,13 +90,13 @@ def form_report(
 
 
 GROUP_COLUMNS = [
-    Column("name", "Name"),
-    Column("members", "Members", "int"),
-    Column("members_at_start", "At start", "int"),
-    Column("joined", "Joined", "int"),
-    Column("left", "Left", "int"),
-    Column("net_growth", "Net growth", "int"),
-    Column("growth_rate", "Growth", "rate"),
+    Column("name", "Name", priority=IDENTITY),
+    Column("members", "Members", "int", KEY),
+    Column("members_at_start", "At start", "int", USEFUL),
+    Column("joined", "Joined", "int", KEY),
+    Column("left", "Left", "int", KEY),
+    Column("net_growth", "Net growth", "int", KEY),
+    Column("growth_rate", "Growth", "rate", USEFUL),
 ]
 
 

@@ -25,7 +25,7 @@ from klaviyo_etl.reports.messages import (
     message_counts,
     role_sums,
 )
-from klaviyo_etl.reports.model import Column, Report, sort_rows
+from klaviyo_etl.reports.model import IDENTITY, KEY, USEFUL, Column, Report, sort_rows
 from klaviyo_etl.reports.periods import Period
 
 _DAYS = {"last_7_days": 7, "last_30_days": 30, "last_90_days": 90, "last_365_days": 365}
@@ -99,18 +99,18 @@ def _stored(db: sqlite_utils.Database, report: str) -> list[dict[str, Any]]:
 
 
 COLUMNS = [
-    Column("name", "Name"),
-    Column("channel", "Channel"),
+    Column("name", "Name", priority=IDENTITY),
+    Column("channel", "Channel", priority=USEFUL),
     Column("timeframe", "Timeframe"),
-    Column("recipients", "Recipients", "int"),
-    Column("klaviyo_recipients", "Klaviyo", "int"),
-    Column("opens_unique", "Opens", "int"),
-    Column("klaviyo_opens_unique", "Klaviyo", "int"),
-    Column("clicks_unique", "Clicks", "int"),
-    Column("klaviyo_clicks_unique", "Klaviyo", "int"),
-    Column("conversion_value", "Revenue", "money"),
-    Column("klaviyo_conversion_value", "Klaviyo", "money"),
-    Column("agree", "Agree", "text"),
+    Column("recipients", "Recipients", "int", KEY, short="Recip."),
+    Column("klaviyo_recipients", "Klaviyo", "int", KEY),
+    Column("opens_unique", "Opens", "int", USEFUL),
+    Column("klaviyo_opens_unique", "Klaviyo", "int", USEFUL),
+    Column("clicks_unique", "Clicks", "int", USEFUL),
+    Column("klaviyo_clicks_unique", "Klaviyo", "int", USEFUL),
+    Column("conversion_value", "Revenue", "money", KEY),
+    Column("klaviyo_conversion_value", "Klaviyo", "money", KEY),
+    Column("agree", "Agree", "text", KEY),
 ]
 
 

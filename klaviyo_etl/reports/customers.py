@@ -24,7 +24,7 @@ import sqlite_utils
 
 from klaviyo_etl import conventions as kc
 from klaviyo_etl.errors import UsageError
-from klaviyo_etl.reports.model import Column, Report, sort_rows
+from klaviyo_etl.reports.model import IDENTITY, KEY, USEFUL, Column, Report, sort_rows
 from klaviyo_etl.reports.overview import metric_ids
 from klaviyo_etl.reports.periods import Period, change_pct, utc_today
 
@@ -125,22 +125,22 @@ def rfm_scores(db: sqlite_utils.Database, period: Period) -> list[dict[str, Any]
 
 
 RFM_SEGMENT_COLUMNS = [
-    Column("segment", "Segment"),
-    Column("customers", "Customers", "int"),
-    Column("share", "Share", "rate"),
-    Column("recency_days", "Avg recency (d)", "float"),
-    Column("frequency", "Avg orders", "float"),
-    Column("monetary", "Avg value", "money"),
-    Column("revenue", "Revenue", "money"),
+    Column("segment", "Segment", priority=IDENTITY),
+    Column("customers", "Customers", "int", KEY),
+    Column("share", "Share", "rate", KEY),
+    Column("recency_days", "Avg recency (d)", "float", USEFUL),
+    Column("frequency", "Avg orders", "float", USEFUL),
+    Column("monetary", "Avg value", "money", USEFUL),
+    Column("revenue", "Revenue", "money", KEY),
 ]
 RFM_PROFILE_COLUMNS = [
-    Column("profile_id", "Profile"),
-    Column("email", "Email"),
-    Column("recency_days", "Recency (d)", "int"),
-    Column("frequency", "Orders", "int"),
-    Column("monetary", "Value", "money"),
-    Column("rfm", "RFM"),
-    Column("segment", "Segment"),
+    Column("profile_id", "Profile", priority=USEFUL),
+    Column("email", "Email", priority=IDENTITY),
+    Column("recency_days", "Recency (d)", "int", KEY),
+    Column("frequency", "Orders", "int", KEY),
+    Column("monetary", "Value", "money", KEY),
+    Column("rfm", "RFM", priority=KEY),
+    Column("segment", "Segment", priority=KEY),
 ]
 
 
@@ -277,8 +277,8 @@ def cohort_report(
         rows.append(row)
     width = max((len(r["retention"]) for r in rows), default=0)
     columns = [
-        Column("cohort", "Cohort"),
-        Column("customers", "Customers", "int"),
+        Column("cohort", "Cohort", priority=IDENTITY),
+        Column("customers", "Customers", "int", KEY),
         *[Column(f"m{k}", f"M{k}", "rate") for k in range(width)],
     ]
     notes = [] if rows else [f"No first orders in {period.describe()}."]

@@ -8,9 +8,10 @@ from klaviyo_etl.reports.model import Column
 
 
 def format_value(value: Any, kind: str) -> str:
-    """A number as people read it: 1,234 / 1,234.50 / 12.3% / +4.1%."""
+    """A number as people read it: 1,234 / 1,234.50 / 12.3% / +4.1%; a missing rate (one
+    that does not apply, such as an SMS open rate) is "n/a", any other missing value "–"."""
     if value is None:
-        return "–"
+        return "n/a" if kind == "rate" else "–"
     if kind == "bool":
         return "yes" if value else ""
     if kind == "int":
@@ -29,6 +30,9 @@ def format_value(value: Any, kind: str) -> str:
 
 
 def cell(row: dict[str, Any], column: Column) -> str:
+    """One table cell; a field the row lacks (a cohort's months to come) is "–"."""
+    if column.key not in row:
+        return "–"
     kind = column.kind
     if kind == "kpi":  # the overview's value columns take the kind of their row
         kind = row.get("kind", "float")

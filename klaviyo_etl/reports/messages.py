@@ -20,7 +20,7 @@ import sqlite_utils
 from klaviyo_etl import conventions as kc
 from klaviyo_etl.db.rollups import ensure_rollups
 from klaviyo_etl.errors import UsageError
-from klaviyo_etl.reports.model import Column, Report, sort_rows
+from klaviyo_etl.reports.model import IDENTITY, KEY, USEFUL, Column, Report, sort_rows
 from klaviyo_etl.reports.periods import Period, change_pct
 
 # Counts a campaign or flow adds up over its messages (Klaviyo statistic names).
@@ -68,16 +68,16 @@ _FROM_ROLES = (
 )
 
 FIGURE_COLUMNS = [
-    Column("recipients", "Recipients", "int"),
-    Column("delivered", "Delivered", "int"),
+    Column("recipients", "Recipients", "int", KEY, short="Recip."),
+    Column("delivered", "Delivered", "int", USEFUL),
     Column("opens_unique", "Opens", "int"),
-    Column("open_rate", "Open rate", "rate"),
+    Column("open_rate", "Open rate", "rate", KEY),
     Column("clicks_unique", "Clicks", "int"),
-    Column("click_rate", "Click rate", "rate"),
+    Column("click_rate", "Click rate", "rate", KEY),
     Column("click_to_open_rate", "CTOR", "rate"),
-    Column("conversions", "Conversions", "int"),
-    Column("conversion_rate", "Conv. rate", "rate"),
-    Column("conversion_value", "Revenue", "money"),
+    Column("conversions", "Conversions", "int", KEY, short="Conv."),
+    Column("conversion_rate", "Conv. rate", "rate", USEFUL),
+    Column("conversion_value", "Revenue", "money", KEY),
     Column("revenue_per_recipient", "Rev/recip.", "money"),
     Column("unsubscribes", "Unsubs", "int"),
     Column("bounced", "Bounces", "int"),
@@ -205,9 +205,9 @@ def _campaign_messages(db: sqlite_utils.Database, campaign_ids: list[str]) -> di
 
 
 CAMPAIGN_COLUMNS = [
-    Column("name", "Campaign"),
-    Column("channel", "Channel"),
-    Column("send_time", "Sent", "datetime"),
+    Column("name", "Campaign", priority=IDENTITY),
+    Column("channel", "Channel", priority=USEFUL),
+    Column("send_time", "Sent", "datetime", KEY),
     *FIGURE_COLUMNS,
 ]
 CAMPAIGN_JSON_COLUMNS = [
@@ -339,11 +339,15 @@ def klaviyo_values(
     return out
 
 
-FLOW_COLUMNS = [Column("name", "Flow"), Column("channel", "Channel"), *FIGURE_COLUMNS]
+FLOW_COLUMNS = [
+    Column("name", "Flow", priority=IDENTITY),
+    Column("channel", "Channel", priority=KEY),
+    *FIGURE_COLUMNS,
+]
 FLOW_MESSAGE_COLUMNS = [
-    Column("flow_name", "Flow"),
-    Column("name", "Message"),
-    Column("channel", "Channel"),
+    Column("flow_name", "Flow", priority=IDENTITY, min_width=16),
+    Column("name", "Message", priority=IDENTITY, min_width=16),
+    Column("channel", "Channel", priority=USEFUL),
     *FIGURE_COLUMNS,
 ]
 

@@ -16,12 +16,23 @@ from klaviyo_etl.reports.periods import Period
 # pct (already a percentage), text, date, datetime, bool.
 NUMERIC_KINDS = {"int", "float", "money", "rate", "pct"}
 
+# What a terminal too narrow for the whole table keeps (`reports/render.py` fits it): the
+# IDENTITY column (the campaign, flow, form... a row is about) is never hidden, KEY
+# columns go only when nothing else is left to hide, then USEFUL, then the rest (OTHER),
+# the rightmost first among equals.
+IDENTITY, KEY, USEFUL, OTHER = 0, 1, 2, 3
+
 
 @dataclass(frozen=True)
 class Column:
     key: str
     label: str
     kind: str = "text"
+    priority: int = OTHER
+    # The narrowest a text column gets before its cells end in "…" (the identity column
+    # defaults to 20); numbers are never narrower than their widest cell.
+    min_width: int | None = None
+    short: str | None = None  # the header in a terminal too narrow for `label`
 
     @property
     def numeric(self) -> bool:

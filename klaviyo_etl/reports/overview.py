@@ -20,7 +20,7 @@ import sqlite_utils
 
 from klaviyo_etl import conventions as kc
 from klaviyo_etl.db.rollups import ensure_rollups
-from klaviyo_etl.reports.model import Column, Report
+from klaviyo_etl.reports.model import IDENTITY, KEY, Column, Report
 from klaviyo_etl.reports.periods import Period, change_pct
 
 KPIS: list[tuple[str, str, str]] = [
@@ -37,10 +37,10 @@ KPIS: list[tuple[str, str, str]] = [
 ]
 
 COLUMNS = [
-    Column("label", "KPI"),
-    Column("value", "Value", "kpi"),
-    Column("previous", "Previous", "kpi"),
-    Column("change_pct", "Change", "pct"),
+    Column("label", "KPI", priority=IDENTITY),
+    Column("value", "Value", "kpi", KEY),
+    Column("previous", "Previous", "kpi", KEY),
+    Column("change_pct", "Change", "pct", KEY),
 ]
 
 

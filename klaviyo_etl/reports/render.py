@@ -1,4 +1,12 @@
-"""Output: the same Report as a Rich table, JSON, CSV or a standalone HTML page."""
+"""Output: the same Report as a Rich table, JSON, CSV or a standalone HTML page.
+
+A table on a terminal fits the terminal (`fit_columns`): when the whole table is wider,
+it drops the lines around the cells, wraps the headers, hides the least useful columns
+(each `Column` carries its `priority`) and lastly shortens the identifying column with an
+ellipsis, never below its minimum; a number is never cut. A footer names what was hidden.
+`--wide` shows every column and `--columns` picks them; piped or written to a file, the
+table keeps the full width it needs, so scripts see what they always saw.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +14,12 @@ import csv
 import io
 import json
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from rich import box
+from rich.cells import cell_len
 from rich.columns import Columns
 from rich.console import Console
 from rich.panel import Panel
@@ -17,30 +29,190 @@ from rich.text import Text
 from klaviyo_etl.errors import UsageError
 from klaviyo_etl.reports.formatting import cell, format_value
 from klaviyo_etl.reports.html import report_page
-from klaviyo_etl.reports.model import Column, Report
+from klaviyo_etl.reports.model import IDENTITY, KEY, Column, Report
 
 FORMATS = ("table", "json", "csv", "html")
 
+IDENTITY_MIN = 20  # the identifying column's narrowest, unless its Column says otherwise
+IDENTITY_ENOUGH = 40  # columns are hidden to show an identifying cell up to this width whole
+TEXT_FOLD = 24  # a longer word in another text column folds
+GAP = 2  # between two columns of a fitted table (no lines: two spaces)
 
-def to_table(report: Report) -> Table:
+
+@dataclass
+class Layout:
+    """Which columns a table shows and how wide each is; `widths` None = natural widths."""
+
+    columns: list[Column]
+    hidden: list[Column] = field(default_factory=list)
+    widths: dict[str, int] | None = None
+    labels: dict[str, str] = field(default_factory=dict)  # short headers used instead
+
+    def width(self) -> int:
+        """Terminal cells a fitted table takes (its widths and the gaps between them)."""
+        return sum((self.widths or {}).values()) + GAP * (len(self.columns) - 1)
+
+
+def select_columns(report: Report, keys: Sequence[str]) -> list[Column]:
+    """The columns `--columns a,b,c` names, in that order (an unknown key is a usage error)."""
+    by_key = {c.key: c for c in report.columns}
+    chosen = []
+    for raw in keys:
+        key = raw.strip().replace("-", "_")
+        if not key:
+            continue
+        if key not in by_key:
+            raise UsageError(
+                f"--columns {key!r} is not a column of this report (choose from {', '.join(by_key)})"
+            )
+        if by_key[key] not in chosen:
+            chosen.append(by_key[key])
+    if not chosen:
+        raise UsageError(f"--columns names no column (choose from {', '.join(by_key)})")
+    return chosen
+
+
+def _words(text: str) -> int:
+    return max((cell_len(word) for word in text.split()), default=0)
+
+
+def fit_columns(
+    columns: list[Column], cells: dict[str, list[str]], width: int, *, hide: bool = True
+) -> Layout:
+    """Lay `columns` out in `width` terminal cells (`cells`: each column's formatted values).
+
+    In order, until the table fits: wrap the headers (or take their `short` form); hide
+    columns by priority (OTHER, then USEFUL, the rightmost first) while the identifying
+    column is narrower than it needs (up to IDENTITY_ENOUGH); wrap the other text columns
+    at their spaces; shorten the identifying column towards its minimum; hide KEY columns.
+    `hide=False` (columns the user picked) never hides one. Numbers keep the width of their
+    widest cell throughout.
+    """
+    natural: dict[str, int] = {}
+    floor: dict[str, int] = {}
+    header_floor: dict[str, int] = {}
+    for column in columns:
+        values = cells[column.key]
+        widest = max((cell_len(v) for v in values), default=0)
+        natural[column.key] = max(cell_len(column.label), widest)
+        header_floor[column.key] = max(_words(column.short or column.label), widest)
+        if column.numeric or column.kind == "kpi":
+            floor[column.key] = header_floor[column.key]
+        elif column.priority == IDENTITY:
+            floor[column.key] = min(natural[column.key], column.min_width or IDENTITY_MIN)
+        else:
+            longest = max([_words(v) for v in values] + [_words(column.label)])
+            floor[column.key] = min(natural[column.key], max(min(longest, TEXT_FOLD), column.min_width or 0))
+    identity = [c for c in columns if c.priority == IDENTITY and not (c.numeric or c.kind == "kpi")]
+    shown = list(columns)
+    widths = dict(natural)
+
+    def total() -> int:
+        return Layout(shown, widths={c.key: widths[c.key] for c in shown}).width()
+
+    def wanted(column: Column) -> int:
+        return min(natural[column.key], max(floor[column.key], IDENTITY_ENOUGH))
+
+    def fits() -> bool:
+        return total() <= width
+
+    def hide_until_fits(priorities: set[int]) -> None:
+        order = sorted(
+            (c for c in shown if c.priority in priorities), key=lambda c: (-c.priority, -columns.index(c))
+        )
+        for column in order:
+            if fits():
+                return
+            shown.remove(column)
+
+    if fits():
+        return Layout(columns=shown, widths=widths)
+    # 1. headers wrap onto two lines
+    for column in columns:
+        if column.numeric or column.kind == "kpi":
+            widths[column.key] = header_floor[column.key]
+    for column in identity:
+        widths[column.key] = wanted(column)
+    # 2. hide the least useful columns while the identifying column is short of what it wants
+    if hide:
+        hide_until_fits({c.priority for c in columns if c.priority > KEY})
+    # 3. other text columns wrap at their spaces; 4. the identifying column shortens
+    if not fits():
+        for column in shown:
+            if column not in identity:
+                widths[column.key] = floor[column.key]
+    if not fits():
+        for column in identity:
+            spare = total() - width
+            widths[column.key] = max(floor[column.key], widths[column.key] - spare)
+    # 5. the key columns go last
+    if hide and not fits():
+        hide_until_fits({c.priority for c in columns if c.priority != IDENTITY})
+    # Give back what is left: to the identifying column first, then unwrap whole columns.
+    for column in identity:
+        if column in shown:
+            widths[column.key] = min(natural[column.key], widths[column.key] + max(0, width - total()))
+    for column in shown:
+        if natural[column.key] - widths[column.key] <= width - total():
+            widths[column.key] = natural[column.key]
+    return Layout(
+        columns=shown,
+        hidden=[c for c in columns if c not in shown],
+        widths={c.key: widths[c.key] for c in shown},
+        labels={c.key: c.short for c in shown if c.short and widths[c.key] < _words(c.label)},
+    )
+
+
+def _title(report: Report) -> str:
     title = report.title
     if report.period:
         title += f" — {report.period.describe()}"
     if report.compare:
         title += f" vs {report.compare.describe()}"
-    table = Table(title=title, title_justify="left", show_lines=False)
-    for index, column in enumerate(report.columns):
-        numeric = column.numeric or column.kind == "kpi"
-        table.add_column(
-            column.label,
-            min_width=None if numeric else (16 if index == 0 else 8),
-            justify="right" if numeric else "left",
-            overflow="fold",
-            no_wrap=numeric,
+    return title
+
+
+def _cells(report: Report, columns: list[Column]) -> dict[str, list[str]]:
+    return {c.key: [cell(row, c) for row in report.rows] for c in columns}
+
+
+def to_table(report: Report, layout: Layout | None = None) -> Table:
+    """The report as a Rich table: every column at its natural width, or as `layout` fits it."""
+    layout = layout or Layout(list(report.columns))
+    if layout.widths is None:
+        table = Table(title=_title(report), title_justify="left", show_lines=False)
+    else:
+        table = Table(
+            title=_title(report),
+            title_justify="left",
+            show_lines=False,
+            box=box.SIMPLE_HEAD,
+            show_edge=False,
+            pad_edge=False,
+            padding=(0, 1, 0, 0),
         )
+    for index, column in enumerate(layout.columns):
+        numeric = column.numeric or column.kind == "kpi"
+        if layout.widths is None:
+            table.add_column(
+                column.label,
+                min_width=None if numeric else (16 if index == 0 else 8),
+                justify="right" if numeric else "left",
+                overflow="fold",
+                no_wrap=numeric,
+            )
+        else:
+            identity = column.priority == IDENTITY and not numeric
+            table.add_column(
+                layout.labels.get(column.key, column.label),
+                width=layout.widths[column.key],
+                justify="right" if numeric else "left",
+                overflow="ellipsis" if identity else "fold",
+                no_wrap=identity,
+            )
     for row in report.rows:
         cells = []
-        for column in report.columns:
+        for column in layout.columns:
             text = cell(row, column)
             if column.kind == "pct" and row.get(column.key) is not None:
                 style = "green" if row[column.key] > 0 else "red" if row[column.key] < 0 else ""
@@ -53,6 +225,16 @@ def to_table(report: Report) -> Table:
                 cells.append(text)
         table.add_row(*cells)
     return table
+
+
+def hidden_note(layout: Layout) -> str:
+    """The footer under a table that hides columns: which, and how to see them."""
+    keys = [c.key for c in layout.hidden]
+    example = f"{layout.columns[0].key},{keys[0]}"
+    return (
+        f"{len(keys)} column{'s' if len(keys) != 1 else ''} hidden: {', '.join(keys)}"
+        f" (--wide shows all; --columns picks, e.g. --columns {example})"
+    )
 
 
 def _overview_cards(report: Report) -> Columns:
@@ -68,7 +250,18 @@ def _overview_cards(report: Report) -> Columns:
     return Columns(cards)
 
 
-def print_report(report: Report, console: Console) -> None:
+def _needed(table: Table) -> int:
+    """The width `table` takes with every column at its natural width."""
+    return Console(width=2000).measure(table).maximum
+
+
+def print_report(
+    report: Report, console: Console, *, columns: Sequence[str] | None = None, wide: bool = False
+) -> None:
+    """Print `report` on `console`: fitted to a terminal, at full width elsewhere (or `wide`).
+
+    `columns` (keys) picks the table's columns; the overview's cards ignore both.
+    """
     if report.name == "overview":
         title = f"{report.title} — {report.period.describe() if report.period else ''}"
         if report.compare:
@@ -76,12 +269,20 @@ def print_report(report: Report, console: Console) -> None:
         console.print(Text(title, style="bold"))
         console.print(_overview_cards(report))
     else:
-        table = to_table(report)
-        if not console.is_terminal:
-            # Piped or written to a file: give the table the width it needs, not 80 columns.
-            needed = Console(width=2000).measure(table).maximum
-            console.width = max(console.width, min(needed, 400))
+        chosen = select_columns(report, columns) if columns else list(report.columns)
+        layout = Layout(chosen)
+        table = to_table(report, layout)
+        if console.is_terminal and not wide and _needed(table) > console.width:
+            layout = fit_columns(chosen, _cells(report, chosen), console.width, hide=not columns)
+            table = to_table(report, layout)
+            # Picked columns may not fit even at their narrowest: wider, rather than cut.
+            console.width = max(console.width, layout.width())
+        if layout.widths is None:
+            # Piped, written to a file or --wide: give the table the width it needs.
+            console.width = max(console.width, min(_needed(table), 400))
         console.print(table)
+        if layout.hidden and report.rows:
+            console.print(Text(hidden_note(layout), style="dim"))
     meta = report.meta
     if report.name == "metric":
         line = f"total {format_value(meta['total'], 'float')}, {meta['anomalies']} anomalies"
@@ -131,12 +332,23 @@ def to_json(report: Report) -> str:
     return json.dumps(report.to_json(), indent=2, default=str)
 
 
-def render(report: Report, fmt: str, out: TextIO | None = None, console: Console | None = None) -> None:
-    """Write the report in `fmt` to `out` (stdout by default)."""
+def render(
+    report: Report,
+    fmt: str,
+    out: TextIO | None = None,
+    console: Console | None = None,
+    *,
+    columns: Sequence[str] | None = None,
+    wide: bool = False,
+) -> None:
+    """Write the report in `fmt` to `out` (stdout by default); `columns` and `wide` shape
+    the table only (JSON and CSV always hold every field)."""
     if fmt not in FORMATS:
         raise UsageError(f"--format {fmt!r} must be one of {', '.join(FORMATS)}")
+    if columns:
+        select_columns(report, columns)  # a wrong key is an error in every format
     if fmt == "table":
-        print_report(report, console or Console(file=out))
+        print_report(report, console or Console(file=out), columns=columns, wide=wide)
         return
     if fmt == "json":
         text = to_json(report) + "\n"

@@ -27,7 +27,7 @@ import sqlite_utils
 
 from klaviyo_etl.db.rollups import ensure_rollups
 from klaviyo_etl.errors import UsageError
-from klaviyo_etl.reports.model import Column, Report
+from klaviyo_etl.reports.model import IDENTITY, KEY, USEFUL, Column, Report
 from klaviyo_etl.reports.periods import Period, change_pct
 
 INTERVALS = ("hour", "day", "week", "month")
@@ -36,14 +36,14 @@ METHODS = ("auto", "seasonal", "linear")
 SEASONS = {"hour": 24, "day": 7, "week": 52, "month": 12}
 
 COLUMNS = [
-    Column("bucket", "Bucket"),
-    Column("kind", "Kind"),
-    Column("value", "Value", "float"),
-    Column("trend", "Trend", "float"),
+    Column("bucket", "Bucket", priority=IDENTITY),
+    Column("kind", "Kind", priority=KEY),
+    Column("value", "Value", "float", KEY),
+    Column("trend", "Trend", "float", USEFUL),
     Column("zscore", "z", "float"),
-    Column("anomaly", "Anomaly", "bool"),
-    Column("low", "Low", "float"),
-    Column("high", "High", "float"),
+    Column("anomaly", "Anomaly", "bool", KEY),
+    Column("low", "Low", "float", USEFUL),
+    Column("high", "High", "float", USEFUL),
 ]
 
 

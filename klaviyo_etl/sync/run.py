@@ -57,7 +57,9 @@ class Progress(Protocol):
     """Where a run reports as it goes (Rich bars on a terminal, log lines elsewhere)."""
 
     def start(self, stream: str) -> None: ...
-    def advance(self, stream: str, rows: int, pages: int, requests: int) -> None: ...
+    def advance(
+        self, stream: str, rows: int, pages: int, requests: int, covered: tuple[float, float] | None = None
+    ) -> None: ...
     def finish(self, result: StreamResult) -> None: ...
 
 
@@ -124,6 +126,9 @@ class StreamRun:
     page_count: int = 0
     deleted: int = 0
     note: str | None = None
+    # (seconds of the time range read, seconds in it) for a stream that knows its range
+    # (the windowed ones): the progress shows percent done and an ETA from it.
+    covered: tuple[float, float] | None = None
 
     @property
     def since(self) -> str | None:
@@ -181,4 +186,4 @@ class StreamRun:
 
         await self.writer.write(write_and_count)
         if self.progress:
-            self.progress.advance(self.name, self.rows, self.page_count, self.stats.requests)
+            self.progress.advance(self.name, self.rows, self.page_count, self.stats.requests, self.covered)

@@ -99,6 +99,8 @@ def test_output_file(tiny_db_path, tmp_path):
         (["metric", "Placed Order", "--forecast", "soon"], "is not a horizon"),
         (["metric", "Placed Order", "--interval", "minute"], "--interval 'minute'"),
         (["overview", "--max-age", "later"], "--max-age 'later' is not a duration"),
+        (["campaigns", "--columns", "name,revenue"], "--columns 'revenue' is not a column"),
+        (["flows", "--columns", "bogus", "-f", "json"], "--columns 'bogus' is not a column"),
     ],
 )
 def test_usage_errors_are_one_line(tiny_db_path, args, message):
@@ -141,3 +143,14 @@ def test_dashboard_command_writes_html(tiny_db_path, tmp_path):
     assert result.exit_code == 0, result.output
     text = target.read_text()
     assert text.startswith("<!DOCTYPE html>") and "240.00" in text and "<svg" in text
+
+
+def test_columns_and_wide_shape_the_table_and_leave_json_whole(tiny_db_path):
+    picked = run(tiny_db_path, "campaigns", *MAY, "--columns", "name,recipients")
+    assert picked.exit_code == 0, picked.output
+    header = next(line for line in picked.output.splitlines() if "Recipients" in line)
+    assert header.replace("┃", " ").split() == ["Campaign", "Recipients"]
+    wide = run(tiny_db_path, "campaigns", *MAY, "--wide")
+    assert wide.exit_code == 0 and "Spam" in wide.output and "hidden" not in wide.output
+    data = json.loads(run(tiny_db_path, "campaigns", *MAY, "--columns", "name", "-f", "json").output)
+    assert "spam_complaints" in data["rows"][0]

@@ -13,7 +13,7 @@ from klaviyo_etl.cli.report_options import OutputOptions, report_options
 from klaviyo_etl.reports.periods import Period
 
 PERIOD = ["--from", "--to", "--last"]
-OUTPUT = ["--format", "--output", "--max-age"]
+OUTPUT = ["--format", "--output", "--max-age", "--columns", "--wide"]
 REPORTS = {
     "overview": PERIOD + ["--compare"] + OUTPUT,
     "campaigns": PERIOD + ["--compare", "--sort", "--limit", "--channel", "--source"] + OUTPUT,
@@ -73,5 +73,23 @@ def test_the_decorator_hands_the_command_a_period_a_comparison_and_the_output():
     assert result.exit_code == 0, result.output
     assert (seen["period"].start, seen["period"].end) == (dt.date(2026, 5, 1), dt.date(2026, 5, 8))
     assert seen["against"].end == dt.date(2026, 5, 1)
-    assert seen["out"] == OutputOptions(fmt="json", output=None, max_age=None)
+    assert seen["out"] == OutputOptions(fmt="json", output=None, max_age=None, columns=None, wide=False)
     assert seen["extra"] == 1
+
+
+def test_the_decorator_hands_over_columns_and_wide():
+    seen = {}
+    sub = typer.Typer()
+
+    @sub.command("one")
+    @report_options()
+    def one(period: Period, against: Period | None, out: OutputOptions) -> None:
+        seen.update(out=out)
+
+    @sub.command("two")
+    def two() -> None:
+        pass
+
+    result = CliRunner().invoke(sub, ["one", "--columns", "name,recipients", "--wide"])
+    assert result.exit_code == 0, result.output
+    assert seen["out"].columns == ("name", "recipients") and seen["out"].wide is True

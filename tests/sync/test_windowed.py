@@ -6,8 +6,16 @@ import datetime as dt
 
 import pytest
 
+from klaviyo_etl.sync.engine import SyncOptions, run_sync
 from klaviyo_etl.sync.streams import ProfileStream, WindowedStream, build_streams
-from klaviyo_etl.sync.streams.windowed import Window, iso_mark, plan_windows, windows_watermark
+from klaviyo_etl.sync.streams.windowed import (
+    Window,
+    iso_mark,
+    plan_windows,
+    windows_covered,
+    windows_watermark,
+)
+from tests.helpers.sync import settings_for
 
 T0 = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)
@@ -92,3 +100,44 @@ def test_profile_windows_ask_for_subscriptions_and_predictive_analytics_only_whe
 def test_the_earliest_request_asks_for_one_row_and_one_field():
     events = build_streams()["events"]
     assert events.earliest_params() == {"sort": "datetime", "fields[event]": "datetime", "page[size]": 1}
+
+
+def test_windows_covered_counts_done_windows_whole_and_open_ones_to_their_progress():
+    t0 = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
+    hour = dt.timedelta(hours=1)
+    windows = plan_windows(t0, t0 + 4 * hour, min_window=hour, concurrency=1)
+    assert windows_covered(windows) == (0.0, 4 * 3600.0)
+    windows[0].done = True
+    windows[1].progress = windows[1].lo + dt.timedelta(minutes=30)
+    windows[3].progress = windows[3].hi + hour  # the open-ended last window reads past hi
+    assert windows_covered(windows) == ((60 + 30 + 60) * 60.0, 4 * 3600.0)
+
+
+class RecordingProgress:
+    """A Progress that keeps what each stream reported, through the seam the CLI uses."""
+
+    def __init__(self):
+        self.covered: dict[str, list] = {}
+
+    def start(self, stream):
+        self.covered[stream] = []
+
+    def advance(self, stream, rows, pages, requests, covered=None):
+        self.covered[stream].append(covered)
+
+    def finish(self, result):
+        pass
+
+
+def test_events_and_profiles_report_how_much_of_their_range_is_read(sandbox, tmp_path):
+    server, _data, config = sandbox
+    progress = RecordingProgress()
+    options = SyncOptions(streams=["metrics", "events", "profiles", "tags"])
+    result = run_sync(settings_for(server, config, tmp_path / "k.db"), options, progress=progress)
+    assert result.ok
+    for stream in ("events", "profiles"):
+        seen = [c for c in progress.covered[stream] if c is not None]  # none before the plan
+        assert len(seen) > 1, stream
+        done = [c[0] / c[1] for c in seen]
+        assert done == sorted(done) and done[-1] == pytest.approx(1.0) and done[0] >= 0, stream
+    assert all(c is None for c in progress.covered["tags"])

@@ -55,6 +55,14 @@ def windows_watermark(windows: list[Window], hi: dt.datetime) -> str:
     return iso_mark(low)
 
 
+def windows_covered(windows: list[Window]) -> tuple[float, float]:
+    """(seconds of the windows' time range read so far, seconds in all): a done window
+    counts whole, an open one up to its progress."""
+    total = sum((w.hi - w.lo).total_seconds() for w in windows)
+    done = sum(((w.hi if w.done else min(w.progress, w.hi)) - w.lo).total_seconds() for w in windows)
+    return done, total
+
+
 def iso_mark(value: dt.datetime) -> str:
     """A watermark as stored: ISO 8601 in UTC to the second, with `+00:00`."""
     return fmt_time(value).replace("Z", "+00:00")
@@ -178,6 +186,7 @@ class WindowedStream(Stream):
                     if not page.links.next:
                         w.done = True
                     state.watermark = windows_watermark(windows, hi)
+                    run.covered = windows_covered(windows)
                     await run.commit(lambda repo, page=page: repo.write_rows(page.rows), page.count)
                 w.done = True
 

@@ -1,0 +1,47 @@
+"""`klaviyo-etl status` shows times compactly; `--json` keeps the stored ISO strings."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+
+from rich.console import Console
+
+from klaviyo_etl.cli.status import compact_time, status_table
+
+NOW = dt.datetime(2026, 12, 1, 20, 40, tzinfo=dt.UTC)
+
+
+def test_times_read_as_a_clock_today_then_hours_and_days_ago():
+    utc = dt.UTC
+    assert compact_time("2026-12-01T18:58:03.123+00:00", NOW, utc) == "18:58"
+    assert compact_time("2026-11-30T23:10:00+00:00", NOW, utc) == "21 h ago"
+    assert compact_time("2026-11-29T10:00:00+00:00", NOW, utc) == "2 d ago"
+    assert compact_time("2026-08-01T10:00:00+00:00", NOW, utc) == "2026-08-01"
+    assert compact_time("2026-12-01T20:30:00", NOW, utc) == "20:30"  # naive means UTC
+    assert compact_time(None, NOW, utc) == ""
+
+
+def test_today_is_the_local_day_of_the_zone_shown():
+    tokyo = dt.timezone(dt.timedelta(hours=9))
+    # 18:58 UTC on Dec 1 is 03:58 on Dec 2 in Tokyo, where it is 05:40 on Dec 2.
+    assert compact_time("2026-12-01T18:58:00+00:00", NOW, tokyo) == "03:58"
+
+
+def test_the_status_table_shows_whole_compact_times():
+    rows = [
+        {
+            "stream": "campaign_messages",
+            "last_success_at": "2026-12-01T18:58:03.817371+00:00",
+            "age": "1.7h",
+            "watermark": "2026-11-09T02:35:44+00:00",
+            "rows": 30,
+            "last_status": "ok",
+            "last_error": None,
+        }
+    ]
+    out = io.StringIO()
+    Console(file=out, width=80).print(status_table(rows, NOW, dt.UTC))
+    text = out.getvalue()
+    assert "campaign_messages" in text and "18:58" in text and "22 d ago" in text
+    assert "2026-12-01T" not in text and "…" not in text

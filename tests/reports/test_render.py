@@ -1,0 +1,213 @@
+"""Report tables fit the terminal: Rich's recording console at 80, 100 and 120 columns.
+
+Every row's identifying cell (campaign, flow, form, segment, list, metric bucket...) shows
+whole, or past its minimum width cut with an ellipsis, and every KEY figure of the row
+shows whole on the row's line; the columns that did not fit are named under the table.
+"""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from rich.console import Console
+
+from klaviyo_etl.errors import UsageError
+from klaviyo_etl.reports import audience, customers, messages, overview, timeseries
+from klaviyo_etl.reports.compare import compare_report
+from klaviyo_etl.reports.formatting import cell
+from klaviyo_etl.reports.model import IDENTITY, KEY, Column, Report
+from klaviyo_etl.reports.periods import resolve_period
+from klaviyo_etl.reports.render import fit_columns, print_report, render
+from tests.reports.test_compare import store
+
+MAY = resolve_period(from_="2026-05-01", to="2026-05-31")
+APRIL = resolve_period(from_="2026-04-01", to="2026-04-30")
+WIDTHS = (80, 100, 120)
+IDENTITY_MIN = 20
+
+# Names as long as real ones, so the narrow widths have something to shorten.
+LONG_NAMES = {
+    "campaigns": {"C1": "Black Friday Early Access Email #19", "C2": "SMS flash sale"},
+    "flows": {"F1": "Welcome Series for New Subscribers"},
+    "forms": {"FO1": "Newsletter popup on the home page"},
+    "segments": {"S1": "Engaged in the last 90 days"},
+    "lists": {"L1": "Newsletter subscribers (double opt-in)"},
+}
+
+BUILDERS = {
+    "campaigns": lambda db: messages.campaign_report(db, MAY),
+    "campaigns --compare": lambda db: messages.campaign_report(db, MAY, APRIL),
+    "campaigns --source klaviyo": lambda db: messages.campaign_report(db, MAY, source="klaviyo"),
+    "campaigns --source compare": lambda db: compare_report(db, "campaign-values", MAY),
+    "flows": lambda db: messages.flow_report(db, MAY),
+    "flows --by message": lambda db: messages.flow_report(db, MAY, by="message"),
+    "flows --compare": lambda db: messages.flow_report(db, MAY, compare=APRIL),
+    "flows --source klaviyo": lambda db: messages.flow_report(db, MAY, source="klaviyo"),
+    "flows --source compare": lambda db: compare_report(db, "flow-values", MAY),
+    "forms": lambda db: audience.form_report(db, MAY, APRIL),
+    "segments": lambda db: audience.segment_report(db, MAY, APRIL),
+    "lists": lambda db: audience.list_report(db, MAY),
+    "metric": lambda db: timeseries.metric_report(db, "Placed Order", MAY, forecast="7d"),
+    "rfm": lambda db: customers.rfm_report(db, MAY, APRIL),
+    "rfm --by profile": lambda db: customers.rfm_report(db, MAY, by="profile"),
+    "cohorts": lambda db: customers.cohort_report(db, resolve_period(from_="2026-04-01", to="2026-06-30")),
+}
+
+
+@pytest.fixture
+def long_named_db(tiny_db):
+    for table, names in LONG_NAMES.items():
+        for key, name in names.items():
+            tiny_db.execute(f"UPDATE [{table}] SET name = ? WHERE id = ?", [name, key])
+    store(tiny_db)
+    tiny_db.conn.commit()
+    return tiny_db
+
+
+def recorded(report: Report, width: int, **options) -> str:
+    console = Console(record=True, width=width, force_terminal=True, file=io.StringIO())
+    print_report(report, console, **options)
+    return console.export_text()
+
+
+def shortened_whole(line: str, text: str, column: Column) -> bool:
+    """`line` holds `text` whole, or cut with an ellipsis no shorter than the column's
+    minimum (IDENTITY_MIN unless the column says otherwise)."""
+    shortest = (column.min_width or IDENTITY_MIN) - 1
+    return text in line or any(text[:k] + "…" in line for k in range(shortest, len(text)))
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_every_row_shows_its_name_and_key_figures_whole(long_named_db, name, width):
+    report = BUILDERS[name](long_named_db)
+    assert report.rows, name
+    text = recorded(report, width)
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= width
+    identity = [c for c in report.columns if c.priority == IDENTITY]
+    key_figures = [c for c in report.columns if c.priority == KEY and c.numeric]
+    assert identity and key_figures, name
+    footer = text[text.index(" hidden: ") :] if " hidden: " in text else ""
+    hidden = {c.key for c in key_figures if c.key in footer.replace(",", " ").split()}
+    if width >= 120:
+        assert not hidden, (name, width, text)
+    for row in report.rows:
+        figures = [cell(row, c) for c in key_figures if c.key not in hidden]
+        # The row's line: it starts with the first identifying cell and holds every figure.
+        start = cell(row, identity[0])[: (identity[0].min_width or IDENTITY_MIN) - 1]
+        line = next((ln for ln in lines if start in ln and all(f in ln for f in figures)), None)
+        assert line is not None, (name, width, start, figures, text)
+        for column in identity:
+            assert shortened_whole(line, cell(row, column), column), (name, width, line)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_campaigns_keep_name_sent_recipients_rates_conversions_and_revenue(long_named_db, width):
+    report = messages.campaign_report(long_named_db, MAY)
+    text = recorded(report, width)
+    header = text[: text.index("───")]
+    for label in ("Campaign", "Sent", "Revenue", "Open", "Click"):
+        assert label in header
+    assert "Recipients" in header or "Recip." in header
+    assert "Conversions" in header or "Conv." in header
+    assert "Spam" not in text.split("hidden:")[0]
+    # The footer names what is hidden and how to see it.
+    footer = text[text.index("hidden:") :]
+    assert "spam_complaints" in footer and "--wide" in footer and "--columns" in footer
+
+
+def test_the_campaign_names_stay_whole_from_100_columns(long_named_db):
+    report = messages.campaign_report(long_named_db, MAY)
+    assert "Black Friday Early Access Email #19" in recorded(report, 100)
+    narrow = recorded(report, 80)  # past the minimum: cut with an ellipsis, never below 20
+    assert "Black Friday Early Access Email #19" not in narrow
+    assert shortened_whole(narrow, "Black Friday Early Access Email #19", report.columns[0])
+
+
+def test_wide_shows_every_column_whatever_the_width(long_named_db):
+    report = messages.campaign_report(long_named_db, MAY)
+    text = recorded(report, 80, wide=True)
+    for column in report.columns:
+        assert column.label in text
+    assert "hidden" not in text
+    assert "Black Friday Early Access Email #19" in text
+
+
+def test_columns_picks_the_columns_in_their_order(long_named_db):
+    report = messages.campaign_report(long_named_db, MAY)
+    text = recorded(report, 80, columns=["name", "spam_complaints", "recipients"])
+    header = next(line for line in text.splitlines() if "Recipients" in line)
+    assert header.replace("┃", " ").split() == ["Campaign", "Spam", "Recipients"]
+    assert "Sent" not in text and "hidden" not in text
+
+
+def test_an_unknown_column_is_a_usage_error_listing_the_keys(long_named_db):
+    report = messages.campaign_report(long_named_db, MAY)
+    with pytest.raises(UsageError) as error:
+        render(report, "json", io.StringIO(), columns=["name", "revenue"])
+    message = str(error.value)
+    assert "'revenue'" in message and "conversion_value" in message and "\n" not in message
+
+
+def test_piped_output_keeps_the_full_width_and_every_column(long_named_db):
+    report = messages.campaign_report(long_named_db, MAY)
+    out = io.StringIO()
+    render(report, "table", out)
+    text = out.getvalue()
+    assert all(column.label in text for column in report.columns)
+    assert "┃ Campaign" in text and "hidden" not in text
+    assert max(len(line) for line in text.splitlines()) > 120
+
+
+def test_fit_hides_by_priority_rightmost_first_and_never_cuts_a_number():
+    columns = [
+        Column("name", "Name", priority=IDENTITY),
+        Column("a", "Alpha", "int", KEY),
+        Column("b", "Beta", "int"),
+        Column("c", "Gamma", "int"),
+    ]
+    cells = {"name": ["x" * 30], "a": ["1,234,567"], "b": ["22"], "c": ["333"]}
+    layout = fit_columns(columns, cells, 48)
+    assert [c.key for c in layout.hidden] == ["c"]
+    assert layout.widths == {"name": 30, "a": 9, "b": 4} and layout.width() <= 48
+    narrow = fit_columns(columns, cells, 31)
+    assert [c.key for c in narrow.columns] == ["name", "a"]
+    assert narrow.widths == {"name": 20, "a": 9}
+
+
+def test_a_missing_rate_is_not_applicable_and_a_missing_field_a_dash():
+    rate = Column("open_rate", "Open rate", "rate")
+    assert cell({"open_rate": None}, rate) == "n/a"
+    assert cell({}, rate) == "–"
+    assert cell({"recipients": None}, Column("recipients", "Recipients", "int")) == "–"
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_overview_cards_show_every_kpi_whole(long_named_db, width):
+    report = overview.overview_report(long_named_db, MAY, APRIL)
+    text = recorded(report, width)
+    for row in report.rows:
+        assert row["label"] in text
+        assert cell(row, Column("value", "", "kpi")) in text
+
+
+def test_a_narrow_table_takes_a_column_s_short_header_and_a_wide_one_its_label():
+    columns = [
+        Column("name", "Name", priority=IDENTITY),
+        Column("recipients", "Recipients", "int", KEY, short="Recip."),
+    ]
+    cells = {"name": ["n" * 20], "recipients": ["12"]}
+    assert fit_columns(columns, cells, 28).labels == {"recipients": "Recip."}
+    assert fit_columns(columns, cells, 32).labels == {}
+
+
+def test_picked_columns_too_wide_for_the_terminal_are_all_shown_never_cut(long_named_db):
+    report = messages.campaign_report(long_named_db, MAY)
+    keys = ["name", "send_time", "recipients", "delivered", "opens_unique", "conversion_value", "bounced"]
+    text = recorded(report, 60, columns=keys)
+    assert "hidden" not in text
+    for row in report.rows:
+        figures = [cell(row, c) for c in report.columns if c.key in keys and c.numeric]
+        assert any(all(f in line for f in figures) for line in text.splitlines()), (figures, text)
