@@ -41,10 +41,13 @@ def main_callback(
     ] = default_db_path(),
     base_url: Annotated[
         str,
-        typer.Option("--base-url", envvar="KLAVIYO_BASE_URL", help="Klaviyo API base URL."),
+        typer.Option("--base-url", metavar="URL", envvar="KLAVIYO_BASE_URL", help="Klaviyo API base URL."),
     ] = DEFAULT_BASE_URL,
     revision: Annotated[
-        str, typer.Option("--revision", envvar="KLAVIYO_REVISION", help="Klaviyo API revision.")
+        str,
+        typer.Option(
+            "--revision", metavar="REVISION", envvar="KLAVIYO_REVISION", help="Klaviyo API revision."
+        ),
     ] = REVISION,
     retries: Annotated[
         int,
