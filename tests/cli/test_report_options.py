@@ -66,3 +66,24 @@ def test_the_decorator_hands_the_command_a_period_a_comparison_and_the_output():
     assert seen["against"].end == dt.date(2026, 5, 1)
     assert seen["out"] == OutputOptions(fmt="json", output=None, max_age=None)
     assert seen["extra"] == 1
+
+
+@pytest.mark.parametrize(
+    "command,default",
+    [
+        ("overview", "30d"),
+        ("campaigns", "30d"),
+        ("flows", "30d"),
+        ("forms", "30d"),
+        ("segments", "30d"),
+        ("lists", "30d"),
+        ("metric", "90d"),
+        ("rfm", "365d"),
+        ("cohorts", "365d"),
+        ("dashboard", "30d"),
+    ],
+)
+def test_each_report_help_states_its_default_period(command, default):
+    result = CliRunner().invoke(app, ["report", command, "--help"], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    assert f"Default: --last {default}." in " ".join(result.output.split())
