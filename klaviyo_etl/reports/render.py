@@ -18,6 +18,7 @@ from klaviyo_etl.errors import UsageError
 from klaviyo_etl.reports.formatting import cell, format_value
 from klaviyo_etl.reports.html import report_page
 from klaviyo_etl.reports.model import Column, Report
+from klaviyo_etl.reports.terminal_chart import metric_chart
 
 FORMATS = ("table", "json", "csv", "html")
 
@@ -68,8 +69,14 @@ def _overview_cards(report: Report) -> Columns:
     return Columns(cards)
 
 
-def print_report(report: Report, console: Console) -> None:
-    if report.name == "overview":
+def print_report(report: Report, console: Console, *, table: bool = True) -> None:
+    """Print the report for people. A metric leads with its chart; `table=False` leaves the
+    metric's table out (the other reports are tables, and always print one)."""
+    if report.name == "metric" and report.rows:
+        console.print(metric_chart(report, console.width))
+    if report.name == "metric" and not table:
+        pass
+    elif report.name == "overview":
         title = f"{report.title} — {report.period.describe() if report.period else ''}"
         if report.compare:
             title += f" vs {report.compare.describe()}"
@@ -131,12 +138,19 @@ def to_json(report: Report) -> str:
     return json.dumps(report.to_json(), indent=2, default=str)
 
 
-def render(report: Report, fmt: str, out: TextIO | None = None, console: Console | None = None) -> None:
-    """Write the report in `fmt` to `out` (stdout by default)."""
+def render(
+    report: Report,
+    fmt: str,
+    out: TextIO | None = None,
+    console: Console | None = None,
+    *,
+    table: bool = True,
+) -> None:
+    """Write the report in `fmt` to `out` (stdout by default); `table` as in `print_report`."""
     if fmt not in FORMATS:
         raise UsageError(f"--format {fmt!r} must be one of {', '.join(FORMATS)}")
     if fmt == "table":
-        print_report(report, console or Console(file=out))
+        print_report(report, console or Console(file=out), table=table)
         return
     if fmt == "json":
         text = to_json(report) + "\n"
