@@ -22,7 +22,7 @@ REPORTS = {
     "segments": PERIOD + ["--compare", "--sort", "--limit"] + OUTPUT,
     "lists": PERIOD + ["--compare", "--sort", "--limit"] + OUTPUT,
     "metric": PERIOD
-    + ["--compare", "--interval", "--measure", "--window", "--z", "--forecast", "--method"]
+    + ["--compare", "--interval", "--measure", "--window", "--z", "--forecast", "--method", "--table"]
     + OUTPUT,
     "rfm": PERIOD + ["--compare", "--by", "--sort", "--limit"] + OUTPUT,
     "cohorts": PERIOD + ["--months"] + OUTPUT,
