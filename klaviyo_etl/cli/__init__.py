@@ -20,7 +20,10 @@ __all__ = ["app", "main", "settings_of"]
 
 app = typer.Typer(
     cls=ErrorHandlingGroup,
-    help="Extract Klaviyo into SQLite, keep it fresh, and report on it.",
+    help="Extract Klaviyo into SQLite, keep it fresh, and report on it.\n\n"
+    "--db, --base-url, --revision, --retries and -v/-q may also follow the subcommand"
+    " (`klaviyo-etl sync all --quiet`);"
+    " given twice, the later one wins.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
