@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DB ?= demo.db
 
-.PHONY: venv demo test lint bench cassettes clean chromium
+.PHONY: venv demo test lint bench cassettes clean chromium readme docs-images
 
 venv: $(STAMP)
 
@@ -31,6 +31,18 @@ chromium:
 lint: $(STAMP)
 	$(BIN)/ruff check klaviyo_etl tests
 	$(BIN)/ruff format --check klaviyo_etl tests
+	$(BIN)/python -m klaviyo_etl.docs.readme --check
+
+# README.md's command table and public table list, from the code (`make lint` checks them).
+readme: $(STAMP)
+	$(BIN)/python -m klaviyo_etl.docs.readme
+
+# README.md's `report campaigns` example and the dashboard screenshot, from the sandbox.
+# pngquant (optional) shrinks the PNG to a third; it is installed like chromium where we may.
+docs-images: $(STAMP) chromium
+	@command -v pngquant >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pngquant >/dev/null || true; }
+	$(BIN)/python -m klaviyo_etl.docs.images
 
 bench: $(STAMP)
 	$(BIN)/python -m klaviyo_etl.bench

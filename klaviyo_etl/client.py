@@ -31,6 +31,7 @@ from klaviyo_etl.errors import (
     RateLimited,
     RevisionRetired,
     TransientError,
+    Unreachable,
 )
 from klaviyo_etl.models import ApiErrorItem, Page
 from klaviyo_etl.ratelimit import RateLimiter, retry_after
@@ -100,6 +101,9 @@ class KlaviyoClient:
         self.wait = _RateLimitWait(backoff_initial, backoff_max)
         self.contract = contract()
         self.stats = RequestStats()
+        # Until the server has answered once, a refused connection means a wrong URL or a server
+        # that is down, not a dropped connection: it stops the run at once instead of retrying.
+        self.answered = False
         self.http = httpx.AsyncClient(
             base_url=self.base_url,
             headers={
@@ -183,8 +187,13 @@ class KlaviyoClient:
                         method, path, params=params, content=content, headers=headers
                     )
                     body = await response.aread()
+                except httpx.ConnectError as exc:
+                    if not self.answered:
+                        raise Unreachable(f"cannot connect to {self.base_url}: {exc}") from exc
+                    raise TransientError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
                 except (httpx.TransportError, httpx.DecodingError) as exc:
                     raise TransientError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
+                self.answered = True
                 self.limiter.observe(key, response.headers, response.status_code)
                 if response.status_code == 429:
                     stats.throttled += 1

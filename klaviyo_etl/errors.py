@@ -18,6 +18,7 @@ Our exception hierarchy:
   |  + NotFound
   |  + RevisionRetired               (410, also a FatalError)
   + FatalError                       (stop the run: 401, 410)
+  |  + Unreachable                   (no connection before any answer: wrong URL, server down)
   + TransientError                   (retry: 5xx, 429, dropped connection, truncated body)
      + RateLimited
 """
@@ -67,6 +68,13 @@ class BadRequest(ApiError):
 
 class FatalError(KlaviyoEtlError):
     """Stops the whole run: the key or the revision is wrong for every stream alike."""
+
+
+class Unreachable(FatalError):
+    """The first connection to the base URL failed (refused, unknown host): no stream can run.
+
+    Once the server has answered, a failed connection is a `TransientError` again.
+    """
 
 
 class AuthError(ApiError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import platformdirs
 
@@ -34,6 +35,21 @@ class Settings:
     verbose: bool = False
     quiet: bool = False
     retries: int = 7  # after the first attempt; backoff grows to 30 s between them
+
+    def __post_init__(self) -> None:
+        # A URL no request can reach is a configuration error, found now rather than
+        # retried as if the network had failed.
+        try:
+            parts = urlsplit(self.base_url)
+            usable = parts.scheme in ("http", "https") and bool(parts.hostname)
+            parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+        except ValueError:
+            usable = False
+        if not usable:
+            raise ConfigError(
+                f"base URL {self.base_url!r} is not usable: give http:// or https:// and a host"
+                " (--base-url, KLAVIYO_BASE_URL or the config file)"
+            )
 
     def require_api_key(self) -> str:
         if not self.api_key:

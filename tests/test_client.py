@@ -14,6 +14,7 @@ from klaviyo_etl.errors import (
     NotFound,
     RevisionRetired,
     TransientError,
+    Unreachable,
 )
 from klaviyo_etl.ratelimit import RateLimiter
 
@@ -221,3 +222,33 @@ async def test_a_rejected_key_and_a_retired_revision_stop_the_whole_run(status, 
         await collect(make_client(handler))
     assert isinstance(info.value, FatalError) is fatal
     assert not isinstance(info.value, TransientError)
+
+
+async def test_a_refused_first_connection_fails_at_once_and_names_the_url():
+    calls = []
+
+    def handler(request):
+        calls.append(request)
+        raise httpx.ConnectError("[Errno 111] Connection refused")
+
+    with pytest.raises(Unreachable) as info:
+        await collect(make_client(handler))
+    assert "http://sandbox.test" in str(info.value) and "Connection refused" in str(info.value)
+    assert isinstance(info.value, FatalError) and len(calls) == 1
+
+
+async def test_a_refused_connection_after_an_answer_is_retried():
+    calls = []
+
+    def handler(request):
+        calls.append(request)
+        if len(calls) == 2:
+            raise httpx.ConnectError("[Errno 111] Connection refused")  # dropped mid-run
+        cursor = request.url.params.get("page[cursor]")
+        return httpx.Response(
+            200, json=envelope([f"p{len(calls)}"], None if cursor else "/api/metrics?page%5Bcursor%5D=2")
+        )
+
+    client = make_client(handler)
+    assert await collect(client) == ["p1", "p3"]
+    assert client.stats.retries == 1

@@ -20,7 +20,10 @@ __all__ = ["app", "main", "settings_of"]
 
 app = typer.Typer(
     cls=ErrorHandlingGroup,
-    help="Extract Klaviyo into SQLite, keep it fresh, and report on it.",
+    help="Extract Klaviyo into SQLite, keep it fresh, and report on it.\n\n"
+    "--db, --base-url, --revision, --retries and -v/-q may also follow the subcommand"
+    " (`klaviyo-etl sync all --quiet`);"
+    " given twice, the later one wins.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -41,10 +44,13 @@ def main_callback(
     ] = default_db_path(),
     base_url: Annotated[
         str,
-        typer.Option("--base-url", envvar="KLAVIYO_BASE_URL", help="Klaviyo API base URL."),
+        typer.Option("--base-url", metavar="URL", envvar="KLAVIYO_BASE_URL", help="Klaviyo API base URL."),
     ] = DEFAULT_BASE_URL,
     revision: Annotated[
-        str, typer.Option("--revision", envvar="KLAVIYO_REVISION", help="Klaviyo API revision.")
+        str,
+        typer.Option(
+            "--revision", metavar="REVISION", envvar="KLAVIYO_REVISION", help="Klaviyo API revision."
+        ),
     ] = REVISION,
     retries: Annotated[
         int,

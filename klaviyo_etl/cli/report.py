@@ -46,6 +46,7 @@ def _run(
     build: Callable[..., Report],
     out: OutputOptions,
     source: str = "events",
+    table: bool = True,
 ) -> None:
     fmt, output, max_age = out.fmt, out.output, out.max_age
     settings = settings_of(ctx)
@@ -56,10 +57,10 @@ def _run(
         report = build(db)
         shape = {"columns": out.columns, "wide": out.wide}
         if output is None:
-            render(report, fmt, **shape)
+            render(report, fmt, **shape, table=table)
         else:
             with open(output, "w", encoding="utf-8") as handle:
-                render(report, fmt, handle, Console(file=handle, width=200), **shape)
+                render(report, fmt, handle, Console(file=handle, width=200), **shape, table=table)
             if not settings.quiet:
                 typer.echo(f"wrote {output}", err=True)
     finally:
@@ -186,8 +187,15 @@ def metric_cmd(
     method: Annotated[
         str, typer.Option("--method", help="auto | seasonal | linear (auto: best back-test).")
     ] = "auto",
+    table: Annotated[
+        bool, typer.Option("--table", help="Print the table of buckets under the chart.")
+    ] = False,
 ) -> None:
-    """One metric over time, with trend, anomalies and an optional back-tested forecast."""
+    """One metric over time, with trend, anomalies and an optional back-tested forecast.
+
+    The terminal shows a chart fitted to its width; --table adds the numbers, and
+    --format json or csv gives every bucket.
+    """
     _run(
         ctx,
         "metric",
@@ -204,6 +212,7 @@ def metric_cmd(
             compare=against,
         ),
         out,
+        table=table,
     )
 
 

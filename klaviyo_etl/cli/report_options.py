@@ -20,11 +20,26 @@ import typer
 
 from klaviyo_etl.reports.periods import LAST_CHOICES, compare_period, resolve_period
 
-From = Annotated[str | None, typer.Option("--from", help="First day (YYYY-MM-DD, UTC).")]
-To = Annotated[str | None, typer.Option("--to", help="Last day, included (YYYY-MM-DD, UTC).")]
-Last = Annotated[str | None, typer.Option("--last", help=f"Relative period: {LAST_CHOICES}.")]
-Compare = Annotated[str | None, typer.Option("--compare", help="Add the change vs: previous | year.")]
-Format = Annotated[str, typer.Option("--format", "-f", help="table | json | csv | html.")]
+From = Annotated[str | None, typer.Option("--from", metavar="DATE", help="First day (YYYY-MM-DD, UTC).")]
+To = Annotated[str | None, typer.Option("--to", metavar="DATE", help="Last day, included (YYYY-MM-DD, UTC).")]
+Compare = Annotated[
+    str | None, typer.Option("--compare", metavar="PERIOD", help="Add the change vs: previous | year.")
+]
+Format = Annotated[str, typer.Option("--format", "-f", metavar="FORMAT", help="table | json | csv | html.")]
+
+
+def last_option(default: str) -> Any:
+    """`--last`, whose help names the report's own default period."""
+    return Annotated[
+        str | None,
+        typer.Option(
+            "--last",
+            metavar="PERIOD",
+            help=f"Relative period: {LAST_CHOICES}. Default: --last {default}.",
+        ),
+    ]
+
+
 Output = Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")]
 Columns = Annotated[
     str | None,
@@ -39,6 +54,7 @@ MaxAge = Annotated[
     str | None,
     typer.Option(
         "--max-age",
+        metavar="AGE",
         envvar="KLAVIYO_ETL_MAX_AGE",
         help="Sync the streams this report reads first if older than this (e.g. 6h).",
     ),
@@ -71,7 +87,11 @@ def report_options(
     (the command then receives no `against`); `output=False` leaves out `--format`,
     `--output`, `--max-age`, `--columns` and `--wide` (the command then receives no `out`).
     """
-    period_options = [_option("from_", From, None), _option("to", To, None), _option("last", Last, None)]
+    period_options = [
+        _option("from_", From, None),
+        _option("to", To, None),
+        _option("last", last_option(default), None),
+    ]
     if compare:
         period_options.append(_option("compare", Compare, None))
     output_options = (

@@ -34,7 +34,8 @@ def sync(
         bool, typer.Option("--full-refresh", help="Ignore watermarks and re-read everything.")
     ] = False,
     since: Annotated[
-        str | None, typer.Option("--since", help="Re-read from this date instead of the watermark.")
+        str | None,
+        typer.Option("--since", metavar="DATE", help="Re-read from this date instead of the watermark."),
     ] = None,
     reconcile: Annotated[
         bool | None,
@@ -51,13 +52,17 @@ def sync(
         typer.Option(
             "--lookback-days",
             min=0,
+            metavar="DAYS",
             help="Days of events re-read for late arrivals [default: config, else 3].",
         ),
     ] = None,
     reconcile_days: Annotated[
         float | None,
         typer.Option(
-            "--reconcile-days", min=0, help="Reconcile deletions this often [default: config, else 7]."
+            "--reconcile-days",
+            min=0,
+            metavar="DAYS",
+            help="Reconcile deletions this often [default: config, else 7].",
         ),
     ] = None,
     due: Annotated[

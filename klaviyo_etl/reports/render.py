@@ -30,6 +30,7 @@ from klaviyo_etl.errors import UsageError
 from klaviyo_etl.reports.formatting import cell, format_value
 from klaviyo_etl.reports.html import report_page
 from klaviyo_etl.reports.model import IDENTITY, KEY, Column, Report
+from klaviyo_etl.reports.terminal_chart import metric_chart
 
 FORMATS = ("table", "json", "csv", "html")
 
@@ -256,13 +257,24 @@ def _needed(table: Table) -> int:
 
 
 def print_report(
-    report: Report, console: Console, *, columns: Sequence[str] | None = None, wide: bool = False
+    report: Report,
+    console: Console,
+    *,
+    columns: Sequence[str] | None = None,
+    wide: bool = False,
+    table: bool = True,
 ) -> None:
     """Print `report` on `console`: fitted to a terminal, at full width elsewhere (or `wide`).
 
-    `columns` (keys) picks the table's columns; the overview's cards ignore both.
+    `columns` (keys) picks the table's columns; the overview's cards ignore both. A metric
+    leads with its chart; `table=False` leaves the metric's table out (the other reports
+    are tables, and always print one).
     """
-    if report.name == "overview":
+    if report.name == "metric" and report.rows:
+        console.print(metric_chart(report, console.width))
+    if report.name == "metric" and not table:
+        pass
+    elif report.name == "overview":
         title = f"{report.title} — {report.period.describe() if report.period else ''}"
         if report.compare:
             title += f" vs {report.compare.describe()}"
@@ -271,16 +283,16 @@ def print_report(
     else:
         chosen = select_columns(report, columns) if columns else list(report.columns)
         layout = Layout(chosen)
-        table = to_table(report, layout)
-        if console.is_terminal and not wide and _needed(table) > console.width:
+        grid = to_table(report, layout)
+        if console.is_terminal and not wide and _needed(grid) > console.width:
             layout = fit_columns(chosen, _cells(report, chosen), console.width, hide=not columns)
-            table = to_table(report, layout)
+            grid = to_table(report, layout)
             # Picked columns may not fit even at their narrowest: wider, rather than cut.
             console.width = max(console.width, layout.width())
         if layout.widths is None:
             # Piped, written to a file or --wide: give the table the width it needs.
-            console.width = max(console.width, min(_needed(table), 400))
-        console.print(table)
+            console.width = max(console.width, min(_needed(grid), 400))
+        console.print(grid)
         if layout.hidden and report.rows:
             console.print(Text(hidden_note(layout), style="dim"))
     meta = report.meta
@@ -340,15 +352,16 @@ def render(
     *,
     columns: Sequence[str] | None = None,
     wide: bool = False,
+    table: bool = True,
 ) -> None:
     """Write the report in `fmt` to `out` (stdout by default); `columns` and `wide` shape
-    the table only (JSON and CSV always hold every field)."""
+    the table only (JSON and CSV always hold every field); `table` as in `print_report`."""
     if fmt not in FORMATS:
         raise UsageError(f"--format {fmt!r} must be one of {', '.join(FORMATS)}")
     if columns:
         select_columns(report, columns)  # a wrong key is an error in every format
     if fmt == "table":
-        print_report(report, console or Console(file=out), columns=columns, wide=wide)
+        print_report(report, console or Console(file=out), columns=columns, wide=wide, table=table)
         return
     if fmt == "json":
         text = to_json(report) + "\n"

@@ -24,7 +24,7 @@ from typing import Protocol
 
 from klaviyo_etl.config_file import Config
 from klaviyo_etl.db import open_database
-from klaviyo_etl.errors import ConfigError, DatabaseLocked, UsageError
+from klaviyo_etl.errors import ConfigError, DatabaseLocked, FatalError, Unreachable, UsageError
 from klaviyo_etl.schedule.due import backoff, plan
 from klaviyo_etl.settings import Settings
 from klaviyo_etl.signals import stop_on_signals
@@ -166,19 +166,30 @@ class Scheduler:
                 _seconds(self.poll_seconds),
             )
             return Tick(now, streams, "locked")
-        except UsageError:
-            raise  # a missing key or bad option will not fix itself: stop with the error
+        except (UsageError, FatalError) as exc:
+            if not isinstance(exc, Unreachable):
+                # A missing key, a bad option, a rejected key (401) or a retired revision (410)
+                # will not fix itself: stop with the error, as `sync` does.
+                raise
+            self._hold_after_crash(streams, now, hold)
+            return self._error_tick(now, streams, exc)  # the server may be back next pass
         except Exception as exc:  # survive anything else; the next attempt may succeed
-            self._crashes += 1
-            for stream in streams:
-                wait = backoff(self._crashes, self.config.interval(stream))
-                self._not_before[stream] = max(hold, now + wait)
-            log.error("sync of %s failed: %s: %s", ", ".join(streams), type(exc).__name__, exc)
-            log.debug("sync failure", exc_info=True)
-            return Tick(now, streams, "error", error=f"{type(exc).__name__}: {exc}")
+            self._hold_after_crash(streams, now, hold)
+            return self._error_tick(now, streams, exc)
         self._crashes = 0
         self._log_result(result)
         return Tick(now, streams, "ok" if result.ok else "failed", result=result)
+
+    def _hold_after_crash(self, streams: list[str], now: dt.datetime, hold: dt.datetime) -> None:
+        self._crashes += 1
+        for stream in streams:
+            wait = backoff(self._crashes, self.config.interval(stream))
+            self._not_before[stream] = max(hold, now + wait)
+
+    def _error_tick(self, now: dt.datetime, streams: list[str], exc: Exception) -> Tick:
+        log.error("sync of %s failed: %s: %s", ", ".join(streams), type(exc).__name__, exc)
+        log.debug("sync failure", exc_info=True)
+        return Tick(now, streams, "error", error=f"{type(exc).__name__}: {exc}")
 
     def _log_result(self, result: SyncResult) -> None:
         for stream in result.streams:

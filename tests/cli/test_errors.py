@@ -1,5 +1,7 @@
 """Bad input: one clear line, a non-zero exit, no traceback, stored data untouched."""
 
+import time
+
 import pytest
 from typer.testing import CliRunner
 
@@ -41,27 +43,15 @@ def test_bad_since(db_path):
     assert_one_line_error(result, 2, "--since 'yesterday-ish' is not a date")
 
 
-def test_unreachable_server_fails_the_stream_not_the_database(db_path):
-    result = run(
-        [
-            "--db",
-            str(db_path),
-            "--quiet",
-            "--retries",
-            "1",
-            "--base-url",
-            "http://127.0.0.1:9",
-            "sync",
-            "metrics",
-        ]
-    )
-    assert result.exit_code == 1
-    assert "Traceback" not in result.output
-    assert "metrics: FAILED" in result.output
+def test_unreachable_server_stops_the_run_at_once_naming_the_url_and_keeps_the_database(db_path):
+    began = time.monotonic()
+    result = run(["--db", str(db_path), "--quiet", "--base-url", "http://127.0.0.1:9", "sync", "metrics"])
+    assert time.monotonic() - began < 10  # not retried as if a connection had dropped mid-run
+    assert_one_line_error(result, 1, "Error: cannot connect to http://127.0.0.1:9")
     db = open_database(db_path)
     assert db["metrics"].count == 1
     run_row = next(db["sync_runs"].rows)
-    assert run_row["status"] == "failed" and "ConnectError" in run_row["error"]
+    assert run_row["status"] == "failed" and "cannot connect to http://127.0.0.1:9" in run_row["error"]
 
 
 def test_version():

@@ -154,3 +154,21 @@ def test_columns_and_wide_shape_the_table_and_leave_json_whole(tiny_db_path):
     assert wide.exit_code == 0 and "Spam" in wide.output and "hidden" not in wide.output
     data = json.loads(run(tiny_db_path, "campaigns", *MAY, "--columns", "name", "-f", "json").output)
     assert "spam_complaints" in data["rows"][0]
+
+
+def test_metric_leads_with_a_chart_and_the_table_only_with_table(tiny_db_path):
+    chart = run(tiny_db_path, "metric", "Placed Order", *MAY, "--forecast", "7d")
+    assert chart.exit_code == 0, chart.output
+    lines = chart.output.splitlines()
+    assert "Placed Order by day (count)" in lines[0] and lines[1].lstrip().startswith("┌")
+    assert "Bucket" not in chart.output  # no table
+    assert "total " in chart.output and "forecast:" in chart.output  # the summary stays
+    both = run(tiny_db_path, "metric", "Placed Order", *MAY, "--forecast", "7d", "--table")
+    assert both.exit_code == 0, both.output
+    assert both.output.index("┌") < both.output.index("Bucket")  # chart first, then the table
+    data = json.loads(run(tiny_db_path, "metric", "Placed Order", *MAY, "-f", "json").output)
+    assert "chart" not in json.dumps(data) and len(data["rows"]) == 31
+    rows = list(
+        csv.DictReader(io.StringIO(run(tiny_db_path, "metric", "Placed Order", *MAY, "-f", "csv").output))
+    )
+    assert len(rows) == 31 and set(rows[0]) >= {"bucket", "value", "trend", "anomaly"}

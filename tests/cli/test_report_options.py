@@ -22,7 +22,7 @@ REPORTS = {
     "segments": PERIOD + ["--compare", "--sort", "--limit"] + OUTPUT,
     "lists": PERIOD + ["--compare", "--sort", "--limit"] + OUTPUT,
     "metric": PERIOD
-    + ["--compare", "--interval", "--measure", "--window", "--z", "--forecast", "--method"]
+    + ["--compare", "--interval", "--measure", "--window", "--z", "--forecast", "--method", "--table"]
     + OUTPUT,
     "rfm": PERIOD + ["--compare", "--by", "--sort", "--limit"] + OUTPUT,
     "cohorts": PERIOD + ["--months"] + OUTPUT,
@@ -93,3 +93,24 @@ def test_the_decorator_hands_over_columns_and_wide():
     result = CliRunner().invoke(sub, ["one", "--columns", "name,recipients", "--wide"])
     assert result.exit_code == 0, result.output
     assert seen["out"].columns == ("name", "recipients") and seen["out"].wide is True
+
+
+@pytest.mark.parametrize(
+    "command,default",
+    [
+        ("overview", "30d"),
+        ("campaigns", "30d"),
+        ("flows", "30d"),
+        ("forms", "30d"),
+        ("segments", "30d"),
+        ("lists", "30d"),
+        ("metric", "90d"),
+        ("rfm", "365d"),
+        ("cohorts", "365d"),
+        ("dashboard", "30d"),
+    ],
+)
+def test_each_report_help_states_its_default_period(command, default):
+    result = CliRunner().invoke(app, ["report", command, "--help"], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    assert f"Default: --last {default}." in " ".join(result.output.split())

@@ -170,3 +170,24 @@ def test_a_real_schedule_run_skips_while_locked_and_stops_on_sigterm(tmp_path, e
     assert "Traceback" not in log
     runs = open_database(db).execute("SELECT COUNT(*) FROM sync_runs").fetchone()[0]
     assert runs == 0  # refused by the lock: nothing written, nothing counted as failed
+
+
+def test_run_stops_with_exit_2_on_a_rejected_key(sandbox_factory, tmp_path, env):
+    """A 401 will not fix itself: the loop ends with the error instead of retrying forever."""
+    with sandbox_factory("tiny") as sb:
+        process = subprocess.run(
+            [sys.executable, "-m", "klaviyo_etl", "--db", str(tmp_path / "k.db"), "schedule", "run"],
+            env={
+                **os.environ,
+                **env,
+                "KLAVIYO_API_KEY": "pk_not_the_right_key_9876",
+                "KLAVIYO_BASE_URL": sb.server.url,
+            },
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert process.returncode == 2, process.stderr
+    assert process.stderr.strip().splitlines()[-1] == (
+        "Error: 401: the API key pk_…9876 was rejected — check KLAVIYO_API_KEY"
+    )

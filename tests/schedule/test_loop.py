@@ -14,7 +14,14 @@ import pytest
 from klaviyo_etl.config_file import load_config
 from klaviyo_etl.db import open_database
 from klaviyo_etl.db.lock import database_lock
-from klaviyo_etl.errors import ConfigError, DatabaseLocked, UsageError
+from klaviyo_etl.errors import (
+    ConfigError,
+    DatabaseLocked,
+    KeyRejected,
+    RevisionRetired,
+    Unreachable,
+    UsageError,
+)
 from klaviyo_etl.schedule import Scheduler, engine_runner
 from klaviyo_etl.settings import Settings
 from klaviyo_etl.sync.engine import STREAM_NAMES
@@ -246,3 +253,37 @@ def test_an_edited_config_is_picked_up_without_a_restart(db_path, clock, tmp_pat
         scheduler.tick()
     assert engine.calls[-1][1] == ["tags"]  # the previous schedule goes on
     assert "keeping the previous schedule" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        KeyRejected(401, "the API key pk_…9876 was rejected — check KLAVIYO_API_KEY"),
+        RevisionRetired(410, "API revision 2020-01-01 is retired"),
+    ],
+    ids=["401", "410"],
+)
+def test_a_rejected_key_or_a_retired_revision_stops_the_loop(db_path, clock, tmp_path, error):
+    config = write_config(tmp_path / "c.toml", _only(events="1h"))
+    attempts = []
+
+    def rejected(streams, stop):
+        attempts.append(clock.now())
+        raise error
+
+    with pytest.raises(type(error)):
+        _scheduler(db_path, config, rejected, clock).run(until=START + 3 * H, handle_signals=False)
+    assert attempts == [START]  # not retried
+
+
+def test_an_unreachable_server_is_survived_and_backed_off(db_path, clock, tmp_path, caplog):
+    config = write_config(tmp_path / "c.toml", _only(events="1h"))
+    attempts = []
+
+    def down(streams, stop):
+        attempts.append(clock.now())
+        raise Unreachable("cannot connect to http://127.0.0.1:9: Connection refused")
+
+    _scheduler(db_path, config, down, clock).run(until=START + 20 * M, handle_signals=False)
+    assert attempts == [START, START + 5 * M, START + 15 * M]
+    assert "cannot connect to http://127.0.0.1:9" in caplog.text

@@ -1,0 +1,94 @@
+"""The command tree as a user meets it: every `--help`, and the global options' placement."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import typer.main
+from typer.testing import CliRunner
+
+from klaviyo_etl.cli import app
+from klaviyo_etl.cli.common import hoist_global_options, walk_commands
+
+ROOT = typer.main.get_command(app)
+COMMANDS = [path for path, _ in walk_commands(ROOT)]
+BRACKETED = re.compile(r"\\?\[([^\]\n]*)\]")  # as declared: `[x]`, or `\[x]` once escaped
+
+
+def _help(path: tuple[str, ...]) -> str:
+    # Wide enough that no line wraps, so a declared phrase is found whole.
+    result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "400", "TERMINAL_WIDTH": "400"})
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _declared(path: tuple[str, ...]) -> list[str]:
+    command = dict(walk_commands(ROOT))[path]
+    texts = [command.help or ""] + [param.help or "" for param in command.params]
+    return [f"[{inner}]" for text in texts for inner in BRACKETED.findall(text)]
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=lambda p: " ".join(p) or "root")
+def test_every_help_keeps_its_bracketed_text_and_shows_no_bool_metavar(path):
+    text = _help(path)
+    assert "<bool>" not in text
+    flat = " ".join(text.split())
+    for phrase in _declared(path):
+        assert phrase in flat, f"{phrase!r} lost from `{' '.join(path)} --help`"
+
+
+def test_the_help_walk_sees_the_brackets_of_sync():
+    assert "[default: config, else 3]" in _declared(("sync",))
+
+
+def test_flags_show_no_value_and_options_say_what_they_take():
+    text = _help(("sync",))
+    rows = {line.split()[1]: line for line in text.splitlines() if line.startswith("│ --")}
+    assert rows["--full-refresh"].split()[2] == "Ignore"  # straight to the help: no metavar
+    assert rows["--since"].split()[2] == "DATE"
+    assert rows["--lookback-days"].split()[2] == "DAYS"
+    root = _help(())
+    assert re.search(r"--base-url +URL ", root) and re.search(r"--db +PATH ", root)
+
+
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (["sync", "all", "--quiet"], ["--quiet", "sync", "all"]),
+        (["sync", "all", "--db", "x.db"], ["--db", "x.db", "sync", "all"]),
+        (["sync", "--db=x.db", "events"], ["--db=x.db", "sync", "events"]),
+        (
+            ["-v", "report", "campaigns", "-q", "--last", "7d"],
+            ["-v", "-q", "report", "campaigns", "--last", "7d"],
+        ),
+        (["--db", "a.db", "status", "--db", "b.db"], ["--db", "a.db", "--db", "b.db", "status"]),
+        (["sync", "--help"], ["sync", "--help"]),  # eager: the help of `sync`, not of the root
+        (["sync", "--", "--quiet"], ["sync", "--", "--quiet"]),
+    ],
+)
+def test_global_options_after_the_subcommand_move_in_front_of_it(args, expected):
+    assert hoist_global_options(ROOT, args) == expected
+
+
+def test_sync_all_quiet_and_db_after_the_subcommand(sandbox_factory, tmp_path):
+    with sandbox_factory("tiny") as sb:
+        result = CliRunner().invoke(
+            app,
+            ["sync", "metrics", "--db", str(tmp_path / "k.db"), "--base-url", sb.server.url, "--quiet"],
+            env={"KLAVIYO_API_KEY": sb.config.api_key, "KLAVIYO_ETL_CONFIG": str(tmp_path / "none.toml")},
+        )
+    assert result.exit_code == 0, result.output
+    assert result.output == ""  # --quiet took effect
+    assert (tmp_path / "k.db").exists()
+
+
+def test_report_db_after_the_subcommand_and_the_later_one_wins(tiny_db_path, tmp_path):
+    result = CliRunner().invoke(
+        app,
+        ["--db", str(tmp_path / "absent.db"), "report", "campaigns", "--last", "all", "-f", "json"]
+        + ["--db", str(tiny_db_path)],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["report"] == "campaigns"

@@ -1,0 +1,38 @@
+"""Global settings: an unusable base URL is a configuration error before any request."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from klaviyo_etl.cli import app
+from klaviyo_etl.errors import ConfigError
+from klaviyo_etl.settings import Settings
+
+
+@pytest.mark.parametrize("url", ["ftp://a.klaviyo.com", "https://", "a.klaviyo.com", "http://host:port", ""])
+def test_an_unusable_base_url_is_a_config_error(url):
+    with pytest.raises(ConfigError, match="base URL"):
+        Settings(base_url=url)
+
+
+@pytest.mark.parametrize("url", ["https://a.klaviyo.com", "http://127.0.0.1:8080", "http://sandbox.test/"])
+def test_http_and_https_urls_with_a_host_are_accepted(url):
+    assert Settings(base_url=url).base_url == url
+
+
+def test_the_cli_exits_2_at_once_on_an_ftp_base_url(tmp_path):
+    began = time.monotonic()
+    result = CliRunner().invoke(
+        app,
+        ["--db", str(tmp_path / "k.db"), "--base-url", "ftp://a.klaviyo.com", "sync", "metrics"],
+        env={"KLAVIYO_API_KEY": "pk_test", "KLAVIYO_ETL_CONFIG": str(tmp_path / "none.toml")},
+    )
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "Error: base URL 'ftp://a.klaviyo.com' is not usable: give http:// or https:// and a host"
+        " (--base-url, KLAVIYO_BASE_URL or the config file)"
+    ]
+    assert time.monotonic() - began < 5
