@@ -69,6 +69,7 @@ def test_recording_runs_sums_rows_and_keeps_the_last_error_until_a_success(tmp_p
             requests=1,
             retries=0,
             throttled=0,
+            warnings=0,
             error=error,
         )
 
