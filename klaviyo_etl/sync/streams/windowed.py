@@ -188,7 +188,9 @@ class WindowedStream(Stream):
                     if not page.links.next:
                         w.done = True
                     state.watermark = windows_watermark(windows, hi)
-                    await run.commit(lambda repo, page=page: repo.write_rows(page.rows), page.count)
+                    await run.commit(
+                        lambda repo, page=page: repo.write_rows(page.rows), page.count, warnings=page.warnings
+                    )
                 w.done = True
 
         await gather_or_cancel(*(worker() for _ in range(min(self.concurrency, len(windows)))))
