@@ -187,6 +187,8 @@ async def _read_server_clock(client: KlaviyoClient) -> RequestStats:
     stats = RequestStats()
     try:
         await client.get(CLOCK_PATH, CLOCK_PARAMS, stats=stats)
+    except FatalError:
+        return stats  # a rejected key: every stream meets it and the run says it once
     except KlaviyoEtlError as exc:
         log.warning("could not read Klaviyo's clock (%s); using this machine's", exc)
         return stats
