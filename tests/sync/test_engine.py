@@ -220,21 +220,23 @@ def test_a_profile_updated_during_a_reconcile_scan_is_not_flagged_deleted(sandbo
 
     async def before(request: httpx.Request) -> None:
         window = bounds(request)
-        if "less-than" in window and "page[cursor]" not in request.url.params and not held:
-            # Hold one window back until the open-ended last window has been read; then a
-            # profile of the held window is edited, so it moves behind every window read.
-            lo = window.split("greater-than(updated,")[1].split(")")[0]
-            hi = window.split("less-than(updated,")[1].split(")")[0]
-            inside = sorted(
-                (r["attributes"]["updated"], pid)
-                for pid, r in data.resources["profile"].items()
-                if iso(lo) < iso(r["attributes"]["updated"]) < iso(hi)
-            )
-            held["profile"] = inside[0][1] if inside else None
-            await last_window_read.wait()
-            data.now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-            if held["profile"]:
-                data.touch("profile", held["profile"])
+        if "less-than" not in window or "page[cursor]" in request.url.params or held:
+            return
+        # Hold one window back until the open-ended last window has been read; then a
+        # profile of the held window is edited, so it moves behind every window read.
+        lo = window.split("greater-than(updated,")[1].split(")")[0]
+        hi = window.split("less-than(updated,")[1].split(")")[0]
+        inside = sorted(
+            (r["attributes"]["updated"], pid)
+            for pid, r in data.resources["profile"].items()
+            if iso(lo) < iso(r["attributes"]["updated"]) < iso(hi)
+        )
+        if not inside:
+            return
+        held["profile"] = inside[0][1]
+        await asyncio.wait_for(last_window_read.wait(), timeout=60)
+        data.now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        data.touch("profile", inside[0][1])
 
     def after(request: httpx.Request, body: dict) -> None:
         window = bounds(request)
@@ -248,8 +250,8 @@ def test_a_profile_updated_during_a_reconcile_scan_is_not_flagged_deleted(sandbo
         client_factory=client_through(settings, seam),
     )
     assert result.ok, [(s.stream, s.error) for s in result.streams]
+    assert held, "no window had a profile to hold back"
     touched = held["profile"]
-    assert touched, "the held window had no profile to edit"
     row = open_database(db_path)["profiles"].get(touched)
     assert row["deleted_at"] is None
     assert '"touched":1' in row["attributes"].replace(" ", "")
