@@ -8,6 +8,8 @@ errors with one-line messages, and yields pages lazily so memory stays flat.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import email.utils
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -104,6 +106,9 @@ class KlaviyoClient:
         # Until the server has answered once, a refused connection means a wrong URL or a server
         # that is down, not a dropped connection: it stops the run at once instead of retrying.
         self.answered = False
+        # Klaviyo's clock minus ours, from the `Date` header of the latest response (None:
+        # no response yet). Watermarks and filters use Klaviyo's time, never ours alone.
+        self.clock_offset: dt.timedelta | None = None
         self.http = httpx.AsyncClient(
             base_url=self.base_url,
             headers={
@@ -195,6 +200,7 @@ class KlaviyoClient:
                     raise TransientError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
                 self.answered = True
                 self.limiter.observe(key, response.headers, response.status_code)
+                self._observe_clock(response.headers)
                 if response.status_code == 429:
                     stats.throttled += 1
                     self.stats.throttled += 1
@@ -207,6 +213,16 @@ class KlaviyoClient:
                 except ValueError as exc:  # a body cut short on the wire (ValidationError too)
                     raise TransientError(f"{method} {path}: truncated or invalid JSON body") from exc
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _observe_clock(self, headers: Mapping[str, str]) -> None:
+        server = server_date(headers)
+        if server is not None:
+            # The header has whole seconds: half a second is the expected error.
+            self.clock_offset = server - dt.datetime.now(dt.UTC) + dt.timedelta(milliseconds=500)
+
+    def server_now(self) -> dt.datetime:
+        """Klaviyo's time now, as its latest `Date` header says (our clock before any)."""
+        return dt.datetime.now(dt.UTC) + (self.clock_offset or dt.timedelta(0))
 
     def _raise_for_status(self, method: str, path: str, response: httpx.Response, body: bytes) -> None:
         status = response.status_code
@@ -282,6 +298,18 @@ class KlaviyoClient:
             if not page.links.next:
                 return
             path, params = _relative(page.links.next), None
+
+
+def server_date(headers: Mapping[str, str]) -> dt.datetime | None:
+    """The `Date` response header as an aware datetime (None if missing or unreadable)."""
+    value = headers.get("date")
+    if not value:
+        return None
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 def _relative(url: str) -> str:

@@ -107,6 +107,12 @@ class RichProgress:
         if result.error:
             # Text, not markup: an error may contain [brackets] or numbers Rich would restyle.
             self.console.print(Text(f"  {result.stream}: {result.error}", style="red"))
+        if result.warnings:
+            self.console.print(Text(f"  {result.stream}: {warnings_text(result.warnings)}", style="yellow"))
+
+
+def warnings_text(count: int) -> str:
+    return f"{count} value{'s' if count != 1 else ''} not readable as numbers, kept raw in `attributes`"
 
 
 class LogProgress:
@@ -153,6 +159,8 @@ class LogProgress:
                 f"{result.stream}: {result.status} {result.rows} rows, {result.pages} pages, "
                 f"{result.requests} requests, {result.throttled} throttled in {secs:.1f}s"
             )
+        if result.warnings:
+            self._line(f"{result.stream}: {warnings_text(result.warnings)}", err=True)
 
 
 def progress_for(quiet: bool, json_output: bool) -> RichProgress | LogProgress:

@@ -404,6 +404,13 @@ def m005_deferred_indexes(db: sqlite_utils.Database) -> None:
     )
 
 
+@migration
+def m006_sync_run_warnings(db: sqlite_utils.Database) -> None:
+    """Values a run stored raw because they could not be read (a `$value` of "n/a")."""
+    if "warnings" not in db["sync_runs"].columns_dict:
+        db["sync_runs"].add_column("warnings", int, not_null_default=0)
+
+
 SCHEMA_VERSION = len(MIGRATIONS.names())
 
 

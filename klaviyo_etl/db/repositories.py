@@ -8,6 +8,7 @@ so re-reading a page (lookback windows, resumed runs) can never duplicate a row.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -49,17 +50,44 @@ def metric_row(r: Resource) -> Row:
     }
 
 
+def event_value(value: Any) -> float | None:
+    """`$value` as a number: a number, or text that reads as one (`"12.50"`); else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def unreadable_values(resources: Iterable[Resource]) -> int:
+    """Events whose `$value` is there but is not a number: `value` stays NULL, the raw value
+    is kept in `attributes`, and the run counts each one as a warning."""
+    return sum(
+        1
+        for r in resources
+        if r.type == "event"
+        and (raw := (r.attributes.get("event_properties") or {}).get(kc.PROP_VALUE)) not in (None, "")
+        and event_value(raw) is None
+    )
+
+
 def event_row(r: Resource) -> Row:
     a = r.attributes
     props = a.get("event_properties") or {}
-    value = props.get(kc.PROP_VALUE)
     return {
         "metric_id": r.related_id("metric"),
         "profile_id": r.related_id("profile"),
         "datetime": a.get("datetime"),
         "timestamp": a.get("timestamp"),
         "uuid": a.get("uuid"),
-        "value": float(value) if isinstance(value, int | float) else None,
+        "value": event_value(props.get(kc.PROP_VALUE)),
         "message_id": props.get(kc.PROP_MESSAGE),
         "flow_id": props.get(kc.PROP_FLOW),
         "attributed_message_id": props.get(kc.PROP_ATTRIBUTED_MESSAGE),
@@ -255,7 +283,9 @@ class Repository:
         if not rows:
             return 0
         pks = (pk,) if isinstance(pk, str) else pk
-        columns = tuple(rows[0])
+        # The union of the batch's columns, in first-seen order: a column only some rows
+        # have (`email_consent`) must not be dropped because the first row lacks it.
+        columns = tuple(dict.fromkeys(c for row in rows for c in row))
         sql = _upsert_sql(table, columns, pks)
         self.db.conn.executemany(sql, [tuple(row.get(c) for c in columns) for row in rows])
         return len(rows)
@@ -283,6 +313,32 @@ class Repository:
     def write_tag_links(self, resource_type: str, links: Iterable[tuple[str, str]]) -> None:
         rows = [{"tag_id": t, "resource_type": resource_type, "resource_id": rid} for rid, t in links]
         self.upsert("tag_links", rows, pk=("tag_id", "resource_type", "resource_id"))
+
+    def replace_tag_links(self, resource_type: str, tagged: dict[str, list[str]]) -> None:
+        """Each resource's tags as a page says now: links to tags it no longer has go."""
+        ids = list(tagged)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            self.db.execute(
+                f"DELETE FROM tag_links WHERE resource_type = ? AND resource_id IN ({marks})",
+                [resource_type, *chunk],
+            )
+        self.write_tag_links(resource_type, [(rid, t) for rid, tags in tagged.items() for t in tags])
+
+    def drop_links_to_deleted_tags(self) -> int:
+        """Remove the links to tags flagged deleted (a removed tag tags nothing)."""
+        cursor = self.db.execute(
+            "DELETE FROM tag_links WHERE tag_id IN (SELECT id FROM tags WHERE deleted_at IS NOT NULL)"
+        )
+        return cursor.rowcount
+
+    def mark_rows_deleted(self, table: str, where: str, params: tuple, now: str) -> int:
+        """Flag the live rows of `table` matching `where` as gone (a parent answered 404)."""
+        cursor = self.db.execute(
+            f"UPDATE [{table}] SET deleted_at = ? WHERE deleted_at IS NULL AND {where}", (now, *params)
+        )
+        return cursor.rowcount
 
     def mark_deleted(self, table: str, scan_started_at: str, *, where: str = "", params: tuple = ()) -> int:
         """After a complete scan, flag rows it did not touch as gone from Klaviyo.

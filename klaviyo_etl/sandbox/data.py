@@ -9,7 +9,8 @@ Every helper bumps the `updated`/`updated_at` timestamp the way Klaviyo does, fr
 from __future__ import annotations
 
 import random
-from datetime import datetime
+import time
+from datetime import datetime, timedelta
 
 from klaviyo_etl import conventions as kc
 from klaviyo_etl.sandbox.config import SandboxConfig
@@ -55,6 +56,13 @@ class SandboxData(AccountStore):
     def __init__(self, config: SandboxConfig):
         super().__init__(config)
         self._generator = Generator(self, random.Random(config.seed))
+        # How far the server's clock (its `Date` header) runs from the local one; tests set
+        # it to play a server whose clock disagrees with the machine running the sync.
+        self.clock_skew = timedelta(0)
+
+    def clock(self) -> float:
+        """The server's clock as epoch seconds: the local clock plus `clock_skew`."""
+        return time.time() + self.clock_skew.total_seconds()
 
     # -- construction ------------------------------------------------------------------------
 

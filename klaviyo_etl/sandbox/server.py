@@ -219,6 +219,10 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - stdlib signature
         pass  # quiet: tests and benchmarks make thousands of requests
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The `Date` header, from the sandbox's clock (which a test may set apart from ours)."""
+        return super().date_time_string(self.server.sandbox.data.clock() if timestamp is None else timestamp)
+
     def do_GET(self) -> None:
         self._handle("GET")
 

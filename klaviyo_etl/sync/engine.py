@@ -19,12 +19,12 @@ from typing import Any
 
 import sqlite_utils
 
-from klaviyo_etl.client import KlaviyoClient
+from klaviyo_etl.client import KlaviyoClient, RequestStats
 from klaviyo_etl.db.database import open_database
 from klaviyo_etl.db.lock import database_lock
 from klaviyo_etl.db.repositories import Repository
 from klaviyo_etl.db.rollups import ensure_rollups
-from klaviyo_etl.errors import FatalError
+from klaviyo_etl.errors import FatalError, KlaviyoEtlError
 from klaviyo_etl.ratelimit import RateLimiter
 from klaviyo_etl.settings import Settings
 from klaviyo_etl.sync.names import DEPENDS_ON, STREAM_NAMES, resolve
@@ -38,6 +38,7 @@ from klaviyo_etl.sync.run import (
     Writer,
 )
 from klaviyo_etl.sync.state import StreamState, record_run
+from klaviyo_etl.sync.status import humanize_age
 from klaviyo_etl.sync.streams import Stream, build_streams
 from klaviyo_etl.timeutil import utcnow_iso
 
@@ -62,11 +63,19 @@ class SyncResult:
         return 130 if any(s.status == "stopped" for s in self.streams) else 0
 
 
+# Klaviyo's clock and ours may differ by this much before a run says so.
+CLOCK_TOLERANCE = dt.timedelta(minutes=1)
+# The request that reads Klaviyo's clock (its `Date` header) before any stream starts.
+CLOCK_PATH, CLOCK_PARAMS = "/api/metrics", {"fields[metric]": "name"}
+
+
 def _due_for_reconcile(state: StreamState, options: SyncOptions, now: dt.datetime) -> bool:
     if options.reconcile is not None:
         return options.reconcile
     if not state.last_reconcile_at:
-        return state.watermark is None  # first run is a full scan anyway
+        # Never a complete scan: the first run, or a first load that did not finish (its
+        # watermark is set, but rows deleted before it resumes were never checked).
+        return True
     age = now - dt.datetime.fromisoformat(state.last_reconcile_at)
     return age >= dt.timedelta(days=options.reconcile_days)
 
@@ -86,18 +95,24 @@ async def _run_async(
     pools = ParserPools(workers=min(4, max(2, os.cpu_count() or 2)))
     results: dict[str, StreamResult] = {}
     fatal: list[Exception] = []
-    started = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    local_started = dt.datetime.now(dt.UTC).replace(microsecond=0)
     try:
         async with client_factory() as client:
+            clock_stats = await _read_server_clock(client)
+            # Watermarks and windows hang off Klaviyo's time: with our clock ahead of its,
+            # events dated in between would never be read.
+            started = client.server_now().replace(microsecond=0)
 
             async def run_one(name: str) -> None:
                 stream: Stream = streams[name]
                 # Read on the writer thread, never beside one of its open transactions.
                 state = await writer.run(lambda repo: StreamState.load(repo.db, name))
                 full = options.full_refresh or (
-                    stream.reconcilable and _due_for_reconcile(state, options, started)
+                    stream.reconcilable and _due_for_reconcile(state, options, local_started)
                 )
                 run = StreamRun(name, state, client, writer, options, started, full, stop, progress, pools)
+                if name == names[0]:
+                    run.stats = clock_stats  # the clock request counts with the first stream
                 result = StreamResult(name, "ok", started_at=utcnow_iso())
                 if progress:
                     progress.start(name)
@@ -120,6 +135,7 @@ async def _run_async(
                     # counts are final and match the rows stored.
                     result.rows, result.pages, result.deleted = run.rows, run.page_count, run.deleted
                     result.requests, result.retries = run.stats.requests, run.stats.retries
+                    result.warnings = run.warnings
                     result.throttled, result.note = run.stats.throttled, run.note
                     result.ended_at = utcnow_iso()
                     record_run(repo.db, run_id, result)
@@ -161,6 +177,32 @@ async def _run_async(
     if fatal:
         raise fatal[0]
     return [results[n] for n in names if n in results]
+
+
+async def _read_server_clock(client: KlaviyoClient) -> RequestStats:
+    """One small request, so the client knows Klaviyo's clock; warn when ours differs.
+
+    If it fails the run goes on with our clock (the streams then meet the same error, if
+    it is not transient, and report it as usual)."""
+    stats = RequestStats()
+    try:
+        await client.get(CLOCK_PATH, CLOCK_PARAMS, stats=stats)
+    except FatalError:
+        return stats  # a rejected key: every stream meets it and the run says it once
+    except KlaviyoEtlError as exc:
+        log.warning("could not read Klaviyo's clock (%s); using this machine's", exc)
+        return stats
+    offset = client.clock_offset
+    if offset is None:
+        log.warning("Klaviyo sent no Date header; using this machine's clock")
+    elif abs(offset) > CLOCK_TOLERANCE:
+        way = "behind" if offset < dt.timedelta(0) else "ahead of"
+        log.warning(
+            "Klaviyo's clock is %s %s this machine's; using Klaviyo's for watermarks",
+            humanize_age(abs(offset.total_seconds())),
+            way,
+        )
+    return stats
 
 
 def make_client(settings: Settings, limiter: RateLimiter | None = None, **kwargs: Any):

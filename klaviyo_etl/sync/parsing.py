@@ -15,25 +15,32 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from klaviyo_etl.db.repositories import Row, resource_rows
+from klaviyo_etl.db.repositories import Row, resource_rows, unreadable_values
 from klaviyo_etl.models import Links, Page
 
 
 @dataclass
 class ParsedPage:
     """What the sync needs from a page: rows per table, the page's size, its last value of the
-    incremental field, and the next link."""
+    incremental field, the next link, and how many values were kept raw (run warnings)."""
 
     rows: dict[str, list[Row]]
     count: int
     last: Any
     links: Links = field(default_factory=Links)
+    warnings: int = 0
 
 
 def parse_rows(body: bytes, field_name: str) -> ParsedPage:
     page = Page.parse_json(body)  # the pydantic boundary, in the worker
     last = page.data[-1].attributes.get(field_name) if page.data else None
-    return ParsedPage(resource_rows(page.data), len(page.data), last, Links(next=page.links.next))
+    return ParsedPage(
+        resource_rows(page.data),
+        len(page.data),
+        last,
+        Links(next=page.links.next),
+        unreadable_values(page.data),
+    )
 
 
 def parser_pool(workers: int) -> ProcessPoolExecutor:

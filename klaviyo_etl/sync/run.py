@@ -47,6 +47,7 @@ class StreamResult:
     retries: int = 0
     throttled: int = 0
     deleted: int = 0
+    warnings: int = 0  # values stored raw because they could not be read (see `sync_runs`)
     error: str | None = None
     note: str | None = None
     started_at: str | None = None
@@ -109,7 +110,12 @@ class Writer:
 
 @dataclass
 class StreamRun:
-    """What a stream sees while it runs: its state, the client, the writer, the clock."""
+    """What a stream sees while it runs: its state, the client, the writer, the clock.
+
+    Two clocks, never mixed: `started` and `server_now()` are Klaviyo's (from its `Date`
+    header), for filters and watermarks compared with Klaviyo's timestamps; `now_iso()` is
+    ours, for the bookkeeping compared with our own stamps (`synced_at`, `last_reconcile_at`).
+    """
 
     name: str
     state: StreamState
@@ -125,6 +131,7 @@ class StreamRun:
     rows: int = 0
     page_count: int = 0
     deleted: int = 0
+    warnings: int = 0
     note: str | None = None
     # (seconds of the time range read, seconds in it) for a stream that knows its range
     # (the windowed ones): the progress shows percent done and an ETA from it.
@@ -147,7 +154,12 @@ class StreamRun:
         return self.started.isoformat(timespec="seconds")
 
     def now_iso(self) -> str:
+        """Our clock now, for bookkeeping compared with `synced_at` stamps."""
         return utcnow_iso()
+
+    def server_now(self) -> dt.datetime:
+        """Klaviyo's clock now, for filters compared with Klaviyo's timestamps."""
+        return self.client.server_now()
 
     async def pages(self, path: str, params: dict[str, Any], **parsing: Any):
         async for page in self.client.pages(path, params, stats=self.stats, **parsing):
@@ -165,11 +177,17 @@ class StreamRun:
         return await self.writer.run(fn)
 
     async def commit(
-        self, fn: Callable[[Repository], Any], rows: int | None = None, **state_columns: Any
+        self,
+        fn: Callable[[Repository], Any],
+        rows: int | None = None,
+        *,
+        warnings: int = 0,
+        **state_columns: Any,
     ) -> None:
         """Write one page with the stream's state as of now, in one transaction, and count it.
 
-        rows=None marks bookkeeping rather than a page; `state_columns` go to `sync_state`.
+        rows=None marks bookkeeping rather than a page; `warnings` counts values the page
+        stored raw; `state_columns` go to `sync_state`.
 
         Counting happens in the writer thread right after the commit, so a page that commits
         while its task is being cancelled (a stop, a failing sibling) is still counted.
@@ -183,6 +201,7 @@ class StreamRun:
             if rows is not None:
                 self.page_count += 1
                 self.rows += rows
+            self.warnings += warnings
 
         await self.writer.write(write_and_count)
         if self.progress:

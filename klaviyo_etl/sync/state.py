@@ -65,6 +65,7 @@ def record_run(db: sqlite_utils.Database, run_id: str, result: Any) -> None:
                 "requests": result.requests,
                 "retries": result.retries,
                 "throttled": result.throttled,
+                "warnings": result.warnings,
                 "error": result.error,
             }
         )

@@ -1,7 +1,9 @@
 import json
 
+import pytest
+
 from klaviyo_etl.db import open_database
-from klaviyo_etl.db.repositories import Repository
+from klaviyo_etl.db.repositories import Repository, event_value
 from klaviyo_etl.models import Resource
 from klaviyo_etl.timeutil import utcnow_iso
 
@@ -132,3 +134,34 @@ def test_the_reads_the_streams_need(tmp_path):
     assert repo.reportable_ids("campaigns", "2025-05-01") == ["c1", "c3"]
     db["flows"].insert_all([{"id": "f2", "status": "live"}, {"id": "f1", "status": "draft"}], alter=True)
     assert repo.reportable_ids("flows", "2025-05-01") == ["f2"]
+
+
+def test_an_upsert_writes_every_column_of_the_batch_not_only_the_first_rows(tmp_path):
+    db = open_database(tmp_path / "k.db")
+    repo = Repository(db)
+    with db.atomic():
+        repo.upsert(
+            "profiles",
+            [{"id": "p1", "email": "a@x"}, {"id": "p2", "email": "b@x", "email_consent": "SUBSCRIBED"}],
+        )
+    assert db["profiles"].get("p2")["email_consent"] == "SUBSCRIBED"
+    assert db["profiles"].get("p1")["email_consent"] is None
+
+
+@pytest.mark.parametrize(
+    "raw,value",
+    [
+        (12.5, 12.5),
+        (3, 3.0),
+        ("12.50", 12.5),
+        (" 7 ", 7.0),
+        ("n/a", None),
+        ("", None),
+        (None, None),
+        (True, None),
+        ("nan", None),
+        ({"amount": 1}, None),
+    ],
+)
+def test_a_value_is_read_as_a_number_when_it_is_one_or_text_that_reads_as_one(raw, value):
+    assert event_value(raw) == value

@@ -3,16 +3,22 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+
+import httpx
 
 from klaviyo_etl.db import open_database
 from klaviyo_etl.sandbox import SandboxData, SandboxServer
 from klaviyo_etl.settings import Settings
+from klaviyo_etl.sync.engine import make_client
 
 TABLE_OF = {
     "metric": "metrics",
@@ -103,3 +109,74 @@ def wait_for_rows(
     ):
         time.sleep(0.02)
     return rows
+
+
+class Seam(httpx.AsyncBaseTransport):
+    """The client's `transport=` seam between the sync and the sandbox: `before(request)` runs
+    (and may wait) before a request goes out; `rewrite(request, body)` may change a JSON body
+    on the way back, as a Klaviyo that sends other shapes would."""
+
+    def __init__(
+        self,
+        before: Callable[[httpx.Request], Awaitable[None]] | None = None,
+        rewrite: Callable[[httpx.Request, dict], dict] | None = None,
+        after: Callable[[httpx.Request, dict], None] | None = None,
+    ):
+        self.inner = httpx.AsyncHTTPTransport()
+        self.before, self.rewrite, self.after = before, rewrite, after
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.before:
+            await self.before(request)
+        response = await self.inner.handle_async_request(request)
+        if not (self.rewrite or self.after) or response.status_code != 200:
+            return response
+        raw = await response.aread()
+        await response.aclose()
+        body = json.loads(raw)
+        if self.rewrite:
+            body = self.rewrite(request, body)
+        if self.after:
+            self.after(request, body)
+        headers = [(k, v) for k, v in response.headers.items() if k.lower() != "content-length"]
+        return httpx.Response(response.status_code, headers=headers, content=json.dumps(body).encode())
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def client_through(settings: Settings, seam: Seam):
+    """A `run_sync` client factory whose requests pass through `seam`."""
+    return make_client(settings, transport=seam)
+
+
+# Each compared table's key; the rest is "id".
+ROW_KEYS = {
+    "list_members": ("list_id", "profile_id"),
+    "segment_members": ("segment_id", "profile_id"),
+    "tag_links": ("tag_id", "resource_type", "resource_id"),
+}
+
+
+def stored_row_hashes(db_path) -> dict[str, dict[str, str]]:
+    """A hash of every live row's contents per table, by key (bookkeeping stamps left out), so
+    two databases can be compared field by field and not only by their ids."""
+    conn = sqlite3.connect(db_path)
+    try:
+        out: dict[str, dict[str, str]] = {}
+        for table in [*TABLE_OF.values(), *ROW_KEYS]:
+            cursor = conn.execute(f"SELECT * FROM [{table}]")
+            names = [c[0] for c in cursor.description]
+            rows = {}
+            for values in cursor:
+                row = dict(zip(names, values, strict=True))
+                if row.get("deleted_at"):
+                    continue
+                content = {k: v for k, v in row.items() if k not in ("synced_at", "deleted_at")}
+                text = json.dumps(content, sort_keys=True, default=str)
+                key = "|".join(str(row[k]) for k in ROW_KEYS.get(table, ("id",)))
+                rows[key] = hashlib.sha1(text.encode()).hexdigest()
+            out[table] = rows
+        return out
+    finally:
+        conn.close()

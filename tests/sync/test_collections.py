@@ -1,4 +1,5 @@
-"""What the top-level collection streams send (`params`), without a server."""
+"""What the top-level collection streams send (`params`), and what they store from the sandbox
+when children, tags or timestamps change."""
 
 from __future__ import annotations
 
@@ -7,7 +8,11 @@ import datetime as dt
 import pytest
 
 from klaviyo_etl import conventions as kc
+from klaviyo_etl.db import open_database
+from klaviyo_etl.sync.engine import SyncOptions, run_sync
 from klaviyo_etl.sync.streams import CampaignStream, ResourceStream, build_streams
+from klaviyo_etl.timeutil import epoch_to_iso
+from tests.helpers.sync import live_ids, settings_for
 
 STREAMS = build_streams()
 MARK = dt.datetime(2026, 5, 1, 10, tzinfo=dt.UTC)
@@ -49,3 +54,84 @@ def test_campaigns_always_name_their_channel_and_and_it_with_the_mark(channel):
         f'and(equals(messages.channel,"{channel}"),greater-or-equal(updated_at,2026-05-01T10:00:00Z))'
     )
     assert later["sort"] == "updated_at"
+
+
+def _sync(server, config, db_path, **options):
+    result = run_sync(settings_for(server, config, db_path), SyncOptions(**options))
+    assert result.ok, [(s.stream, s.error) for s in result.streams]
+    return result
+
+
+def test_a_full_scan_flags_actions_and_messages_their_live_parents_no_longer_include(sandbox, tmp_path):
+    server, data, config = sandbox
+    db_path = tmp_path / "k.db"
+    _sync(server, config, db_path, streams=["flows", "flow_messages", "campaigns"])
+    db = open_database(db_path)
+    action, flow = db.execute(
+        "SELECT flow_action_id, flow_id FROM flow_messages ORDER BY flow_action_id LIMIT 1"
+    ).fetchone()
+    campaign = sorted(data.ids("campaign"))[0]
+    message = data.campaign_messages_of(campaign)[0]["id"]
+    data.delete("flow-action", action)  # the flow stays live, without this action
+    data.delete("campaign-message", message)
+
+    _sync(server, config, db_path, streams=["flows", "campaigns"], reconcile=True)
+    db = open_database(db_path)
+    assert db["flows"].get(flow)["deleted_at"] is None
+    assert db["flow_actions"].get(action)["deleted_at"] is not None
+    assert (
+        db.execute(
+            "SELECT COUNT(*) FROM flow_messages WHERE flow_action_id = ? AND deleted_at IS NULL", [action]
+        ).fetchone()[0]
+        == 0
+    )
+    assert db["campaigns"].get(campaign)["deleted_at"] is None
+    assert db["campaign_messages"].get(message)["deleted_at"] is not None
+    assert live_ids(db_path, "flow_actions") == data.ids("flow-action")
+    assert live_ids(db_path, "campaign_messages") == data.ids("campaign-message")
+
+
+def test_a_row_updated_in_the_future_does_not_hold_its_stream_back(sandbox, tmp_path):
+    server, data, config = sandbox
+    db_path = tmp_path / "k.db"
+    ahead, later_edit = sorted(data.ids("template"))[:2]
+    with data.lock:  # one template stamped a month ahead (a skewed integration, a bad import)
+        data.resources["template"][ahead]["attributes"]["updated"] = epoch_to_iso(
+            (data.now + dt.timedelta(days=30)).timestamp()
+        )
+        data.version += 1
+    _sync(server, config, db_path, streams=["templates"])
+    data.touch("template", later_edit)  # edited now, before the future date
+    _sync(server, config, db_path, streams=["templates"], reconcile=False)
+    stored = open_database(db_path)["templates"].get(later_edit)
+    assert stored["name"] == data.resources["template"][later_edit]["attributes"]["name"]
+    assert "(edited" in stored["name"]
+
+
+def test_links_to_a_removed_tag_are_dropped(sandbox, tmp_path):
+    server, data, config = sandbox
+    db_path = tmp_path / "k.db"
+    _sync(server, config, db_path)
+    db = open_database(db_path)
+    tag = db.execute(
+        "SELECT tag_id FROM tag_links GROUP BY tag_id ORDER BY COUNT(*) DESC LIMIT 1"
+    ).fetchone()[0]
+    untagged_kind, untagged = next(
+        (kind, rid) for (kind, rid), tags in sorted(data.tag_links.items()) if kind == "list" and tags
+    )
+    data.delete("tag", tag)
+    with data.lock:  # a list loses one of its tags: Klaviyo bumps nothing, a full scan sees it
+        dropped = data.tag_links[(untagged_kind, untagged)].pop()
+        data.version += 1
+
+    _sync(server, config, db_path, reconcile=True)
+    db = open_database(db_path)
+    assert db["tags"].get(tag)["deleted_at"] is not None
+    assert db.execute("SELECT COUNT(*) FROM tag_links WHERE tag_id = ?", [tag]).fetchone()[0] == 0
+    assert (
+        db.execute(
+            "SELECT COUNT(*) FROM tag_links WHERE resource_type = 'lists' AND resource_id = ? AND tag_id = ?",
+            [untagged, dropped],
+        ).fetchone()[0]
+        == 0
+    )

@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import logging
+import threading
+
+import httpx
 
 from klaviyo_etl.db import open_database
 from klaviyo_etl.sync.engine import SyncOptions, run_sync
-from tests.helpers.sync import assert_matches_sandbox, live_ids, live_members, settings_for
+from klaviyo_etl.timeutil import parse_time as iso
+from tests.helpers.sync import (
+    Seam,
+    assert_matches_sandbox,
+    client_through,
+    live_ids,
+    live_members,
+    settings_for,
+    stored_row_hashes,
+)
 
 
 def test_full_sync_stores_exactly_the_sandbox(sandbox, tmp_path):
@@ -103,6 +117,13 @@ def test_faults_and_a_429_storm_lose_nothing(sandbox, tmp_path):
     assert sum(s.retries for s in result.streams) >= 15
     assert sum(s.throttled for s in result.streams) >= 15
     assert server.stats.faults > 0
+    # Not only the same ids: every stored row holds what a read without faults stores.
+    config.fault_rate, config.rate_limits = 0.0, False
+    clean_path = tmp_path / "clean.db"
+    assert run_sync(settings_for(server, config, clean_path), SyncOptions()).ok
+    faulty, clean = stored_row_hashes(db_path), stored_row_hashes(clean_path)
+    for table in clean:
+        assert faulty[table] == clean[table], table
 
 
 def test_a_locked_database_is_refused(sandbox, tmp_path):
@@ -118,3 +139,183 @@ def test_a_locked_database_is_refused(sandbox, tmp_path):
             assert "another klaviyo-etl sync is running" in str(exc)
         else:
             raise AssertionError("a second sync was allowed while the lock was held")
+
+
+class StopAfterFirstPage:
+    """A `Progress` that asks the run to stop once `stream` has written a page (an interrupted
+    first load, as a kill or a Ctrl-C leaves it)."""
+
+    def __init__(self, stream: str, stop: threading.Event):
+        self.stream, self.stop = stream, stop
+
+    def start(self, stream: str) -> None: ...
+
+    def advance(self, stream: str, rows: int, pages: int, requests: int) -> None:
+        if stream == self.stream and rows:
+            self.stop.set()
+
+    def finish(self, result) -> None: ...
+
+
+def test_an_interrupted_first_load_is_reconciled_on_the_next_run(sandbox, tmp_path):
+    server, data, config = sandbox
+    db_path = tmp_path / "k.db"
+    settings = settings_for(server, config, db_path)
+    stop = threading.Event()
+    first = run_sync(
+        settings, SyncOptions(streams=["profiles"]), progress=StopAfterFirstPage("profiles", stop), stop=stop
+    )
+    assert first.streams[0].status == "stopped"
+    stored = sorted(live_ids(db_path, "profiles"))
+    assert 0 < len(stored) < len(data.ids("profile"))
+    data.delete("profile", stored[0])
+
+    second = run_sync(settings, SyncOptions(streams=["profiles"]))  # automatic reconciliation
+    assert second.ok
+    assert live_ids(db_path, "profiles") == data.ids("profile")
+    assert open_database(db_path)["profiles"].get(stored[0])["deleted_at"] is not None
+
+
+def test_since_later_than_the_watermark_reads_from_the_watermark(sandbox, tmp_path):
+    server, data, config = sandbox
+    db_path = tmp_path / "k.db"
+    settings = settings_for(server, config, db_path)
+    started = dt.datetime.now(dt.UTC)
+    assert run_sync(settings, SyncOptions(streams=["events"])).ok
+    # Late events dated after the stored watermark (start - 10 min), before `--since`.
+    late = data.add_events(50, start=started - dt.timedelta(minutes=8), end=started - dt.timedelta(minutes=6))
+    since = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)).isoformat(timespec="seconds")
+    assert run_sync(settings, SyncOptions(streams=["events"], since=since)).ok
+    assert set(late) <= live_ids(db_path, "events")
+
+
+def test_the_events_watermark_follows_klaviyos_clock_not_ours(sandbox_factory, tmp_path, caplog):
+    month = dt.timedelta(days=30)
+    local = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    with sandbox_factory("small", now=local - month) as sb:
+        sb.data.clock_skew = -month  # this machine's clock runs a month ahead of Klaviyo's
+        db_path = tmp_path / "k.db"
+        settings = settings_for(sb.server, sb.config, db_path)
+        with caplog.at_level(logging.WARNING, logger="klaviyo_etl.sync.engine"):
+            assert run_sync(settings, SyncOptions(streams=["events"])).ok
+        assert "Klaviyo's clock is 30.0d behind this machine's" in caplog.text
+        before = len(live_ids(db_path, "events"))
+        fresh = sb.data.add_events(2000)
+        assert run_sync(settings, SyncOptions(streams=["events"])).ok
+        stored = live_ids(db_path, "events")
+        assert len(set(fresh) & stored) == 2000, f"{len(set(fresh) & stored)} of 2000 new events read"
+        assert len(stored) == before + 2000
+
+
+def test_a_profile_updated_during_a_reconcile_scan_is_not_flagged_deleted(sandbox, tmp_path):
+    server, data, config = sandbox
+    db_path = tmp_path / "k.db"
+    settings = settings_for(server, config, db_path)
+    assert run_sync(settings, SyncOptions(streams=["profiles"])).ok
+    held: dict[str, object] = {}
+    last_window_read = asyncio.Event()
+
+    def bounds(request: httpx.Request) -> str:
+        return request.url.params.get("filter", "") if request.url.path == "/api/profiles" else ""
+
+    async def before(request: httpx.Request) -> None:
+        window = bounds(request)
+        if "less-than" not in window or "page[cursor]" in request.url.params or held:
+            return
+        # Hold one window back until the open-ended last window has been read; then a
+        # profile of the held window is edited, so it moves behind every window read.
+        lo = window.split("greater-than(updated,")[1].split(")")[0]
+        hi = window.split("less-than(updated,")[1].split(")")[0]
+        inside = sorted(
+            (r["attributes"]["updated"], pid)
+            for pid, r in data.resources["profile"].items()
+            if iso(lo) < iso(r["attributes"]["updated"]) < iso(hi)
+        )
+        if not inside:
+            return
+        held["profile"] = inside[0][1]
+        await asyncio.wait_for(last_window_read.wait(), timeout=60)
+        data.now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        data.touch("profile", inside[0][1])
+
+    def after(request: httpx.Request, body: dict) -> None:
+        window = bounds(request)
+        if window and "less-than" not in window and not body["links"].get("next"):
+            last_window_read.set()
+
+    seam = Seam(before=before, after=after)
+    result = run_sync(
+        settings,
+        SyncOptions(streams=["profiles"], reconcile=True),
+        client_factory=client_through(settings, seam),
+    )
+    assert result.ok, [(s.stream, s.error) for s in result.streams]
+    assert held, "no window had a profile to hold back"
+    touched = held["profile"]
+    row = open_database(db_path)["profiles"].get(touched)
+    assert row["deleted_at"] is None
+    assert '"touched":1' in row["attributes"].replace(" ", "")
+    assert live_ids(db_path, "profiles") == data.ids("profile")
+
+
+def test_a_value_sent_as_text_counts_and_an_unreadable_one_is_kept_and_warned(sandbox, tmp_path):
+    server, data, config = sandbox
+    db_path = tmp_path / "k.db"
+    settings = settings_for(server, config, db_path)
+    chosen: dict[str, object] = {}
+
+    def rewrite(request: httpx.Request, body: dict) -> dict:
+        if request.url.path != "/api/events":
+            return body
+        for event in body["data"]:
+            props = event["attributes"].get("event_properties") or {}
+            if isinstance(props.get("$value"), int | float) and props["$value"] > 0:
+                if "text" not in chosen:
+                    chosen["text"] = event["id"]
+                elif "bad" not in chosen and event["id"] != chosen["text"]:
+                    chosen["bad"] = event["id"]
+            if event["id"] == chosen.get("text"):
+                props["$value"] = "12.50"
+            elif event["id"] == chosen.get("bad"):
+                props["$value"] = "n/a"
+        return body
+
+    seam = Seam(rewrite=rewrite)
+    result = run_sync(
+        settings, SyncOptions(streams=["events"]), client_factory=client_through(settings, seam)
+    )
+    assert result.ok, [(s.stream, s.error) for s in result.streams]
+    db = open_database(db_path)
+    assert db["events"].get(chosen["text"])["value"] == 12.5
+    bad = db["events"].get(chosen["bad"])
+    assert bad["value"] is None and '"$value":"n/a"' in bad["attributes"]
+    assert result.streams[0].warnings == 1
+    runs = list(db["sync_runs"].rows_where("run_id = ?", [result.run_id]))
+    assert [r["warnings"] for r in runs] == [1]
+
+
+def test_a_field_the_first_row_of_a_page_lacks_is_kept_for_the_others(sandbox, tmp_path):
+    server, data, config = sandbox
+    db_path = tmp_path / "k.db"
+    settings = settings_for(server, config, db_path)
+    firsts: set[str] = set()
+
+    def rewrite(request: httpx.Request, body: dict) -> dict:
+        if request.url.path == "/api/profiles" and body["data"]:
+            first = body["data"][0]  # Klaviyo leaves off what it has nothing for
+            first["attributes"].pop("subscriptions", None)
+            firsts.add(first["id"])
+        return body
+
+    seam = Seam(rewrite=rewrite)
+    result = run_sync(
+        settings, SyncOptions(streams=["profiles"]), client_factory=client_through(settings, seam)
+    )
+    assert result.ok, [(s.stream, s.error) for s in result.streams]
+    db = open_database(db_path)
+    missing = [
+        pid
+        for (pid,) in db.execute("SELECT id FROM profiles WHERE email_consent IS NULL")
+        if pid not in firsts
+    ]
+    assert not missing, f"{len(missing)} profiles lost their email_consent"

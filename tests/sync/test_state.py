@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from types import SimpleNamespace
 
 from klaviyo_etl.db import open_database
 from klaviyo_etl.models import Resource
 from klaviyo_etl.sync.state import StreamState, record_run
-from klaviyo_etl.sync.streams.base import later, latest
+from klaviyo_etl.sync.streams.base import clamp, earlier, later, latest
 
 
 def test_a_stream_never_synced_has_no_watermark(tmp_path):
@@ -69,6 +70,7 @@ def test_recording_runs_sums_rows_and_keeps_the_last_error_until_a_success(tmp_p
             requests=1,
             retries=0,
             throttled=0,
+            warnings=0,
             error=error,
         )
 
@@ -102,3 +104,12 @@ def test_a_mark_never_moves_back():
     a, b = "2026-05-01T10:00:00Z", "2026-05-01T09:00:00+00:00"
     assert later(a, b) == a and later(b, a) == a
     assert later(None, b) == b and later(a, None) == a and later(None, None) is None
+
+
+def test_since_against_a_stored_mark_takes_the_earlier_and_a_mark_never_passes_the_start():
+    a, b = "2026-05-01T10:00:00Z", "2026-05-01T11:00:00+02:00"  # b is 09:00 UTC
+    assert earlier(a, b) == b and earlier(b, a) == b
+    assert earlier(None, a) == a and earlier(a, None) == a and earlier(None, None) is None
+    start = dt.datetime(2026, 5, 1, 9, 30, tzinfo=dt.UTC)
+    assert clamp(a, start) == "2026-05-01T09:30:00+00:00"
+    assert clamp(b, start) == b and clamp(None, start) is None

@@ -11,6 +11,7 @@ can ask a stream what it will send (the contract tests do).
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from klaviyo_etl.endpoints import Endpoint
@@ -39,6 +40,22 @@ def latest(resources: list[Resource], field: str) -> str | None:
     """The latest value of `field` on a page (None if no resource has it)."""
     values = [r.attributes.get(field) for r in resources if r.attributes.get(field)]
     return max(values, key=parse_time) if values else None
+
+
+def earlier(a: str | None, b: str | None) -> str | None:
+    """The earlier of two marks, either of which may be missing (`--since` against a stored
+    mark: reading from the earlier one never skips rows the stored mark has not reached)."""
+    if not a or not b:
+        return a or b
+    return a if parse_time(a) <= parse_time(b) else b
+
+
+def clamp(mark: str | None, limit: dt.datetime) -> str | None:
+    """A mark never past `limit` (the run's start): one row stamped in the future must not
+    hold a stream back until that date."""
+    if mark and parse_time(mark) > limit:
+        return limit.isoformat(timespec="seconds")
+    return mark
 
 
 def later(a: str | None, b: str | None) -> str | None:

@@ -7,9 +7,18 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from klaviyo_etl.endpoints import contract
+from klaviyo_etl.errors import NotFound
 from klaviyo_etl.sync.concurrency import gather_or_cancel
 from klaviyo_etl.sync.filters import time_range
-from klaviyo_etl.sync.streams.base import Stream, later, latest, page_params, sort_field
+from klaviyo_etl.sync.streams.base import (
+    Stream,
+    clamp,
+    earlier,
+    later,
+    latest,
+    page_params,
+    sort_field,
+)
 from klaviyo_etl.timeutil import parse_time
 
 if TYPE_CHECKING:
@@ -22,6 +31,10 @@ class ChildStream(Stream):
 
     Each parent keeps its own watermark in `extra`; a full scan of a parent replaces its
     membership, flagging members that left. Children of deleted parents are flagged too.
+
+    A 404 on a parent's route is news, not a failure: the parent is gone from Klaviyo (a
+    deleted list, an action removed from a live flow). It is flagged deleted with its
+    children, and the other parents go on.
     """
 
     reconcilable = True
@@ -62,6 +75,7 @@ class ChildStream(Stream):
     async def run(self, run: StreamRun) -> None:
         state = run.state
         parents = await run.read(self.parents)
+        gone: list[str] = []
         field = self.endpoint.incremental_filter_field
         sortable = sort_field(self.endpoint) is not None
         gate = asyncio.Semaphore(self.concurrency)
@@ -70,24 +84,31 @@ class ChildStream(Stream):
             parent_id = parent["id"]
             async with gate:
                 scan_started = run.now_iso()
-                mark = None if run.full_scan else (run.since or state.extra.get(parent_id))
+                stored = clamp(state.extra.get(parent_id), run.started)
+                mark = None if run.full_scan else earlier(run.since, stored)
                 params = self.params(parse_time(mark) if mark else None)
                 seen = mark
-                async for page in run.pages(self.endpoint.path.replace("{id}", parent_id), params):
-                    if field:
-                        seen = later(seen, latest(page.data, field))
-                    if sortable and seen:
-                        state.extra[parent_id] = seen
+                try:
+                    async for page in run.pages(self.endpoint.path.replace("{id}", parent_id), params):
+                        if field:
+                            seen = clamp(later(seen, latest(page.data, field)), run.started)
+                        if sortable and seen:
+                            state.extra[parent_id] = seen
 
-                    def commit(repo: Repository, page=page) -> int:
-                        if self.members:
-                            n = repo.write_members(self.table, self.parent_col, parent_id, page.data)
-                        else:
-                            fill = self.parent_fill(parent)
-                            n = repo.write_resources(page.data, lambda r: fill)
-                        return n
+                        def commit(repo: Repository, page=page) -> int:
+                            if self.members:
+                                n = repo.write_members(self.table, self.parent_col, parent_id, page.data)
+                            else:
+                                fill = self.parent_fill(parent)
+                                n = repo.write_resources(page.data, lambda r: fill)
+                            return n
 
-                    await run.commit(commit, len(page.data))
+                        await run.commit(commit, len(page.data))
+                except NotFound:
+                    gone.append(parent_id)
+                    state.extra.pop(parent_id, None)
+                    await self.parent_gone(run, parent_id)
+                    return
                 if seen:
                     state.extra[parent_id] = seen
 
@@ -100,7 +121,7 @@ class ChildStream(Stream):
                 await run.commit(finish)
 
         await gather_or_cancel(*(one(parent) for parent in parents))
-        alive = {parent["id"] for parent in parents}
+        alive = {parent["id"] for parent in parents} - set(gone)
 
         for pid in [p for p in state.extra if p not in alive]:
             state.extra.pop(pid)
@@ -110,7 +131,19 @@ class ChildStream(Stream):
         def finish_all(repo: Repository) -> None:
             repo.mark_orphans_deleted(self.table, self.parent_col, self.parent_table, now)
 
+        if gone:
+            run.note = f"{len(gone)} {self.parent_table} gone from Klaviyo (404), flagged deleted"
         await run.commit(finish_all, **({"last_reconcile_at": now} if run.full_scan else {}))
+
+    async def parent_gone(self, run: StreamRun, parent_id: str) -> None:
+        """Flag a parent that answered 404 deleted, with its children here."""
+        now = run.now_iso()
+
+        def flag(repo: Repository) -> None:
+            repo.mark_rows_deleted(self.parent_table, "id = ?", (parent_id,), now)
+            run.deleted += repo.mark_rows_deleted(self.table, f"[{self.parent_col}] = ?", (parent_id,), now)
+
+        await run.commit(flag)
 
 
 class FlowMessageStream(ChildStream):

@@ -10,7 +10,15 @@ from klaviyo_etl import conventions as kc
 from klaviyo_etl.endpoints import contract
 from klaviyo_etl.models import Page, Resource
 from klaviyo_etl.sync.filters import and_, quote, time_range
-from klaviyo_etl.sync.streams.base import Stream, later, latest, page_params, sort_field
+from klaviyo_etl.sync.streams.base import (
+    Stream,
+    clamp,
+    earlier,
+    later,
+    latest,
+    page_params,
+    sort_field,
+)
 from klaviyo_etl.timeutil import parse_time
 
 if TYPE_CHECKING:
@@ -69,12 +77,13 @@ class ResourceStream(Stream):
         scan_started = run.now_iso()
         for variant in self.variants:
             key = variant or "_"
-            mark = None if full else (run.since or state.extra.get(key) or state.watermark)
+            stored = clamp(state.extra.get(key) or state.watermark, run.started)
+            mark = None if full else earlier(run.since, stored)
             params = self.params(variant, parse_time(mark) if mark else None)
             seen_mark = mark
             async for page in run.pages(self.endpoint.path, params):
                 if field:
-                    seen_mark = later(seen_mark, latest(page.data, field))
+                    seen_mark = clamp(later(seen_mark, latest(page.data, field)), run.started)
                 if sortable and seen_mark:
                     state.extra[key] = seen_mark
                 fill = self.fill(variant, page)
@@ -99,12 +108,13 @@ class ResourceStream(Stream):
         await run.commit(finish, **({"last_reconcile_at": scan_started} if run.full_scan else {}))
 
     def mark_deleted(self, repo: Repository, scan_started: str) -> int:
-        return repo.mark_deleted(self.table, scan_started) if self.reconcilable else 0
+        n = repo.mark_deleted(self.table, scan_started) if self.reconcilable else 0
+        repo.drop_links_to_deleted_tags()  # a removed tag tags nothing
+        return n
 
     def write_links(self, repo: Repository, page: Page) -> None:
-        links = [(r.id, t) for r in page.data for t in r.related_ids("tags")]
-        if links:
-            repo.write_tag_links(self.table, links)
+        if self.include and "tags" in self.include.split(","):
+            repo.replace_tag_links(self.table, {r.id: r.related_ids("tags") for r in page.data})
 
 
 class CampaignStream(ResourceStream):
@@ -135,7 +145,10 @@ class CampaignStream(ResourceStream):
         return columns
 
     def mark_deleted(self, repo: Repository, scan_started: str) -> int:
+        # Every campaign's page includes all of its messages: one the scan did not include
+        # is gone, even when its campaign is still live.
         n = super().mark_deleted(repo, scan_started)
+        n += repo.mark_deleted("campaign_messages", scan_started)
         repo.mark_orphans_deleted("campaign_messages", "campaign_id", "campaigns", scan_started)
         return n
 
@@ -151,7 +164,11 @@ class FlowStream(ResourceStream):
         return lambda r: {"flow_id": parent.get(r.id)} if r.type == "flow-action" else {}
 
     def mark_deleted(self, repo: Repository, scan_started: str) -> int:
+        # Every flow's page includes all of its actions: an action the scan did not include
+        # was removed from its flow (live flows lose actions all the time), with its messages.
         n = super().mark_deleted(repo, scan_started)
+        n += repo.mark_deleted("flow_actions", scan_started)
         for table in ("flow_actions", "flow_messages"):
             repo.mark_orphans_deleted(table, "flow_id", "flows", scan_started)
+        repo.mark_orphans_deleted("flow_messages", "flow_action_id", "flow_actions", scan_started)
         return n

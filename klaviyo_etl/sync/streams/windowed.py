@@ -130,15 +130,21 @@ class WindowedStream(Stream):
     async def run(self, run: StreamRun) -> None:
         state = run.state
         hi = run.started - run.safety_lag
+        # A stored mark is never past the start: a row stamped in the future (or a mark from
+        # a clock that ran ahead) must not hold the stream back until that date.
+        stored = min(parse_time(state.watermark), run.started) if state.watermark else None
+        resume = stored - run.lookback if stored is not None and self.lookback else stored
+        lo: dt.datetime | None
         if run.since:
-            lo = parse_time(run.since)
-        elif state.watermark and not run.full_scan:
-            lo = parse_time(state.watermark)
-            if self.lookback:
-                lo -= run.lookback
+            # A `--since` later than the stored mark would skip the rows in between (the
+            # watermark moves on at the end): read from the earlier of the two.
+            lo = min(parse_time(run.since), resume) if resume is not None else parse_time(run.since)
+        elif resume is not None and not run.full_scan:
+            lo = resume
         else:
             lo = await self.earliest(run)
         scan_started = run.now_iso()
+        scan_started_server = run.server_now()
         # Bulk mode: a first load into an empty table goes in without secondary indexes
         # (built again once, below); an interrupted one leaves them listed for the next run.
         bulk = self.bulk_load and await run.read(lambda repo: repo.is_empty(self.table))
@@ -150,10 +156,14 @@ class WindowedStream(Stream):
             # so the newest rows are read again next time rather than risk missing late ones.
             windows = self.plan(lo, run.started)
             await self.fetch(run, windows, hi, bulk)
-        final = max(hi, parse_time(state.watermark)) if state.watermark else hi
-        state.watermark = iso_mark(final)
-
         complete_scan = run.full_scan and not run.since
+        if complete_scan and self.reconcilable and lo is not None:
+            # A row updated while the scan ran moved behind the windows already read: read
+            # what changed since the scan started before flagging anything unseen as gone.
+            since = scan_started_server - dt.timedelta(seconds=1)
+            await self.fetch(run, [Window(since, run.server_now(), since)], hi, bulk=False)
+        final = max(hi, stored) if stored is not None else hi
+        state.watermark = iso_mark(final)
 
         def finish(repo: Repository) -> None:
             if complete_scan and self.reconcilable and lo is not None:
@@ -187,7 +197,9 @@ class WindowedStream(Stream):
                         w.done = True
                     state.watermark = windows_watermark(windows, hi)
                     run.covered = windows_covered(windows)
-                    await run.commit(lambda repo, page=page: repo.write_rows(page.rows), page.count)
+                    await run.commit(
+                        lambda repo, page=page: repo.write_rows(page.rows), page.count, warnings=page.warnings
+                    )
                 w.done = True
 
         await gather_or_cancel(*(worker() for _ in range(min(self.concurrency, len(windows)))))
