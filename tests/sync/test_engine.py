@@ -150,7 +150,7 @@ class StopAfterFirstPage:
 
     def start(self, stream: str) -> None: ...
 
-    def advance(self, stream: str, rows: int, pages: int, requests: int) -> None:
+    def advance(self, stream: str, rows: int, pages: int, requests: int, covered=None) -> None:
         if stream == self.stream and rows:
             self.stop.set()
 
