@@ -95,3 +95,9 @@ ATTRIBUTION_WINDOW_DAYS = 5
 # Klaviyo's message channels, as campaigns and messages name them (the campaigns endpoint
 # requires one in its filter, so the sync scans campaigns once per channel).
 CAMPAIGN_CHANNELS = ("email", "sms", "mobile_push")
+
+# Campaign statuses that are a send. Every other status (Draft, Scheduled, Preparing to
+# schedule, Preparing to send, Adding Recipients, Queued without Recipients, Cancelled, every
+# "Cancelled: ...", Unknown) is not: reports do not count it and the Reporting API is never
+# asked about it (its 225-a-day budget is for sends).
+SENT_STATUSES = ("Sent", "Variations Sent", "Sending", "Sending Segments")
