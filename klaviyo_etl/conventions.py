@@ -70,7 +70,9 @@ CHANNEL_METRICS: dict[str, dict[str, str | None]] = {
 }
 
 # Event-property keys (Klaviyo's `$`-prefixed conventions).
-PROP_MESSAGE = "$message"  # campaign id (live) or campaign-message id on campaign events; flow-message id on flow events
+# $message: on campaign events the campaign id (live) or the campaign-message id (older data);
+# on flow events the flow-message id.
+PROP_MESSAGE = "$message"
 PROP_FLOW = "$flow"  # flow id on flow message events
 PROP_VALUE = "$value"  # revenue on Placed Order
 PROP_EVENT_ID = "$event_id"  # the integration's own id (order id)

