@@ -15,9 +15,15 @@ from klaviyo_etl.sandbox.generate import Generator
 from klaviyo_etl.sandbox.ids import event_id
 from klaviyo_etl.sandbox.store import AccountStore
 from klaviyo_etl.timeutil import iso_to_epoch
-from tests.helpers.sandbox import NOW, make_config, walk
+from tests.helpers.sandbox import NOW, make_config, spec, walk
 
 DAY = 86_400
+
+
+def campaign_status_enum() -> list[str]:
+    """The campaign statuses the spec lists."""
+    schema = spec()["components"]["schemas"]["CampaignResponseObjectResource"]
+    return schema["properties"]["attributes"]["properties"]["status"]["enum"]
 
 
 def _events(data: SandboxData) -> list[tuple[int, str, str, dict]]:
@@ -107,24 +113,26 @@ def test_campaigns_look_like_klaviyos(data: SandboxData) -> None:
     assert set(channels) == {"email", "sms", "mobile_push"}
     assert channels.count("email") > len(campaigns) / 2
     statuses = [c["attributes"]["status"] for c in campaigns]
-    assert statuses.count("Sent") > len(campaigns) / 2
-    assert set(statuses) <= {"Sent", "Draft", "Scheduled"}
+    assert sum(s in kc.SENT_STATUSES for s in statuses) > len(campaigns) / 2
+    assert set(statuses) <= set(campaign_status_enum())
     for c in campaigns:
         messages = data.campaign_messages_of(c["id"])
         assert 1 <= len(messages) <= 2
-        send_time = c["attributes"]["send_time"]
-        if c["attributes"]["status"] == "Sent":
-            assert iso_to_epoch(send_time) < NOW.timestamp()
-        elif c["attributes"]["status"] == "Scheduled":
+        status, send_time = c["attributes"]["status"], c["attributes"]["send_time"]
+        if status in ("Scheduled", "Preparing to schedule"):
             assert iso_to_epoch(send_time) > NOW.timestamp()
-        else:
-            assert send_time is None
+        elif status in ("Draft", "Unknown"):
+            assert send_time is None and c["attributes"]["scheduled_at"] is None
+        else:  # sent, or its send time came and it was cancelled or found no recipients
+            assert iso_to_epoch(send_time) < NOW.timestamp()
+            assert iso_to_epoch(c["attributes"]["scheduled_at"]) < iso_to_epoch(send_time)
         for m in messages:
             assert m["attributes"]["definition"]["channel"] == c["channel"]
 
 
 def test_message_events_follow_their_sends(data: SandboxData) -> None:
-    campaign_messages = {m["id"]: m for m in data.resources["campaign-message"].values()}
+    # `$message` names the campaign on campaign events and the flow message on flow events.
+    campaigns = data.resources["campaign"]
     flow_messages = {m["id"]: m for m in data.resources["flow-message"].values()}
     received_at: dict[tuple[str, str], int] = {}
     flows_seen = set()
@@ -132,18 +140,18 @@ def test_message_events_follow_their_sends(data: SandboxData) -> None:
         message = props.get(kc.PROP_MESSAGE)
         if message is None:
             continue
-        assert message in campaign_messages or message in flow_messages
+        assert message in campaigns or message in flow_messages
         if message in flow_messages:
             assert props[kc.PROP_FLOW] == flow_messages[message]["flow_id"]
             flows_seen.add(props[kc.PROP_FLOW])
         else:
-            campaign = data.resources["campaign"][campaign_messages[message]["campaign_id"]]
-            assert ts >= iso_to_epoch(campaign["attributes"]["send_time"])
+            assert campaigns[message]["attributes"]["status"] in kc.SENT_STATUSES
+            assert ts >= iso_to_epoch(campaigns[message]["attributes"]["send_time"])
             assert kc.PROP_FLOW not in props
-        channel = (campaign_messages.get(message) or flow_messages[message])["channel"]
+        channel = (campaigns.get(message) or flow_messages.get(message))["channel"]
         roles = {v: k for k, v in kc.CHANNEL_METRICS[channel].items() if v}
         assert name in roles, f"{name} on a {channel} message"
-        if roles[name] in ("received", "bounced"):
+        if roles[name] in ("received", "bounced", "failed"):
             received_at.setdefault((message, profile), ts)
         else:  # opens, clicks, unsubscribes follow a receipt of the same message
             assert (message, profile) in received_at
@@ -220,7 +228,10 @@ def test_add_touch_delete(fresh) -> None:
     stamps = [iso_to_epoch(data.resources["profile"][p]["attributes"]["updated"]) for p in new]
     assert stamps == sorted(set(stamps)) and stamps[0] >= NOW.timestamp()
 
-    campaign_id = next(iter(data.resources["campaign"]))
+    # a campaign the default (non-archived) listing shows
+    campaign_id = next(
+        c["id"] for c in data.resources["campaign"].values() if not c["attributes"]["archived"]
+    )
     old = dict(data.resources["campaign"][campaign_id]["attributes"])
     data.touch("campaign", campaign_id)
     now = data.resources["campaign"][campaign_id]["attributes"]

@@ -174,7 +174,7 @@ def test_error_bodies_validate_against_spec(
 
 
 def test_report_responses_validate_against_spec(client: httpx.Client, data: SandboxData) -> None:
-    placed = data.metric_ids[data.metric_by_name["Placed Order"]]
+    placed = data.metric_ids[data.metric_named("Placed Order", "Shopify")]
     for kind in ("campaign", "flow"):
         body = {
             "data": {

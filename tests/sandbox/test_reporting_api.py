@@ -15,16 +15,54 @@ from klaviyo_etl.sync.streams.reporting import REPORT_STATISTICS
 from klaviyo_etl.timeutil import iso_to_epoch
 from tests.helpers.sandbox import walk
 
-STATISTICS = REPORT_STATISTICS  # exactly what the sync asks Klaviyo for
+STATISTICS = REPORT_STATISTICS  # exactly what the sync asks Klaviyo for (and the rest below)
+COUNTS = (
+    "recipients",
+    "delivered",
+    "opens",
+    "opens_unique",
+    "clicks",
+    "clicks_unique",
+    "conversions",
+    "conversion_uniques",
+    "conversion_value",
+    "unsubscribes",
+    "unsubscribe_uniques",
+    "bounced",
+    "failed",
+    "bounced_or_failed",
+    "spam_complaints",
+)
 SEND_CHANNEL = {"email": "email", "sms": "sms", "mobile_push": "push-notification"}
 
 
-def expected_figures(
-    events: list[dict], metric_names: dict[str, str], messages: dict[str, str], start: float, end: float
-) -> dict[str, dict]:
-    """Per message id: the conventions' figures over events in [start, end).
+RATES = {  # rate -> (numerator, denominator), per klaviyo_etl.conventions
+    "delivery_rate": ("delivered", "recipients"),
+    "open_rate": ("opens_unique", "delivered"),
+    "click_rate": ("clicks_unique", "delivered"),
+    "click_to_open_rate": ("clicks_unique", "opens_unique"),
+    "conversion_rate": ("conversion_uniques", "delivered"),
+    "revenue_per_recipient": ("conversion_value", "delivered"),
+    "unsubscribe_rate": ("unsubscribe_uniques", "delivered"),
+    "bounce_rate": ("bounced", "recipients"),
+    "failed_rate": ("failed", "recipients"),
+    "bounced_or_failed_rate": ("bounced_or_failed", "recipients"),
+    "spam_complaint_rate": ("spam_complaints", "delivered"),
+}
 
-    `messages` maps message id -> channel for the messages of one kind (campaign or flow).
+
+def expected_figures(
+    events: list[dict],
+    metric_names: dict[str, str],
+    entities: dict[str, str],
+    start: float,
+    end: float,
+    conversion_metric: str,
+) -> dict[str, dict]:
+    """Per entity: the conventions' figures over events in [start, end).
+
+    An entity is what `$message` names, as live Klaviyo does: the campaign on campaign events,
+    the flow message on flow events. `entities` maps its id -> channel.
     """
     sets: dict[str, dict] = defaultdict(lambda: defaultdict(set))
     counts: dict[str, dict] = defaultdict(lambda: defaultdict(float))
@@ -33,54 +71,49 @@ def expected_figures(
         if not start <= ts < end:
             continue
         props = event["attributes"]["event_properties"]
-        name = metric_names[event["relationships"]["metric"]["data"]["id"]]
+        metric = event["relationships"]["metric"]["data"]["id"]
+        name = metric_names[metric]
         profile = event["relationships"]["profile"]["data"]["id"]
-        message = props.get(kc.PROP_MESSAGE)
-        if message in messages:
-            role = {v: k for k, v in kc.CHANNEL_METRICS[messages[message]].items() if v}.get(name)
-            if role in ("received", "bounced"):
-                sets[message]["recipients"].add(profile)
+        entity = props.get(kc.PROP_MESSAGE)
+        if entity in entities:
+            role = {v: k for k, v in kc.CHANNEL_METRICS[entities[entity]].items() if v}.get(name)
+            if role in ("received", "bounced", "failed"):
+                sets[entity]["recipients"].add(profile)
             if role == "received":
-                sets[message]["delivered"].add(profile)
-            elif role in ("opened", "clicked", "unsubscribed", "bounced", "spam"):
-                sets[message][role].add(profile)
-                counts[message][role] += 1
+                sets[entity]["delivered"].add(profile)
+            elif role in ("opened", "clicked", "unsubscribed", "bounced", "failed", "spam"):
+                sets[entity][role].add(profile)
+                counts[entity][role] += 1
         attributed = props.get(kc.PROP_ATTRIBUTED_MESSAGE)
-        if name == kc.PLACED_ORDER and attributed in messages:
+        if metric == conversion_metric and attributed in entities:
             sets[attributed]["converters"].add(profile)
             counts[attributed]["conversions"] += 1
             counts[attributed]["value"] += props[kc.PROP_VALUE]
 
-    def rate(n, d):
-        return n / d if d else 0.0
-
     out = {}
-    for message in set(sets) | set(counts):
-        s, c = sets[message], counts[message]
-        delivered = len(s["delivered"])
-        out[message] = {
+    for entity in set(sets) | set(counts):
+        s, c = sets[entity], counts[entity]
+        out[entity] = {
             "recipients": len(s["recipients"]),
-            "delivered": delivered,
+            "delivered": len(s["delivered"]),
             "opens": c["opened"],
             "opens_unique": len(s["opened"]),
-            "open_rate": rate(len(s["opened"]), delivered),
             "clicks": c["clicked"],
             "clicks_unique": len(s["clicked"]),
-            "click_rate": rate(len(s["clicked"]), delivered),
-            "click_to_open_rate": rate(len(s["clicked"]), len(s["opened"])),
             "conversions": c["conversions"],
             "conversion_uniques": len(s["converters"]),
             "conversion_value": c["value"],
-            "conversion_rate": rate(len(s["converters"]), delivered),
-            "revenue_per_recipient": rate(c["value"], delivered),
             "unsubscribes": c["unsubscribed"],
             "unsubscribe_uniques": len(s["unsubscribed"]),
-            "unsubscribe_rate": rate(len(s["unsubscribed"]), delivered),
             "bounced": len(s["bounced"]),
-            "bounce_rate": rate(len(s["bounced"]), len(s["recipients"])),
+            "failed": len(s["failed"]),
+            "bounced_or_failed": len(s["bounced"] | s["failed"]),
             "spam_complaints": len(s["spam"]),
-            "spam_complaint_rate": rate(len(s["spam"]), delivered),
         }
+        for rate, (n, d) in RATES.items():
+            out[entity][rate] = out[entity][n] / out[entity][d] if out[entity][d] else 0.0
+        if kc.CHANNEL_METRICS[entities[entity]]["opened"] is None:  # SMS: no opens, no open rates
+            out[entity]["open_rate"] = out[entity]["click_to_open_rate"] = None
     return out
 
 
@@ -102,7 +135,7 @@ def _report(client: httpx.Client, kind: str, attributes: dict) -> httpx.Response
 def test_values_report_equals_direct_count(
     client: httpx.Client, data: SandboxData, all_events: list[dict], kind: str, window: tuple[int, int] | None
 ) -> None:
-    placed = data.metric_ids[data.metric_by_name[kc.PLACED_ORDER]]
+    placed = data.metric_ids[data.metric_named(kc.PLACED_ORDER, "Shopify")]
     if window is None:
         timeframe = {"key": "last_365_days"}
         today = data.now.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -111,34 +144,51 @@ def test_values_report_equals_direct_count(
         lo, hi = (data.now - timedelta(days=d) for d in window)
         timeframe = {"start": lo.isoformat(), "end": hi.isoformat()}
         start, end = lo.timestamp(), hi.timestamp()
+    statistics = sorted({*STATISTICS, *COUNTS, *RATES})
     response = _report(
-        client, kind, {"statistics": STATISTICS, "timeframe": timeframe, "conversion_metric_id": placed}
+        client, kind, {"statistics": statistics, "timeframe": timeframe, "conversion_metric_id": placed}
     )
     assert response.status_code == 200, response.text
     results = response.json()["data"]["attributes"]["results"]
 
     records = data.resources[f"{kind}-message"].values()
-    messages = {m["id"]: m["channel"] for m in records}
     parents = {m["id"]: m[f"{kind}_id"] for m in records}
+    channels = {m["id"]: m["channel"] for m in records}
+    # what `$message` names: the campaign (campaign events), the flow message (flow events)
+    entity_key = "campaign_id" if kind == "campaign" else "flow_message_id"
+    if kind == "campaign":
+        entities = {c["id"]: c["channel"] for c in data.resources["campaign"].values()}
+    else:
+        entities = channels
     metric_names = {m: data.resources["metric"][m]["attributes"]["name"] for m in data.ids("metric")}
-    expected = expected_figures(all_events, metric_names, messages, start, end)
+    expected = expected_figures(all_events, metric_names, entities, start, end, placed)
     assert expected, "the seeded account should have message activity in the window"
-    got = {r["groupings"][f"{kind}_message_id"]: r for r in results}
-    assert set(got) == set(expected)
-    for message, figures in expected.items():
-        row = got[message]
-        assert row["groupings"] == {
+    rows: dict[str, list[dict]] = defaultdict(list)
+    for r in results:
+        message = r["groupings"][f"{kind}_message_id"]
+        assert r["groupings"] == {
             f"{kind}_id": parents[message],
             f"{kind}_message_id": message,
-            "send_channel": SEND_CHANNEL[messages[message]],
+            "send_channel": SEND_CHANNEL[channels[message]],
         }
-        for stat in STATISTICS:
-            assert row["statistics"][stat] == pytest.approx(figures[stat], abs=0.006), (message, stat)
+        rows[r["groupings"][entity_key]].append(r["statistics"])
+    assert set(rows) == set(expected)
+    for entity, figures in expected.items():
+        # an A/B campaign has a row per message; they reach disjoint profiles, so counts add up
+        for stat in COUNTS:
+            got = sum(row[stat] for row in rows[entity])
+            assert got == pytest.approx(figures[stat], abs=0.006), (entity, stat)
+        if len(rows[entity]) == 1:
+            for stat in statistics:
+                if figures.get(stat, 0.0) is None:
+                    assert rows[entity][0][stat] is None, (entity, stat)
+                elif stat in figures:
+                    assert rows[entity][0][stat] == pytest.approx(figures[stat], abs=0.006), (entity, stat)
     assert any(r["statistics"]["conversions"] for r in results) or kind == "flow"
 
 
 def test_report_filter_and_group_by(client: httpx.Client, data: SandboxData) -> None:
-    placed = data.metric_ids[data.metric_by_name[kc.PLACED_ORDER]]
+    placed = data.metric_ids[data.metric_named(kc.PLACED_ORDER, "Shopify")]
     base = {
         "statistics": ["recipients"],
         "timeframe": {"key": "last_365_days"},
@@ -177,7 +227,7 @@ def test_report_filter_and_group_by(client: httpx.Client, data: SandboxData) -> 
     ],
 )
 def test_invalid_report_requests_are_400(client: httpx.Client, data: SandboxData, change: dict) -> None:
-    placed = data.metric_ids[data.metric_by_name[kc.PLACED_ORDER]]
+    placed = data.metric_ids[data.metric_named(kc.PLACED_ORDER, "Shopify")]
     attributes = {
         "statistics": ["recipients"],
         "timeframe": {"key": "last_30_days"},
@@ -193,7 +243,7 @@ def test_invalid_report_requests_are_400(client: httpx.Client, data: SandboxData
 def test_metric_aggregate_counts_match(
     client: httpx.Client, data: SandboxData, all_events: list[dict]
 ) -> None:
-    placed = data.metric_ids[data.metric_by_name[kc.PLACED_ORDER]]
+    placed = data.metric_ids[data.metric_named(kc.PLACED_ORDER, "Shopify")]
     start, end = data.now - timedelta(days=28), data.now - timedelta(days=7)
     body = {
         "data": {
