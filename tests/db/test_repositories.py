@@ -132,3 +132,30 @@ def test_the_reads_the_streams_need(tmp_path):
     assert repo.reportable_ids("campaigns", "2025-05-01") == ["c1", "c3"]
     db["flows"].insert_all([{"id": "f2", "status": "live"}, {"id": "f1", "status": "draft"}], alter=True)
     assert repo.reportable_ids("flows", "2025-05-01") == ["f2"]
+
+
+def test_the_reporting_api_is_asked_about_sent_campaigns_only(tmp_path):
+    db = open_database(tmp_path / "k.db")
+    statuses = {
+        "sent": "Sent",
+        "variations": "Variations Sent",
+        "sending": "Sending",
+        "segments": "Sending Segments",
+        "draft": "Draft",
+        "scheduled": "Scheduled",
+        "queued": "Queued without Recipients",
+        "cancelled": "Cancelled",
+        "no-recipients": "Cancelled: No Recipients",
+        "smart": "Cancelled: Smart Sending",
+        "preparing": "Preparing to send",
+        "adding": "Adding Recipients",
+        "unknown": "Unknown",
+    }
+    db["campaigns"].insert_all(
+        [{"id": cid, "status": status, "send_time": "2026-05-01"} for cid, status in statuses.items()]
+        + [{"id": "archived", "status": "Sent", "send_time": "2026-05-01", "archived": 1}],
+        alter=True,
+    )
+    assert Repository(db).reportable_ids("campaigns", "2026-01-01") == sorted(
+        ["archived", "sent", "variations", "sending", "segments"]
+    )
