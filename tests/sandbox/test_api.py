@@ -172,6 +172,52 @@ def test_resource_filters(client: httpx.Client, data: SandboxData) -> None:
     )
 
 
+def _archived(data: SandboxData, kind: str) -> set[str]:
+    return {i for i, r in data.resources[kind].items() if r["attributes"]["archived"]}
+
+
+@pytest.mark.parametrize("channel", kc.CAMPAIGN_CHANNELS)
+def test_archived_campaigns_are_hidden_unless_the_filter_asks(
+    client: httpx.Client, data: SandboxData, channel: str
+) -> None:
+    mine = {i for i, c in data.resources["campaign"].items() if c["channel"] == channel}
+    archived = _archived(data, "campaign") & mine
+    assert archived, f"the account has archived {channel} campaigns"
+    listed = {}
+    for name, extra in (
+        ("default", ""),
+        ("true", ",equals(archived,true)"),
+        ("false", ",equals(archived,false)"),
+    ):
+        items, _ = walk(
+            client, "/api/campaigns", {"filter": f"and(equals(messages.channel,'{channel}'){extra})"}
+        )
+        listed[name] = {c["id"] for c in items}
+    assert listed["default"] == listed["false"] == mine - archived
+    assert listed["true"] == archived
+    # any(id, ...) does not reveal them either
+    ids = ",".join(f'"{i}"' for i in sorted(archived))
+    body = client.get(
+        "/api/campaigns", params={"filter": f"and(equals(messages.channel,'{channel}'),any(id,[{ids}]))"}
+    ).json()
+    assert body["data"] == []
+
+
+def test_archived_flows_are_hidden_unless_the_filter_asks(client: httpx.Client, data: SandboxData) -> None:
+    archived = _archived(data, "flow")
+    assert archived
+    default, _ = walk(client, "/api/flows")
+    only, _ = walk(client, "/api/flows", {"filter": "equals(archived,true)"})
+    others, _ = walk(client, "/api/flows", {"filter": "equals(archived,false)"})
+    assert {f["id"] for f in default} == {f["id"] for f in others} == data.ids("flow") - archived
+    assert {f["id"] for f in only} == archived
+    assert all(f["attributes"]["archived"] for f in only)
+    # their actions and messages are still served
+    for flow_id in archived:
+        actions, _ = walk(client, f"/api/flows/{flow_id}/flow-actions")
+        assert {a["id"] for a in actions} == {a["id"] for a in data.flow_actions_of(flow_id)}
+
+
 @pytest.mark.parametrize(
     ("path", "params", "parameter"),
     [

@@ -11,11 +11,12 @@ import pytest
 
 from klaviyo_etl import conventions as kc
 from klaviyo_etl.sandbox import SandboxConfig, SandboxData
+from klaviyo_etl.sandbox.events import NONE
 from klaviyo_etl.sandbox.generate import Generator
 from klaviyo_etl.sandbox.ids import event_id
 from klaviyo_etl.sandbox.store import AccountStore
 from klaviyo_etl.timeutil import iso_to_epoch
-from tests.helpers.sandbox import NOW, make_config, spec, walk
+from tests.helpers.sandbox import NOW, make_config, sandbox_config, spec, walk
 
 DAY = 86_400
 
@@ -348,3 +349,68 @@ def test_add_each_kind_is_served(fresh, kind: str) -> None:
     params = {"filter": "equals(messages.channel,'email')"} if kind == "campaign" else {}
     items, _ = walk(client, path, params)
     assert new_id in {i["id"] for i in items}
+
+
+def test_campaigns_come_in_every_status_and_only_sends_have_events() -> None:
+    data = SandboxData.generate(make_config(campaigns=30))
+    by_status = defaultdict(list)
+    for c in data.resources["campaign"].values():
+        by_status[c["attributes"]["status"]].append(c)
+    not_sent = set(by_status) - set(kc.SENT_STATUSES)
+    assert {
+        "Cancelled",
+        "Queued without Recipients",
+        "Scheduled",
+        "Draft",
+        "Preparing to send",
+        "Adding Recipients",
+    } <= not_sent
+    assert len({s for s in not_sent if s.startswith("Cancelled: ")}) >= 4
+    assert {"Sent", "Variations Sent", "Sending"} <= set(by_status)
+    with_events = {
+        data.messages[m].parent_id
+        for m in set(data.events.msg)
+        if m != NONE and data.messages[m].kind == "campaign"
+    }
+    for status, campaigns in by_status.items():
+        ids = {c["id"] for c in campaigns}
+        if status in kc.SENT_STATUSES:
+            assert ids <= with_events, status
+        else:
+            assert not ids & with_events, status
+    # a cancelled or queued campaign had its send time, now past; a draft never had one
+    for status in ("Cancelled", "Cancelled: No Recipients", "Queued without Recipients"):
+        for c in by_status[status]:
+            attrs = c["attributes"]
+            assert iso_to_epoch(attrs["scheduled_at"]) < iso_to_epoch(attrs["send_time"]) < NOW.timestamp()
+    assert all(c["attributes"]["send_time"] is None for c in by_status["Draft"])
+    assert all(len(data.campaign_messages_of(c["id"])) == 2 for c in by_status["Variations Sent"])
+
+
+def test_old_sends_are_archived_in_every_channel_and_one_flow_was_archived(data: SandboxData) -> None:
+    archived = [c for c in data.resources["campaign"].values() if c["attributes"]["archived"]]
+    assert {c["channel"] for c in archived} == set(kc.CAMPAIGN_CHANNELS)
+    assert all(c["attributes"]["status"] in ("Sent", "Variations Sent") for c in archived)
+    for c in archived:  # older than the channel's sends that stay listed
+        listed = [
+            o
+            for o in data.resources["campaign"].values()
+            if o["channel"] == c["channel"]
+            and not o["attributes"]["archived"]
+            and o["attributes"]["status"] == "Sent"
+        ]
+        assert all(o["attributes"]["send_time"] > c["attributes"]["send_time"] for o in listed)
+    flows = [f for f in data.resources["flow"].values() if f["attributes"]["archived"]]
+    assert len(flows) == 1 and flows[0]["attributes"]["status"] == "draft"
+    # the tiny account the contract cassettes record has them too
+    tiny = SandboxData.generate(sandbox_config("tiny", now=NOW))
+    assert any(c["attributes"]["archived"] for c in tiny.resources["campaign"].values())
+    assert any(f["attributes"]["archived"] for f in tiny.resources["flow"].values())
+
+
+def test_a_second_placed_order_metric_records_fewer_orders(data: SandboxData) -> None:
+    shopify = data.metric_named(kc.PLACED_ORDER, "Shopify")
+    api = data.metric_named(kc.PLACED_ORDER, "API")
+    assert data.metric_ids[shopify] != data.metric_ids[api]
+    counts = {m: sum(1 for x in data.events.metric if x == m) for m in (shopify, api)}
+    assert 0 < counts[api] < counts[shopify]

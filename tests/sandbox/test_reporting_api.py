@@ -11,9 +11,10 @@ import pytest
 
 from klaviyo_etl import conventions as kc
 from klaviyo_etl.sandbox import SandboxData
+from klaviyo_etl.sandbox.events import NONE
 from klaviyo_etl.sync.streams.reporting import REPORT_STATISTICS
 from klaviyo_etl.timeutil import iso_to_epoch
-from tests.helpers.sandbox import walk
+from tests.helpers.sandbox import ACCOUNT, make_client, walk
 
 STATISTICS = REPORT_STATISTICS  # exactly what the sync asks Klaviyo for (and the rest below)
 COUNTS = (
@@ -279,3 +280,159 @@ def test_metric_aggregate_counts_match(
         in_week = [e for e in orders if ws <= e["attributes"]["timestamp"] < ws + 7 * 86_400]
         assert measured["count"][k] == len(in_week)
         assert measured["unique"][k] == len({e["relationships"]["profile"]["data"]["id"] for e in in_week})
+
+
+def _rows(
+    client: httpx.Client, kind: str, data: SandboxData, metric: str | None = None, **extra
+) -> list[dict]:
+    attributes = {
+        "statistics": ["recipients", "delivered", "conversions", "conversion_value"],
+        "timeframe": {"key": "last_365_days"},
+        "conversion_metric_id": metric or data.metric_ids[data.metric_named(kc.PLACED_ORDER, "Shopify")],
+        **extra,
+    }
+    response = _report(client, kind, attributes)
+    assert response.status_code == 200, response.text
+    return response.json()["data"]["attributes"]["results"]
+
+
+def test_an_ab_campaign_reports_one_row_per_campaign_message(
+    client: httpx.Client, data: SandboxData, all_events: list[dict]
+) -> None:
+    # Events name only the campaign; the Reporting API still splits it by campaign message.
+    (ab,) = [c for c in data.resources["campaign"].values() if c["attributes"]["status"] == "Variations Sent"]
+    messages = {m["id"] for m in data.campaign_messages_of(ab["id"])}
+    assert len(messages) == 2
+    rows = [r for r in _rows(client, "campaign", data) if r["groupings"]["campaign_id"] == ab["id"]]
+    assert {r["groupings"]["campaign_message_id"] for r in rows} == messages
+    assert all(r["statistics"]["recipients"] > 0 for r in rows)
+    receipts = {
+        e["relationships"]["profile"]["data"]["id"]
+        for e in all_events
+        if e["attributes"]["event_properties"].get(kc.PROP_MESSAGE) == ab["id"]
+        and e["relationships"]["metric"]["data"]["id"]
+        == data.metric_ids[data.metric_named(kc.RECEIVED_EMAIL)]
+    }
+    assert sum(r["statistics"]["delivered"] for r in rows) == len(receipts)
+
+
+def test_archived_campaigns_and_flows_keep_their_events_and_figures(
+    client: httpx.Client, data: SandboxData, all_events: list[dict]
+) -> None:
+    archived_campaigns = {i for i, c in data.resources["campaign"].items() if c["attributes"]["archived"]}
+    archived_flows = {i for i, f in data.resources["flow"].items() if f["attributes"]["archived"]}
+    assert archived_campaigns and archived_flows
+    campaign_rows = _rows(client, "campaign", data)
+    flow_rows = _rows(client, "flow", data)
+    assert archived_campaigns <= {r["groupings"]["campaign_id"] for r in campaign_rows}
+    assert archived_flows <= {r["groupings"]["flow_id"] for r in flow_rows}
+    named = {e["attributes"]["event_properties"].get(kc.PROP_MESSAGE) for e in all_events}
+    flows = {e["attributes"]["event_properties"].get(kc.PROP_FLOW) for e in all_events}
+    assert archived_campaigns <= named and archived_flows <= flows
+    # an archived flow stopped sending when it was archived
+    for flow_id in archived_flows:
+        archived_at = iso_to_epoch(data.resources["flow"][flow_id]["attributes"]["updated"])
+        receipts = [
+            e["attributes"]["timestamp"]
+            for e in all_events
+            if e["attributes"]["event_properties"].get(kc.PROP_FLOW) == flow_id
+            and data.metric_names[data.metric_index[e["relationships"]["metric"]["data"]["id"]]]
+            in (kc.RECEIVED_EMAIL, kc.RECEIVED_SMS, kc.RECEIVED_PUSH)
+        ]
+        assert receipts and max(receipts) < archived_at + 900
+
+
+def test_campaigns_that_were_not_sent_have_no_rows(sandbox_factory) -> None:
+    with sandbox_factory("default", **{**ACCOUNT, "campaigns": 30}) as sb, make_client(sb.server) as client:
+        data = sb.data
+        unsent = [
+            c["id"]
+            for c in data.resources["campaign"].values()
+            if c["attributes"]["status"] not in kc.SENT_STATUSES
+        ]
+        sent = [
+            c["id"]
+            for c in data.resources["campaign"].values()
+            if c["attributes"]["status"] in kc.SENT_STATUSES
+        ]
+        assert len(unsent) >= 10
+        reported = {r["groupings"]["campaign_id"] for r in _rows(client, "campaign", data)}
+        # every send but the one going out today (last_365_days ends at midnight)
+        sending = {c for c in sent if data.resources["campaign"][c]["attributes"]["status"] == "Sending"}
+        assert set(sent) - sending <= reported <= set(sent)
+        listed = ",".join(f'"{c}"' for c in unsent)
+        assert _rows(client, "campaign", data, filter=f"contains-any(campaign_id,[{listed}])") == []
+
+
+def test_conversions_come_from_exactly_the_given_conversion_metric(sandbox_factory) -> None:
+    # Big enough for both integrations' orders to be attributed to messages.
+    with sandbox_factory("default", **{**ACCOUNT, "profiles": 1500, "events": 10_000}) as sb:
+        data = sb.data
+        events = data.events
+        with make_client(sb.server) as client:
+            totals = {}
+            for integration in ("Shopify", "API"):
+                m = data.metric_named(kc.PLACED_ORDER, integration)
+                metric = data.metric_ids[m]
+                rows = _rows(client, "flow", data, metric) + _rows(client, "campaign", data, metric)
+                attributed = [
+                    data.event_properties(i)
+                    for i in range(len(events))
+                    if events.metric[i] == m and events.attr[i] != NONE
+                ]
+                assert attributed, f"some {integration} orders are attributed"
+                assert all(kc.PROP_ATTRIBUTED_MESSAGE in props for props in attributed)
+                got = sum(r["statistics"]["conversions"] for r in rows)
+                assert got == len(attributed)
+                value = sum(props[kc.PROP_VALUE] for props in attributed)
+                assert sum(r["statistics"]["conversion_value"] for r in rows) == pytest.approx(
+                    value, abs=0.05
+                )
+                totals[integration] = got
+    assert 0 < totals["API"] < totals["Shopify"]
+
+
+def test_sms_failures_count_as_failed_not_bounced_and_sms_has_no_open_rates(
+    client: httpx.Client, data: SandboxData, all_events: list[dict]
+) -> None:
+    failed_metric = data.metric_ids[data.metric_named(kc.FAILED_SMS)]
+    failures = {
+        (e["attributes"]["event_properties"][kc.PROP_MESSAGE], e["relationships"]["profile"]["data"]["id"])
+        for e in all_events
+        if e["relationships"]["metric"]["data"]["id"] == failed_metric
+    }
+    assert failures
+    attributes = {
+        "statistics": [
+            "recipients",
+            "delivered",
+            "bounced",
+            "failed",
+            "failed_rate",
+            "bounced_or_failed",
+            "open_rate",
+            "click_to_open_rate",
+            "click_rate",
+        ],
+        "timeframe": {"key": "last_365_days"},
+        "conversion_metric_id": data.metric_ids[data.metric_named(kc.PLACED_ORDER, "Shopify")],
+    }
+    by_channel: dict[str, list[dict]] = defaultdict(list)
+    for kind in ("campaign", "flow"):
+        for row in _report(client, kind, attributes).json()["data"]["attributes"]["results"]:
+            by_channel[row["groupings"]["send_channel"]].append(row["statistics"])
+    sms = by_channel["sms"]
+    assert sms and all(s["bounced"] == 0 for s in sms)
+    assert all(s["open_rate"] is None and s["click_to_open_rate"] is None for s in sms)
+    assert all(isinstance(s["click_rate"], float) for s in sms)
+    assert all(s["bounced_or_failed"] == s["failed"] for s in sms)
+    assert all(s["failed_rate"] == pytest.approx(s["failed"] / s["recipients"]) for s in sms)
+    assert all(s["recipients"] == s["delivered"] + s["failed"] for s in sms)
+    campaign_failures = {f for f in failures if f[0] in data.resources["campaign"]}
+    flow_failures = {f for f in failures if f[0] in data.resources["flow-message"]}
+    assert sum(s["failed"] for s in sms) == len(campaign_failures) + len(flow_failures)
+    # email and push keep their bounces and open rates
+    for channel in ("email", "push-notification"):
+        rows = by_channel[channel]
+        assert rows and all(s["failed"] == 0 and isinstance(s["open_rate"], float) for s in rows)
+    assert sum(s["bounced"] for s in by_channel["email"]) > 0
