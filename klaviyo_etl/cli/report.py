@@ -256,7 +256,9 @@ def rfm_cmd(
     _run(
         ctx,
         "rfm",
-        lambda db, _conversion: customers.rfm_report(db, period, against, by=by, sort=sort, limit=limit),
+        lambda db, conversion: customers.rfm_report(
+            db, period, against, by=by, sort=sort, limit=limit, conversion=conversion
+        ),
         out,
     )
 
@@ -270,7 +272,12 @@ def cohorts_cmd(
     months: Annotated[int, typer.Option("--months", help="Months to follow.")] = 12,
 ) -> None:
     """Monthly retention cohorts by first order month (cohorts starting in the period)."""
-    _run(ctx, "cohorts", lambda db, _conversion: customers.cohort_report(db, period, months=months), out)
+    _run(
+        ctx,
+        "cohorts",
+        lambda db, conversion: customers.cohort_report(db, period, months=months, conversion=conversion),
+        out,
+    )
 
 
 @app.command("dashboard")

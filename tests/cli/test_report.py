@@ -216,3 +216,7 @@ def test_the_configured_conversion_metric_is_what_the_figures_count(tiny_db_path
         ).output
     )
     assert {r["kpi"]: r["value"] for r in overview["rows"]}["revenue"] == 999.0
+    rfm = json.loads(
+        runner.invoke(app, ["--db", str(tiny_db_path), "report", "rfm", *MAY, "-f", "json"], env=env).output
+    )
+    assert rfm["customers"] == 1  # p3's API order alone, not the Shopify customers
