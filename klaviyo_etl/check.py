@@ -277,13 +277,16 @@ def compare_figures(
     *,
     tolerance: float = DEFAULT_TOLERANCE,
     floor: float = DEFAULT_FLOOR,
+    conversion: str | None = None,
 ) -> Figures:
-    """Our figures beside Klaviyo's stored ones, summed per campaign or flow and channel."""
+    """Our figures beside Klaviyo's stored ones, summed per campaign or flow and channel.
+
+    `conversion`: the `[reports] conversion_metric` setting, the one `sync reports` sent."""
     rows: list[dict[str, Any]] = []
     compared: dict[str, int] = {}
     for kind, report in _KINDS:
         totals: dict[tuple[str, str], dict[str, Any]] = {}
-        for row in compare_report(db, report, period).rows:
+        for row in compare_report(db, report, period, conversion=conversion).rows:
             if row.get("agree") is None:
                 continue  # a timeframe we cannot resolve: nothing to recompute over
             key = (row["entity_id"], row["channel"])

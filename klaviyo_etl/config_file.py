@@ -17,6 +17,10 @@ and the problem, because a scheduler that silently ignores a typo never runs the
     [defaults]
     db = "~/klaviyo.db"    # used when neither --db nor KLAVIYO_ETL_DB is given
     base_url = "https://a.klaviyo.com"
+
+    [reports]
+    conversion_metric = "Placed Order"   # a metric name or id; default: the "Placed Order"
+                                         # metric with the most events
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from typing import Any
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from klaviyo_etl import conventions as kc
 from klaviyo_etl.errors import ConfigError
 from klaviyo_etl.settings import Settings
 from klaviyo_etl.sync.names import STREAM_NAMES
@@ -141,6 +146,19 @@ class DefaultsSection(BaseModel):
         return value.rstrip("/") if value else value
 
 
+class ReportsSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    conversion_metric: str | None = None
+
+    @field_validator("conversion_metric")
+    @classmethod
+    def _not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must be a metric name or id, not empty")
+        return value.strip() if value is not None else None
+
+
 class FileContents(BaseModel):
     """Exactly what the file may hold; everything unknown is an error, not silently ignored."""
 
@@ -149,6 +167,7 @@ class FileContents(BaseModel):
     schedule: dict[str, Any] = {}
     sync: SyncSection = SyncSection()
     defaults: DefaultsSection = DefaultsSection()
+    reports: ReportsSection = ReportsSection()
 
 
 @dataclass(frozen=True)
@@ -172,6 +191,7 @@ class Config:
     db: Path | None
     base_url: str | None
     from_file: frozenset[str]  # dotted keys the file sets, e.g. "schedule.events"
+    conversion_metric: str | None = None  # [reports]: a metric name or id (None: the default rule)
 
     def interval(self, stream: str) -> Interval:
         return self.schedule.get(stream, Interval.parse(FALLBACK_INTERVAL))
@@ -188,6 +208,13 @@ class Config:
         rows.append(Setting("sync.reconcile_days", _num(self.reconcile_days), source("sync.reconcile_days")))
         rows.append(Setting("defaults.db", str(self.db) if self.db else "(not set)", source("defaults.db")))
         rows.append(Setting("defaults.base_url", self.base_url or "(not set)", source("defaults.base_url")))
+        rows.append(
+            Setting(
+                "reports.conversion_metric",
+                self.conversion_metric or f"(not set: the {kc.PLACED_ORDER!r} metric with most events)",
+                source("reports.conversion_metric"),
+            )
+        )
         return rows
 
 
@@ -248,7 +275,7 @@ def load_config(path: str | Path | None = None) -> Config:
             raise ConfigError(f"config {path}: [schedule] {stream}: {exc}") from None
 
     from_file = {f"schedule.{stream}" for stream in contents.schedule}
-    for section in ("sync", "defaults"):
+    for section in ("sync", "defaults", "reports"):
         for key in getattr(contents, section).model_fields_set:
             from_file.add(f"{section}.{key}")
     return Config(
@@ -260,6 +287,7 @@ def load_config(path: str | Path | None = None) -> Config:
         db=contents.defaults.db,
         base_url=contents.defaults.base_url,
         from_file=frozenset(from_file),
+        conversion_metric=contents.reports.conversion_metric,
     )
 
 
@@ -274,7 +302,7 @@ def _first_problem(exc: ValidationError) -> str:
     if error["type"] == "extra_forbidden":
         if len(loc) == 1:
             return f"{where}: unknown section (known: {', '.join(FileContents.model_fields)})"
-        section = {"sync": SyncSection, "defaults": DefaultsSection}[loc[0]]
+        section = {"sync": SyncSection, "defaults": DefaultsSection, "reports": ReportsSection}[loc[0]]
         return f"{where}: unknown key (known: {', '.join(section.model_fields)})"
     message = error["msg"].removeprefix("Value error, ")
     return f"{where}: {message} (got {error.get('input')!r})"
@@ -305,6 +333,11 @@ def default_config_text() -> str:
         "# Used when neither the command-line option nor its environment variable is given.",
         '# db = "~/klaviyo.db"',
         '# base_url = "https://a.klaviyo.com"',
+        "",
+        "[reports]",
+        "# The metric counted as a conversion (a name or an id), in every report and in the",
+        f"# Reporting API requests. Default: the {kc.PLACED_ORDER!r} metric with the most events.",
+        f'# conversion_metric = "{kc.PLACED_ORDER}"',
         "",
     ]
     return "\n".join(lines)

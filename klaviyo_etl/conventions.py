@@ -35,13 +35,17 @@ UNSUBSCRIBED_FROM_LIST = "Unsubscribed from List"
 VIEWED_FORM = "Viewed Form"
 SUBMITTED_FORM = "Form submitted by profile"
 
-# Which metric plays which role per channel: (received, opened, clicked, bounced, unsubscribed, spam)
+# Which metric plays which role per channel: (received, opened, clicked, bounced, failed,
+# unsubscribed, spam). Klaviyo reports an SMS that could not be delivered as `failed`, apart
+# from `bounced` (which SMS does not have); SMS has no opens, so its open rate and
+# click-to-open rate are not 0 but not applicable (None).
 CHANNEL_METRICS: dict[str, dict[str, str | None]] = {
     "email": {
         "received": RECEIVED_EMAIL,
         "opened": OPENED_EMAIL,
         "clicked": CLICKED_EMAIL,
         "bounced": BOUNCED_EMAIL,
+        "failed": None,
         "unsubscribed": UNSUBSCRIBED,
         "spam": MARKED_SPAM,
     },
@@ -49,7 +53,8 @@ CHANNEL_METRICS: dict[str, dict[str, str | None]] = {
         "received": RECEIVED_SMS,
         "opened": None,
         "clicked": CLICKED_SMS,
-        "bounced": FAILED_SMS,
+        "bounced": None,
+        "failed": FAILED_SMS,
         "unsubscribed": UNSUBSCRIBED_SMS,
         "spam": None,
     },
@@ -58,13 +63,16 @@ CHANNEL_METRICS: dict[str, dict[str, str | None]] = {
         "opened": OPENED_PUSH,
         "clicked": None,
         "bounced": BOUNCED_PUSH,
+        "failed": None,
         "unsubscribed": None,
         "spam": None,
     },
 }
 
 # Event-property keys (Klaviyo's `$`-prefixed conventions).
-PROP_MESSAGE = "$message"  # campaign-message or flow-message id on message events
+# $message: on campaign events the campaign id (live) or the campaign-message id (older data);
+# on flow events the flow-message id.
+PROP_MESSAGE = "$message"
 PROP_FLOW = "$flow"  # flow id on flow message events
 PROP_VALUE = "$value"  # revenue on Placed Order
 PROP_EVENT_ID = "$event_id"  # the integration's own id (order id)
@@ -79,7 +87,7 @@ ATTRIBUTION_WINDOW_DAYS = 5
 
 # How message figures are defined, by the sandbox's Reporting API and by our reports alike
 # (per message; a campaign or flow sums its messages):
-#   recipients          distinct profiles with a received or bounced event for the message
+#   recipients          distinct profiles with a received, bounced or failed event for the message
 #   delivered           distinct profiles with a received event
 #   opens / opens_unique, clicks / clicks_unique   event count / distinct profiles
 #   open_rate = opens_unique / delivered;  click_rate = clicks_unique / delivered
@@ -89,9 +97,17 @@ ATTRIBUTION_WINDOW_DAYS = 5
 #   conversion_rate = conversion_uniques / delivered; revenue_per_recipient = conversion_value / delivered
 #   unsubscribes / unsubscribe_uniques; unsubscribe_rate = unsubscribe_uniques / delivered
 #   bounced             distinct profiles with a bounced event; bounce_rate = bounced / recipients
+#   failed              distinct profiles with a failed (SMS) event; failed_rate = failed / recipients
 #   spam_complaints     distinct profiles; spam_complaint_rate = spam_complaints / delivered
-# A rate whose denominator is zero is 0.0.
+# A rate whose denominator is zero is 0.0, except open_rate and click_to_open_rate of a
+# channel without opens (SMS): None, shown as "n/a".
 
 # Klaviyo's message channels, as campaigns and messages name them (the campaigns endpoint
 # requires one in its filter, so the sync scans campaigns once per channel).
 CAMPAIGN_CHANNELS = ("email", "sms", "mobile_push")
+
+# Campaign statuses that are a send. Every other status (Draft, Scheduled, Preparing to
+# schedule, Preparing to send, Adding Recipients, Queued without Recipients, Cancelled, every
+# "Cancelled: ...", Unknown) is not: reports do not count it and the Reporting API is never
+# asked about it (its 225-a-day budget is for sends).
+SENT_STATUSES = ("Sent", "Variations Sent", "Sending", "Sending Segments")

@@ -136,6 +136,27 @@ def test_a_tampered_klaviyo_figure_is_one_row_naming_the_figure(db):
     assert compare_figures(db, resolve_period(last="all"), tolerance=0.99, floor=40).rows == []
 
 
+def test_figures_count_the_configured_conversion_metric_the_one_sync_reports_sent(db):
+    # The sync asked Klaviyo about the default pick (the busiest "Placed Order"); counting the
+    # other "Placed Order" on our side must show up as conversion differences, and naming the
+    # default explicitly must agree again.
+    metrics = db.execute(
+        "SELECT m.id, count(e.id) FROM metrics m JOIN events e ON e.metric_id = m.id"
+        " WHERE m.name = 'Placed Order' GROUP BY m.id ORDER BY count(e.id) DESC"
+    ).fetchall()
+    assert len(metrics) == 2, "the sandbox has two Placed Order metrics"
+    (busiest, _), (other, _) = metrics
+    period = resolve_period(last="all")
+    assert compare_figures(db, period, conversion=busiest).rows == []
+    figures = compare_figures(db, period, conversion=other, tolerance=0, floor=0)
+    assert figures.rows
+    assert {f for r in figures.rows for f in r["differences"]} <= {
+        "conversions",
+        "conversion_uniques",
+        "conversion_value",
+    }
+
+
 def test_an_unsynced_database_says_which_sync_to_run(tmp_path):
     db = open_database(tmp_path / "empty.db")
     figures = compare_figures(db, resolve_period(last="30d"))

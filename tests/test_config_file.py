@@ -112,7 +112,7 @@ base_url = "http://127.0.0.1:8080/"
         ("[sync]\nlookback_days = -1\n", "[sync] lookback_days: Input should be greater than or equal to 0"),
         ('[sync]\nreconcile_days = "weekly"\n', "[sync] reconcile_days: Input should be a valid number"),
         ('[defaults]\nbase_url = "a.klaviyo.com"\n', "[defaults] base_url: must start with http://"),
-        ("[schedules]\n", "[schedules]: unknown section (known: schedule, sync, defaults)"),
+        ("[schedules]\n", "[schedules]: unknown section (known: schedule, sync, defaults, reports)"),
         ("[schedule\n", "invalid TOML: "),
     ],
 )
@@ -168,3 +168,16 @@ def test_defaults_apply_only_where_no_option_was_given(tmp_path):
     assert (applied.db_path, applied.base_url) == (Path("/data/k.db"), "http://x.test")
     kept = apply_defaults(settings, config, db_given=True, base_url_given=True)
     assert (kept.db_path, kept.base_url) == (Path("/cli.db"), settings.base_url)
+
+
+def test_the_conversion_metric_setting_is_a_name_or_an_id(tmp_path):
+    assert load_config(tmp_path / "none.toml").conversion_metric is None
+    config = _load(tmp_path, '[reports]\nconversion_metric = " Placed Order "\n')
+    assert config.conversion_metric == "Placed Order"
+    shown = {s.key: s for s in config.settings()}["reports.conversion_metric"]
+    assert (shown.value, shown.source) == ("Placed Order", "file")
+    with pytest.raises(ConfigError, match=r"\[reports\] conversion_metric: must be a metric name or id"):
+        _load(tmp_path, '[reports]\nconversion_metric = ""\n')
+    with pytest.raises(ConfigError, match=r"\[reports\] metric: unknown key \(known: conversion_metric\)"):
+        _load(tmp_path, '[reports]\nmetric = "x"\n')
+    assert load_config(write_default_config(tmp_path / "d.toml")).conversion_metric is None

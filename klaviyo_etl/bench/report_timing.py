@@ -97,7 +97,7 @@ def build_bench_db(
     def engagement(ts: int, profile: int, message: str, channel: str, flow: str | None):
         roles = kc.CHANNEL_METRICS[channel]
         if rng.random() < 0.03:
-            emit(ts, roles["bounced"], profile, message, flow)
+            emit(ts, roles["bounced"] or roles["failed"], profile, message, flow)
             return
         emit(ts, roles["received"], profile, message, flow)
         opened = roles["opened"] and rng.random() < 0.38

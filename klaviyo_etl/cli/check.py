@@ -60,6 +60,7 @@ def check(
     Example: KLAVIYO_API_KEY=pk_... klaviyo-etl check --last 30d --sync
     """
     from klaviyo_etl.check import CHECK_STREAMS, Figures, compare_figures, run_access_check
+    from klaviyo_etl.cli.report import conversion_setting
     from klaviyo_etl.db import open_database
     from klaviyo_etl.errors import DatabaseError, UsageError
     from klaviyo_etl.sync.engine import SyncOptions, make_client, run_sync
@@ -67,9 +68,10 @@ def check(
     if fmt not in ("table", "json"):
         raise UsageError(f"--format {fmt!r} must be table or json")
     settings = settings_of(ctx)
+    conversion = conversion_setting()
     access = run_access_check(make_client(settings))
     if sync:
-        result = run_sync(settings, SyncOptions(streams=CHECK_STREAMS))
+        result = run_sync(settings, SyncOptions(streams=CHECK_STREAMS, conversion_metric=conversion))
         failed = [s.stream for s in result.streams if s.status != "ok"]
         if failed:
             typer.echo(f"sync failed for {', '.join(failed)} (see `klaviyo-etl status`)", err=True)
@@ -79,7 +81,7 @@ def check(
         figures = Figures(period, tolerance, floor, {}, [], [f"{exc} (or pass --sync)"])
     else:
         try:
-            figures = compare_figures(db, period, tolerance=tolerance, floor=floor)
+            figures = compare_figures(db, period, tolerance=tolerance, floor=floor, conversion=conversion)
         finally:
             db.close()
     problems = access.missing_scopes or access.failed or figures.rows

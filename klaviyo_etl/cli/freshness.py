@@ -69,6 +69,7 @@ def ensure_fresh(
     source: str = "events",
     sync: Callable | None = None,
     now: dt.datetime | None = None,
+    conversion: str | None = None,
 ) -> list[str]:
     """Sync the report's stale streams first; return the streams synced (none if fresh).
 
@@ -85,7 +86,7 @@ def ensure_fresh(
         from klaviyo_etl.sync.engine import SyncOptions, run_sync
 
         def sync(streams: list[str]):
-            return run_sync(settings, SyncOptions(streams=streams))
+            return run_sync(settings, SyncOptions(streams=streams, conversion_metric=conversion))
 
     result = sync(stale)
     if not getattr(result, "ok", False):

@@ -13,6 +13,7 @@ from klaviyo_etl.cli.common import settings_of
 from klaviyo_etl.cli.freshness import ensure_fresh
 from klaviyo_etl.cli.report_options import MaxAge, OutputOptions, report_options
 from klaviyo_etl.db import open_database
+from klaviyo_etl.db.conversion import conversion_metric
 from klaviyo_etl.db.rollups import needs_rebuild
 from klaviyo_etl.reports import audience, customers, messages, overview, timeseries
 from klaviyo_etl.reports.compare import compare_report
@@ -40,6 +41,13 @@ Source = Annotated[
 ]
 
 
+def conversion_setting() -> str | None:
+    """`[reports] conversion_metric` from the config file (None: the default rule)."""
+    from klaviyo_etl.config_file import load_config  # pydantic is slow to import
+
+    return load_config().conversion_metric
+
+
 def _run(
     ctx: typer.Context,
     name: str,
@@ -48,13 +56,21 @@ def _run(
     source: str = "events",
     table: bool = True,
 ) -> None:
+    """Open the database, sync first if --max-age asks, build the report and render it.
+
+    `build(db, conversion)` gets the `[reports] conversion_metric` setting; every report
+    names the conversion metric in its header and `meta.conversion_metric`.
+    """
     fmt, output, max_age = out.fmt, out.output, out.max_age
     settings = settings_of(ctx)
+    conversion = conversion_setting()
     db = open_database(settings.db_path, create=max_age is not None)  # --max-age may sync first
     try:
-        ensure_fresh(settings, db, name, max_age, source=source)
-        _announce_rebuild(db, settings.quiet)
-        report = build(db)
+        ensure_fresh(settings, db, name, max_age, source=source, conversion=conversion)
+        _announce_rebuild(db, settings.quiet, conversion)
+        report = build(db, conversion)
+        if "conversion_metric" not in report.meta:
+            report.set_conversion(conversion_metric(db, conversion))
         shape = {"columns": out.columns, "wide": out.wide}
         if output is None:
             render(report, fmt, **shape, table=table)
@@ -67,9 +83,9 @@ def _run(
         db.close()
 
 
-def _announce_rebuild(db, quiet: bool) -> None:
+def _announce_rebuild(db, quiet: bool, conversion: str | None = None) -> None:
     """The first report on a big database builds the rollups; say why it takes a while."""
-    if quiet or not needs_rebuild(db):
+    if quiet or not needs_rebuild(db, conversion):
         return
     events = db.execute("SELECT max(rowid) FROM events").fetchone()[0] or 0
     if events > 200_000:
@@ -85,7 +101,9 @@ def _announce_rebuild(db, quiet: bool) -> None:
 def overview_cmd(ctx: typer.Context, period: Period, against: Period | None, out: OutputOptions) -> None:
     """KPI cards: revenue, orders, active and new profiles, sends, open/click/conversion rate,
     form submissions."""
-    _run(ctx, "overview", lambda db: overview.overview_report(db, period, against), out)
+    _run(
+        ctx, "overview", lambda db, conversion: overview.overview_report(db, period, against, conversion), out
+    )
 
 
 @app.command("campaigns")
@@ -102,11 +120,13 @@ def campaigns_cmd(
 ) -> None:
     """Per campaign sent in the period: recipients, opens, clicks, conversions, revenue ..."""
 
-    def build(db):
+    def build(db, conversion):
         if source == "compare":
-            return compare_report(db, "campaign-values", period, channel=channel, sort=sort, limit=limit)
+            return compare_report(
+                db, "campaign-values", period, channel=channel, sort=sort, limit=limit, conversion=conversion
+            )
         return messages.campaign_report(
-            db, period, against, channel=channel, sort=sort, limit=limit, source=source
+            db, period, against, channel=channel, sort=sort, limit=limit, source=source, conversion=conversion
         )
 
     _run(ctx, "campaigns", build, out, source)
@@ -127,11 +147,21 @@ def flows_cmd(
 ) -> None:
     """Per flow (and channel) or per flow message: the campaign figures over the period."""
 
-    def build(db):
+    def build(db, conversion):
         if source == "compare":
-            return compare_report(db, "flow-values", period, channel=channel, sort=sort, limit=limit)
+            return compare_report(
+                db, "flow-values", period, channel=channel, sort=sort, limit=limit, conversion=conversion
+            )
         return messages.flow_report(
-            db, period, by=by, channel=channel, sort=sort, limit=limit, source=source, compare=against
+            db,
+            period,
+            by=by,
+            channel=channel,
+            sort=sort,
+            limit=limit,
+            source=source,
+            compare=against,
+            conversion=conversion,
         )
 
     _run(ctx, "flows", build, out, source)
@@ -148,7 +178,11 @@ def _audience_command(name: str, build: Callable, doc: str) -> Callable:
         sort: Sort = None,
         limit: Limit = None,
     ) -> None:
-        _run(ctx, name, lambda db: build(db, period, against, sort=sort, limit=limit), out)
+        def build_one(db, conversion):
+            extra = {"conversion": conversion} if name == "forms" else {}  # forms read the rollups
+            return build(db, period, against, sort=sort, limit=limit, **extra)
+
+        _run(ctx, name, build_one, out)
 
     command.__doc__ = doc
     command.__name__ = f"{name}_cmd"
@@ -199,7 +233,7 @@ def metric_cmd(
     _run(
         ctx,
         "metric",
-        lambda db: timeseries.metric_report(
+        lambda db, conversion: timeseries.metric_report(
             db,
             name,
             period,
@@ -210,6 +244,7 @@ def metric_cmd(
             forecast=forecast,
             method=method,
             compare=against,
+            conversion=conversion,
         ),
         out,
         table=table,
@@ -228,7 +263,14 @@ def rfm_cmd(
     limit: Limit = None,
 ) -> None:
     """Recency-frequency-monetary scores and segments from the period's orders."""
-    _run(ctx, "rfm", lambda db: customers.rfm_report(db, period, against, by=by, sort=sort, limit=limit), out)
+    _run(
+        ctx,
+        "rfm",
+        lambda db, conversion: customers.rfm_report(
+            db, period, against, by=by, sort=sort, limit=limit, conversion=conversion
+        ),
+        out,
+    )
 
 
 @app.command("cohorts")
@@ -240,7 +282,12 @@ def cohorts_cmd(
     months: Annotated[int, typer.Option("--months", help="Months to follow.")] = 12,
 ) -> None:
     """Monthly retention cohorts by first order month (cohorts starting in the period)."""
-    _run(ctx, "cohorts", lambda db: customers.cohort_report(db, period, months=months), out)
+    _run(
+        ctx,
+        "cohorts",
+        lambda db, conversion: customers.cohort_report(db, period, months=months, conversion=conversion),
+        out,
+    )
 
 
 @app.command("dashboard")
@@ -255,11 +302,12 @@ def dashboard_cmd(
     """One self-contained HTML page: KPI cards, charts, campaign and flow tables."""
     against = compare_period(period, None if compare == "none" else compare)
     settings = settings_of(ctx)
+    conversion = conversion_setting()
     db = open_database(settings.db_path, create=max_age is not None)
     try:
-        ensure_fresh(settings, db, "dashboard", max_age)
-        _announce_rebuild(db, settings.quiet)
-        page = dashboard_html(db, period, against)
+        ensure_fresh(settings, db, "dashboard", max_age, conversion=conversion)
+        _announce_rebuild(db, settings.quiet, conversion)
+        page = dashboard_html(db, period, against, conversion)
     finally:
         db.close()
     html_file.write_text(page, encoding="utf-8")

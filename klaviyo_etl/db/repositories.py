@@ -252,10 +252,13 @@ def resource_rows(resources: Iterable[Resource], fill: Fill | None = None) -> di
     return out
 
 
-# What the `reports` stream asks Klaviyo's figures for (`?` is the earliest send time).
+# What the `reports` stream asks Klaviyo's figures for (`?` is the earliest send time): sent
+# campaigns only (conventions.SENT_STATUSES; a draft, scheduled, queued or cancelled campaign
+# would only spend the Reporting API's daily budget), archived ones included.
+_SENT = ", ".join(f"'{s.lower()}'" for s in kc.SENT_STATUSES)
 REPORTABLE = {
     "campaigns": "SELECT id FROM campaigns WHERE deleted_at IS NULL AND send_time >= ?"
-    " AND lower(coalesce(status, '')) NOT IN ('draft', 'cancelled', 'canceled') ORDER BY id",
+    f" AND lower(coalesce(status, '')) IN ({_SENT}) ORDER BY id",
     "flows": "SELECT id FROM flows WHERE deleted_at IS NULL AND ? IS NOT NULL"
     " AND lower(coalesce(status, '')) != 'draft' ORDER BY id",
 }
@@ -386,8 +389,8 @@ class Repository:
         return rows[0]["id"] if rows else None
 
     def reportable_ids(self, table: str, since: str) -> list[str]:
-        """Campaigns sent since `since`, or flows, that can have Reporting API figures (not
-        drafts or cancelled), by id."""
+        """Campaigns sent since `since` (a sent status), or flows that can have Reporting API
+        figures (not drafts), by id."""
         return [r["id"] for r in self._rows(REPORTABLE[table], [since])]
 
     def _rows(self, sql: str, params: Any = ()) -> list[Row]:

@@ -4,8 +4,8 @@ Four derived tables (created by migration m004) hold everything `report campaign
 `report flows`, `report forms`, `report overview` and `report metric` need:
 
 - `rollup_entity_days`: per message (kind 'message') or form (kind 'form'), role
-  (received, opened, clicked, bounced, unsubscribed, spam, recipients, conversion / viewed,
-  submitted) and UTC day: events, value and distinct profiles. Distinct counts do not add up
+  (received, opened, clicked, bounced, failed, unsubscribed, spam, recipients, conversion /
+  viewed, submitted) and UTC day: events, value and distinct profiles. Distinct counts do not add up
   across days, so each row also carries `prev_day`, the profile's previous day with the same
   role on the same entity ('' for its first). The distinct profiles over any day range
   [A, B] are then exactly the sum of `profiles` over rows with A <= day <= B and
@@ -16,6 +16,14 @@ Four derived tables (created by migration m004) hold everything `report campaign
 - `rollup_metric_hours`: events and value per metric per UTC hour.
 - `rollup_activity_days`: active profiles per day with the same `prev_day` key, so the
   active profiles of any period are one indexed sum.
+
+Entities are keyed by the raw `$message` (or `$attributed_message`) of the events: a campaign
+id or a campaign-message id for campaigns (live accounts send the campaign id), a
+flow-message id for flows. The reports resolve those ids to campaigns and flows.
+
+Conversions are the events of ONE metric, `klaviyo_etl.db.conversion.conversion_metric`
+(the configured one, or the "Placed Order" with most events); its id is part of the
+rollups' signature, so choosing another one rebuilds them.
 
 Freshness: inserted events are found by rowid beyond the stored watermark, and a trigger
 records the keys of events whose counted fields change (reconciliation setting deleted_at)
@@ -34,9 +42,10 @@ from dataclasses import dataclass, field
 import sqlite_utils
 
 from klaviyo_etl import conventions as kc
+from klaviyo_etl.db.conversion import conversion_metric
 
 # Bump when the rollup logic changes so existing databases rebuild once.
-ROLLUP_VERSION = 1
+ROLLUP_VERSION = 2  # 2: SMS 'failed' apart from 'bounced'; one conversion metric
 
 # metric name -> (channel, role) for message events.
 MESSAGE_ROLES: dict[str, tuple[str, str]] = {
@@ -62,9 +71,12 @@ class RefreshStats:
     notes: list[str] = field(default_factory=list)
 
 
-def _roles(db: sqlite_utils.Database) -> list[tuple[str, str, str, str | None]]:
-    """(metric_id, kind, role, channel) for every metric the rollups count, from metric names."""
-    names = [*MESSAGE_ROLES, *FORM_ROLES, kc.PLACED_ORDER]
+def _roles(
+    db: sqlite_utils.Database, conversion: str | None = None
+) -> list[tuple[str, str, str, str | None]]:
+    """(metric_id, kind, role, channel) for every metric the rollups count: message and form
+    metrics by name, and the one conversion metric (`conversion`: the config's setting)."""
+    names = [*MESSAGE_ROLES, *FORM_ROLES]
     marks = ",".join("?" * len(names))
     out = []
     for metric_id, name in db.execute(
@@ -74,10 +86,11 @@ def _roles(db: sqlite_utils.Database) -> list[tuple[str, str, str, str | None]]:
         if name in MESSAGE_ROLES:
             channel, role = MESSAGE_ROLES[name]
             out.append((metric_id, "message", role, channel))
-        elif name in FORM_ROLES:
-            out.append((metric_id, "form", FORM_ROLES[name], None))
         else:
-            out.append((metric_id, "conversion", "conversion", None))
+            out.append((metric_id, "form", FORM_ROLES[name], None))
+    picked = conversion_metric(db, conversion)
+    if picked is not None:
+        out.append((picked.id, "conversion", "conversion", None))
     return out
 
 
@@ -93,40 +106,46 @@ def _max_rowid(db: sqlite_utils.Database) -> int:
     return db.execute("SELECT coalesce(max(rowid), 0) FROM events").fetchone()[0]
 
 
-def needs_refresh(db: sqlite_utils.Database) -> bool:
+def needs_refresh(db: sqlite_utils.Database, conversion: str | None = None) -> bool:
     """True when events changed since the last refresh (or the rollups were never built)."""
     state = _state(db)
-    if "watermark" not in state or state.get("signature") != _signature(_roles(db)):
+    if "watermark" not in state or state.get("signature") != _signature(_roles(db, conversion)):
         return True
     if int(state["watermark"]) != _max_rowid(db):
         return True
     return db.execute("SELECT 1 FROM rollup_dirty LIMIT 1").fetchone() is not None
 
 
-def needs_rebuild(db: sqlite_utils.Database) -> bool:
-    """True when the next refresh rebuilds everything (first use, or metric names changed)."""
+def needs_rebuild(db: sqlite_utils.Database, conversion: str | None = None) -> bool:
+    """True when the next refresh rebuilds everything (first use, metrics or the conversion
+    metric changed)."""
     state = _state(db)
-    return "watermark" not in state or state.get("signature") != _signature(_roles(db))
+    return "watermark" not in state or state.get("signature") != _signature(_roles(db, conversion))
 
 
 # How long a report waits for a sync's write lock before reading the rollups as they are.
 BUSY_WAIT_SECONDS = 5.0
 
 
-def ensure_rollups(db: sqlite_utils.Database, *, wait_seconds: float | None = None) -> RefreshStats:
+def ensure_rollups(
+    db: sqlite_utils.Database, *, conversion: str | None = None, wait_seconds: float | None = None
+) -> RefreshStats:
     """Bring the rollups up to date before a report reads them; cheap when nothing changed.
+
+    `conversion` is the `[reports] conversion_metric` setting (None: the default rule); every
+    caller passes the same one, or the rollups rebuild.
 
     If a sync holds the write lock longer than `wait_seconds` (default BUSY_WAIT_SECONDS),
     the report goes ahead on the rollups as they are and says so in its notes, rather than
     failing.
     """
-    if not needs_refresh(db):
+    if not needs_refresh(db, conversion):
         return RefreshStats(mode="none")
     timeout = db.execute("PRAGMA busy_timeout").fetchone()[0]
     wait = BUSY_WAIT_SECONDS if wait_seconds is None else wait_seconds
     db.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
     try:
-        return refresh_rollups(db, "")
+        return refresh_rollups(db, "", conversion=conversion)
     except sqlite3.OperationalError as exc:
         if "locked" not in str(exc) and "busy" not in str(exc):
             raise
@@ -138,7 +157,9 @@ def ensure_rollups(db: sqlite_utils.Database, *, wait_seconds: float | None = No
         db.execute(f"PRAGMA busy_timeout = {int(timeout)}")
 
 
-def refresh_rollups(db: sqlite_utils.Database, since_datetime: str | None = None) -> RefreshStats:
+def refresh_rollups(
+    db: sqlite_utils.Database, since_datetime: str | None = None, *, conversion: str | None = None
+) -> RefreshStats:
     """Recompute rollups for everything that changed, or rebuild them all.
 
     `since_datetime=None` rebuilds from scratch. A datetime (the sync engine passes the
@@ -158,7 +179,7 @@ def refresh_rollups(db: sqlite_utils.Database, since_datetime: str | None = None
     try:
         conn.execute("BEGIN IMMEDIATE")  # read the state under the write lock
         try:
-            roles = _roles(db)
+            roles = _roles(db, conversion)
             signature = _signature(roles)
             state = _state(db)
             full = since_datetime is None or "watermark" not in state or state.get("signature") != signature
@@ -194,10 +215,12 @@ def _load_roles(db: sqlite_utils.Database, roles: list[tuple]) -> None:
         "CREATE TEMP TABLE _roles (metric_id TEXT, kind TEXT, role TEXT, channel TEXT,"
         " PRIMARY KEY (metric_id, role))"
     )
-    # Received and bounced events also count as 'recipients' (a profile counted once
+    # Received, bounced and failed events also count as 'recipients' (a profile counted once
     # whichever it had), so one grouping pass over the events yields that role too.
     extra = [
-        (m, k, "recipients", c) for m, k, r, c in roles if k == "message" and r in ("received", "bounced")
+        (m, k, "recipients", c)
+        for m, k, r, c in roles
+        if k == "message" and r in ("received", "bounced", "failed")
     ]
     db.conn.executemany("INSERT INTO temp._roles VALUES (?, ?, ?, ?)", roles + extra)
     db.execute("DROP TABLE IF EXISTS temp._dirty")
@@ -481,7 +504,7 @@ def _recompute_whole(db: sqlite_utils.Database, kind: str, only: str) -> None:
         [kind],
     )
     if kind == "message":
-        # Conversions: Placed Order events credited to the message.
+        # Conversions: events of the conversion metric credited to the message.
         db.execute(
             f"""INSERT INTO temp._pd
                 SELECT e.attributed_message_id, 'conversion', NULL, max(e.attributed_flow_id),

@@ -60,9 +60,11 @@ def form_report(
     *,
     sort: str | None = None,
     limit: int | None = None,
+    conversion: str | None = None,
 ) -> Report:
-    """Views, submissions and submit rate per form for the period."""
-    fresh = ensure_rollups(db)
+    """Views, submissions and submit rate per form for the period (`conversion`: the
+    `[reports] conversion_metric` setting, which the shared rollups are built with)."""
+    fresh = ensure_rollups(db, conversion=conversion)
     forms = {
         fid: {"name": name, "status": status}
         for fid, name, status in db.execute(

@@ -6,8 +6,7 @@ import datetime as dt
 
 import sqlite_utils
 
-from klaviyo_etl import conventions as kc
-from klaviyo_etl.reports.overview import metric_ids
+from klaviyo_etl.reports.overview import conversion_ids
 from klaviyo_etl.reports.periods import Period
 from klaviyo_etl.reports.timeseries import bucket_of, next_bucket
 
@@ -38,8 +37,8 @@ def _buckets(first: str, last: str, interval: str) -> list[str]:
     return out
 
 
-def _daily_revenue(db: sqlite_utils.Database, lo: str, hi: str) -> dict[str, float]:
-    ids = metric_ids(db, kc.PLACED_ORDER)
+def _daily_revenue(db: sqlite_utils.Database, lo: str, hi: str, conversion: str | None) -> dict[str, float]:
+    ids = conversion_ids(db, conversion)
     if not ids:
         return {}
     return dict(
@@ -52,23 +51,24 @@ def _daily_revenue(db: sqlite_utils.Database, lo: str, hi: str) -> dict[str, flo
 
 
 def revenue_series(
-    db: sqlite_utils.Database, period: Period, compare: Period | None = None
+    db: sqlite_utils.Database, period: Period, compare: Period | None = None, conversion: str | None = None
 ) -> tuple[list[str], list[float], list[float] | None]:
-    """Revenue per bucket, and the compare period's revenue aligned bucket by bucket."""
+    """Revenue (the conversion metric's value) per bucket, and the compare period's revenue
+    aligned bucket by bucket."""
     span = _span(db, period)
     if span is None:
         return [], [], None
     interval = interval_for(*span)
     labels = _buckets(*span, interval)
     values = dict.fromkeys(labels, 0.0)
-    for day, value in _daily_revenue(db, span[0], span[1] + "T99").items():
+    for day, value in _daily_revenue(db, span[0], span[1] + "T99", conversion).items():
         values[bucket_of(day, interval)] = values.get(bucket_of(day, interval), 0.0) + value
     previous = None
     if compare and compare.start and period.start:
         shift = period.start - compare.start
         before = [0.0] * len(labels)
         index = {b: i for i, b in enumerate(labels)}
-        for day, value in _daily_revenue(db, compare.lo, compare.hi).items():
+        for day, value in _daily_revenue(db, compare.lo, compare.hi, conversion).items():
             moved = (dt.date.fromisoformat(day) + shift).isoformat()
             i = index.get(bucket_of(moved, interval))
             if i is not None:

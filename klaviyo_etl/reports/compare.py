@@ -6,6 +6,11 @@ campaign's events. To check that the two agree, each stored row is recomputed fr
 events over the very timeframe Klaviyo used, message by message, and every figure that
 differs is listed. Keyed timeframes are resolved as Klaviyo does, from the UTC day of the
 fetch (the company timezone is taken to be UTC, as all our timestamps are).
+
+Campaigns are compared per campaign and channel: live events carry the campaign id in
+`$message`, so our side sums the entities keyed by the campaign id and by its messages' ids
+(`messages.campaign_entities`), and Klaviyo's side sums its rows of the campaign's messages.
+Flows are compared per flow message, the id their events carry.
 """
 
 from __future__ import annotations
@@ -16,10 +21,12 @@ from typing import Any
 
 import sqlite_utils
 
+from klaviyo_etl.db.conversion import conversion_metric
 from klaviyo_etl.db.rollups import ensure_rollups
 from klaviyo_etl.reports.messages import (
     COUNTS,
     add_rates,
+    campaign_entities,
     campaigns_sent,
     check_channel,
     message_counts,
@@ -98,6 +105,24 @@ def _stored(db: sqlite_utils.Database, report: str) -> list[dict[str, Any]]:
     return list(newest.values())
 
 
+def _by_campaign(stored: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Klaviyo's rows of one campaign and channel as one row: counts summed over its messages
+    (message_id kept when there is one message, None otherwise)."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for row in stored:
+        groups.setdefault((row["entity_id"], row["channel"]), []).append(row)
+    out = []
+    for rows in groups.values():
+        if len(rows) == 1:
+            out.append(rows[0])
+            continue
+        merged = dict(max(rows, key=lambda r: r["fetched_at"] or ""))
+        merged["message_id"] = None
+        merged["statistics"] = {f: sum((r["statistics"].get(f) or 0) for r in rows) for f in COUNTS}
+        out.append(merged)
+    return out
+
+
 COLUMNS = [
     Column("name", "Name", priority=IDENTITY),
     Column("channel", "Channel", priority=USEFUL),
@@ -122,22 +147,30 @@ def compare_report(
     channel: str | None = None,
     sort: str | None = None,
     limit: int | None = None,
+    conversion: str | None = None,
 ) -> Report:
-    """One row per stored Klaviyo row: both sides' figures and the ones that differ.
+    """One row per stored Klaviyo row (per campaign and channel for campaigns): both sides'
+    figures and the ones that differ.
 
     For campaigns the period picks campaigns by send time, as in `report campaigns`; for
     flows every stored row is compared (its timeframe is Klaviyo's, not --from/--to).
+    `conversion`: the `[reports] conversion_metric` setting.
     """
     check_channel(channel)
-    fresh = ensure_rollups(db)
+    picked = conversion_metric(db, conversion)
+    fresh = ensure_rollups(db, conversion=conversion)
+    stored_rows = _stored(db, report)
     if report == "campaign-values":
         names = {c["campaign_id"]: c["name"] for c in campaigns_sent(db, period, channel)}
         kind = "campaigns"
+        entities = campaign_entities(db, list(names))
+        stored_rows = _by_campaign(stored_rows)
     else:
         names = dict(db.execute("SELECT id, name FROM flows WHERE deleted_at IS NULL"))
         kind = "flows"
+        entities = {}
     rows = []
-    for stored in _stored(db, report):
+    for stored in stored_rows:
         if stored["entity_id"] not in names or (channel and stored["channel"] != channel):
             continue
         timeframe = timeframe_period(stored["start"], stored["end"], stored["fetched_at"])
@@ -154,8 +187,13 @@ def compare_report(
             row.update(agree=None, differences={}, note="unknown timeframe")
             rows.append(row)
             continue
-        sums = role_sums(db, "message", timeframe, [stored["message_id"]])
-        ours = add_rates(message_counts(sums.get(stored["message_id"], {})))
+        keys = entities.get(stored["entity_id"]) or [stored["message_id"]]
+        sums = role_sums(db, "message", timeframe, keys)
+        ours = {name: 0 for name in COUNTS}
+        for key in keys:
+            for name, value in message_counts(sums.get(key, {})).items():
+                ours[name] += value
+        ours = add_rates(ours, stored["channel"])
         differences = {}
         for figure in COUNTS:
             mine, klaviyo = ours.get(figure), theirs.get(figure)
@@ -166,7 +204,7 @@ def compare_report(
         row["differences"] = differences
         row["agree"] = "yes" if not differences else "no: " + ", ".join(differences)
         rows.append(row)
-    rows.sort(key=lambda r: (r["name"] or "", r["message_id"] or ""))
+    rows.sort(key=lambda r: (r["name"] or "", r["message_id"] or "", r["entity_id"] or ""))
     all_columns = [
         *COLUMNS,
         Column("entity_id", "Id"),
@@ -197,4 +235,4 @@ def compare_report(
         period,
         meta={"source": "compare", "compared": len(rows), "agree": agreeing},
         notes=notes,
-    )
+    ).set_conversion(picked)

@@ -22,10 +22,9 @@ from typing import Any
 
 import sqlite_utils
 
-from klaviyo_etl import conventions as kc
 from klaviyo_etl.errors import UsageError
 from klaviyo_etl.reports.model import IDENTITY, KEY, USEFUL, Column, Report, sort_rows
-from klaviyo_etl.reports.overview import metric_ids
+from klaviyo_etl.reports.overview import conversion_ids
 from klaviyo_etl.reports.periods import Period, change_pct, utc_today
 
 # (R pattern, F pattern) -> segment, in the order they are tried.
@@ -76,8 +75,10 @@ def _scores(values: list[float], higher_is_better: bool) -> list[int]:
     return out
 
 
-def _orders(db: sqlite_utils.Database, period: Period | None):
-    ids = metric_ids(db, kc.PLACED_ORDER)
+def _orders(db: sqlite_utils.Database, period: Period | None, conversion: str | None = None):
+    """(profile, datetime, value) of the conversion metric's events (one "Placed Order" of
+    several: see db/conversion.py), in the period."""
+    ids = conversion_ids(db, conversion)
     if not ids:
         return []
     sql = (
@@ -91,11 +92,13 @@ def _orders(db: sqlite_utils.Database, period: Period | None):
     return db.execute(sql, params).fetchall()
 
 
-def rfm_scores(db: sqlite_utils.Database, period: Period) -> list[dict[str, Any]]:
+def rfm_scores(
+    db: sqlite_utils.Database, period: Period, conversion: str | None = None
+) -> list[dict[str, Any]]:
     """One row per customer who ordered in the period, with R, F, M and segment."""
     as_of = period.last_day or utc_today()
     per: dict[str, dict[str, Any]] = {}
-    for profile, when, value in _orders(db, period):
+    for profile, when, value in _orders(db, period, conversion):
         row = per.setdefault(profile, {"last": "", "frequency": 0, "monetary": 0.0})
         row["last"] = max(row["last"], when[:10])
         row["frequency"] += 1
@@ -173,10 +176,13 @@ def rfm_report(
     by: str = "segment",
     sort: str | None = None,
     limit: int | None = None,
+    conversion: str | None = None,
 ) -> Report:
+    """RFM over the conversion metric's orders (`conversion`: the `[reports]
+    conversion_metric` setting)."""
     if by not in ("segment", "profile"):
         raise UsageError(f"--by {by!r} must be segment or profile")
-    scored = rfm_scores(db, period)
+    scored = rfm_scores(db, period, conversion)
     notes = [] if scored else [f"No orders in {period.describe()}."]
     meta = {"as_of": (period.last_day or utc_today()).isoformat(), "by": by, "customers": len(scored)}
     if by == "profile":
@@ -209,7 +215,7 @@ def rfm_report(
         groups = _by_segment(scored)
         rows = list(groups.values())
         if compare:
-            before = _by_segment(rfm_scores(db, compare))
+            before = _by_segment(rfm_scores(db, compare, conversion))
             for row in rows:
                 prev = before[row["segment"]]["customers"]
                 row["customers_previous"] = prev
@@ -233,7 +239,12 @@ def _month_overlaps(month: str, period: Period) -> bool:
 
 
 def cohort_report(
-    db: sqlite_utils.Database, period: Period, *, months: int = 12, now: dt.date | None = None
+    db: sqlite_utils.Database,
+    period: Period,
+    *,
+    months: int = 12,
+    now: dt.date | None = None,
+    conversion: str | None = None,
 ) -> Report:
     """Retention by first-order month: share of each cohort ordering again k months later."""
     if months < 1:
@@ -241,7 +252,7 @@ def cohort_report(
     current = _month_index((now or utc_today()).isoformat())
     first: dict[str, str] = {}
     active: dict[tuple[str, str], float] = {}
-    for profile, when, value in _orders(db, None):
+    for profile, when, value in _orders(db, None, conversion):
         month = when[:7]
         if profile not in first or month < first[profile]:
             first[profile] = month

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from klaviyo_etl.reports.messages import OPEN_RATES
 from klaviyo_etl.reports.model import Column
+
+# Figures that are None because they do not apply (SMS has no opens), not because unknown.
+NOT_APPLICABLE = "n/a"
 
 
 def format_value(value: Any, kind: str) -> str:
@@ -36,4 +40,8 @@ def cell(row: dict[str, Any], column: Column) -> str:
     kind = column.kind
     if kind == "kpi":  # the overview's value columns take the kind of their row
         kind = row.get("kind", "float")
-    return format_value(row.get(column.key), kind)
+    value = row.get(column.key)
+    if value is None and column.key in OPEN_RATES and row.get("recipients") is not None:
+        # A rate with figures beside it but no value: the channel has no opens (SMS).
+        return NOT_APPLICABLE
+    return format_value(value, kind)

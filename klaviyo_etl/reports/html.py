@@ -201,7 +201,8 @@ def _subtitle(report: Report) -> str:
     if report.compare:
         text += f" compared with {report.compare.describe()}"
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return f"{text} · generated {stamp}".strip(" ·")
+    caption = report.conversion_caption
+    return f"{text} · generated {stamp}".strip(" ·") + (f" · {caption}" if caption else "")
 
 
 def report_page(report: Report) -> str:
@@ -228,18 +229,26 @@ def metric_chart(report: Report) -> str:
     return svg_chart(report.title, labels, series, kind="float", width=960, height=300)
 
 
-def dashboard_html(db: sqlite_utils.Database, period, compare=None) -> str:
-    """KPI cards, revenue and engagement charts, and the campaign and flow tables."""
-    kpis = overview.overview_report(db, period, compare)
-    labels, revenue, previous = charts.revenue_series(db, period, compare)
+def dashboard_html(db: sqlite_utils.Database, period, compare=None, conversion: str | None = None) -> str:
+    """KPI cards, revenue and engagement charts, and the campaign and flow tables.
+    `conversion`: the `[reports] conversion_metric` setting."""
+    kpis = overview.overview_report(db, period, compare, conversion)
+    labels, revenue, previous = charts.revenue_series(db, period, compare, conversion)
     series = {"Revenue": revenue}
     if previous is not None:
         series["Previous period"] = previous
-    revenue_svg = svg_chart("Revenue (Placed Order value)", labels, series, kind="money", bars="Revenue")
+    picked = kpis.meta.get("conversion_metric")
+    revenue_svg = svg_chart(
+        f"Revenue ({picked['name'] if picked else 'Placed Order'} value)",
+        labels,
+        series,
+        kind="money",
+        bars="Revenue",
+    )
     labels, engagement = charts.engagement_series(db, period)
     engagement_svg = svg_chart("Email engagement (unique per message)", labels, engagement)
-    campaigns = messages.campaign_report(db, period, limit=25)
-    flows = messages.flow_report(db, period)
+    campaigns = messages.campaign_report(db, period, limit=25, conversion=conversion)
+    flows = messages.flow_report(db, period, conversion=conversion)
     body = (
         cards_html(kpis) + f'<h2>Trends</h2><div class="charts"><div class="chart" id="revenue-chart">'
         f'{revenue_svg}</div><div class="chart" id="engagement-chart">{engagement_svg}</div></div>'

@@ -5,6 +5,12 @@ events and value. A campaign or flow sums its messages and recomputes the rates 
 sums, as Klaviyo does. Campaigns are picked by send time and counted over all their events;
 flows never stop sending, so they are counted over the events inside the period.
 
+Live accounts put the campaign id in a campaign event's `$message` (and `$attributed_message`);
+older data and our sandbox used the campaign-message id. The rollups keep the raw id, and a
+campaign sums the entities keyed by its own id AND by its messages' ids, so both conventions
+give the campaign its figures. Only sent campaigns count (`conventions.SENT_STATUSES`),
+archived ones included. SMS has no opens: its open rate and click-to-open rate are None.
+
 `--source klaviyo` reads Klaviyo's own Reporting API figures stored by `sync reports` in
 `report_values` instead, in the same row shape, so the two can be set side by side.
 """
@@ -18,6 +24,7 @@ from typing import Any
 import sqlite_utils
 
 from klaviyo_etl import conventions as kc
+from klaviyo_etl.db.conversion import conversion_metric
 from klaviyo_etl.db.rollups import ensure_rollups
 from klaviyo_etl.errors import UsageError
 from klaviyo_etl.reports.model import IDENTITY, KEY, USEFUL, Column, Report, sort_rows
@@ -37,6 +44,7 @@ COUNTS = (
     "unsubscribes",
     "unsubscribe_uniques",
     "bounced",
+    "failed",
     "spam_complaints",
 )
 # Rates recomputed from the summed counts: name -> (numerator, denominator).
@@ -48,6 +56,7 @@ RATES = {
     "revenue_per_recipient": ("conversion_value", "delivered"),
     "unsubscribe_rate": ("unsubscribe_uniques", "delivered"),
     "bounce_rate": ("bounced", "recipients"),
+    "failed_rate": ("failed", "recipients"),
     "spam_complaint_rate": ("spam_complaints", "delivered"),
 }
 # (statistic, role in the rollups, which measure of the role)
@@ -64,6 +73,7 @@ _FROM_ROLES = (
     ("unsubscribes", "unsubscribed", "events"),
     ("unsubscribe_uniques", "unsubscribed", "profiles"),
     ("bounced", "bounced", "profiles"),
+    ("failed", "failed", "profiles"),
     ("spam_complaints", "spam", "profiles"),
 )
 
@@ -81,6 +91,7 @@ FIGURE_COLUMNS = [
     Column("revenue_per_recipient", "Rev/recip.", "money"),
     Column("unsubscribes", "Unsubs", "int"),
     Column("bounced", "Bounces", "int"),
+    Column("failed", "Failed", "int"),
     Column("spam_complaints", "Spam", "int"),
 ]
 # Present in every row (JSON/CSV) but left out of the terminal table to keep it readable.
@@ -91,6 +102,7 @@ EXTRA_COLUMNS = [
     Column("unsubscribe_uniques", "Unsubscribers", "int"),
     Column("unsubscribe_rate", "Unsub rate", "rate"),
     Column("bounce_rate", "Bounce rate", "rate"),
+    Column("failed_rate", "Failed rate", "rate"),
     Column("spam_complaint_rate", "Spam rate", "rate"),
 ]
 
@@ -99,14 +111,27 @@ def _ratio(numerator: float, denominator: float) -> float:
     return numerator / denominator if denominator else 0.0
 
 
-def add_rates(figures: dict[str, Any]) -> dict[str, Any]:
-    """Fill in every rate from the counts (a zero denominator gives 0.0)."""
+# Rates that need opens: not applicable (None) on a channel without them (SMS).
+OPEN_RATES = ("open_rate", "click_to_open_rate")
+
+
+def has_opens(channel: str | None) -> bool:
+    """False for a channel Klaviyo records no opens on (SMS); unknown channels are given opens."""
+    roles = kc.CHANNEL_METRICS.get(channel or "")
+    return roles is None or roles.get("opened") is not None
+
+
+def add_rates(figures: dict[str, Any], channel: str | None = None) -> dict[str, Any]:
+    """Fill in every rate from the counts (a zero denominator gives 0.0); on a channel
+    without opens (SMS) the open rate and click-to-open rate are None."""
     for name, (num, den) in RATES.items():
         if figures.get(num) is None or figures.get(den) is None:
             figures.setdefault(name, None)
         else:
             value = _ratio(figures[num], figures[den])
             figures[name] = round(value, 2 if name == "revenue_per_recipient" else 6)
+    if not has_opens(channel):
+        figures.update(dict.fromkeys(OPEN_RATES))
     if figures.get("conversion_value") is not None:
         figures["conversion_value"] = round(figures["conversion_value"], 2)
     return figures
@@ -174,14 +199,20 @@ def _send_time_filter(period: Period) -> tuple[str, list[str]]:
     )
 
 
+# Drafts, scheduled, queued and cancelled campaigns may carry a planned send time but never sent.
+_SENT = ", ".join("?" * len(kc.SENT_STATUSES))
+
+
 def campaigns_sent(db: sqlite_utils.Database, period: Period, channel: str | None) -> list[dict]:
+    """Campaigns with a sent status (`conventions.SENT_STATUSES`) sent in the period, archived
+    ones included."""
     where, params = _send_time_filter(period)
     sql = (
         "SELECT c.id, c.name, c.channel, c.status, coalesce(c.send_time, c.scheduled_at)"
         f" FROM campaigns c WHERE c.deleted_at IS NULL AND {where}"
-        # Drafts and cancelled campaigns carry a planned send time but never sent.
-        " AND lower(coalesce(c.status, '')) NOT IN ('draft', 'cancelled', 'canceled')"
+        f" AND lower(coalesce(c.status, '')) IN ({_SENT})"
     )
+    params += [s.lower() for s in kc.SENT_STATUSES]
     if channel:
         sql += " AND c.channel = ?"
         params.append(channel)
@@ -189,6 +220,15 @@ def campaigns_sent(db: sqlite_utils.Database, period: Period, channel: str | Non
         {"campaign_id": cid, "name": name, "channel": ch, "status": status, "send_time": sent}
         for cid, name, ch, status, sent in db.execute(sql, params).fetchall()
     ]
+
+
+def campaign_entities(db: sqlite_utils.Database, campaign_ids: list[str]) -> dict[str, list[str]]:
+    """The rollup entity ids of each campaign: its own id first (live `$message`), then its
+    messages' ids (the campaign-message convention)."""
+    out: dict[str, list[str]] = {cid: [cid] for cid in campaign_ids}
+    for cid, mids in _campaign_messages(db, campaign_ids).items():
+        out[cid].extend(m for m in mids if m != cid)
+    return out
 
 
 def _campaign_messages(db: sqlite_utils.Database, campaign_ids: list[str]) -> dict[str, list[str]]:
@@ -227,20 +267,23 @@ def campaign_report(
     sort: str | None = None,
     limit: int | None = None,
     source: str = "events",
+    conversion: str | None = None,
 ) -> Report:
     """Per campaign sent in the period: every figure, from events (default) or from Klaviyo.
 
     `meta.totals` sums every campaign of the period (before --limit); with `compare` it
     also holds the campaigns sent in the compare period and the change of each figure.
+    `conversion` is the `[reports] conversion_metric` setting (None: the default rule).
     """
     check_channel(channel)
     if source not in ("events", "klaviyo"):
         raise UsageError(f"--source {source!r} must be events or klaviyo")
-    rows, notes = _campaign_rows(db, period, channel, source)
+    picked = conversion_metric(db, conversion)
+    rows, notes = _campaign_rows(db, period, channel, source, conversion)
     totals: dict[str, Any] = {"campaigns": len(rows), **_totals(rows)}
     meta: dict[str, Any] = {"source": source, "totals": totals}
     if compare:
-        before, _ = _campaign_rows(db, compare, channel, source)
+        before, _ = _campaign_rows(db, compare, channel, source, conversion)
         meta["previous_totals"] = {"campaigns": len(before), **_totals(before)}
         meta["change_pct"] = {k: change_pct(v, meta["previous_totals"].get(k)) for k, v in totals.items()}
     rows = sort_rows(rows, CAMPAIGN_JSON_COLUMNS, sort, default="send_time:desc")
@@ -250,33 +293,44 @@ def campaign_report(
         notes.append(
             f"No campaigns sent in {period.describe()}" + (f" on {channel}" if channel else "") + "."
         )
-    return Report("campaigns", "Campaigns", CAMPAIGN_COLUMNS, rows, period, compare, meta=meta, notes=notes)
+    report = Report("campaigns", "Campaigns", CAMPAIGN_COLUMNS, rows, period, compare, meta=meta, notes=notes)
+    return report.set_conversion(picked)
 
 
 def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Counts summed over rows (rows without figures skipped) and the rates recomputed."""
+    """Counts summed over rows (rows without figures skipped) and the rates recomputed; the
+    open rate and click-to-open rate only over the rows of channels with opens (None if none)."""
     total = _empty_counts()
+    opening = _empty_counts()
     for row in rows:
         if row.get("recipients") is not None:
             _sum_into(total, row)
-    return add_rates(total)
+            if has_opens(row.get("channel")):
+                _sum_into(opening, row)
+    add_rates(total)
+    if any(has_opens(r.get("channel")) for r in rows if r.get("recipients") is not None):
+        with_opens = add_rates(opening)
+        total.update({name: with_opens[name] for name in OPEN_RATES})
+    else:
+        total.update(dict.fromkeys(OPEN_RATES))
+    return total
 
 
 def _campaign_rows(
-    db: sqlite_utils.Database, period: Period, channel: str | None, source: str
+    db: sqlite_utils.Database, period: Period, channel: str | None, source: str, conversion: str | None = None
 ) -> tuple[list[dict[str, Any]], list[str]]:
     campaigns = campaigns_sent(db, period, channel)
-    by_campaign = _campaign_messages(db, [c["campaign_id"] for c in campaigns])
     notes: list[str] = []
     if source == "events":
-        notes.extend(ensure_rollups(db).notes)
-        message_ids = [m for mids in by_campaign.values() for m in mids]
-        sums = role_sums(db, "message", None, message_ids)
+        notes.extend(ensure_rollups(db, conversion=conversion).notes)
+        by_campaign = campaign_entities(db, [c["campaign_id"] for c in campaigns])
+        entity_ids = [m for mids in by_campaign.values() for m in mids]
+        sums = role_sums(db, "message", None, entity_ids)
         for row in campaigns:
             total = _empty_counts()
             for mid in by_campaign.get(row["campaign_id"], []):
                 _sum_into(total, message_counts(sums.get(mid, {})))
-            row.update(add_rates(total))
+            row.update(add_rates(total, row["channel"]))
     else:
         stored = klaviyo_values(db, "campaign-values", [c["campaign_id"] for c in campaigns])
         missing = 0
@@ -286,6 +340,8 @@ def _campaign_rows(
                 missing += 1
                 figures = dict.fromkeys([*COUNTS, *RATES])
             row.update(figures)
+            if not has_opens(row["channel"]):
+                row.update(dict.fromkeys(OPEN_RATES))
         if missing:
             notes.append(
                 f"{missing} campaign(s) have no stored Reporting API figures;"
@@ -365,11 +421,14 @@ def flow_report(
     limit: int | None = None,
     source: str = "events",
     compare: Period | None = None,
+    conversion: str | None = None,
 ) -> Report:
     """Per flow and channel (by='flow') or per flow message (by='message'), over the
     events inside the period; with `compare`, each row also gets `<figure>_previous` and
-    `<figure>_change_pct` for recipients, open rate, click rate and revenue."""
-    report = _flow_rows(db, period, by=by, channel=channel, source=source)
+    `<figure>_change_pct` for recipients, open rate, click rate and revenue. Archived flows
+    keep their history. `conversion`: the `[reports] conversion_metric` setting."""
+    picked = conversion_metric(db, conversion)
+    report = _flow_rows(db, period, by=by, channel=channel, source=source, conversion=conversion)
     key = ("message_id",) if by == "message" else ("flow_id", "channel")
     report.meta["totals"] = {"rows": len(report.rows), **_totals(report.rows)}
     if compare:
@@ -378,7 +437,7 @@ def flow_report(
                 "--compare needs --source events (stored Klaviyo figures cover"
                 " the timeframe they were fetched for)"
             )
-        before = _flow_rows(db, compare, by=by, channel=channel, source=source)
+        before = _flow_rows(db, compare, by=by, channel=channel, source=source, conversion=conversion)
         previous = {tuple(r[k] for k in key): r for r in before.rows}
         for row in report.rows:
             old = previous.get(tuple(row[k] for k in key), {})
@@ -403,11 +462,17 @@ def flow_report(
     report.rows = sort_rows(report.rows, json_columns, sort)
     if limit is not None:
         report.rows = report.rows[:limit]
-    return report
+    return report.set_conversion(picked)
 
 
 def _flow_rows(
-    db: sqlite_utils.Database, period: Period, *, by: str, channel: str | None, source: str
+    db: sqlite_utils.Database,
+    period: Period,
+    *,
+    by: str,
+    channel: str | None,
+    source: str,
+    conversion: str | None = None,
 ) -> Report:
     check_channel(channel)
     if by not in ("flow", "message"):
@@ -428,7 +493,7 @@ def _flow_rows(
         messages[mid] = {"flow_id": fid, "name": name, "channel": ch}
     notes: list[str] = []
     if source == "events":
-        notes.extend(ensure_rollups(db).notes)
+        notes.extend(ensure_rollups(db, conversion=conversion).notes)
         # Messages seen only through events (flow_messages not synced yet) still count.
         for mid, fid, ch in db.execute(
             "SELECT entity_id, flow_id, channel FROM rollup_entities"
@@ -438,7 +503,10 @@ def _flow_rows(
             info["channel"] = info["channel"] or ch
         messages = {m: i for m, i in messages.items() if i["flow_id"] and i["flow_id"] not in deleted_flows}
         sums = role_sums(db, "message", period, list(messages))
-        per_message = {mid: add_rates(message_counts(sums.get(mid, {}))) for mid in messages}
+        per_message = {
+            mid: add_rates(message_counts(sums.get(mid, {})), info["channel"])
+            for mid, info in messages.items()
+        }
     else:
         stored = klaviyo_values(db, "flow-values", None, key=("entity_id", "message_id", "channel"))
         per_message = {}
@@ -448,6 +516,8 @@ def _flow_rows(
             info = messages.setdefault(mid, {"flow_id": fid, "name": None, "channel": ch})
             info["channel"] = info["channel"] or ch
             per_message[mid] = figures
+            if not has_opens(info["channel"]):
+                figures.update(dict.fromkeys(OPEN_RATES))
         messages = {m: i for m, i in messages.items() if m in per_message}
         notes.append(
             "Klaviyo figures as stored by the last `sync reports` (their timeframe, not --from/--to)."
@@ -487,7 +557,7 @@ def _flow_rows(
                     "name": flow.get("name"),
                     "status": flow.get("status"),
                     "channel": ch,
-                    **add_rates(total),
+                    **add_rates(total, ch),
                 }
             )
         columns = list(FLOW_COLUMNS)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from klaviyo_etl.db.conversion import ConversionMetric
 from klaviyo_etl.errors import UsageError
 from klaviyo_etl.reports.periods import Period
 
@@ -49,6 +50,25 @@ class Report:
     compare: Period | None = None
     meta: dict[str, Any] = field(default_factory=dict)  # extra top-level JSON fields
     notes: list[str] = field(default_factory=list)  # lines for humans under the table
+
+    def set_conversion(self, metric: ConversionMetric | None) -> Report:
+        """Name the conversion metric the figures count: `meta.conversion_metric` (null when
+        none is synced) and the caption line `Conversions: Placed Order (Shopify, id XYZ)`."""
+        self.meta["conversion_metric"] = metric.to_json() if metric else None
+        return self
+
+    @property
+    def conversion_caption(self) -> str | None:
+        """The caption line naming the conversion metric, and why it was picked when there was
+        a choice (several metrics of that name)."""
+        picked = self.meta.get("conversion_metric")
+        if not picked:
+            return None
+        metric = ConversionMetric(**picked)
+        line = metric.caption()
+        if not metric.reason.startswith("the only"):
+            line += f": {metric.reason}"
+        return line
 
     def to_json(self) -> dict[str, Any]:
         return {

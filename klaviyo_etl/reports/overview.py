@@ -1,11 +1,12 @@
 """`report overview`: the account's KPI cards for a period, each with its change.
 
 Definitions (all over events inside the period, UTC days):
-- revenue / orders: sum of $value / count of Placed Order events.
+- revenue / orders: sum of $value / count of the conversion metric's events (the
+  `[reports] conversion_metric` setting, or the "Placed Order" metric with most events).
 - active_profiles: distinct profiles with any event.
 - new_profiles: profiles created in the period (profiles.created).
-- email_sends / sms_sends: received plus bounced events on the channel (a send that failed
-  is still a send).
+- email_sends / sms_sends: received plus bounced (email) or failed (SMS) events on the
+  channel (a send that failed is still a send).
 - open_rate / click_rate: over email messages, distinct (message, profile) opens or clicks
   divided by distinct (message, profile) deliveries, the campaign definitions applied to
   the period's events.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import sqlite_utils
 
 from klaviyo_etl import conventions as kc
+from klaviyo_etl.db.conversion import conversion_metric
 from klaviyo_etl.db.rollups import ensure_rollups
 from klaviyo_etl.reports.model import IDENTITY, KEY, Column, Report
 from klaviyo_etl.reports.periods import Period, change_pct
@@ -77,10 +79,16 @@ def _pair_uniques(db: sqlite_utils.Database, period: Period) -> dict[str, dict[s
     return out
 
 
-def kpis(db: sqlite_utils.Database, period: Period) -> dict[str, float]:
+def conversion_ids(db: sqlite_utils.Database, conversion: str | None = None) -> list[str]:
+    """The conversion metric's id as a list (empty when none is synced), for revenue and orders."""
+    picked = conversion_metric(db, conversion)
+    return [picked.id] if picked else []
+
+
+def kpis(db: sqlite_utils.Database, period: Period, conversion: str | None = None) -> dict[str, float]:
     """Every KPI for one period (the rollups must be current: see ensure_rollups)."""
     out: dict[str, float] = {}
-    out["orders"], out["revenue"] = _hour_sums(db, metric_ids(db, kc.PLACED_ORDER), period)
+    out["orders"], out["revenue"] = _hour_sums(db, conversion_ids(db, conversion), period)
     out["revenue"] = round(out["revenue"], 2)
     out["active_profiles"] = db.execute(
         "SELECT coalesce(sum(profiles), 0) FROM rollup_activity_days"
@@ -93,7 +101,8 @@ def kpis(db: sqlite_utils.Database, period: Period) -> dict[str, float]:
     ).fetchone()[0]
     for channel, key in (("email", "email_sends"), ("sms", "sms_sends")):
         roles = kc.CHANNEL_METRICS[channel]
-        out[key] = _hour_sums(db, metric_ids(db, roles["received"], roles["bounced"]), period)[0]
+        sends = [roles[r] for r in ("received", "bounced", "failed") if roles[r]]
+        out[key] = _hour_sums(db, metric_ids(db, *sends), period)[0]
     pairs = _pair_uniques(db, period)
     email = pairs.get("email", {})
     delivered = email.get("received", 0)
@@ -107,10 +116,13 @@ def kpis(db: sqlite_utils.Database, period: Period) -> dict[str, float]:
     return out
 
 
-def overview_report(db: sqlite_utils.Database, period: Period, compare: Period | None = None) -> Report:
-    fresh = ensure_rollups(db)
-    current = kpis(db, period)
-    previous = kpis(db, compare) if compare else {}
+def overview_report(
+    db: sqlite_utils.Database, period: Period, compare: Period | None = None, conversion: str | None = None
+) -> Report:
+    picked = conversion_metric(db, conversion)
+    fresh = ensure_rollups(db, conversion=conversion)
+    current = kpis(db, period, conversion)
+    previous = kpis(db, compare, conversion) if compare else {}
     rows = []
     for key, label, kind in KPIS:
         prev = previous.get(key) if compare else None
@@ -127,4 +139,4 @@ def overview_report(db: sqlite_utils.Database, period: Period, compare: Period |
     notes = list(fresh.notes)
     if not db.execute("SELECT 1 FROM events LIMIT 1").fetchone():
         notes.append("No events in the database yet: run `klaviyo-etl sync` first.")
-    return Report("overview", "Overview", COLUMNS, rows, period, compare, notes=notes)
+    return Report("overview", "Overview", COLUMNS, rows, period, compare, notes=notes).set_conversion(picked)

@@ -268,7 +268,7 @@ def print_report(
 
     `columns` (keys) picks the table's columns; the overview's cards ignore both. A metric
     leads with its chart; `table=False` leaves the metric's table out (the other reports
-    are tables, and always print one).
+    are tables, and always print one). The conversion metric's line follows.
     """
     if report.name == "metric" and report.rows:
         console.print(metric_chart(report, console.width))
@@ -295,6 +295,11 @@ def print_report(
         console.print(grid)
         if layout.hidden and report.rows:
             console.print(Text(hidden_note(layout), style="dim"))
+    # Every report names its conversion metric, in a caption line under its table, cards or
+    # chart (the title and a metric's chart lead).
+    caption = report.conversion_caption
+    if caption:
+        console.print(Text(caption, style="dim"))
     meta = report.meta
     if report.name == "metric":
         line = f"total {format_value(meta['total'], 'float')}, {meta['anomalies']} anomalies"

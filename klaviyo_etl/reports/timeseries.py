@@ -254,6 +254,7 @@ def metric_report(
     method: str = "auto",
     compare: Period | None = None,
     now: dt.datetime | None = None,
+    conversion: str | None = None,
 ) -> Report:
     if interval not in INTERVALS:
         raise UsageError(f"--interval {interval!r} must be one of {', '.join(INTERVALS)}")
@@ -263,7 +264,7 @@ def metric_report(
         raise UsageError(f"--method {method!r} must be one of {', '.join(METHODS)}")
     if window < 2:
         raise UsageError("--window must be at least 2")
-    fresh = ensure_rollups(db)
+    fresh = ensure_rollups(db, conversion=conversion)  # the shared rollups' setting
     metric_name, ids = find_metric(db, name)
     now = now or dt.datetime.now(dt.UTC)
     raw = _raw_series(db, ids, period, interval, measure)

@@ -41,6 +41,10 @@ DATETIME_FIELDS = {
     "datetime",
 }
 
+# Collections that list only archived=false items unless the filter mentions `archived`
+# (equals(archived,true) lists only the archived ones): LIVE_BEHAVIOUR.md §2.
+HIDES_ARCHIVED = ("/api/campaigns", "/api/flows")
+
 
 @cache
 def spec_parameters() -> dict[str, dict[str, list[str]]]:
@@ -375,6 +379,8 @@ class Api:
                     "'sms' or 'mobile_push'.",
                     parameter="filter",
                 )
+        if route.template in HIDES_ARCHIVED and not any(t.field == "archived" for t in terms):
+            terms = [*terms, Term("equals", "archived", False)]
         sort_field, descending = self._sort(request, endpoint)
         size = self._page_size(request, endpoint)
         fields, additional, include = self._options(request)

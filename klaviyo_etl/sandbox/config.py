@@ -21,7 +21,7 @@ class SandboxConfig:
     seed: int = 7
     profiles: int = 300
     events: int = 3000
-    campaigns: int = 12
+    campaigns: int = 16  # about half of those after the first three are not sends
     flows: int = 4
     lists: int = 4
     segments: int = 3

@@ -154,14 +154,14 @@ class SandboxData(AccountStore):
             lo = int(start.timestamp()) if start else now_ts - 3600
             hi = int(end.timestamp()) if end else now_ts
             rng = self._generator.rng
-            placed = self.metric_by_name[kc.PLACED_ORDER]
+            placed = set(self.metrics_named.get(kc.PLACED_ORDER, []))
             created = []
             for _ in range(n):
                 at = lo if hi <= lo else rng.randrange(lo, hi + 1)
                 ts, metric, profile, value, attr, aux = self._generator.site_event(at)
                 num = self.events.insert(ts, metric, profile, NONE, value, attr, aux)
                 self.profile_last_ts[profile] = max(self.profile_last_ts[profile], ts)
-                if metric == placed:
+                if metric in placed:
                     self.profile_orders[profile] += 1
                     self.profile_revenue[profile] += value
                 created.append(event_id(num))

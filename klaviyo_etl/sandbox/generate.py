@@ -17,7 +17,7 @@ from klaviyo_etl import conventions as kc
 from klaviyo_etl.sandbox import catalog
 from klaviyo_etl.sandbox.events import NONE
 from klaviyo_etl.sandbox.ids import IdFactory
-from klaviyo_etl.sandbox.store import AccountStore
+from klaviyo_etl.sandbox.store import SMS_FAILURE_TYPES, AccountStore
 from klaviyo_etl.timeutil import epoch_to_iso
 
 DAY = 86_400
@@ -50,7 +50,12 @@ METRICS: list[tuple[str, str, str]] = [
     (kc.UNSUBSCRIBED_FROM_LIST, "Klaviyo", "Internal"),
     (kc.VIEWED_FORM, "Klaviyo", "Internal"),
     (kc.SUBMITTED_FORM, "Klaviyo", "Internal"),
+    # A second "Placed Order", as an account with a custom (API) store integration next to
+    # Shopify has: same name, its own id, fewer events (LIVE_BEHAVIOUR.md §4).
+    (kc.PLACED_ORDER, "API", "API"),
 ]
+# The share of orders the second "Placed Order" integration records.
+SECOND_ORDER_SHARE = 0.2
 INTEGRATION_IDS = {"Klaviyo": "0rG4eQ", "API": "7FtS4J", "Shopify": "0eMvjm"}
 
 # Per-channel behaviour of one recipient: (bounce, open, click | opened, unsubscribe, spam,
@@ -64,6 +69,53 @@ BEHAVIOUR = {
 EVENTS_PER_SEND = {"email": 1.72, "sms": 1.1, "mobile_push": 1.1}
 # 70% email, 20% SMS, 10% push, assigned in a fixed cycle so small accounts keep the mix.
 CHANNEL_CYCLE = ["email"] * 7 + ["sms"] * 2 + ["mobile_push"]
+# After the first three campaigns (one Sent per channel), every other campaign is not a send
+# and takes the next of these statuses (the spec's enum, LIVE_BEHAVIOUR.md §3); none has events.
+NOT_SENT_STATUSES = (
+    "Cancelled: No Recipients",
+    "Draft",
+    "Queued without Recipients",
+    "Scheduled",
+    "Cancelled",
+    "Preparing to send",
+    "Cancelled: Smart Sending",
+    "Cancelled: Billing Limit",
+    "Preparing to schedule",
+    "Cancelled: Misconfigured",
+    "Adding Recipients",
+    "Cancelled: Account Disabled",
+    "Cancelled: Internal Error",
+    "Unknown",
+)
+# Not sends whose send time lies ahead (or was never set); the others had a time that passed.
+NOT_YET_SCHEDULED = ("Draft", "Unknown")
+SCHEDULED_AHEAD = ("Scheduled", "Preparing to schedule")
+SENDING_NOW = ("Preparing to send", "Adding Recipients")
+
+
+def campaign_plan(count: int) -> list[tuple[str, str]]:
+    """(channel, status) of each campaign by index.
+
+    The first three are Sent, one per channel; after them every other campaign is not a send.
+    The first email send after those three is an A/B test ("Variations Sent"), and the newest
+    send is still going out ("Sending") once there are five sends.
+    """
+    plan = []
+    not_sent = 0
+    for n in range(count):
+        channel = kc.CAMPAIGN_CHANNELS[n] if n < 3 else CHANNEL_CYCLE[n % 10]
+        status = "Sent"
+        if n >= 3 and (n - 3) % 2 == 1:
+            status = NOT_SENT_STATUSES[not_sent % len(NOT_SENT_STATUSES)]
+            not_sent += 1
+        plan.append((channel, status))
+    sends = [n for n, (_, status) in enumerate(plan) if status == "Sent"]
+    ab = next((n for n in sends if n >= 3 and plan[n][0] == "email"), None)
+    if ab is not None:
+        plan[ab] = ("email", "Variations Sent")
+    if len(sends) >= 5 and sends[-1] != ab:
+        plan[sends[-1]] = (plan[sends[-1]][0], "Sending")
+    return plan
 
 
 class Generator:
@@ -304,7 +356,7 @@ class Generator:
                 "tracking_options": tracking,
                 "send_strategy": strategy,
                 "created_at": epoch_to_iso(created),
-                "scheduled_at": epoch_to_iso(created + HOUR) if status != "Draft" else None,
+                "scheduled_at": epoch_to_iso(created + HOUR) if status not in NOT_YET_SCHEDULED else None,
                 "updated_at": epoch_to_iso(updated),
                 "send_time": epoch_to_iso(send_time) if send_time is not None else None,
             },
@@ -565,22 +617,23 @@ class Generator:
         cfg = data.config
         templates = list(data.resources["template"])
         segments = list(data.resources["segment"])
-        for n in range(cfg.campaigns):
-            # The first three campaigns cover every channel; the rest follow the usual mix.
-            channel = kc.CAMPAIGN_CHANNELS[n] if n < 3 else CHANNEL_CYCLE[n % 10]
-            r = self.rng.random()
-            status = "Sent" if r < 0.8 or n < 3 else ("Draft" if r < 0.9 else "Scheduled")
-            if status == "Sent":
-                send_time = start + int((n + 0.5) / cfg.campaigns * (now - start - 6 * HOUR))
-                send_time += self.rng.randrange(-HOUR, HOUR)
-                send_time = min(max(send_time, start + HOUR), now - 2 * HOUR)
-                created = send_time - self._between(DAY, 10 * DAY)
-            elif status == "Scheduled":
+        for n, (channel, status) in enumerate(campaign_plan(cfg.campaigns)):
+            # Sends, and not-sends whose time passed, are spread over the window in index order.
+            send_time: int | None = start + int((n + 0.5) / cfg.campaigns * (now - start - 6 * HOUR))
+            send_time += self.rng.randrange(-HOUR, HOUR)
+            send_time = min(max(send_time, start + HOUR), now - 2 * HOUR)
+            if status == "Sending":
+                send_time = now - self._between(HOUR, 2 * HOUR)
+            elif status in SENDING_NOW:
+                send_time = now - self._between(60, HOUR // 2)
+            if status in SCHEDULED_AHEAD:
                 created = now - self._between(HOUR, 5 * DAY)
                 send_time = now + self._between(DAY, 10 * DAY)
-            else:
+            elif status in NOT_YET_SCHEDULED:
                 created = now - self._between(HOUR, 20 * DAY)
                 send_time = None
+            else:
+                created = send_time - self._between(DAY, 10 * DAY)
             audience = [list_ids[n % len(list_ids)]] if list_ids else []
             if channel == "sms" and len(list_ids) > 2:
                 audience = [list_ids[2]]
@@ -588,10 +641,32 @@ class Generator:
             campaign = data.put(
                 "campaign", self.campaign(n, channel, status, created, send_time, audience, excluded)
             )
-            variants = 2 if channel == "email" and self.rng.random() < 0.2 else 1
+            variants = (
+                2 if status == "Variations Sent" or (channel == "email" and self.rng.random() < 0.2) else 1
+            )
             for v in range(variants):
                 template_id = templates[(n + v) % len(templates)] if templates else None
                 data.put("campaign-message", self.campaign_message(campaign, v, template_id))
+        self._archive_old_campaigns(now)
+
+    def _archive_old_campaigns(self, now: int) -> None:
+        """Archive the oldest third of each channel's finished sends, some days after they went
+        out: live accounts archive old campaigns, and the API then hides them by default."""
+        data = self.data
+        by_channel: dict[str, list[dict]] = {}
+        for campaign in data.resources["campaign"].values():
+            if campaign["attributes"]["status"] in ("Sent", "Variations Sent"):
+                by_channel.setdefault(campaign["channel"], []).append(campaign)
+        for campaigns in by_channel.values():
+            if len(campaigns) < 2:
+                continue
+            campaigns.sort(key=lambda c: c["attributes"]["send_time"])
+            for campaign in campaigns[: (len(campaigns) + 1) // 3]:
+                attrs = campaign["attributes"]
+                sent = data._ts(attrs["send_time"])
+                attrs["archived"] = True
+                archived_at = self._between(min(sent + 7 * DAY, now - 2 * HOUR), now - HOUR)
+                attrs["updated_at"] = epoch_to_iso(archived_at)
 
     def _flows(self, account_start: int, start: int, now: int, list_ids: list[str]) -> None:
         data = self.data
@@ -599,8 +674,19 @@ class Generator:
         templates = list(data.resources["template"])
         for n in range(cfg.flows):
             status = "live" if n < 2 or self.rng.random() < 0.75 else self.rng.choice(["draft", "manual"])
+            # The last flow ran for part of the window and was then archived (which stops its
+            # sends: the sandbox shows it as a draft); its history stays.
+            archived = cfg.flows >= 2 and n == cfg.flows - 1
+            if archived:
+                status = "draft"
             created = self._between(account_start, start)
-            flow = data.put("flow", self.flow(n, created, self._between(created, now), status))
+            updated = self._between(created, now)
+            if archived:
+                updated = self._between(start + (now - start) // 3, start + 2 * (now - start) // 3)
+            flow = data.put("flow", self.flow(n, created, updated, status))
+            if archived:
+                flow["attributes"]["archived"] = True
+                flow["sent_until"] = updated
             if flow["attributes"]["trigger_type"] == "Added to List" and list_ids:
                 flow["trigger_list"] = list_ids[0]
             steps = self.rng.randint(2, 4)
@@ -635,7 +721,8 @@ class Generator:
         cfg = data.config
         rng = self.rng
         total = cfg.events
-        metric = data.metric_by_name
+        metric = self.primary_metrics()
+        second_order_metric = data.metric_named(kc.PLACED_ORDER, "API")
         ts_c, metric_c, profile_c = array("q"), array("h"), array("i")
         msg_c, value_c, attr_c, aux_c = array("i"), array("d"), array("i"), array("i")
         t_add, m_add, p_add = ts_c.append, metric_c.append, profile_c.append
@@ -657,12 +744,14 @@ class Generator:
         def order(ts, p, attributed=NONE):
             x = rng.randrange(n_products)
             quantity = 1 if rng.random() < 0.7 else rng.randint(2, 3)
-            emit(ts, metric[kc.PLACED_ORDER], p, NONE, products[x][3] * quantity, attributed, x)
+            placed = second_order_metric if rng.random() < SECOND_ORDER_SHARE else metric[kc.PLACED_ORDER]
+            emit(ts, placed, p, NONE, products[x][3] * quantity, attributed, x)
 
         channel_metrics = {
             ch: {role: (metric[name] if name else None) for role, name in roles.items()}
             for ch, roles in kc.CHANNEL_METRICS.items()
         }
+        n_failures = len(SMS_FAILURE_TYPES)
 
         def send(message_index: int, channel: str, profile_id: str, ts: int) -> None:
             """One message to one profile, and everything that follows from it."""
@@ -673,7 +762,10 @@ class Generator:
             if t >= now:
                 return
             if rng.random() < bounce:
-                emit(t, ms["bounced"], p, message_index)
+                if ms["bounced"] is not None:
+                    emit(t, ms["bounced"], p, message_index)
+                else:  # SMS does not bounce: it fails to deliver, for a reason
+                    emit(t, ms["failed"], p, message_index, 0.0, NONE, rng.randrange(n_failures))
                 if channel == "email" and rng.random() < 0.5:
                     consent[profile_id]["suppression"].append(("HARD_BOUNCE", t))
                 return
@@ -730,8 +822,11 @@ class Generator:
         campaign_budget = message_budget * (0.55 if data.resources["flow-message"] else 1.0)
         flow_budget = message_budget - campaign_budget
 
-        # Campaign sends: each Sent campaign reaches consenting members of its audience.
-        sent = [c for c in data.resources["campaign"].values() if c["attributes"]["status"] == "Sent"]
+        # Campaign sends: each sent (or sending) campaign reaches consenting members of its
+        # audience; the other statuses never went out and have no events.
+        sent = [
+            c for c in data.resources["campaign"].values() if c["attributes"]["status"] in kc.SENT_STATUSES
+        ]
         for campaign in sent:
             channel = campaign["channel"]
             send_ts = data._ts(campaign["attributes"]["send_time"])
@@ -754,8 +849,13 @@ class Generator:
                 message = messages[k % len(messages)]
                 send(data.message_index[message["id"]], channel, profile_id, send_ts)
 
-        # Flow sends: live flows trigger for profiles through the window and walk their actions.
-        live = [f for f in data.resources["flow"].values() if f["attributes"]["status"] == "live"]
+        # Flow sends: live flows trigger for profiles through the window and walk their actions;
+        # an archived flow did so until it was archived.
+        live = [
+            f
+            for f in data.resources["flow"].values()
+            if f["attributes"]["status"] == "live" or "sent_until" in f
+        ]
         all_profiles = list(data.resources["profile"])
         for flow in live:
             actions = data.flow_actions_of(flow["id"])
@@ -772,16 +872,17 @@ class Generator:
             pool = list(data.members.get(trigger_list, {})) if trigger_list else all_profiles
             if not pool:
                 continue
+            until = min(flow.get("sent_until", now), now)
             for _ in range(triggers):
                 profile_id = rng.choice(pool)
-                t = self._between(start, now - HOUR)
+                t = self._between(start, until - HOUR)
                 for action in actions:
                     if action["kind"] == "time-delay":
                         t += action["delay_hours"] * HOUR
                         continue
                     message = data.flow_messages_of(action["id"])[0]
                     channel = message["channel"]
-                    if t >= now:
+                    if t >= until:
                         break
                     if self._reachable(data.resources["profile"][profile_id], consent[profile_id], channel):
                         send(data.message_index[message["id"]], channel, profile_id, t)
@@ -845,6 +946,15 @@ class Generator:
             data.resources["profile"][profile_id]["consent"] = c
         data.recount_profiles()
 
+    def primary_metrics(self) -> dict[str, int]:
+        """Metric index per name; where integrations share a name, the first one METRICS lists
+        (Shopify's "Placed Order")."""
+        primary: dict[str, int] = {}
+        for name, integration, _ in METRICS:
+            if name not in primary and name in self.data.metrics_named:
+                primary[name] = self.data.metric_named(name, integration)
+        return primary
+
     @staticmethod
     def _reachable(profile: dict, consent: dict, channel: str) -> bool:
         if channel == "email":
@@ -888,7 +998,7 @@ class Generator:
     def site_event(self, at: int) -> tuple[int, int, int, float, int, int]:
         """(ts, metric, profile, value, attr, aux) of one new event, for `add_events`."""
         data = self.data
-        metric = data.metric_by_name
+        metric = self.primary_metrics()
         rng = self.rng
         profile = data.profile_index[rng.choice(list(data.resources["profile"]))]
         x = rng.randrange(len(catalog.PRODUCTS))

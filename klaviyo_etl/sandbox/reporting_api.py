@@ -131,7 +131,7 @@ class MessageFigures:
     converters: set = field(default_factory=set)
     conversion_value: float = 0.0
 
-    def statistics(self, channel: str) -> dict[str, float | int]:
+    def statistics(self, channel: str) -> dict[str, float | int | None]:
         def rate(n: float, d: float) -> float:
             return n / d if d else 0.0
 
@@ -140,6 +140,9 @@ class MessageFigures:
         value = round(self.conversion_value, 2)
         bounced_or_failed = len(self.bounced | self.failed)
         segments = delivered if channel == "sms" else 0
+        # SMS has no opens: the sandbox answers null for its open rates (live: unknown, see
+        # LIVE_BEHAVIOUR.md §5).
+        has_opens = kc.CHANNEL_METRICS[channel]["opened"] is not None
         spend = round(segments * SMS_SEGMENT_PRICE, 2)
         return {
             "recipients": recipients,
@@ -147,11 +150,11 @@ class MessageFigures:
             "delivery_rate": rate(delivered, recipients),
             "opens": self.opens,
             "opens_unique": len(self.openers),
-            "open_rate": rate(len(self.openers), delivered),
+            "open_rate": rate(len(self.openers), delivered) if has_opens else None,
             "clicks": self.clicks,
             "clicks_unique": len(self.clickers),
             "click_rate": rate(len(self.clickers), delivered),
-            "click_to_open_rate": rate(len(self.clickers), len(self.openers)),
+            "click_to_open_rate": rate(len(self.clickers), len(self.openers)) if has_opens else None,
             "conversions": self.conversions,
             "conversion_uniques": len(self.converters),
             "conversion_value": value,
@@ -181,12 +184,11 @@ def message_figures(
 ) -> dict[int, MessageFigures]:
     """Figures per message index of `kind` ('campaign' | 'flow') over events in [start, end)."""
     events = data.events
-    names = data.metric_names
-    roles: dict[int, str] = {}
+    roles: dict[int, str] = {}  # every metric of a role's name plays the role, under its own id
     for by_role in kc.CHANNEL_METRICS.values():
         for role, name in by_role.items():
-            if name and name in data.metric_by_name:
-                roles[data.metric_by_name[name]] = role
+            for m in data.metrics_named.get(name or "", []):
+                roles[m] = role
     lo = bisect_left(events.ts, math.ceil(start))
     hi = bisect_left(events.ts, math.ceil(end))
     messages = data.messages
@@ -217,8 +219,9 @@ def message_figures(
             elif role == "bounced":
                 f.recipients.add(p)
                 f.bounced.add(p)
-                if names[m] == kc.FAILED_SMS:
-                    f.failed.add(p)
+            elif role == "failed":  # an SMS that was not delivered: not a bounce
+                f.recipients.add(p)
+                f.failed.add(p)
             elif role == "opened":
                 f.opens += 1
                 f.openers.add(p)

@@ -37,6 +37,18 @@ TYPES = (
 )
 
 
+CAMPAIGN_NAME = "Campaign Name"  # on campaign events, even after the campaign is deleted
+FAILURE_TYPE = "Failure Type"  # on Failed to Deliver SMS; the event's aux column indexes this list
+SMS_FAILURE_TYPES = (
+    "Device Unreachable",
+    "Device Disconnected",
+    "Carrier Violation",
+    "Message Blocked",
+    "Device Incapable of Receiving SMS",
+    "Unknown",
+)
+
+
 @dataclass(frozen=True)
 class MessageInfo:
     """A campaign message or flow message, as the event store refers to it by index."""
@@ -46,6 +58,7 @@ class MessageInfo:
     parent_id: str  # campaign id or flow id
     channel: str  # email | sms | mobile_push
     label: str  # subject line, SMS body or push title: what the events call the message
+    parent_name: str  # the campaign's or flow's name when the message was made; events keep it
 
 
 class AccountStore:
@@ -65,7 +78,7 @@ class AccountStore:
         self.metric_ids: list[str] = []
         self.metric_names: list[str] = []
         self.metric_index: dict[str, int] = {}
-        self.metric_by_name: dict[str, int] = {}
+        self.metrics_named: dict[str, list[int]] = {}  # name -> every metric index with it
         self.profile_ids: list[str] = []
         self.profile_index: dict[str, int] = {}
         self.profile_last_ts = array("q")
@@ -92,7 +105,7 @@ class AccountStore:
         self.resources[kind][record["id"]] = record
         if kind == "metric":
             self.metric_index[record["id"]] = len(self.metric_ids)
-            self.metric_by_name.setdefault(record["attributes"]["name"], len(self.metric_ids))
+            self.metrics_named.setdefault(record["attributes"]["name"], []).append(len(self.metric_ids))
             self.metric_ids.append(record["id"])
             self.metric_names.append(record["attributes"]["name"])
         elif kind == "profile":
@@ -115,16 +128,38 @@ class AccountStore:
                 content = definition.get("content") or {}
                 label = content.get("subject") or content.get("body") or content.get("title")
                 parent = record["campaign_id"]
+                parent_record = self.resources["campaign"].get(parent)
             else:
                 definition = attrs["definition"]
                 label = definition.get("subject_line") or definition.get("body") or ""
                 parent = record["flow_id"]
+                parent_record = self.resources["flow"].get(parent)
+            parent_name = parent_record["attributes"]["name"] if parent_record else ""
             self.message_index[record["id"]] = len(self.messages)
             self.messages.append(
-                MessageInfo(record["id"], kind.split("-")[0], parent, record["channel"], label or "")
+                MessageInfo(
+                    record["id"], kind.split("-")[0], parent, record["channel"], label or "", parent_name
+                )
             )
         self.version += 1
         return record
+
+    def metric_named(self, name: str, integration: str | None = None) -> int:
+        """The index of the metric called `name` (from `integration`, when several share the
+        name, as two integrations' "Placed Order" do). KeyError if none; ValueError if the
+        name alone is ambiguous."""
+        found = [
+            m
+            for m in self.metrics_named.get(name, [])
+            if integration is None
+            or self.resources["metric"][self.metric_ids[m]]["attributes"]["integration"]["name"]
+            == integration
+        ]
+        if not found:
+            raise KeyError(f"no metric {name!r}" + (f" from {integration}" if integration else ""))
+        if len(found) > 1:
+            raise ValueError(f"{len(found)} metrics are called {name!r}: say which integration")
+        return found[0]
 
     def recount_profiles(self) -> None:
         """Recompute last_event_date and order totals per profile from the event store."""
@@ -133,11 +168,11 @@ class AccountStore:
         self.profile_orders = array("i", bytes(4 * n))
         self.profile_revenue = array("d", bytes(8 * n))
         events = self.events
-        placed = self.metric_by_name.get(kc.PLACED_ORDER, -2)
+        placed = set(self.metrics_named.get(kc.PLACED_ORDER, []))  # every integration's orders
         last, orders, revenue = self.profile_last_ts, self.profile_orders, self.profile_revenue
         for ts, p, m, v in zip(events.ts, events.profile, events.metric, events.value, strict=True):
             last[p] = ts
-            if m == placed:
+            if m in placed:
                 orders[p] += 1
                 revenue[p] += v
 
@@ -184,14 +219,20 @@ class AccountStore:
         mi = events.msg[i]
         if mi != NONE:
             message = self.messages[mi]
-            props[kc.PROP_MESSAGE] = message.id
             if message.kind == "flow":
+                # Flow events name the flow message, and the flow in `$flow`.
+                props[kc.PROP_MESSAGE] = message.id
                 props[kc.PROP_FLOW] = message.parent_id
                 flow = self.resources["flow"].get(message.parent_id)
                 props["Flow Name"] = flow["attributes"]["name"] if flow else None
             else:
-                campaign = self.resources["campaign"].get(message.parent_id)
-                props["Campaign Name"] = campaign["attributes"]["name"] if campaign else None
+                # Campaign events name the campaign itself, not its campaign message; once the
+                # campaign is deleted they keep its name and lose the id (LIVE_BEHAVIOUR.md §1).
+                if message.parent_id in self.resources["campaign"]:
+                    props[kc.PROP_MESSAGE] = message.parent_id
+                props[CAMPAIGN_NAME] = message.parent_name
+            if name == kc.FAILED_SMS:
+                props[FAILURE_TYPE] = SMS_FAILURE_TYPES[events.aux[i] if events.aux[i] != NONE else 0]
             if message.channel == "email":
                 props["Subject"] = message.label
                 props["Email Domain"] = "example.com"
@@ -227,10 +268,13 @@ class AccountStore:
             ai = events.attr[i]
             if ai != NONE:
                 message = self.messages[ai]
-                props[kc.PROP_ATTRIBUTED_MESSAGE] = message.id
-                props[kc.PROP_ATTRIBUTED_CHANNEL] = message.channel
                 if message.kind == "flow":
+                    props[kc.PROP_ATTRIBUTED_MESSAGE] = message.id
                     props[kc.PROP_ATTRIBUTED_FLOW] = message.parent_id
+                elif message.parent_id in self.resources["campaign"]:
+                    # The campaign id, as in `$message`; gone with a deleted campaign (our choice).
+                    props[kc.PROP_ATTRIBUTED_MESSAGE] = message.parent_id
+                props[kc.PROP_ATTRIBUTED_CHANNEL] = message.channel
             return props
         if name in (kc.VIEWED_PRODUCT, kc.ADDED_TO_CART, kc.STARTED_CHECKOUT) and aux != NONE:
             sku, product, category, price = catalog.PRODUCTS[aux]

@@ -58,6 +58,7 @@ def sync_options(config: Config, streams: list[str]) -> SyncOptions:
         streams=list(streams),
         lookback_days=config.lookback_days,
         reconcile_days=config.reconcile_days,
+        conversion_metric=config.conversion_metric,
     )
 
 

@@ -170,7 +170,7 @@ async def _run_async(
             if any(r.rows for r in results.values()) and not stop.is_set():
                 # Keep the report rollups current here, so the first report after a big
                 # sync answers at once instead of catching up.
-                await writer.run(lambda repo: ensure_rollups(repo.db))
+                await writer.run(lambda repo: ensure_rollups(repo.db, conversion=options.conversion_metric))
     finally:
         pools.close()
         writer.close()

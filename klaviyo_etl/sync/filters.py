@@ -19,10 +19,12 @@ def quote(value: str) -> str:
 
 
 def and_(*parts: str | None) -> str | None:
+    """The parts and-ed; an `and(...)` part is spliced in, so the result is one flat `and`."""
     kept = [p for p in parts if p]
-    if not kept:
-        return None
-    return kept[0] if len(kept) == 1 else f"and({','.join(kept)})"
+    if len(kept) <= 1:
+        return kept[0] if kept else None
+    flat = [p[4:-1] if p.startswith("and(") and p.endswith(")") else p for p in kept]
+    return f"and({','.join(flat)})"
 
 
 def time_range(

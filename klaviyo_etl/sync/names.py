@@ -11,8 +11,10 @@ DEPENDS_ON: dict[str, tuple[str, ...]] = {
     "list_members": ("lists",),
     "segment_members": ("segments",),
     "flow_messages": ("flows",),
-    # Klaviyo's figures are asked for every stored campaign and flow of every channel.
-    "reports": ("metrics", "campaigns", "flows"),
+    # Klaviyo's figures are asked for every stored campaign and flow of every channel, with
+    # the conversion metric our figures count (by default the "Placed Order" with the most
+    # stored events, so the events come first).
+    "reports": ("metrics", "events", "campaigns", "flows"),
 }
 STREAM_NAMES = [
     "metrics",

@@ -35,6 +35,7 @@ class SyncOptions:
     lookback_days: float = 3.0
     reconcile_days: float = 7.0
     safety_lag_minutes: float = 10.0
+    conversion_metric: str | None = None  # [reports] conversion_metric (None: the default rule)
 
 
 @dataclass

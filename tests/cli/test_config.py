@@ -88,3 +88,19 @@ def test_a_bad_file_is_reported_by_config_itself(tmp_path, env):
     result = runner.invoke(app, ["config"], env=env)
     assert result.exit_code == 2
     assert "[schedule] foo: unknown stream" in result.output
+
+
+def test_config_show_lists_the_conversion_metric(tmp_path, env):
+    shown = runner.invoke(app, ["config", "show", "--json"], env=env)
+    settings = {s["key"]: s for s in json.loads(shown.output)["settings"]}
+    assert settings["reports.conversion_metric"]["source"] == "default"
+    Path(env["KLAVIYO_ETL_CONFIG"]).write_text('[reports]\nconversion_metric = "mPO"\n')
+    shown = runner.invoke(app, ["config", "show", "--json"], env=env)
+    settings = {s["key"]: s for s in json.loads(shown.output)["settings"]}
+    assert (
+        settings["reports.conversion_metric"]["value"],
+        settings["reports.conversion_metric"]["source"],
+    ) == (
+        "mPO",
+        "file",
+    )

@@ -172,3 +172,82 @@ def test_metric_leads_with_a_chart_and_the_table_only_with_table(tiny_db_path):
         csv.DictReader(io.StringIO(run(tiny_db_path, "metric", "Placed Order", *MAY, "-f", "csv").output))
     )
     assert len(rows) == 31 and set(rows[0]) >= {"bucket", "value", "trend", "anomaly"}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["overview"],
+        ["campaigns"],
+        ["campaigns", "--source", "compare"],
+        ["flows"],
+        ["forms"],
+        ["segments"],
+        ["lists"],
+        ["metric", "Placed Order"],
+        ["rfm"],
+        ["cohorts"],
+    ],
+)
+def test_every_report_names_its_conversion_metric(tiny_db_path, tmp_path, args):
+    env = {"KLAVIYO_ETL_CONFIG": str(tmp_path / "none.toml")}
+    data = json.loads(
+        runner.invoke(app, ["--db", str(tiny_db_path), "report", *args, *MAY, "-f", "json"], env=env).output
+    )
+    assert data["conversion_metric"]["id"] == "mPO" and data["conversion_metric"]["name"] == "Placed Order"
+    table = runner.invoke(app, ["--db", str(tiny_db_path), "report", *args, *MAY], env=env)
+    assert table.exit_code == 0 and "Conversions: Placed Order (id mPO)" in table.output
+
+
+def test_a_conversion_metric_setting_that_matches_nothing_is_one_line_exit_2(tiny_db_path, tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text('[reports]\nconversion_metric = "Placed Orders"\n')
+    result = runner.invoke(
+        app, ["--db", str(tiny_db_path), "report", "campaigns", *MAY], env={"KLAVIYO_ETL_CONFIG": str(config)}
+    )
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert (
+        len(lines) == 1 and lines[0].startswith("Error: ") and "'Placed Orders' matches no metric" in lines[0]
+    )
+
+
+def test_the_configured_conversion_metric_is_what_the_figures_count(tiny_db_path, tmp_path):
+    db = open_database(tiny_db_path)
+    db["metrics"].insert(
+        {"id": "mPO2", "name": "Placed Order", "integration_name": "API"}, pk="id", alter=True
+    )
+    db["events"].insert(
+        {
+            "id": "po2",
+            "metric_id": "mPO2",
+            "profile_id": "p3",
+            "datetime": "2026-05-06T10:00:00+00:00",
+            "value": 999.0,
+            "attributed_message_id": "M1",
+        },
+        pk="id",
+        alter=True,
+    )
+    db.close()
+    config = tmp_path / "config.toml"
+    config.write_text('[reports]\nconversion_metric = "mPO2"\n')
+    env = {"KLAVIYO_ETL_CONFIG": str(config)}
+    data = json.loads(
+        runner.invoke(
+            app, ["--db", str(tiny_db_path), "report", "campaigns", *MAY, "-f", "json"], env=env
+        ).output
+    )
+    c1 = next(r for r in data["rows"] if r["campaign_id"] == "C1")
+    assert (c1["conversions"], c1["conversion_value"]) == (1, 999.0)
+    assert data["conversion_metric"]["integration"] == "API"
+    overview = json.loads(
+        runner.invoke(
+            app, ["--db", str(tiny_db_path), "report", "overview", *MAY, "-f", "json"], env=env
+        ).output
+    )
+    assert {r["kpi"]: r["value"] for r in overview["rows"]}["revenue"] == 999.0
+    rfm = json.loads(
+        runner.invoke(app, ["--db", str(tiny_db_path), "report", "rfm", *MAY, "-f", "json"], env=env).output
+    )
+    assert rfm["customers"] == 1  # p3's API order alone, not the Shopify customers

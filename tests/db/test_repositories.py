@@ -165,3 +165,30 @@ def test_an_upsert_writes_every_column_of_the_batch_not_only_the_first_rows(tmp_
 )
 def test_a_value_is_read_as_a_number_when_it_is_one_or_text_that_reads_as_one(raw, value):
     assert event_value(raw) == value
+
+
+def test_the_reporting_api_is_asked_about_sent_campaigns_only(tmp_path):
+    db = open_database(tmp_path / "k.db")
+    statuses = {
+        "sent": "Sent",
+        "variations": "Variations Sent",
+        "sending": "Sending",
+        "segments": "Sending Segments",
+        "draft": "Draft",
+        "scheduled": "Scheduled",
+        "queued": "Queued without Recipients",
+        "cancelled": "Cancelled",
+        "no-recipients": "Cancelled: No Recipients",
+        "smart": "Cancelled: Smart Sending",
+        "preparing": "Preparing to send",
+        "adding": "Adding Recipients",
+        "unknown": "Unknown",
+    }
+    db["campaigns"].insert_all(
+        [{"id": cid, "status": status, "send_time": "2026-05-01"} for cid, status in statuses.items()]
+        + [{"id": "archived", "status": "Sent", "send_time": "2026-05-01", "archived": 1}],
+        alter=True,
+    )
+    assert Repository(db).reportable_ids("campaigns", "2026-01-01") == sorted(
+        ["archived", "sent", "variations", "sending", "segments"]
+    )

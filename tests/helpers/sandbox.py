@@ -29,8 +29,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         seed=11,
         profiles=30,
         events=300,
-        campaigns=6,
-        flows=2,
+        campaigns=8,  # enough for an archived, an A/B, a sending and two not-sent campaigns
+        flows=3,  # two live, one archived
         lists=2,
         segments=2,
         forms=2,
@@ -67,9 +67,14 @@ def sandbox_config(preset: str = "small", **overrides: Any) -> SandboxConfig:
     return SandboxConfig(**values)
 
 
+# The sandbox tests' account: the default size with more profiles and events (so that the campaigns'
+# audiences produce attributed orders to compare), seed 11, anchored at `NOW`.
+ACCOUNT: dict[str, Any] = {"seed": 11, "now": NOW, "profiles": 800, "events": 5000}
+
+
 def make_config(**overrides: Any) -> SandboxConfig:
-    """The sandbox tests' account: the default size, seed 11, anchored at `NOW`."""
-    return sandbox_config("default", **{"seed": 11, "now": NOW, **overrides})
+    """The sandbox tests' account (`ACCOUNT`), with overrides."""
+    return sandbox_config("default", **{**ACCOUNT, **overrides})
 
 
 @dataclass

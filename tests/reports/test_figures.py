@@ -34,6 +34,7 @@ def test_campaigns_in_may_with_every_figure(tiny_db):
         "unsubscribes": 1,
         "unsubscribe_uniques": 1,
         "bounced": 1,
+        "failed": 0,
         "spam_complaints": 1,
     }
     assert c1["open_rate"] == 0.5  # 2 unique opens / 4 delivered (p5's open was deleted)
@@ -50,9 +51,12 @@ def test_sms_campaign_and_zero_denominators(tiny_db):
     c2 = by(messages.campaign_report(tiny_db, MAY).rows, "campaign_id")["C2"]
     assert (c2["recipients"], c2["delivered"], c2["clicks_unique"]) == (3, 2, 1)
     assert c2["click_rate"] == 0.5
-    assert c2["opens_unique"] == 0 and c2["click_to_open_rate"] == 0.0
+    # SMS has no opens: open rate and click-to-open rate do not apply (None), they are not 0.
+    assert c2["opens_unique"] == 0 and c2["open_rate"] is None and c2["click_to_open_rate"] is None
     assert c2["conversion_value"] == 20.0 and c2["revenue_per_recipient"] == 10.0
-    assert c2["bounce_rate"] == pytest.approx(1 / 3, abs=1e-6)
+    # p2's "Failed to Deliver SMS" is a failed send, not a bounce.
+    assert (c2["failed"], c2["bounced"], c2["bounce_rate"]) == (1, 0, 0.0)
+    assert c2["failed_rate"] == pytest.approx(1 / 3, abs=1e-6)
 
 
 def test_campaign_filters_sort_limit_and_totals(tiny_db):

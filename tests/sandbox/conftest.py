@@ -9,12 +9,12 @@ import httpx
 import pytest
 
 from klaviyo_etl.sandbox import SandboxData, SandboxServer
-from tests.helpers.sandbox import NOW, Sandbox, make_client
+from tests.helpers.sandbox import ACCOUNT, Sandbox, make_client
 
 
 @pytest.fixture(scope="module")
 def sandbox(sandbox_factory) -> Iterator[Sandbox]:
-    with sandbox_factory("default", seed=11, now=NOW) as running:
+    with sandbox_factory("default", **ACCOUNT) as running:
         yield running
 
 
@@ -37,5 +37,5 @@ def client(server: SandboxServer) -> Iterator[httpx.Client]:
 @pytest.fixture
 def fresh(sandbox_factory) -> Iterator[tuple[SandboxData, SandboxServer, httpx.Client]]:
     """A private sandbox a test may mutate or reconfigure."""
-    with sandbox_factory("default", seed=11, now=NOW) as running, make_client(running.server) as c:
+    with sandbox_factory("default", **ACCOUNT) as running, make_client(running.server) as c:
         yield running.data, running.server, c

@@ -35,20 +35,28 @@ def test_walk_returns_every_id_exactly_once(
     items, pages = walk(client, path, params)
     ids = [item["id"] for item in items]
     assert len(ids) == len(set(ids))
-    assert set(ids) == data.ids(kind)
+    # /api/flows lists the archived flows only when asked (see test_archived_...)
+    hidden = {
+        i for i in data.ids(kind) if kind == "flow" and data.resources["flow"][i]["attributes"]["archived"]
+    }
+    assert set(ids) == data.ids(kind) - hidden
     assert all(item["type"] == kind for item in items)
     if "page[size]" in params and len(ids) > int(params["page[size]"]):
         assert pages > 1
 
 
 def test_campaign_walks_per_channel_cover_all_campaigns(client: httpx.Client, data: SandboxData) -> None:
+    # One walk per channel, and a second pass for the archived ones (hidden by default).
     seen: list[str] = []
     for channel in kc.CAMPAIGN_CHANNELS:
-        items, _ = walk(
-            client, "/api/campaigns", {"filter": f"equals(messages.channel,'{channel}')", "page[size]": "2"}
-        )
-        assert all(data.resources["campaign"][c["id"]]["channel"] == channel for c in items)
-        seen += [c["id"] for c in items]
+        for archived in ("", ",equals(archived,true)"):
+            items, _ = walk(
+                client,
+                "/api/campaigns",
+                {"filter": f"and(equals(messages.channel,'{channel}'){archived})", "page[size]": "2"},
+            )
+            assert all(data.resources["campaign"][c["id"]]["channel"] == channel for c in items)
+            seen += [c["id"] for c in items]
     assert sorted(seen) == sorted(data.ids("campaign"))
 
 
@@ -111,7 +119,7 @@ def test_events_datetime_window_matches_direct_count(client: httpx.Client, data:
 
 
 def test_events_metric_and_profile_filters(client: httpx.Client, data: SandboxData) -> None:
-    opened = data.metric_ids[data.metric_by_name["Opened Email"]]
+    opened = data.metric_ids[data.metric_named("Opened Email")]
     items, _ = walk(client, "/api/events", {"filter": f"equals(metric_id,'{opened}')", "page[size]": "100"})
     assert items and all(i["relationships"]["metric"]["data"]["id"] == opened for i in items)
     assert len(items) == sum(1 for m in data.events.metric if data.metric_ids[m] == opened)
@@ -162,6 +170,52 @@ def test_resource_filters(client: httpx.Client, data: SandboxData) -> None:
     assert actions["data"] and all(
         a["attributes"]["definition"]["type"] == "send-email" for a in actions["data"]
     )
+
+
+def _archived(data: SandboxData, kind: str) -> set[str]:
+    return {i for i, r in data.resources[kind].items() if r["attributes"]["archived"]}
+
+
+@pytest.mark.parametrize("channel", kc.CAMPAIGN_CHANNELS)
+def test_archived_campaigns_are_hidden_unless_the_filter_asks(
+    client: httpx.Client, data: SandboxData, channel: str
+) -> None:
+    mine = {i for i, c in data.resources["campaign"].items() if c["channel"] == channel}
+    archived = _archived(data, "campaign") & mine
+    assert archived, f"the account has archived {channel} campaigns"
+    listed = {}
+    for name, extra in (
+        ("default", ""),
+        ("true", ",equals(archived,true)"),
+        ("false", ",equals(archived,false)"),
+    ):
+        items, _ = walk(
+            client, "/api/campaigns", {"filter": f"and(equals(messages.channel,'{channel}'){extra})"}
+        )
+        listed[name] = {c["id"] for c in items}
+    assert listed["default"] == listed["false"] == mine - archived
+    assert listed["true"] == archived
+    # any(id, ...) does not reveal them either
+    ids = ",".join(f'"{i}"' for i in sorted(archived))
+    body = client.get(
+        "/api/campaigns", params={"filter": f"and(equals(messages.channel,'{channel}'),any(id,[{ids}]))"}
+    ).json()
+    assert body["data"] == []
+
+
+def test_archived_flows_are_hidden_unless_the_filter_asks(client: httpx.Client, data: SandboxData) -> None:
+    archived = _archived(data, "flow")
+    assert archived
+    default, _ = walk(client, "/api/flows")
+    only, _ = walk(client, "/api/flows", {"filter": "equals(archived,true)"})
+    others, _ = walk(client, "/api/flows", {"filter": "equals(archived,false)"})
+    assert {f["id"] for f in default} == {f["id"] for f in others} == data.ids("flow") - archived
+    assert {f["id"] for f in only} == archived
+    assert all(f["attributes"]["archived"] for f in only)
+    # their actions and messages are still served
+    for flow_id in archived:
+        actions, _ = walk(client, f"/api/flows/{flow_id}/flow-actions")
+        assert {a["id"] for a in actions} == {a["id"] for a in data.flow_actions_of(flow_id)}
 
 
 @pytest.mark.parametrize(

@@ -11,13 +11,20 @@ import pytest
 
 from klaviyo_etl import conventions as kc
 from klaviyo_etl.sandbox import SandboxConfig, SandboxData
+from klaviyo_etl.sandbox.events import NONE
 from klaviyo_etl.sandbox.generate import Generator
 from klaviyo_etl.sandbox.ids import event_id
 from klaviyo_etl.sandbox.store import AccountStore
 from klaviyo_etl.timeutil import iso_to_epoch
-from tests.helpers.sandbox import NOW, make_config, walk
+from tests.helpers.sandbox import NOW, make_config, sandbox_config, spec, walk
 
 DAY = 86_400
+
+
+def campaign_status_enum() -> list[str]:
+    """The campaign statuses the spec lists."""
+    schema = spec()["components"]["schemas"]["CampaignResponseObjectResource"]
+    return schema["properties"]["attributes"]["properties"]["status"]["enum"]
 
 
 def _events(data: SandboxData) -> list[tuple[int, str, str, dict]]:
@@ -107,24 +114,26 @@ def test_campaigns_look_like_klaviyos(data: SandboxData) -> None:
     assert set(channels) == {"email", "sms", "mobile_push"}
     assert channels.count("email") > len(campaigns) / 2
     statuses = [c["attributes"]["status"] for c in campaigns]
-    assert statuses.count("Sent") > len(campaigns) / 2
-    assert set(statuses) <= {"Sent", "Draft", "Scheduled"}
+    assert sum(s in kc.SENT_STATUSES for s in statuses) > len(campaigns) / 2
+    assert set(statuses) <= set(campaign_status_enum())
     for c in campaigns:
         messages = data.campaign_messages_of(c["id"])
         assert 1 <= len(messages) <= 2
-        send_time = c["attributes"]["send_time"]
-        if c["attributes"]["status"] == "Sent":
-            assert iso_to_epoch(send_time) < NOW.timestamp()
-        elif c["attributes"]["status"] == "Scheduled":
+        status, send_time = c["attributes"]["status"], c["attributes"]["send_time"]
+        if status in ("Scheduled", "Preparing to schedule"):
             assert iso_to_epoch(send_time) > NOW.timestamp()
-        else:
-            assert send_time is None
+        elif status in ("Draft", "Unknown"):
+            assert send_time is None and c["attributes"]["scheduled_at"] is None
+        else:  # sent, or its send time came and it was cancelled or found no recipients
+            assert iso_to_epoch(send_time) < NOW.timestamp()
+            assert iso_to_epoch(c["attributes"]["scheduled_at"]) < iso_to_epoch(send_time)
         for m in messages:
             assert m["attributes"]["definition"]["channel"] == c["channel"]
 
 
 def test_message_events_follow_their_sends(data: SandboxData) -> None:
-    campaign_messages = {m["id"]: m for m in data.resources["campaign-message"].values()}
+    # `$message` names the campaign on campaign events and the flow message on flow events.
+    campaigns = data.resources["campaign"]
     flow_messages = {m["id"]: m for m in data.resources["flow-message"].values()}
     received_at: dict[tuple[str, str], int] = {}
     flows_seen = set()
@@ -132,18 +141,18 @@ def test_message_events_follow_their_sends(data: SandboxData) -> None:
         message = props.get(kc.PROP_MESSAGE)
         if message is None:
             continue
-        assert message in campaign_messages or message in flow_messages
+        assert message in campaigns or message in flow_messages
         if message in flow_messages:
             assert props[kc.PROP_FLOW] == flow_messages[message]["flow_id"]
             flows_seen.add(props[kc.PROP_FLOW])
         else:
-            campaign = data.resources["campaign"][campaign_messages[message]["campaign_id"]]
-            assert ts >= iso_to_epoch(campaign["attributes"]["send_time"])
+            assert campaigns[message]["attributes"]["status"] in kc.SENT_STATUSES
+            assert ts >= iso_to_epoch(campaigns[message]["attributes"]["send_time"])
             assert kc.PROP_FLOW not in props
-        channel = (campaign_messages.get(message) or flow_messages[message])["channel"]
+        channel = (campaigns.get(message) or flow_messages.get(message))["channel"]
         roles = {v: k for k, v in kc.CHANNEL_METRICS[channel].items() if v}
         assert name in roles, f"{name} on a {channel} message"
-        if roles[name] in ("received", "bounced"):
+        if roles[name] in ("received", "bounced", "failed"):
             received_at.setdefault((message, profile), ts)
         else:  # opens, clicks, unsubscribes follow a receipt of the same message
             assert (message, profile) in received_at
@@ -220,7 +229,10 @@ def test_add_touch_delete(fresh) -> None:
     stamps = [iso_to_epoch(data.resources["profile"][p]["attributes"]["updated"]) for p in new]
     assert stamps == sorted(set(stamps)) and stamps[0] >= NOW.timestamp()
 
-    campaign_id = next(iter(data.resources["campaign"]))
+    # a campaign the default (non-archived) listing shows
+    campaign_id = next(
+        c["id"] for c in data.resources["campaign"].values() if not c["attributes"]["archived"]
+    )
     old = dict(data.resources["campaign"][campaign_id]["attributes"])
     data.touch("campaign", campaign_id)
     now = data.resources["campaign"][campaign_id]["attributes"]
@@ -337,3 +349,68 @@ def test_add_each_kind_is_served(fresh, kind: str) -> None:
     params = {"filter": "equals(messages.channel,'email')"} if kind == "campaign" else {}
     items, _ = walk(client, path, params)
     assert new_id in {i["id"] for i in items}
+
+
+def test_campaigns_come_in_every_status_and_only_sends_have_events() -> None:
+    data = SandboxData.generate(make_config(campaigns=30))
+    by_status = defaultdict(list)
+    for c in data.resources["campaign"].values():
+        by_status[c["attributes"]["status"]].append(c)
+    not_sent = set(by_status) - set(kc.SENT_STATUSES)
+    assert {
+        "Cancelled",
+        "Queued without Recipients",
+        "Scheduled",
+        "Draft",
+        "Preparing to send",
+        "Adding Recipients",
+    } <= not_sent
+    assert len({s for s in not_sent if s.startswith("Cancelled: ")}) >= 4
+    assert {"Sent", "Variations Sent", "Sending"} <= set(by_status)
+    with_events = {
+        data.messages[m].parent_id
+        for m in set(data.events.msg)
+        if m != NONE and data.messages[m].kind == "campaign"
+    }
+    for status, campaigns in by_status.items():
+        ids = {c["id"] for c in campaigns}
+        if status in kc.SENT_STATUSES:
+            assert ids <= with_events, status
+        else:
+            assert not ids & with_events, status
+    # a cancelled or queued campaign had its send time, now past; a draft never had one
+    for status in ("Cancelled", "Cancelled: No Recipients", "Queued without Recipients"):
+        for c in by_status[status]:
+            attrs = c["attributes"]
+            assert iso_to_epoch(attrs["scheduled_at"]) < iso_to_epoch(attrs["send_time"]) < NOW.timestamp()
+    assert all(c["attributes"]["send_time"] is None for c in by_status["Draft"])
+    assert all(len(data.campaign_messages_of(c["id"])) == 2 for c in by_status["Variations Sent"])
+
+
+def test_old_sends_are_archived_in_every_channel_and_one_flow_was_archived(data: SandboxData) -> None:
+    archived = [c for c in data.resources["campaign"].values() if c["attributes"]["archived"]]
+    assert {c["channel"] for c in archived} == set(kc.CAMPAIGN_CHANNELS)
+    assert all(c["attributes"]["status"] in ("Sent", "Variations Sent") for c in archived)
+    for c in archived:  # older than the channel's sends that stay listed
+        listed = [
+            o
+            for o in data.resources["campaign"].values()
+            if o["channel"] == c["channel"]
+            and not o["attributes"]["archived"]
+            and o["attributes"]["status"] == "Sent"
+        ]
+        assert all(o["attributes"]["send_time"] > c["attributes"]["send_time"] for o in listed)
+    flows = [f for f in data.resources["flow"].values() if f["attributes"]["archived"]]
+    assert len(flows) == 1 and flows[0]["attributes"]["status"] == "draft"
+    # the tiny account the contract cassettes record has them too
+    tiny = SandboxData.generate(sandbox_config("tiny", now=NOW))
+    assert any(c["attributes"]["archived"] for c in tiny.resources["campaign"].values())
+    assert any(f["attributes"]["archived"] for f in tiny.resources["flow"].values())
+
+
+def test_a_second_placed_order_metric_records_fewer_orders(data: SandboxData) -> None:
+    shopify = data.metric_named(kc.PLACED_ORDER, "Shopify")
+    api = data.metric_named(kc.PLACED_ORDER, "API")
+    assert data.metric_ids[shopify] != data.metric_ids[api]
+    counts = {m: sum(1 for x in data.events.metric if x == m) for m in (shopify, api)}
+    assert 0 < counts[api] < counts[shopify]

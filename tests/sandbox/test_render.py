@@ -60,6 +60,14 @@ CASES = [
     ("GET /api/campaigns/{id}/campaign-messages", {}),
     ("GET /api/campaigns/{id}/campaign-messages", {"include": "campaign,template"}),
     ("GET /api/flows", {"page[size]": "2"}),
+    ("GET /api/flows", {"filter": "equals(archived,true)"}),
+    (
+        "GET /api/campaigns",
+        {
+            "filter": "and(equals(messages.channel,'email'),equals(archived,true))",
+            "include": "campaign-messages",
+        },
+    ),
     ("GET /api/flows", {"page[size]": "2", "include": "flow-actions,tags"}),
     ("GET /api/flows/{id}/flow-actions", {"page[size]": "2"}),
     ("GET /api/flow-actions/{id}/flow-messages", {}),
@@ -174,7 +182,7 @@ def test_error_bodies_validate_against_spec(
 
 
 def test_report_responses_validate_against_spec(client: httpx.Client, data: SandboxData) -> None:
-    placed = data.metric_ids[data.metric_by_name["Placed Order"]]
+    placed = data.metric_ids[data.metric_named("Placed Order", "Shopify")]
     for kind in ("campaign", "flow"):
         body = {
             "data": {

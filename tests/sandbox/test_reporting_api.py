@@ -11,20 +11,59 @@ import pytest
 
 from klaviyo_etl import conventions as kc
 from klaviyo_etl.sandbox import SandboxData
+from klaviyo_etl.sandbox.events import NONE
 from klaviyo_etl.sync.streams.reporting import REPORT_STATISTICS
 from klaviyo_etl.timeutil import iso_to_epoch
-from tests.helpers.sandbox import walk
+from tests.helpers.sandbox import ACCOUNT, make_client, walk
 
-STATISTICS = REPORT_STATISTICS  # exactly what the sync asks Klaviyo for
+STATISTICS = REPORT_STATISTICS  # exactly what the sync asks Klaviyo for (and the rest below)
+COUNTS = (
+    "recipients",
+    "delivered",
+    "opens",
+    "opens_unique",
+    "clicks",
+    "clicks_unique",
+    "conversions",
+    "conversion_uniques",
+    "conversion_value",
+    "unsubscribes",
+    "unsubscribe_uniques",
+    "bounced",
+    "failed",
+    "bounced_or_failed",
+    "spam_complaints",
+)
 SEND_CHANNEL = {"email": "email", "sms": "sms", "mobile_push": "push-notification"}
 
 
-def expected_figures(
-    events: list[dict], metric_names: dict[str, str], messages: dict[str, str], start: float, end: float
-) -> dict[str, dict]:
-    """Per message id: the conventions' figures over events in [start, end).
+RATES = {  # rate -> (numerator, denominator), per klaviyo_etl.conventions
+    "delivery_rate": ("delivered", "recipients"),
+    "open_rate": ("opens_unique", "delivered"),
+    "click_rate": ("clicks_unique", "delivered"),
+    "click_to_open_rate": ("clicks_unique", "opens_unique"),
+    "conversion_rate": ("conversion_uniques", "delivered"),
+    "revenue_per_recipient": ("conversion_value", "delivered"),
+    "unsubscribe_rate": ("unsubscribe_uniques", "delivered"),
+    "bounce_rate": ("bounced", "recipients"),
+    "failed_rate": ("failed", "recipients"),
+    "bounced_or_failed_rate": ("bounced_or_failed", "recipients"),
+    "spam_complaint_rate": ("spam_complaints", "delivered"),
+}
 
-    `messages` maps message id -> channel for the messages of one kind (campaign or flow).
+
+def expected_figures(
+    events: list[dict],
+    metric_names: dict[str, str],
+    entities: dict[str, str],
+    start: float,
+    end: float,
+    conversion_metric: str,
+) -> dict[str, dict]:
+    """Per entity: the conventions' figures over events in [start, end).
+
+    An entity is what `$message` names, as live Klaviyo does: the campaign on campaign events,
+    the flow message on flow events. `entities` maps its id -> channel.
     """
     sets: dict[str, dict] = defaultdict(lambda: defaultdict(set))
     counts: dict[str, dict] = defaultdict(lambda: defaultdict(float))
@@ -33,54 +72,49 @@ def expected_figures(
         if not start <= ts < end:
             continue
         props = event["attributes"]["event_properties"]
-        name = metric_names[event["relationships"]["metric"]["data"]["id"]]
+        metric = event["relationships"]["metric"]["data"]["id"]
+        name = metric_names[metric]
         profile = event["relationships"]["profile"]["data"]["id"]
-        message = props.get(kc.PROP_MESSAGE)
-        if message in messages:
-            role = {v: k for k, v in kc.CHANNEL_METRICS[messages[message]].items() if v}.get(name)
-            if role in ("received", "bounced"):
-                sets[message]["recipients"].add(profile)
+        entity = props.get(kc.PROP_MESSAGE)
+        if entity in entities:
+            role = {v: k for k, v in kc.CHANNEL_METRICS[entities[entity]].items() if v}.get(name)
+            if role in ("received", "bounced", "failed"):
+                sets[entity]["recipients"].add(profile)
             if role == "received":
-                sets[message]["delivered"].add(profile)
-            elif role in ("opened", "clicked", "unsubscribed", "bounced", "spam"):
-                sets[message][role].add(profile)
-                counts[message][role] += 1
+                sets[entity]["delivered"].add(profile)
+            elif role in ("opened", "clicked", "unsubscribed", "bounced", "failed", "spam"):
+                sets[entity][role].add(profile)
+                counts[entity][role] += 1
         attributed = props.get(kc.PROP_ATTRIBUTED_MESSAGE)
-        if name == kc.PLACED_ORDER and attributed in messages:
+        if metric == conversion_metric and attributed in entities:
             sets[attributed]["converters"].add(profile)
             counts[attributed]["conversions"] += 1
             counts[attributed]["value"] += props[kc.PROP_VALUE]
 
-    def rate(n, d):
-        return n / d if d else 0.0
-
     out = {}
-    for message in set(sets) | set(counts):
-        s, c = sets[message], counts[message]
-        delivered = len(s["delivered"])
-        out[message] = {
+    for entity in set(sets) | set(counts):
+        s, c = sets[entity], counts[entity]
+        out[entity] = {
             "recipients": len(s["recipients"]),
-            "delivered": delivered,
+            "delivered": len(s["delivered"]),
             "opens": c["opened"],
             "opens_unique": len(s["opened"]),
-            "open_rate": rate(len(s["opened"]), delivered),
             "clicks": c["clicked"],
             "clicks_unique": len(s["clicked"]),
-            "click_rate": rate(len(s["clicked"]), delivered),
-            "click_to_open_rate": rate(len(s["clicked"]), len(s["opened"])),
             "conversions": c["conversions"],
             "conversion_uniques": len(s["converters"]),
             "conversion_value": c["value"],
-            "conversion_rate": rate(len(s["converters"]), delivered),
-            "revenue_per_recipient": rate(c["value"], delivered),
             "unsubscribes": c["unsubscribed"],
             "unsubscribe_uniques": len(s["unsubscribed"]),
-            "unsubscribe_rate": rate(len(s["unsubscribed"]), delivered),
             "bounced": len(s["bounced"]),
-            "bounce_rate": rate(len(s["bounced"]), len(s["recipients"])),
+            "failed": len(s["failed"]),
+            "bounced_or_failed": len(s["bounced"] | s["failed"]),
             "spam_complaints": len(s["spam"]),
-            "spam_complaint_rate": rate(len(s["spam"]), delivered),
         }
+        for rate, (n, d) in RATES.items():
+            out[entity][rate] = out[entity][n] / out[entity][d] if out[entity][d] else 0.0
+        if kc.CHANNEL_METRICS[entities[entity]]["opened"] is None:  # SMS: no opens, no open rates
+            out[entity]["open_rate"] = out[entity]["click_to_open_rate"] = None
     return out
 
 
@@ -102,7 +136,7 @@ def _report(client: httpx.Client, kind: str, attributes: dict) -> httpx.Response
 def test_values_report_equals_direct_count(
     client: httpx.Client, data: SandboxData, all_events: list[dict], kind: str, window: tuple[int, int] | None
 ) -> None:
-    placed = data.metric_ids[data.metric_by_name[kc.PLACED_ORDER]]
+    placed = data.metric_ids[data.metric_named(kc.PLACED_ORDER, "Shopify")]
     if window is None:
         timeframe = {"key": "last_365_days"}
         today = data.now.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -111,34 +145,51 @@ def test_values_report_equals_direct_count(
         lo, hi = (data.now - timedelta(days=d) for d in window)
         timeframe = {"start": lo.isoformat(), "end": hi.isoformat()}
         start, end = lo.timestamp(), hi.timestamp()
+    statistics = sorted({*STATISTICS, *COUNTS, *RATES})
     response = _report(
-        client, kind, {"statistics": STATISTICS, "timeframe": timeframe, "conversion_metric_id": placed}
+        client, kind, {"statistics": statistics, "timeframe": timeframe, "conversion_metric_id": placed}
     )
     assert response.status_code == 200, response.text
     results = response.json()["data"]["attributes"]["results"]
 
     records = data.resources[f"{kind}-message"].values()
-    messages = {m["id"]: m["channel"] for m in records}
     parents = {m["id"]: m[f"{kind}_id"] for m in records}
+    channels = {m["id"]: m["channel"] for m in records}
+    # what `$message` names: the campaign (campaign events), the flow message (flow events)
+    entity_key = "campaign_id" if kind == "campaign" else "flow_message_id"
+    if kind == "campaign":
+        entities = {c["id"]: c["channel"] for c in data.resources["campaign"].values()}
+    else:
+        entities = channels
     metric_names = {m: data.resources["metric"][m]["attributes"]["name"] for m in data.ids("metric")}
-    expected = expected_figures(all_events, metric_names, messages, start, end)
+    expected = expected_figures(all_events, metric_names, entities, start, end, placed)
     assert expected, "the seeded account should have message activity in the window"
-    got = {r["groupings"][f"{kind}_message_id"]: r for r in results}
-    assert set(got) == set(expected)
-    for message, figures in expected.items():
-        row = got[message]
-        assert row["groupings"] == {
+    rows: dict[str, list[dict]] = defaultdict(list)
+    for r in results:
+        message = r["groupings"][f"{kind}_message_id"]
+        assert r["groupings"] == {
             f"{kind}_id": parents[message],
             f"{kind}_message_id": message,
-            "send_channel": SEND_CHANNEL[messages[message]],
+            "send_channel": SEND_CHANNEL[channels[message]],
         }
-        for stat in STATISTICS:
-            assert row["statistics"][stat] == pytest.approx(figures[stat], abs=0.006), (message, stat)
+        rows[r["groupings"][entity_key]].append(r["statistics"])
+    assert set(rows) == set(expected)
+    for entity, figures in expected.items():
+        # an A/B campaign has a row per message; they reach disjoint profiles, so counts add up
+        for stat in COUNTS:
+            got = sum(row[stat] for row in rows[entity])
+            assert got == pytest.approx(figures[stat], abs=0.006), (entity, stat)
+        if len(rows[entity]) == 1:
+            for stat in statistics:
+                if figures.get(stat, 0.0) is None:
+                    assert rows[entity][0][stat] is None, (entity, stat)
+                elif stat in figures:
+                    assert rows[entity][0][stat] == pytest.approx(figures[stat], abs=0.006), (entity, stat)
     assert any(r["statistics"]["conversions"] for r in results) or kind == "flow"
 
 
 def test_report_filter_and_group_by(client: httpx.Client, data: SandboxData) -> None:
-    placed = data.metric_ids[data.metric_by_name[kc.PLACED_ORDER]]
+    placed = data.metric_ids[data.metric_named(kc.PLACED_ORDER, "Shopify")]
     base = {
         "statistics": ["recipients"],
         "timeframe": {"key": "last_365_days"},
@@ -177,7 +228,7 @@ def test_report_filter_and_group_by(client: httpx.Client, data: SandboxData) -> 
     ],
 )
 def test_invalid_report_requests_are_400(client: httpx.Client, data: SandboxData, change: dict) -> None:
-    placed = data.metric_ids[data.metric_by_name[kc.PLACED_ORDER]]
+    placed = data.metric_ids[data.metric_named(kc.PLACED_ORDER, "Shopify")]
     attributes = {
         "statistics": ["recipients"],
         "timeframe": {"key": "last_30_days"},
@@ -193,7 +244,7 @@ def test_invalid_report_requests_are_400(client: httpx.Client, data: SandboxData
 def test_metric_aggregate_counts_match(
     client: httpx.Client, data: SandboxData, all_events: list[dict]
 ) -> None:
-    placed = data.metric_ids[data.metric_by_name[kc.PLACED_ORDER]]
+    placed = data.metric_ids[data.metric_named(kc.PLACED_ORDER, "Shopify")]
     start, end = data.now - timedelta(days=28), data.now - timedelta(days=7)
     body = {
         "data": {
@@ -229,3 +280,159 @@ def test_metric_aggregate_counts_match(
         in_week = [e for e in orders if ws <= e["attributes"]["timestamp"] < ws + 7 * 86_400]
         assert measured["count"][k] == len(in_week)
         assert measured["unique"][k] == len({e["relationships"]["profile"]["data"]["id"] for e in in_week})
+
+
+def _rows(
+    client: httpx.Client, kind: str, data: SandboxData, metric: str | None = None, **extra
+) -> list[dict]:
+    attributes = {
+        "statistics": ["recipients", "delivered", "conversions", "conversion_value"],
+        "timeframe": {"key": "last_365_days"},
+        "conversion_metric_id": metric or data.metric_ids[data.metric_named(kc.PLACED_ORDER, "Shopify")],
+        **extra,
+    }
+    response = _report(client, kind, attributes)
+    assert response.status_code == 200, response.text
+    return response.json()["data"]["attributes"]["results"]
+
+
+def test_an_ab_campaign_reports_one_row_per_campaign_message(
+    client: httpx.Client, data: SandboxData, all_events: list[dict]
+) -> None:
+    # Events name only the campaign; the Reporting API still splits it by campaign message.
+    (ab,) = [c for c in data.resources["campaign"].values() if c["attributes"]["status"] == "Variations Sent"]
+    messages = {m["id"] for m in data.campaign_messages_of(ab["id"])}
+    assert len(messages) == 2
+    rows = [r for r in _rows(client, "campaign", data) if r["groupings"]["campaign_id"] == ab["id"]]
+    assert {r["groupings"]["campaign_message_id"] for r in rows} == messages
+    assert all(r["statistics"]["recipients"] > 0 for r in rows)
+    receipts = {
+        e["relationships"]["profile"]["data"]["id"]
+        for e in all_events
+        if e["attributes"]["event_properties"].get(kc.PROP_MESSAGE) == ab["id"]
+        and e["relationships"]["metric"]["data"]["id"]
+        == data.metric_ids[data.metric_named(kc.RECEIVED_EMAIL)]
+    }
+    assert sum(r["statistics"]["delivered"] for r in rows) == len(receipts)
+
+
+def test_archived_campaigns_and_flows_keep_their_events_and_figures(
+    client: httpx.Client, data: SandboxData, all_events: list[dict]
+) -> None:
+    archived_campaigns = {i for i, c in data.resources["campaign"].items() if c["attributes"]["archived"]}
+    archived_flows = {i for i, f in data.resources["flow"].items() if f["attributes"]["archived"]}
+    assert archived_campaigns and archived_flows
+    campaign_rows = _rows(client, "campaign", data)
+    flow_rows = _rows(client, "flow", data)
+    assert archived_campaigns <= {r["groupings"]["campaign_id"] for r in campaign_rows}
+    assert archived_flows <= {r["groupings"]["flow_id"] for r in flow_rows}
+    named = {e["attributes"]["event_properties"].get(kc.PROP_MESSAGE) for e in all_events}
+    flows = {e["attributes"]["event_properties"].get(kc.PROP_FLOW) for e in all_events}
+    assert archived_campaigns <= named and archived_flows <= flows
+    # an archived flow stopped sending when it was archived
+    for flow_id in archived_flows:
+        archived_at = iso_to_epoch(data.resources["flow"][flow_id]["attributes"]["updated"])
+        receipts = [
+            e["attributes"]["timestamp"]
+            for e in all_events
+            if e["attributes"]["event_properties"].get(kc.PROP_FLOW) == flow_id
+            and data.metric_names[data.metric_index[e["relationships"]["metric"]["data"]["id"]]]
+            in (kc.RECEIVED_EMAIL, kc.RECEIVED_SMS, kc.RECEIVED_PUSH)
+        ]
+        assert receipts and max(receipts) < archived_at + 900
+
+
+def test_campaigns_that_were_not_sent_have_no_rows(sandbox_factory) -> None:
+    with sandbox_factory("default", **{**ACCOUNT, "campaigns": 30}) as sb, make_client(sb.server) as client:
+        data = sb.data
+        unsent = [
+            c["id"]
+            for c in data.resources["campaign"].values()
+            if c["attributes"]["status"] not in kc.SENT_STATUSES
+        ]
+        sent = [
+            c["id"]
+            for c in data.resources["campaign"].values()
+            if c["attributes"]["status"] in kc.SENT_STATUSES
+        ]
+        assert len(unsent) >= 10
+        reported = {r["groupings"]["campaign_id"] for r in _rows(client, "campaign", data)}
+        # every send but the one going out today (last_365_days ends at midnight)
+        sending = {c for c in sent if data.resources["campaign"][c]["attributes"]["status"] == "Sending"}
+        assert set(sent) - sending <= reported <= set(sent)
+        listed = ",".join(f'"{c}"' for c in unsent)
+        assert _rows(client, "campaign", data, filter=f"contains-any(campaign_id,[{listed}])") == []
+
+
+def test_conversions_come_from_exactly_the_given_conversion_metric(sandbox_factory) -> None:
+    # Big enough for both integrations' orders to be attributed to messages.
+    with sandbox_factory("default", **{**ACCOUNT, "profiles": 1500, "events": 10_000}) as sb:
+        data = sb.data
+        events = data.events
+        with make_client(sb.server) as client:
+            totals = {}
+            for integration in ("Shopify", "API"):
+                m = data.metric_named(kc.PLACED_ORDER, integration)
+                metric = data.metric_ids[m]
+                rows = _rows(client, "flow", data, metric) + _rows(client, "campaign", data, metric)
+                attributed = [
+                    data.event_properties(i)
+                    for i in range(len(events))
+                    if events.metric[i] == m and events.attr[i] != NONE
+                ]
+                assert attributed, f"some {integration} orders are attributed"
+                assert all(kc.PROP_ATTRIBUTED_MESSAGE in props for props in attributed)
+                got = sum(r["statistics"]["conversions"] for r in rows)
+                assert got == len(attributed)
+                value = sum(props[kc.PROP_VALUE] for props in attributed)
+                assert sum(r["statistics"]["conversion_value"] for r in rows) == pytest.approx(
+                    value, abs=0.05
+                )
+                totals[integration] = got
+    assert 0 < totals["API"] < totals["Shopify"]
+
+
+def test_sms_failures_count_as_failed_not_bounced_and_sms_has_no_open_rates(
+    client: httpx.Client, data: SandboxData, all_events: list[dict]
+) -> None:
+    failed_metric = data.metric_ids[data.metric_named(kc.FAILED_SMS)]
+    failures = {
+        (e["attributes"]["event_properties"][kc.PROP_MESSAGE], e["relationships"]["profile"]["data"]["id"])
+        for e in all_events
+        if e["relationships"]["metric"]["data"]["id"] == failed_metric
+    }
+    assert failures
+    attributes = {
+        "statistics": [
+            "recipients",
+            "delivered",
+            "bounced",
+            "failed",
+            "failed_rate",
+            "bounced_or_failed",
+            "open_rate",
+            "click_to_open_rate",
+            "click_rate",
+        ],
+        "timeframe": {"key": "last_365_days"},
+        "conversion_metric_id": data.metric_ids[data.metric_named(kc.PLACED_ORDER, "Shopify")],
+    }
+    by_channel: dict[str, list[dict]] = defaultdict(list)
+    for kind in ("campaign", "flow"):
+        for row in _report(client, kind, attributes).json()["data"]["attributes"]["results"]:
+            by_channel[row["groupings"]["send_channel"]].append(row["statistics"])
+    sms = by_channel["sms"]
+    assert sms and all(s["bounced"] == 0 for s in sms)
+    assert all(s["open_rate"] is None and s["click_to_open_rate"] is None for s in sms)
+    assert all(isinstance(s["click_rate"], float) for s in sms)
+    assert all(s["bounced_or_failed"] == s["failed"] for s in sms)
+    assert all(s["failed_rate"] == pytest.approx(s["failed"] / s["recipients"]) for s in sms)
+    assert all(s["recipients"] == s["delivered"] + s["failed"] for s in sms)
+    campaign_failures = {f for f in failures if f[0] in data.resources["campaign"]}
+    flow_failures = {f for f in failures if f[0] in data.resources["flow-message"]}
+    assert sum(s["failed"] for s in sms) == len(campaign_failures) + len(flow_failures)
+    # email and push keep their bounces and open rates
+    for channel in ("email", "push-notification"):
+        rows = by_channel[channel]
+        assert rows and all(s["failed"] == 0 and isinstance(s["open_rate"], float) for s in rows)
+    assert sum(s["bounced"] for s in by_channel["email"]) > 0

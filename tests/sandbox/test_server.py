@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from klaviyo_etl.sandbox import SandboxData
-from tests.helpers.sandbox import NOW, REVISION, errors_of, make_client
+from tests.helpers.sandbox import ACCOUNT, REVISION, errors_of, make_client
 
 
 def test_missing_or_wrong_key_is_401(server) -> None:
@@ -68,7 +68,7 @@ def test_detail_routes(client: httpx.Client, data: SandboxData) -> None:
 
 
 def _rate_limited_server(sandbox_factory, scale: float):
-    return sandbox_factory("default", seed=11, now=NOW, rate_limits=True, rate_limit_scale=scale)
+    return sandbox_factory("default", **ACCOUNT, rate_limits=True, rate_limit_scale=scale)
 
 
 def test_burst_limit_gives_429_with_retry_after_then_recovers(sandbox_factory) -> None:
@@ -94,7 +94,7 @@ def test_burst_limit_gives_429_with_retry_after_then_recovers(sandbox_factory) -
 
 def test_reporting_limits_are_one_per_second_and_two_per_minute(sandbox_factory) -> None:
     with _rate_limited_server(sandbox_factory, 1.0) as sb, make_client(sb.server) as c:
-        placed = sb.data.metric_ids[sb.data.metric_by_name["Placed Order"]]
+        placed = sb.data.metric_ids[sb.data.metric_named("Placed Order", "Shopify")]
         body = {
             "data": {
                 "type": "campaign-values-report",

@@ -29,8 +29,11 @@ if TYPE_CHECKING:
 class ResourceStream(Stream):
     """A top-level collection, incremental on the endpoint's `updated` field where it has one.
 
-    `variants` splits a collection that needs a required filter (campaign channels) into
-    scans with their own watermarks, kept in `sync_state.extra`.
+    `variants` splits a collection into scans with their own watermarks, kept in
+    `sync_state.extra`: campaign channels (the endpoint requires one in its filter), and the
+    archived set of campaigns and flows, which Klaviyo lists only when the filter asks for
+    `equals(archived,true)`. Every variant is part of a full scan, so a reconcile never
+    flags an archived item deleted.
     """
 
     def __init__(
@@ -69,6 +72,11 @@ class ResourceStream(Stream):
         """Columns the API does not put on a resource (its parent, its channel)."""
         return None
 
+    def first_mark(self, variant: str | None, state_watermark: str | None) -> str | None:
+        """Where a variant without a watermark of its own starts: the stream's watermark
+        (stored before variants existed), except for an archived set, read whole once."""
+        return None if is_archived(variant) else state_watermark
+
     async def run(self, run: StreamRun) -> None:
         state = run.state
         field = self.endpoint.incremental_filter_field
@@ -77,7 +85,7 @@ class ResourceStream(Stream):
         scan_started = run.now_iso()
         for variant in self.variants:
             key = variant or "_"
-            stored = clamp(state.extra.get(key) or state.watermark, run.started)
+            stored = clamp(state.extra.get(key) or self.first_mark(variant, state.watermark), run.started)
             mark = None if full else earlier(run.since, stored)
             params = self.params(variant, parse_time(mark) if mark else None)
             seen_mark = mark
@@ -97,8 +105,10 @@ class ResourceStream(Stream):
                 await run.commit(commit, len(page.data))
             if field and seen_mark:
                 state.extra[key] = seen_mark
-        marks = [state.extra.get(v or "_") for v in self.variants]
-        if all(marks):
+        # The stream's watermark: the oldest of the non-archived scans (an archived set may be
+        # empty and so never get one).
+        marks = [state.extra.get(v or "_") for v in self.variants if not is_archived(v)]
+        if marks and all(marks):
             state.watermark = min(marks, key=parse_time)
 
         def finish(repo: Repository) -> None:
@@ -117,8 +127,20 @@ class ResourceStream(Stream):
             repo.replace_tag_links(self.table, {r.id: r.related_ids("tags") for r in page.data})
 
 
+ARCHIVED = "archived"  # the variant suffix of an archived set: "archived", "email:archived"
+
+
+def is_archived(variant: str | None) -> bool:
+    return bool(variant) and variant.rpartition(":")[2] == ARCHIVED
+
+
+def archived_filter(variant: str | None) -> str | None:
+    """Klaviyo hides archived campaigns and flows unless the filter asks for them."""
+    return f"equals({ARCHIVED},true)" if is_archived(variant) else None
+
+
 class CampaignStream(ResourceStream):
-    """Campaigns per channel, with their messages and tags included in the same pages."""
+    """Campaigns per channel, archived ones too, with their messages and tags in the same pages."""
 
     def __init__(self) -> None:
         super().__init__(
@@ -126,20 +148,28 @@ class CampaignStream(ResourceStream):
             "/api/campaigns",
             "campaigns",
             include="campaign-messages,tags",
-            variants=kc.CAMPAIGN_CHANNELS,
+            variants=(
+                *kc.CAMPAIGN_CHANNELS,
+                *(f"{channel}:{ARCHIVED}" for channel in kc.CAMPAIGN_CHANNELS),
+            ),
         )
 
+    @staticmethod
+    def channel(variant: str | None) -> str:
+        return (variant or "email").partition(":")[0]
+
     def variant_filter(self, variant: str | None) -> str | None:
-        return f"equals(messages.channel,{quote(variant or 'email')})"
+        return and_(f"equals(messages.channel,{quote(self.channel(variant))})", archived_filter(variant))
 
     def fill(self, variant: str | None, page: Page) -> Callable[[Resource], dict]:
         parent = {m: c.id for c in page.data for m in c.related_ids("campaign-messages")}
+        channel = self.channel(variant)
 
         def columns(r: Resource) -> dict:
             if r.type == "campaign":
-                return {"channel": variant}
+                return {"channel": channel}
             if r.type == "campaign-message":
-                return {"campaign_id": parent.get(r.id), "channel": variant}
+                return {"campaign_id": parent.get(r.id), "channel": channel}
             return {}
 
         return columns
@@ -154,10 +184,16 @@ class CampaignStream(ResourceStream):
 
 
 class FlowStream(ResourceStream):
-    """Flows with their actions included (one S-tier request per 50 flows, not per flow)."""
+    """Flows, archived ones too, with their actions included (one S-tier request per 50
+    flows, not per flow)."""
 
     def __init__(self) -> None:
-        super().__init__("flows", "/api/flows", "flows", include="flow-actions,tags")
+        super().__init__(
+            "flows", "/api/flows", "flows", include="flow-actions,tags", variants=(None, ARCHIVED)
+        )
+
+    def variant_filter(self, variant: str | None) -> str | None:
+        return archived_filter(variant)
 
     def fill(self, variant: str | None, page: Page) -> Callable[[Resource], dict]:
         parent = {a: f.id for f in page.data for a in f.related_ids("flow-actions")}

@@ -8,6 +8,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from klaviyo_etl import conventions as kc
+from klaviyo_etl.db.conversion import conversion_metric
 from klaviyo_etl.sync.streams.base import Stream
 
 if TYPE_CHECKING:
@@ -34,6 +35,8 @@ REPORT_STATISTICS = [
     "unsubscribe_rate",
     "bounced",
     "bounce_rate",
+    "failed",
+    "failed_rate",
     "spam_complaints",
     "spam_complaint_rate",
 ]
@@ -93,10 +96,12 @@ class ReportingStream(Stream):
         }
 
     async def run(self, run: StreamRun) -> None:
-        metric_id = await run.read(lambda repo: repo.metric_id(kc.PLACED_ORDER))
-        if metric_id is None:
+        # The same conversion metric our rollups count (configured, or the busiest Placed Order).
+        picked = await run.read(lambda repo: conversion_metric(repo.db, run.options.conversion_metric))
+        if picked is None:
             run.note = f"no {kc.PLACED_ORDER!r} metric synced yet; run `sync metrics` first"
             return
+        metric_id = picked.id
         fetched = run.now_iso()
         since = (run.started - dt.timedelta(days=366)).isoformat()
         for report, path, rtype, id_key, message_key, table in self.REPORTS:
