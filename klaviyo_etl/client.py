@@ -183,9 +183,12 @@ class KlaviyoClient:
                         method, path, params=params, content=content, headers=headers
                     )
                     body = await response.aread()
+                    # Before release: the next worker must see this answer's 429, if it is one.
+                    self.limiter.observe(key, response.headers, response.status_code)
                 except (httpx.TransportError, httpx.DecodingError) as exc:
                     raise TransientError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
-                self.limiter.observe(key, response.headers, response.status_code)
+                finally:
+                    self.limiter.release(key)
                 if response.status_code == 429:
                     stats.throttled += 1
                     self.stats.throttled += 1

@@ -51,6 +51,11 @@ class SandboxStats:
         self.throttled = 0  # 429 answers
         self.faults = 0  # injected 5xx, drops and truncations
         self.faults_by_kind: Counter[str] = Counter()
+        self.early = 0  # requests that arrived at a bucket before its last 429's Retry-After
+
+    def record_early(self) -> None:
+        with self.lock:
+            self.early += 1
 
     def record(self, endpoint: str, status: int | None, fault: str | None = None) -> None:
         with self.lock:
@@ -73,6 +78,7 @@ class SandboxStats:
                 "throttled": self.throttled,
                 "faults": self.faults,
                 "faults_by_kind": dict(self.faults_by_kind),
+                "early": self.early,
             }
 
     def __repr__(self) -> str:
@@ -238,6 +244,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self, method: str) -> None:
         sandbox = self.server.sandbox
+        arrived = sandbox.limiter.clock()
         config = sandbox.config
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
@@ -247,9 +254,13 @@ class _Handler(BaseHTTPRequestHandler):
         path = split.path
         query = parse_qs(split.query, keep_blank_values=True)
         endpoint_key, buckets = sandbox._buckets(method, path, query)
+        names = [name for name, _ in buckets] or [endpoint_key]
+        if sandbox.limiter.is_early(names, arrived):
+            sandbox.stats.record_early()
 
         retry_after = sandbox._take_forced_429()
         if retry_after is not None:
+            sandbox.limiter.close(names, retry_after)
             self._throttled(endpoint_key, retry_after)
             return
         problem = self._check_auth(config) or self._check_revision()
