@@ -58,6 +58,13 @@ def main_callback(
     verbose: Annotated[
         bool, typer.Option("--verbose/--quiet", "-v/-q", help="More detail, or errors only.")
     ] = None,  # type: ignore[assignment]
+    allow_insecure: Annotated[
+        bool,
+        typer.Option(
+            "--allow-insecure",
+            help="Send the API key over plain http:// to a host that is not loopback.",
+        ),
+    ] = False,
     version: Annotated[
         bool | None,
         typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
@@ -72,6 +79,7 @@ def main_callback(
         verbose=bool(verbose),
         quiet=verbose is False,
         retries=retries,
+        allow_insecure=allow_insecure,
     )
     level = logging.DEBUG if verbose else logging.ERROR if verbose is False else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

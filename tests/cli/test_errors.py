@@ -75,3 +75,9 @@ def test_reading_commands_refuse_a_missing_database_and_create_nothing(tmp_path)
         result = run(["--db", str(missing), *args])
         assert_one_line_error(result, 2, f"no database at {missing}")
     assert not missing.parent.exists()
+
+
+def test_the_key_is_not_sent_over_plain_http_to_a_remote_host(db_path):
+    result = run(["--db", str(db_path), "--base-url", "http://klaviyo.example.com", "sync", "metrics"])
+    assert_one_line_error(result, 2, "refusing to send the API key over plain HTTP")
+    assert "--allow-insecure" in result.output
