@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from klaviyo_etl import REVISION, __version__
-from klaviyo_etl.cli import config, migrate, report, sandbox, schedule, status, sync
+from klaviyo_etl.cli import config, migrate, purge, report, sandbox, schedule, status, sync
 from klaviyo_etl.cli.common import ErrorHandlingGroup, settings_of
 from klaviyo_etl.settings import DEFAULT_BASE_URL, Settings, default_db_path
 
@@ -90,6 +90,7 @@ def main_callback(
 # as `--help` lists them).
 app.command("sync")(sync.sync)
 app.command("status")(status.status)
+app.command("purge")(purge.purge)
 app.add_typer(migrate.app, name="migrate")
 app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(report.app, name="report")

@@ -11,6 +11,7 @@ import datetime as dt
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from klaviyo_etl.db.privacy import install_erasure
 from klaviyo_etl.errors import DatabaseError
 
 
@@ -402,6 +403,13 @@ def m005_deferred_indexes(db: sqlite_utils.Database) -> None:
     db["_deferred_indexes"].create(
         {"name": str, "table_name": str, "sql": str}, pk="name", if_not_exists=True
     )
+
+
+@migration
+def m006_privacy_erasure(db: sqlite_utils.Database) -> None:
+    """A profile flagged deleted loses its personal data, events and memberships at once
+    (see `klaviyo_etl.db.privacy`)."""
+    install_erasure(db)
 
 
 SCHEMA_VERSION = len(MIGRATIONS.names())

@@ -138,6 +138,18 @@ class SandboxData(AccountStore):
             self.tag_links.pop((kind, resource_id), None)
             self.version += 1
 
+    def forget_profile(self, profile_id: str) -> int:
+        """A data-privacy deletion: the profile, its memberships and every event of it leave
+        the API. Returns the number of events removed."""
+        with self.lock:
+            index = self.profile_index[profile_id]
+            events = self.events
+            nums = [n for n, p in zip(events.num, events.profile, strict=True) if p == index]
+            gone = [n for n in nums if n not in events.deleted]
+            events.deleted.update(gone)
+            self.delete("profile", profile_id)
+            return len(gone)
+
     def add_events(self, n: int, start: datetime | None = None, end: datetime | None = None) -> list[str]:
         """Record `n` new site/commerce events dated uniformly in [start, end] (default: the
         hour before `now`); a past range simulates events that arrive late."""
