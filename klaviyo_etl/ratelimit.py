@@ -6,10 +6,13 @@ sees no 429s. Adaptive: `RateLimit-*` headers and `Retry-After` pause the bucket
 server knows better (other clients on the same key, a stricter limit than documented).
 
 A 429 is news for every worker of the bucket, not only for the one that got it: the pause
-holds them all, and for `CAUTION_S` afterwards the bucket lets one request at a time be in
+holds them all, and for `caution_s` afterwards the bucket lets one request at a time be in
 flight (so no worker sends while another's 429 is on its way back) and halves its burst
-(so the workers stop racing for a window the server has shown to be smaller). Without
-these, parallel workers kept sending to an endpoint before its `Retry-After` had passed.
+(so the workers stop racing for a window the server has shown to be smaller). A new bucket
+starts the same way for `probe_s`, one request at a time, so that a limit smaller than
+documented shows itself by a single 429 rather than by a herd of parallel requests landing
+on a throttled endpoint. Without this, parallel workers kept sending to an endpoint before
+its `Retry-After` had passed (the sandbox counts such "early" requests).
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ class Bucket:
     # How long a 429 keeps the bucket cautious (one request in flight, half the burst): the
     # steady window, after which the server's count has surely started afresh.
     caution_s = 60.0
+    # How long a new bucket sends one request at a time: one burst window and its margin.
+    probe_s = 1.5
 
     def __init__(self, limit: RateLimit, *, headroom: float = 0.9, clock: Clock = time.monotonic):
         self.burst = _with_headroom(limit.burst_per_s, headroom)
@@ -42,6 +47,7 @@ class Bucket:
         self.paused_until = 0.0
         self.lock = asyncio.Lock()
         self.throttled_at: float | None = None  # the last 429
+        self.created_at = clock()
         self.in_flight = 0
         self.idle = asyncio.Event()
         self.idle.set()
@@ -49,6 +55,10 @@ class Bucket:
     def cautious(self) -> bool:
         """Whether a recent 429 holds the bucket to one request in flight and half its burst."""
         return self.throttled_at is not None and self.clock() - self.throttled_at < self.caution_s
+
+    def one_at_a_time(self) -> bool:
+        """Whether a request must wait for the one in flight: after a 429, or while new."""
+        return self.cautious() or self.clock() - self.created_at < self.probe_s
 
     def delay(self) -> float:
         """Seconds until one more request fits both windows (0 if it fits now)."""
@@ -74,7 +84,7 @@ class Bucket:
                 if (d := self.delay()) > 0:
                     await asyncio.sleep(d)
                     waited += d
-                elif self.in_flight and self.cautious():
+                elif self.in_flight and self.one_at_a_time():
                     start = self.clock()
                     await self.idle.wait()
                     waited += self.clock() - start

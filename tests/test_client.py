@@ -221,3 +221,38 @@ async def test_a_rejected_key_and_a_retired_revision_stop_the_whole_run(status, 
         await collect(make_client(handler))
     assert isinstance(info.value, FatalError) is fatal
     assert not isinstance(info.value, TransientError)
+
+
+async def test_a_429_holds_every_worker_until_retry_after_then_lets_one_through_at_a_time():
+    import asyncio
+    import time
+
+    state = {"in_flight": 0, "throttled_at": None}
+    sends: list[tuple[float, int]] = []  # (send time, requests in flight with it)
+
+    async def handler(request):
+        state["in_flight"] += 1
+        sends.append((time.monotonic(), state["in_flight"]))
+        try:
+            await asyncio.sleep(0.02)
+            if state["throttled_at"] is None and len(sends) >= 3:
+                state["throttled_at"] = time.monotonic()
+                return httpx.Response(429, headers={"Retry-After": "1"}, json={"errors": []})
+            return httpx.Response(200, json=envelope(["ok"]))
+        finally:
+            state["in_flight"] -= 1
+
+    client = make_client(handler, limiter=RateLimiter())
+
+    async def worker():
+        for _ in range(3):
+            await client.get("/api/metrics")
+
+    async with client:
+        await asyncio.gather(*(worker() for _ in range(6)))
+    throttled_at = state["throttled_at"]
+    later = [(t, n) for t, n in sends if t > throttled_at]
+    assert later, sends
+    # nobody sent while the 429's Retry-After ran, and afterwards one request at a time
+    assert all(t >= throttled_at + 1.0 for t, _ in later), [round(t - throttled_at, 3) for t, _ in later]
+    assert max(n for _, n in later) == 1, later

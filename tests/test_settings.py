@@ -10,7 +10,13 @@ KEY = "pk_test_abcd1234"
 
 @pytest.mark.parametrize(
     "url",
-    ["https://a.klaviyo.com", "http://127.0.0.1:8080", "http://127.3.4.5", "http://localhost:9", "http://[::1]:80"],
+    [
+        "https://a.klaviyo.com",
+        "http://127.0.0.1:8080",
+        "http://127.3.4.5",
+        "http://localhost:9",
+        "http://[::1]:80",
+    ],
 )
 def test_tls_or_loopback_may_carry_the_key(url):
     assert key_travels_safely(url)

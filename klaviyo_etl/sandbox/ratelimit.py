@@ -11,9 +11,11 @@ are therefore dominated by the (scaled) burst window, which is what tests of 429
 The steady and daily windows are exercised at scale 1.0 (reporting: 2 per minute).
 
 A 429 closes its bucket until its `Retry-After` has passed. A request that arrives at a closed
-bucket is "early": a careful client (all of its workers) sends none, so tests assert the count
-stays 0. The interval starts when the 429 is decided, so a request that arrived before it (in
-flight while the 429 was being written) is never counted.
+bucket is "early" (`SandboxStats.early`): a careful client, all of its workers together, sends
+none, and the tests assert the count stays 0. The interval starts when the 429 is decided, so
+a request that had arrived before then is not counted; one sent alongside the throttled
+request but arriving after the decision is, which is why a client keeps one request at a time
+in flight on a bucket whose real limit it does not know yet.
 """
 
 from __future__ import annotations
@@ -70,10 +72,6 @@ class RateLimiter:
     def is_early(self, buckets: list[str], at: float) -> bool:
         """Whether a request that arrived at `at` found one of `buckets` closed by a 429."""
         with self.lock:
-            for b in buckets:
-                start, end = self.closed.get(b, (0.0, 0.0))
-                if start <= at < end:
-                    import sys; print("EARLY", b, round(at - start, 3), round(end - at, 3), file=sys.stderr)
             return any(start <= at < end for start, end in (self.closed.get(b, (0.0, 0.0)) for b in buckets))
 
     def close(self, buckets: list[str], retry_after: float) -> None:

@@ -4,7 +4,8 @@ Runs the stdlib `ThreadingHTTPServer` on a background thread, one daemon thread 
 connection, HTTP/1.1 keep-alive, so a pooled client can drive it at hundreds of requests a
 second. Everything a real Klaviyo would do to a client that is not careful (401, 410, 429
 with Retry-After, 5xx, dropped connections, short bodies, slow answers) can be switched on
-through the live `SandboxConfig`.
+through the live `SandboxConfig`. `SandboxStats` counts what a test may assert on, among
+them the "early" requests that reached a bucket before its last 429's `Retry-After`.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from klaviyo_etl.reports.render import to_csv
 
 def test_csv_neutralises_formulas_but_keeps_negative_numbers():
     rows = [
-        {"name": "=HYPERLINK(\"http://x\")", "value": -3.5, "count": -2},
+        {"name": '=HYPERLINK("http://x")', "value": -3.5, "count": -2},
         {"name": "+1 555", "value": 0.0, "count": 3},
         {"name": "-cmd|' /C calc'!A0", "value": 1.0, "count": None},
         {"name": "@SUM(A1)", "value": 2.0, "count": 1},
@@ -18,7 +18,7 @@ def test_csv_neutralises_formulas_but_keeps_negative_numbers():
     report = Report("t", "T", [Column("name", "Name"), Column("value", "Value", "money")], rows)
     read = list(csv.DictReader(io.StringIO(to_csv(report))))
     assert [r["name"] for r in read] == [
-        "'=HYPERLINK(\"http://x\")",
+        '\'=HYPERLINK("http://x")',
         "'+1 555",
         "'-cmd|' /C calc'!A0",
         "'@SUM(A1)",

@@ -118,3 +118,18 @@ def test_a_locked_database_is_refused(sandbox, tmp_path):
             assert "another klaviyo-etl sync is running" in str(exc)
         else:
             raise AssertionError("a second sync was allowed while the lock was held")
+
+
+def test_under_faults_and_limits_cut_twentyfold_nothing_is_lost_or_sent_early(sandbox_factory, tmp_path):
+    """A 429 pauses its endpoint for every worker: no request reaches a throttled bucket
+    before its Retry-After, and the retries still bring in every row."""
+    with sandbox_factory(
+        "small", fault_rate=0.05, rate_limits=True, rate_limit_scale=0.05, latency_ms=20
+    ) as sb:
+        db_path = tmp_path / "k.db"
+        result = run_sync(settings_for(sb.server, sb.config, db_path, retries=12), SyncOptions())
+        assert result.ok, [(s.stream, s.error) for s in result.streams]
+        assert_matches_sandbox(db_path, sb.data)
+        stats = sb.server.stats.snapshot()
+        assert stats["throttled"] > 0 and stats["faults"] > 0
+        assert stats["early"] == 0, stats
