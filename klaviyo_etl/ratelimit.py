@@ -56,9 +56,14 @@ class Bucket:
         """Whether a recent 429 holds the bucket to one request in flight and half its burst."""
         return self.throttled_at is not None and self.clock() - self.throttled_at < self.caution_s
 
-    def one_at_a_time(self) -> bool:
-        """Whether a request must wait for the one in flight: after a 429, or while new."""
-        return self.cautious() or self.clock() - self.created_at < self.probe_s
+    def one_at_a_time(self) -> float:
+        """Seconds during which a request must wait for the one in flight (after a 429, or
+        while the bucket is new); 0 when requests may overlap."""
+        now = self.clock()
+        ends = [self.created_at + self.probe_s]
+        if self.throttled_at is not None:
+            ends.append(self.throttled_at + self.caution_s)
+        return max(0.0, max(ends) - now)
 
     def delay(self) -> float:
         """Seconds until one more request fits both windows (0 if it fits now)."""
@@ -84,9 +89,12 @@ class Bucket:
                 if (d := self.delay()) > 0:
                     await asyncio.sleep(d)
                     waited += d
-                elif self.in_flight and self.one_at_a_time():
+                elif self.in_flight and (serial := self.one_at_a_time()) > 0:
                     start = self.clock()
-                    await self.idle.wait()
+                    try:
+                        await asyncio.wait_for(self.idle.wait(), timeout=serial)
+                    except TimeoutError:
+                        pass  # the caution is over: requests may overlap again
                     waited += self.clock() - start
                 else:
                     break

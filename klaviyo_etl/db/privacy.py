@@ -6,7 +6,9 @@ installs then, in the same transaction, erases the profile's personal data (ever
 `id`, `synced_at` and `deleted_at`, raw attributes included), flags its events deleted (so no
 report counts them: the rollups see the change through their own trigger) and flags its list
 and segment memberships deleted with their email erased. Whatever path flags a profile, the
-erasure follows; `ERASE_SQL` runs once over rows flagged before the trigger existed.
+erasure follows; `install_erasure` also erases the rows flagged before the trigger existed.
+The trigger names the profile columns of its day: a migration that adds one must call
+`install_erasure` again.
 
 A merge looks the same from outside: the merged profile disappears and Klaviyo moves its
 events to the surviving profile. Its events are then flagged deleted here until they are read

