@@ -192,14 +192,17 @@ class KlaviyoClient:
                         method, path, params=params, content=content, headers=headers
                     )
                     body = await response.aread()
+                    # Before release: the next worker must see this answer's 429, if it is one.
+                    self.limiter.observe(key, response.headers, response.status_code)
                 except httpx.ConnectError as exc:
                     if not self.answered:
                         raise Unreachable(f"cannot connect to {self.base_url}: {exc}") from exc
                     raise TransientError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
                 except (httpx.TransportError, httpx.DecodingError) as exc:
                     raise TransientError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
+                finally:
+                    self.limiter.release(key)
                 self.answered = True
-                self.limiter.observe(key, response.headers, response.status_code)
                 self._observe_clock(response.headers)
                 if response.status_code == 429:
                     stats.throttled += 1

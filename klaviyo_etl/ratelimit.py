@@ -4,6 +4,15 @@ Klaviyo limits each endpoint with two windows (a 1 s burst and a 60 s steady rat
 Proactive: a request waits until both sliding windows have room, so a well-behaved run
 sees no 429s. Adaptive: `RateLimit-*` headers and `Retry-After` pause the bucket when the
 server knows better (other clients on the same key, a stricter limit than documented).
+
+A 429 is news for every worker of the bucket, not only for the one that got it: the pause
+holds them all, and for `caution_s` afterwards the bucket lets one request at a time be in
+flight (so no worker sends while another's 429 is on its way back) and halves its burst
+(so the workers stop racing for a window the server has shown to be smaller). A new bucket
+starts the same way for `probe_s`, one request at a time, so that a limit smaller than
+documented shows itself by a single 429 rather than by a herd of parallel requests landing
+on a throttled endpoint. Without this, parallel workers kept sending to an endpoint before
+its `Retry-After` had passed (the sandbox counts such "early" requests).
 """
 
 from __future__ import annotations
@@ -24,6 +33,11 @@ class Bucket:
     # Requests reach the server a little after we send them, unevenly: a window we think
     # has emptied may not have on the server's clock yet.
     margin = 0.1
+    # How long a 429 keeps the bucket cautious (one request in flight, half the burst): the
+    # steady window, after which the server's count has surely started afresh.
+    caution_s = 60.0
+    # How long a new bucket sends one request at a time: one burst window and its margin.
+    probe_s = 1.5
 
     def __init__(self, limit: RateLimit, *, headroom: float = 0.9, clock: Clock = time.monotonic):
         self.burst = _with_headroom(limit.burst_per_s, headroom)
@@ -32,6 +46,24 @@ class Bucket:
         self.sent: deque[float] = deque()
         self.paused_until = 0.0
         self.lock = asyncio.Lock()
+        self.throttled_at: float | None = None  # the last 429
+        self.created_at = clock()
+        self.in_flight = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    def cautious(self) -> bool:
+        """Whether a recent 429 holds the bucket to one request in flight and half its burst."""
+        return self.throttled_at is not None and self.clock() - self.throttled_at < self.caution_s
+
+    def one_at_a_time(self) -> float:
+        """Seconds during which a request must wait for the one in flight (after a 429, or
+        while the bucket is new); 0 when requests may overlap."""
+        now = self.clock()
+        ends = [self.created_at + self.probe_s]
+        if self.throttled_at is not None:
+            ends.append(self.throttled_at + self.caution_s)
+        return max(0.0, max(ends) - now)
 
     def delay(self) -> float:
         """Seconds until one more request fits both windows (0 if it fits now)."""
@@ -39,24 +71,51 @@ class Bucket:
         while self.sent and self.sent[0] <= now - 60 - self.margin:
             self.sent.popleft()
         waits = [self.paused_until - now]
+        burst = max(1, self.burst // 2) if self.cautious() else self.burst
         if len(self.sent) >= self.steady:
             waits.append(self.sent[-self.steady] + 60 + self.margin - now)
-        if len(self.sent) >= self.burst:
-            waits.append(self.sent[-self.burst] + 1 + self.margin - now)
+        if len(self.sent) >= burst:
+            waits.append(self.sent[-burst] + 1 + self.margin - now)
         return max(0.0, *waits)
 
     async def acquire(self) -> float:
-        """Wait for a slot and claim it; returns the seconds spent waiting."""
+        """Wait for a slot and claim it; returns the seconds spent waiting.
+
+        Every claim must be matched by `release()` once its response (or failure) is in.
+        """
         waited = 0.0
         async with self.lock:
-            while (d := self.delay()) > 0:
-                await asyncio.sleep(d)
-                waited += d
+            while True:
+                if (d := self.delay()) > 0:
+                    await asyncio.sleep(d)
+                    waited += d
+                elif self.in_flight and (serial := self.one_at_a_time()) > 0:
+                    start = self.clock()
+                    try:
+                        await asyncio.wait_for(self.idle.wait(), timeout=serial)
+                    except TimeoutError:
+                        pass  # the caution is over: requests may overlap again
+                    waited += self.clock() - start
+                else:
+                    break
             self.sent.append(self.clock())
+            self.in_flight += 1
+            self.idle.clear()
         return waited
+
+    def release(self) -> None:
+        """A claimed request is answered (or failed): it is no longer in flight."""
+        self.in_flight = max(0, self.in_flight - 1)
+        if not self.in_flight:
+            self.idle.set()
 
     def pause(self, seconds: float) -> None:
         self.paused_until = max(self.paused_until, self.clock() + seconds)
+
+    def throttled(self, retry_after: float) -> None:
+        """A 429: pause every worker until `retry_after` has passed, and turn cautious."""
+        self.throttled_at = self.clock()
+        self.pause(retry_after)
 
 
 class RateLimiter:
@@ -75,13 +134,17 @@ class RateLimiter:
     async def acquire(self, key: str, limit: RateLimit) -> float:
         return await self.bucket(key, limit).acquire()
 
+    def release(self, key: str) -> None:
+        if key in self.buckets:
+            self.buckets[key].release()
+
     def observe(self, key: str, headers: Mapping[str, str], status: int) -> None:
         """Adapt to what the server says about the remaining budget."""
         bucket = self.buckets.get(key)
         if bucket is None:
             return
         if status == 429:
-            bucket.pause(retry_after(headers) or 1.0)
+            bucket.throttled(retry_after(headers) or 1.0)
             return
         remaining = first_int(headers.get("ratelimit-remaining"))
         reset = first_int(headers.get("ratelimit-reset"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -35,6 +36,7 @@ class Settings:
     verbose: bool = False
     quiet: bool = False
     retries: int = 7  # after the first attempt; backoff grows to 30 s between them
+    allow_insecure: bool = False  # send the key over plain http:// to a host not on loopback
 
     def __post_init__(self) -> None:
         # A URL no request can reach is a configuration error, found now rather than
@@ -52,8 +54,14 @@ class Settings:
             )
 
     def require_api_key(self) -> str:
+        """The key, for a command about to send it: only over TLS, or plain HTTP on loopback."""
         if not self.api_key:
             raise ConfigError("no API key: set KLAVIYO_API_KEY to a private key (pk_…)")
+        if not self.allow_insecure and not key_travels_safely(self.base_url):
+            raise ConfigError(
+                f"refusing to send the API key over plain HTTP to {self.base_url}: use https://, "
+                "or pass --allow-insecure"
+            )
         return self.api_key
 
     def __repr__(self) -> str:  # never leak the key into logs or tracebacks
@@ -61,3 +69,18 @@ class Settings:
             f"Settings(db_path={str(self.db_path)!r}, api_key={mask_key(self.api_key)!r}, "
             f"base_url={self.base_url!r}, revision={self.revision!r})"
         )
+
+
+def key_travels_safely(base_url: str) -> bool:
+    """Whether a request to `base_url` keeps the key off the network in clear text: HTTPS, or
+    plain HTTP to a loopback address (the sandbox, a local proxy)."""
+    parts = urlsplit(base_url)
+    if parts.scheme.lower() != "http":
+        return True
+    host = (parts.hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

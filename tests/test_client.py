@@ -252,3 +252,82 @@ async def test_a_refused_connection_after_an_answer_is_retried():
     client = make_client(handler)
     assert await collect(client) == ["p1", "p3"]
     assert client.stats.retries == 1
+
+
+async def test_a_429_holds_every_worker_until_retry_after_then_lets_one_through_at_a_time():
+    import asyncio
+    import time
+
+    state = {"in_flight": 0, "throttled_at": None}
+    sends: list[tuple[float, int]] = []  # (send time, requests in flight with it)
+
+    async def handler(request):
+        state["in_flight"] += 1
+        sends.append((time.monotonic(), state["in_flight"]))
+        try:
+            await asyncio.sleep(0.02)
+            if state["throttled_at"] is None and len(sends) >= 3:
+                state["throttled_at"] = time.monotonic()
+                return httpx.Response(429, headers={"Retry-After": "1"}, json={"errors": []})
+            return httpx.Response(200, json=envelope(["ok"]))
+        finally:
+            state["in_flight"] -= 1
+
+    client = make_client(handler, limiter=RateLimiter())
+
+    async def worker():
+        for _ in range(3):
+            await client.get("/api/metrics")
+
+    async with client:
+        await asyncio.gather(*(worker() for _ in range(6)))
+    throttled_at = state["throttled_at"]
+    later = [(t, n) for t, n in sends if t > throttled_at]
+    assert later, sends
+    # nobody sent while the 429's Retry-After ran, and afterwards one request at a time
+    assert all(t >= throttled_at + 1.0 for t, _ in later), [round(t - throttled_at, 3) for t, _ in later]
+    assert max(n for _, n in later) == 1, later
+
+
+async def test_a_refused_first_connection_leaves_no_request_in_flight():
+    calls = []
+
+    def handler(request):
+        calls.append(request)
+        if len(calls) == 1:
+            raise httpx.ConnectError("[Errno 111] Connection refused")
+        return httpx.Response(200, json=envelope(["ok"]))
+
+    client = make_client(handler)
+    async with client:
+        with pytest.raises(Unreachable):
+            await client.get("/api/metrics")
+        assert client.limiter.buckets and all(b.in_flight == 0 for b in client.limiter.buckets.values())
+        assert not client.answered
+        assert (await client.get("/api/metrics"))["data"][0]["id"] == "ok"
+    assert client.answered and len(calls) == 2
+
+
+async def test_a_429_pauses_the_bucket_and_its_date_still_sets_klaviyos_clock():
+    import datetime as dt
+    import email.utils
+    import time
+
+    ahead = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    sends: list[float] = []
+
+    def handler(request):
+        sends.append(time.monotonic())
+        headers = {"Date": email.utils.format_datetime(ahead, usegmt=True)}
+        if len(sends) == 1:
+            return httpx.Response(429, headers={**headers, "Retry-After": "1"}, json={"errors": []})
+        return httpx.Response(200, headers=headers, json=envelope(["ok"]))
+
+    client = make_client(handler)
+    async with client:
+        assert (await client.get("/api/metrics"))["data"][0]["id"] == "ok"
+    assert len(sends) == 2 and sends[1] - sends[0] >= 1.0  # the retry waited out Retry-After
+    (bucket,) = client.limiter.buckets.values()
+    assert bucket.throttled_at is not None and bucket.in_flight == 0
+    assert client.stats.throttled == 1
+    assert abs(client.clock_offset - dt.timedelta(hours=1)) < dt.timedelta(seconds=5)

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from klaviyo_etl import REVISION, __version__
-from klaviyo_etl.cli import check, config, migrate, report, sandbox, schedule, status, sync
+from klaviyo_etl.cli import check, config, migrate, purge, report, sandbox, schedule, status, sync
 from klaviyo_etl.cli.common import ErrorHandlingGroup, settings_of
 from klaviyo_etl.settings import DEFAULT_BASE_URL, Settings, default_db_path
 
@@ -21,7 +21,8 @@ __all__ = ["app", "main", "settings_of"]
 app = typer.Typer(
     cls=ErrorHandlingGroup,
     help="Extract Klaviyo into SQLite, keep it fresh, and report on it.\n\n"
-    "--db, --base-url, --revision, --retries and -v/-q may also follow the subcommand"
+    "--db, --base-url, --revision, --retries, --allow-insecure and -v/-q may also follow the"
+    " subcommand"
     " (`klaviyo-etl sync all --quiet`);"
     " given twice, the later one wins.",
     no_args_is_help=True,
@@ -64,6 +65,13 @@ def main_callback(
     verbose: Annotated[
         bool, typer.Option("--verbose/--quiet", "-v/-q", help="More detail, or errors only.")
     ] = None,  # type: ignore[assignment]
+    allow_insecure: Annotated[
+        bool,
+        typer.Option(
+            "--allow-insecure",
+            help="Send the API key over plain http:// to a host that is not loopback.",
+        ),
+    ] = False,
     version: Annotated[
         bool | None,
         typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
@@ -78,6 +86,7 @@ def main_callback(
         verbose=bool(verbose),
         quiet=verbose is False,
         retries=retries,
+        allow_insecure=allow_insecure,
     )
     level = logging.DEBUG if verbose else logging.ERROR if verbose is False else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -89,6 +98,7 @@ def main_callback(
 app.command("sync")(sync.sync)
 app.command("status")(status.status)
 app.command("check")(check.check)
+app.command("purge")(purge.purge)
 app.add_typer(migrate.app, name="migrate")
 app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(report.app, name="report")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from klaviyo_etl.db.database import create_private_dirs
 from klaviyo_etl.errors import DatabaseLocked
 
 
@@ -23,7 +24,7 @@ def database_lock(db_path: str | Path, *, timeout: float = 0) -> Iterator[None]:
     killed sync never leaves a stale lock behind.
     """
     path = lock_path(db_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    create_private_dirs(path.parent)
     lock = FileLock(str(path), timeout=timeout, thread_local=False)
     try:
         lock.acquire()

@@ -11,6 +11,7 @@ import datetime as dt
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from klaviyo_etl.db.privacy import install_erasure
 from klaviyo_etl.errors import DatabaseError
 
 
@@ -409,6 +410,13 @@ def m006_sync_run_warnings(db: sqlite_utils.Database) -> None:
     """Values a run stored raw because they could not be read (a `$value` of "n/a")."""
     if "warnings" not in db["sync_runs"].columns_dict:
         db["sync_runs"].add_column("warnings", int, not_null_default=0)
+
+
+@migration
+def m007_privacy_erasure(db: sqlite_utils.Database) -> None:
+    """A profile flagged deleted loses its personal data, events and memberships at once
+    (see `klaviyo_etl.db.privacy`)."""
+    install_erasure(db)
 
 
 SCHEMA_VERSION = len(MIGRATIONS.names())

@@ -330,8 +330,22 @@ def _scalar(value: Any) -> bool:
     return not isinstance(value, (list, dict))
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A value as a CSV cell: text that a spreadsheet would run as a formula gets a leading
+    `'`; numbers (negative ones too) stay numbers."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
 def to_csv(report: Report) -> str:
-    """Every scalar field of every row (lists and objects are for JSON)."""
+    """Every scalar field of every row (lists and objects are for JSON), formulas neutralised."""
     keys: list[str] = []
     for row in report.rows:
         for key, value in row.items():
@@ -341,7 +355,7 @@ def to_csv(report: Report) -> str:
     writer = csv.DictWriter(out, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in report.rows:
-        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in keys})
+        writer.writerow({k: csv_cell(row.get(k)) for k in keys})
     return out.getvalue()
 
 

@@ -126,7 +126,8 @@ class SandboxData(AccountStore):
                 return
             self._require(kind, resource_id)
             del self.resources[kind][resource_id]
-            if kind == "profile":
+            if kind == "profile":  # Klaviyo deletes a profile's events with it
+                self._delete_events_of(resource_id)
                 for members in self.members.values():
                     members.pop(resource_id, None)
             elif kind in ("list", "segment"):
@@ -145,6 +146,19 @@ class SandboxData(AccountStore):
                     del self.resources["tag"][tag["id"]]
             self.tag_links.pop((kind, resource_id), None)
             self.version += 1
+
+    def forget_profile(self, profile_id: str) -> int:
+        """A data-privacy deletion: the profile, its memberships and every event of it leave
+        the API (as `delete` does). Returns the number of events removed."""
+        with self.lock:
+            before = len(self.events.deleted)
+            self.delete("profile", profile_id)
+            return len(self.events.deleted) - before
+
+    def _delete_events_of(self, profile_id: str) -> None:
+        index = self.profile_index[profile_id]
+        events = self.events
+        events.deleted.update(n for n, p in zip(events.num, events.profile, strict=True) if p == index)
 
     def add_events(self, n: int, start: datetime | None = None, end: datetime | None = None) -> list[str]:
         """Record `n` new site/commerce events dated uniformly in [start, end] (default: the

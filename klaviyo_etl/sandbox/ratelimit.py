@@ -9,6 +9,13 @@ exactly. Below 1 it also shortens the steady and daily windows by the same facto
 1 s) so that a throttled test waits a second or two rather than a minute: scaled-down limits
 are therefore dominated by the (scaled) burst window, which is what tests of 429 handling need.
 The steady and daily windows are exercised at scale 1.0 (reporting: 2 per minute).
+
+A 429 closes its bucket until its `Retry-After` has passed. A request that arrives at a closed
+bucket is "early" (`SandboxStats.early`): a careful client, all of its workers together, sends
+none, and the tests assert the count stays 0. The interval starts when the 429 is decided, so
+a request that had arrived before then is not counted; one sent alongside the throttled
+request but arriving after the decision is, which is why a client keeps one request at a time
+in flight on a bucket whose real limit it does not know yet.
 """
 
 from __future__ import annotations
@@ -54,10 +61,30 @@ class RateLimiter:
         self.lock = threading.Lock()
         # (bucket, window name) -> (window start, count)
         self.windows: dict[tuple[str, str], tuple[float, int]] = {}
+        # bucket -> (throttled from, throttled until): the last 429's Retry-After interval
+        self.closed: dict[str, tuple[float, float]] = {}
 
     def reset(self) -> None:
         with self.lock:
             self.windows.clear()
+            self.closed.clear()
+
+    def is_early(self, buckets: list[str], at: float) -> bool:
+        """Whether a request that arrived at `at` found one of `buckets` closed by a 429."""
+        with self.lock:
+            return any(start <= at < end for start, end in (self.closed.get(b, (0.0, 0.0)) for b in buckets))
+
+    def close(self, buckets: list[str], retry_after: float) -> None:
+        """A 429 with `retry_after` was decided now for `buckets`."""
+        with self.lock:
+            self._close(buckets, retry_after, self.clock())
+
+    def _close(self, buckets: list[str], retry_after: float, now: float) -> None:
+        for bucket in buckets:
+            start, end = self.closed.get(bucket, (now, now))
+            if now > end:
+                start = now
+            self.closed[bucket] = (start, max(end, now + retry_after))
 
     def check(self, buckets: list[tuple[str, list[Limit]]]) -> Decision:
         """Count one request against every bucket, or refuse it without counting."""
@@ -65,6 +92,7 @@ class RateLimiter:
             now = self.clock()
             states = []
             wait = 0.0
+            full: list[str] = []
             for bucket, limits in buckets:
                 for limit in limits:
                     key = (bucket, limit.name)
@@ -74,8 +102,11 @@ class RateLimiter:
                     states.append((key, limit, start, count))
                     if count >= limit.count:
                         wait = max(wait, start + limit.window_s - now)
+                        full.append(bucket)
             if wait > 0:
-                return Decision(False, retry_after=max(1, math.ceil(wait)))
+                retry_after = max(1, math.ceil(wait))
+                self._close(full, retry_after, now)
+                return Decision(False, retry_after=retry_after)
             steady = None
             for key, limit, start, count in states:
                 self.windows[key] = (start, count + 1)

@@ -4,7 +4,9 @@ Runs the stdlib `ThreadingHTTPServer` on a background thread, one daemon thread 
 connection, HTTP/1.1 keep-alive, so a pooled client can drive it at hundreds of requests a
 second. Everything a real Klaviyo would do to a client that is not careful (401, 410, 429
 with Retry-After, 5xx, dropped connections, short bodies, slow answers, 403 for a key
-lacking a scope) can be switched on through the live `SandboxConfig`.
+lacking a scope) can be switched on through the live `SandboxConfig`. `SandboxStats` counts
+what a test may assert on, among them the "early" requests that reached a bucket before its
+last 429's `Retry-After`.
 """
 
 from __future__ import annotations
@@ -51,6 +53,11 @@ class SandboxStats:
         self.throttled = 0  # 429 answers
         self.faults = 0  # injected 5xx, drops and truncations
         self.faults_by_kind: Counter[str] = Counter()
+        self.early = 0  # requests that arrived at a bucket before its last 429's Retry-After
+
+    def record_early(self) -> None:
+        with self.lock:
+            self.early += 1
 
     def record(self, endpoint: str, status: int | None, fault: str | None = None) -> None:
         with self.lock:
@@ -73,6 +80,7 @@ class SandboxStats:
                 "throttled": self.throttled,
                 "faults": self.faults,
                 "faults_by_kind": dict(self.faults_by_kind),
+                "early": self.early,
             }
 
     def __repr__(self) -> str:
@@ -242,6 +250,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self, method: str) -> None:
         sandbox = self.server.sandbox
+        arrived = sandbox.limiter.clock()
         config = sandbox.config
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
@@ -251,9 +260,13 @@ class _Handler(BaseHTTPRequestHandler):
         path = split.path
         query = parse_qs(split.query, keep_blank_values=True)
         endpoint_key, buckets = sandbox._buckets(method, path, query)
+        names = [name for name, _ in buckets] or [endpoint_key]
+        if sandbox.limiter.is_early(names, arrived):
+            sandbox.stats.record_early()
 
         retry_after = sandbox._take_forced_429()
         if retry_after is not None:
+            sandbox.limiter.close(names, retry_after)
             self._throttled(endpoint_key, retry_after)
             return
         problem = (

@@ -64,6 +64,11 @@ def test_flags_show_no_value_and_options_say_what_they_take():
             ["-v", "-q", "report", "campaigns", "--last", "7d"],
         ),
         (["--db", "a.db", "status", "--db", "b.db"], ["--db", "a.db", "--db", "b.db", "status"]),
+        (["sync", "all", "--allow-insecure"], ["--allow-insecure", "sync", "all"]),
+        (
+            ["check", "--allow-insecure", "--base-url", "http://proxy.internal"],
+            ["--allow-insecure", "--base-url", "http://proxy.internal", "check"],
+        ),
         (["sync", "--help"], ["sync", "--help"]),  # eager: the help of `sync`, not of the root
         (["sync", "--", "--quiet"], ["sync", "--", "--quiet"]),
     ],

@@ -65,3 +65,18 @@ def test_reading_commands_refuse_a_missing_database_and_create_nothing(tmp_path)
         result = run(["--db", str(missing), *args])
         assert_one_line_error(result, 2, f"no database at {missing}")
     assert not missing.parent.exists()
+
+
+def test_the_key_is_not_sent_over_plain_http_to_a_remote_host(db_path):
+    result = run(["--db", str(db_path), "--base-url", "http://klaviyo.example.com", "sync", "metrics"])
+    assert_one_line_error(result, 2, "refusing to send the API key over plain HTTP")
+    assert "--allow-insecure" in result.output
+
+
+def test_allow_insecure_after_the_subcommand_lets_the_key_go_over_plain_http(db_path):
+    # 0.0.0.0 is not a loopback address, yet nothing listens there: the run gets as far as
+    # connecting, which the refusal above never does.
+    args = ["--db", str(db_path), "--quiet", "--base-url", "http://0.0.0.0:9", "sync", "metrics"]
+    assert_one_line_error(run(args), 2, "refusing to send the API key over plain HTTP")
+    result = run([*args, "--allow-insecure"])
+    assert_one_line_error(result, 1, "Error: cannot connect to http://0.0.0.0:9")

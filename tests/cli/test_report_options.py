@@ -40,6 +40,7 @@ def test_the_root_registers_every_command_module():
         "sync",
         "status",
         "check",
+        "purge",
         "migrate",
         "sandbox",
         "report",

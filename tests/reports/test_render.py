@@ -3,10 +3,12 @@
 Every row's identifying cell (campaign, flow, form, segment, list, metric bucket...) shows
 whole, or past its minimum width cut with an ellipsis, and every KEY figure of the row
 shows whole on the row's line; the columns that did not fit are named under the table.
+CSV cells a spreadsheet would run as formulas are neutralised.
 """
 
 from __future__ import annotations
 
+import csv
 import io
 
 import pytest
@@ -18,7 +20,7 @@ from klaviyo_etl.reports.compare import compare_report
 from klaviyo_etl.reports.formatting import cell
 from klaviyo_etl.reports.model import IDENTITY, KEY, Column, Report
 from klaviyo_etl.reports.periods import resolve_period
-from klaviyo_etl.reports.render import fit_columns, print_report, render
+from klaviyo_etl.reports.render import fit_columns, print_report, render, to_csv
 from tests.reports.test_compare import store
 
 MAY = resolve_period(from_="2026-05-01", to="2026-05-31")
@@ -211,3 +213,24 @@ def test_picked_columns_too_wide_for_the_terminal_are_all_shown_never_cut(long_n
     for row in report.rows:
         figures = [cell(row, c) for c in report.columns if c.key in keys and c.numeric]
         assert any(all(f in line for f in figures) for line in text.splitlines()), (figures, text)
+
+
+def test_csv_neutralises_formulas_but_keeps_negative_numbers():
+    rows = [
+        {"name": '=HYPERLINK("http://x")', "value": -3.5, "count": -2},
+        {"name": "+1 555", "value": 0.0, "count": 3},
+        {"name": "-cmd|' /C calc'!A0", "value": 1.0, "count": None},
+        {"name": "@SUM(A1)", "value": 2.0, "count": 1},
+        {"name": "Spring sale", "value": 3.0, "count": 4},
+    ]
+    report = Report("t", "T", [Column("name", "Name"), Column("value", "Value", "money")], rows)
+    read = list(csv.DictReader(io.StringIO(to_csv(report))))
+    assert [r["name"] for r in read] == [
+        '\'=HYPERLINK("http://x")',
+        "'+1 555",
+        "'-cmd|' /C calc'!A0",
+        "'@SUM(A1)",
+        "Spring sale",
+    ]
+    assert [r["value"] for r in read] == ["-3.5", "0.0", "1.0", "2.0", "3.0"]
+    assert [r["count"] for r in read] == ["-2", "3", "", "1", "4"]

@@ -92,6 +92,24 @@ def test_burst_limit_gives_429_with_retry_after_then_recovers(sandbox_factory) -
         assert sb.server.stats.throttled == 1
 
 
+def test_requests_that_arrive_at_a_throttled_bucket_before_retry_after_are_counted_early(
+    sandbox_factory,
+) -> None:
+    with _rate_limited_server(sandbox_factory, 0.05) as sb, make_client(sb.server) as c:
+        assert c.get("/api/flows").status_code == 200
+        throttled = c.get("/api/flows")
+        assert throttled.status_code == 429
+        assert sb.server.stats.early == 0
+        assert c.get("/api/profiles").status_code == 200  # another bucket: not early
+        time.sleep(0.2)
+        again = c.get("/api/flows")  # sent before Retry-After: early (and throttled again)
+        assert again.status_code == 429
+        assert sb.server.stats.early == 1
+        time.sleep(int(again.headers["Retry-After"]) + 0.1)
+        c.get("/api/flows")  # after Retry-After: not early, whatever the answer
+        assert sb.server.stats.snapshot()["early"] == 1
+
+
 def test_reporting_limits_are_one_per_second_and_two_per_minute(sandbox_factory) -> None:
     with _rate_limited_server(sandbox_factory, 1.0) as sb, make_client(sb.server) as c:
         placed = sb.data.metric_ids[sb.data.metric_named("Placed Order", "Shopify")]

@@ -79,8 +79,11 @@ def test_incremental_sync_picks_up_changes_and_reconcile_finds_deletions(sandbox
     db = open_database(db_path)
     assert set(new_profiles) <= live_ids(db_path, "profiles")
     assert '"touched": 1' in db["profiles"].get(touched)["attributes"].replace(":1", ": 1")
-    assert set(fresh) | set(late) <= live_ids(db_path, "events")
-    assert db["events"].count == events_before + 55  # late events caught, nothing doubled
+    # the deleted profile took its events (some of the new ones, maybe) with it
+    served = (set(fresh) | set(late)) & data.ids("event")
+    assert len(served) >= 50
+    assert served <= live_ids(db_path, "events")
+    assert db["events"].count == events_before + len(served)  # late events caught, nothing doubled
     assert new_list in live_ids(db_path, "lists")
     assert (some_list, new_profiles[0]) in live_members(db_path, "list_members", "list_id")
     # without reconciliation deletions are not visible yet
@@ -319,3 +322,18 @@ def test_a_field_the_first_row_of_a_page_lacks_is_kept_for_the_others(sandbox, t
         if pid not in firsts
     ]
     assert not missing, f"{len(missing)} profiles lost their email_consent"
+
+
+def test_under_faults_and_limits_cut_twentyfold_nothing_is_lost_or_sent_early(sandbox_factory, tmp_path):
+    """A 429 pauses its endpoint for every worker: no request reaches a throttled bucket
+    before its Retry-After, and the retries still bring in every row."""
+    with sandbox_factory(
+        "small", fault_rate=0.05, rate_limits=True, rate_limit_scale=0.05, latency_ms=20
+    ) as sb:
+        db_path = tmp_path / "k.db"
+        result = run_sync(settings_for(sb.server, sb.config, db_path, retries=12), SyncOptions())
+        assert result.ok, [(s.stream, s.error) for s in result.streams]
+        assert_matches_sandbox(db_path, sb.data)
+        stats = sb.server.stats.snapshot()
+        assert stats["throttled"] > 0 and stats["faults"] > 0
+        assert stats["early"] == 0, stats
