@@ -9,7 +9,6 @@ import json
 import sqlite3
 from pathlib import Path
 
-import duckdb
 import pytest
 from typer.testing import CliRunner
 
@@ -17,7 +16,7 @@ from klaviyo_etl import conventions as kc
 from klaviyo_etl.cli import app
 from klaviyo_etl.db import open_database
 from klaviyo_etl.db.migrations import public_tables
-from tests.export.test_parquet import files, touched
+from tests.helpers.export import files, query, scan, touched
 
 
 def run(db: Path, server, config, *args: str) -> str:
@@ -28,17 +27,6 @@ def run(db: Path, server, config, *args: str) -> str:
     )
     assert result.exit_code == 0, result.output
     return result.stdout
-
-
-def query(sql: str) -> list[tuple]:
-    with duckdb.connect() as con:
-        return con.execute(sql).fetchall()
-
-
-def scan(root: Path, table: str) -> str:
-    if table == "events":
-        return f"read_parquet('{root}/events/*/*.parquet', hive_partitioning=true)"
-    return f"read_parquet('{root}/{table}/*.parquet')"
 
 
 @pytest.fixture(scope="module")

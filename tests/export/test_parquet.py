@@ -7,7 +7,6 @@ import datetime as dt
 import os
 from pathlib import Path
 
-import duckdb
 import pyarrow.parquet as pq
 import pytest
 
@@ -15,29 +14,11 @@ from klaviyo_etl.db.repositories import Repository
 from klaviyo_etl.errors import DatabaseError, UsageError
 from klaviyo_etl.export import export_parquet
 from klaviyo_etl.export.schema import table_schema
-
-
-def query(sql: str) -> list[tuple]:
-    """Rows of `sql` run by DuckDB (in memory) over the exported files."""
-    with duckdb.connect() as con:
-        return con.execute(sql).fetchall()
-
-
-def files(root: Path) -> dict[str, tuple[int, int]]:
-    """Every Parquet file under `root` by relative path: (inode, mtime) tells a rewrite."""
-    return {
-        str(p.relative_to(root)): (p.stat().st_ino, p.stat().st_mtime_ns)
-        for p in sorted(root.rglob("*.parquet"))
-    }
-
-
-def touched(before: dict, after: dict) -> set[str]:
-    return {path for path in after if before.get(path) != after[path]}
+from tests.helpers.export import files, query, scan, touched
 
 
 def count(root: Path, table: str) -> int:
-    pattern = f"{root}/events/*/*.parquet" if table == "events" else f"{root}/{table}/*.parquet"
-    return query(f"SELECT count(*) FROM read_parquet('{pattern}', hive_partitioning=true)")[0][0]
+    return query(f"SELECT count(*) FROM {scan(root, table)}")[0][0]
 
 
 def day_file(day: str) -> str:
