@@ -24,13 +24,19 @@ from pathlib import Path
 from klaviyo_etl.bench.report_timing import build_bench_db
 from klaviyo_etl.db import open_database
 
-# The CLI in a child process that prints its own peak RSS last (RUSAGE_CHILDREN would give the
-# peak over every child so far, the database build included).
+# The CLI in a child process that prints its own peak RSS last. Not `ru_maxrss`: Linux carries
+# the high-water mark of the process that spawned it across fork and exec, so a child of the
+# process that built a big database would report that one's peak. VmHWM is the child's own.
 _MEASURED = (
     "import resource, runpy, sys\n"
     "sys.argv = ['klaviyo-etl', *sys.argv[1:]]\n"
     "try:\n    runpy.run_module('klaviyo_etl', run_name='__main__')\n"
-    "finally:\n    print('MAXRSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+    "finally:\n"
+    "    try:\n"
+    "        hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1]\n"
+    "    except OSError:\n"
+    "        hwm = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+    "    print('MAXRSS_KB', hwm, file=sys.stderr)\n"
 )
 
 
