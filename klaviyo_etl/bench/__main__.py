@@ -4,7 +4,9 @@ Figures are ratios measured within one run (this machine is shared and noisy):
 - sync: events/s and profiles/s as a fraction of what the rate limits allow over the same
   wall time, 429s, and peak RSS at two event counts (flat memory means the ratio stays ~1);
 - ingest: the repositories against a plain `sqlite3.executemany` into the same schema;
-- reports: `report campaigns` / `report overview` on a large database.
+- reports: `report campaigns` / `report overview` on a large database;
+- export: `export parquet` rows/s and peak RSS for 1 M events (`BENCH_EXPORT_EVENTS`), first
+  and incremental, and at a quarter of the size (flat memory means the ratio stays ~1).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 import time
 from pathlib import Path
 
+from klaviyo_etl.bench.export import bench_export
 from klaviyo_etl.bench.ingest import bench_ingest
 from klaviyo_etl.bench.report_timing import bench_reports_on
 from klaviyo_etl.bench.sync import bench_sync
@@ -30,7 +33,12 @@ def main(argv: list[str] | None = None) -> int:
         "--report-events", type=int, default=int(os.environ.get("BENCH_REPORT_EVENTS", 10_000_000))
     )
     parser.add_argument("--report-db", type=Path, help="reuse (or keep) this report database")
-    parser.add_argument("--skip", action="append", default=[], choices=["sync", "ingest", "reports"])
+    parser.add_argument(
+        "--export-events", type=int, default=int(os.environ.get("BENCH_EXPORT_EVENTS", 1_000_000))
+    )
+    parser.add_argument(
+        "--skip", action="append", default=[], choices=["sync", "ingest", "reports", "export"]
+    )
     parser.add_argument("--out", type=Path, default=Path("bench-results/latest.json"))
     args = parser.parse_args(argv)
 
@@ -51,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     if "reports" not in args.skip:
         results["reports"] = bench_reports_on(args.report_events, args.report_db)
         print(json.dumps({"reports": results["reports"]}, indent=2), flush=True)
+    if "export" not in args.skip:
+        results["export"] = bench_export(args.export_events)
+        print(json.dumps({"export": results["export"]}, indent=2), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print(f"written to {args.out}")

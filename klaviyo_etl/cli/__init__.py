@@ -11,7 +11,18 @@ from typing import Annotated
 import typer
 
 from klaviyo_etl import REVISION, __version__
-from klaviyo_etl.cli import check, config, migrate, purge, report, sandbox, schedule, status, sync
+from klaviyo_etl.cli import (
+    check,
+    config,
+    export,
+    migrate,
+    purge,
+    report,
+    sandbox,
+    schedule,
+    status,
+    sync,
+)
 from klaviyo_etl.cli.common import ErrorHandlingGroup, settings_of
 from klaviyo_etl.settings import DEFAULT_BASE_URL, Settings, default_db_path
 
@@ -104,6 +115,7 @@ app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(report.app, name="report")
 app.add_typer(schedule.app, name="schedule")
 app.add_typer(config.app, name="config")
+app.add_typer(export.app, name="export")
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ Add a new migration function for every change; never edit one that has shipped.
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
@@ -419,7 +420,27 @@ def m007_privacy_erasure(db: sqlite_utils.Database) -> None:
     install_erasure(db)
 
 
+@migration
+def m008_exports(db: sqlite_utils.Database) -> None:
+    """What `export parquet` last wrote into each folder: one row per file (a table's snapshot,
+    or one day of events), with the change marker it was written at (see
+    `klaviyo_etl.export.parquet`). A file whose marker still matches is not written again."""
+    db["_exports"].create(
+        {"target": str, "item": str, "marker": str, "rows": int, "exported_at": str},
+        pk=("target", "item"),
+        if_not_exists=True,
+    )
+
+
 SCHEMA_VERSION = len(MIGRATIONS.names())
+
+# Bookkeeping that is not for analysts: the migration and export records, the derived rollups.
+INTERNAL_TABLE = re.compile(r"^(_|rollup_)")
+
+
+def public_tables(db: sqlite_utils.Database) -> list[str]:
+    """The tables analysts query (and `export parquet` writes), in creation order."""
+    return [name for name in db.table_names() if not INTERNAL_TABLE.match(name)]
 
 
 def migration_status(db: sqlite_utils.Database) -> list[dict]:

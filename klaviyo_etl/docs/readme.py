@@ -25,13 +25,11 @@ from typer.core import TyperArgument
 
 from klaviyo_etl.cli import app
 from klaviyo_etl.cli.common import walk_commands
-from klaviyo_etl.db.migrations import migrate
+from klaviyo_etl.db.migrations import migrate, public_tables
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 # Columns every resource table has; the table list names them once instead of on each row.
 COMMON_COLUMNS = ("attributes", "synced_at", "deleted_at")
-# Internal bookkeeping, not for analysts: the migration record and the derived rollups.
-INTERNAL = re.compile(r"^(_|rollup_)")
 
 
 def _unescape(text: str) -> str:
@@ -89,9 +87,7 @@ def tables_list() -> str:
         f"| table | key | columns (resource tables also have {', '.join(COMMON_COLUMNS)}) |",
         "| --- | --- | --- |",
     ]
-    for table in db.tables:
-        if INTERNAL.match(table.name):
-            continue
+    for table in map(db.table, public_tables(db)):
         keys = table.pks if table.pks != ["rowid"] else []
         columns = [c.name for c in table.columns if c.name not in (*keys, *COMMON_COLUMNS)]
         lines.append(f"| `{table.name}` | {', '.join(keys)} | {', '.join(columns)} |")

@@ -46,6 +46,7 @@ def test_the_root_registers_every_command_module():
         "report",
         "schedule",
         "config",
+        "export",
     ]
 
 

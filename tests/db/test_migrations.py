@@ -40,6 +40,15 @@ def test_creates_public_tables_with_id_and_raw_attributes(tmp_path):
     assert db.journal_mode == "wal"
 
 
+def test_exports_are_recorded_per_folder_and_file_apart_from_the_public_tables(tmp_path):
+    db = open_database(tmp_path / "k.db")
+    assert db["_exports"].pks == ["target", "item"]
+    assert set(db["_exports"].columns_dict) == {"target", "item", "marker", "rows", "exported_at"}
+    public = m.public_tables(db)
+    assert PUBLIC_TABLES <= set(public)
+    assert not [t for t in public if t.startswith(("_", "rollup_"))]
+
+
 def test_migrate_is_idempotent(tmp_path):
     path = tmp_path / "k.db"
     db = open_database(path, migrate=False)

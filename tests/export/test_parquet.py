@@ -1,0 +1,194 @@
+"""`export_parquet` on the hand-checkable tiny account: layout, types, what a second export
+rewrites after each kind of change, and what a crash leaves behind."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from klaviyo_etl.db.repositories import Repository
+from klaviyo_etl.errors import DatabaseError, UsageError
+from klaviyo_etl.export import export_parquet
+from klaviyo_etl.export.schema import table_schema
+from tests.helpers.export import files, query, scan, touched
+
+
+def count(root: Path, table: str) -> int:
+    return query(f"SELECT count(*) FROM {scan(root, table)}")[0][0]
+
+
+def day_file(day: str) -> str:
+    return f"events/date={day}/part-0.parquet"
+
+
+def test_layout_row_counts_and_types(tiny_db, tmp_path):
+    result = export_parquet(tiny_db, tmp_path / "out")
+    root = tmp_path / "out"
+    days = [d for (d,) in tiny_db.execute("SELECT DISTINCT substr(datetime, 1, 10) FROM events ORDER BY 1")]
+    assert sorted(p for p in files(root) if p.startswith("events/")) == sorted(map(day_file, days))
+    assert "campaigns/campaigns.parquet" in files(root) and "tag_links/tag_links.parquet" in files(root)
+    for table in ("events", "profiles", "campaigns", "campaign_messages", "segment_members", "tag_links"):
+        assert count(root, table) == tiny_db[table].count, table
+    assert result.rows == sum(tiny_db[t].count for t in result_tables(result))
+    # Typed as the schema module says, and hive partitions read back as dates.
+    assert pq.read_schema(root / "campaigns/campaigns.parquet") == table_schema("campaigns")
+    assert pq.read_schema(root / day_file(days[0])) == table_schema("events")
+    kind, first = query(
+        f"SELECT typeof(min(date)), min(date) FROM read_parquet('{root}/events/*/*.parquet', hive_partitioning=true)"
+    )[0]
+    assert kind == "DATE" and first == dt.date.fromisoformat(days[0])
+    when, flag = query(
+        f"SELECT send_time, typeof(archived) FROM read_parquet('{root}/campaigns/*.parquet') WHERE id = 'C1'"
+    )[0]
+    assert when == dt.datetime(2026, 5, 1, 10, 0, tzinfo=dt.UTC) and flag == "BOOLEAN"
+
+
+def result_tables(result) -> set[str]:
+    return {path.split("/")[0] for path in result.written}
+
+
+def test_a_second_export_of_an_unchanged_database_writes_nothing(tiny_db, tmp_path):
+    first = export_parquet(tiny_db, tmp_path)
+    before = files(tmp_path)
+    second = export_parquet(tiny_db, tmp_path)
+    assert second.written == [] and second.removed == [] and second.unchanged == len(first.written)
+    assert files(tmp_path) == before
+
+
+def test_each_kind_of_event_change_rewrites_only_its_day(tiny_db, tmp_path):
+    export_parquet(tiny_db, tmp_path)
+    before = files(tmp_path)
+    # Re-read by a sync (an upsert stamps synced_at) on 05-02, flagged deleted by
+    # reconciliation on 05-03, purged on 05-04 (its only event), moved from 05-10 to 05-11.
+    (reread,) = tiny_db.execute("SELECT * FROM events WHERE datetime LIKE '2026-05-02%' LIMIT 1").fetchall()
+    row = dict(zip([c.name for c in tiny_db["events"].columns], reread, strict=True))
+    Repository(tiny_db).upsert("events", [{**row, "synced_at": "2026-07-01T00:00:00+00:00"}])
+    tiny_db.execute(
+        "UPDATE events SET deleted_at = '2026-07-01T00:00:00+00:00' WHERE id ="
+        " (SELECT id FROM events WHERE datetime LIKE '2026-05-03%' LIMIT 1)"
+    )
+    tiny_db.execute("DELETE FROM events WHERE datetime LIKE '2026-05-04%'")
+    tiny_db.execute(
+        "UPDATE events SET datetime = '2026-05-11T09:00:00+00:00' WHERE id ="
+        " (SELECT id FROM events WHERE datetime LIKE '2026-05-10%' LIMIT 1)"
+    )
+    result = export_parquet(tiny_db, tmp_path)
+    after = files(tmp_path)
+    changed = {day_file(d) for d in ("2026-05-02", "2026-05-03", "2026-05-10", "2026-05-11")}
+    print("written:", result.written, "removed:", result.removed)
+    assert touched(before, after) == changed
+    assert set(result.written) == changed and result.removed == [day_file("2026-05-04")]
+    assert not (tmp_path / "events/date=2026-05-04").exists()
+    assert count(tmp_path, "events") == tiny_db["events"].count
+    deleted = query(
+        f"SELECT count(*) FROM read_parquet('{tmp_path}/events/*/*.parquet') WHERE deleted_at IS NOT NULL"
+    )[0][0]
+    assert (
+        deleted
+        == tiny_db.execute("SELECT count(*) FROM events WHERE deleted_at IS NOT NULL").fetchone()[0]
+        > 0
+    )
+
+
+def test_erased_personal_data_is_null_in_the_export(tiny_db, tmp_path):
+    export_parquet(tiny_db, tmp_path)
+    before = files(tmp_path)
+    # An erasure that stamps nothing (rows flagged deleted before the erasure existed).
+    tiny_db.execute("UPDATE profiles SET email = NULL, first_name = NULL, attributes = NULL WHERE id = 'p1'")
+    result = export_parquet(tiny_db, tmp_path)
+    assert result.written == ["profiles/profiles.parquet"]
+    assert touched(before, files(tmp_path)) == {"profiles/profiles.parquet"}
+    email, name, raw = query(
+        f"SELECT email, first_name, attributes FROM read_parquet('{tmp_path}/profiles/*.parquet') WHERE id = 'p1'"
+    )[0]
+    assert (email, name, raw) == (None, None, None)
+
+
+def test_a_table_without_stamps_is_rewritten_when_its_rows_change(tiny_db, tmp_path):
+    export_parquet(tiny_db, tmp_path)
+    tiny_db["tag_links"].insert({"tag_id": "t1", "resource_type": "campaign", "resource_id": "C1"})
+    assert export_parquet(tiny_db, tmp_path).written == ["tag_links/tag_links.parquet"]
+    assert count(tmp_path, "tag_links") == 1
+
+
+def test_a_crash_mid_export_leaves_the_previous_files_readable(tiny_db, tmp_path):
+    export_parquet(tiny_db, tmp_path)
+    old_rows = {"events": count(tmp_path, "events"), "profiles": count(tmp_path, "profiles")}
+    # Everything changes; the export dies while writing its third file.
+    tiny_db.execute("UPDATE events SET synced_at = '2026-08-01T00:00:00+00:00'")
+    tiny_db.execute("UPDATE profiles SET synced_at = '2026-08-01T00:00:00+00:00'")
+    started: list[str] = []
+
+    def crash(path: str, rows: int) -> None:
+        started.append(path)
+        if len(set(started)) == 3:
+            raise RuntimeError("killed")
+
+    before = files(tmp_path)
+    with pytest.raises(RuntimeError):
+        export_parquet(tiny_db, tmp_path, on_batch=crash, batch_rows=2)
+    assert len(touched(before, files(tmp_path))) == 2  # two files replaced, the third not
+    assert not list(tmp_path.rglob(".*.tmp"))
+    assert {"events": count(tmp_path, "events"), "profiles": count(tmp_path, "profiles")} == old_rows
+    for path in files(tmp_path):
+        pq.read_table(tmp_path / path)  # every file whole
+
+    # The next export finishes the job and does not redo the two files already replaced.
+    result = export_parquet(tiny_db, tmp_path)
+    assert not set(result.written) & set(dict.fromkeys(started[:-1]))
+    assert "profiles/profiles.parquet" in result.written
+    assert query(
+        f"SELECT count(*) FROM read_parquet('{tmp_path}/events/*/*.parquet') WHERE synced_at < '2026-08-01'"
+    )[0] == (0,)
+
+
+def test_temporaries_left_by_a_killed_export_are_ignored_and_swept(tiny_db, tmp_path):
+    export_parquet(tiny_db, tmp_path)
+    stale = tmp_path / "events/date=2026-05-01/.part-0.parquet.999.tmp"
+    stale.write_bytes(b"half a file")
+    assert count(tmp_path, "events") == tiny_db["events"].count  # readers skip it
+    export_parquet(tiny_db, tmp_path)
+    assert not stale.exists()
+
+
+def test_a_partition_deleted_by_hand_is_written_again(tiny_db, tmp_path):
+    export_parquet(tiny_db, tmp_path)
+    (tmp_path / day_file("2026-05-01")).unlink()
+    assert export_parquet(tiny_db, tmp_path).written == [day_file("2026-05-01")]
+
+
+def test_an_account_label_adds_a_column_to_every_file_and_rewrites_them(tiny_db, tmp_path):
+    first = export_parquet(tiny_db, tmp_path)
+    again = export_parquet(tiny_db, tmp_path, account="eu-store")
+    assert sorted(again.written) == sorted(first.written)
+    accounts = query(
+        f"SELECT DISTINCT account FROM read_parquet('{tmp_path}/events/*/*.parquet', hive_partitioning=true)"
+    )
+    assert accounts == [("eu-store",)]
+    assert pq.read_schema(tmp_path / "lists/lists.parquet").names[-1] == "account"
+
+
+def test_a_column_without_an_export_type_is_refused(tiny_db, tmp_path):
+    tiny_db["events"].add_column("new_field", str)
+    with pytest.raises(DatabaseError, match="new_field"):
+        export_parquet(tiny_db, tmp_path)
+
+
+def test_a_file_in_place_of_the_folder_is_a_usage_error(tiny_db, tmp_path):
+    (tmp_path / "f").write_text("")
+    with pytest.raises(UsageError, match="not a folder"):
+        export_parquet(tiny_db, tmp_path / "f")
+
+
+def test_times_without_a_zone_read_as_utc(tiny_db, tmp_path):
+    tiny_db.execute("UPDATE campaigns SET scheduled_at = '2026-05-15' WHERE id = 'C5'")
+    export_parquet(tiny_db, tmp_path)
+    (when,) = query(
+        f"SELECT scheduled_at FROM read_parquet('{tmp_path}/campaigns/*.parquet') WHERE id = 'C5'"
+    )[0]
+    assert when == dt.datetime(2026, 5, 15, tzinfo=dt.UTC)
+    assert os.listdir(tmp_path / "campaigns") == ["campaigns.parquet"]
