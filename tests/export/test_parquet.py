@@ -108,6 +108,33 @@ def test_erased_personal_data_is_null_in_the_export(tiny_db, tmp_path):
     assert (email, name, raw) == (None, None, None)
 
 
+def test_a_privacy_deletion_leaves_the_profile_erased_and_its_rows_flagged_in_the_export(tiny_db, tmp_path):
+    export_parquet(tiny_db, tmp_path)
+    # Reconciliation flags p1 deleted; the erasure trigger (m007) does the rest in the database.
+    when = "2026-07-01T00:00:00+00:00"
+    tiny_db.execute("UPDATE profiles SET deleted_at = ? WHERE id = 'p1'", [when])
+    result = export_parquet(tiny_db, tmp_path)
+    assert {"profiles/profiles.parquet", "segment_members/segment_members.parquet"} <= set(result.written)
+    profile = query(f"SELECT * FROM read_parquet('{tmp_path}/profiles/*.parquet') WHERE id = 'p1'")[0]
+    columns = [n for n in table_schema("profiles").names if n not in ("id", "synced_at", "deleted_at")]
+    erased = dict(zip(table_schema("profiles").names, profile, strict=True))
+    assert {c: erased[c] for c in columns} == dict.fromkeys(columns)
+    assert erased["deleted_at"] == dt.datetime(2026, 7, 1, tzinfo=dt.UTC)
+    live = query(
+        f"SELECT count(*) FROM {scan(tmp_path, 'events')} WHERE profile_id = 'p1' AND deleted_at IS NULL"
+    )[0][0]
+    flagged = query(f"SELECT count(*) FROM {scan(tmp_path, 'events')} WHERE profile_id = 'p1'")[0][0]
+    assert (
+        live == 0
+        and flagged
+        == tiny_db.execute("SELECT count(*) FROM events WHERE profile_id = 'p1'").fetchone()[0]
+        > 0
+    )
+    for table in ("list_members", "segment_members"):
+        rows = query(f"SELECT email, deleted_at FROM {scan(tmp_path, table)} WHERE profile_id = 'p1'")
+        assert rows and all(email is None and deleted is not None for email, deleted in rows), table
+
+
 def test_a_table_without_stamps_is_rewritten_when_its_rows_change(tiny_db, tmp_path):
     export_parquet(tiny_db, tmp_path)
     tiny_db["tag_links"].insert({"tag_id": "t1", "resource_type": "campaign", "resource_id": "C1"})
