@@ -33,7 +33,9 @@ class AccountTarget:
     def require_api_key(self) -> str:
         """The account's key, or a ConfigError naming the account and its variable."""
         if not self.settings.api_key:
-            raise ConfigError(f"account {self.name}: no API key: set {self.key_env} to its private key (pk_…)")
+            raise ConfigError(
+                f"account {self.name}: no API key: set {self.key_env} to its private key (pk_…)"
+            )
         return self.settings.api_key
 
 

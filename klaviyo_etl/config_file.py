@@ -407,7 +407,9 @@ def _schedule(path: Path, where: str, table: dict[str, Any]) -> dict[str, Interv
     out: dict[str, Interval] = {}
     for stream, text in table.items():
         if stream not in STREAM_NAMES:
-            raise ConfigError(f"config {path}: {where} {stream}: unknown stream (known: {', '.join(STREAM_NAMES)})")
+            raise ConfigError(
+                f"config {path}: {where} {stream}: unknown stream (known: {', '.join(STREAM_NAMES)})"
+            )
         try:
             if not isinstance(text, str):
                 raise ValueError(f"{text!r} is not a string; {_INTERVAL_HELP}")
@@ -421,7 +423,9 @@ def _first_problem(exc: ValidationError) -> str:
     """Pydantic's first error as "[section] key: problem", the way the file reads."""
     errors = exc.errors()
     # A key written into the file is the problem to name first, whatever else is wrong.
-    literal = [e for e in errors if len(e["loc"]) == 3 and e["loc"][0] == "accounts" and e["loc"][2] in _KEY_WORDS]
+    literal = [
+        e for e in errors if len(e["loc"]) == 3 and e["loc"][0] == "accounts" and e["loc"][2] in _KEY_WORDS
+    ]
     error = (literal or errors)[0]
     loc = [str(part) for part in error["loc"]]
     if loc[0] == "accounts" and len(loc) >= 2:
