@@ -112,7 +112,7 @@ base_url = "http://127.0.0.1:8080/"
         ("[sync]\nlookback_days = -1\n", "[sync] lookback_days: Input should be greater than or equal to 0"),
         ('[sync]\nreconcile_days = "weekly"\n', "[sync] reconcile_days: Input should be a valid number"),
         ('[defaults]\nbase_url = "a.klaviyo.com"\n', "[defaults] base_url: must start with http://"),
-        ("[schedules]\n", "[schedules]: unknown section (known: schedule, sync, defaults, reports)"),
+        ("[schedules]\n", "[schedules]: unknown section (known: schedule, sync, defaults, reports, accounts)"),
         ("[schedule\n", "invalid TOML: "),
     ],
 )
