@@ -75,6 +75,7 @@ def _run_accounts(accounts: list[AccountTarget], poll: float) -> None:
     from klaviyo_etl.config_file import load_config
     from klaviyo_etl.schedule import Scheduler, engine_runner
     from klaviyo_etl.signals import stop_on_signals
+    from klaviyo_etl.sync.accounts import LinkedStop
 
     for account in accounts:
         account.require_api_key()  # fail now, not at the first due stream
@@ -89,7 +90,8 @@ def _run_accounts(accounts: list[AccountTarget], poll: float) -> None:
             account.config,
             runner,
             poll_seconds=poll,
-            stop=stop,
+            # its own stop, so that its rejected key stops it alone; a signal stops them all
+            stop=LinkedStop(stop),
             reload=lambda name=account.name: load_config().for_account(name),
         )
         schedulers.append((account, holder["it"]))

@@ -80,7 +80,7 @@ def exit_code(results: list[AccountResult]) -> int:
     return max((r.exit_code for r in results), default=0)
 
 
-class _LinkedStop(threading.Event):
+class LinkedStop(threading.Event):
     """An account's stop event: set on its own (its key was rejected) or by the run's (a signal)."""
 
     def __init__(self, parent: threading.Event):
@@ -209,7 +209,7 @@ async def _run_one(
             db = open_database(job.settings.db_path)
             held.callback(db.close)
             streams = await _run_async(
-                job.settings, job.options, db, run_id, progress, _LinkedStop(stop), factory, pools=pools
+                job.settings, job.options, db, run_id, progress, LinkedStop(stop), factory, pools=pools
             )
         outcome.result = SyncResult(run_id, streams)
     except KlaviyoEtlError as exc:  # the key, the revision, the lock: this account only

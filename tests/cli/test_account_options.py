@@ -5,13 +5,19 @@ fails only that account; without the options the tool works as before."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 
 import pytest
 from typer.testing import CliRunner
 
 from klaviyo_etl.cli import app
-from tests.helpers.sync import TABLE_OF, assert_matches_sandbox, live_ids
+from klaviyo_etl.sync.names import resolve
+from tests.helpers.sync import TABLE_OF, assert_matches_sandbox, live_ids, wait_for_rows
 
 
 @pytest.fixture(scope="module")
@@ -131,3 +137,42 @@ def test_status_all_accounts_shows_each_account_and_reports_a_missing_database(a
     rows = json.loads(result.stdout)
     assert {r["account"] for r in rows if "stream" in r} == {"acme"}
     assert "Error: account globex: " in result.stderr
+
+
+def test_schedule_run_keeps_the_other_accounts_going_after_one_key_is_rejected(accounts, tmp_path):
+    env = {**os.environ, **_env(tmp_path, accounts, KEY_GLOBEX="pk_revoked_0000")}
+    db = tmp_path / "klaviyo.db"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "klaviyo_etl",
+            "--db",
+            str(db),
+            "schedule",
+            "run",
+            "--all-accounts",
+            "--poll",
+            "1",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        acme_db = tmp_path / "klaviyo-acme.db"
+        wait_for_rows(
+            proc, acme_db, "sync_runs", at_least=len(resolve(None)), timeout=60
+        )  # every stream ran once
+        time.sleep(0.5)
+        assert proc.poll() is None, proc.communicate()  # acme's loop is still running
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, err
+    assert "Error: account globex: 401" in err and "KEY_GLOBEX" in err
+    assert "Traceback" not in err
+    assert_matches_sandbox(acme_db, accounts["acme"].data)
