@@ -16,7 +16,7 @@ from klaviyo_etl.cli.report_options import MaxAge, OutputOptions, report_options
 from klaviyo_etl.db import open_database
 from klaviyo_etl.db.conversion import conversion_metric
 from klaviyo_etl.db.rollups import needs_rebuild
-from klaviyo_etl.errors import UsageError
+from klaviyo_etl.errors import KlaviyoEtlError, UsageError
 from klaviyo_etl.reports import audience, customers, messages, overview, timeseries
 from klaviyo_etl.reports.accounts import combine
 from klaviyo_etl.reports.compare import compare_report
@@ -78,10 +78,15 @@ def _run(
     if accounts is None:
         report = _build_one(settings, conversion_setting(), name, build, out, source, limit)
     else:
-        reports = {
-            a.name: _build_one(a.settings, a.config.conversion_metric, name, build, out, source, None)
-            for a in accounts
-        }
+        reports = {}
+        for account in accounts:
+            try:
+                reports[account.name] = _build_one(
+                    account.settings, account.config.conversion_metric, name, build, out, source, None
+                )
+            except KlaviyoEtlError as exc:  # say which account's database or sync failed
+                exc.args = (f"account {account.name}: {exc}",)
+                raise
         report = combine(reports, sort=sort, limit=limit)
     shape = {"columns": out.columns, "wide": out.wide}
     if out.output is None:

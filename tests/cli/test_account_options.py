@@ -176,3 +176,10 @@ def test_schedule_run_keeps_the_other_accounts_going_after_one_key_is_rejected(a
     assert "Error: account globex: 401" in err and "KEY_GLOBEX" in err
     assert "Traceback" not in err
     assert_matches_sandbox(acme_db, accounts["acme"].data)
+
+
+def test_a_report_names_the_account_whose_database_is_missing(accounts, tmp_path):
+    assert _invoke(tmp_path, accounts, "sync", "tags", "--account", "acme", "--quiet").exit_code == 0
+    result = _invoke(tmp_path, accounts, "report", "campaigns", "--all-accounts")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: account globex: ") and "Traceback" not in result.output
