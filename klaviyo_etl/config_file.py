@@ -21,6 +21,12 @@ and the problem, because a scheduler that silently ignores a typo never runs the
     [reports]
     conversion_metric = "Placed Order"   # a metric name or id; default: the "Placed Order"
                                          # metric with the most events
+
+    [accounts.acme]                      # optional: several accounts, `--account acme`
+    key_env = "KLAVIYO_KEY_ACME"         # the environment variable holding its key, never the key
+    db = "~/klaviyo-acme.db"             # default: klaviyo-acme.db beside the default database
+    lookback_days = 5                    # also: reconcile_days, conversion_metric, base_url
+    schedule = { events = "30m" }        # over [schedule], for this account only
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass, replace
+from dataclasses import field as dc_field
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +166,54 @@ class ReportsSection(BaseModel):
         return value.strip() if value is not None else None
 
 
+# An account's name: what `--account NAME` takes and what its default database file carries.
+_ACCOUNT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Klaviyo's private keys start "pk_"; anything else that is no variable name is refused too.
+_KEY_WORDS = ("key", "api_key", "private_key")
+_KEY_HINT = (
+    "keys never go in the config file: put the key in an environment variable"
+    ' and name the variable here (key_env = "KLAVIYO_KEY_NAME")'
+)
+
+
+class AccountSection(BaseModel):
+    """`[accounts.NAME]`: one Klaviyo account, its key's variable, its database and overrides."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key_env: str
+    db: Path | None = None
+    base_url: str | None = None
+    lookback_days: float | None = Field(None, ge=0)
+    reconcile_days: float | None = Field(None, gt=0)
+    conversion_metric: str | None = None
+    schedule: dict[str, Any] = {}
+
+    @field_validator("key_env")
+    @classmethod
+    def _variable(cls, value: str) -> str:
+        value = value.strip()
+        if value.lower().startswith("pk_") or not _ENV_NAME_RE.match(value):
+            raise ValueError(f"looks like an API key, not an environment variable name; {_KEY_HINT}")
+        return value
+
+    @field_validator("db")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return DefaultsSection._expand(value)
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return DefaultsSection._url(value)
+
+    @field_validator("conversion_metric")
+    @classmethod
+    def _metric(cls, value: str | None) -> str | None:
+        return ReportsSection._not_blank(value)
+
+
 class FileContents(BaseModel):
     """Exactly what the file may hold; everything unknown is an error, not silently ignored."""
 
@@ -168,6 +223,29 @@ class FileContents(BaseModel):
     sync: SyncSection = SyncSection()
     defaults: DefaultsSection = DefaultsSection()
     reports: ReportsSection = ReportsSection()
+    accounts: dict[str, AccountSection] = {}
+
+
+@dataclass(frozen=True)
+class Account:
+    """One `[accounts.NAME]` of the file, validated: where its key is and what it overrides.
+
+    `db` None: the account's file sits beside the default database (`account_db_path`).
+    """
+
+    name: str
+    key_env: str
+    db: Path | None = None
+    base_url: str | None = None
+    lookback_days: float | None = None
+    reconcile_days: float | None = None
+    conversion_metric: str | None = None
+    schedule: tuple[tuple[str, Interval], ...] = ()
+
+
+def account_db_path(default_db: Path, name: str) -> Path:
+    """An account's database when the file names none: `klaviyo-NAME.db` beside the default."""
+    return default_db.with_name(f"{default_db.stem}-{name}{default_db.suffix or '.db'}")
 
 
 @dataclass(frozen=True)
@@ -192,6 +270,17 @@ class Config:
     base_url: str | None
     from_file: frozenset[str]  # dotted keys the file sets, e.g. "schedule.events"
     conversion_metric: str | None = None  # [reports]: a metric name or id (None: the default rule)
+    accounts: dict[str, Account] = dc_field(default_factory=dict)  # [accounts.NAME], by name
+
+    def for_account(self, name: str) -> Config:
+        """This config as account `name` sees it: its own windows, metric and schedule first."""
+        account = self.accounts[name]
+        changes: dict[str, Any] = {"schedule": {**self.schedule, **dict(account.schedule)}}
+        for key in ("lookback_days", "reconcile_days", "conversion_metric"):
+            value = getattr(account, key)
+            if value is not None:
+                changes[key] = value
+        return replace(self, **changes)
 
     def interval(self, stream: str) -> Interval:
         return self.schedule.get(stream, Interval.parse(FALLBACK_INTERVAL))
@@ -215,6 +304,19 @@ class Config:
                 source("reports.conversion_metric"),
             )
         )
+        for account in self.accounts.values():
+            prefix = f"accounts.{account.name}"
+            rows.append(Setting(f"{prefix}.key_env", account.key_env, "file"))
+            rows.append(
+                Setting(f"{prefix}.db", str(account.db) if account.db else "(beside the default db)", "file")
+            )
+            for key in ("base_url", "lookback_days", "reconcile_days", "conversion_metric"):
+                value = getattr(account, key)
+                if value is not None:
+                    shown = _num(value) if isinstance(value, float) else str(value)
+                    rows.append(Setting(f"{prefix}.{key}", shown, "file"))
+            for stream, interval in account.schedule:
+                rows.append(Setting(f"{prefix}.schedule.{stream}", str(interval), "file"))
         return rows
 
 
@@ -262,17 +364,25 @@ def load_config(path: str | Path | None = None) -> Config:
     schedule = {
         stream: Interval.parse(DEFAULT_SCHEDULE.get(stream, FALLBACK_INTERVAL)) for stream in STREAM_NAMES
     }
-    for stream, text in contents.schedule.items():
-        if stream not in STREAM_NAMES:
+    schedule.update(_schedule(path, "[schedule]", contents.schedule))
+    accounts = {}
+    for name, section in contents.accounts.items():
+        if not _ACCOUNT_NAME_RE.match(name):
             raise ConfigError(
-                f"config {path}: [schedule] {stream}: unknown stream (known: {', '.join(STREAM_NAMES)})"
+                f"config {path}: [accounts.{name}]: an account name may hold letters, digits, '_', '-'"
+                " and '.' (it names the account's database file)"
             )
-        try:
-            if not isinstance(text, str):
-                raise ValueError(f"{text!r} is not a string; {_INTERVAL_HELP}")
-            schedule[stream] = Interval.parse(text)
-        except ValueError as exc:
-            raise ConfigError(f"config {path}: [schedule] {stream}: {exc}") from None
+        own = _schedule(path, f"[accounts.{name}.schedule]", section.schedule)
+        accounts[name] = Account(
+            name=name,
+            key_env=section.key_env,
+            db=section.db,
+            base_url=section.base_url,
+            lookback_days=section.lookback_days,
+            reconcile_days=section.reconcile_days,
+            conversion_metric=section.conversion_metric,
+            schedule=tuple(own.items()),
+        )
 
     from_file = {f"schedule.{stream}" for stream in contents.schedule}
     for section in ("sync", "defaults", "reports"):
@@ -288,13 +398,38 @@ def load_config(path: str | Path | None = None) -> Config:
         base_url=contents.defaults.base_url,
         from_file=frozenset(from_file),
         conversion_metric=contents.reports.conversion_metric,
+        accounts=accounts,
     )
+
+
+def _schedule(path: Path, where: str, table: dict[str, Any]) -> dict[str, Interval]:
+    """A `[schedule]` table read: stream -> interval, or one ConfigError line."""
+    out: dict[str, Interval] = {}
+    for stream, text in table.items():
+        if stream not in STREAM_NAMES:
+            raise ConfigError(
+                f"config {path}: {where} {stream}: unknown stream (known: {', '.join(STREAM_NAMES)})"
+            )
+        try:
+            if not isinstance(text, str):
+                raise ValueError(f"{text!r} is not a string; {_INTERVAL_HELP}")
+            out[stream] = Interval.parse(text)
+        except ValueError as exc:
+            raise ConfigError(f"config {path}: {where} {stream}: {exc}") from None
+    return out
 
 
 def _first_problem(exc: ValidationError) -> str:
     """Pydantic's first error as "[section] key: problem", the way the file reads."""
-    error = exc.errors()[0]
+    errors = exc.errors()
+    # A key written into the file is the problem to name first, whatever else is wrong.
+    literal = [
+        e for e in errors if len(e["loc"]) == 3 and e["loc"][0] == "accounts" and e["loc"][2] in _KEY_WORDS
+    ]
+    error = (literal or errors)[0]
     loc = [str(part) for part in error["loc"]]
+    if loc[0] == "accounts" and len(loc) >= 2:
+        return _account_problem(error, loc)
     if len(loc) == 1:
         where = f"[{loc[0]}]"
     else:
@@ -306,6 +441,24 @@ def _first_problem(exc: ValidationError) -> str:
         return f"{where}: unknown key (known: {', '.join(section.model_fields)})"
     message = error["msg"].removeprefix("Value error, ")
     return f"{where}: {message} (got {error.get('input')!r})"
+
+
+def _account_problem(error: Any, loc: list[str]) -> str:
+    """A problem inside `[accounts.NAME]`, said the way the file reads."""
+    where = f"[accounts.{loc[1]}]"
+    if len(loc) == 2:
+        return f"{where}: must be a table with key_env (got {error.get('input')!r})"
+    key = loc[2]
+    if error["type"] == "extra_forbidden":
+        if key in _KEY_WORDS:
+            return f"{where} {key}: {_KEY_HINT}"
+        return f"{where} {key}: unknown key (known: {', '.join(AccountSection.model_fields)})"
+    if error["type"] == "missing":
+        return f"{where} {key}: missing; name the environment variable holding this account's key"
+    message = error["msg"].removeprefix("Value error, ")
+    if key == "key_env":
+        return f"{where} {key}: {message}"  # never echo what may be a key
+    return f"{where} {'.'.join(loc[2:])}: {message} (got {error.get('input')!r})"
 
 
 def default_config_text() -> str:
@@ -338,6 +491,14 @@ def default_config_text() -> str:
         "# The metric counted as a conversion (a name or an id), in every report and in the",
         f"# Reporting API requests. Default: the {kc.PLACED_ORDER!r} metric with the most events.",
         f'# conversion_metric = "{kc.PLACED_ORDER}"',
+        "",
+        "# Several accounts: one section each, then `--account NAME` or `--all-accounts`.",
+        "# Keys never go in this file: key_env names the environment variable holding the key.",
+        "# [accounts.acme]",
+        '# key_env = "KLAVIYO_KEY_ACME"',
+        '# db = "~/klaviyo-acme.db"        # default: klaviyo-acme.db beside the default database',
+        "# lookback_days = 5              # also reconcile_days, conversion_metric, base_url",
+        '# schedule = { events = "30m" }  # over [schedule], for this account only',
         "",
     ]
     return "\n".join(lines)

@@ -7,6 +7,7 @@ done and an ETA, projected from the time taken so far, and not only a page count
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from collections.abc import Callable
@@ -167,3 +168,22 @@ def progress_for(quiet: bool, json_output: bool) -> RichProgress | LogProgress:
     if quiet or json_output or not sys.stderr.isatty():
         return LogProgress(quiet=quiet or json_output)
     return RichProgress()
+
+
+class AccountProgress:
+    """One account's view of the shared display: its streams show as `ACCOUNT/stream`."""
+
+    def __init__(self, inner: RichProgress | LogProgress, account: str):
+        self.inner, self.account = inner, account
+
+    def _name(self, stream: str) -> str:
+        return f"{self.account}/{stream}"
+
+    def start(self, stream: str) -> None:
+        self.inner.start(self._name(stream))
+
+    def advance(self, stream: str, rows: int, pages: int, requests: int, covered: Covered = None) -> None:
+        self.inner.advance(self._name(stream), rows, pages, requests, covered)
+
+    def finish(self, result: StreamResult) -> None:
+        self.inner.finish(dataclasses.replace(result, stream=self._name(result.stream)))

@@ -112,7 +112,10 @@ base_url = "http://127.0.0.1:8080/"
         ("[sync]\nlookback_days = -1\n", "[sync] lookback_days: Input should be greater than or equal to 0"),
         ('[sync]\nreconcile_days = "weekly"\n', "[sync] reconcile_days: Input should be a valid number"),
         ('[defaults]\nbase_url = "a.klaviyo.com"\n', "[defaults] base_url: must start with http://"),
-        ("[schedules]\n", "[schedules]: unknown section (known: schedule, sync, defaults, reports)"),
+        (
+            "[schedules]\n",
+            "[schedules]: unknown section (known: schedule, sync, defaults, reports, accounts)",
+        ),
         ("[schedule\n", "invalid TOML: "),
     ],
 )
@@ -181,3 +184,84 @@ def test_the_conversion_metric_setting_is_a_name_or_an_id(tmp_path):
     with pytest.raises(ConfigError, match=r"\[reports\] metric: unknown key \(known: conversion_metric\)"):
         _load(tmp_path, '[reports]\nmetric = "x"\n')
     assert load_config(write_default_config(tmp_path / "d.toml")).conversion_metric is None
+
+
+ACCOUNTS = """
+[sync]
+lookback_days = 2
+
+[accounts.acme]
+key_env = "KLAVIYO_KEY_ACME"
+
+[accounts.globex]
+key_env = "KLAVIYO_KEY_GLOBEX"
+db = "~/globex.db"
+base_url = "http://127.0.0.1:9/"
+lookback_days = 7
+reconcile_days = 3
+conversion_metric = "Ordered Product"
+schedule = { events = "30m", profiles = "off" }
+"""
+
+
+def test_accounts_name_their_key_variable_database_and_own_settings(tmp_path):
+    config = _load(tmp_path, ACCOUNTS)
+    assert list(config.accounts) == ["acme", "globex"]
+    acme, globex = config.accounts["acme"], config.accounts["globex"]
+    assert (acme.key_env, acme.db) == ("KLAVIYO_KEY_ACME", None)
+    assert globex.db == Path("~/globex.db").expanduser()
+    assert globex.base_url == "http://127.0.0.1:9"
+    # an account's settings go over the file's, for that account only
+    seen = config.for_account("globex")
+    assert (seen.lookback_days, seen.reconcile_days, seen.conversion_metric) == (7, 3, "Ordered Product")
+    assert str(seen.interval("events")) == "30m" and seen.interval("profiles").off
+    assert str(seen.interval("campaigns")) == DEFAULT_SCHEDULE["campaigns"]
+    plain = config.for_account("acme")
+    assert (plain.lookback_days, str(plain.interval("events"))) == (2, "1h")
+    assert "accounts.globex.schedule.events" in {s.key for s in config.settings()}
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            '[accounts.acme]\nkey_env = "pk_live_0123456789abcdef"\n',
+            "[accounts.acme] key_env: looks like an API key, not an environment variable name;"
+            " keys never go in the config file",
+        ),
+        ('[accounts.acme]\nkey = "pk_live_0123"\n', "[accounts.acme] key: keys never go in the config file"),
+        ('[accounts.acme]\napi_key = "x"\nkey_env = "K"\n', "[accounts.acme] api_key: keys never go in"),
+        ("[accounts.acme]\n", "[accounts.acme] key_env: missing; name the environment variable"),
+        (
+            '[accounts.acme]\nkey_env = "K"\nlookback = 3\n',
+            "[accounts.acme] lookback: unknown key (known: key_env",
+        ),
+        (
+            '[accounts.acme]\nkey_env = "K"\nlookback_days = -1\n',
+            "[accounts.acme] lookback_days: Input should be",
+        ),
+        (
+            '[accounts.acme]\nkey_env = "K"\nschedule = { event = "1h" }\n',
+            "[accounts.acme.schedule] event: unknown",
+        ),
+        (
+            '[accounts.acme]\nkey_env = "K"\nschedule = { events = "5s" }\n',
+            "[accounts.acme.schedule] events: '5s'",
+        ),
+        ('[accounts."a b"]\nkey_env = "K"\n', "[accounts.a b]: an account name may hold letters"),
+        ('accounts = "acme"\n', "[accounts]: Input should be a valid dictionary"),
+    ],
+)
+def test_account_mistakes_are_one_line_and_a_key_in_the_file_is_refused(tmp_path, text, message):
+    with pytest.raises(ConfigError) as caught:
+        _load(tmp_path, text)
+    error = str(caught.value)
+    assert "\n" not in error
+    assert message in error
+    assert "pk_live" not in error  # the refused key is not echoed back
+
+
+def test_the_written_default_file_shows_an_account_section_commented_out(tmp_path):
+    text = default_config_text()
+    assert "# [accounts.acme]" in text and '# key_env = "KLAVIYO_KEY_ACME"' in text
+    assert load_config(write_default_config(tmp_path / "c.toml")).accounts == {}

@@ -61,3 +61,20 @@ def test_log_progress_prints_percent_and_eta_lines_off_a_terminal(capsys):
     assert "events: 10%" not in out
     assert "events: 40% ETA 3m 00s, 5,000 rows, 5 pages" in out
     assert "tags" not in out
+
+
+def test_each_accounts_streams_show_under_its_name_in_one_display(capsys):
+    from klaviyo_etl.progress import AccountProgress
+
+    shared = LogProgress()
+    acme, globex = AccountProgress(shared, "acme"), AccountProgress(shared, "globex")
+    acme.start("events")
+    globex.start("events")
+    result = StreamResult("events", "failed", error="boom")
+    globex.finish(result)
+    acme.finish(StreamResult("events", "ok", rows=5, pages=1))
+    captured = capsys.readouterr()
+    assert "acme/events: started" in captured.out and "globex/events: started" in captured.out
+    assert "acme/events: ok 5 rows" in captured.out
+    assert "globex/events: FAILED" in captured.err
+    assert result.stream == "events"  # the engine's own result keeps the stream's name

@@ -12,11 +12,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from klaviyo_etl.cli.account_options import account_options
 from klaviyo_etl.cli.common import settings_of
 from klaviyo_etl.cli.report_options import report_options
 from klaviyo_etl.reports.periods import Period
+from klaviyo_etl.settings import Settings
 
 if TYPE_CHECKING:
+    from klaviyo_etl.accounts import AccountTarget
     from klaviyo_etl.check import Access, Figures
 
 Tolerance = Annotated[
@@ -45,9 +48,11 @@ Format = Annotated[str, typer.Option("--format", "-f", help="table | json.")]
 
 
 @report_options(compare=False, output=False)
+@account_options
 def check(
     ctx: typer.Context,
     period: Period,
+    accounts: list[AccountTarget] | None,
     tolerance: Tolerance = 0.02,
     floor: Floor = 1.0,
     sync: Sync = False,
@@ -55,20 +60,60 @@ def check(
 ) -> None:
     """Check the API key's scopes, the pinned revision, and `report campaigns` / `report flows`
     against Klaviyo's Reporting API figures. Exit 0: all good; 1: a scope is missing or figures
-    differ; 2: key rejected, revision retired, or nothing stored to compare yet.
+    differ; 2: key rejected, revision retired, or nothing stored to compare yet. With several
+    accounts, each is checked under its name and the exit code is the worst of theirs.
 
     Example: KLAVIYO_API_KEY=pk_... klaviyo-etl check --last 30d --sync
     """
-    from klaviyo_etl.check import CHECK_STREAMS, Figures, compare_figures, run_access_check
     from klaviyo_etl.cli.report import conversion_setting
-    from klaviyo_etl.db import open_database
-    from klaviyo_etl.errors import DatabaseError, UsageError
-    from klaviyo_etl.sync.engine import SyncOptions, make_client, run_sync
+    from klaviyo_etl.errors import KlaviyoEtlError, UsageError
 
     if fmt not in ("table", "json"):
         raise UsageError(f"--format {fmt!r} must be table or json")
-    settings = settings_of(ctx)
-    conversion = conversion_setting()
+    if accounts is None:
+        access, figures, exit_code = _check_one(
+            settings_of(ctx), conversion_setting(), period, tolerance, floor, sync
+        )
+        if fmt == "json":
+            typer.echo(json.dumps(_json(access, figures, exit_code), indent=2))
+        else:
+            _print(_console(), access, figures)
+        raise typer.Exit(exit_code)
+    codes: list[int] = []
+    out: list[dict] = []
+    console = _console()
+    for account in accounts:
+        if fmt == "table":
+            console.print(f"account   {account.name} ({account.settings.db_path})", style="bold")
+        try:
+            account.require_api_key()
+            access, figures, code = _check_one(
+                account.settings, account.config.conversion_metric, period, tolerance, floor, sync
+            )
+        except KlaviyoEtlError as exc:
+            message = str(exc).replace("KLAVIYO_API_KEY", account.key_env)
+            codes.append(exc.exit_code)
+            out.append({"account": account.name, "ok": False, "error": message})
+            typer.echo(f"Error: account {account.name}: {message}", err=True)
+            continue
+        codes.append(code)
+        out.append({"account": account.name, **_json(access, figures, code)})
+        if fmt == "table":
+            _print(console, access, figures)
+    if fmt == "json":
+        typer.echo(json.dumps({"ok": not any(codes), "accounts": out}, indent=2))
+    raise typer.Exit(max(codes, default=0))
+
+
+def _check_one(
+    settings: Settings, conversion: str | None, period: Period, tolerance: float, floor: float, sync: bool
+) -> tuple[Access, Figures, int]:
+    """One account's check: what the probes found, the figures compared, the exit code."""
+    from klaviyo_etl.check import CHECK_STREAMS, Figures, compare_figures, run_access_check
+    from klaviyo_etl.db import open_database
+    from klaviyo_etl.errors import DatabaseError
+    from klaviyo_etl.sync.engine import SyncOptions, make_client, run_sync
+
     access = run_access_check(make_client(settings))
     if sync:
         result = run_sync(settings, SyncOptions(streams=CHECK_STREAMS, conversion_metric=conversion))
@@ -86,18 +131,20 @@ def check(
             db.close()
     problems = access.missing_scopes or access.failed or figures.rows
     exit_code = 2 if figures.advice and not figures.comparable else 1 if problems else 0
-    if fmt == "json":
-        typer.echo(
-            json.dumps({"ok": exit_code == 0, **access.to_json(), "figures": figures.to_json()}, indent=2)
-        )
-    else:
-        # Names and advice are plain text (a campaign may be called "[Test] Sale"), and each
-        # finding stays on one line however narrow the terminal.
-        console = Console(markup=False, highlight=False, soft_wrap=True)
-        if not console.is_terminal:
-            console.width = max(console.width, 160)  # piped or captured: room for the table
-        _print(console, access, figures)
-    raise typer.Exit(exit_code)
+    return access, figures, exit_code
+
+
+def _json(access: Access, figures: Figures, exit_code: int) -> dict:
+    return {"ok": exit_code == 0, **access.to_json(), "figures": figures.to_json()}
+
+
+def _console() -> Console:
+    # Names and advice are plain text (a campaign may be called "[Test] Sale"), and each
+    # finding stays on one line however narrow the terminal.
+    console = Console(markup=False, highlight=False, soft_wrap=True)
+    if not console.is_terminal:
+        console.width = max(console.width, 160)  # piped or captured: room for the table
+    return console
 
 
 def _print(console: Console, access: Access, figures: Figures) -> None:

@@ -60,10 +60,30 @@ def _effective(ctx: typer.Context, settings: Settings, config: Config) -> list[d
             return given
         return "file" if file_value is not None else "default"
 
-    return [
+    rows = [
         {"key": "db", "value": str(settings.db_path), "source": source("db", config.db)},
         {"key": "base_url", "value": settings.base_url, "source": source("base_url", config.base_url)},
     ]
+    if config.accounts:
+        from klaviyo_etl.accounts import account_target
+
+        for name, account in config.accounts.items():
+            target = account_target(settings, config, name)
+            rows.append(
+                {
+                    "key": f"account {name} db",
+                    "value": str(target.settings.db_path),
+                    "source": "file" if account.db else "beside db",
+                }
+            )
+            rows.append(
+                {
+                    "key": f"account {name} key",
+                    "value": "set" if target.settings.api_key else "NOT SET",
+                    "source": f"environment {account.key_env}",
+                }
+            )
+    return rows
 
 
 def _show(ctx: typer.Context, as_json: bool) -> None:

@@ -4,23 +4,30 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
+from klaviyo_etl.cli.account_options import account_options
 from klaviyo_etl.cli.common import settings_of
 from klaviyo_etl.cli.freshness import ensure_fresh
 from klaviyo_etl.cli.report_options import MaxAge, OutputOptions, report_options
 from klaviyo_etl.db import open_database
 from klaviyo_etl.db.conversion import conversion_metric
 from klaviyo_etl.db.rollups import needs_rebuild
+from klaviyo_etl.errors import KlaviyoEtlError, UsageError
 from klaviyo_etl.reports import audience, customers, messages, overview, timeseries
+from klaviyo_etl.reports.accounts import combine
 from klaviyo_etl.reports.compare import compare_report
 from klaviyo_etl.reports.html import dashboard_html
 from klaviyo_etl.reports.model import Report
 from klaviyo_etl.reports.periods import Period, compare_period
 from klaviyo_etl.reports.render import render
+from klaviyo_etl.settings import Settings
+
+if TYPE_CHECKING:
+    from klaviyo_etl.accounts import AccountTarget
 
 app = typer.Typer(
     help="Reports from the local database: overview, campaigns, flows, forms, segments, lists,"
@@ -55,30 +62,61 @@ def _run(
     out: OutputOptions,
     source: str = "events",
     table: bool = True,
+    *,
+    accounts: list[AccountTarget] | None = None,
+    sort: str | None = None,
+    limit: int | None = None,
 ) -> None:
     """Open the database, sync first if --max-age asks, build the report and render it.
 
-    `build(db, conversion)` gets the `[reports] conversion_metric` setting; every report
-    names the conversion metric in its header and `meta.conversion_metric`.
+    `build(db, conversion, limit)` gets the `[reports] conversion_metric` setting; every
+    report names the conversion metric in its header and `meta.conversion_metric`. With
+    several accounts each account's report is built (without the limit) from its own
+    database, and `reports.accounts.combine` merges them, then sorts and limits.
     """
-    fmt, output, max_age = out.fmt, out.output, out.max_age
     settings = settings_of(ctx)
-    conversion = conversion_setting()
+    if accounts is None:
+        report = _build_one(settings, conversion_setting(), name, build, out, source, limit)
+    else:
+        reports = {}
+        for account in accounts:
+            try:
+                reports[account.name] = _build_one(
+                    account.settings, account.config.conversion_metric, name, build, out, source, None
+                )
+            except KlaviyoEtlError as exc:  # say which account's database or sync failed
+                exc.args = (f"account {account.name}: {exc}",)
+                raise
+        report = combine(reports, sort=sort, limit=limit)
+    shape = {"columns": out.columns, "wide": out.wide}
+    if out.output is None:
+        render(report, out.fmt, **shape, table=table)
+    else:
+        with open(out.output, "w", encoding="utf-8") as handle:
+            render(report, out.fmt, handle, Console(file=handle, width=200), **shape, table=table)
+        if not settings.quiet:
+            typer.echo(f"wrote {out.output}", err=True)
+
+
+def _build_one(
+    settings: Settings,
+    conversion: str | None,
+    name: str,
+    build: Callable[..., Report],
+    out: OutputOptions,
+    source: str,
+    limit: int | None,
+) -> Report:
+    """One database's report (one account's)."""
+    max_age = out.max_age
     db = open_database(settings.db_path, create=max_age is not None)  # --max-age may sync first
     try:
         ensure_fresh(settings, db, name, max_age, source=source, conversion=conversion)
         _announce_rebuild(db, settings.quiet, conversion)
-        report = build(db, conversion)
+        report = build(db, conversion, limit)
         if "conversion_metric" not in report.meta:
             report.set_conversion(conversion_metric(db, conversion))
-        shape = {"columns": out.columns, "wide": out.wide}
-        if output is None:
-            render(report, fmt, **shape, table=table)
-        else:
-            with open(output, "w", encoding="utf-8") as handle:
-                render(report, fmt, handle, Console(file=handle, width=200), **shape, table=table)
-            if not settings.quiet:
-                typer.echo(f"wrote {output}", err=True)
+        return report
     finally:
         db.close()
 
@@ -98,21 +136,34 @@ def _announce_rebuild(db, quiet: bool, conversion: str | None = None) -> None:
 
 @app.command("overview")
 @report_options()
-def overview_cmd(ctx: typer.Context, period: Period, against: Period | None, out: OutputOptions) -> None:
+@account_options
+def overview_cmd(
+    ctx: typer.Context,
+    period: Period,
+    against: Period | None,
+    out: OutputOptions,
+    accounts: list[AccountTarget] | None,
+) -> None:
     """KPI cards: revenue, orders, active and new profiles, sends, open/click/conversion rate,
     form submissions."""
     _run(
-        ctx, "overview", lambda db, conversion: overview.overview_report(db, period, against, conversion), out
+        ctx,
+        "overview",
+        lambda db, conversion, _limit: overview.overview_report(db, period, against, conversion),
+        out,
+        accounts=accounts,
     )
 
 
 @app.command("campaigns")
 @report_options()
+@account_options
 def campaigns_cmd(
     ctx: typer.Context,
     period: Period,
     against: Period | None,
     out: OutputOptions,
+    accounts: list[AccountTarget] | None,
     sort: Sort = None,
     limit: Limit = None,
     channel: Channel = None,
@@ -120,7 +171,7 @@ def campaigns_cmd(
 ) -> None:
     """Per campaign sent in the period: recipients, opens, clicks, conversions, revenue ..."""
 
-    def build(db, conversion):
+    def build(db, conversion, limit):
         if source == "compare":
             return compare_report(
                 db, "campaign-values", period, channel=channel, sort=sort, limit=limit, conversion=conversion
@@ -129,16 +180,18 @@ def campaigns_cmd(
             db, period, against, channel=channel, sort=sort, limit=limit, source=source, conversion=conversion
         )
 
-    _run(ctx, "campaigns", build, out, source)
+    _run(ctx, "campaigns", build, out, source, accounts=accounts, sort=sort, limit=limit)
 
 
 @app.command("flows")
 @report_options()
+@account_options
 def flows_cmd(
     ctx: typer.Context,
     period: Period,
     against: Period | None,
     out: OutputOptions,
+    accounts: list[AccountTarget] | None,
     by: Annotated[str, typer.Option("--by", help="flow (per flow and channel) | message.")] = "flow",
     sort: Sort = None,
     limit: Limit = None,
@@ -147,7 +200,7 @@ def flows_cmd(
 ) -> None:
     """Per flow (and channel) or per flow message: the campaign figures over the period."""
 
-    def build(db, conversion):
+    def build(db, conversion, limit):
         if source == "compare":
             return compare_report(
                 db, "flow-values", period, channel=channel, sort=sort, limit=limit, conversion=conversion
@@ -164,7 +217,7 @@ def flows_cmd(
             conversion=conversion,
         )
 
-    _run(ctx, "flows", build, out, source)
+    _run(ctx, "flows", build, out, source, accounts=accounts, sort=sort, limit=limit)
 
 
 def _audience_command(name: str, build: Callable, doc: str) -> Callable:
@@ -175,18 +228,19 @@ def _audience_command(name: str, build: Callable, doc: str) -> Callable:
         period: Period,
         against: Period | None,
         out: OutputOptions,
+        accounts: list[AccountTarget] | None,
         sort: Sort = None,
         limit: Limit = None,
     ) -> None:
-        def build_one(db, conversion):
+        def build_one(db, conversion, limit):
             extra = {"conversion": conversion} if name == "forms" else {}  # forms read the rollups
             return build(db, period, against, sort=sort, limit=limit, **extra)
 
-        _run(ctx, name, build_one, out)
+        _run(ctx, name, build_one, out, accounts=accounts, sort=sort, limit=limit)
 
     command.__doc__ = doc
     command.__name__ = f"{name}_cmd"
-    return report_options()(command)
+    return report_options()(account_options(command))
 
 
 for _name, _build, _doc in (
@@ -203,12 +257,14 @@ for _name, _build, _doc in (
 
 @app.command("metric")
 @report_options(default="90d")
+@account_options
 def metric_cmd(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Metric name, e.g. 'Placed Order'.")],
     period: Period,
     against: Period | None,
     out: OutputOptions,
+    accounts: list[AccountTarget] | None,
     interval: Annotated[str, typer.Option("--interval", help="hour | day | week | month.")] = "day",
     measure: Annotated[
         str, typer.Option("--measure", help="count | value ($value sum) | uniques (profiles).")
@@ -233,7 +289,7 @@ def metric_cmd(
     _run(
         ctx,
         "metric",
-        lambda db, conversion: timeseries.metric_report(
+        lambda db, conversion, _limit: timeseries.metric_report(
             db,
             name,
             period,
@@ -248,16 +304,19 @@ def metric_cmd(
         ),
         out,
         table=table,
+        accounts=accounts,
     )
 
 
 @app.command("rfm")
 @report_options(default="365d")
+@account_options
 def rfm_cmd(
     ctx: typer.Context,
     period: Period,
     against: Period | None,
     out: OutputOptions,
+    accounts: list[AccountTarget] | None,
     by: Annotated[str, typer.Option("--by", help="segment | profile.")] = "segment",
     sort: Sort = None,
     limit: Limit = None,
@@ -266,43 +325,57 @@ def rfm_cmd(
     _run(
         ctx,
         "rfm",
-        lambda db, conversion: customers.rfm_report(
+        lambda db, conversion, limit: customers.rfm_report(
             db, period, against, by=by, sort=sort, limit=limit, conversion=conversion
         ),
         out,
+        accounts=accounts,
+        sort=sort,
+        limit=limit,
     )
 
 
 @app.command("cohorts")
 @report_options(default="365d", compare=False)
+@account_options
 def cohorts_cmd(
     ctx: typer.Context,
     period: Period,
     out: OutputOptions,
+    accounts: list[AccountTarget] | None,
     months: Annotated[int, typer.Option("--months", help="Months to follow.")] = 12,
 ) -> None:
     """Monthly retention cohorts by first order month (cohorts starting in the period)."""
     _run(
         ctx,
         "cohorts",
-        lambda db, conversion: customers.cohort_report(db, period, months=months, conversion=conversion),
+        lambda db, conversion, _limit: customers.cohort_report(
+            db, period, months=months, conversion=conversion
+        ),
         out,
+        accounts=accounts,
     )
 
 
 @app.command("dashboard")
 @report_options(compare=False, output=False)
+@account_options
 def dashboard_cmd(
     ctx: typer.Context,
     html_file: Annotated[Path, typer.Option("--html", help="HTML file to write.")],
     period: Period,
+    accounts: list[AccountTarget] | None,
     compare: Annotated[str | None, typer.Option("--compare", help="previous | year | none.")] = "previous",
     max_age: MaxAge = None,
 ) -> None:
-    """One self-contained HTML page: KPI cards, charts, campaign and flow tables."""
+    """One self-contained HTML page: KPI cards, charts, campaign and flow tables (one account)."""
     against = compare_period(period, None if compare == "none" else compare)
     settings = settings_of(ctx)
     conversion = conversion_setting()
+    if accounts is not None:
+        if len(accounts) != 1:
+            raise UsageError("report dashboard is one account's page: give one --account")
+        settings, conversion = accounts[0].settings, accounts[0].config.conversion_metric
     db = open_database(settings.db_path, create=max_age is not None)
     try:
         ensure_fresh(settings, db, "dashboard", max_age, conversion=conversion)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
+import logging
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -12,19 +15,23 @@ from rich.console import Console
 from rich.table import Table
 
 from klaviyo_etl import REVISION
+from klaviyo_etl.cli.account_options import account_options
 from klaviyo_etl.cli.config import configured
 from klaviyo_etl.settings import DEFAULT_BASE_URL
 from klaviyo_etl.sync.names import ALIASES
 
 if TYPE_CHECKING:
+    from klaviyo_etl.accounts import AccountTarget
     from klaviyo_etl.schedule import StreamPlan
 
 app = typer.Typer(help="Sync each stream on its own schedule (see `klaviyo-etl config`).")
 
 
 @app.command("run")
+@account_options
 def run(
     ctx: typer.Context,
+    accounts: list[AccountTarget] | None,
     poll: Annotated[
         float,
         typer.Option("--poll", min=1, help="Longest sleep between checks, and the wait after a locked run."),
@@ -34,10 +41,14 @@ def run(
 
     A failed stream is logged and retried with backoff; the others carry on. A manual `sync`
     meanwhile holds the database lock, and the loop skips that pass and tries again. Stopping
-    lets the page being written commit first.
+    lets the page being written commit first. With several accounts, each runs its own
+    schedule in the same process, and its log lines start with its name.
     """
     from klaviyo_etl.schedule import Scheduler, engine_runner
 
+    if accounts is not None:
+        _run_accounts(accounts, poll)
+        return
     settings, config = configured(ctx)
     settings.require_api_key()  # fail now, not at the first due stream
     from klaviyo_etl.config_file import load_config
@@ -49,9 +60,79 @@ def run(
     scheduler.run()  # returns only after a clean stop, which is a success (exit 0)
 
 
+class _AccountPrefix(logging.Filter):
+    """Log lines from an account's scheduler thread start with the account's name."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        name = threading.current_thread().name
+        if name.startswith("account:"):
+            record.msg = f"{name.removeprefix('account:')}: {record.msg}"
+        return True
+
+
+def _run_accounts(accounts: list[AccountTarget], poll: float) -> None:
+    """`schedule run` for several accounts: one scheduler thread each, one stop for all."""
+    from klaviyo_etl.config_file import load_config
+    from klaviyo_etl.schedule import Scheduler, engine_runner
+    from klaviyo_etl.signals import stop_on_signals
+    from klaviyo_etl.sync.accounts import LinkedStop
+
+    for account in accounts:
+        account.require_api_key()  # fail now, not at the first due stream
+    stop = threading.Event()
+    failed: dict[str, str] = {}
+    schedulers = []
+    for account in accounts:
+        holder: dict[str, Scheduler] = {}
+        runner = engine_runner(account.settings, lambda holder=holder: holder["it"].config)
+        holder["it"] = Scheduler(
+            account.settings.db_path,
+            account.config,
+            runner,
+            poll_seconds=poll,
+            # its own stop, so that its rejected key stops it alone; a signal stops them all
+            stop=LinkedStop(stop),
+            reload=lambda name=account.name: load_config().for_account(name),
+        )
+        schedulers.append((account, holder["it"]))
+
+    def loop(account: AccountTarget, scheduler: Scheduler) -> None:
+        try:
+            scheduler.run(handle_signals=False)
+        except Exception as exc:  # this account's key or revision: the others carry on
+            failed[account.name] = str(exc).replace("KLAVIYO_API_KEY", account.key_env)
+            logging.getLogger("klaviyo_etl.schedule").error("stopped: %s", failed[account.name])
+
+    prefix = _AccountPrefix()
+    handlers = logging.getLogger().handlers
+    for handler in handlers:
+        handler.addFilter(prefix)
+    threads = [
+        threading.Thread(target=loop, args=pair, name=f"account:{pair[0].name}", daemon=True)
+        for pair in schedulers
+    ]
+    try:
+        with stop_on_signals(stop):
+            for thread in threads:
+                thread.start()
+            while any(t.is_alive() for t in threads):
+                for thread in threads:
+                    thread.join(timeout=0.5)
+    finally:
+        stop.set()
+        for handler in handlers:
+            handler.removeFilter(prefix)
+    for name, error in failed.items():
+        typer.echo(f"Error: account {name}: {error}", err=True)
+    if failed:
+        raise typer.Exit(1)
+
+
 @app.command("crontab")
+@account_options
 def crontab(
     ctx: typer.Context,
+    accounts: list[AccountTarget] | None,
     log: Annotated[
         Path | None,
         typer.Option("--log", help="File the cron job appends its output to.", show_default=False),
@@ -61,6 +142,16 @@ def crontab(
     from klaviyo_etl.schedule import crontab_text, default_log_path
 
     settings, config = configured(ctx)
+    sync_options: list[str] = []
+    variables = ["KLAVIYO_API_KEY"]
+    if accounts is not None:
+        # One line for every account: `sync --due` runs them at once, each on its schedule,
+        # and wakes as often as the most frequent stream of any account needs.
+        schedule = {f"{a.name}/{s}": i for a in accounts for s, i in a.config.schedule.items()}
+        config = dataclasses.replace(config, schedule=schedule)
+        every = len(accounts) == len(config.accounts)
+        sync_options = ["--all-accounts"] if every else [o for a in accounts for o in ("--account", a.name)]
+        variables = [a.key_env for a in accounts]
     log_path = (log or default_log_path()).expanduser().absolute()
     # cron's `>>` fails if the directory is missing, and nothing would tell the user.
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -70,7 +161,14 @@ def crontab(
     if settings.revision != REVISION:
         extra += ["--revision", settings.revision]
     typer.echo(
-        crontab_text(config, db_path=settings.db_path, log_path=log_path, extra_options=extra),
+        crontab_text(
+            config,
+            db_path=settings.db_path,
+            log_path=log_path,
+            extra_options=extra,
+            sync_options=sync_options,
+            key_variables=variables,
+        ),
         nl=False,
     )
 
@@ -111,34 +209,58 @@ def _last_run(p: StreamPlan, now: dt.datetime) -> str:
 
 
 @app.command("status")
+@account_options
 def status(
     ctx: typer.Context,
+    accounts: list[AccountTarget] | None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Show each stream's interval, last success, last run and when it is next due."""
-    from klaviyo_etl.db import open_database
-    from klaviyo_etl.schedule import plan
-
     settings, config = configured(ctx)
-    now = dt.datetime.now(dt.UTC)
-    db = open_database(settings.db_path)
-    try:
-        plans = plan(db, config, now)
-    finally:
-        db.close()
+    if accounts is None:
+        _status(settings, config, as_json)
+        return
     if as_json:
         typer.echo(
             json.dumps(
-                {
-                    "db": str(settings.db_path),
-                    "config": str(config.path),
-                    "now": now.isoformat(timespec="seconds"),
-                    "streams": [p.as_dict(now) for p in plans],
-                },
-                indent=2,
+                [{"account": a.name, **_status_json(a.settings, a.config)} for a in accounts], indent=2
             )
         )
         return
+    for account in accounts:
+        Console().print(f"account {account.name}", style="bold")
+        _status(account.settings, account.config, False)
+
+
+def _plans(settings, config, now: dt.datetime) -> list[StreamPlan]:
+    from klaviyo_etl.db import open_database
+    from klaviyo_etl.schedule import plan
+
+    db = open_database(settings.db_path)
+    try:
+        return plan(db, config, now)
+    finally:
+        db.close()
+
+
+def _status_json(settings, config) -> dict:
+    now = dt.datetime.now(dt.UTC)
+    plans = _plans(settings, config, now)
+    return {
+        "db": str(settings.db_path),
+        "config": str(config.path),
+        "now": now.isoformat(timespec="seconds"),
+        "streams": [p.as_dict(now) for p in plans],
+    }
+
+
+def _status(settings, config, as_json: bool) -> None:
+    """One database's schedule: a table, or JSON."""
+    if as_json:
+        typer.echo(json.dumps(_status_json(settings, config), indent=2))
+        return
+    now = dt.datetime.now(dt.UTC)
+    plans = _plans(settings, config, now)
     table = Table("stream", "every", "last success", "last run", "next due", "due now")
     for p in plans:
         table.add_row(

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Column, Table
 
+from klaviyo_etl.cli.account_options import account_options
 from klaviyo_etl.cli.common import settings_of
+
+if TYPE_CHECKING:
+    from klaviyo_etl.accounts import AccountTarget
 
 
 def compact_time(value: str | None, now: dt.datetime | None = None, tz: dt.tzinfo | None = None) -> str:
@@ -37,19 +41,55 @@ def compact_time(value: str | None, now: dt.datetime | None = None, tz: dt.tzinf
     return when.date().isoformat()
 
 
+@account_options
 def status(
     ctx: typer.Context,
+    accounts: list[AccountTarget] | None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Per stream: last success, watermark, rows, last run, last error."""
+    """Per stream: last success, watermark, rows, last run, last error.
+
+    With several accounts, one table per account (JSON: `account` on every row); an account
+    whose database cannot be read is reported under its name, and the exit code is 1.
+    """
     from klaviyo_etl.db import open_database
+    from klaviyo_etl.errors import DatabaseError
     from klaviyo_etl.sync.status import stream_status
 
-    rows = stream_status(open_database(settings_of(ctx).db_path, create=False))
-    if json_output:
-        typer.echo(json.dumps(rows, indent=2))
+    if accounts is None:
+        rows = stream_status(open_database(settings_of(ctx).db_path, create=False))
+        if json_output:
+            typer.echo(json.dumps(rows, indent=2))
+            return
+        Console().print(status_table(rows))
         return
-    Console().print(status_table(rows))
+    by_account: dict[str, list[dict]] = {}
+    failed: dict[str, str] = {}
+    for account in accounts:
+        try:
+            db = open_database(account.settings.db_path, create=False)
+        except DatabaseError as exc:
+            failed[account.name] = str(exc)
+            continue
+        try:
+            by_account[account.name] = stream_status(db)
+        finally:
+            db.close()
+    if json_output:
+        rows = [{"account": name, **row} for name, rows in by_account.items() for row in rows]
+        errors = [{"account": name, "error": error} for name, error in failed.items()]
+        typer.echo(json.dumps(rows + errors, indent=2))
+    else:
+        console = Console()
+        for account in accounts:
+            if account.name in by_account:
+                table = status_table(by_account[account.name])
+                table.title, table.title_justify = f"{account.name} ({account.settings.db_path})", "left"
+                console.print(table)
+    for name, error in failed.items():
+        typer.echo(f"Error: account {name}: {error}", err=True)
+    if failed:
+        raise typer.Exit(1)
 
 
 def status_table(rows: list[dict], now: dt.datetime | None = None, tz: dt.tzinfo | None = None) -> Table:

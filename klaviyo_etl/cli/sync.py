@@ -5,12 +5,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from klaviyo_etl.cli.account_options import account_options
 from klaviyo_etl.errors import UsageError
 from klaviyo_etl.sync.names import STREAM_NAMES
+
+if TYPE_CHECKING:
+    from klaviyo_etl.accounts import AccountTarget
+    from klaviyo_etl.config_file import Config
+    from klaviyo_etl.settings import Settings
+    from klaviyo_etl.sync.engine import SyncOptions
 
 
 def _valid_date(value: str | None) -> str | None:
@@ -24,8 +31,10 @@ def _valid_date(value: str | None) -> str | None:
         raise UsageError(f"--since {value!r} is not a date (use YYYY-MM-DD or ISO 8601)") from None
 
 
+@account_options
 def sync(
     ctx: typer.Context,
+    accounts: list[AccountTarget] | None,
     streams: Annotated[
         list[str] | None,
         typer.Argument(help=f"Streams to sync (default all): {', '.join(STREAM_NAMES)}."),
@@ -70,7 +79,12 @@ def sync(
     ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
-    """Sync streams from Klaviyo into the database (incremental by default)."""
+    """Sync streams from Klaviyo into the database (incremental by default).
+
+    With --account or --all-accounts, the accounts sync at once, each into its own database.
+
+    Example: klaviyo-etl sync all --all-accounts --quiet
+    """
     from klaviyo_etl.cli.config import configured
     from klaviyo_etl.progress import progress_for
     from klaviyo_etl.signals import stop_on_signals
@@ -78,26 +92,38 @@ def sync(
 
     settings, config = configured(ctx)
     names = [n for n in (streams or []) if n != "all"] or None
-    if due:
-        from klaviyo_etl.schedule import due_stream_names
+    since = _valid_date(since)
 
-        names = due_stream_names(settings, config)
-        if not names:
-            if json_output:
-                typer.echo(json.dumps({"run_id": None, "ok": True, "streams": []}))
-            elif not settings.quiet:
-                typer.echo("nothing is due")
-            return
-    options = SyncOptions(
-        streams=names,
-        full_refresh=full_refresh,
-        since=_valid_date(since),
-        reconcile=reconcile,
-        predictive=predictive,
-        lookback_days=config.lookback_days if lookback_days is None else lookback_days,
-        reconcile_days=config.reconcile_days if reconcile_days is None else reconcile_days,
-        conversion_metric=config.conversion_metric,
-    )
+    def options_for(settings: Settings, config: Config) -> SyncOptions | None:
+        """The run's options for one account; None when --due finds nothing due."""
+        picked = names
+        if due:
+            from klaviyo_etl.schedule import due_stream_names
+
+            picked = due_stream_names(settings, config)
+            if not picked:
+                return None
+        return SyncOptions(
+            streams=picked,
+            full_refresh=full_refresh,
+            since=since,
+            reconcile=reconcile,
+            predictive=predictive,
+            lookback_days=config.lookback_days if lookback_days is None else lookback_days,
+            reconcile_days=config.reconcile_days if reconcile_days is None else reconcile_days,
+            conversion_metric=config.conversion_metric,
+        )
+
+    if accounts is not None:
+        _sync_accounts(settings, accounts, options_for, json_output)
+        return
+    options = options_for(settings, config)
+    if options is None:
+        if json_output:
+            typer.echo(json.dumps({"run_id": None, "ok": True, "streams": []}))
+        elif not settings.quiet:
+            typer.echo("nothing is due")
+        return
     stop = threading.Event()  # SIGINT/SIGTERM: finish the page being written, then stop
     with progress_for(settings.quiet, json_output) as progress, stop_on_signals(stop):
         result = run_sync(settings, options, progress=progress, stop=stop)
@@ -113,3 +139,53 @@ def sync(
             )
         )
     raise typer.Exit(result.exit_code)
+
+
+def _sync_accounts(settings: Settings, accounts: list[AccountTarget], options_for, json_output: bool) -> None:
+    """Sync several accounts at once; report each under its name; exit 1 if any failed."""
+    from klaviyo_etl.progress import AccountProgress, progress_for
+    from klaviyo_etl.signals import stop_on_signals
+    from klaviyo_etl.sync.accounts import AccountResult, AccountSync, exit_code, run_accounts
+
+    jobs: list[AccountSync] = []
+    idle: list[AccountResult] = []  # --due found nothing due
+    for account in accounts:
+        options = options_for(account.settings, account.config)
+        if options is None:
+            idle.append(AccountResult(account.name))
+        else:
+            jobs.append(AccountSync(account.name, account.settings, options))
+    stop = threading.Event()
+    with progress_for(settings.quiet, json_output) as progress, stop_on_signals(stop):
+        results = run_accounts(jobs, progress=lambda name: AccountProgress(progress, name), stop=stop)
+    by_name = {r.name: r for r in [*results, *idle]}
+    ordered = [by_name[a.name] for a in accounts]
+    key_envs = {a.name: a.key_env for a in accounts}
+    for outcome in ordered:
+        if outcome.error:
+            # The client's message names the single account's variable; say this one's.
+            outcome.error = outcome.error.replace("KLAVIYO_API_KEY", key_envs[outcome.name])
+            typer.echo(f"Error: account {outcome.name}: {outcome.error}", err=True)
+        elif outcome.result is None and not settings.quiet and not json_output:
+            typer.echo(f"{outcome.name}: nothing is due")
+    if json_output:
+        typer.echo(
+            json.dumps(
+                {
+                    "ok": all(r.ok or (r.result is None and r.error is None) for r in ordered),
+                    "accounts": [
+                        {
+                            "account": r.name,
+                            "db": str(next(a.settings.db_path for a in accounts if a.name == r.name)),
+                            "run_id": r.result.run_id if r.result else None,
+                            "ok": r.error is None and (r.result is None or r.result.ok),
+                            "error": r.error,
+                            "streams": [dataclasses.asdict(s) for s in r.result.streams] if r.result else [],
+                        }
+                        for r in ordered
+                    ],
+                },
+                indent=2,
+            )
+        )
+    raise typer.Exit(exit_code(results))

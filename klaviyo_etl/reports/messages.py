@@ -297,6 +297,11 @@ def campaign_report(
     return report.set_conversion(picked)
 
 
+def figure_totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The totals of campaign or flow rows (see `_totals`), e.g. of several accounts' rows."""
+    return _totals(rows)
+
+
 def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Counts summed over rows (rows without figures skipped) and the rates recomputed; the
     open rate and click-to-open rate only over the rows of channels with opens (None if none)."""

@@ -50,6 +50,9 @@ class Report:
     compare: Period | None = None
     meta: dict[str, Any] = field(default_factory=dict)  # extra top-level JSON fields
     notes: list[str] = field(default_factory=list)  # lines for humans under the table
+    # Rows the table shows last, set apart (the totals of several accounts); not in JSON/CSV
+    # rows, whose figures are in `meta`.
+    footer: list[dict[str, Any]] = field(default_factory=list)
 
     def set_conversion(self, metric: ConversionMetric | None) -> Report:
         """Name the conversion metric the figures count: `meta.conversion_metric` (null when

@@ -174,7 +174,7 @@ def _title(report: Report) -> str:
 
 
 def _cells(report: Report, columns: list[Column]) -> dict[str, list[str]]:
-    return {c.key: [cell(row, c) for row in report.rows] for c in columns}
+    return {c.key: [cell(row, c) for row in [*report.rows, *report.footer]] for c in columns}
 
 
 def to_table(report: Report, layout: Layout | None = None) -> Table:
@@ -225,6 +225,11 @@ def to_table(report: Report, layout: Layout | None = None) -> Table:
             else:
                 cells.append(text)
         table.add_row(*cells)
+    for index, row in enumerate(report.footer):
+        texts = ["" if row.get(c.key) is None and not c.numeric else cell(row, c) for c in layout.columns]
+        table.add_row(*texts, style="bold", end_section=False)
+        if index == 0 and report.rows:
+            table.rows[len(report.rows) - 1].end_section = True
     return table
 
 

@@ -100,8 +100,14 @@ def crontab_text(
     command: list[str] | None = None,
     extra_options: Sequence[str] = (),
     now: dt.datetime | None = None,
+    sync_options: Sequence[str] = (),
+    key_variables: Sequence[str] = ("KLAVIYO_API_KEY",),
 ) -> str:
-    """Paste-able crontab lines (header comments and one job line) for `config`'s schedule."""
+    """Paste-able crontab lines (header comments and one job line) for `config`'s schedule.
+
+    `sync_options` follow `sync --due` (`--all-accounts`); `key_variables` are the variables
+    the header asks to set (each account's `key_env`).
+    """
     command = command or klaviyo_command()
     now = now or dt.datetime.now(dt.UTC)
     groups: dict[Interval, list[str]] = {}
@@ -111,8 +117,10 @@ def crontab_text(
     lines = [
         f"# klaviyo-etl scheduled sync, from `klaviyo-etl schedule crontab` on {now:%Y-%m-%d}.",
         "# Install: run `crontab -e` and paste these lines. cron does not read your shell",
-        "# profile, so give it your key on a line of its own above them:",
-        "#   KLAVIYO_API_KEY=pk_...",
+        "# profile, so give it your key on a line of its own above them:"
+        if len(key_variables) == 1
+        else "# profile, so give it your keys, each on a line of its own above them:",
+        *(f"#   {variable}=pk_..." for variable in key_variables),
         f"# Streams and intervals (from {config.path}):",
     ]
     lines += [f"#   {str(interval):>6}: {', '.join(streams)}" for interval, streams in by_length]
@@ -136,6 +144,7 @@ def crontab_text(
         "--quiet",
         "sync",
         "--due",
+        *sync_options,
     ]
     job = " ".join(_cron_quote(a) for a in argv)
     env = f"{CONFIG_ENV}={_cron_quote(str(config.path.absolute()))}"

@@ -88,11 +88,12 @@ async def _run_async(
     progress: Progress | None,
     stop: threading.Event,
     client_factory: Callable[[], KlaviyoClient],
+    pools: ParserPools | None = None,  # several accounts share one (see sync/accounts.py)
 ) -> list[StreamResult]:
     streams = build_streams()
     names = resolve(options.streams)
     writer = Writer(db)
-    pools = ParserPools(workers=min(4, max(2, os.cpu_count() or 2)))
+    pools = pools or ParserPools(workers=min(4, max(2, os.cpu_count() or 2)))
     results: dict[str, StreamResult] = {}
     fatal: list[Exception] = []
     local_started = dt.datetime.now(dt.UTC).replace(microsecond=0)

@@ -14,19 +14,21 @@ from klaviyo_etl.reports.periods import Period
 
 PERIOD = ["--from", "--to", "--last"]
 OUTPUT = ["--format", "--output", "--max-age", "--columns", "--wide"]
+ACCOUNTS = ["--account", "--all-accounts"]  # after the command's own options
 REPORTS = {
-    "overview": PERIOD + ["--compare"] + OUTPUT,
-    "campaigns": PERIOD + ["--compare", "--sort", "--limit", "--channel", "--source"] + OUTPUT,
-    "flows": PERIOD + ["--compare", "--by", "--sort", "--limit", "--channel", "--source"] + OUTPUT,
-    "forms": PERIOD + ["--compare", "--sort", "--limit"] + OUTPUT,
-    "segments": PERIOD + ["--compare", "--sort", "--limit"] + OUTPUT,
-    "lists": PERIOD + ["--compare", "--sort", "--limit"] + OUTPUT,
+    "overview": PERIOD + ["--compare"] + ACCOUNTS + OUTPUT,
+    "campaigns": PERIOD + ["--compare", "--sort", "--limit", "--channel", "--source"] + ACCOUNTS + OUTPUT,
+    "flows": PERIOD + ["--compare", "--by", "--sort", "--limit", "--channel", "--source"] + ACCOUNTS + OUTPUT,
+    "forms": PERIOD + ["--compare", "--sort", "--limit"] + ACCOUNTS + OUTPUT,
+    "segments": PERIOD + ["--compare", "--sort", "--limit"] + ACCOUNTS + OUTPUT,
+    "lists": PERIOD + ["--compare", "--sort", "--limit"] + ACCOUNTS + OUTPUT,
     "metric": PERIOD
     + ["--compare", "--interval", "--measure", "--window", "--z", "--forecast", "--method", "--table"]
+    + ACCOUNTS
     + OUTPUT,
-    "rfm": PERIOD + ["--compare", "--by", "--sort", "--limit"] + OUTPUT,
-    "cohorts": PERIOD + ["--months"] + OUTPUT,
-    "dashboard": ["--html"] + PERIOD + ["--compare", "--max-age"],
+    "rfm": PERIOD + ["--compare", "--by", "--sort", "--limit"] + ACCOUNTS + OUTPUT,
+    "cohorts": PERIOD + ["--months"] + ACCOUNTS + OUTPUT,
+    "dashboard": ["--html"] + PERIOD + ["--compare", "--max-age"] + ACCOUNTS,
 }
 
 

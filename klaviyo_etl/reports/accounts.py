@@ -1,0 +1,78 @@
+"""One report over several accounts: each account's report built as usual, then merged here.
+
+`combine({name: report, ...})` puts every row under an `account` column (JSON carries
+`account` on every row), and recomputes the totals from the summed counts of every row,
+never by averaging the accounts' rates. The totals go to `meta.totals` and, for the table,
+to a last bold row (`Report.footer`), which JSON and CSV rows leave out. Each account's own
+meta (its totals, its conversion metric, its comparison) stays under `meta.accounts`.
+
+The accounts' reports must be built without `--limit`, so the totals count every row;
+`combine` applies the sort and the limit to the merged rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from klaviyo_etl.errors import UsageError
+from klaviyo_etl.reports import messages
+from klaviyo_etl.reports.model import IDENTITY, KEY, Column, Report, sort_rows
+
+ACCOUNT_COLUMN = Column("account", "Account", priority=KEY)
+
+# Reports whose figures add up, and how their totals are recomputed from the rows.
+TOTALS: dict[str, Callable[[list[dict[str, Any]]], dict[str, Any]]] = {
+    "campaigns": lambda rows: {"campaigns": len(rows), **messages.figure_totals(rows)},
+    "flows": lambda rows: {"rows": len(rows), **messages.figure_totals(rows)},
+}
+# The order the merged rows take when no --sort is given (else: account by account).
+DEFAULT_SORT = {"campaigns": "send_time:desc"}
+
+
+def combine(reports: dict[str, Report], *, sort: str | None = None, limit: int | None = None) -> Report:
+    """The accounts' reports (same kind, by account name) as one report with an account column."""
+    if not reports:
+        raise UsageError("no accounts to report on")
+    first = next(iter(reports.values()))
+    if first.name == "overview":
+        raise UsageError(
+            "report overview shows one account's cards: give one --account (campaigns, flows and"
+            " the other tables take several)"
+        )
+    columns = [ACCOUNT_COLUMN, *(c for c in first.columns if c.key != "account")]
+    rows = [{"account": name, **row} for name, report in reports.items() for row in report.rows]
+    meta: dict[str, Any] = {
+        "accounts": {name: {k: v for k, v in r.meta.items()} for name, r in reports.items()},
+        "conversion_metric": None,  # each account has its own: see meta.accounts
+    }
+    footer: list[dict[str, Any]] = []
+    total = TOTALS.get(first.name)
+    if total is not None:
+        meta["totals"] = total(rows)
+        identity = next((c.key for c in first.columns if c.priority == IDENTITY), None)
+        label = {"account": f"{len(reports)} accounts"}
+        if identity:
+            label[identity] = "Total"
+        footer.append({**meta["totals"], **label})
+    if sort or first.name in DEFAULT_SORT:
+        rows = sort_rows(rows, columns, sort, default=DEFAULT_SORT.get(first.name))
+    if limit is not None:
+        rows = rows[:limit]
+    notes = []
+    for name, report in reports.items():
+        caption = report.conversion_caption
+        if caption:
+            notes.append(f"{name}: {caption}")
+        notes += [f"{name}: {note}" for note in report.notes]
+    return Report(
+        first.name,
+        f"{first.title} ({len(reports)} accounts)",
+        columns,
+        rows,
+        first.period,
+        first.compare,
+        meta=meta,
+        notes=notes,
+        footer=footer,
+    )

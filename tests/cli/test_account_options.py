@@ -1,0 +1,185 @@
+"""`--account NAME` / `--all-accounts` against two sandbox accounts served at once: one
+process syncs both, each into its own database; reports merge them; one account's revoked key
+fails only that account; without the options the tool works as before."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from klaviyo_etl.cli import app
+from klaviyo_etl.sync.names import resolve
+from tests.helpers.sync import TABLE_OF, assert_matches_sandbox, live_ids, wait_for_rows
+
+
+@pytest.fixture(scope="module")
+def accounts(sandbox_factory):
+    """Two accounts of different seeds, each on its own server: {name: Sandbox}."""
+    with sandbox_factory("tiny", seed=3) as acme, sandbox_factory("tiny", seed=7) as globex:
+        yield {"acme": acme, "globex": globex}
+
+
+def _config(tmp_path, accounts) -> str:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        "".join(
+            f'[accounts.{name}]\nkey_env = "KEY_{name.upper()}"\nbase_url = "{sb.server.url}"\n\n'
+            for name, sb in accounts.items()
+        ),
+        encoding="utf-8",
+    )
+    return str(path)
+
+
+def _env(tmp_path, accounts, **overrides: str) -> dict[str, str]:
+    env = {f"KEY_{name.upper()}": sb.config.api_key for name, sb in accounts.items()}
+    env["KLAVIYO_ETL_CONFIG"] = _config(tmp_path, accounts)
+    env["KLAVIYO_API_KEY"] = ""
+    return {**env, **overrides}
+
+
+def _invoke(tmp_path, accounts, *args: str, **env: str):
+    return CliRunner().invoke(
+        app, ["--db", str(tmp_path / "klaviyo.db"), *args], env=_env(tmp_path, accounts, **env)
+    )
+
+
+def test_sync_all_accounts_fills_each_database_with_its_own_account(accounts, tmp_path):
+    result = _invoke(tmp_path, accounts, "sync", "all", "--all-accounts", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert [a["account"] for a in summary["accounts"]] == ["acme", "globex"]
+    assert all(a["ok"] for a in summary["accounts"]) and summary["ok"]
+    for name, sandbox in accounts.items():
+        db = tmp_path / f"klaviyo-{name}.db"  # beside the default database
+        assert_matches_sandbox(db, sandbox.data)
+    # different seeds, so a database holding the other account's rows would show
+    assert live_ids(tmp_path / "klaviyo-acme.db", "profiles") != live_ids(
+        tmp_path / "klaviyo-globex.db", "profiles"
+    )
+    assert not (tmp_path / "klaviyo.db").exists()  # the single account's database is untouched
+
+
+def test_sync_output_names_the_account_on_every_stream_line(accounts, tmp_path):
+    result = _invoke(tmp_path, accounts, "sync", "tags", "--account", "globex")
+    assert result.exit_code == 0, result.output
+    assert "globex/tags: started" in result.output and "acme/" not in result.output
+    assert not (tmp_path / "klaviyo-acme.db").exists()
+
+
+def test_report_campaigns_all_accounts_json_carries_both_accounts(accounts, tmp_path):
+    assert _invoke(tmp_path, accounts, "sync", "all", "--all-accounts", "--quiet").exit_code == 0
+    result = _invoke(
+        tmp_path, accounts, "report", "campaigns", "--all-accounts", "--last", "365d", "-f", "json"
+    )
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert {row["account"] for row in body["rows"]} == {"acme", "globex"}
+    for name in accounts:
+        alone = _invoke(
+            tmp_path, accounts, "report", "campaigns", "--account", name, "--last", "365d", "-f", "json"
+        )
+        own = json.loads(alone.stdout)
+        assert [r["campaign_id"] for r in body["rows"] if r["account"] == name] == [
+            r["campaign_id"] for r in own["rows"]
+        ]
+        assert body["accounts"][name]["totals"] == own["totals"]
+    recipients = sum(body["accounts"][n]["totals"]["recipients"] for n in accounts)
+    assert body["totals"]["recipients"] == recipients
+    table = _invoke(tmp_path, accounts, "report", "campaigns", "--all-accounts", "--last", "365d")
+    assert table.exit_code == 0 and "2 accounts" in table.stdout and "Total" in table.stdout
+
+
+def test_a_revoked_key_fails_that_account_only_and_exits_1(accounts, tmp_path):
+    result = _invoke(tmp_path, accounts, "sync", "all", "--all-accounts", KEY_GLOBEX="pk_revoked_0000")
+    assert result.exit_code == 1, result.output
+    assert "Error: account globex: 401" in result.stderr and "KEY_GLOBEX" in result.stderr
+    assert "account acme" not in result.stderr and "Traceback" not in result.output
+    assert_matches_sandbox(tmp_path / "klaviyo-acme.db", accounts["acme"].data)
+    conn = sqlite3.connect(tmp_path / "klaviyo-acme.db")
+    assert {s for (s,) in conn.execute("SELECT status FROM sync_runs")} == {"ok"}
+
+
+def test_an_unknown_account_exits_2_listing_the_configured_ones(accounts, tmp_path):
+    for command in (["sync", "all"], ["status"], ["report", "campaigns"], ["schedule", "status"], ["check"]):
+        result = _invoke(tmp_path, accounts, *command, "--account", "initech")
+        assert result.exit_code == 2, (command, result.output)
+        assert "unknown account 'initech' (configured: acme, globex)" in result.stderr
+        assert "Traceback" not in result.output
+    assert not list(tmp_path.glob("*.db"))
+
+
+def test_without_account_options_the_single_account_of_old_syncs(accounts, tmp_path):
+    acme = accounts["acme"]
+    result = CliRunner().invoke(
+        app,
+        ["--db", str(tmp_path / "klaviyo.db"), "--base-url", acme.server.url, "sync", "metrics", "tags"],
+        env=_env(tmp_path, accounts, KLAVIYO_API_KEY=acme.config.api_key),
+    )
+    assert result.exit_code == 0, result.output
+    assert live_ids(tmp_path / "klaviyo.db", TABLE_OF["tag"]) == acme.data.ids("tag")
+    assert "acme/" not in result.output
+    assert sorted(p.name for p in tmp_path.glob("*.db")) == ["klaviyo.db"]
+
+
+def test_status_all_accounts_shows_each_account_and_reports_a_missing_database(accounts, tmp_path):
+    assert _invoke(tmp_path, accounts, "sync", "tags", "--account", "acme", "--quiet").exit_code == 0
+    result = _invoke(tmp_path, accounts, "status", "--all-accounts", "--json")
+    assert result.exit_code == 1  # globex has no database yet
+    rows = json.loads(result.stdout)
+    assert {r["account"] for r in rows if "stream" in r} == {"acme"}
+    assert "Error: account globex: " in result.stderr
+
+
+def test_schedule_run_keeps_the_other_accounts_going_after_one_key_is_rejected(accounts, tmp_path):
+    env = {**os.environ, **_env(tmp_path, accounts, KEY_GLOBEX="pk_revoked_0000")}
+    db = tmp_path / "klaviyo.db"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "klaviyo_etl",
+            "--db",
+            str(db),
+            "schedule",
+            "run",
+            "--all-accounts",
+            "--poll",
+            "1",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        acme_db = tmp_path / "klaviyo-acme.db"
+        wait_for_rows(
+            proc, acme_db, "sync_runs", at_least=len(resolve(None)), timeout=60
+        )  # every stream ran once
+        time.sleep(0.5)
+        assert proc.poll() is None, proc.communicate()  # acme's loop is still running
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, err
+    assert "Error: account globex: 401" in err and "KEY_GLOBEX" in err
+    assert "Traceback" not in err
+    assert_matches_sandbox(acme_db, accounts["acme"].data)
+
+
+def test_a_report_names_the_account_whose_database_is_missing(accounts, tmp_path):
+    assert _invoke(tmp_path, accounts, "sync", "tags", "--account", "acme", "--quiet").exit_code == 0
+    result = _invoke(tmp_path, accounts, "report", "campaigns", "--all-accounts")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: account globex: ") and "Traceback" not in result.output

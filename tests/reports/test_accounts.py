@@ -1,0 +1,88 @@
+"""Several accounts' reports as one (`reports.accounts.combine`): an account column, totals
+recomputed from the counts, the sort and the limit over the merged rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from rich.console import Console
+
+from klaviyo_etl.errors import UsageError
+from klaviyo_etl.reports.accounts import combine
+from klaviyo_etl.reports.messages import CAMPAIGN_COLUMNS, COUNTS, add_rates
+from klaviyo_etl.reports.model import Report
+from klaviyo_etl.reports.periods import Period
+from klaviyo_etl.reports.render import print_report, to_csv, to_json
+
+PERIOD = Period(dt.date(2026, 5, 1), dt.date(2026, 6, 1), "May 2026")
+
+
+def _campaign(name: str, channel: str, sent: str, **counts: float) -> dict:
+    row = {"id": name.lower(), "name": name, "channel": channel, "send_time": sent}
+    row.update({key: counts.get(key, 0) for key in COUNTS})
+    return add_rates(row, channel)
+
+
+def _report(*rows: dict) -> Report:
+    return Report("campaigns", "Campaigns", CAMPAIGN_COLUMNS, list(rows), PERIOD, meta={"source": "events"})
+
+
+@pytest.fixture
+def reports():
+    big = _campaign(
+        "Big", "email", "2026-05-03T10:00:00+00:00", recipients=100, delivered=100, opens_unique=50
+    )
+    sms = _campaign("Text", "sms", "2026-05-20T10:00:00+00:00", recipients=40, delivered=40, clicks_unique=4)
+    small = _campaign(
+        "Small", "email", "2026-05-10T10:00:00+00:00", recipients=10, delivered=10, opens_unique=1
+    )
+    small["conversion_value"] = 12.5
+    return {"acme": _report(big, sms), "globex": _report(small)}
+
+
+def test_every_row_carries_its_account_and_json_keeps_each_accounts_meta(reports):
+    merged = combine(reports)
+    assert [(r["account"], r["name"]) for r in merged.rows] == [
+        ("acme", "Text"),
+        ("globex", "Small"),
+        ("acme", "Big"),
+    ]  # newest first across accounts, as one account's report sorts
+    assert merged.columns[0].key == "account"
+    body = json.loads(to_json(merged))
+    assert all(row["account"] in ("acme", "globex") for row in body["rows"])
+    assert set(body["accounts"]) == {"acme", "globex"}
+    assert "Total" not in to_csv(merged)  # the total row is the table's; JSON has `totals`
+
+
+def test_totals_are_recomputed_from_the_counts_not_averaged(reports):
+    totals = combine(reports).meta["totals"]
+    assert totals["campaigns"] == 3
+    assert (totals["recipients"], totals["delivered"], totals["opens_unique"]) == (150, 150, 51)
+    # opens over the deliveries of the channels that have opens (not SMS): 51 / 110,
+    # where the mean of the accounts' rates would say (0.5 + 0.1) / 2 = 0.3
+    assert totals["open_rate"] == pytest.approx(51 / 110, abs=1e-6)
+    assert totals["click_rate"] == pytest.approx(4 / 150, abs=1e-6)
+    assert totals["conversion_value"] == 12.5
+
+
+def test_the_table_ends_with_a_total_row_over_every_account(reports):
+    console = Console(width=250, record=True)
+    print_report(combine(reports), console)
+    text = console.export_text()
+    assert "Campaigns (2 accounts)" in text
+    total = next(line for line in text.splitlines() if "Total" in line)
+    assert "2 accounts" in total and "150" in total and "46.4%" in total
+
+
+def test_sort_and_limit_apply_to_the_merged_rows(reports):
+    merged = combine(reports, sort="recipients", limit=2)
+    assert [r["name"] for r in merged.rows] == ["Big", "Text"]
+    assert merged.meta["totals"]["campaigns"] == 3  # totals count every row, before the limit
+
+
+def test_the_overview_cards_take_one_account():
+    cards = Report("overview", "Overview", [], [], PERIOD)
+    with pytest.raises(UsageError, match="give one --account"):
+        combine({"a": cards, "b": cards})
