@@ -31,12 +31,16 @@ class AccountTarget:
     config: Config
 
     def require_api_key(self) -> str:
-        """The account's key, or a ConfigError naming the account and its variable."""
+        """The account's key, or a ConfigError naming the account and its variable; like
+        `Settings.require_api_key`, only for TLS or plain HTTP on loopback (--allow-insecure)."""
         if not self.settings.api_key:
             raise ConfigError(
                 f"account {self.name}: no API key: set {self.key_env} to its private key (pk_…)"
             )
-        return self.settings.api_key
+        try:
+            return self.settings.require_api_key()
+        except ConfigError as exc:
+            raise ConfigError(f"account {self.name}: {exc}") from None
 
 
 def account_target(settings: Settings, config: Config, name: str) -> AccountTarget:

@@ -55,6 +55,20 @@ def test_each_account_has_its_key_database_url_and_settings(config, tmp_path, mo
         globex.require_api_key()
 
 
+def test_an_account_key_goes_over_plain_http_only_to_loopback_or_with_allow_insecure(tmp_path, monkeypatch):
+    path = tmp_path / "config.toml"
+    path.write_text(
+        '[accounts.far]\nkey_env = "KEY_FAR"\nbase_url = "http://proxy.internal"\n', encoding="utf-8"
+    )
+    monkeypatch.setenv("KEY_FAR", "pk_far_1234")
+    (far,) = select_accounts(Settings(db_path=tmp_path / "k.db"), load_config(path), ["far"])
+    with pytest.raises(ConfigError, match="account far: refusing to send the API key over plain HTTP"):
+        far.require_api_key()
+    base = Settings(db_path=tmp_path / "k.db", allow_insecure=True)
+    (far,) = select_accounts(base, load_config(path), ["far"])
+    assert far.require_api_key() == "pk_far_1234"
+
+
 def test_accounts_come_in_the_order_asked_once_each(config, tmp_path):
     chosen = select_accounts(Settings(db_path=tmp_path / "k.db"), config, ["globex", "acme", "globex"])
     assert [a.name for a in chosen] == ["globex", "acme"]

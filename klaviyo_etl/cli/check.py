@@ -92,6 +92,7 @@ def check(
             )
         except KlaviyoEtlError as exc:
             message = str(exc).replace("KLAVIYO_API_KEY", account.key_env)
+            message = message.removeprefix(f"account {account.name}: ")  # said once, below
             codes.append(exc.exit_code)
             out.append({"account": account.name, "ok": False, "error": message})
             typer.echo(f"Error: account {account.name}: {message}", err=True)

@@ -102,10 +102,19 @@ def test_a_revoked_key_fails_that_account_only_and_exits_1(accounts, tmp_path):
     result = _invoke(tmp_path, accounts, "sync", "all", "--all-accounts", KEY_GLOBEX="pk_revoked_0000")
     assert result.exit_code == 1, result.output
     assert "Error: account globex: 401" in result.stderr and "KEY_GLOBEX" in result.stderr
+    assert "KLAVIYO_API_KEY" not in result.stderr  # the client's message names this account's variable
     assert "account acme" not in result.stderr and "Traceback" not in result.output
     assert_matches_sandbox(tmp_path / "klaviyo-acme.db", accounts["acme"].data)
     conn = sqlite3.connect(tmp_path / "klaviyo-acme.db")
     assert {s for (s,) in conn.execute("SELECT status FROM sync_runs")} == {"ok"}
+
+
+def test_check_names_the_account_without_a_key_once_and_checks_the_others(accounts, tmp_path):
+    result = _invoke(tmp_path, accounts, "check", "--all-accounts", KEY_GLOBEX="")
+    assert "Error: account globex: no API key: set KEY_GLOBEX" in result.stderr, result.output
+    assert "account globex: account globex" not in result.stderr
+    assert "account   acme" in result.stdout and "Error: account acme" not in result.stderr
+    assert result.exit_code == 2 and "Traceback" not in result.output
 
 
 def test_an_unknown_account_exits_2_listing_the_configured_ones(accounts, tmp_path):
