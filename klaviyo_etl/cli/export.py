@@ -4,29 +4,26 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from klaviyo_etl.cli.account_options import account_options
 from klaviyo_etl.cli.common import settings_of
+
+if TYPE_CHECKING:
+    from klaviyo_etl.accounts import AccountTarget
+    from klaviyo_etl.export import ExportResult
 
 app = typer.Typer(help="Write the database out as files other engines read (Parquet).", no_args_is_help=True)
 
 
 @app.command("parquet")
+@account_options
 def parquet(
     ctx: typer.Context,
     directory: Annotated[Path, typer.Argument(metavar="DIR", help="Folder to write (created if missing).")],
-    # SEAM(accounts): until `--account NAME` exists, the label is given by hand; with several
-    # accounts the CLI passes each account's name as `account=` and its own DIR.
-    account_label: Annotated[
-        str | None,
-        typer.Option(
-            "--account-label",
-            metavar="NAME",
-            help="Add an `account` column holding NAME to every file (several accounts, one warehouse).",
-        ),
-    ] = None,
+    accounts: list[AccountTarget] | None,
     full: Annotated[bool, typer.Option("--full", help="Rewrite every file, changed or not.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print what was written as JSON.")] = False,
 ) -> None:
@@ -34,29 +31,61 @@ def parquet(
 
     Events go to DIR/events/date=YYYY-MM-DD/part-0.parquet (one file per day), every other
     table to DIR/TABLE/TABLE.parquet. Each file is replaced atomically; an interrupted export
-    leaves the previous files readable and the next one finishes the job.
+    leaves the previous files readable and the next one finishes the job. With --account or
+    --all-accounts, each account's files go under DIR/TABLE/account=NAME/, which engines read
+    as one table with an `account` column; an account whose database cannot be read is
+    reported under its name, and the exit code is 1.
 
         klaviyo-etl export parquet ./warehouse
     """
     from klaviyo_etl.db import open_database
+    from klaviyo_etl.errors import DatabaseError
     from klaviyo_etl.export import export_parquet
 
     settings = settings_of(ctx)
-    db = open_database(settings.db_path, create=False)
-    try:
-        result = export_parquet(db, directory, account=account_label, full=full)
-    finally:
-        db.close()
-    if json_output:
-        typer.echo(json.dumps(result.as_dict(), indent=2))
+    if accounts is None:
+        db = open_database(settings.db_path, create=False)
+        try:
+            result = export_parquet(db, directory, full=full)
+        finally:
+            db.close()
+        if json_output:
+            typer.echo(json.dumps(result.as_dict(), indent=2))
+            return
+        _say(result, settings.verbose, settings.quiet)
         return
-    if settings.verbose:
+    done: list[dict] = []
+    failed: dict[str, str] = {}
+    for account in accounts:
+        try:
+            db = open_database(account.settings.db_path, create=False)
+            try:
+                result = export_parquet(db, directory, account=account.name, full=full)
+            finally:
+                db.close()
+        except DatabaseError as exc:  # this account's database: the others are exported
+            failed[account.name] = str(exc)
+            done.append({"account": account.name, "ok": False, "error": str(exc)})
+            continue
+        done.append({"account": account.name, "ok": True, **result.as_dict()})
+        if not json_output:
+            _say(result, settings.verbose, settings.quiet, prefix=f"{account.name}: ")
+    if json_output:
+        typer.echo(json.dumps({"ok": not failed, "accounts": done}, indent=2))
+    for name, error in failed.items():
+        typer.echo(f"Error: account {name}: {error}", err=True)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _say(result: ExportResult, verbose: bool, quiet: bool, prefix: str = "") -> None:
+    if verbose:
         for path in result.written:
-            typer.echo(f"wrote {path}")
+            typer.echo(f"{prefix}wrote {path}")
         for path in result.removed:
-            typer.echo(f"removed {path}")
-    if not settings.quiet:
+            typer.echo(f"{prefix}removed {path}")
+    if not quiet:
         typer.echo(
-            f"{result.target}: wrote {len(result.written)} file(s), {result.rows:,} rows;"
+            f"{prefix}{result.target}: wrote {len(result.written)} file(s), {result.rows:,} rows;"
             f" {result.unchanged} unchanged; removed {len(result.removed)}"
         )

@@ -6,6 +6,15 @@ Layout (hive style, so DuckDB, Spark, Trino and BigQuery read the folder as tabl
     DIR/<table>/<table>.parquet                   every other public table, one snapshot file
 
 Each table is a folder, so an engine points at `DIR/<table>` the same way for all of them.
+Several accounts share one folder: an export given `account=NAME` writes the same files one
+level down, under the hive partition `account=NAME` of each table's folder
+
+    DIR/events/account=NAME/date=YYYY-MM-DD/part-0.parquet
+    DIR/<table>/account=NAME/<table>.parquet
+
+so that an engine reads every account as one table with an `account` column (the files do not
+repeat it: see `schema`). One folder holds one layout or the other, never both: an export
+refuses a folder laid out the other way.
 Events whose `datetime` is missing or not ISO 8601 land in `date=__HIVE_DEFAULT_PARTITION__`
 (the name Hive and Spark read as a null partition). Rows flagged deleted are exported with
 `deleted_at` set, as the database keeps them (filter `deleted_at IS NULL` as the reports do);
@@ -22,7 +31,7 @@ at; a file whose marker still matches (and which is still on disk) is not writte
 - any other table: its row count and a checksum of every column of every row (crc32 summed),
   so even an update that stamps nothing (an erasure of rows flagged long ago, `tag_links`,
   which has no stamps) rewrites the file;
-- both include the schema's digest and the `account` label, so a new column rewrites all.
+- both include the schema's digest, so a new column rewrites all.
 
 Atomic: a file is written under a hidden temporary name in its own folder (`.part-0.parquet.
 <pid>.tmp`, which readers skip), fsynced, then `os.replace`d over the old one, and only then
@@ -49,7 +58,15 @@ import sqlite_utils
 
 from klaviyo_etl.db.migrations import public_tables
 from klaviyo_etl.errors import DatabaseError, UsageError
-from klaviyo_etl.export.schema import COLUMNS, FLAG, ORDER_BY, TIME, schema_fingerprint, table_schema
+from klaviyo_etl.export.schema import (
+    ACCOUNT_PARTITION,
+    COLUMNS,
+    FLAG,
+    ORDER_BY,
+    TIME,
+    schema_fingerprint,
+    table_schema,
+)
 from klaviyo_etl.timeutil import parse_time, utcnow_iso
 
 EVENTS = "events"
@@ -142,7 +159,6 @@ def _batches(
     where: str,
     params: tuple,
     schema: pa.Schema,
-    account: str | None,
     batch_rows: int,
 ) -> Iterator[pa.RecordBatch]:
     columns = COLUMNS[table]
@@ -155,8 +171,6 @@ def _batches(
                 _array(values, kind, f"{table}.{name}")
                 for values, (name, kind) in zip(zip(*rows, strict=True), columns.items(), strict=True)
             ]
-            if account is not None:
-                arrays.append(pa.array([account] * len(rows), pa.string()))
             yield pa.RecordBatch.from_arrays(arrays, schema=schema)
     finally:
         cursor.close()
@@ -206,8 +220,14 @@ def _table_marker(db: sqlite_utils.Database, table: str, prefix: str) -> str:
     return f"{prefix}|{count}|{checksum}"
 
 
-def _partition(day: str | None) -> str:
-    return f"{EVENTS}/date={day if day is not None else NULL_PARTITION}"
+def _folder(table: str, account: str | None) -> str:
+    """Where `table`'s files go, relative to the export folder: its own folder, or its
+    account's partition of it."""
+    return table if account is None else f"{table}/{ACCOUNT_PARTITION}={account}"
+
+
+def _partition(day: str | None, account: str | None) -> str:
+    return f"{_folder(EVENTS, account)}/date={day if day is not None else NULL_PARTITION}"
 
 
 def _day_query(day: str | None) -> tuple[str, tuple]:
@@ -221,9 +241,29 @@ def _day_query(day: str | None) -> tuple[str, tuple]:
     )
 
 
-def _sweep_temporaries(target: Path) -> None:
-    for tmp in [*target.glob("*/.*.tmp"), *target.glob(f"{EVENTS}/*/.*.tmp")]:
-        tmp.unlink(missing_ok=True)
+def _sweep_temporaries(target: Path, account: str | None) -> None:
+    """Remove the temporary files a crashed export of this account left behind (not another's)."""
+    for table in COLUMNS:
+        folder = target / _folder(table, account)
+        for tmp in [*folder.glob(".*.tmp"), *(folder.glob("*/.*.tmp") if table == EVENTS else [])]:
+            tmp.unlink(missing_ok=True)
+
+
+def _check_layout(root: Path, account: str | None) -> None:
+    """Refuse to mix one account's layout and several accounts' in one folder: an engine would
+    read the files of both as one table."""
+    if account is None and next(root.glob(f"*/{ACCOUNT_PARTITION}=*"), None):
+        raise UsageError(
+            f"{root} holds an export of several accounts ({ACCOUNT_PARTITION}=NAME folders):"
+            " export into it with --account NAME or --all-accounts, or choose another folder"
+        )
+    if account is not None and next(
+        (p for p in [*root.glob("*/*.parquet"), *root.glob(f"{EVENTS}/date=*")]), None
+    ):
+        raise UsageError(
+            f"{root} holds the export of a single account (without --account):"
+            " choose another folder for several accounts"
+        )
 
 
 def export_parquet(
@@ -237,9 +277,10 @@ def export_parquet(
 ) -> ExportResult:
     """Write every public table of `db` into the folder `target` as Parquet (see the module).
 
-    `account` adds an `account` column holding it to every file (several accounts exported to
-    one folder tree); `full` rewrites every file whatever the markers say. `on_batch(path,
-    rows)` is called after each batch is written (the tests crash an export through it).
+    `account` writes the files under each table's `account=NAME` partition (several accounts
+    in one folder, see the module); `full` rewrites every file whatever the markers say.
+    `on_batch(path, rows)` is called after each batch is written (the tests crash an export
+    through it).
     """
     root = Path(target).expanduser()
     if root.exists() and not root.is_dir():
@@ -250,8 +291,9 @@ def export_parquet(
         raise UsageError(f"cannot create {root}: {exc.strerror or exc}") from None
     key = str(root.resolve())
     tables = check_schema(db)
+    _check_layout(root, account)
     db.conn.create_function(_ROW_CRC, -1, _row_crc, deterministic=True)
-    _sweep_temporaries(root)
+    _sweep_temporaries(root, account)
     previous = {
         item: marker
         for item, marker in db.execute("SELECT item, marker FROM _exports WHERE target = ?", [key])
@@ -263,8 +305,8 @@ def export_parquet(
         if not full and previous.get(item) == marker and path.exists():
             result.unchanged += 1
             return
-        schema = table_schema(table, account)
-        batches = _batches(db, table, where, params, schema, account, batch_rows)
+        schema = table_schema(table)
+        batches = _batches(db, table, where, params, schema, batch_rows)
         rows = write_atomically(path, schema, batches, lambda n: on_batch(relative, n) if on_batch else None)
         db.execute(
             "INSERT OR REPLACE INTO _exports (target, item, marker, rows, exported_at)"
@@ -275,18 +317,20 @@ def export_parquet(
         result.rows += rows
 
     for table in tables:
-        prefix = f"{schema_fingerprint(table, account)}|{account or ''}"
+        prefix = f"{schema_fingerprint(table)}|{account or ''}"
+        folder = _folder(table, account)
         if table != EVENTS:
             marker = _table_marker(db, table, prefix)
-            write(table, f"{table}/{table}.parquet", marker, table, "", ())
+            write(folder, f"{folder}/{table}.parquet", marker, table, "", ())
             continue
         markers = _event_markers(db, prefix)
         for day in sorted(markers, key=lambda d: d or ""):
             where, params = _day_query(day)
-            write(_partition(day), f"{_partition(day)}/{PART_FILE}", markers[day], EVENTS, where, params)
-        current = {_partition(day) for day in markers}
-        stale = {item for item in previous if item.startswith(f"{EVENTS}/")}
-        stale |= {f"{EVENTS}/{p.parent.name}" for p in root.glob(f"{EVENTS}/date=*/{PART_FILE}")}
+            item = _partition(day, account)
+            write(item, f"{item}/{PART_FILE}", markers[day], EVENTS, where, params)
+        current = {_partition(day, account) for day in markers}
+        stale = {item for item in previous if item.startswith(f"{folder}/date=")}
+        stale |= {f"{folder}/{p.parent.name}" for p in root.glob(f"{folder}/date=*/{PART_FILE}")}
         for item in sorted(stale - current):
             path = root / item / PART_FILE
             if path.exists():

@@ -15,7 +15,10 @@ table:
 - JSON kept whole (`attributes`, `report_values.statistics`, `sync_state.extra`): `string`
   holding the JSON text (parse it in the engine: `json_extract`, `from_json`, `JSON_VALUE`).
 
-When there are several accounts each file also carries `account` (`string`, last column).
+Several accounts (`--account`/`--all-accounts`) put each account's files under an
+`account=NAME` folder in every table's folder: engines read that hive partition as an `account`
+column. The files themselves do not repeat it: BigQuery refuses a partition key that is also
+a column of the files, and Spark and DataFusion stumble on one.
 `tests/export/test_schema.py` fails when a public table or column has no type here, so a new
 column is never dropped from the export in silence; the export itself refuses one too.
 """
@@ -35,7 +38,8 @@ NUMBER = pa.float64()
 FLAG = pa.bool_()
 COUNT = pa.int64()
 
-ACCOUNT_COLUMN = "account"
+# The hive partition key of several accounts' files (never a column of a table: see above).
+ACCOUNT_PARTITION = "account"
 
 # The columns every synced resource table ends with (db/migrations.py: COMMON).
 _COMMON = {"attributes": JSON, "synced_at": TIME, "deleted_at": TIME}
@@ -215,15 +219,12 @@ ORDER_BY: dict[str, tuple[str, ...]] = {
 }
 
 
-def table_schema(table: str, account: str | None = None) -> pa.Schema:
-    """The Arrow schema of `table`'s export, with the `account` column when one is given."""
-    fields = [pa.field(name, kind) for name, kind in COLUMNS[table].items()]
-    if account is not None:
-        fields.append(pa.field(ACCOUNT_COLUMN, pa.string(), nullable=False))
-    return pa.schema(fields)
+def table_schema(table: str) -> pa.Schema:
+    """The Arrow schema of `table`'s export files."""
+    return pa.schema([pa.field(name, kind) for name, kind in COLUMNS[table].items()])
 
 
-def schema_fingerprint(table: str, account: str | None = None) -> str:
+def schema_fingerprint(table: str) -> str:
     """A short digest of the schema: part of each file's change marker, so a new column or
     type (a new klaviyo-etl) rewrites the files written under the old one."""
-    return hashlib.sha1(table_schema(table, account).to_string().encode()).hexdigest()[:12]
+    return hashlib.sha1(table_schema(table).to_string().encode()).hexdigest()[:12]

@@ -1,6 +1,7 @@
 """`--account NAME` / `--all-accounts` against two sandbox accounts served at once: one
 process syncs both, each into its own database; reports merge them; one account's revoked key
-fails only that account; without the options the tool works as before."""
+fails only that account; `export parquet --all-accounts` writes one folder that DuckDB reads
+per account; without the options the tool works as before."""
 
 from __future__ import annotations
 
@@ -13,10 +14,13 @@ import sys
 import time
 
 import pytest
+import sqlite_utils
 from typer.testing import CliRunner
 
 from klaviyo_etl.cli import app
+from klaviyo_etl.db.migrations import public_tables
 from klaviyo_etl.sync.names import resolve
+from tests.helpers.export import query, scan
 from tests.helpers.sync import TABLE_OF, assert_matches_sandbox, live_ids, wait_for_rows
 
 
@@ -192,3 +196,51 @@ def test_a_report_names_the_account_whose_database_is_missing(accounts, tmp_path
     result = _invoke(tmp_path, accounts, "report", "campaigns", "--all-accounts")
     assert result.exit_code == 2
     assert result.stderr.startswith("Error: account globex: ") and "Traceback" not in result.output
+
+
+def test_export_parquet_all_accounts_gives_one_folder_read_per_account_as_each_database(accounts, tmp_path):
+    assert _invoke(tmp_path, accounts, "sync", "all", "--all-accounts", "--quiet").exit_code == 0
+    root = tmp_path / "warehouse"
+    result = _invoke(tmp_path, accounts, "export", "parquet", str(root), "--all-accounts", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["ok"] and [a["account"] for a in summary["accounts"]] == ["acme", "globex"]
+    assert sorted(p.name for p in (root / "events").iterdir()) == ["account=acme", "account=globex"]
+
+    tables = public_tables(sqlite_utils.Database(tmp_path / "klaviyo-acme.db"))
+    for name in accounts:
+        conn = sqlite3.connect(tmp_path / f"klaviyo-{name}.db")
+        stored = {t: conn.execute(f"SELECT count(*) FROM [{t}]").fetchone()[0] for t in tables}
+        read = {
+            t: query(f"SELECT count(*) FROM {scan(root, t)} WHERE account = '{name}'")[0][0] for t in tables
+        }
+        print(name, "rows per table:", read)
+        assert read == stored and stored["events"] > 0
+    # different seeds: the accounts' rows differ, and each is under its own name
+    profiles = {
+        name: {i for (i,) in query(f"SELECT id FROM {scan(root, 'profiles')} WHERE account = '{name}'")}
+        for name in accounts
+    }
+    for name in accounts:
+        conn = sqlite3.connect(tmp_path / f"klaviyo-{name}.db")
+        assert profiles[name] == {i for (i,) in conn.execute("SELECT id FROM profiles")}
+    assert profiles["acme"] != profiles["globex"]
+
+    again = _invoke(tmp_path, accounts, "export", "parquet", str(root), "--all-accounts")
+    assert again.exit_code == 0, again.output
+    assert [line.split(":")[0] for line in again.stdout.splitlines()] == ["acme", "globex"]
+    assert all("wrote 0 file(s)" in line for line in again.stdout.splitlines())
+    # the single account's layout is refused in this folder (an engine would read both)
+    single = _invoke(
+        tmp_path, accounts, "--db", str(tmp_path / "klaviyo-acme.db"), "export", "parquet", str(root)
+    )
+    assert single.exit_code == 2 and "several accounts" in single.stderr
+
+
+def test_export_parquet_names_the_account_whose_database_is_missing(accounts, tmp_path):
+    assert _invoke(tmp_path, accounts, "sync", "tags", "--account", "acme", "--quiet").exit_code == 0
+    root = tmp_path / "warehouse"
+    result = _invoke(tmp_path, accounts, "export", "parquet", str(root), "--all-accounts")
+    assert result.exit_code == 1
+    assert "Error: account globex: no database at" in result.stderr and "Traceback" not in result.output
+    assert (root / "tags/account=acme/tags.parquet").exists() and not list(root.glob("*/account=globex"))

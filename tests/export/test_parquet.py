@@ -188,15 +188,34 @@ def test_a_partition_deleted_by_hand_is_written_again(tiny_db, tmp_path):
     assert export_parquet(tiny_db, tmp_path).written == [day_file("2026-05-01")]
 
 
-def test_an_account_label_adds_a_column_to_every_file_and_rewrites_them(tiny_db, tmp_path):
-    first = export_parquet(tiny_db, tmp_path)
+def test_accounts_share_a_folder_each_under_its_own_partition_of_every_table(tiny_db, tmp_path):
+    first = export_parquet(tiny_db, tmp_path, account="eu-store")
+    assert first.written and all("/account=eu-store/" in path for path in first.written)
+    assert "lists/account=eu-store/lists.parquet" in first.written
+    assert day_file("2026-05-01").replace("events/", "events/account=eu-store/") in first.written
+    # The partition gives the `account` column; the files do not repeat it (BigQuery refuses that).
+    assert pq.read_schema(tmp_path / "lists/account=eu-store/lists.parquet") == table_schema("lists")
+    export_parquet(tiny_db, tmp_path, account="us-store")
+    for table in ("events", "profiles", "lists", "segment_members"):
+        by_account = query(f"SELECT account, count(*) FROM {scan(tmp_path, table)} GROUP BY 1 ORDER BY 1")
+        assert by_account == [("eu-store", tiny_db[table].count), ("us-store", tiny_db[table].count)], table
+
+    # One account's next export looks at its own files only.
+    before = files(tmp_path)
+    tiny_db.execute("DELETE FROM events WHERE datetime LIKE '2026-05-04%'")
     again = export_parquet(tiny_db, tmp_path, account="eu-store")
-    assert sorted(again.written) == sorted(first.written)
-    accounts = query(
-        f"SELECT DISTINCT account FROM read_parquet('{tmp_path}/events/*/*.parquet', hive_partitioning=true)"
-    )
-    assert accounts == [("eu-store",)]
-    assert pq.read_schema(tmp_path / "lists/lists.parquet").names[-1] == "account"
+    assert again.written == [] and again.removed == ["events/account=eu-store/date=2026-05-04/part-0.parquet"]
+    assert (tmp_path / "events/account=us-store/date=2026-05-04/part-0.parquet").exists()
+    assert touched(before, files(tmp_path)) == set()
+
+
+def test_one_folder_holds_one_layout_or_the_other(tiny_db, tmp_path):
+    export_parquet(tiny_db, tmp_path / "single")
+    with pytest.raises(UsageError, match="single account"):
+        export_parquet(tiny_db, tmp_path / "single", account="eu")
+    export_parquet(tiny_db, tmp_path / "several", account="eu")
+    with pytest.raises(UsageError, match="several accounts"):
+        export_parquet(tiny_db, tmp_path / "several")
 
 
 def test_a_column_without_an_export_type_is_refused(tiny_db, tmp_path):

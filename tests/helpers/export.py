@@ -14,10 +14,9 @@ def query(sql: str) -> list[tuple]:
 
 
 def scan(root: Path, table: str) -> str:
-    """The DuckDB table function reading `table` from the folder (events with their `date`)."""
-    if table == "events":
-        return f"read_parquet('{root}/events/*/*.parquet', hive_partitioning=true)"
-    return f"read_parquet('{root}/{table}/*.parquet')"
+    """The DuckDB table function reading `table` from the folder, with its hive partitions as
+    columns (the events' `date`; `account` when several accounts share the folder)."""
+    return f"read_parquet('{root}/{table}/**/*.parquet', hive_partitioning=true)"
 
 
 def files(root: Path) -> dict[str, tuple[int, int]]:
