@@ -8,7 +8,10 @@ real CLI, then
   `klaviyo_etl/docs/images/dashboard.png`.
 
 The output depends on today's date (the sandbox anchors its data to now), so unlike the
-command table this is not checked by `make lint`; rerun it when the reports change.
+command table this is not checked by `make lint`; rerun it when the reports change. The
+capture must show every campaign's name, or the generator stops: an example printed before
+report tables were fitted to the terminal (Rich squeezing all 17 columns into 100) once landed
+in the README as a header of empty, zero-width columns.
 """
 
 from __future__ import annotations
@@ -43,17 +46,24 @@ def _cli(*args: str) -> None:
         raise SystemExit(f"klaviyo-etl {' '.join(args)} exited with {code}")
 
 
-def campaigns_text(db_path: Path) -> str:
-    """`report campaigns --last 90d --limit 10` as a WIDTH-column terminal prints it."""
+def campaigns_text(db_path: Path, last: str = "90d") -> str:
+    """`report campaigns --last 90d --limit 10` as a WIDTH-column terminal prints it.
+
+    Refuses (RuntimeError) a capture that does not show each campaign's name.
+    """
     console = Console(width=WIDTH, file=io.StringIO(), force_terminal=True, color_system=None, record=True)
     db = open_database(db_path)
     try:
-        report = campaign_report(db, resolve_period(last="90d"), limit=10)
+        report = campaign_report(db, resolve_period(last=last), limit=10)
     finally:
         db.close()
     render(report, "table", console=console)
     text = "\n".join(line.rstrip() for line in console.export_text().splitlines())
-    return f"```text\n$ klaviyo-etl report campaigns --last 90d --limit 10\n{text}\n```"
+    # A fitted table may shorten a long name with an ellipsis, never drop it.
+    lost = [row["name"] for row in report.rows if str(row["name"])[:12] not in text]
+    if lost:
+        raise RuntimeError(f"the campaigns example at {WIDTH} columns lost the names {lost}:\n{text}")
+    return f"```text\n$ klaviyo-etl report campaigns --last {last} --limit 10\n{text}\n```"
 
 
 def screenshot(html: Path, png: Path) -> None:
@@ -90,8 +100,10 @@ def screenshot(html: Path, png: Path) -> None:
 
 
 def main() -> int:
+    # 180 days of data, so that the dashboard's 90 days compare with 90 full days before them
+    # (with the sandbox's default 120, the previous period held 30 days: every KPI "+160 %").
     config = SandboxConfig(
-        seed=7, profiles=2000, events=60000, campaigns=24, flows=6, lists=5, segments=4, forms=4
+        seed=7, profiles=2000, events=90000, campaigns=36, flows=6, lists=5, segments=4, forms=4, days=180
     )
     IMAGES.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
