@@ -6,8 +6,9 @@ chance would change figures from one sync to the next. So the choice is made her
 
 - `[reports] conversion_metric` in the config file (a metric id, or a name) wins; a setting
   that matches no synced metric is a `ConfigError`;
-- otherwise, among the metrics named "Placed Order", the one with the most events in the
-  local events table; ties go to the earliest created, then the smallest id.
+- otherwise, among the metrics named "Placed Order", the one with the most live events in
+  the local events table (a deleted profile's orders no longer count); ties go to the
+  earliest created, then the smallest id.
 
 The rollups count only this metric's events as conversions (its id is part of their
 signature, so a change rebuilds them), the `reports` stream sends its id to the Reporting
@@ -50,8 +51,13 @@ def _candidates(db: sqlite_utils.Database, where: str, params: list[Any]) -> lis
 
 
 def _event_count(db: sqlite_utils.Database, metric_id: str) -> int:
-    # Served by the (metric_id, datetime) index: a range count, not a table scan.
-    return db.execute("SELECT count(*) FROM events WHERE metric_id = ?", [metric_id]).fetchone()[0]
+    """The metric's live events: all of them (a range of the (metric_id, datetime) index) less
+    the deleted ones (the partial index of m008), two index counts and not a table scan."""
+    return db.execute(
+        "SELECT (SELECT count(*) FROM events WHERE metric_id = :m)"
+        " - (SELECT count(*) FROM events WHERE metric_id = :m AND deleted_at IS NOT NULL)",
+        {"m": metric_id},
+    ).fetchone()[0]
 
 
 def _pick(db: sqlite_utils.Database, rows: list[tuple], what: str) -> ConversionMetric:

@@ -432,6 +432,16 @@ def m008_exports(db: sqlite_utils.Database) -> None:
     )
 
 
+@migration
+def m009_deleted_events_index(db: sqlite_utils.Database) -> None:
+    """The deleted events by metric, so that a metric's live events are counted from indexes
+    (`klaviyo_etl.db.conversion`). Small: only privacy deletions flag events."""
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS idx_events_deleted_metric ON events (metric_id)"
+        " WHERE deleted_at IS NOT NULL"
+    )
+
+
 SCHEMA_VERSION = len(MIGRATIONS.names())
 
 # Bookkeeping that is not for analysts: the migration and export records, the derived rollups.
