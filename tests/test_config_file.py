@@ -108,7 +108,10 @@ base_url = "http://127.0.0.1:8080/"
         ('[schedule]\nevents = "0m"\n', "[schedule] events: '0m' is too short"),
         ("[schedule]\nevents = 60\n", "[schedule] events: 60 is not a string"),
         ("schedule = 3\n", "[schedule]: Input should be a valid dictionary"),
-        ("[sync]\nlookback = 3\n", "[sync] lookback: unknown key (known: lookback_days, reconcile_days)"),
+        (
+            "[sync]\nlookback = 3\n",
+            "[sync] lookback: unknown key (known: lookback_days, reconcile_days, parse_workers)",
+        ),
         ("[sync]\nlookback_days = -1\n", "[sync] lookback_days: Input should be greater than or equal to 0"),
         ('[sync]\nreconcile_days = "weekly"\n', "[sync] reconcile_days: Input should be a valid number"),
         ('[defaults]\nbase_url = "a.klaviyo.com"\n', "[defaults] base_url: must start with http://"),

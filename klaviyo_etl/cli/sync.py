@@ -97,6 +97,7 @@ def sync(
         lookback_days=config.lookback_days if lookback_days is None else lookback_days,
         reconcile_days=config.reconcile_days if reconcile_days is None else reconcile_days,
         conversion_metric=config.conversion_metric,
+        parse_workers=config.parse_workers,
     )
     stop = threading.Event()  # SIGINT/SIGTERM: finish the page being written, then stop
     with progress_for(settings.quiet, json_output) as progress, stop_on_signals(stop):

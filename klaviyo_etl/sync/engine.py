@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import os
 import threading
 import uuid
 from collections.abc import Callable
@@ -92,7 +91,7 @@ async def _run_async(
     streams = build_streams()
     names = resolve(options.streams)
     writer = Writer(db)
-    pools = ParserPools(workers=min(4, max(2, os.cpu_count() or 2)))
+    pools = ParserPools(workers=options.parse_workers)
     results: dict[str, StreamResult] = {}
     fatal: list[Exception] = []
     local_started = dt.datetime.now(dt.UTC).replace(microsecond=0)
