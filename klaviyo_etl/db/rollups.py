@@ -175,7 +175,7 @@ def refresh_rollups(
     # sync, whose memory must stay flat however many events there are (temp tables in
     # memory grew with the data).
     conn.execute("PRAGMA temp_store = FILE")
-    conn.execute("PRAGMA cache_size = -65536")  # 64 MiB while sorting, then back
+    conn.execute("PRAGMA cache_size = -16384")  # 16 MiB while sorting, then back
     try:
         conn.execute("BEGIN IMMEDIATE")  # read the state under the write lock
         try:
