@@ -184,3 +184,12 @@ def test_the_conversion_metric_setting_is_a_name_or_an_id(tmp_path):
     with pytest.raises(ConfigError, match=r"\[reports\] metric: unknown key \(known: conversion_metric\)"):
         _load(tmp_path, '[reports]\nmetric = "x"\n')
     assert load_config(write_default_config(tmp_path / "d.toml")).conversion_metric is None
+
+
+def test_parse_workers_default_to_a_thread_and_the_file_may_ask_for_processes(tmp_path):
+    assert load_config(tmp_path / "nope.toml").parse_workers == 0
+    config = _load(tmp_path, "[sync]\nparse_workers = 2\n")
+    assert config.parse_workers == 2
+    assert {s.key: (s.value, s.source) for s in config.settings()}["sync.parse_workers"] == ("2", "file")
+    with pytest.raises(ConfigError, match=r"\[sync\] parse_workers"):
+        _load(tmp_path, "[sync]\nparse_workers = -1\n")
