@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -41,6 +42,52 @@ def _median_run(runs: int, fn) -> dict:
                 median[f"{key}_runs"] = [r[key] for r in results]
                 median[key] = statistics.median(r[key] for r in results)
     return median
+
+
+def summary(results: dict) -> str:
+    """The issue-12 figures in a few lines (ratios within this run)."""
+    lines = ["", "== summary (ratios within this run) =="]
+    if ev := results.get("events"):
+        lines.append(
+            f"events  {ev['rows']:,} at {ev['burst_per_s']:g}/s, {ev['steady_per_min']:g}/min: "
+            f"{ev['fraction_of_ceiling']:.0%} of the ceiling (ideal {ev['ideal_s']:.1f} s, wall "
+            f"{ev['wall_s']:.1f} s; {ev['fraction_of_ceiling_stream_span']:.0%} over the stream's span), "
+            f"{ev['requests']} requests for {ev['pages']} pages, {ev['throttled_429']} throttled"
+        )
+        lines.append(
+            f"        CPU {ev['cpu_us_per_row']:.1f} us/event, floor {ev['floor_cpu_us_per_event']:.1f} "
+            f"({ev['cpu_vs_floor']:.2f}x); sandbox CPU {ev['sandbox_cpu_s']:.1f} s; "
+            f"peak RSS {ev['peak_rss_mb_tree']:.0f} MB in {ev['processes']} process(es)"
+        )
+    if pr := results.get("profiles"):
+        lines.append(
+            f"profiles {pr['rows']:,} at {pr['burst_per_s']:g}/s: {pr['fraction_of_ceiling']:.0%} of the "
+            f"ceiling (ideal {pr['ideal_s']:.1f} s, wall {pr['wall_s']:.1f} s), peak RSS "
+            f"{pr['peak_rss_mb_tree']:.0f} MB"
+        )
+    if mem := results.get("memory"):
+        lines.append(
+            f"memory  peak RSS of the tree {mem['peak_rss_mb_tree_small']:.0f} MB at {mem['events_small']:,} "
+            f"events, {mem['peak_rss_mb_tree_big']:.0f} MB at {mem['events_big']:,} ({mem['growth']:+.0%})"
+        )
+    if inc := results.get("incremental"):
+        lines.append(
+            f"incremental  {inc['wall_s']:.2f} s, {inc['requests']} requests, {inc['rows_read']:,} rows "
+            f"re-read, peak RSS {inc['peak_rss_mb_tree']:.0f} MB"
+        )
+    if st := results.get("startup"):
+        line = f"start-up  --help {st['help']['wall_s']:.2f} s ({st['help']['cpu_s']:.2f} s CPU)"
+        if "report_campaigns" in st:
+            rc = st["report_campaigns"]
+            line += (
+                f", report campaigns on {st['report_db_events']:,} events {rc['wall_s']:.2f} s "
+                f"({rc['cpu_s']:.2f} s CPU)"
+            )
+        lines.append(line + f"; bare python {st['python_bare']['wall_s']:.2f} s")
+    lines.append(
+        "early requests (before Retry-After): TODO(lead) print the sandbox's counter once issue 11 lands it"
+    )
+    return "\n".join(lines)
 
 
 def _env_int(name: str, default: int) -> int:
@@ -90,12 +137,13 @@ def main(argv: list[str] | None = None) -> int:
             ),
         )
     if "memory" not in args.skip:
-        small = bench_first_load("events", 100_000, scale=1.0, latency_ms=args.latency_ms)
+        small_n = 100_000 if args.memory_events > 100_000 else args.memory_events // 2
+        small = bench_first_load("events", small_n, scale=1.0, latency_ms=args.latency_ms)
         big = bench_first_load("events", args.memory_events, scale=1.0, latency_ms=args.latency_ms)
         show(
             "memory",
             {
-                "events_small": 100_000,
+                "events_small": small_n,
                 "peak_rss_mb_tree_small": small["peak_rss_mb_tree"],
                 "events_big": args.memory_events,
                 "peak_rss_mb_tree_big": big["peak_rss_mb_tree"],
@@ -109,13 +157,15 @@ def main(argv: list[str] | None = None) -> int:
             "incremental",
             _median_run(args.runs, lambda: bench_incremental(args.events, 2_000, latency_ms=args.latency_ms)),
         )
-    report_db = args.report_db
-    if "reports" not in args.skip:
-        show("reports", bench_reports_on(args.report_events, report_db))
-    if "startup" not in args.skip:
-        show("startup", start_up(report_db))
+    with tempfile.TemporaryDirectory() as tmp:
+        report_db = args.report_db or Path(tmp) / "reports.db"
+        if "reports" not in args.skip or "startup" not in args.skip:
+            show("reports", bench_reports_on(args.report_events, report_db))
+        if "startup" not in args.skip:
+            show("startup", start_up(report_db))
     if "ingest" not in args.skip:
         show("ingest", bench_ingest(args.ingest_events))
+    print(summary(results), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print(f"written to {args.out}")

@@ -68,7 +68,12 @@ def ideal_for(stream: str, rows: int, scale: float = 1.0) -> dict:
 
 
 class Sandbox:
-    """The sandbox in its own process, so its CPU and memory are not counted as ours."""
+    """The sandbox in its own process, so its CPU and memory are not counted as ours.
+
+    TODO(lead, issue 12 "no early retries" / issue 11 section 6): once the sandbox counts the
+    requests that reach a throttled endpoint before its Retry-After, read that count here
+    (the serve command has no way to report it yet) and print it beside `throttled_429`.
+    """
 
     def __init__(self, events: int, profiles: int, latency_ms: float, rate_limit_scale: float = 1.0):
         self.proc = subprocess.Popen(
