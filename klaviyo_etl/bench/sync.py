@@ -26,11 +26,17 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
 from klaviyo_etl import conventions as kc
+from klaviyo_etl.db import open_database
 from klaviyo_etl.endpoints import contract
+from klaviyo_etl.sandbox.api import Api
+from klaviyo_etl.sandbox.config import SandboxConfig
+from klaviyo_etl.sandbox.data import SandboxData
+from klaviyo_etl.sandbox.wire import Request
 
 STREAM_PATHS = {"events": "/api/events", "profiles": "/api/profiles"}
 
@@ -306,11 +312,6 @@ def bench_incremental(events: int, new: int, *, latency_ms: float, scale: float 
 def bench_floor(events: int = 20_000) -> dict:
     """The floor per event: orjson parse of sandbox pages plus one prepared `executemany` of
     the same rows into the same schema (a fresh events table), timed as CPU of this process."""
-    from klaviyo_etl.db import open_database
-    from klaviyo_etl.sandbox.api import Api
-    from klaviyo_etl.sandbox.config import SandboxConfig
-    from klaviyo_etl.sandbox.data import SandboxData
-    from klaviyo_etl.sandbox.wire import Request
 
     data = SandboxData.generate(SandboxConfig(events=events, profiles=1000))
     api = Api(data)
@@ -322,8 +323,6 @@ def bench_floor(events: int = 20_000) -> dict:
         nxt = (payload.get("links") or {}).get("next")
         if not nxt:
             break
-        from urllib.parse import parse_qs, urlsplit
-
         split = urlsplit(nxt)
         path, query = split.path, parse_qs(split.query, keep_blank_values=True)
     with tempfile.TemporaryDirectory() as tmp:
