@@ -13,6 +13,7 @@ and the problem, because a scheduler that silently ignores a typo never runs the
     [sync]
     lookback_days = 3      # how far back each events sync re-reads, for late arrivals
     reconcile_days = 7     # how often deletions are reconciled
+    parse_workers = 0      # processes parsing a first load (0: a thread of the sync)
 
     [defaults]
     db = "~/klaviyo.db"    # used when neither --db nor KLAVIYO_ETL_DB is given
@@ -73,6 +74,7 @@ DEFAULT_SCHEDULE: dict[str, str] = {
 FALLBACK_INTERVAL = "1d"
 DEFAULT_LOOKBACK_DAYS = 3.0
 DEFAULT_RECONCILE_DAYS = 7.0
+DEFAULT_PARSE_WORKERS = 0  # issue 12: a parse thread keeps up at a third of the memory
 
 _UNITS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60}
 _INTERVAL_RE = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
@@ -132,6 +134,7 @@ class SyncSection(BaseModel):
 
     lookback_days: float = Field(DEFAULT_LOOKBACK_DAYS, ge=0)
     reconcile_days: float = Field(DEFAULT_RECONCILE_DAYS, gt=0)
+    parse_workers: int = Field(DEFAULT_PARSE_WORKERS, ge=0, le=64)
 
 
 class DefaultsSection(BaseModel):
@@ -270,6 +273,7 @@ class Config:
     base_url: str | None
     from_file: frozenset[str]  # dotted keys the file sets, e.g. "schedule.events"
     conversion_metric: str | None = None  # [reports]: a metric name or id (None: the default rule)
+    parse_workers: int = DEFAULT_PARSE_WORKERS  # [sync]: processes parsing bulk loads (0: a thread)
     accounts: dict[str, Account] = dc_field(default_factory=dict)  # [accounts.NAME], by name
 
     def for_account(self, name: str) -> Config:
@@ -295,6 +299,7 @@ class Config:
         ]
         rows.append(Setting("sync.lookback_days", _num(self.lookback_days), source("sync.lookback_days")))
         rows.append(Setting("sync.reconcile_days", _num(self.reconcile_days), source("sync.reconcile_days")))
+        rows.append(Setting("sync.parse_workers", str(self.parse_workers), source("sync.parse_workers")))
         rows.append(Setting("defaults.db", str(self.db) if self.db else "(not set)", source("defaults.db")))
         rows.append(Setting("defaults.base_url", self.base_url or "(not set)", source("defaults.base_url")))
         rows.append(
@@ -399,6 +404,7 @@ def load_config(path: str | Path | None = None) -> Config:
         from_file=frozenset(from_file),
         conversion_metric=contents.reports.conversion_metric,
         accounts=accounts,
+        parse_workers=contents.sync.parse_workers,
     )
 
 
@@ -481,6 +487,9 @@ def default_config_text() -> str:
         f"lookback_days = {_num(DEFAULT_LOOKBACK_DAYS)}",
         "# How often (days) a sync also reconciles deletions by re-listing every id.",
         f"reconcile_days = {_num(DEFAULT_RECONCILE_DAYS)}",
+        "# Processes that parse a first load's pages; 0 parses on a thread of the sync, which",
+        "# keeps up with Klaviyo's limits at a third of the memory (see README, Performance).",
+        f"parse_workers = {DEFAULT_PARSE_WORKERS}",
         "",
         "[defaults]",
         "# Used when neither the command-line option nor its environment variable is given.",

@@ -40,7 +40,9 @@ class Bucket:
     probe_s = 1.5
 
     def __init__(self, limit: RateLimit, *, headroom: float = 0.9, clock: Clock = time.monotonic):
-        self.burst = _with_headroom(limit.burst_per_s, headroom)
+        # The burst window keeps no headroom: `margin` already covers the skew, and an
+        # overshoot costs one 1 s pause, while 10 % headroom cost 10 % of every first load.
+        self.burst = max(1, int(limit.burst_per_s))
         self.steady = _with_headroom(limit.steady_per_min, headroom)
         self.clock = clock
         self.sent: deque[float] = deque()

@@ -108,7 +108,10 @@ base_url = "http://127.0.0.1:8080/"
         ('[schedule]\nevents = "0m"\n', "[schedule] events: '0m' is too short"),
         ("[schedule]\nevents = 60\n", "[schedule] events: 60 is not a string"),
         ("schedule = 3\n", "[schedule]: Input should be a valid dictionary"),
-        ("[sync]\nlookback = 3\n", "[sync] lookback: unknown key (known: lookback_days, reconcile_days)"),
+        (
+            "[sync]\nlookback = 3\n",
+            "[sync] lookback: unknown key (known: lookback_days, reconcile_days, parse_workers)",
+        ),
         ("[sync]\nlookback_days = -1\n", "[sync] lookback_days: Input should be greater than or equal to 0"),
         ('[sync]\nreconcile_days = "weekly"\n', "[sync] reconcile_days: Input should be a valid number"),
         ('[defaults]\nbase_url = "a.klaviyo.com"\n', "[defaults] base_url: must start with http://"),
@@ -265,3 +268,12 @@ def test_the_written_default_file_shows_an_account_section_commented_out(tmp_pat
     text = default_config_text()
     assert "# [accounts.acme]" in text and '# key_env = "KLAVIYO_KEY_ACME"' in text
     assert load_config(write_default_config(tmp_path / "c.toml")).accounts == {}
+
+
+def test_parse_workers_default_to_a_thread_and_the_file_may_ask_for_processes(tmp_path):
+    assert load_config(tmp_path / "nope.toml").parse_workers == 0
+    config = _load(tmp_path, "[sync]\nparse_workers = 2\n")
+    assert config.parse_workers == 2
+    assert {s.key: (s.value, s.source) for s in config.settings()}["sync.parse_workers"] == ("2", "file")
+    with pytest.raises(ConfigError, match=r"\[sync\] parse_workers"):
+        _load(tmp_path, "[sync]\nparse_workers = -1\n")

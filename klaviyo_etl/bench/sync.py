@@ -1,33 +1,87 @@
-"""Sync throughput against the sandbox under Klaviyo's real limits, and peak memory.
+"""Sync against the sandbox: share of the rate ceiling, CPU per row, and the process tree's memory.
 
-The sandbox runs in its own process, so its CPU and memory are not counted as ours. The
-figures are events/s and profiles/s as a fraction of what the rate limits allow over the
-same wall time, 429s, and the sync's peak RSS.
+The sandbox runs in its own process, so its CPU and memory are not counted as ours. Every
+figure is a ratio within one run, because this machine is shared and noisy:
+- the share of the rate ceiling: the time the endpoint's limits need for the pages read (the
+  1 s burst and 60 s steady windows, `ideal_seconds`) over the wall time of the whole sync
+  process (start-up and index builds included) and over the stream's own span;
+- CPU per row of the sync process and every process it started (parse workers), from
+  `RUSAGE_CHILDREN`, beside the floor (`bench_floor`: orjson parse plus one prepared
+  `executemany` of the same rows into the same schema) measured in the same run;
+- peak RSS of the whole sync process tree (sampled from /proc), and of its largest process.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import resource
+import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
+import orjson
+
+from klaviyo_etl import conventions as kc
+from klaviyo_etl.db import open_database
 from klaviyo_etl.endpoints import contract
+from klaviyo_etl.sandbox.api import Api
+from klaviyo_etl.sandbox.config import SandboxConfig
+from klaviyo_etl.sandbox.data import SandboxData
+from klaviyo_etl.sandbox.wire import Request
+
+STREAM_PATHS = {"events": "/api/events", "profiles": "/api/profiles"}
 
 
 def _cli() -> list[str]:
     return [sys.executable, "-m", "klaviyo_etl"]
 
 
-class Sandbox:
-    """The sandbox in its own process, so its CPU and memory are not counted as ours."""
+def ideal_seconds(requests: int, burst_per_s: float, steady_per_min: float) -> float:
+    """The least time `requests` take as the 1 s and 60 s windows permit: at the burst rate
+    while the minute's steady budget lasts, then one minute per further steady budget (or
+    longer, if the burst rate cannot spend a budget within its minute)."""
+    if requests <= 0:
+        return 0.0
+    budgets = math.ceil(requests / steady_per_min)
+    last = requests - (budgets - 1) * steady_per_min
+    per_budget = max(60.0, steady_per_min / burst_per_s)
+    return (budgets - 1) * per_budget + last / burst_per_s
 
-    def __init__(self, events: int, profiles: int, latency_ms: float):
+
+def ideal_for(stream: str, rows: int, scale: float = 1.0) -> dict:
+    """Pages `rows` need at the largest page size and the time the limits (times `scale`) allow."""
+    endpoint = contract().by_path(STREAM_PATHS[stream])
+    page = endpoint.page_size_max or 1
+    burst = endpoint.rate_limit.burst_per_s * scale
+    steady = endpoint.rate_limit.steady_per_min * scale
+    pages = max(1, math.ceil(rows / page))
+    return {
+        "pages": pages,
+        "page_size": page,
+        "burst_per_s": burst,
+        "steady_per_min": steady,
+        "ideal_s": round(ideal_seconds(pages, burst, steady), 3),
+    }
+
+
+class Sandbox:
+    """The sandbox in its own process, so its CPU and memory are not counted as ours.
+
+    TODO(lead, issue 12 "no early retries" / issue 11 section 6): once the sandbox counts the
+    requests that reach a throttled endpoint before its Retry-After, read that count here
+    (the serve command has no way to report it yet) and print it beside `throttled_429`.
+    """
+
+    def __init__(self, events: int, profiles: int, latency_ms: float, rate_limit_scale: float = 1.0):
         self.proc = subprocess.Popen(
             [
                 *_cli(),
@@ -42,6 +96,8 @@ class Sandbox:
                 "--latency-ms",
                 str(latency_ms),
                 "--rate-limits",
+                "--rate-limit-scale",
+                str(rate_limit_scale),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -66,6 +122,68 @@ class Sandbox:
         self.proc.wait(timeout=10)
 
 
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _rss_and_parent() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, resident bytes) for every process we can read."""
+    out = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{name}/statm") as f:
+                rss = int(f.read().split()[1]) * _PAGE
+        except (OSError, ValueError, IndexError):
+            continue
+        out[int(name)] = (ppid, rss)
+    return out
+
+
+class TreeMemory:
+    """Samples the resident memory of a process and all its descendants (every 20 ms)."""
+
+    def __init__(self, pid: int, interval: float = 0.02):
+        self.pid = pid
+        self.interval = interval
+        self.peak_tree = 0
+        self.peak_largest = 0
+        self.most_processes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        procs = _rss_and_parent()
+        tree = {self.pid}
+        grew = True
+        while grew:
+            grew = False
+            for pid, (ppid, _) in procs.items():
+                if ppid in tree and pid not in tree:
+                    tree.add(pid)
+                    grew = True
+        sizes = [procs[p][1] for p in tree if p in procs]
+        if sizes:
+            self.peak_tree = max(self.peak_tree, sum(sizes))
+            self.peak_largest = max(self.peak_largest, max(sizes))
+            self.most_processes = max(self.most_processes, len(sizes))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._sample()
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> TreeMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -76,93 +194,210 @@ def _process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _allowed_requests(path: str, seconds: float) -> dict[str, float]:
-    """What the endpoint's limits allow over `seconds`: at the steady rate, and at most
-    (the first minute's steady budget may be spent at burst speed)."""
-    limit = contract().by_path(path).rate_limit
-    steady = limit.steady_per_min / 60 * seconds
-    most = min(limit.burst_per_s * seconds, limit.steady_per_min * max(1.0, seconds / 60))
-    return {"steady": steady, "most": most}
+@dataclass
+class Measured:
+    wall_s: float
+    cpu_s: float  # the sync process and every process it started
+    peak_tree_mb: float
+    peak_largest_mb: float
+    processes: int
+    summary: dict
 
 
-# Runs the CLI and reports the process's own peak RSS, which RUSAGE_CHILDREN cannot give per run.
-_MEASURED = (
-    "import resource, runpy, sys\n"
-    "sys.argv = ['klaviyo-etl', *sys.argv[1:]]\n"
-    "try:\n    runpy.run_module('klaviyo_etl', run_name='__main__')\n"
-    "finally:\n    print('MAXRSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "
-    "file=sys.stderr)\n"
-)
+def run_measured(args: list[str], env: dict[str, str]) -> Measured:
+    """Run the CLI with `args`; its wall time, the CPU of its tree, and the tree's peak RSS."""
+    cpu_before = _children_cpu()
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [*_cli(), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    with TreeMemory(proc.pid) as memory:
+        out, err = proc.communicate()
+    wall = time.perf_counter() - started
+    cpu = _children_cpu() - cpu_before
+    if proc.returncode not in (0, 130):
+        raise RuntimeError(f"sync failed ({proc.returncode}): {err.strip()[-500:]}")
+    return Measured(
+        round(wall, 3),
+        round(cpu, 3),
+        round(memory.peak_tree / 2**20, 1),
+        round(memory.peak_largest / 2**20, 1),
+        memory.most_processes,
+        json.loads(out) if out.strip().startswith("{") else {},
+    )
 
 
-def bench_sync(events: int, profiles: int, latency_ms: float) -> dict:
-    with Sandbox(events, profiles, latency_ms) as sandbox, tempfile.TemporaryDirectory() as tmp:
-        db = Path(tmp) / "bench.db"
-        env = {**os.environ, "KLAVIYO_API_KEY": sandbox.api_key}
-        started = time.perf_counter()
-        ours_before = _children_cpu()
-        server_before = _process_cpu(sandbox.proc.pid)
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                _MEASURED,
-                "--db",
-                str(db),
-                "--base-url",
-                sandbox.url,
-                "--quiet",
-                "sync",
-                "events",
-                "profiles",
-                "--json",
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        wall = time.perf_counter() - started
-        # CPU of the sync with its parse workers, and of the sandbox: who the machine worked for.
-        ours_cpu = _children_cpu() - ours_before
-        server_cpu = _process_cpu(sandbox.proc.pid) - server_before
-        rss_kb = int(out.stderr.rsplit("MAXRSS_KB", 1)[1].split()[0])
-        summary = json.loads(out.stdout)
-    result: dict = {
-        "events_generated": events,
-        "profiles_generated": profiles,
-        "latency_ms": latency_ms,
-        "wall_s": round(wall, 1),
-        "peak_rss_mb": round(rss_kb / 1024, 1),
-        "cpu_s": {"sync_with_parse_workers": round(ours_cpu, 1), "sandbox": round(server_cpu, 1)},
-        # What the sync alone costs per 1,000 rows, and the rows/s that would make it use
-        # the machine's cores fully: its own ceiling, apart from the sandbox and the limits.
-        "sync_cpu_ms_per_1000_rows": round(1_000_000 * ours_cpu / max(1, events + profiles), 1),
-        "sync_capacity_rows_per_s_on_all_cores": round(
-            (os.cpu_count() or 1) * max(1, events + profiles) / max(ours_cpu, 1e-9)
-        ),
-        "streams": {},
+def _sync_args(db: Path, url: str, streams: list[str], extra: list[str] = ()) -> list[str]:
+    return ["--db", str(db), "--base-url", url, "--quiet", "sync", *streams, "--json", *extra]
+
+
+def _stream_figures(summary: dict, stream: str, wall: float, ideal: dict) -> dict:
+    s = next(x for x in summary["streams"] if x["stream"] == stream)
+    span = (
+        dt.datetime.fromisoformat(s["ended_at"]) - dt.datetime.fromisoformat(s["started_at"])
+    ).total_seconds()
+    return {
+        "status": s["status"],
+        "rows": s["rows"],
+        "requests": s["requests"],
+        "throttled_429": s["throttled"],
+        "retries": s["retries"],
+        "stream_s": round(span, 2),
+        **ideal,
+        "fraction_of_ceiling": round(ideal["ideal_s"] / wall, 3),
+        "fraction_of_ceiling_stream_span": round(ideal["ideal_s"] / max(span, 1e-9), 3),
     }
-    for s in summary["streams"]:
-        secs = (
-            dt.datetime.fromisoformat(s["ended_at"]) - dt.datetime.fromisoformat(s["started_at"])
-        ).total_seconds()
-        path = {"events": "/api/events", "profiles": "/api/profiles"}[s["stream"]]
-        endpoint = contract().by_path(path)
-        allowed = _allowed_requests(path, secs)
-        result["streams"][s["stream"]] = {
-            "status": s["status"],
-            "rows": s["rows"],
-            "requests": s["requests"],
-            "seconds": round(secs, 1),
-            "rows_per_s": round(s["rows"] / secs),
-            "requests_per_s": round(s["requests"] / secs, 1),
-            "fraction_of_steady_limit": round(s["requests"] / allowed["steady"], 3),
-            "fraction_of_most_allowed": round(s["requests"] / allowed["most"], 3),
-            "steady_ceiling_rows_per_s": round(
-                endpoint.rate_limit.steady_per_min / 60 * (endpoint.page_size_max or 1)
-            ),
-            "throttled_429": s["throttled"],
-            "retries": s["retries"],
-        }
-    return result
+
+
+def _env(tmp: str, api_key: str, parse_workers: int | None) -> dict[str, str]:
+    config = Path(tmp) / "config.toml"
+    config.write_text("" if parse_workers is None else f"[sync]\nparse_workers = {parse_workers}\n")
+    return {**os.environ, "KLAVIYO_API_KEY": api_key, "KLAVIYO_ETL_CONFIG": str(config)}
+
+
+def bench_first_load(
+    stream: str, rows: int, *, scale: float, latency_ms: float, parse_workers: int | None = None
+) -> dict:
+    """A first load of one stream (`rows` generated) against limits times `scale`;
+    `parse_workers` None: the default setting."""
+    events, profiles = (rows, 100) if stream == "events" else (1000, rows)
+    with Sandbox(events, profiles, latency_ms, scale) as sandbox, tempfile.TemporaryDirectory() as tmp:
+        env = _env(tmp, sandbox.api_key, parse_workers)
+        server_before = _process_cpu(sandbox.proc.pid)
+        m = run_measured(_sync_args(Path(tmp) / "bench.db", sandbox.url, [stream]), env)
+        server_cpu = _process_cpu(sandbox.proc.pid) - server_before
+    figures = _stream_figures(m.summary, stream, m.wall_s, ideal_for(stream, rows, scale))
+    return {
+        "stream": stream,
+        "generated": rows,
+        "parse_workers": "default" if parse_workers is None else parse_workers,
+        "rate_limit_scale": scale,
+        "latency_ms": latency_ms,
+        "wall_s": m.wall_s,
+        "cpu_s": m.cpu_s,
+        "sandbox_cpu_s": round(server_cpu, 2),
+        "cpu_us_per_row": round(1e6 * m.cpu_s / max(1, figures["rows"]), 1),
+        "peak_rss_mb_tree": m.peak_tree_mb,
+        "peak_rss_mb_largest": m.peak_largest_mb,
+        "processes": m.processes,
+        **figures,
+    }
+
+
+def bench_incremental(events: int, new: int, *, latency_ms: float, scale: float = 0.1) -> dict:
+    """A first load of `events`, then the newest `new` events deleted from our copy (so they
+    are new to the next run) and a re-run that reads them and the lookback window again."""
+    with Sandbox(events, 100, latency_ms, scale) as sandbox, tempfile.TemporaryDirectory() as tmp:
+        env = _env(tmp, sandbox.api_key, None)
+        db = Path(tmp) / "bench.db"
+        run_measured(_sync_args(db, sandbox.url, ["events"]), env)
+        with sqlite3.connect(db) as conn:
+            conn.execute(
+                "DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY datetime DESC LIMIT ?)", [new]
+            )
+        m = run_measured(_sync_args(db, sandbox.url, ["events"]), env)
+    s = next(x for x in m.summary["streams"] if x["stream"] == "events")
+    return {
+        "events_in_db": events,
+        "new_events": new,
+        "wall_s": m.wall_s,
+        "cpu_s": m.cpu_s,
+        "requests": s["requests"],
+        "rows_read": s["rows"],
+        "peak_rss_mb_tree": m.peak_tree_mb,
+        "processes": m.processes,
+    }
+
+
+def bench_floor(events: int = 20_000) -> dict:
+    """The floor per event: orjson parse of sandbox pages plus one prepared `executemany` of
+    the same rows into the same schema (a fresh events table), timed as CPU of this process."""
+
+    data = SandboxData.generate(SandboxConfig(events=events, profiles=1000))
+    api = Api(data)
+    bodies = []
+    path, query = "/api/events", {"page[size]": ["1000"], "sort": ["datetime"]}
+    while True:
+        _, payload = api.handle(Request("GET", path, query, b"", "http://sandbox"))
+        bodies.append(orjson.dumps(payload))
+        nxt = (payload.get("links") or {}).get("next")
+        if not nxt:
+            break
+        split = urlsplit(nxt)
+        path, query = split.path, parse_qs(split.query, keep_blank_values=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        open_database(Path(tmp) / "floor.db").close()
+        conn = sqlite3.connect(Path(tmp) / "floor.db", isolation_level=None)
+        # Like a first load: the secondary indexes are built once at the end.
+        indexes = conn.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'"
+            " AND sql IS NOT NULL"
+        ).fetchall()
+        for name, _ in indexes:
+            conn.execute(f"DROP INDEX [{name}]")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        sql = (
+            "INSERT INTO events (id, metric_id, profile_id, datetime, timestamp, uuid, value, "
+            "message_id, flow_id, attributed_message_id, attributed_flow_id, form_id, attributes, "
+            "synced_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET "
+            "attributes = excluded.attributes"
+        )
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        rows_total = 0
+        started = time.process_time()
+        for body in bodies:
+            rows = []
+            for r in orjson.loads(body)["data"]:
+                a, rel = r["attributes"], r["relationships"]
+                p = a.get("event_properties") or {}
+                rows.append(
+                    (
+                        r["id"],
+                        rel["metric"]["data"]["id"],
+                        (rel.get("profile") or {}).get("data", {}).get("id"),
+                        a["datetime"],
+                        a["timestamp"],
+                        a.get("uuid"),
+                        p.get(kc.PROP_VALUE),
+                        p.get(kc.PROP_MESSAGE),
+                        p.get(kc.PROP_FLOW),
+                        p.get(kc.PROP_ATTRIBUTED_MESSAGE),
+                        p.get(kc.PROP_ATTRIBUTED_FLOW),
+                        p.get(kc.PROP_FORM_ID),
+                        orjson.dumps(a).decode(),
+                        now,
+                    )
+                )
+            conn.execute("BEGIN")
+            conn.executemany(sql, rows)
+            conn.execute("COMMIT")
+            rows_total += len(rows)
+        for _, index_sql in indexes:
+            conn.execute(index_sql)
+        cpu = time.process_time() - started
+        conn.close()
+    return {"events": rows_total, "cpu_us_per_event": round(1e6 * cpu / max(1, rows_total), 2)}
+
+
+def start_up(report_db: Path | None) -> dict:
+    """Wall and CPU time of `klaviyo-etl --help`, and of `report campaigns` on `report_db`
+    (medians of 3), beside a bare `python -c pass`: on a shared machine the CPU time is the
+    steadier figure."""
+
+    def timed(args: list[str]) -> dict[str, float]:
+        walls, cpus = [], []
+        for _ in range(3):
+            cpu_before = _children_cpu()
+            started = time.perf_counter()
+            subprocess.run(args, capture_output=True, check=True)
+            walls.append(time.perf_counter() - started)
+            cpus.append(_children_cpu() - cpu_before)
+        return {"wall_s": round(sorted(walls)[1], 3), "cpu_s": round(sorted(cpus)[1], 3)}
+
+    out = {"python_bare": timed([sys.executable, "-c", "pass"]), "help": timed([*_cli(), "--help"])}
+    if report_db is not None and report_db.exists():
+        out["report_campaigns"] = timed([*_cli(), "--db", str(report_db), "report", "campaigns"])
+        with sqlite3.connect(report_db) as conn:
+            out["report_db_events"] = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+    return out

@@ -112,6 +112,7 @@ def sync(
             lookback_days=config.lookback_days if lookback_days is None else lookback_days,
             reconcile_days=config.reconcile_days if reconcile_days is None else reconcile_days,
             conversion_metric=config.conversion_metric,
+            parse_workers=config.parse_workers,
         )
 
     if accounts is not None:

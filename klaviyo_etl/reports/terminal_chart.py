@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import plotext
 from rich.text import Text
 
 from klaviyo_etl.reports.model import Report
@@ -43,6 +42,8 @@ def metric_chart(report: Report, width: int, height: int = HEIGHT) -> Text:
     meta = report.meta
     interval = meta.get("interval", "day")
     width = max(width, MIN_WIDTH)
+    import plotext  # ~35 ms: only a chart pays for it, not every start of the CLI (issue 12)
+
     plotext.clf()
     plotext.limit_size(False, False)  # our width, not the size plotext guesses for stdout
     plotext.theme("clear")  # the terminal's own background and text colours

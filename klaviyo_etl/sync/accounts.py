@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -177,7 +176,8 @@ async def _run_all(
     max_in_flight: int,
 ) -> list[AccountResult]:
     slots = asyncio.Semaphore(max_in_flight)
-    pools = _SharedPools(workers=min(4, max(2, os.cpu_count() or 2)))
+    # the accounts share one config's [sync] parse_workers: 0 is one parse thread for all
+    pools = _SharedPools(workers=max((job.options.parse_workers for job in jobs), default=0))
     try:
         return list(
             await asyncio.gather(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import os
 import threading
 import uuid
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from klaviyo_etl.db.rollups import ensure_rollups
 from klaviyo_etl.errors import FatalError, KlaviyoEtlError
 from klaviyo_etl.ratelimit import RateLimiter
 from klaviyo_etl.settings import Settings
+from klaviyo_etl.sync.memory import tune_malloc
 from klaviyo_etl.sync.names import DEPENDS_ON, STREAM_NAMES, resolve
 from klaviyo_etl.sync.run import (
     ParserPools,
@@ -93,7 +93,7 @@ async def _run_async(
     streams = build_streams()
     names = resolve(options.streams)
     writer = Writer(db)
-    pools = pools or ParserPools(workers=min(4, max(2, os.cpu_count() or 2)))
+    pools = pools or ParserPools(workers=options.parse_workers)
     results: dict[str, StreamResult] = {}
     fatal: list[Exception] = []
     local_started = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -231,6 +231,7 @@ def run_sync(
     if client_factory is None:
         settings.require_api_key()  # a missing key is a usage error before the lock is taken
     run_id = uuid.uuid4().hex[:12]
+    tune_malloc()  # flat resident memory over a long load (see sync/memory.py)
     with database_lock(settings.db_path):
         db = open_database(settings.db_path)
         try:

@@ -36,6 +36,7 @@ class SyncOptions:
     reconcile_days: float = 7.0
     safety_lag_minutes: float = 10.0
     conversion_metric: str | None = None  # [reports] conversion_metric (None: the default rule)
+    parse_workers: int = 0  # [sync] parse_workers: processes parsing bulk loads (0: one thread)
 
 
 @dataclass
@@ -66,7 +67,9 @@ class Progress(Protocol):
 
 
 class ParserPools:
-    """A process pool for parsing bulk loads, started only if a stream asks for it."""
+    """Where bulk loads parse, started only if a stream asks for it: one thread of this
+    process (`workers=0`, the default: see `klaviyo_etl.sync.parsing`), or a pool of
+    `workers` processes."""
 
     def __init__(self, workers: int):
         self.workers = workers
@@ -74,7 +77,10 @@ class ParserPools:
 
     def get(self) -> Executor:
         if self._pool is None:
-            self._pool = parser_pool(self.workers)
+            if self.workers > 0:
+                self._pool = parser_pool(self.workers)
+            else:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse")
         return self._pool
 
     def close(self) -> None:

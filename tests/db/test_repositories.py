@@ -3,7 +3,7 @@ import json
 import pytest
 
 from klaviyo_etl.db import open_database
-from klaviyo_etl.db.repositories import Repository, event_value
+from klaviyo_etl.db.repositories import Repository, event_value, row_values
 from klaviyo_etl.models import Resource
 from klaviyo_etl.timeutil import utcnow_iso
 
@@ -192,3 +192,18 @@ def test_the_reporting_api_is_asked_about_sent_campaigns_only(tmp_path):
     assert Repository(db).reportable_ids("campaigns", "2026-01-01") == sorted(
         ["archived", "sent", "variations", "sending", "segments"]
     )
+
+
+def test_row_values_of_uniform_rows_follow_the_first_rows_columns():
+    columns, values = row_values([{"id": "a", "x": 1}, {"x": 2, "id": "b"}])
+    assert columns == ("id", "x") and list(values) == [("a", 1), ("b", 2)]
+    columns, values = row_values([{"id": "a"}, {"id": "b"}])
+    assert columns == ("id",) and list(values) == [("a",), ("b",)]
+
+
+def test_row_values_take_the_union_of_the_columns_and_fill_none():
+    # same length, different keys: the optional column groups of profile rows
+    rows = [{"id": "a", "email_consent": "SUBSCRIBED"}, {"id": "b", "predicted_clv": 3.5}, {"id": "c"}]
+    columns, values = row_values(rows)
+    assert columns == ("id", "email_consent", "predicted_clv")
+    assert list(values) == [("a", "SUBSCRIBED", None), ("b", None, 3.5), ("c", None, None)]

@@ -64,19 +64,22 @@ def assert_matches_sandbox(db_path, data: SandboxData) -> None:
 
 
 def start_sync(
-    db_path: Path, server: SandboxServer, *streams: str, capture: bool = False
+    db_path: Path, server: SandboxServer, *streams: str, capture: bool = False, config: str | None = None
 ) -> subprocess.Popen:
     """`klaviyo-etl --db DB --quiet --base-url URL sync STREAMS...` in a process of its own,
-    with the sandbox's key and no config file. `capture` pipes stdout and stderr (as text)
-    for `communicate()`; otherwise they are discarded."""
+    with the sandbox's key and no config file (or one holding `config`). `capture` pipes
+    stdout and stderr (as text) for `communicate()`; otherwise they are discarded."""
     output = subprocess.PIPE if capture else subprocess.DEVNULL
+    config_path = Path(db_path).parent / ("none.toml" if config is None else "config.toml")
+    if config is not None:
+        config_path.write_text(config)
     return subprocess.Popen(
         [sys.executable, "-m", "klaviyo_etl", "--db", str(db_path), "--quiet", "--base-url", server.url]
         + ["sync", *streams],
         env={
             **os.environ,
             "KLAVIYO_API_KEY": server.config.api_key,
-            "KLAVIYO_ETL_CONFIG": str(Path(db_path).parent / "none.toml"),
+            "KLAVIYO_ETL_CONFIG": str(config_path),
         },
         stdout=output,
         stderr=output,

@@ -76,15 +76,30 @@ def test_kill_mid_sync_then_resume_equals_uninterrupted(sandbox_factory, tmp_pat
     assert len(clean["events"]) == 6000
 
 
-def test_killed_sync_leaves_no_parse_workers_behind(sandbox_factory, tmp_path):
+def children_of(pid: int) -> list[str]:
+    return subprocess.run(
+        ["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True
+    ).stdout.split()
+
+
+def test_a_first_load_parses_in_the_sync_process_by_default(sandbox_factory, tmp_path):
     with sandbox_factory("small", events=6000, profiles=300, latency_ms=15) as sb:
         db = tmp_path / "k.db"
         proc = start_sync(db, sb.server, "events")
         wait_for_rows(proc, db, "events", 1000)
-        children = subprocess.run(
-            ["ps", "-o", "pid=", "--ppid", str(proc.pid)], capture_output=True, text=True
-        ).stdout.split()
-        assert children, "the bulk load should be parsing in worker processes"
+        children = children_of(proc.pid)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert children == [], "parse_workers = 0 (the default) parses on a thread: no worker processes"
+
+
+def test_killed_sync_leaves_no_parse_workers_behind(sandbox_factory, tmp_path):
+    with sandbox_factory("small", events=6000, profiles=300, latency_ms=15) as sb:
+        db = tmp_path / "k.db"
+        proc = start_sync(db, sb.server, "events", config="[sync]\nparse_workers = 2\n")
+        wait_for_rows(proc, db, "events", 1000)
+        children = children_of(proc.pid)
+        assert len(children) >= 2, "with parse_workers = 2 the bulk load parses in worker processes"
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         deadline = time.monotonic() + 10

@@ -141,3 +141,12 @@ def test_events_and_profiles_report_how_much_of_their_range_is_read(sandbox, tmp
         done = [c[0] / c[1] for c in seen]
         assert done == sorted(done) and done[-1] == pytest.approx(1.0) and done[0] >= 0, stream
     assert all(c is None for c in progress.covered["tags"])
+
+
+def test_the_events_stream_plans_two_windows_a_worker():
+    # 64 windows cost a 200-page first load ~48 partial pages (issue 12); 16 cost ~8
+    events = build_streams()["events"]
+    assert isinstance(events, WindowedStream)
+    windows = events.plan(T0, T0 + 120 * DAY)
+    assert len(windows) == 2 * events.concurrency == 16
+    assert len(plan_windows(T0, T0 + 400 * DAY, min_window=HOUR, concurrency=8, per_worker=2)) == 16

@@ -1,0 +1,55 @@
+"""The sync benchmark's ideal time under the rate limits, and its process-tree memory sampler."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from klaviyo_etl.bench.sync import TreeMemory, ideal_for, ideal_seconds
+
+
+def test_within_the_steady_budget_the_ideal_is_the_burst_rate():
+    assert ideal_seconds(200, 35, 350) == pytest.approx(200 / 35)
+    assert ideal_seconds(350, 35, 350) == pytest.approx(10.0)
+
+
+def test_past_the_steady_budget_each_further_budget_waits_its_minute():
+    # 350 at 35/s in the first minute, 350 more from the second, the last 300 from the third
+    assert ideal_seconds(1000, 35, 350) == pytest.approx(2 * 60 + 300 / 35)
+
+
+def test_a_burst_too_slow_to_spend_a_budget_in_a_minute_sets_the_pace():
+    # 1/s cannot spend 100 a minute: each budget takes 100 s
+    assert ideal_seconds(150, 1, 100) == pytest.approx(100 + 50)
+
+
+def test_no_requests_take_no_time():
+    assert ideal_seconds(0, 35, 350) == 0.0
+
+
+def test_the_issues_events_load_is_200_pages_at_a_tenth_of_the_xl_tier():
+    ideal = ideal_for("events", 200_000, scale=0.1)
+    assert (ideal["pages"], ideal["page_size"], ideal["burst_per_s"], ideal["steady_per_min"]) == (
+        200,
+        1000,
+        35.0,
+        350.0,
+    )
+    assert ideal["ideal_s"] == pytest.approx(200 / 35, abs=1e-3)
+
+
+def test_profiles_are_read_100_a_page_at_the_l_tier():
+    ideal = ideal_for("profiles", 20_000)
+    assert (ideal["pages"], ideal["burst_per_s"]) == (200, 75.0)
+
+
+def test_tree_memory_counts_the_children_of_the_process():
+    # a shell whose child holds 60 MB: the tree's peak includes the child's
+    code = "import time; b = bytearray(60 * 2**20); b[::4096] = b'x' * len(b[::4096]); time.sleep(1.5)"
+    proc = subprocess.Popen(["sh", "-c", f'"{sys.executable}" -c "{code}"; true'])
+    with TreeMemory(proc.pid) as memory:
+        proc.wait()
+    assert memory.most_processes >= 2
+    assert memory.peak_tree >= 60 * 2**20 > memory.peak_largest - 60 * 2**20 >= 0
