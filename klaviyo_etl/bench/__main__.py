@@ -44,7 +44,15 @@ def _median_run(runs: int, fn) -> dict:
             if key in median:
                 median[f"{key}_runs"] = [r[key] for r in results]
                 median[key] = statistics.median(r[key] for r in results)
+        if "early_requests" in median:  # one early request in any run is one too many
+            median["early_requests_runs"] = [r["early_requests"] for r in results]
+            median["early_requests"] = _total(median["early_requests_runs"])
     return median
+
+
+def _total(counts: list[int | None]) -> int | None:
+    """The sum, or None when a sandbox reported nothing."""
+    return None if any(c is None for c in counts) else sum(counts)  # type: ignore[arg-type]
 
 
 def summary(results: dict) -> str:
@@ -93,9 +101,18 @@ def summary(results: dict) -> str:
             f"export  {ex['events']:,} events: {first['rows_per_s']:,} rows/s, "
             f"peak RSS {first['peak_rss_mb']:.0f} MB ({ex['rss_ratio_full_vs_quarter']:.2f}x a quarter's)"
         )
-    lines.append(
-        "early requests (before Retry-After): TODO(lead) print the sandbox's counter once issue 11 lands it"
-    )
+    early = {
+        key: part["early_requests"]
+        for key, part in results.items()
+        if isinstance(part, dict) and "early_requests" in part
+    }
+    if early:
+        total = _total(list(early.values()))
+        parts = ", ".join(f"{key} {'?' if n is None else n}" for key, n in early.items())
+        lines.append(
+            "early requests (sent before a 429's Retry-After ran out, target 0): "
+            f"{'unknown' if total is None else total} ({parts})"
+        )
     return "\n".join(lines)
 
 
@@ -160,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
                 "peak_rss_mb_largest_big": big["peak_rss_mb_largest"],
                 "growth": round(big["peak_rss_mb_tree"] / small["peak_rss_mb_tree"] - 1, 3),
                 "cpu_us_per_event_big": big["cpu_us_per_row"],
+                "early_requests": _total([small["early_requests"], big["early_requests"]]),
             },
         )
     if "incremental" not in args.skip:

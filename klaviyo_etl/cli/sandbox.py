@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import signal
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -40,6 +43,13 @@ def serve_command(
     rate_limit_scale: Annotated[
         float, typer.Option(help="Multiply allowed request rates (below 1: 429s sooner).")
     ] = 1.0,
+    stats_json: Annotated[
+        Path | None,
+        typer.Option(
+            help="At shutdown (Ctrl-C or SIGTERM), write the request counters here as JSON, among"
+            " them `early`: requests sent to an endpoint before its last 429's Retry-After ran out."
+        ),
+    ] = None,
 ) -> None:
     """Generate an account and serve it until Ctrl-C."""
     config = SandboxConfig(
@@ -73,7 +83,23 @@ def serve_command(
     typer.echo(f"  export KLAVIYO_BASE_URL={server.url}")
     typer.echo(f"  export KLAVIYO_API_KEY={config.api_key}")
     typer.echo("Press Ctrl-C to stop.")
+    if stats_json is not None:
+        signal.signal(signal.SIGTERM, _interrupt)  # a terminated sandbox still writes its stats
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         typer.echo("\nstopped")
+    finally:
+        if stats_json is not None:
+            _write_stats(stats_json, server.stats.snapshot())
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _write_stats(path: Path, stats: dict) -> None:
+    """Write `stats` whole or not at all: a reader never sees half a file."""
+    partial = path.with_name(path.name + ".tmp")
+    partial.write_text(json.dumps(stats, indent=2))
+    partial.replace(path)

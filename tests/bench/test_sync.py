@@ -5,9 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import httpx
 import pytest
 
-from klaviyo_etl.bench.sync import TreeMemory, ideal_for, ideal_seconds
+from klaviyo_etl.bench.sync import Sandbox, TreeMemory, ideal_for, ideal_seconds
+from tests.helpers.sandbox import REVISION
 
 
 def test_within_the_steady_budget_the_ideal_is_the_burst_rate():
@@ -53,3 +55,22 @@ def test_tree_memory_counts_the_children_of_the_process():
         proc.wait()
     assert memory.most_processes >= 2
     assert memory.peak_tree >= 60 * 2**20 > memory.peak_largest - 60 * 2**20 >= 0
+
+
+def test_the_bench_sandbox_hands_back_its_early_requests_when_it_stops():
+    # at a thousandth of the limits each window allows one request: the second is a 429,
+    # and the third, sent at once, arrives before that 429's Retry-After ran out
+    with Sandbox(events=50, profiles=20, latency_ms=0, rate_limit_scale=0.001) as sandbox:
+        headers = {"Authorization": f"Klaviyo-API-Key {sandbox.api_key}", "revision": REVISION}
+        with httpx.Client(base_url=sandbox.url, headers=headers) as client:
+            statuses = [client.get("/api/events").status_code for _ in range(3)]
+    assert statuses == [200, 429, 429]
+    assert sandbox.stats["requests"] == 3 and sandbox.stats["throttled"] == 2
+    assert sandbox.early == 1
+
+
+def test_a_polite_client_leaves_the_bench_sandbox_no_early_requests():
+    with Sandbox(events=50, profiles=20, latency_ms=0) as sandbox:
+        headers = {"Authorization": f"Klaviyo-API-Key {sandbox.api_key}", "revision": REVISION}
+        assert httpx.get(f"{sandbox.url}/api/events", headers=headers).status_code == 200
+    assert (sandbox.stats["requests"], sandbox.early) == (1, 0)

@@ -3,6 +3,7 @@ cleanly on Ctrl-C."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -84,3 +85,28 @@ def test_port_in_use_is_a_one_line_error() -> None:
     assert result.returncode == 2
     assert result.stderr.strip().startswith("Error: cannot listen on")
     assert "Traceback" not in result.stderr
+
+
+def test_stats_json_is_written_when_the_sandbox_is_terminated(tmp_path) -> None:
+    stats = tmp_path / "stats.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "klaviyo_etl", "sandbox", "serve", "--port", "0", "--profiles", "20"]
+        + ["--events", "50", "--stats-json", str(stats)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        lines = [process.stdout.readline() for _ in range(4)]
+        url = re.search(r"KLAVIYO_BASE_URL=(\S+)", "".join(lines)).group(1)
+        assert httpx.get(f"{url}/api/profiles").status_code == 401  # counted too
+        assert not stats.exists()
+        process.terminate()
+        _, stderr = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0 and "Traceback" not in stderr
+    written = json.loads(stats.read_text())
+    assert (written["requests"], written["early"], written["by_status"]) == (1, 0, {"401": 1})
