@@ -28,6 +28,7 @@ from rich.console import Console
 
 from klaviyo_etl.cli import app
 from klaviyo_etl.db import open_database
+from klaviyo_etl.docs.chromium import find_chromium, run_chromium
 from klaviyo_etl.docs.readme import README, replace_part
 from klaviyo_etl.reports.messages import campaign_report
 from klaviyo_etl.reports.periods import resolve_period
@@ -67,30 +68,11 @@ def campaigns_text(db_path: Path, last: str = "90d") -> str:
 
 
 def screenshot(html: Path, png: Path) -> None:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
+    if find_chromium() is None:
         raise SystemExit("chromium is not installed (make chromium installs it where it may)")
-    with tempfile.TemporaryDirectory() as profile:
-        subprocess.run(
-            [
-                chromium,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--hide-scrollbars",
-                f"--user-data-dir={profile}",
-                f"--screenshot={png}",
-                f"--window-size={WINDOW}",
-                html.resolve().as_uri(),
-            ],
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
+    run_chromium(
+        "--hide-scrollbars", f"--screenshot={png}", f"--window-size={WINDOW}", html.resolve().as_uri()
+    )
     # 256 colours are plenty for a page of text and flat charts: a third of the bytes.
     pngquant = shutil.which("pngquant")
     if pngquant:

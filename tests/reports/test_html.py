@@ -3,37 +3,14 @@
 from __future__ import annotations
 
 import re
-import subprocess
-from pathlib import Path
 
 import pytest
 
+from klaviyo_etl.docs.chromium import find_chromium, run_chromium
 from klaviyo_etl.reports.html import dashboard_html, svg_chart
 from klaviyo_etl.reports.periods import compare_period, resolve_period
 
-CHROMIUM = Path("/usr/bin/chromium")
 MAY = resolve_period(from_="2026-05-01", to="2026-05-31")
-
-
-def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [
-            str(CHROMIUM),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=True,
-    )
 
 
 def test_page_is_self_contained(tiny_db):
@@ -60,12 +37,12 @@ def test_chart_scales_bars_to_the_peak():
 
 
 @pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="headless check needs Debian's chromium (apt-get install chromium)"
+    find_chromium() is None, reason="headless check needs Debian's chromium (apt-get install chromium)"
 )
 def test_rendered_dashboard_shows_the_numbers(tiny_db, tmp_path):
     target = tmp_path / "dashboard.html"
     target.write_text(dashboard_html(tiny_db, MAY, compare_period(MAY, "previous")))
-    dom = chromium(tmp_path, "--dump-dom", target.as_uri()).stdout
+    dom = run_chromium("--dump-dom", target.as_uri()).stdout
     cards = dict(
         re.findall(r'data-kpi="(\w+)"><div class="label">[^<]*</div><div class="value">([^<]*)</div>', dom)
     )
@@ -81,5 +58,5 @@ def test_rendered_dashboard_shows_the_numbers(tiny_db, tmp_path):
     assert "Welcome" in dom[dom.index('id="flows"') :]
     # And it paints: a screenshot of the page is written.
     shot = tmp_path / "dashboard.png"
-    chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,1600", target.as_uri())
+    run_chromium(f"--screenshot={shot}", "--window-size=1280,1600", target.as_uri())
     assert shot.stat().st_size > 10_000
