@@ -44,6 +44,15 @@ import sqlite_utils
 from klaviyo_etl import conventions as kc
 from klaviyo_etl.db.conversion import conversion_metric
 
+# Every derived table a full rebuild empties and refills (created by migration m004).
+ROLLUP_TABLES = (
+    "rollup_entity_days",
+    "rollup_entity_totals",
+    "rollup_entities",
+    "rollup_channel_days",
+    "rollup_metric_hours",
+    "rollup_activity_days",
+)
 # Bump when the rollup logic changes so existing databases rebuild once.
 ROLLUP_VERSION = 2  # 2: SMS 'failed' apart from 'bounced'; one conversion metric
 
@@ -231,14 +240,7 @@ def _load_roles(db: sqlite_utils.Database, roles: list[tuple]) -> None:
 
 
 def _rebuild_all(db: sqlite_utils.Database) -> RefreshStats:
-    for table in (
-        "rollup_entity_days",
-        "rollup_entity_totals",
-        "rollup_entities",
-        "rollup_channel_days",
-        "rollup_metric_hours",
-        "rollup_activity_days",
-    ):
+    for table in ROLLUP_TABLES:
         db.execute(f"DELETE FROM {table}")
     _metric_hours(db, "", "9999")
     _rebuild_activity_full(db)

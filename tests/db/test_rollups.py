@@ -11,19 +11,11 @@ import pytest
 from klaviyo_etl import conventions as kc
 from klaviyo_etl.bench.report_timing import build_bench_db
 from klaviyo_etl.db import open_database
-from klaviyo_etl.db.rollups import ensure_rollups, needs_refresh, refresh_rollups
+from klaviyo_etl.db.rollups import ROLLUP_TABLES, ensure_rollups, needs_refresh, refresh_rollups
 from klaviyo_etl.reports import audience, messages, overview
 from klaviyo_etl.reports.periods import Period
 
 NOW = dt.datetime(2026, 5, 31, 12, tzinfo=dt.UTC)
-ROLLUP_TABLES = (
-    "rollup_entity_days",
-    "rollup_entity_totals",
-    "rollup_entities",
-    "rollup_channel_days",
-    "rollup_metric_hours",
-    "rollup_activity_days",
-)
 
 
 @pytest.fixture(scope="module")
