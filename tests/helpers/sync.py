@@ -18,7 +18,7 @@ import httpx
 from klaviyo_etl.db import open_database
 from klaviyo_etl.sandbox import SandboxData, SandboxServer
 from klaviyo_etl.settings import Settings
-from klaviyo_etl.sync.engine import make_client
+from klaviyo_etl.sync.engine import SyncOptions, SyncResult, make_client, run_sync
 
 TABLE_OF = {
     "metric": "metrics",
@@ -39,6 +39,14 @@ TABLE_OF = {
 
 def settings_for(server, config, db_path, retries: int = 7) -> Settings:
     return Settings(db_path=db_path, api_key=config.api_key, base_url=server.url, retries=retries)
+
+
+def sync_ok(server, config, db_path, **options) -> SyncResult:
+    """Sync the sandbox into `db_path` and insist that every stream ended ok."""
+    result = run_sync(settings_for(server, config, db_path), SyncOptions(**options))
+    assert result.ok, [(s.stream, s.error) for s in result.streams]
+    assert result.exit_code == 0
+    return result
 
 
 def live_ids(db_path, table: str) -> set[str]:

@@ -7,9 +7,8 @@ import datetime as dt
 
 from klaviyo_etl.db import open_database
 from klaviyo_etl.db.repositories import Repository
-from klaviyo_etl.sync.engine import SyncOptions, run_sync
 from klaviyo_etl.sync.streams import ChildStream, FlowMessageStream, build_streams
-from tests.helpers.sync import live_ids, live_members, settings_for
+from tests.helpers.sync import live_ids, live_members, sync_ok
 
 STREAMS = build_streams()
 
@@ -44,17 +43,10 @@ def test_flow_messages_are_read_only_under_sending_actions(tmp_path):
     assert [p["id"] for p in members.parents(Repository(db))] == ["L1"]
 
 
-def _sync(server, config, db_path, **options):
-    result = run_sync(settings_for(server, config, db_path), SyncOptions(**options))
-    assert result.ok, [(s.stream, s.error) for s in result.streams]
-    assert result.exit_code == 0
-    return result
-
-
 def test_a_removed_flow_action_and_a_deleted_list_are_news_not_failures(sandbox, tmp_path):
     server, data, config = sandbox
     db_path = tmp_path / "k.db"
-    _sync(server, config, db_path)
+    sync_ok(server, config, db_path)
     db = open_database(db_path)
     action = db.execute(
         "SELECT flow_action_id FROM flow_messages GROUP BY flow_action_id ORDER BY flow_action_id LIMIT 1"
@@ -63,7 +55,7 @@ def test_a_removed_flow_action_and_a_deleted_list_are_news_not_failures(sandbox,
     data.delete("flow-action", action)  # its flow is not touched: an incremental run still asks
     data.delete("list", gone_list)
 
-    second = _sync(server, config, db_path, reconcile=False)
+    second = sync_ok(server, config, db_path, reconcile=False)
     by_name = {s.stream: s for s in second.streams}
     assert by_name["flow_messages"].status == "ok" and by_name["list_members"].status == "ok"
     db = open_database(db_path)
@@ -89,7 +81,7 @@ def test_a_member_who_joined_in_the_future_does_not_hold_its_list_back(sandbox, 
     group = sorted(data.ids("list"))[0]
     outsiders = sorted(data.ids("profile") - set(data.members[group]))
     data.add_member(group, outsiders[0], joined_at=data.now + dt.timedelta(days=30))
-    _sync(server, config, db_path, streams=["lists", "list_members"])
+    sync_ok(server, config, db_path, streams=["lists", "list_members"])
     data.add_member(group, outsiders[1])  # joins now, before the first one's date
-    _sync(server, config, db_path, streams=["list_members"], reconcile=False)
+    sync_ok(server, config, db_path, streams=["list_members"], reconcile=False)
     assert (group, outsiders[1]) in live_members(db_path, "list_members", "list_id")

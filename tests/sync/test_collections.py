@@ -9,10 +9,9 @@ import pytest
 
 from klaviyo_etl import conventions as kc
 from klaviyo_etl.db import open_database
-from klaviyo_etl.sync.engine import SyncOptions, run_sync
 from klaviyo_etl.sync.streams import CampaignStream, ResourceStream, build_streams
 from klaviyo_etl.timeutil import epoch_to_iso
-from tests.helpers.sync import live_ids, settings_for
+from tests.helpers.sync import live_ids, sync_ok
 
 STREAMS = build_streams()
 MARK = dt.datetime(2026, 5, 1, 10, tzinfo=dt.UTC)
@@ -56,16 +55,10 @@ def test_campaigns_always_name_their_channel_and_and_it_with_the_mark(channel):
     assert later["sort"] == "updated_at"
 
 
-def _sync(server, config, db_path, **options):
-    result = run_sync(settings_for(server, config, db_path), SyncOptions(**options))
-    assert result.ok, [(s.stream, s.error) for s in result.streams]
-    return result
-
-
 def test_a_full_scan_flags_actions_and_messages_their_live_parents_no_longer_include(sandbox, tmp_path):
     server, data, config = sandbox
     db_path = tmp_path / "k.db"
-    _sync(server, config, db_path, streams=["flows", "flow_messages", "campaigns"])
+    sync_ok(server, config, db_path, streams=["flows", "flow_messages", "campaigns"])
     db = open_database(db_path)
     action, flow = db.execute(
         "SELECT flow_action_id, flow_id FROM flow_messages ORDER BY flow_action_id LIMIT 1"
@@ -75,7 +68,7 @@ def test_a_full_scan_flags_actions_and_messages_their_live_parents_no_longer_inc
     data.delete("flow-action", action)  # the flow stays live, without this action
     data.delete("campaign-message", message)
 
-    _sync(server, config, db_path, streams=["flows", "campaigns"], reconcile=True)
+    sync_ok(server, config, db_path, streams=["flows", "campaigns"], reconcile=True)
     db = open_database(db_path)
     assert db["flows"].get(flow)["deleted_at"] is None
     assert db["flow_actions"].get(action)["deleted_at"] is not None
@@ -106,11 +99,11 @@ def test_a_full_scan_keeps_archived_flows_actions_and_messages_live(sandbox, tmp
     assert len(actions) >= 2, "an archived flow with more than one action"
     messages = {m["id"] for a in actions for m in data.flow_messages_of(a)}
     assert messages
-    _sync(server, config, db_path, streams=["flows", "flow_messages", "campaigns"])
+    sync_ok(server, config, db_path, streams=["flows", "flow_messages", "campaigns"])
     gone = actions[-1]
     data.delete("flow-action", gone)  # the archived flow loses one action, keeps the others
 
-    _sync(server, config, db_path, streams=["flows", "campaigns"], reconcile=True)
+    sync_ok(server, config, db_path, streams=["flows", "campaigns"], reconcile=True)
     db = open_database(db_path)
     assert db["flows"].get(flow)["deleted_at"] is None
     assert db["flow_actions"].get(gone)["deleted_at"] is not None  # the archived scan counts
@@ -135,9 +128,9 @@ def test_a_row_updated_in_the_future_does_not_hold_its_stream_back(sandbox, tmp_
             (data.now + dt.timedelta(days=30)).timestamp()
         )
         data.version += 1
-    _sync(server, config, db_path, streams=["templates"])
+    sync_ok(server, config, db_path, streams=["templates"])
     data.touch("template", later_edit)  # edited now, before the future date
-    _sync(server, config, db_path, streams=["templates"], reconcile=False)
+    sync_ok(server, config, db_path, streams=["templates"], reconcile=False)
     stored = open_database(db_path)["templates"].get(later_edit)
     assert stored["name"] == data.resources["template"][later_edit]["attributes"]["name"]
     assert "(edited" in stored["name"]
@@ -146,7 +139,7 @@ def test_a_row_updated_in_the_future_does_not_hold_its_stream_back(sandbox, tmp_
 def test_links_to_a_removed_tag_are_dropped(sandbox, tmp_path):
     server, data, config = sandbox
     db_path = tmp_path / "k.db"
-    _sync(server, config, db_path)
+    sync_ok(server, config, db_path)
     db = open_database(db_path)
     tag = db.execute(
         "SELECT tag_id FROM tag_links GROUP BY tag_id ORDER BY COUNT(*) DESC LIMIT 1"
@@ -159,7 +152,7 @@ def test_links_to_a_removed_tag_are_dropped(sandbox, tmp_path):
         dropped = data.tag_links[(untagged_kind, untagged)].pop()
         data.version += 1
 
-    _sync(server, config, db_path, reconcile=True)
+    sync_ok(server, config, db_path, reconcile=True)
     db = open_database(db_path)
     assert db["tags"].get(tag)["deleted_at"] is not None
     assert db.execute("SELECT COUNT(*) FROM tag_links WHERE tag_id = ?", [tag]).fetchone()[0] == 0
