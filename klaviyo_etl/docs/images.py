@@ -38,7 +38,7 @@ from klaviyo_etl.sandbox import SandboxConfig, SandboxData, serve
 IMAGES = Path(__file__).resolve().parent / "images"
 SCREENSHOT = IMAGES / "dashboard.png"
 WIDTH = 100  # the terminal the README's example is printed for
-WINDOW = "1200,1450"  # the page down to the flows table
+WINDOW = "1280,1450"  # the page down to the flows table
 
 
 def _cli(*args: str) -> None:

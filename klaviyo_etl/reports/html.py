@@ -22,7 +22,7 @@ CSS = """
         --accent3:#10b981; --up:#047857; --down:#b91c1c; --card:#f8fafc; }
 * { box-sizing: border-box; }
 body { font: 14px/1.45 -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif;
-       color: var(--ink); margin: 24px auto; max-width: 1200px; padding: 0 16px; }
+       color: var(--ink); margin: 24px auto; max-width: 1280px; padding: 0 16px; }
 h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 8px; }
 .sub { color: var(--muted); margin-bottom: 16px; }
 .cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(200px, 1fr)); gap: 12px; }
@@ -35,9 +35,12 @@ h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 8p
 .chart { border: 1px solid var(--line); border-radius: 8px; padding: 8px; }
 svg text { font: 11px -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; fill: var(--muted); }
 svg .title { font-size: 13px; font-weight: 600; fill: var(--ink); }
-table { border-collapse: collapse; width: 100%; font-size: 13px; }
-th, td { padding: 5px 8px; border-bottom: 1px solid var(--line); white-space: nowrap; }
-th { text-align: left; color: var(--muted); font-weight: 600; position: sticky; top: 0; background: #fff; }
+table { border-collapse: collapse; width: 100%; font-size: 12.5px; }
+th, td { padding: 5px 5px; border-bottom: 1px solid var(--line); white-space: nowrap; }
+th { text-align: left; color: var(--muted); font-weight: 600; position: sticky; top: 0; background: #fff;
+     white-space: normal; vertical-align: bottom; min-width: 3.5em; }
+/* A wide table scrolls sideways; its name column stays in view while it does. */
+th:first-child, td:first-child { position: sticky; left: 0; background: #fff; z-index: 1; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .scroll { overflow-x: auto; } .note { color: #92400e; }
 """
