@@ -410,11 +410,6 @@ class Repository:
     def is_empty(self, table: str) -> bool:
         return not self.db.execute(f"SELECT 1 FROM [{table}] LIMIT 1").fetchall()
 
-    def metric_id(self, name: str) -> str | None:
-        """The id of the live metric called `name`, if synced."""
-        rows = self._rows("SELECT id FROM metrics WHERE name = ? AND deleted_at IS NULL", [name])
-        return rows[0]["id"] if rows else None
-
     def reportable_ids(self, table: str, since: str) -> list[str]:
         """Campaigns sent since `since` (a sent status), or flows that can have Reporting API
         figures (not drafts), by id."""
