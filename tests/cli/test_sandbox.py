@@ -15,32 +15,23 @@ import httpx
 from tests.helpers.sandbox import REVISION
 
 
-def test_serve_prints_url_and_key_and_stops_on_ctrl_c() -> None:
+def serve(*args: str) -> tuple[subprocess.Popen, dict[str, str]]:
+    """`sandbox serve --port 0 ARGS` in a process, and the settings it prints (URL and key)."""
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "klaviyo_etl",
-            "sandbox",
-            "serve",
-            "--port",
-            "0",
-            "--profiles",
-            "40",
-            "--events",
-            "400",
-            "--seed",
-            "5",
-        ],
+        [sys.executable, "-m", "klaviyo_etl", "sandbox", "serve", "--port", "0", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+    printed = "".join(process.stdout.readline() for _ in range(4))
+    return process, dict(re.findall(r"(KLAVIYO_BASE_URL|KLAVIYO_API_KEY)=(\S+)", printed))
+
+
+def test_serve_prints_url_and_key_and_stops_on_ctrl_c() -> None:
+    process, printed = serve("--profiles", "40", "--events", "400", "--seed", "5")
     try:
-        lines = [process.stdout.readline() for _ in range(4)]
-        url = re.search(r"KLAVIYO_BASE_URL=(\S+)", "".join(lines)).group(1)
-        key = re.search(r"KLAVIYO_API_KEY=(\S+)", "".join(lines)).group(1)
+        url, key = printed["KLAVIYO_BASE_URL"], printed["KLAVIYO_API_KEY"]
         response = httpx.get(
             f"{url}/api/profiles",
             params={"page[size]": "100"},
@@ -89,17 +80,9 @@ def test_port_in_use_is_a_one_line_error() -> None:
 
 def test_stats_json_is_written_when_the_sandbox_is_terminated(tmp_path) -> None:
     stats = tmp_path / "stats.json"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "klaviyo_etl", "sandbox", "serve", "--port", "0", "--profiles", "20"]
-        + ["--events", "50", "--stats-json", str(stats)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    process, printed = serve("--profiles", "20", "--events", "50", "--stats-json", str(stats))
     try:
-        lines = [process.stdout.readline() for _ in range(4)]
-        url = re.search(r"KLAVIYO_BASE_URL=(\S+)", "".join(lines)).group(1)
+        url = printed["KLAVIYO_BASE_URL"]
         assert httpx.get(f"{url}/api/profiles").status_code == 401  # counted too
         assert not stats.exists()
         process.terminate()
