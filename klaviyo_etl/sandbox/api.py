@@ -25,7 +25,7 @@ from klaviyo_etl import conventions as kc
 from klaviyo_etl.endpoints import Endpoint, contract
 from klaviyo_etl.sandbox.data import SandboxData
 from klaviyo_etl.sandbox.filters import FilterError, Term, as_epoch, matches, parse_filter, validate
-from klaviyo_etl.sandbox.render import ACTION_TYPES, Renderer
+from klaviyo_etl.sandbox.render import ACTION_TYPES, Renderer, encode_json
 from klaviyo_etl.sandbox.reporting_api import metric_aggregates, values_report
 from klaviyo_etl.sandbox.wire import ApiError, Request, bad_request
 from klaviyo_etl.timeutil import epoch_to_iso
@@ -59,11 +59,13 @@ class Route:
     template: str
     pattern: re.Pattern
     handler: Callable[..., dict]
+    # Writes the handler's document as JSON itself, for the hot routes (see `Api.respond`).
+    writer: Callable[..., bytes] | None = None
 
 
-def _route(method: str, template: str, handler) -> Route:
+def _route(method: str, template: str, handler, writer=None) -> Route:
     pattern = re.compile("^" + re.sub(r"\{id\}", r"(?P<id>[^/]+)", template) + "/?$")
-    return Route(method, template, pattern, handler)
+    return Route(method, template, pattern, handler, writer)
 
 
 def encode_cursor(payload: dict) -> str:
@@ -99,7 +101,7 @@ class Api:
         self.contract = contract()
         self.routes = [
             _route("GET", "/api/metrics", self.list_resources),
-            _route("GET", "/api/events", self.list_events),
+            _route("GET", "/api/events", self.list_events, self.list_events_json),
             _route("GET", "/api/profiles", self.list_resources),
             _route("GET", "/api/lists", self.list_resources),
             _route("GET", "/api/lists/{id}", self.get_group),
@@ -144,6 +146,21 @@ class Api:
         try:
             with self.data.lock:
                 return 200, route.handler(request, route, resource_id)
+        except FilterError as exc:
+            raise bad_request(str(exc), parameter="filter") from exc
+
+    def respond(self, request: Request) -> tuple[int, bytes]:
+        """`handle`, with the document as JSON: what the server sends.
+
+        A route with a `writer` (the events page) writes its JSON directly; the others'
+        documents go through `encode_json`. Both are JSON-equal to `handle`'s document.
+        """
+        route, resource_id = self.match(request.method, request.path)
+        try:
+            with self.data.lock:
+                if route.writer is not None:
+                    return 200, route.writer(request, route, resource_id)
+                return 200, encode_json(route.handler(request, route, resource_id))
         except FilterError as exc:
             raise bad_request(str(exc), parameter="filter") from exc
 
@@ -367,6 +384,15 @@ class Api:
             doc["included"] = [obj for obj in renderer.included.values() if obj]
         return doc
 
+    def _document_json(
+        self, request: Request, renderer: Renderer, data: list[str], next_cursor: str | None
+    ) -> bytes:
+        """`_document` as JSON, from resource objects already written as JSON text."""
+        rest = self._document(request, renderer, [], next_cursor)
+        del rest["data"]
+        # '{"data":[...],' then the rest's members: its JSON without the opening brace.
+        return b'{"data":[' + ",".join(data).encode() + b"]," + encode_json(rest)[1:]
+
     def list_resources(self, request: Request, route: Route, scope: str | None) -> dict:
         endpoint = self.contract.by_path(route.template)
         self._check_params(request, route, endpoint)
@@ -484,6 +510,18 @@ class Api:
     # -- events ----------------------------------------------------------------------------------
 
     def list_events(self, request: Request, route: Route, scope: str | None) -> dict:
+        renderer, found, next_cursor = self._events_page(request, route)
+        items = [renderer.event(i) for i in found]
+        return self._document(request, renderer, items, next_cursor)
+
+    def list_events_json(self, request: Request, route: Route, scope: str | None) -> bytes:
+        """`list_events` as JSON, each event written by `Renderer.event_json`."""
+        renderer, found, next_cursor = self._events_page(request, route)
+        items = [renderer.event_json(i) for i in found]
+        return self._document_json(request, renderer, items, next_cursor)
+
+    def _events_page(self, request: Request, route: Route) -> tuple[Renderer, list[int], str | None]:
+        """The renderer, the storage indexes of the page's events, and the next cursor."""
         data = self.data
         events = data.events
         endpoint = self.contract.by_path(route.template)
@@ -546,12 +584,11 @@ class Api:
                     break
                 found.append(i)
         renderer = Renderer(data, request.base_url, fields=fields, additional=additional, include=include)
-        items = [renderer.event(i) for i in found]
         next_cursor = None
         if more:
             last = found[-1]
             next_cursor = encode_cursor({"s": sort_name, "t": events.ts[last], "n": events.num[last]})
-        return self._document(request, renderer, items, next_cursor)
+        return renderer, found, next_cursor
 
     # -- reporting -------------------------------------------------------------------------------
 

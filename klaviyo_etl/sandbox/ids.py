@@ -48,12 +48,14 @@ def event_num(event_id_: str) -> int | None:
     return ((x - _EVENT_ADD) * _EVENT_INV) % _EVENT_SPACE
 
 
+# The UUID's version (1) and RFC 4122 variant bits, cleared and set in one step each.
+_UUID_KEEP = ((1 << 128) - 1) & ~((0xF000 << 64) | (0xC000 << 48))
+_UUID_SET = (0x1000 << 64) | (0x8000 << 48)
+
+
 def event_uuid(num: int) -> str:
     """A version-1-shaped UUID derived from the event number (Klaviyo's are time-based)."""
-    x = (num * 0x9E3779B97F4A7C15F39CC0605CEDC835 + 0x1234567) % (1 << 128)
-    x = (x & ~(0xF000 << 64)) | (0x1000 << 64)  # version 1
-    x = (x & ~(0xC000 << 48)) | (0x8000 << 48)  # RFC 4122 variant
-    h = f"{x:032x}"
+    h = "%032x" % (((num * 0x9E3779B97F4A7C15F39CC0605CEDC835 + 0x1234567) & _UUID_KEEP) | _UUID_SET)
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 

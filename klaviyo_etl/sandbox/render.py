@@ -6,6 +6,11 @@ when the request asked to `include` them; every relationship carries `links`.
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+import orjson
+
 from klaviyo_etl.sandbox.data import SandboxData
 from klaviyo_etl.sandbox.ids import event_id, event_uuid
 from klaviyo_etl.timeutil import epoch_to_iso
@@ -80,6 +85,27 @@ ACTION_TYPES = {
 }
 
 
+def encode_json(payload: Any) -> bytes:
+    """`payload` as compact JSON, JSON-equal to `json.dumps(payload, separators=(",", ":"))`.
+
+    orjson, ~10x faster than the stdlib; what it refuses (keys that are not strings, ints
+    beyond 64 bits, lone surrogates) goes to the stdlib. Unlike the stdlib, orjson writes a
+    NaN or infinite float as null: the sandbox makes none (its numbers are counts, prices and
+    epoch seconds, and Python's float division raises rather than make one).
+    """
+    try:
+        return orjson.dumps(payload)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def json_text(text: str) -> str:
+    """`text` as it goes between the quotes of a JSON string."""
+    if text.isalnum():  # no quote, backslash, control character or surrogate
+        return text
+    return encode_json(text).decode()[1:-1]
+
+
 def _select(attributes: dict, fields: list[str]) -> dict:
     """Sparse fieldset: keep the listed attributes; `a.b` keeps one nested key."""
     out: dict = {}
@@ -127,6 +153,7 @@ class Renderer:
         self.include = include
         self.on_profiles = on_profiles  # /api/profiles also has a `conversations` relationship
         self.included: dict[tuple[str, str], dict] = {}
+        self._json_base: str | None = None  # "{base}/api/events/" escaped for JSON, once
 
     # -- links ---------------------------------------------------------------------------------
 
@@ -304,6 +331,55 @@ class Renderer:
             "relationships": relationships,
             "links": {"self": self.self_link("event", eid)},
         }
+
+    def event_json(self, i: int) -> str:
+        """`event(i)` as JSON text, JSON-equal to it, written from a template.
+
+        The events page is the sandbox's hot path (a first load reads every event once): a
+        dict per event and a generic encoder cost ~4x this. Ids are made of letters and
+        digits, so they go into the template as they are; anything else is escaped.
+        """
+        data = self.data
+        events = self.data.events
+        num = events.num[i]
+        ts = events.ts[i]
+        eid = event_id(num)
+        selected = self.fields.get("event")
+        if selected:
+            attributes = {
+                "timestamp": ts,
+                "event_properties": data.event_properties(i),
+                "datetime": epoch_to_iso(ts),
+                "uuid": event_uuid(num),
+            }
+            attrs = encode_json(_select(attributes, selected)).decode()
+        else:
+            attrs = (
+                f'{{"timestamp":{ts},"event_properties":{encode_json(data.event_properties(i)).decode()},'
+                f'"datetime":"{epoch_to_iso(ts)}","uuid":"{event_uuid(num)}"}}'
+            )
+        profile_id = data.profile_ids[events.profile[i]]
+        metric_id = data.metric_ids[events.metric[i]]
+        include = self.include
+        if include:
+            if "profile" in include:
+                self._include("profile", profile_id)
+            if "metric" in include:
+                self._include("metric", metric_id)
+        if self._json_base is None:
+            self._json_base = json_text(f"{self.base}/api/events/")
+        root = self._json_base + eid
+        attributions = ',"data":[]' if "attributions" in include else ""
+        return (
+            f'{{"type":"event","id":"{eid}","attributes":{attrs},"relationships":{{'
+            f'"profile":{{"data":{{"type":"profile","id":"{json_text(profile_id)}"}},'
+            f'"links":{{"self":"{root}/relationships/profile/","related":"{root}/profile/"}}}},'
+            f'"metric":{{"data":{{"type":"metric","id":"{json_text(metric_id)}"}},'
+            f'"links":{{"self":"{root}/relationships/metric/","related":"{root}/metric/"}}}},'
+            f'"attributions":{{"links":{{"self":"{root}/relationships/attributions/",'
+            f'"related":"{root}/attributions/"}}{attributions}}}}},'
+            f'"links":{{"self":"{root}/"}}}}'
+        )
 
 
 def subscriptions(record: dict) -> dict:

@@ -29,6 +29,7 @@ from klaviyo_etl.sandbox.api import Api
 from klaviyo_etl.sandbox.config import SandboxConfig
 from klaviyo_etl.sandbox.data import SandboxData
 from klaviyo_etl.sandbox.ratelimit import Limit, RateLimiter, limits_for
+from klaviyo_etl.sandbox.render import encode_json
 from klaviyo_etl.sandbox.wire import ApiError, Request, error_body
 
 log = logging.getLogger(__name__)
@@ -304,7 +305,7 @@ class _Handler(BaseHTTPRequestHandler):
         host = self.headers.get("Host") or f"{sandbox.host}:{sandbox.port}"
         request = Request(method, path, query, body, f"http://{host}")
         try:
-            status, payload = sandbox.api.handle(request)
+            status, payload = sandbox.api.respond(request)
         except ApiError as exc:
             status, payload = exc.status, exc.body()
         except Exception as exc:  # a sandbox bug: answer like Klaviyo's 500, keep serving
@@ -400,13 +401,13 @@ class _Handler(BaseHTTPRequestHandler):
         self,
         endpoint_key: str,
         status: int,
-        payload: dict,
+        payload: dict | bytes,
         *,
         headers: dict[str, str] | None = None,
         truncate: bool = False,
         fault: str | None = None,
     ) -> None:
-        raw = json.dumps(payload, separators=(",", ":")).encode()
+        raw = payload if isinstance(payload, bytes) else encode_json(payload)
         self.server.sandbox.stats.record(endpoint_key, None if truncate else status, fault)
         try:
             self.send_response(status)
