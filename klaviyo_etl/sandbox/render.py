@@ -106,6 +106,10 @@ def json_text(text: str) -> str:
     return encode_json(text).decode()[1:-1]
 
 
+def _rel_links(root: str, rel: str) -> dict:
+    return {"self": f"{root}/relationships/{rel}/", "related": f"{root}/{rel}/"}
+
+
 def _select(attributes: dict, fields: list[str]) -> dict:
     """Sparse fieldset: keep the listed attributes; `a.b` keeps one nested key."""
     out: dict = {}
@@ -161,8 +165,7 @@ class Renderer:
         return f"{self.base}/api/{PLURAL[kind]}/{resource_id}/"
 
     def rel_links(self, kind: str, resource_id: str, rel: str) -> dict:
-        root = f"{self.base}/api/{PLURAL[kind]}/{resource_id}"
-        return {"self": f"{root}/relationships/{rel}/", "related": f"{root}/{rel}/"}
+        return _rel_links(f"{self.base}/api/{PLURAL[kind]}/{resource_id}", rel)
 
     # -- attributes ----------------------------------------------------------------------------
 
@@ -239,8 +242,9 @@ class Renderer:
         if kind == "profile" and self.on_profiles:
             rels = (*rels, "conversations")
         out = {}
+        root = f"{self.base}/api/{PLURAL[kind]}/{record['id']}"
         for rel in rels:
-            entry: dict = {"links": self.rel_links(kind, record["id"], rel)}
+            entry: dict = {"links": _rel_links(root, rel)}
             target = REL_TYPE[rel]
             if rel in TO_ONE:
                 related = self.related_ids(kind, record, rel)
@@ -387,6 +391,7 @@ def subscriptions(record: dict) -> dict:
     consent = record["consent"]
     attrs = record["attributes"]
     email_ts = epoch_to_iso(consent["email_ts"])
+    sms_ts = epoch_to_iso(consent["sms_ts"])
     suppression = [{"reason": reason, "timestamp": epoch_to_iso(ts)} for reason, ts in consent["suppression"]]
     email_ok = consent["email"] == "SUBSCRIBED" and not suppression
     out: dict = {
@@ -408,12 +413,10 @@ def subscriptions(record: dict) -> dict:
             "marketing": {
                 "can_receive_sms_marketing": consent["sms"] == "SUBSCRIBED",
                 "consent": consent["sms"],
-                "consent_timestamp": epoch_to_iso(consent["sms_ts"])
-                if consent["sms"] != "NEVER_SUBSCRIBED"
-                else None,
+                "consent_timestamp": sms_ts if consent["sms"] != "NEVER_SUBSCRIBED" else None,
                 "method": "TEXT" if consent["sms"] != "NEVER_SUBSCRIBED" else None,
                 "method_detail": None,
-                "last_updated": epoch_to_iso(consent["sms_ts"]),
+                "last_updated": sms_ts,
             },
             "transactional": {
                 "can_receive_sms_transactional": bool(attrs.get("phone_number")),
