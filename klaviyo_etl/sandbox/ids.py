@@ -55,7 +55,8 @@ _UUID_SET = (0x1000 << 64) | (0x8000 << 48)
 
 def event_uuid(num: int) -> str:
     """A version-1-shaped UUID derived from the event number (Klaviyo's are time-based)."""
-    h = "%032x" % (((num * 0x9E3779B97F4A7C15F39CC0605CEDC835 + 0x1234567) & _UUID_KEEP) | _UUID_SET)
+    x = ((num * 0x9E3779B97F4A7C15F39CC0605CEDC835 + 0x1234567) & _UUID_KEEP) | _UUID_SET
+    h = x.to_bytes(16, "big").hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
