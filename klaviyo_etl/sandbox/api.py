@@ -25,7 +25,7 @@ from klaviyo_etl import conventions as kc
 from klaviyo_etl.endpoints import Endpoint, contract
 from klaviyo_etl.sandbox.data import SandboxData
 from klaviyo_etl.sandbox.filters import FilterError, Term, as_epoch, matches, parse_filter, validate
-from klaviyo_etl.sandbox.render import ACTION_TYPES, Renderer, encode_json
+from klaviyo_etl.sandbox.render import ACTION_TYPES, PropertiesText, Renderer, encode_json
 from klaviyo_etl.sandbox.reporting_api import metric_aggregates, values_report
 from klaviyo_etl.sandbox.wire import ApiError, Request, bad_request
 from klaviyo_etl.timeutil import epoch_to_iso
@@ -123,6 +123,7 @@ class Api:
             _route("POST", "/api/metric-aggregates", self.metric_aggregates),
         ]
         self._cache: OrderedDict[tuple, tuple[int, list, list]] = OrderedDict()
+        self._properties = PropertiesText(data)
 
     # -- dispatch ------------------------------------------------------------------------------
 
@@ -592,7 +593,14 @@ class Api:
                     more = True
                     break
                 found.append(i)
-        renderer = Renderer(data, request.base_url, fields=fields, additional=additional, include=include)
+        renderer = Renderer(
+            data,
+            request.base_url,
+            fields=fields,
+            additional=additional,
+            include=include,
+            properties=self._properties,
+        )
         next_cursor = None
         if more:
             last = found[-1]

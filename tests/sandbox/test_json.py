@@ -12,10 +12,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from klaviyo_etl import conventions as kc
 from klaviyo_etl.sandbox import SandboxData
 from klaviyo_etl.sandbox.api import Api
 from klaviyo_etl.sandbox.ids import event_id, event_uuid
-from klaviyo_etl.sandbox.render import encode_json, json_text
+from klaviyo_etl.sandbox.render import PropertiesText, encode_json, json_text
 from klaviyo_etl.sandbox.wire import Request
 from klaviyo_etl.timeutil import epoch_to_iso
 from tests.helpers.sandbox import make_config
@@ -115,6 +116,29 @@ def test_events_sent_after_the_account_changed_match_the_documents() -> None:
     data.add_events(25, start=data.now - dt.timedelta(days=30), end=data.now - dt.timedelta(days=29))
     pages = list(_pages(Api(data), "/api/events", {"page[size]": "1000", "include": "profile,metric"}))
     assert sum(len(p["data"]) for p in pages) == len(data.ids("event"))
+
+
+def test_kept_event_properties_follow_a_change_to_the_account() -> None:
+    # One Api serves before and after: the texts it kept must not outlive the change.
+    data = SandboxData.generate(make_config(events=3000, profiles=300))
+    api = Api(data)
+    params = {"page[size]": "1000"}
+    before = [e for page in _pages(api, "/api/events", params) for e in page["data"]]
+    flow = next(e for e in before if kc.PROP_FLOW in e["attributes"]["event_properties"])
+    flow_id = flow["attributes"]["event_properties"][kc.PROP_FLOW]
+    data.touch("flow", flow_id)
+    after = {e["id"]: e for page in _pages(api, "/api/events", params) for e in page["data"]}
+    renamed = data.resources["flow"][flow_id]["attributes"]["name"]
+    assert "(edited" in renamed
+    assert after[flow["id"]]["attributes"]["event_properties"]["Flow Name"] == renamed
+
+
+def test_kept_event_properties_are_the_events_own() -> None:
+    data = SandboxData.generate(make_config(events=4000, profiles=300))
+    kept = PropertiesText(data)
+    for i in range(len(data.events)):
+        assert json.loads(kept(i)) == data.event_properties(i)
+    assert 0 < len(kept.text) < len(data.events) / 4  # shared: most events reuse a text
 
 
 @pytest.mark.parametrize("base", ['http://we"ird\\host:1', "http://hôte.example:8080", "http://h\tx"])
