@@ -4,6 +4,10 @@
 parameters against the vendored contract (filters, sort, page sizes, sparse fieldsets,
 includes), paginates with opaque keyset cursors and renders JSON:API documents. Auth,
 revisions, rate limits and faults live in `server.py`, which wraps this.
+
+The server sends `Api.respond`'s bytes: JSON-equal to `handle`'s document, but the events
+page, which a first load reads in full, is written from a template (`Renderer.event_json`)
+rather than built as dicts and encoded: ~5 us of CPU per served event instead of ~25.
 """
 
 from __future__ import annotations
