@@ -11,6 +11,7 @@ last 429's `Retry-After`.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import random
@@ -146,7 +147,13 @@ class SandboxServer:
         self._httpd.server_close()
 
     def serve_forever(self) -> None:
-        """Serve on the calling thread until `KeyboardInterrupt` (the CLI's mode)."""
+        """Serve on the calling thread until `KeyboardInterrupt` (the CLI's mode).
+
+        The process is the sandbox's own, so the generated account is frozen out of the
+        garbage collector first: every full collection would walk all of its records again,
+        though none of them is garbage (profile pages at 20,000 profiles: ~10 % of their CPU).
+        """
+        gc.freeze()
         try:
             self._httpd.serve_forever(poll_interval=0.2)
         finally:
