@@ -65,6 +65,7 @@ CASES = [
         },
     ),
     ("/api/profiles", {"page[size]": "50", "fields[profile]": "email,location.city", **SUBSCRIPTIONS}),
+    ("/api/profiles", {"page[size]": "40", "include": "push-tokens,conversations", **SUBSCRIPTIONS}),
     ("/api/metrics", {}),
     ("/api/lists", {"include": "tags,flow-triggers"}),
     ("/api/campaigns", {"filter": "equals(messages.channel,'email')", "include": "campaign-messages,tags"}),
