@@ -51,7 +51,7 @@ def plan_windows(
     *,
     min_window: dt.timedelta,
     concurrency: int,
-    per_worker: int = 8,
+    per_worker: float = 8,
 ) -> list[Window]:
     """Split [lo, hi) into equal windows: no shorter than `min_window` (one window if the span
     is not longer), at most 256, and at most `per_worker` per worker.
@@ -60,7 +60,7 @@ def plan_windows(
     more (its last page is partial), which a rate-limited first load pays in time."""
     span = hi - lo
     count = max(1, min(256, int(span / min_window)))
-    count = min(count, max(concurrency * per_worker, 1)) if span > min_window else 1
+    count = min(count, max(int(concurrency * per_worker), 1)) if span > min_window else 1
     step = span / count
     edges = [lo + step * i for i in range(count)] + [hi]
     windows = [Window(edges[i], edges[i + 1], edges[i]) for i in range(count)]
@@ -143,7 +143,7 @@ class WindowedStream(Stream):
         lookback: bool = False,
         reconcilable: bool = False,
         bulk_load: bool = False,
-        windows_per_worker: int = 8,
+        windows_per_worker: float = 8,
     ):
         self.name = name
         self.windows_per_worker = windows_per_worker
@@ -268,7 +268,9 @@ class WindowedStream(Stream):
                     async with changed:
                         changed.notify_all()
 
-        await gather_or_cancel(*(worker() for _ in range(min(self.concurrency, len(windows)))))
+        # One window (a small range): one worker, as before splitting; more: every worker,
+        # those beyond the windows splitting them once their first pages are in.
+        await gather_or_cancel(*(worker() for _ in range(self.concurrency if len(windows) > 1 else 1)))
 
     async def read(
         self,
@@ -316,14 +318,15 @@ class ProfileStream(WindowedStream):
             "profiles",
             "/api/profiles",
             "profiles",
-            # Eight in flight: at the L tier (75/s) a page that takes 0.1 s to come back needs
-            # 7.5 to keep pace. One window each: most profiles were updated lately, so the
-            # last window holds most rows whatever the count, and idle workers split it.
-            concurrency=8,
+            # 16 in flight: at the L tier (75/s) pages that take 0.15 s to come back need
+            # 11 to keep pace. Half a window each: most profiles were updated lately, so
+            # the last window holds most rows whatever the count, and idle workers split
+            # the busiest window rather than each adding a partial last page up front.
+            concurrency=16,
             min_window=dt.timedelta(days=2),
             reconcilable=True,
             bulk_load=True,
-            windows_per_worker=1,
+            windows_per_worker=0.5,
         )
 
     def extra_params(self, predictive: bool) -> dict[str, Any]:
