@@ -19,6 +19,8 @@ The new bucket's probe ends with the first answer that states the limit: Klaviyo
 under the documented one (a smaller tier, or limits cut for a test) shrinks the burst in
 the same proportion, or to the tier with that steady count if it is smaller, before any
 parallel request goes out; a count that agrees lets the workers spend the burst at once.
+The steady window is paced by `RateLimit-Remaining`: when the requests in flight may
+spend what is left, the bucket waits for `RateLimit-Reset`.
 Only when no answer states the limit does the probe last `probe_s` (issue 12: the serial
 1.5 s cost a 2.7 s first load of profiles a third of its time).
 """
@@ -126,7 +128,8 @@ class Bucket:
 
     def learn(self, steady_per_min: int) -> None:
         """The server's steady count (`RateLimit-Limit`): the probe is over, and a count under
-        the documented one shrinks both windows (never grows them)."""
+        the documented one shrinks the burst (never grows it). The steady window itself is
+        paced by what the answers say is left of it (`budget`): its length is not stated."""
         self.confirmed = True
         documented = self.limit.steady_per_min
         if not 0 < steady_per_min < documented:
@@ -134,7 +137,13 @@ class Bucket:
         burst = math.floor(self.limit.burst_per_s * steady_per_min / documented)
         tier = tier_burst(steady_per_min)
         self.burst = min(self.burst, max(1, burst if tier is None else min(burst, tier)))
-        self.steady = min(self.steady, _with_headroom(steady_per_min, self.headroom))
+
+    def budget(self, remaining: int, reset: float) -> None:
+        """An answer says `remaining` requests are left in the steady window for `reset` s:
+        if the other requests in flight may spend them, wait for the window to reset."""
+        others = max(0, self.in_flight - 1)  # read before this request's `release`
+        if remaining <= others and reset > 0:
+            self.pause(reset)
 
     def pause(self, seconds: float) -> None:
         self.paused_until = max(self.paused_until, self.clock() + seconds)
@@ -177,8 +186,8 @@ class RateLimiter:
             bucket.learn(steady)
         remaining = first_int(headers.get("ratelimit-remaining"))
         reset = first_int(headers.get("ratelimit-reset"))
-        if remaining == 0 and reset:
-            bucket.pause(float(reset))
+        if remaining is not None and reset:
+            bucket.budget(remaining, float(reset))
 
 
 def _with_headroom(limit: float, headroom: float) -> int:

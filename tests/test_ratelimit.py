@@ -87,18 +87,30 @@ def test_an_answer_stating_a_smaller_steady_count_shrinks_the_burst_in_proportio
     documented = RateLimit(burst_per_s=350, steady_per_min=3500, tier="XL")
     bucket = Bucket(documented, headroom=0.9)
     bucket.learn(350)  # limits cut tenfold
-    assert (bucket.burst, bucket.steady) == (35, 315)
+    assert bucket.burst == 35
     # A count that is a documented tier's steady takes that tier's burst if it is smaller.
     tier_m = Bucket(documented, headroom=1.0)
     tier_m.learn(150)  # M: 10/s, 150/min (in proportion it would be 15)
-    assert (tier_m.burst, tier_m.steady) == (10, 150)
+    assert tier_m.burst == 10
+
+
+def test_what_is_left_of_the_steady_window_holds_the_bucket_when_requests_in_flight_may_spend_it():
+    clock = FakeClock()
+    limiter = RateLimiter(clock=clock)
+    limit = RateLimit(burst_per_s=10, steady_per_min=150, tier="M")
+    bucket = limiter.bucket("k", limit)
+    bucket.in_flight = 3  # this answer's request and two others
+    limiter.observe("k", {"ratelimit-limit": "150", "ratelimit-remaining": "3", "ratelimit-reset": "20"}, 200)
+    assert bucket.delay() == 0  # three left, two of them for the others: one more may go
+    limiter.observe("k", {"ratelimit-limit": "150", "ratelimit-remaining": "2", "ratelimit-reset": "20"}, 200)
+    assert bucket.delay() == pytest.approx(20.0)
 
 
 def test_an_answer_stating_the_documented_or_a_larger_count_changes_nothing_but_the_probe():
     for count in (3500, 5000, 0):
         bucket = Bucket(RateLimit(burst_per_s=350, steady_per_min=3500, tier="XL"), headroom=1.0)
         bucket.learn(count)
-        assert (bucket.burst, bucket.steady, bucket.confirmed) == (350, 3500, True)
+        assert (bucket.burst, bucket.confirmed) == (350, True)
 
 
 def test_a_new_bucket_is_one_at_a_time_until_an_answer_states_the_limit():
