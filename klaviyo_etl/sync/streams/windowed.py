@@ -318,15 +318,15 @@ class ProfileStream(WindowedStream):
             "profiles",
             "/api/profiles",
             "profiles",
-            # 16 in flight: at the L tier (75/s) pages that take 0.15 s to come back need
-            # 11 to keep pace. Half a window each: most profiles were updated lately, so
-            # the last window holds most rows whatever the count, and idle workers split
-            # the busiest window rather than each adding a partial last page up front.
-            concurrency=16,
+            # 8 in flight, not 4: at the L tier (75/s) pages that take 0.1 s to come back need
+            # 7.5 to keep pace (16 measured slower against the threaded sandbox, whose own
+            # CPU binds). One window each: most profiles were updated lately, so the last
+            # window holds most rows whatever the count, and idle workers split the busiest.
+            concurrency=8,
             min_window=dt.timedelta(days=2),
             reconcilable=True,
             bulk_load=True,
-            windows_per_worker=0.5,
+            windows_per_worker=1,
         )
 
     def extra_params(self, predictive: bool) -> dict[str, Any]:
