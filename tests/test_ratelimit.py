@@ -3,7 +3,7 @@ import asyncio
 import pytest
 
 from klaviyo_etl.endpoints import RateLimit
-from klaviyo_etl.ratelimit import Bucket, RateLimiter, first_int, retry_after
+from klaviyo_etl.ratelimit import Bucket, RateLimiter, first_int, retry_after, steady_limit
 
 
 class FakeClock:
@@ -73,3 +73,112 @@ def test_header_parsing():
     assert first_int("junk") is None
     assert retry_after({"retry-after": "2.5"}) == 2.5
     assert retry_after({}) is None
+
+
+def test_steady_limit_reads_klaviyos_bare_count_or_the_sixty_second_entry():
+    assert steady_limit("350") == 350
+    assert steady_limit("3, 3;w=1, 60;w=60") == 60
+    assert steady_limit("3;w=1") is None  # only the burst window: nothing to learn
+    assert steady_limit("3, 60") is None  # a list without windows: which is which?
+    assert steady_limit(None) is None and steady_limit("junk") is None
+
+
+def test_an_answer_stating_a_smaller_steady_count_shrinks_the_burst_in_proportion():
+    documented = RateLimit(burst_per_s=350, steady_per_min=3500, tier="XL")
+    bucket = Bucket(documented, headroom=0.9)
+    bucket.learn(350)  # limits cut tenfold
+    assert bucket.burst == 35
+    # A count that is a documented tier's steady takes that tier's burst if it is smaller.
+    tier_m = Bucket(documented, headroom=1.0)
+    tier_m.learn(150)  # M: 10/s, 150/min (in proportion it would be 15)
+    assert tier_m.burst == 10
+
+
+def test_what_is_left_of_the_steady_window_holds_the_bucket_when_requests_in_flight_may_spend_it():
+    clock = FakeClock()
+    limiter = RateLimiter(clock=clock)
+    limit = RateLimit(burst_per_s=10, steady_per_min=150, tier="M")
+    bucket = limiter.bucket("k", limit)
+    bucket.in_flight = 3  # this answer's request and two others
+    limiter.observe("k", {"ratelimit-limit": "150", "ratelimit-remaining": "3", "ratelimit-reset": "20"}, 200)
+    assert bucket.delay() == 0  # three left, two of them for the others: one more may go
+    limiter.observe("k", {"ratelimit-limit": "150", "ratelimit-remaining": "2", "ratelimit-reset": "20"}, 200)
+    assert bucket.delay() == pytest.approx(20.0)
+
+
+def test_an_answer_stating_the_documented_or_a_larger_count_changes_nothing_but_the_probe():
+    for count in (3500, 5000, 0):
+        bucket = Bucket(RateLimit(burst_per_s=350, steady_per_min=3500, tier="XL"), headroom=1.0)
+        bucket.learn(count)
+        assert (bucket.burst, bucket.confirmed) == (350, True)
+
+
+def test_a_new_bucket_is_one_at_a_time_until_an_answer_states_the_limit():
+    clock = FakeClock()
+    limiter = RateLimiter(clock=clock)
+    bucket = limiter.bucket("k", RateLimit(burst_per_s=75, steady_per_min=750, tier="L"))
+    assert bucket.one_at_a_time() == pytest.approx(bucket.probe_s)
+    limiter.observe("k", {"ratelimit-limit": "750", "ratelimit-remaining": "749"}, 200)
+    assert bucket.one_at_a_time() == 0
+    # Without the header the probe runs its course.
+    silent = limiter.bucket("s", RateLimit(burst_per_s=75, steady_per_min=750, tier="L"))
+    limiter.observe("s", {}, 200)
+    assert silent.one_at_a_time() == pytest.approx(silent.probe_s)
+    # A 429 makes it serial again, whatever the headers said before.
+    limiter.observe("k", {"retry-after": "1"}, 429)
+    assert bucket.one_at_a_time() == pytest.approx(bucket.caution_s)
+
+
+def simulate(bucket: Bucket, clock: FakeClock, *, requests: int, workers: int, answer_s: float, headers):
+    """Workers that send as soon as the bucket lets them (its `delay` and `one_at_a_time`,
+    as `acquire` reads them) and get their answer `answer_s` later, with `headers`.
+    Returns the send times."""
+    ready = [clock.t] * workers
+    answers: list[float] = []  # times at which requests in flight are answered
+    sent: list[float] = []
+    while len(sent) < requests:
+        i = min(range(workers), key=ready.__getitem__)
+        clock.t = ready[i]
+        for done in [a for a in answers if a <= clock.t]:
+            answers.remove(done)
+            if headers:
+                bucket.learn(headers)
+            bucket.release()
+        if (d := bucket.delay()) > 0:
+            ready[i] = clock.t + d
+        elif bucket.in_flight and bucket.one_at_a_time() > 0:
+            ready[i] = min(answers)
+        else:
+            bucket.sent.append(clock.t)
+            bucket.in_flight += 1
+            sent.append(clock.t)
+            answers.append(clock.t + answer_s)
+            ready[i] = clock.t + answer_s
+    return sent
+
+
+@pytest.mark.parametrize(
+    "burst,steady,workers,answer_s",
+    # events at the tenfold-cut limits (pages of 1,000); profiles at the L tier (of 100)
+    [(35, 350, 8, 0.1), (75, 750, 8, 0.05)],
+)
+def test_a_fresh_bucket_whose_first_answer_states_the_limit_keeps_pace_with_the_ideal(
+    burst, steady, workers, answer_s
+):
+    """200 pages with the streams' workers: the last answer comes within the time the windows
+    allow (the ideal of `make bench`, 200 / burst) and the margin, instead of after 1.5 s of
+    one request at a time first."""
+    ideal = 200 / burst
+    clock = FakeClock()
+    start = clock.t
+    told = Bucket(RateLimit(burst_per_s=burst, steady_per_min=steady, tier="L"), clock=clock)
+    sent = simulate(told, clock, requests=200, workers=workers, answer_s=answer_s, headers=steady)
+    assert sent[-1] + answer_s - start <= ideal * (1 + told.margin)
+    # any 1-second window holds at most `burst` sends (with the margin, none at all early)
+    assert all(
+        sum(1 for u in sent[i:] if u < t + 1.0 + told.margin - 1e-9) <= burst for i, t in enumerate(sent)
+    )
+    clock = FakeClock()
+    silent = Bucket(RateLimit(burst_per_s=burst, steady_per_min=steady, tier="L"), clock=clock)
+    slow = simulate(silent, clock, requests=200, workers=workers, answer_s=answer_s, headers=None)
+    assert slow[-1] - sent[-1] > 0.5  # what the serial probe cost

@@ -83,23 +83,35 @@ def _due_for_reconcile(state: StreamState, options: SyncOptions, now: dt.datetim
 async def _run_async(
     settings: Settings,
     options: SyncOptions,
-    db: sqlite_utils.Database,
+    db: sqlite_utils.Database | Callable[[], sqlite_utils.Database],
     run_id: str,
     progress: Progress | None,
     stop: threading.Event,
     client_factory: Callable[[], KlaviyoClient],
     pools: ParserPools | None = None,  # several accounts share one (see sync/accounts.py)
 ) -> list[StreamResult]:
+    """Run the streams; `db` may be a function that opens the database, called on a thread
+    while the request for Klaviyo's clock is out (a fresh database's migrations take about
+    as long as that request: issue 12)."""
     streams = build_streams()
     names = resolve(options.streams)
-    writer = Writer(db)
+    writer: Writer | None = None
     pools = pools or ParserPools(workers=options.parse_workers)
     results: dict[str, StreamResult] = {}
     fatal: list[Exception] = []
     local_started = dt.datetime.now(dt.UTC).replace(microsecond=0)
     try:
         async with client_factory() as client:
-            clock_stats = await _read_server_clock(client)
+            reading = asyncio.ensure_future(_read_server_clock(client))
+            try:
+                if not isinstance(db, sqlite_utils.Database):
+                    db = await asyncio.to_thread(db)
+            except BaseException:
+                reading.cancel()
+                await asyncio.gather(reading, return_exceptions=True)
+                raise
+            writer = Writer(db)
+            clock_stats = await reading
             # Watermarks and windows hang off Klaviyo's time: with our clock ahead of its,
             # events dated in between would never be read.
             started = client.server_now().replace(microsecond=0)
@@ -174,7 +186,8 @@ async def _run_async(
                 await writer.run(lambda repo: ensure_rollups(repo.db, conversion=options.conversion_metric))
     finally:
         pools.close()
-        writer.close()
+        if writer is not None:
+            writer.close()
     if fatal:
         raise fatal[0]
     return [results[n] for n in names if n in results]
@@ -233,11 +246,17 @@ def run_sync(
     run_id = uuid.uuid4().hex[:12]
     tune_malloc()  # flat resident memory over a long load (see sync/memory.py)
     with database_lock(settings.db_path):
-        db = open_database(settings.db_path)
+        opened: list[sqlite_utils.Database] = []
+
+        def open_db() -> sqlite_utils.Database:
+            opened.append(open_database(settings.db_path))
+            return opened[0]
+
         try:
             results = asyncio.run(
-                _run_async(settings, options, db, run_id, progress, stop or threading.Event(), factory)
+                _run_async(settings, options, open_db, run_id, progress, stop or threading.Event(), factory)
             )
         finally:
-            db.close()
+            for db in opened:
+                db.close()
     return SyncResult(run_id, results)

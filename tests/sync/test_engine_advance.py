@@ -198,6 +198,9 @@ def test_under_faults_and_limits_cut_twentyfold_an_advance_loses_nothing_and_not
         sandbox_factory("small", now=now) as clean,
     ):
         faulty_path, clean_path = tmp_path / "faulty.db", tmp_path / "clean.db"
+        # The first answers state the cut limits, so the client may pace under them without
+        # a single 429: a few come anyway, to each run's first requests, before any answer has.
+        faulty.server.force_429(6)
         for sb, db_path in ((faulty, faulty_path), (clean, clean_path)):
             first = cli_sync(sb.server, db_path, retries=12)
             assert first.exit_code == 0, first.output
@@ -205,6 +208,7 @@ def test_under_faults_and_limits_cut_twentyfold_an_advance_loses_nothing_and_not
         change = advance(faulty.data, faulty_path, moment)
         assert advance(clean.data, clean_path, moment) == change  # the same history on both
 
+        faulty.server.force_429(6)
         for sb, db_path in ((faulty, faulty_path), (clean, clean_path)):
             second = cli_sync(sb.server, db_path, "--reconcile", retries=12)
             assert second.exit_code == 0, second.output

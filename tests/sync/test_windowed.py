@@ -7,15 +7,18 @@ import datetime as dt
 import pytest
 
 from klaviyo_etl.sync.engine import SyncOptions, run_sync
-from klaviyo_etl.sync.streams import ProfileStream, WindowedStream, build_streams
+from klaviyo_etl.sync.streams import ProfileStream, WindowedStream, build_streams, windowed
 from klaviyo_etl.sync.streams.windowed import (
     Window,
+    busiest_window,
     iso_mark,
     plan_windows,
+    rows_left,
+    split_window,
     windows_covered,
     windows_watermark,
 )
-from tests.helpers.sync import settings_for
+from tests.helpers.sync import live_ids, settings_for
 
 T0 = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)
@@ -150,3 +153,78 @@ def test_the_events_stream_plans_two_windows_a_worker():
     windows = events.plan(T0, T0 + 120 * DAY)
     assert len(windows) == 2 * events.concurrency == 16
     assert len(plan_windows(T0, T0 + 400 * DAY, min_window=HOUR, concurrency=8, per_worker=2)) == 16
+
+
+def test_the_last_planned_window_is_open_ended():
+    windows = plan_windows(T0, T0 + 4 * DAY, min_window=6 * HOUR, concurrency=2)
+    assert [w.open_ended for w in windows] == [False] * (len(windows) - 1) + [True]
+
+
+def test_rows_left_are_estimated_from_the_density_read_so_far():
+    w = Window(T0, T0 + 10 * HOUR, T0)
+    assert rows_left(w) == 0  # nothing read yet: unknown, never split
+    w.progress, w.rows = T0 + 2 * HOUR, 500
+    assert rows_left(w) == pytest.approx(2000)  # 8 more hours at 250 an hour
+    w.done = True
+    assert rows_left(w) == 0
+
+
+def test_an_idle_worker_splits_the_busiest_window_in_the_middle_of_what_is_left():
+    quiet = Window(T0, T0 + DAY, T0 + 12 * HOUR, rows=100)
+    busy = Window(T0 + DAY, T0 + 2 * DAY, T0 + DAY + 4 * HOUR, open_ended=True, rows=4000)
+    windows = [quiet, busy]
+    assert busiest_window(windows) is busy
+    new = split_window(busy, min_rows=2000)
+    assert new is not None
+    # The busy window keeps the lower half of its rest and gives up its open end.
+    assert (busy.lo, busy.hi, busy.open_ended) == (T0 + DAY, T0 + DAY + 14 * HOUR, False)
+    assert (new.lo, new.hi, new.progress, new.open_ended) == (busy.hi, T0 + 2 * DAY, busy.hi, True)
+    assert new.rows == 0 and not new.done
+
+
+def test_a_split_leaves_the_covered_range_and_the_watermark_where_they_were():
+    busy = Window(T0, T0 + DAY, T0 + 6 * HOUR, open_ended=True, rows=6000)
+    done = Window(T0 + DAY, T0 + 2 * DAY, T0 + 2 * DAY, done=True)
+    windows = [busy, done]
+    before = (windows_covered(windows), windows_watermark(windows, T0 + 3 * DAY))
+    windows.append(split_window(busy, min_rows=100))
+    assert (windows_covered(windows), windows_watermark(windows, T0 + 3 * DAY)) == before
+    # The new window finishing first holds nothing back and moves nothing on.
+    windows[-1].progress, windows[-1].done = windows[-1].hi, True
+    assert windows_watermark(windows, T0 + 3 * DAY) == iso_mark(T0 + 6 * HOUR)
+    busy.progress, busy.done = busy.hi, True
+    assert windows_watermark(windows, T0 + 3 * DAY) == iso_mark(T0 + 2 * DAY)
+
+
+def test_a_window_with_little_left_or_under_two_seconds_left_is_not_split():
+    w = Window(T0, T0 + DAY, T0 + 12 * HOUR, rows=1000)  # ~1000 left
+    assert split_window(w, min_rows=2000) is None and w.hi == T0 + DAY
+    tight = Window(T0, T0 + 10 * HOUR, T0 + 10 * HOUR - dt.timedelta(seconds=1), rows=10**9)
+    assert split_window(tight, min_rows=1) is None and tight.hi == T0 + 10 * HOUR
+
+
+def test_the_split_point_is_a_whole_second_so_the_filters_meet_exactly():
+    w = Window(T0, T0 + dt.timedelta(seconds=7), T0 + dt.timedelta(seconds=2), rows=10**6)
+    new = split_window(w, min_rows=1)
+    assert new is not None and w.hi == new.lo == T0 + dt.timedelta(seconds=4)
+    assert new.lo.microsecond == 0
+
+
+def test_skewed_profiles_are_split_for_idle_workers_and_every_one_arrives(
+    sandbox_factory, tmp_path, monkeypatch
+):
+    """Most profiles sit in the newest window: idle workers split it, and every row is stored."""
+    splits = []
+
+    def counting_split(w, *, min_rows):
+        new = split_window(w, min_rows=min_rows)
+        splits.extend([new] if new else [])
+        return new
+
+    monkeypatch.setattr(windowed, "split_window", counting_split)
+    with sandbox_factory("small", profiles=3000, latency_ms=5) as sb:
+        db_path = tmp_path / "k.db"
+        result = run_sync(settings_for(sb.server, sb.config, db_path), SyncOptions(streams=["profiles"]))
+        assert result.ok, [(s.stream, s.error) for s in result.streams]
+        assert live_ids(db_path, "profiles") == sb.data.ids("profile")
+    assert splits
