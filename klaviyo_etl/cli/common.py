@@ -1,16 +1,18 @@
-"""What every command module shares: the settings of the root command, the error handling, and
-the tidying of the command tree that Typer builds (help metavars, markup, global options).
+"""What every command module shares: the settings of the root command, the error handling, the
+tidying of the command tree that Typer builds (help metavars, markup, global options), and the
+root's lazy table of commands (start-up time).
 
-A leaf: it imports no command module, so `cli/__init__` can import them all without a cycle.
+A leaf: it imports no command module, so `cli/__init__` can name them all without a cycle.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 
 import typer
 from rich.markup import escape
-from typer.core import TyperArgument, TyperGroup
+from typer.core import TyperArgument, TyperCommand, TyperGroup
+from typer.main import get_group
 
 from klaviyo_etl.errors import KlaviyoEtlError
 from klaviyo_etl.settings import Settings
@@ -116,6 +118,63 @@ def hoist_global_options(root, args: list[str]) -> list[str]:
     return front + hoisted + rest
 
 
+def typer_command(name: str, target: typer.Typer | Callable) -> TyperCommand | TyperGroup:
+    """The click command Typer builds for `target` (a command function or a Typer of its own)
+    registered as `name`, exactly as `app.command(name)` or `app.add_typer(target, name=name)`
+    on a root with Typer's default settings would build it."""
+    holder = typer.Typer()
+    if isinstance(target, typer.Typer):
+        holder.add_typer(target, name=name)
+    else:
+        holder.command(name)(target)
+    return get_group(holder).commands[name]
+
+
+class LazyCommands(MutableMapping):
+    """The root's commands by name, each built from its module the first time it is looked up.
+
+    Typer builds every command of a tree up front, so the root would import every command
+    module, and through them the reports, sqlite-utils and the sync, to print `--help` (issue
+    12: start in < 0.3 s). This table knows each command's name and the summary the root's
+    `--help` lists; `load(name)` imports the module and returns the command. Running a command
+    loads that one; the root's `--help` shows the summaries (`listing`); walking the tree
+    (`.items()`, the docs, the tests) loads them all.
+    """
+
+    def __init__(self, summaries: dict[str, str], load: Callable[[str], TyperCommand | TyperGroup]):
+        self._summaries = summaries
+        self._load = load
+        self._commands: dict[str, object] = {}
+        self.listing = False  # True while the root prints its --help: summaries will do
+
+    def __getitem__(self, name: str):
+        if name in self._commands:
+            return self._commands[name]
+        if name not in self._summaries:
+            raise KeyError(name)
+        if self.listing:  # what the root's --help reads of a command: its name and summary
+            return TyperCommand(name=name, help=escape(self._summaries[name]))  # as `_tidy_help`
+        command = self._load(name)
+        for _, sub in walk_commands(command):
+            _tidy_help(sub)
+        self._commands[name] = command
+        return command
+
+    def __setitem__(self, name: str, command) -> None:
+        self._commands[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        self._summaries.pop(name, None)
+        self._commands.pop(name, None)
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._summaries
+        yield from (name for name in self._commands if name not in self._summaries)
+
+    def __len__(self) -> int:
+        return len(set(self._summaries) | set(self._commands))
+
+
 class ErrorHandlingGroup(TyperGroup):
     """The root group: one line and an exit code for every library error, never a traceback.
 
@@ -131,6 +190,16 @@ class ErrorHandlingGroup(TyperGroup):
     def get_params(self, ctx):
         _tidy_help(self)  # Typer adds --install-completion and --show-completion after __init__
         return super().get_params(ctx)
+
+    def format_help(self, ctx, formatter):
+        commands = self.commands
+        if not isinstance(commands, LazyCommands):
+            return super().format_help(ctx, formatter)
+        commands.listing = True  # list the summaries without importing every command module
+        try:
+            return super().format_help(ctx, formatter)
+        finally:
+            commands.listing = False
 
     def parse_args(self, ctx, args):
         if ctx.parent is None:
