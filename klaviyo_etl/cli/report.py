@@ -13,6 +13,7 @@ from klaviyo_etl.cli.common import settings_of
 from klaviyo_etl.cli.report_options import MaxAge, OutputOptions, report_options
 from klaviyo_etl.errors import KlaviyoEtlError, UsageError
 from klaviyo_etl.reports.periods import Period, compare_period
+from klaviyo_etl.settings import config_path
 
 if TYPE_CHECKING:
     from klaviyo_etl.accounts import AccountTarget
@@ -44,6 +45,8 @@ Source = Annotated[
 
 def conversion_setting() -> str | None:
     """`[reports] conversion_metric` from the config file (None: the default rule)."""
+    if not config_path().exists():
+        return None  # no file, every default: skip importing and building its pydantic models
     from klaviyo_etl.config_file import load_config  # pydantic is slow to import
 
     return load_config().conversion_metric
