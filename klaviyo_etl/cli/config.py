@@ -7,8 +7,6 @@ import os
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from klaviyo_etl.cli.common import settings_of
 from klaviyo_etl.settings import CONFIG_ENV, Settings, config_path
@@ -113,6 +111,9 @@ def _show(ctx: typer.Context, as_json: bool) -> None:
     typer.echo(f"Config file: {config.path} ({state})")
     if from_env:
         typer.echo(f"  location set by {CONFIG_ENV}")
+    from rich.console import Console  # only to print: `sync` imports this module for `configured`
+    from rich.table import Table
+
     table = Table("setting", "value", "source")
     for row in settings_rows:
         style = "bold" if row["source"] == "file" else None
