@@ -94,6 +94,8 @@ def summary(results: dict) -> str:
                 f", report campaigns on {st['report_db_events']:,} events {rc['wall_s']:.2f} s "
                 f"({rc['cpu_s']:.2f} s CPU)"
             )
+        if not st.get("bytecode_cached", True):
+            line += "; our modules compiled at each start (no __pycache__)"
         lines.append(line + f"; bare python {st['python_bare']['wall_s']:.2f} s")
     if ex := results.get("export"):
         first = ex["first"]

@@ -14,6 +14,7 @@ figure is a ratio within one run, because this machine is shared and noisy:
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import json
 import math
 import os
@@ -421,6 +422,10 @@ def start_up(report_db: Path | None) -> dict:
         return {"wall_s": round(sorted(walls)[1], 3), "cpu_s": round(sorted(cpus)[1], 3)}
 
     out = {"python_bare": timed([sys.executable, "-c", "pass"]), "help": timed([*_cli(), "--help"])}
+    # Without __pycache__ (PYTHONDONTWRITEBYTECODE=1 and never compiled), every start compiles
+    # each of our modules it imports from source, which a pip install never does.
+    cli_source = Path(__file__).parents[1] / "cli" / "__init__.py"
+    out["bytecode_cached"] = Path(importlib.util.cache_from_source(str(cli_source))).exists()
     if report_db is not None and report_db.exists():
         out["report_campaigns"] = timed([*_cli(), "--db", str(report_db), "report", "campaigns"])
         with sqlite3.connect(report_db) as conn:
