@@ -178,8 +178,9 @@ class LazyCommands(MutableMapping):
 class ErrorHandlingGroup(TyperGroup):
     """The root group: one line and an exit code for every library error, never a traceback.
 
-    It also tidies the help of the whole tree once (see `_tidy_help`), and accepts the global
-    options on either side of the subcommand (see `hoist_global_options`).
+    It also tidies the help of the whole tree once (see `_tidy_help`; a lazy table of commands
+    tidies each as it loads), and accepts the global options on either side of the subcommand
+    (see `hoist_global_options`).
     """
 
     def __init__(self, *args, **kwargs):
