@@ -8,9 +8,13 @@ A leaf: it imports no command module, so `cli/__init__` can name them all withou
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
 
 import typer
 from rich.markup import escape
+from typer._coercion import RuntimeParam, build_runtime_param
+from typer._param_types import coerce_cli_path, routes_to_path
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 from typer.main import get_group
 
@@ -26,6 +30,48 @@ _METAVARS = {str: "TEXT", int: "INTEGER", float: "NUMBER"}
 def _fail(message: str, code: int) -> typer.Exit:
     typer.echo(f"Error: {message}", err=True)
     return typer.Exit(code)
+
+
+@dataclass(frozen=True)
+class PlainValues(RuntimeParam):
+    """Typer's coercion of one parameter's value, without pydantic where none is needed.
+
+    Typer 0.29 (pinned) checks every value that is not a flag through a pydantic TypeAdapter
+    built on first use, so any command imports pydantic (~0.07 s of `report campaigns`, issue
+    12) even when every value is a default or a plain string. Here a str for a str, an int or
+    float within its bounds, and a path (through Typer's own `coerce_cli_path`) pass as Typer
+    would pass them; anything else (a number to parse, a bad value, a list, a choice) goes
+    to Typer's own coercion, built then, with its own messages. None never gets here
+    (`RuntimeParam.coerce` answers it).
+    """
+
+    def _coerce_value(self, value, param, ctx):
+        annotation, info = self.annotation, self.parameter_info
+        plain = info.parser is None and getattr(info, "click_type", None) is None
+        if plain and annotation is str and type(value) is str:
+            return value
+        if plain and annotation in (int, float) and type(value) is annotation and _in_bounds(value, info):
+            return value
+        if plain and annotation is Path and info.path_type is None and routes_to_path(annotation, info):
+            if isinstance(value, str) and value and "\x00" not in value:
+                value = Path(value)  # what Typer's pydantic step makes of a path's text
+            if isinstance(value, Path):
+                return coerce_cli_path(value, info, path_type=Path, param=param, ctx=ctx)
+        typer_own = build_runtime_param(param.type_descriptor)
+        param._runtime_param = typer_own
+        return typer_own._coerce_value(value, param=param, ctx=ctx)
+
+
+def _in_bounds(value, info) -> bool:
+    low, high = info.min, info.max
+    return not info.clamp and (low is None or value >= low) and (high is None or value <= high)
+
+
+def _plain_values(param) -> None:
+    """Give a Typer parameter `PlainValues` unless Typer built its coercion already."""
+    descriptor = getattr(param, "type_descriptor", None)
+    if descriptor is not None and getattr(param, "_runtime_param", False) is None:
+        param._runtime_param = PlainValues(descriptor.parameter_info, descriptor.annotation)
 
 
 def walk_commands(command, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], object]]:
@@ -46,6 +92,7 @@ def _tidy_help(command) -> None:
     command._help_tidied = True
     help_option = command.get_help_option(typer.Context(command))
     for param in [*command.params, *([help_option] if help_option else [])]:
+        _plain_values(param)
         if getattr(param, "_help_tidied", False):
             continue
         param._help_tidied = True

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import typer.main
+from typer.testing import CliRunner
 
 import klaviyo_etl
 from klaviyo_etl.cli import SUMMARIES, app
@@ -87,6 +88,7 @@ def test_report_campaigns_imports_neither_the_sync_nor_httpx_nor_the_other_repor
         "klaviyo_etl.cli.check",
         "klaviyo_etl.cli.schedule",
         "klaviyo_etl.config_file",  # no config file: its defaults need no pydantic model
+        "pydantic",  # nor do values that need no conversion (cli/common.py: PlainValues)
     ]
     assert [name for name in unused if name in modules] == []
 
@@ -119,3 +121,26 @@ def test_a_command_help_loads_that_command_only(args, tmp_path):
     assert f"klaviyo_etl.cli.{args[0]}" in modules
     others = {"report", "sync", "export", "check", "schedule", "config", "sandbox"} - {args[0]}
     assert [name for name in others if f"klaviyo_etl.cli.{name}" in modules] == []
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["report", "campaigns", "--limit", "0"], "Invalid value for '--limit'"),
+        (["--retries", "-1", "report", "campaigns"], "Invalid value for '--retries'"),
+        (["report", "campaigns", "--limit", "x"], "Invalid value for '--limit'"),
+    ],
+)
+def test_a_value_typer_must_convert_or_reject_still_gets_typers_own_message(tiny_db_path, args, message):
+    result = CliRunner().invoke(app, ["--db", str(tiny_db_path), *args], env={"COLUMNS": "200"})
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_plain_values_pass_as_typer_would_pass_them(tiny_db_path):
+    result = CliRunner().invoke(
+        app,
+        ["--db", str(tiny_db_path), "--retries", "3", "report", "campaigns", "--last", "all", "-f", "json"],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["report"] == "campaigns"
