@@ -33,7 +33,6 @@ and the problem, because a scheduler that silently ignores a typo never runs the
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 import tomllib
 from dataclasses import dataclass, replace
@@ -41,15 +40,12 @@ from dataclasses import field as dc_field
 from pathlib import Path
 from typing import Any
 
-import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from klaviyo_etl import conventions as kc
 from klaviyo_etl.errors import ConfigError
-from klaviyo_etl.settings import Settings
+from klaviyo_etl.settings import Settings, config_path
 from klaviyo_etl.sync.names import STREAM_NAMES
-
-CONFIG_ENV = "KLAVIYO_ETL_CONFIG"
 
 # The seed's cadence: fast-moving data often, slow-moving data daily.
 DEFAULT_SCHEDULE: dict[str, str] = {
@@ -337,14 +333,6 @@ def apply_defaults(settings: Settings, config: Config, *, db_given: bool, base_u
 
 def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
-
-
-def config_path() -> Path:
-    """Where the config file is (whether or not it exists): $KLAVIYO_ETL_CONFIG or the user dir."""
-    override = os.environ.get(CONFIG_ENV)
-    if override:
-        return Path(override).expanduser()
-    return Path(platformdirs.user_config_dir("klaviyo-etl")) / "config.toml"
 
 
 def load_config(path: str | Path | None = None) -> Config:

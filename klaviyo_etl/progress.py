@@ -11,13 +11,14 @@ import dataclasses
 import sys
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
-from rich.progress import Progress, TextColumn, TimeElapsedColumn
-from rich.text import Text
 
 from klaviyo_etl.sync.engine import StreamResult
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 Covered = tuple[float, float] | None  # (seconds of the time range read, seconds in it)
 
@@ -60,6 +61,11 @@ class RichProgress:
     for the streams that know their time range."""
 
     def __init__(self, console: Console | None = None):
+        # Rich's console and bars load here, for a terminal only: cron and --json runs use
+        # LogProgress and skip them (issue 12: an incremental run's memory and start-up).
+        from rich.console import Console
+        from rich.progress import Progress, TextColumn, TimeElapsedColumn
+
         self.console = console or Console(stderr=True)
         self.bar = Progress(
             TextColumn("{task.fields[status]:>2} [bold]{task.description:<16}"),
@@ -105,6 +111,8 @@ class RichProgress:
             task, status=mark, pages=result.pages, rows=result.rows, rate=result.rows / elapsed, done=done
         )
         self.bar.stop_task(task)  # freezes its elapsed time at the stream's own duration
+        from rich.text import Text
+
         if result.error:
             # Text, not markup: an error may contain [brackets] or numbers Rich would restyle.
             self.console.print(Text(f"  {result.stream}: {result.error}", style="red"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -13,10 +14,22 @@ from klaviyo_etl import REVISION
 from klaviyo_etl.errors import ConfigError
 
 DEFAULT_BASE_URL = "https://a.klaviyo.com"
+CONFIG_ENV = "KLAVIYO_ETL_CONFIG"
 
 
 def default_db_path() -> Path:
     return Path(platformdirs.user_data_dir("klaviyo-etl")) / "klaviyo.db"
+
+
+def config_path() -> Path:
+    """Where the config file is (whether or not it exists): $KLAVIYO_ETL_CONFIG or the user dir.
+
+    Here rather than in `config_file` so a command can tell there is none without importing
+    the validation (pydantic) that reading one needs."""
+    override = os.environ.get(CONFIG_ENV)
+    if override:
+        return Path(override).expanduser()
+    return Path(platformdirs.user_config_dir("klaviyo-etl")) / "config.toml"
 
 
 def mask_key(key: str | None) -> str:

@@ -94,6 +94,12 @@ def summary(results: dict) -> str:
                 f", report campaigns on {st['report_db_events']:,} events {rc['wall_s']:.2f} s "
                 f"({rc['cpu_s']:.2f} s CPU)"
             )
+        if cached := st.get("cached"):
+            line += "; compiling our modules at each start (no __pycache__); with bytecode, as installed:"
+            line += f" --help {cached['help']['wall_s']:.2f} s ({cached['help']['cpu_s']:.2f} s CPU)"
+            if "report_campaigns" in cached:
+                rc = cached["report_campaigns"]
+                line += f", report campaigns {rc['wall_s']:.2f} s ({rc['cpu_s']:.2f} s CPU)"
         lines.append(line + f"; bare python {st['python_bare']['wall_s']:.2f} s")
     if ex := results.get("export"):
         first = ex["first"]

@@ -14,6 +14,7 @@ figure is a ratio within one run, because this machine is shared and noisy:
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import json
 import math
 import os
@@ -408,21 +409,38 @@ def bench_floor(events: int = 20_000) -> dict:
 def start_up(report_db: Path | None) -> dict:
     """Wall and CPU time of `klaviyo-etl --help`, and of `report campaigns` on `report_db`
     (medians of 3), beside a bare `python -c pass`: on a shared machine the CPU time is the
-    steadier figure."""
+    steadier figure.
 
-    def timed(args: list[str]) -> dict[str, float]:
+    Without a bytecode cache (PYTHONDONTWRITEBYTECODE=1 and no __pycache__), every start
+    compiles each of our modules it imports, which an installed package never does; then the
+    same commands are also timed as installed (`cached`: a throwaway PYTHONPYCACHEPREFIX,
+    warmed once), and the summary prints both."""
+
+    def timed(args: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
+        if env is not None:
+            subprocess.run(args, capture_output=True, check=True, env=env)  # writes the cache
         walls, cpus = [], []
         for _ in range(3):
             cpu_before = _children_cpu()
             started = time.perf_counter()
-            subprocess.run(args, capture_output=True, check=True)
+            subprocess.run(args, capture_output=True, check=True, env=env)
             walls.append(time.perf_counter() - started)
             cpus.append(_children_cpu() - cpu_before)
         return {"wall_s": round(sorted(walls)[1], 3), "cpu_s": round(sorted(cpus)[1], 3)}
 
-    out = {"python_bare": timed([sys.executable, "-c", "pass"]), "help": timed([*_cli(), "--help"])}
+    commands = {"help": [*_cli(), "--help"]}
     if report_db is not None and report_db.exists():
-        out["report_campaigns"] = timed([*_cli(), "--db", str(report_db), "report", "campaigns"])
+        commands["report_campaigns"] = [*_cli(), "--db", str(report_db), "report", "campaigns"]
+    out: dict = {"python_bare": timed([sys.executable, "-c", "pass"])}
+    out.update({name: timed(args) for name, args in commands.items()})
+    cli_source = Path(__file__).parents[1] / "cli" / "__init__.py"
+    out["bytecode_cached"] = Path(importlib.util.cache_from_source(str(cli_source))).exists()
+    if not out["bytecode_cached"]:
+        with tempfile.TemporaryDirectory(prefix="bench-pycache-") as prefix:
+            env = {**os.environ, "PYTHONPYCACHEPREFIX": prefix}
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
+            out["cached"] = {name: timed(args, env) for name, args in commands.items()}
+    if "report_campaigns" in commands:
         with sqlite3.connect(report_db) as conn:
             out["report_db_events"] = conn.execute("SELECT count(*) FROM events").fetchone()[0]
     return out

@@ -11,26 +11,77 @@ from typing import Annotated
 import typer
 
 from klaviyo_etl import REVISION, __version__
-from klaviyo_etl.cli import (
-    check,
-    config,
-    export,
-    migrate,
-    purge,
-    report,
-    sandbox,
-    schedule,
-    status,
-    sync,
-)
-from klaviyo_etl.cli.common import ErrorHandlingGroup, settings_of
+from klaviyo_etl.cli.common import ErrorHandlingGroup, LazyCommands, settings_of, typer_command
 from klaviyo_etl.settings import DEFAULT_BASE_URL, Settings, default_db_path
 
 __all__ = ["app", "main", "settings_of"]
 
+# httpx 0.28 imports its own command line (`httpx._main`: click, pygments, rich.progress and
+# rich.syntax) at `import httpx`, and falls back to a stub when that import fails. We never
+# run it, and it is ~0.05 s and ~3 MB of every sync (issue 12), so the CLI process blocks that
+# one module (None in sys.modules makes its import fail); httpx itself is unchanged.
+sys.modules.setdefault("httpx._main", None)
+
+
+# One command or group per module, registered in plain sight (commands first, then groups,
+# as `--help` lists them). Each module is imported only when its command runs (issue 12:
+# `--help` and `report campaigns` start in < 0.3 s), so the root lists each command by the
+# summary below; tests/cli/test_startup.py fails if one drifts from the command's own help.
+SUMMARIES = {
+    "sync": "Sync streams from Klaviyo into the database (incremental by default).",
+    "status": "Per stream: last success, watermark, rows, last run, last error.",
+    "check": "Check the API key's scopes, the pinned revision, and `report campaigns` / `report flows`\n"
+    "against Klaviyo's Reporting API figures. Exit 0: all good; 1: a scope is missing or figures\n"
+    "differ; 2: key rejected, revision retired, or nothing stored to compare yet. With several\n"
+    "accounts, each is checked under its name and the exit code is the worst of theirs.",
+    "purge": "Delete outright what reconciliation only flags, for users who must prove erasure.",
+    "migrate": "Apply database migrations (idempotent).",
+    "sandbox": "A local server that speaks Klaviyo's API over generated data.",
+    "report": "Reports from the local database: overview, campaigns, flows, forms, segments, lists,"
+    " metric, rfm, cohorts, dashboard.",
+    "schedule": "Sync each stream on its own schedule (see `klaviyo-etl config`).",
+    "config": "Show the config file (schedules, sync windows, defaults) or create one.",
+    "export": "Write the database out as files other engines read (Parquet).",
+}
+
+
+def load_command(name: str):
+    """The command `name` of the root, its module imported now."""
+    if name == "sync":
+        from klaviyo_etl.cli.sync import sync as target
+    elif name == "status":
+        from klaviyo_etl.cli.status import status as target
+    elif name == "check":
+        from klaviyo_etl.cli.check import check as target
+    elif name == "purge":
+        from klaviyo_etl.cli.purge import purge as target
+    elif name == "migrate":
+        from klaviyo_etl.cli.migrate import app as target
+    elif name == "sandbox":
+        from klaviyo_etl.cli.sandbox import app as target
+    elif name == "report":
+        from klaviyo_etl.cli.report import app as target
+    elif name == "schedule":
+        from klaviyo_etl.cli.schedule import app as target
+    elif name == "config":
+        from klaviyo_etl.cli.config import app as target
+    elif name == "export":
+        from klaviyo_etl.cli.export import app as target
+    else:
+        raise KeyError(name)
+    return typer_command(name, target)
+
+
+class RootGroup(ErrorHandlingGroup):
+    """The root: its commands load on first use (see `LazyCommands`)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.commands = LazyCommands(dict(SUMMARIES), load_command)
+
 
 app = typer.Typer(
-    cls=ErrorHandlingGroup,
+    cls=RootGroup,
     help="Extract Klaviyo into SQLite, keep it fresh, and report on it.\n\n"
     "--db, --base-url, --revision, --retries, --allow-insecure and -v/-q may also follow the"
     " subcommand"
@@ -102,20 +153,6 @@ def main_callback(
     level = logging.DEBUG if verbose else logging.ERROR if verbose is False else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-
-
-# One command or group per module, registered in plain sight (commands first, then groups,
-# as `--help` lists them).
-app.command("sync")(sync.sync)
-app.command("status")(status.status)
-app.command("check")(check.check)
-app.command("purge")(purge.purge)
-app.add_typer(migrate.app, name="migrate")
-app.add_typer(sandbox.app, name="sandbox")
-app.add_typer(report.app, name="report")
-app.add_typer(schedule.app, name="schedule")
-app.add_typer(config.app, name="config")
-app.add_typer(export.app, name="export")
 
 
 def main() -> None:

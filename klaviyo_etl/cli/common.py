@@ -1,16 +1,22 @@
-"""What every command module shares: the settings of the root command, the error handling, and
-the tidying of the command tree that Typer builds (help metavars, markup, global options).
+"""What every command module shares: the settings of the root command, the error handling, the
+tidying of the command tree that Typer builds (help metavars, markup, global options), and the
+root's lazy table of commands (start-up time).
 
-A leaf: it imports no command module, so `cli/__init__` can import them all without a cycle.
+A leaf: it imports no command module, so `cli/__init__` can name them all without a cycle.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
 
 import typer
 from rich.markup import escape
-from typer.core import TyperArgument, TyperGroup
+from typer._coercion import RuntimeParam, build_runtime_param
+from typer._param_types import coerce_cli_path, routes_to_path
+from typer.core import TyperArgument, TyperCommand, TyperGroup
+from typer.main import get_group
 
 from klaviyo_etl.errors import KlaviyoEtlError
 from klaviyo_etl.settings import Settings
@@ -24,6 +30,48 @@ _METAVARS = {str: "TEXT", int: "INTEGER", float: "NUMBER"}
 def _fail(message: str, code: int) -> typer.Exit:
     typer.echo(f"Error: {message}", err=True)
     return typer.Exit(code)
+
+
+@dataclass(frozen=True)
+class PlainValues(RuntimeParam):
+    """Typer's coercion of one parameter's value, without pydantic where none is needed.
+
+    Typer 0.29 (pinned) checks every value that is not a flag through a pydantic TypeAdapter
+    built on first use, so any command imports pydantic (~0.07 s of `report campaigns`, issue
+    12) even when every value is a default or a plain string. Here a str for a str, an int or
+    float within its bounds, and a path (through Typer's own `coerce_cli_path`) pass as Typer
+    would pass them; anything else (a number to parse, a bad value, a list, a choice) goes
+    to Typer's own coercion, built then, with its own messages. None never gets here
+    (`RuntimeParam.coerce` answers it).
+    """
+
+    def _coerce_value(self, value, param, ctx):
+        annotation, info = self.annotation, self.parameter_info
+        plain = info.parser is None and getattr(info, "click_type", None) is None
+        if plain and annotation is str and type(value) is str:
+            return value
+        if plain and annotation in (int, float) and type(value) is annotation and _in_bounds(value, info):
+            return value
+        if plain and annotation is Path and info.path_type is None and routes_to_path(annotation, info):
+            if isinstance(value, str) and value and "\x00" not in value:
+                value = Path(value)  # what Typer's pydantic step makes of a path's text
+            if isinstance(value, Path):
+                return coerce_cli_path(value, info, path_type=Path, param=param, ctx=ctx)
+        typer_own = build_runtime_param(param.type_descriptor)
+        param._runtime_param = typer_own
+        return typer_own._coerce_value(value, param=param, ctx=ctx)
+
+
+def _in_bounds(value, info) -> bool:
+    low, high = info.min, info.max
+    return not info.clamp and (low is None or value >= low) and (high is None or value <= high)
+
+
+def _plain_values(param) -> None:
+    """Give a Typer parameter `PlainValues` unless Typer built its coercion already."""
+    descriptor = getattr(param, "type_descriptor", None)
+    if descriptor is not None and getattr(param, "_runtime_param", False) is None:
+        param._runtime_param = PlainValues(descriptor.parameter_info, descriptor.annotation)
 
 
 def walk_commands(command, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], object]]:
@@ -44,6 +92,7 @@ def _tidy_help(command) -> None:
     command._help_tidied = True
     help_option = command.get_help_option(typer.Context(command))
     for param in [*command.params, *([help_option] if help_option else [])]:
+        _plain_values(param)
         if getattr(param, "_help_tidied", False):
             continue
         param._help_tidied = True
@@ -116,11 +165,69 @@ def hoist_global_options(root, args: list[str]) -> list[str]:
     return front + hoisted + rest
 
 
+def typer_command(name: str, target: typer.Typer | Callable) -> TyperCommand | TyperGroup:
+    """The click command Typer builds for `target` (a command function or a Typer of its own)
+    registered as `name`, exactly as `app.command(name)` or `app.add_typer(target, name=name)`
+    on a root with Typer's default settings would build it."""
+    holder = typer.Typer()
+    if isinstance(target, typer.Typer):
+        holder.add_typer(target, name=name)
+    else:
+        holder.command(name)(target)
+    return get_group(holder).commands[name]
+
+
+class LazyCommands(MutableMapping):
+    """The root's commands by name, each built from its module the first time it is looked up.
+
+    Typer builds every command of a tree up front, so the root would import every command
+    module, and through them the reports, sqlite-utils and the sync, to print `--help` (issue
+    12: start in < 0.3 s). This table knows each command's name and the summary the root's
+    `--help` lists; `load(name)` imports the module and returns the command. Running a command
+    loads that one; the root's `--help` shows the summaries (`listing`); walking the tree
+    (`.items()`, the docs, the tests) loads them all.
+    """
+
+    def __init__(self, summaries: dict[str, str], load: Callable[[str], TyperCommand | TyperGroup]):
+        self._summaries = summaries
+        self._load = load
+        self._commands: dict[str, object] = {}
+        self.listing = False  # True while the root prints its --help: summaries will do
+
+    def __getitem__(self, name: str):
+        if name in self._commands:
+            return self._commands[name]
+        if name not in self._summaries:
+            raise KeyError(name)
+        if self.listing:  # what the root's --help reads of a command: its name and summary
+            return TyperCommand(name=name, help=escape(self._summaries[name]))  # as `_tidy_help`
+        command = self._load(name)
+        for _, sub in walk_commands(command):
+            _tidy_help(sub)
+        self._commands[name] = command
+        return command
+
+    def __setitem__(self, name: str, command) -> None:
+        self._commands[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        self._summaries.pop(name, None)
+        self._commands.pop(name, None)
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._summaries
+        yield from (name for name in self._commands if name not in self._summaries)
+
+    def __len__(self) -> int:
+        return len(set(self._summaries) | set(self._commands))
+
+
 class ErrorHandlingGroup(TyperGroup):
     """The root group: one line and an exit code for every library error, never a traceback.
 
-    It also tidies the help of the whole tree once (see `_tidy_help`), and accepts the global
-    options on either side of the subcommand (see `hoist_global_options`).
+    It also tidies the help of the whole tree once (see `_tidy_help`; a lazy table of commands
+    tidies each as it loads), and accepts the global options on either side of the subcommand
+    (see `hoist_global_options`).
     """
 
     def __init__(self, *args, **kwargs):
@@ -131,6 +238,16 @@ class ErrorHandlingGroup(TyperGroup):
     def get_params(self, ctx):
         _tidy_help(self)  # Typer adds --install-completion and --show-completion after __init__
         return super().get_params(ctx)
+
+    def format_help(self, ctx, formatter):
+        commands = self.commands
+        if not isinstance(commands, LazyCommands):
+            return super().format_help(ctx, formatter)
+        commands.listing = True  # list the summaries without importing every command module
+        try:
+            return super().format_help(ctx, formatter)
+        finally:
+            commands.listing = False
 
     def parse_args(self, ctx, args):
         if ctx.parent is None:

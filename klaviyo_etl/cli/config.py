@@ -7,11 +7,9 @@ import os
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from klaviyo_etl.cli.common import settings_of
-from klaviyo_etl.settings import Settings
+from klaviyo_etl.settings import CONFIG_ENV, Settings, config_path
 
 if TYPE_CHECKING:
     from klaviyo_etl.config_file import Config
@@ -90,14 +88,14 @@ def _show(ctx: typer.Context, as_json: bool) -> None:
     settings, config = configured(ctx)
     settings_rows = [{"key": s.key, "value": s.value, "source": s.source} for s in config.settings()]
     effective = _effective(ctx, settings, config)
-    from_env = bool(os.environ.get(_cf().CONFIG_ENV))
+    from_env = bool(os.environ.get(CONFIG_ENV))
     if as_json:
         typer.echo(
             json.dumps(
                 {
                     "path": str(config.path),
                     "exists": config.exists,
-                    "path_from": _cf().CONFIG_ENV if from_env else "default",
+                    "path_from": CONFIG_ENV if from_env else "default",
                     "settings": settings_rows,
                     "effective": effective,
                 },
@@ -112,7 +110,10 @@ def _show(ctx: typer.Context, as_json: bool) -> None:
     )
     typer.echo(f"Config file: {config.path} ({state})")
     if from_env:
-        typer.echo(f"  location set by {_cf().CONFIG_ENV}")
+        typer.echo(f"  location set by {CONFIG_ENV}")
+    from rich.console import Console  # only to print: `sync` imports this module for `configured`
+    from rich.table import Table
+
     table = Table("setting", "value", "source")
     for row in settings_rows:
         style = "bold" if row["source"] == "file" else None
@@ -139,7 +140,7 @@ def show(ctx: typer.Context, as_json: JsonOption = False) -> None:
 @app.command("path")
 def path() -> None:
     """Print the config file's path (it may not exist yet)."""
-    typer.echo(str(_cf().config_path()))
+    typer.echo(str(config_path()))
 
 
 @app.command("init")

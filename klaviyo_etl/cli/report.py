@@ -7,27 +7,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
 from klaviyo_etl.cli.account_options import account_options
 from klaviyo_etl.cli.common import settings_of
-from klaviyo_etl.cli.freshness import ensure_fresh
 from klaviyo_etl.cli.report_options import MaxAge, OutputOptions, report_options
-from klaviyo_etl.db import open_database
-from klaviyo_etl.db.conversion import conversion_metric
-from klaviyo_etl.db.rollups import needs_rebuild
 from klaviyo_etl.errors import KlaviyoEtlError, UsageError
-from klaviyo_etl.reports import audience, customers, messages, overview, timeseries
-from klaviyo_etl.reports.accounts import combine
-from klaviyo_etl.reports.compare import compare_report
-from klaviyo_etl.reports.html import dashboard_html
-from klaviyo_etl.reports.model import Report
 from klaviyo_etl.reports.periods import Period, compare_period
-from klaviyo_etl.reports.render import render
-from klaviyo_etl.settings import Settings
+from klaviyo_etl.settings import config_path
 
 if TYPE_CHECKING:
     from klaviyo_etl.accounts import AccountTarget
+    from klaviyo_etl.reports.model import Report
+    from klaviyo_etl.settings import Settings
+
+# Start-up time (issue 12): each command imports the report it builds, and the database, the
+# renderers and the config file load only when a command runs, so `report campaigns` does
+# not import the other reports, and `--help` none of them.
 
 app = typer.Typer(
     help="Reports from the local database: overview, campaigns, flows, forms, segments, lists,"
@@ -50,6 +45,8 @@ Source = Annotated[
 
 def conversion_setting() -> str | None:
     """`[reports] conversion_metric` from the config file (None: the default rule)."""
+    if not config_path().exists():
+        return None  # no file, every default: skip importing and building its pydantic models
     from klaviyo_etl.config_file import load_config  # pydantic is slow to import
 
     return load_config().conversion_metric
@@ -74,6 +71,8 @@ def _run(
     several accounts each account's report is built (without the limit) from its own
     database, and `reports.accounts.combine` merges them, then sorts and limits.
     """
+    from klaviyo_etl.reports.render import render
+
     settings = settings_of(ctx)
     if accounts is None:
         report = _build_one(settings, conversion_setting(), name, build, out, source, limit)
@@ -87,11 +86,15 @@ def _run(
             except KlaviyoEtlError as exc:  # say which account's database or sync failed
                 exc.args = (f"account {account.name}: {exc}",)
                 raise
+        from klaviyo_etl.reports.accounts import combine
+
         report = combine(reports, sort=sort, limit=limit)
     shape = {"columns": out.columns, "wide": out.wide}
     if out.output is None:
         render(report, out.fmt, **shape, table=table)
     else:
+        from rich.console import Console
+
         with open(out.output, "w", encoding="utf-8") as handle:
             render(report, out.fmt, handle, Console(file=handle, width=200), **shape, table=table)
         if not settings.quiet:
@@ -108,6 +111,10 @@ def _build_one(
     limit: int | None,
 ) -> Report:
     """One database's report (one account's)."""
+    from klaviyo_etl.cli.freshness import ensure_fresh
+    from klaviyo_etl.db import open_database
+    from klaviyo_etl.db.conversion import conversion_metric
+
     max_age = out.max_age
     db = open_database(settings.db_path, create=max_age is not None)  # --max-age may sync first
     try:
@@ -123,6 +130,8 @@ def _build_one(
 
 def _announce_rebuild(db, quiet: bool, conversion: str | None = None) -> None:
     """The first report on a big database builds the rollups; say why it takes a while."""
+    from klaviyo_etl.db.rollups import needs_rebuild
+
     if quiet or not needs_rebuild(db, conversion):
         return
     events = db.execute("SELECT max(rowid) FROM events").fetchone()[0] or 0
@@ -146,6 +155,8 @@ def overview_cmd(
 ) -> None:
     """KPI cards: revenue, orders, active and new profiles, sends, open/click/conversion rate,
     form submissions."""
+    from klaviyo_etl.reports import overview
+
     _run(
         ctx,
         "overview",
@@ -173,9 +184,13 @@ def campaigns_cmd(
 
     def build(db, conversion, limit):
         if source == "compare":
+            from klaviyo_etl.reports.compare import compare_report
+
             return compare_report(
                 db, "campaign-values", period, channel=channel, sort=sort, limit=limit, conversion=conversion
             )
+        from klaviyo_etl.reports import messages
+
         return messages.campaign_report(
             db, period, against, channel=channel, sort=sort, limit=limit, source=source, conversion=conversion
         )
@@ -202,9 +217,13 @@ def flows_cmd(
 
     def build(db, conversion, limit):
         if source == "compare":
+            from klaviyo_etl.reports.compare import compare_report
+
             return compare_report(
                 db, "flow-values", period, channel=channel, sort=sort, limit=limit, conversion=conversion
             )
+        from klaviyo_etl.reports import messages
+
         return messages.flow_report(
             db,
             period,
@@ -220,8 +239,9 @@ def flows_cmd(
     _run(ctx, "flows", build, out, source, accounts=accounts, sort=sort, limit=limit)
 
 
-def _audience_command(name: str, build: Callable, doc: str) -> Callable:
-    """forms, segments and lists take the same options; one definition serves all three."""
+def _audience_command(name: str, report: str, doc: str) -> Callable:
+    """forms, segments and lists take the same options; one definition serves all three
+    (`report`: the function of `reports.audience` that builds it)."""
 
     def command(
         ctx: typer.Context,
@@ -232,6 +252,10 @@ def _audience_command(name: str, build: Callable, doc: str) -> Callable:
         sort: Sort = None,
         limit: Limit = None,
     ) -> None:
+        from klaviyo_etl.reports import audience
+
+        build = getattr(audience, report)
+
         def build_one(db, conversion, limit):
             extra = {"conversion": conversion} if name == "forms" else {}  # forms read the rollups
             return build(db, period, against, sort=sort, limit=limit, **extra)
@@ -243,16 +267,12 @@ def _audience_command(name: str, build: Callable, doc: str) -> Callable:
     return report_options()(account_options(command))
 
 
-for _name, _build, _doc in (
-    ("forms", audience.form_report, "Per form: views, viewers, submissions, submitters and submit rate."),
-    (
-        "segments",
-        audience.segment_report,
-        "Per segment: members and growth (joined, left, net) over the period.",
-    ),
-    ("lists", audience.list_report, "Per list: members and growth (joined, left, net) over the period."),
+for _name, _report, _doc in (
+    ("forms", "form_report", "Per form: views, viewers, submissions, submitters and submit rate."),
+    ("segments", "segment_report", "Per segment: members and growth (joined, left, net) over the period."),
+    ("lists", "list_report", "Per list: members and growth (joined, left, net) over the period."),
 ):
-    app.command(_name)(_audience_command(_name, _build, _doc))
+    app.command(_name)(_audience_command(_name, _report, _doc))
 
 
 @app.command("metric")
@@ -286,6 +306,8 @@ def metric_cmd(
     The terminal shows a chart fitted to its width; --table adds the numbers, and
     --format json or csv gives every bucket.
     """
+    from klaviyo_etl.reports import timeseries
+
     _run(
         ctx,
         "metric",
@@ -322,6 +344,8 @@ def rfm_cmd(
     limit: Limit = None,
 ) -> None:
     """Recency-frequency-monetary scores and segments from the period's orders."""
+    from klaviyo_etl.reports import customers
+
     _run(
         ctx,
         "rfm",
@@ -346,6 +370,8 @@ def cohorts_cmd(
     months: Annotated[int, typer.Option("--months", help="Months to follow.")] = 12,
 ) -> None:
     """Monthly retention cohorts by first order month (cohorts starting in the period)."""
+    from klaviyo_etl.reports import customers
+
     _run(
         ctx,
         "cohorts",
@@ -369,6 +395,10 @@ def dashboard_cmd(
     max_age: MaxAge = None,
 ) -> None:
     """One self-contained HTML page: KPI cards, charts, campaign and flow tables (one account)."""
+    from klaviyo_etl.cli.freshness import ensure_fresh
+    from klaviyo_etl.db import open_database
+    from klaviyo_etl.reports.html import dashboard_html
+
     against = compare_period(period, None if compare == "none" else compare)
     settings = settings_of(ctx)
     conversion = conversion_setting()

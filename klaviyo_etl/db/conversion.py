@@ -17,6 +17,7 @@ API, and every report names it in its header and in `meta.conversion_metric`.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,12 +76,31 @@ def _pick(db: sqlite_utils.Database, rows: list[tuple], what: str) -> Conversion
     )
 
 
+# The last pick per open database, with what it was picked from: the setting, and the
+# connection's own changes and other connections' commits (`PRAGMA data_version`) then.
+_PICKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def conversion_metric(db: sqlite_utils.Database, setting: str | None = None) -> ConversionMetric | None:
     """The conversion metric for `setting` (an id or a name; None = the default rule).
 
     None when nothing can be chosen yet (no metric synced at all, or no "Placed Order" metric
     and no setting). Raises ConfigError when a setting matches none of the synced metrics.
+
+    A report asks several times (the rollups' freshness, the report, its header), and with
+    several "Placed Order" metrics each answer counts their events, which grows with the
+    database (issue 12); so the answer is kept until the database changes.
     """
+    key = (setting, db.conn.total_changes, db.execute("PRAGMA data_version").fetchone()[0])
+    cached = _PICKED.get(db)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    picked = _pick_for(db, setting)
+    _PICKED[db] = (key, picked)
+    return picked
+
+
+def _pick_for(db: sqlite_utils.Database, setting: str | None) -> ConversionMetric | None:
     if setting is not None and setting.strip():
         setting = setting.strip()
         by_id = _candidates(db, "id = ?", [setting])

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import platformdirs
 
-from klaviyo_etl.config_file import CONFIG_ENV, Config, Interval
+from klaviyo_etl.config_file import Config, Interval
+from klaviyo_etl.settings import CONFIG_ENV
 
 _DAY = 24 * 60
 _WEEK = 7 * _DAY

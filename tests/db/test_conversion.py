@@ -89,3 +89,33 @@ def test_changing_the_conversion_metric_rebuilds_the_rollups(db):
     assert needs_rebuild(db, "API")
     assert ensure_rollups(db, conversion="API").mode == "full"
     assert not needs_rebuild(db, "API")
+
+
+def _counting(db) -> list[str]:
+    seen: list[str] = []
+    db.conn.set_trace_callback(lambda sql: seen.append(sql) if "count(*)" in sql else None)
+    return seen
+
+
+def test_a_report_asking_again_does_not_count_the_events_again(db):
+    metric(db, "A", events=3)
+    metric(db, "B", events=2)
+    counts = _counting(db)
+    first = conversion_metric(db)
+    asked = len(counts)
+    assert first.id == "A" and asked == 2  # one count per "Placed Order" metric
+    assert conversion_metric(db) is first and conversion_metric(db, None) is first
+    assert len(counts) == asked
+    assert conversion_metric(db, "B").id == "B"  # another setting: picked anew
+
+
+def test_new_events_make_the_pick_again(db, tmp_path):
+    metric(db, "A", events=3)
+    metric(db, "B", events=2)
+    assert conversion_metric(db).id == "A"
+    db["events"].insert_all([{"id": f"B-x{n}", "metric_id": "B"} for n in range(2)], pk="id")
+    assert conversion_metric(db).id == "B"  # this connection's own writes
+    other = open_database(tmp_path / "c.db")
+    other["events"].insert_all([{"id": f"A-x{n}", "metric_id": "A"} for n in range(3)], pk="id")
+    other.close()
+    assert conversion_metric(db).id == "A"  # another connection's commit

@@ -1,0 +1,146 @@
+"""Start-up (issue 12: `--help` and `report campaigns` start in < 0.3 s): what a command imports.
+
+Each command runs in a fresh interpreter, as a user starts it, and reports the modules it
+loaded; a module-level import that drags the sync, httpx or every report back in fails here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer.main
+from typer.testing import CliRunner
+
+import klaviyo_etl
+from klaviyo_etl.cli import SUMMARIES, app
+
+_RUN = """
+import json, sys
+from klaviyo_etl.cli import main
+sys.argv = ["klaviyo-etl", *json.loads(sys.argv[1])]
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+sys.stderr.write("\\n@modules " + json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+
+# Never needed to print the help: the sync and its HTTP client, the database layer, pydantic
+# (the config file), and the modules of the commands themselves.
+HEAVY = [
+    "httpx",
+    "pydantic",
+    "sqlite_utils",
+    "klaviyo_etl.sync.engine",
+    "klaviyo_etl.client",
+    "klaviyo_etl.config_file",
+    "klaviyo_etl.db",
+    "klaviyo_etl.reports.messages",
+    "klaviyo_etl.reports.render",
+    "klaviyo_etl.cli.report",
+    "klaviyo_etl.cli.sync",
+    "klaviyo_etl.cli.check",
+    "klaviyo_etl.cli.schedule",
+]
+
+
+def loaded_modules(args: list[str], tmp_path) -> set[str]:
+    """The modules `klaviyo-etl ARGS` imported, run in a fresh interpreter."""
+    env = {
+        **os.environ,
+        "KLAVIYO_ETL_CONFIG": str(tmp_path / "none.toml"),
+        "COLUMNS": "120",
+        "PYTHONPATH": str(Path(klaviyo_etl.__file__).parents[1]),  # this checkout's package
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", _RUN, json.dumps(args)], capture_output=True, text=True, env=env, timeout=60
+    )
+    _, _, tail = done.stderr.rpartition("\n@modules ")
+    assert tail, done.stderr
+    result = json.loads(tail)
+    assert result["code"] in (0, None), done.stdout + done.stderr
+    return set(result["modules"])
+
+
+def test_help_imports_no_command_module_nor_the_sync_httpx_pydantic_or_the_reports(tmp_path):
+    modules = loaded_modules(["--help"], tmp_path)
+    assert "typer" in modules  # the probe works
+    assert [name for name in HEAVY if name in modules] == []
+    assert not [name for name in modules if name.startswith("klaviyo_etl.reports")]
+
+
+def test_report_campaigns_imports_neither_the_sync_nor_httpx_nor_the_other_reports(tiny_db_path, tmp_path):
+    modules = loaded_modules(["--db", str(tiny_db_path), "report", "campaigns", "--last", "all"], tmp_path)
+    assert "klaviyo_etl.reports.messages" in modules  # the probe works: it built the report
+    unused = [
+        "httpx",
+        "klaviyo_etl.sync.engine",
+        "klaviyo_etl.client",
+        "klaviyo_etl.reports.audience",
+        "klaviyo_etl.reports.customers",
+        "klaviyo_etl.reports.compare",
+        "klaviyo_etl.cli.sync",
+        "klaviyo_etl.cli.check",
+        "klaviyo_etl.cli.schedule",
+        "klaviyo_etl.config_file",  # no config file: its defaults need no pydantic model
+        "pydantic",  # nor do values that need no conversion (cli/common.py: PlainValues)
+    ]
+    assert [name for name in unused if name in modules] == []
+
+
+def test_the_root_lists_each_command_by_the_summary_its_own_help_starts_with():
+    root = typer.main.get_command(app)
+    assert list(root.commands) == list(SUMMARIES)
+    for name, summary in SUMMARIES.items():
+        command = root.commands[name]
+        assert (command.short_help or command.help).split("\n\n")[0] == summary, name
+
+
+def test_the_root_help_is_the_same_whether_or_not_the_commands_are_loaded(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "100")
+
+    def root_help(root) -> str:
+        root.main(["--help"], prog_name="klaviyo-etl", standalone_mode=False)
+        return capsys.readouterr().out
+
+    lazy = root_help(typer.main.get_command(app))
+    root = typer.main.get_command(app)
+    list(root.commands.values())  # load them all
+    assert "report    Reports from the local database" in lazy
+    assert lazy == root_help(root)
+
+
+@pytest.mark.parametrize("args", [["report", "--help"], ["sync", "--help"], ["export", "--help"]])
+def test_a_command_help_loads_that_command_only(args, tmp_path):
+    modules = loaded_modules(args, tmp_path)
+    assert f"klaviyo_etl.cli.{args[0]}" in modules
+    others = {"report", "sync", "export", "check", "schedule", "config", "sandbox"} - {args[0]}
+    assert [name for name in others if f"klaviyo_etl.cli.{name}" in modules] == []
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["report", "campaigns", "--limit", "0"], "Invalid value for '--limit'"),
+        (["--retries", "-1", "report", "campaigns"], "Invalid value for '--retries'"),
+        (["report", "campaigns", "--limit", "x"], "Invalid value for '--limit'"),
+    ],
+)
+def test_a_value_typer_must_convert_or_reject_still_gets_typers_own_message(tiny_db_path, args, message):
+    result = CliRunner().invoke(app, ["--db", str(tiny_db_path), *args], env={"COLUMNS": "200"})
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_plain_values_pass_as_typer_would_pass_them(tiny_db_path):
+    result = CliRunner().invoke(
+        app,
+        ["--db", str(tiny_db_path), "--retries", "3", "report", "campaigns", "--last", "all", "-f", "json"],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["report"] == "campaigns"
