@@ -140,7 +140,9 @@ def gc_paused() -> Iterator[None]:
 def parse_rows(body: bytes, field_name: str) -> ParsedPage:
     with gc_paused():
         doc = orjson.loads(body)
-        return batch_page(doc, field_name) or resource_page(doc, field_name)
+        page = batch_page(doc, field_name) or resource_page(doc, field_name)
+        del doc  # freed before the collector is back, or its first run would walk it all
+    return page
 
 
 def resource_page(doc: Any, field_name: str) -> ParsedPage:
