@@ -191,17 +191,7 @@ class KlaviyoClient:
                 stats.requests += 1
                 self.stats.requests += 1
                 try:
-                    request = self.http.build_request(
-                        method, path, params=params, content=content, headers=headers
-                    )
-                    response = await self.http.send(request, stream=True)
-                    try:
-                        # The body stays ours, not the response's (`aread` would keep it there):
-                        # a Response and its stream refer to each other, so what it holds lives
-                        # until the cyclic GC runs, a page body each (issue 12: peak RSS).
-                        body = b"".join([part async for part in response.aiter_bytes()])
-                    finally:
-                        await response.aclose()
+                    response, body = await self._send(method, path, params, content, headers)
                     # Before release: the next worker must see this answer's 429, if it is one.
                     self.limiter.observe(key, response.headers, response.status_code)
                 except httpx.ConnectError as exc:
@@ -226,6 +216,26 @@ class KlaviyoClient:
                 except ValueError as exc:  # a body cut short on the wire (ValidationError too)
                     raise TransientError(f"{method} {path}: truncated or invalid JSON body") from exc
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        content: bytes | None,
+        headers: Mapping[str, str] | None,
+    ) -> tuple[httpx.Response, bytes]:
+        """One request and its whole body (decoded, as `aread` gives it).
+
+        The body is read from the stream rather than by `aread`, which keeps it on the
+        response: a response and its stream refer to each other, so each ~1 MB page would
+        stay in memory until the cycle collector ran (issue 12)."""
+        request = self.http.build_request(method, path, params=params, content=content, headers=headers)
+        response = await self.http.send(request, stream=True)
+        try:
+            return response, b"".join([part async for part in response.aiter_bytes()])
+        finally:
+            await response.aclose()
 
     def _observe_clock(self, headers: Mapping[str, str]) -> None:
         server = server_date(headers)

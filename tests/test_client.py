@@ -331,3 +331,34 @@ async def test_a_429_pauses_the_bucket_and_its_date_still_sets_klaviyos_clock():
     assert bucket.throttled_at is not None and bucket.in_flight == 0
     assert client.stats.throttled == 1
     assert abs(client.clock_offset - dt.timedelta(hours=1)) < dt.timedelta(seconds=5)
+
+
+class _Chunked(httpx.AsyncByteStream):
+    """A body that arrives in 64 KiB chunks, as from a socket."""
+
+    def __init__(self, body: bytes):
+        self.body = body
+
+    async def __aiter__(self):
+        for start in range(0, len(self.body), 65536):
+            yield self.body[start : start + 65536]
+
+
+async def test_a_body_is_handed_on_whole_and_not_kept_on_the_response():
+    # A response and its stream refer to each other: a body kept on the response would
+    # stay in memory, a page at a time, until the cycle collector ran (issue 12).
+    body = json.dumps(envelope([f"m{i:05d}" for i in range(5000)])).encode()
+    responses = []
+
+    def handler(request: httpx.Request):
+        responses.append(httpx.Response(200, stream=_Chunked(body)))
+        return responses[-1]
+
+    async with make_client(handler) as client:
+        assert await client.request("GET", "/api/metrics", parse=lambda b: b) == body
+        assert (await client.get("/api/metrics"))["data"][0]["id"] == "m00000"
+    assert len(body) > 65536 * 2 and len(responses) == 2
+    for response in responses:
+        assert response.is_closed
+        with pytest.raises(httpx.ResponseNotRead):
+            response.content  # noqa: B018  # read from the stream, never stored on it
