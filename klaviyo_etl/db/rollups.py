@@ -268,47 +268,60 @@ def build_beside(db: sqlite_utils.Database, work: Callable[[], T]) -> T:
     if not path or "watermark" in _state(db):
         return work()
     built: dict[str, Any] = {}
-    reader = threading.Thread(target=_prebuild, args=(path, built), name="rollup-prebuild", daemon=True)
-    reader.start()
+    reader = _read_beside(path, _prebuild, built)
     try:
         result = work()
     finally:
         reader.join()
     if "error" in built:
         log.debug("rollups not prebuilt: %s", built["error"])
-    elif built["token"] == _events_token(db.conn):
+    elif built["result"][0] == _events_token(db.conn):
+        token, hours = built["result"]
         db.execute("DELETE FROM rollup_metric_hours")
-        _insert_hours(db.conn, built["hours"])
-        db.execute(
-            "INSERT OR REPLACE INTO rollup_state (key, value) VALUES (?, ?)", [PREBUILT_KEY, built["token"]]
-        )
+        _insert_hours(db.conn, hours)
+        db.execute("INSERT OR REPLACE INTO rollup_state (key, value) VALUES (?, ?)", [PREBUILT_KEY, token])
     return result
 
 
-def _prebuild(path: str, built: dict[str, Any]) -> None:
-    """On its own connection, in one read transaction: the events' token and the metric
-    hours, as `_metric_hours` makes them."""
-    try:
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+def _prebuild(conn: sqlite3.Connection) -> tuple[str, dict]:
+    """The events' token and the metric hours, as `_metric_hours` makes them."""
+    conn.execute("PRAGMA temp_store = FILE")
+    token = _events_token(conn)
+    # The order the full pass reads through idx_events_datetime (datetime, then rowid), so
+    # the value sums are the same floats.
+    return token, _sum_hours(
+        conn.execute(
+            "SELECT metric_id, substr(datetime, 1, 13), value FROM events"
+            " WHERE datetime >= '' AND datetime < '9999' AND deleted_at IS NULL"
+            " AND metric_id IS NOT NULL ORDER BY datetime, rowid"
+        )
+    )
+
+
+def _read_beside(
+    path: str, read: Callable[[sqlite3.Connection], Any], out: dict[str, Any]
+) -> threading.Thread:
+    """Start `read(conn)` on a thread of its own, with its own connection to `path` and in one
+    read transaction (a consistent snapshot of what is committed); its result or error goes
+    to `out`. Python's sqlite3 lets go of the GIL while SQLite works, so SQL on either side
+    runs beside the other's Python."""
+
+    def run() -> None:
         try:
-            conn.execute("PRAGMA query_only = ON")
-            conn.execute("PRAGMA temp_store = FILE")
-            conn.execute("BEGIN")
-            built["token"] = _events_token(conn)
-            # The order the full pass reads through idx_events_datetime (datetime, then rowid),
-            # so the value sums are the same floats.
-            built["hours"] = _sum_hours(
-                conn.execute(
-                    "SELECT metric_id, substr(datetime, 1, 13), value FROM events"
-                    " WHERE datetime >= '' AND datetime < '9999' AND deleted_at IS NULL"
-                    " AND metric_id IS NOT NULL ORDER BY datetime, rowid"
-                )
-            )
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
-    except Exception as exc:  # the full rebuild then does it all, as without a prebuild
-        built["error"] = exc
+            conn = sqlite3.connect(path, isolation_level=None)
+            try:
+                conn.execute("PRAGMA query_only = ON")
+                conn.execute("BEGIN")
+                out["result"] = read(conn)
+                conn.execute("COMMIT")
+            finally:
+                conn.close()
+        except Exception as exc:  # the caller does the work itself, as without a reader
+            out["error"] = exc
+
+    thread = threading.Thread(target=run, name="rollup-reader", daemon=True)
+    thread.start()
+    return thread
 
 
 def _load_roles(db: sqlite_utils.Database, roles: list[tuple]) -> None:
@@ -336,11 +349,23 @@ def _rebuild_all(db: sqlite_utils.Database, state: dict[str, str]) -> RefreshSta
     for table in ROLLUP_TABLES:
         if table not in kept:
             db.execute(f"DELETE FROM {table}")
-    if not kept:
-        _metric_hours(db, "", "9999")
-    _rebuild_activity_full(db)
-    messages, _ = _rebuild_entities(db, "message", None)
-    forms, _ = _rebuild_entities(db, "form", None)
+    # The active profiles are read on a second connection meanwhile: this one holds the
+    # write lock, and writes no event, so both see the same events.
+    path = _database_file(db)
+    activity: dict[str, Any] = {}
+    reader = _read_beside(path, _activity_counts, activity) if path else None
+    try:
+        if not kept:
+            _metric_hours(db, "", "9999")
+        messages, _ = _rebuild_entities(db, "message", None)
+        forms, _ = _rebuild_entities(db, "form", None)
+    finally:
+        if reader:
+            reader.join()
+    if "result" in activity:
+        _insert_activity(db.conn, activity["result"])
+    else:
+        _rebuild_activity_full(db)
     _rebuild_channels(db)
     return RefreshStats(mode="full", messages=messages, forms=forms)
 
@@ -446,9 +471,14 @@ def _insert_hours(conn: sqlite3.Connection, sums: dict[tuple[str, str], list]) -
 
 def _rebuild_activity_full(db: sqlite_utils.Database) -> None:
     """All active-profile rows from one ordered pass over the (profile_id, datetime) index."""
+    _insert_activity(db.conn, _activity_counts(db.conn))
+
+
+def _activity_counts(conn: sqlite3.Connection) -> dict[tuple[str, str], int]:
+    """{(day, prev_day): active profiles} over every live event."""
     counts: dict[tuple[str, str], int] = {}
     last_profile, last_day = None, ""
-    for profile_id, day in db.conn.execute(
+    for profile_id, day in conn.execute(
         # Served in order by idx_events_profile_datetime (no INDEXED BY: a bulk load may
         # drop indexes for a while, and a report must still work then, only slower).
         "SELECT profile_id, substr(datetime, 1, 10) FROM events"
@@ -461,7 +491,11 @@ def _rebuild_activity_full(db: sqlite_utils.Database) -> None:
         key = (day, last_day)
         counts[key] = counts.get(key, 0) + 1
         last_day = day
-    db.conn.executemany(
+    return counts
+
+
+def _insert_activity(conn: sqlite3.Connection, counts: dict[tuple[str, str], int]) -> None:
+    conn.executemany(
         "INSERT INTO rollup_activity_days VALUES (?, ?, ?)",
         ((day, prev, n) for (day, prev), n in counts.items()),
     )
