@@ -290,7 +290,6 @@ def build_beside(db: sqlite_utils.Database, work: Callable[[], T]) -> T:
 
 def _prebuild(conn: sqlite3.Connection) -> tuple[str, dict]:
     """The events' token and the metric hours, as `_metric_hours` makes them."""
-    conn.execute("PRAGMA temp_store = FILE")
     token = _events_token(conn)
     # The order the full pass reads through idx_events_datetime (datetime, then rowid), so
     # the value sums are the same floats.
@@ -316,6 +315,7 @@ def _read_beside(
             conn = sqlite3.connect(path, isolation_level=None)
             try:
                 conn.execute("PRAGMA query_only = ON")
+                conn.execute("PRAGMA temp_store = FILE")  # sorts spill to disk: flat memory
                 conn.execute("BEGIN")
                 out["result"] = read(conn)
                 conn.execute("COMMIT")
