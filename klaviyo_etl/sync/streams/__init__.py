@@ -48,6 +48,7 @@ def build_streams() -> dict[str, Stream]:
             # 16 windows, not 64: the partial last pages of 64 cost a 200-page first load
             # ~48 requests (a quarter of its time under the limit; issue 12).
             windows_per_worker=2,
+            prebuilds_rollups=True,
         ),
         ProfileStream(),
         ResourceStream("lists", "/api/lists", "lists", include="tags"),

@@ -22,6 +22,7 @@ import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from klaviyo_etl.db.rollups import build_beside
 from klaviyo_etl.endpoints import contract
 from klaviyo_etl.sync.concurrency import gather_or_cancel
 from klaviyo_etl.sync.filters import fmt_time, time_range
@@ -144,8 +145,11 @@ class WindowedStream(Stream):
         reconcilable: bool = False,
         bulk_load: bool = False,
         windows_per_worker: float = 8,
+        prebuilds_rollups: bool = False,
     ):
         self.name = name
+        # The report rollups count this table's rows (events): a bulk load's end starts them.
+        self.prebuilds_rollups = prebuilds_rollups
         self.windows_per_worker = windows_per_worker
         self.bulk_load = bulk_load
         self.endpoint = contract().by_path(path)
@@ -232,7 +236,12 @@ class WindowedStream(Stream):
         def finish(repo: Repository) -> None:
             if complete_scan and self.reconcilable and lo is not None:
                 run.deleted += repo.mark_deleted(self.table, scan_started)
-            repo.restore_indexes(self.table)
+            if bulk and self.prebuilds_rollups:
+                # The events' indexes build while another connection reads the rollups'
+                # largest passes from the rows just loaded (see `build_beside`).
+                build_beside(repo.db, lambda: repo.restore_indexes(self.table))
+            else:
+                repo.restore_indexes(self.table)
 
         await run.commit(finish, **({"last_reconcile_at": scan_started} if complete_scan else {}))
 

@@ -1,0 +1,149 @@
+"""Rollups built beside a first load's index builds (`build_beside`) against a full rebuild
+the old way on the same data: every rollup table, row for row, float for float."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from contextlib import closing
+
+import pytest
+import sqlite_utils
+
+from klaviyo_etl.db import open_database
+from klaviyo_etl.db.repositories import Repository
+from klaviyo_etl.db.rollups import PREBUILT_KEY, ROLLUP_TABLES, build_beside, ensure_rollups, refresh_rollups
+from tests.helpers.sync import sync_ok
+
+STAMP = "2026-01-01T00:00:00+00:00"
+
+
+def snapshot(db) -> dict[str, list[tuple]]:
+    return {t: sorted(db.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in ROLLUP_TABLES}
+
+
+@pytest.fixture(scope="module")
+def synced(sandbox_factory, tmp_path_factory):
+    """A first load of a sandbox account (metrics and events), then what the sandbox does not
+    send: events flagged deleted or gone, events without a metric or a profile, and values
+    with cents (whose float sums depend on the order they are added in)."""
+    path = tmp_path_factory.mktemp("prebuild") / "synced.db"
+    with sandbox_factory("small") as sb:
+        sync_ok(sb.server, sb.config, path, streams=["metrics", "events"])
+    db = open_database(path)
+    with db.conn:
+        rowids = [r[0] for r in db.execute("SELECT rowid FROM events ORDER BY rowid")]
+        db.execute(f"UPDATE events SET deleted_at = '{STAMP}' WHERE rowid % 17 = 0")
+        db.execute("DELETE FROM events WHERE rowid % 29 = 0")
+        db.execute("UPDATE events SET metric_id = NULL WHERE rowid % 31 = 0")
+        db.execute("UPDATE events SET profile_id = NULL WHERE rowid % 37 = 0")
+        db.execute("UPDATE events SET value = (rowid % 1000) / 100.0 + 0.01 WHERE rowid % 3 = 0")
+    db.close()
+    assert len(rowids) > 2000
+    return path
+
+
+def copy_of(source, tmp_path, name):
+    db = open_database(source)
+    db.execute(f"VACUUM INTO '{tmp_path / name}'")
+    db.close()
+    return open_database(tmp_path / name)
+
+
+def the_old_way(source) -> dict[str, list[tuple]]:
+    """A full rebuild on one connection, pass after pass: a copy in memory has no file for a
+    second connection to open, so neither `build_beside` nor the rebuild's reader runs."""
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    with closing(sqlite3.connect(source)) as disk:
+        disk.backup(conn)
+    db = sqlite_utils.Database(conn)
+    db.execute("DELETE FROM rollup_state")
+    assert refresh_rollups(db, None).mode == "full"
+    out = snapshot(db)
+    db.close()
+    return out
+
+
+def as_a_first_load_ends(source, tmp_path, change=None):
+    """A copy as the events stream's end finds it (no rollups yet, the events' indexes
+    deferred), taken through `build_beside` as the stream's finish does; `change` runs in
+    the same transaction first, like a reconciliation flagging rows deleted."""
+    db = copy_of(source, tmp_path, "new.db")
+    for table in ROLLUP_TABLES:
+        db.execute(f"DELETE FROM {table}")
+    db.execute("DELETE FROM rollup_state")
+    repo = Repository(db)
+    with db.atomic():
+        assert repo.defer_indexes("events") >= 2
+    with db.atomic():
+        if change:
+            change(db)
+        assert build_beside(db, lambda: repo.restore_indexes("events")) >= 2
+    return db
+
+
+def test_rollups_built_beside_the_index_builds_equal_a_full_rebuild(synced, tmp_path):
+    old = the_old_way(synced)
+    db = as_a_first_load_ends(synced, tmp_path)
+    assert PREBUILT_KEY in dict(db.execute("SELECT key, value FROM rollup_state").fetchall())
+    assert ensure_rollups(db).mode == "full"
+    new = snapshot(db)
+    assert all(old[t] for t in ROLLUP_TABLES), {t: len(v) for t, v in old.items()}
+    assert new == old
+    # The mark is spent: a later rebuild (a new conversion metric) does the whole pass again.
+    assert PREBUILT_KEY not in dict(db.execute("SELECT key, value FROM rollup_state").fetchall())
+    assert refresh_rollups(db, None).mode == "full"
+    assert snapshot(db) == old
+    db.close()
+
+
+def test_events_changed_after_the_prebuild_are_counted(synced, tmp_path):
+    db = as_a_first_load_ends(synced, tmp_path)
+    assert PREBUILT_KEY in dict(db.execute("SELECT key, value FROM rollup_state").fetchall())
+    metric = db.execute("SELECT metric_id FROM events WHERE metric_id IS NOT NULL LIMIT 1").fetchone()[0]
+    with db.conn:
+        db.execute(f"UPDATE events SET deleted_at = '{STAMP}' WHERE rowid % 11 = 0 AND deleted_at IS NULL")
+        db["events"].insert(
+            {"id": "late", "metric_id": metric, "datetime": dt.datetime.now(dt.UTC).isoformat(), "value": 0.3}
+        )
+    db.execute(f"VACUUM INTO '{tmp_path / 'changed.db'}'")
+    assert ensure_rollups(db).mode == "full"
+    assert snapshot(db) == the_old_way(tmp_path / "changed.db")
+    db.close()
+
+
+def test_a_change_in_the_index_builds_transaction_stores_no_prebuild(synced, tmp_path):
+    def flag_some_deleted(db):
+        db.execute(f"UPDATE events SET deleted_at = '{STAMP}' WHERE rowid % 13 = 0 AND deleted_at IS NULL")
+
+    db = as_a_first_load_ends(synced, tmp_path, change=flag_some_deleted)
+    assert PREBUILT_KEY not in dict(db.execute("SELECT key, value FROM rollup_state").fetchall())
+    db.execute(f"VACUUM INTO '{tmp_path / 'changed.db'}'")
+    assert ensure_rollups(db).mode == "full"
+    assert snapshot(db) == the_old_way(tmp_path / "changed.db")
+    db.close()
+
+
+def test_no_prebuild_once_the_rollups_exist(synced, tmp_path):
+    db = copy_of(synced, tmp_path, "kept.db")
+    ensure_rollups(db)
+    before = snapshot(db)
+    with db.atomic():
+        assert build_beside(db, lambda: "done") == "done"
+    assert PREBUILT_KEY not in dict(db.execute("SELECT key, value FROM rollup_state").fetchall())
+    assert snapshot(db) == before
+    db.close()
+
+
+def test_a_first_load_ends_with_the_rollups_a_full_rebuild_gives(sandbox_factory, tmp_path):
+    path = tmp_path / "first.db"
+    with sandbox_factory("small") as sb:
+        sync_ok(sb.server, sb.config, path, streams=["metrics", "events"])
+    db = open_database(path)
+    state = dict(db.execute("SELECT key, value FROM rollup_state").fetchall())
+    assert "watermark" in state and PREBUILT_KEY not in state
+    assert not db.execute("SELECT 1 FROM _deferred_indexes").fetchall()
+    after_sync = snapshot(db)
+    db.close()
+    assert after_sync["rollup_metric_hours"] and after_sync["rollup_entity_days"]
+    assert after_sync == the_old_way(path)
