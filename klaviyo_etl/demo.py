@@ -8,10 +8,39 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
+import sys
 import time
+from pathlib import Path
 
 from klaviyo_etl.cli import app
 from klaviyo_etl.sandbox import SandboxConfig, SandboxData, serve
+
+# The table that marks a database the demo made (and may therefore replace).
+DEMO_MARK = "_demo"
+
+
+def clear_previous_demo(db: Path) -> str | None:
+    """Remove the database of an earlier demo; a message if `db` is a file the demo did not make.
+
+    Each demo is a new sandbox account (its campaign ids follow the clock), so syncing it into
+    an earlier demo's file would show that account's campaigns beside this one's until the
+    next reconciliation. A file without the demo's mark may be someone's data: left alone."""
+    if not db.exists():
+        return None
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            marked = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [DEMO_MARK]
+            ).fetchone()
+        conn.close()
+    except sqlite3.DatabaseError:
+        marked = None
+    if not marked:
+        return f"{db} exists and was not made by the demo: remove it, or name another file (make DEMO_DB=...)"
+    for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        path.unlink(missing_ok=True)
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=60000)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
+    problem = clear_previous_demo(Path(args.db))
+    if problem:
+        print(f"demo: {problem}", file=sys.stderr)
+        return 2
 
     config = SandboxConfig(
         seed=args.seed,
@@ -52,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
             if code:  # with standalone_mode=False click returns the exit code
                 print(f"demo stopped: step exited with {code}")
                 return int(code)
+    with sqlite3.connect(args.db) as conn:
+        conn.execute(f"CREATE TABLE IF NOT EXISTS [{DEMO_MARK}] (made_at TEXT)")
+        conn.execute(f"INSERT INTO [{DEMO_MARK}] VALUES (datetime('now'))")
+    conn.close()
     print(f"\ndemo finished in {time.monotonic() - began:.1f}s; database: {args.db}")
     return 0
 
