@@ -130,7 +130,7 @@ class Sandbox:
     def __exit__(self, *exc) -> None:
         self.proc.send_signal(signal.SIGINT)
         try:
-            self.proc.wait(timeout=10)
+            self.proc.wait(timeout=120)  # a 1M-event sandbox takes a while to stop
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()

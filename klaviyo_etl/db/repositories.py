@@ -110,25 +110,26 @@ def event_row(r: Resource) -> Row:
     }
 
 
+# The profile attributes stored as they come (both row paths read these).
+PROFILE_FIELDS = (
+    "email",
+    "phone_number",
+    "external_id",
+    "first_name",
+    "last_name",
+    "organization",
+    "locale",
+    "created",
+    "updated",
+    "last_event_date",
+)
+
+
 def profile_row(r: Resource) -> Row:
     a = r.attributes
     loc = a.get("location") or {}
     pa = a.get("predictive_analytics") or {}
-    row = {
-        key: a.get(key)
-        for key in (
-            "email",
-            "phone_number",
-            "external_id",
-            "first_name",
-            "last_name",
-            "organization",
-            "locale",
-            "created",
-            "updated",
-            "last_event_date",
-        )
-    }
+    row = {key: a.get(key) for key in PROFILE_FIELDS}
     row.update(city=loc.get("city"), region=loc.get("region"), country=loc.get("country"))
     if "subscriptions" in a:
         row.update(
@@ -289,20 +290,6 @@ def event_batch(resources: list[Any], now: str) -> Batch | None:
             )
         )
     return Batch(EVENT_COLUMNS, values, warnings)
-
-
-PROFILE_FIELDS = (
-    "email",
-    "phone_number",
-    "external_id",
-    "first_name",
-    "last_name",
-    "organization",
-    "locale",
-    "created",
-    "updated",
-    "last_event_date",
-)
 
 
 def profile_batch(resources: list[Any], now: str) -> Batch | None:
