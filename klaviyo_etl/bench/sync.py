@@ -78,7 +78,7 @@ def ideal_for(stream: str, rows: int, scale: float = 1.0) -> dict:
 class Sandbox:
     """The sandbox in its own process, so its CPU and memory are not counted as ours.
 
-    On leaving, it is stopped with Ctrl-C and `stats` holds the request counters it wrote at
+    On leaving, it is stopped with SIGTERM and `stats` holds the request counters it wrote at
     shutdown (`sandbox serve --stats-json`), among them `early`: requests that reached an
     endpoint before its last 429's Retry-After (issue 12 asks for none; {} if it wrote none).
     """
@@ -128,9 +128,11 @@ class Sandbox:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.proc.send_signal(signal.SIGINT)
+        # SIGTERM, not Ctrl-C: a bench started in the background (`make bench &`, nohup) runs
+        # with SIGINT ignored, and the sandbox would never stop to write its counters.
+        self.proc.send_signal(signal.SIGTERM)
         try:
-            self.proc.wait(timeout=120)  # a 1M-event sandbox takes a while to stop
+            self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
