@@ -31,7 +31,7 @@ from pathlib import Path
 from klaviyo_etl.bench.export import bench_export
 from klaviyo_etl.bench.ingest import bench_ingest
 from klaviyo_etl.bench.report_timing import bench_reports_on
-from klaviyo_etl.bench.sync import bench_first_load, bench_floor, bench_incremental, start_up
+from klaviyo_etl.bench.sync import bench_first_load, bench_floor, bench_incremental, has_bytecode, start_up
 
 
 def _median_run(runs: int, fn) -> dict:
@@ -107,6 +107,8 @@ def summary(results: dict) -> str:
             f"export  {ex['events']:,} events: {first['rows_per_s']:,} rows/s, "
             f"peak RSS {first['peak_rss_mb']:.0f} MB ({ex['rss_ratio_full_vs_quarter']:.2f}x a quarter's)"
         )
+    if "sync_bytecode" in results:
+        lines.append(f"syncs ran with bytecode {results['sync_bytecode']}")
     early = {
         key: part["early_requests"]
         for key, part in results.items()
@@ -147,6 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     results: dict = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    # Our modules without a bytecode cache: the syncs share one compiled for the bench
+    # (bench/sync.py: installed_env), as an installed package would have.
+    cached = has_bytecode()
+    results["sync_bytecode"] = "from the checkout" if cached else "as installed (a cache for this bench)"
 
     def show(key: str, value: dict) -> None:
         results[key] = value

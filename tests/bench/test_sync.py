@@ -1,13 +1,17 @@
-"""The sync benchmark's ideal time under the rate limits, and its process-tree memory sampler."""
+"""The sync benchmark's ideal time under the rate limits, its process-tree memory sampler, and
+the bytecode its measured syncs run with."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
 
+from klaviyo_etl.bench import sync as bench_sync
 from klaviyo_etl.bench.sync import Sandbox, TreeMemory, ideal_for, ideal_seconds
 from tests.helpers.sandbox import REVISION
 
@@ -74,3 +78,15 @@ def test_a_polite_client_leaves_the_bench_sandbox_no_early_requests():
         headers = {"Authorization": f"Klaviyo-API-Key {sandbox.api_key}", "revision": REVISION}
         assert httpx.get(f"{sandbox.url}/api/events", headers=headers).status_code == 200
     assert (sandbox.stats["requests"], sandbox.early) == (1, 0)
+
+
+def test_without_bytecode_the_measured_syncs_share_one_compiled_cache(monkeypatch):
+    # Where our modules have no __pycache__ (PYTHONDONTWRITEBYTECODE=1), each sync would
+    # compile every module it imports, which an installed copy never does.
+    monkeypatch.setattr(bench_sync, "has_bytecode", lambda: False)
+    monkeypatch.setattr(bench_sync, "_PYCACHE", None)
+    env = bench_sync.installed_env({"PYTHONDONTWRITEBYTECODE": "1", "PATH": os.environ.get("PATH", "")})
+    assert "PYTHONDONTWRITEBYTECODE" not in env
+    prefix = Path(env["PYTHONPYCACHEPREFIX"])
+    assert list(prefix.rglob("engine.cpython-*.pyc"))  # compiled before the first sync
+    assert bench_sync.installed_env({})["PYTHONPYCACHEPREFIX"] == str(prefix)  # and only once
