@@ -241,6 +241,23 @@ EVENT_COLUMNS = (
 )
 
 
+def plain_resource(r: Any) -> tuple[str, str, dict, dict | None] | None:
+    """(type, id, attributes, relationships) of a resource of the plain JSON:API shape (string
+    `type` and `id`, object `attributes` and `relationships` if any); None for any other
+    shape, which the pydantic models then read or reject."""
+    if not isinstance(r, dict):
+        return None
+    type_, id_, attributes, rels = r.get("type"), r.get("id"), r.get("attributes", {}), r.get("relationships")
+    if not (
+        isinstance(type_, str)
+        and isinstance(id_, str)
+        and isinstance(attributes, dict)
+        and (rels is None or isinstance(rels, dict))
+    ):
+        return None
+    return type_, id_, attributes, rels
+
+
 def event_batch(resources: list[Any], now: str) -> Batch | None:
     """`resource_rows` and `unreadable_values` of a page of events in one pass, straight from
     orjson's dicts; None as soon as one item is not a plain event (a dict with type "event",
@@ -252,11 +269,10 @@ def event_batch(resources: list[Any], now: str) -> Batch | None:
     dumps = orjson.dumps
     isfinite = math.isfinite
     for r in resources:
-        if not isinstance(r, dict) or r.get("type") != "event":
+        plain = plain_resource(r)
+        if plain is None or plain[0] != "event":
             return None
-        id_, a, rels = r.get("id"), r.get("attributes", {}), r.get("relationships")
-        if not (isinstance(id_, str) and isinstance(a, dict) and (rels is None or isinstance(rels, dict))):
-            return None
+        _, id_, a, rels = plain
         props = a.get("event_properties") or {}
         raw = props.get(kc.PROP_VALUE)
         if raw is None:
@@ -300,12 +316,10 @@ def profile_batch(resources: list[Any], now: str) -> Batch | None:
     page without them gets NULLs, as the general path's union of columns gives it."""
     plain = []
     for r in resources:
-        if not isinstance(r, dict) or r.get("type") != "profile":
+        resource = plain_resource(r)
+        if resource is None or resource[0] != "profile":
             return None
-        id_, a, rels = r.get("id"), r.get("attributes", {}), r.get("relationships")
-        if not (isinstance(id_, str) and isinstance(a, dict) and (rels is None or isinstance(rels, dict))):
-            return None
-        plain.append((id_, a))
+        plain.append((resource[1], resource[2]))
     consent = any("subscriptions" in a for _, a in plain)
     predictive = any("predictive_analytics" in a for _, a in plain)
     columns = (

@@ -31,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from klaviyo_etl.db.repositories import BATCHES, Batch, Row, resource_rows, unreadable_values
+from klaviyo_etl.db.repositories import BATCHES, Batch, Row, plain_resource, resource_rows, unreadable_values
 from klaviyo_etl.models import Links, Page, Resource
 from klaviyo_etl.timeutil import utcnow_iso
 
@@ -83,22 +83,10 @@ def plain_page(doc: Any) -> tuple[list[RawResource], str | None] | None:
     data, nxt = plain
     out = []
     for r in data:
-        if not isinstance(r, dict):
+        resource = plain_resource(r)
+        if resource is None:
             return None
-        type_, id_, attributes, rels = (
-            r.get("type"),
-            r.get("id"),
-            r.get("attributes", {}),
-            r.get("relationships"),
-        )
-        if not (
-            isinstance(type_, str)
-            and isinstance(id_, str)
-            and isinstance(attributes, dict)
-            and (rels is None or isinstance(rels, dict))
-        ):
-            return None
-        out.append(RawResource(type_, id_, attributes, rels))
+        out.append(RawResource(*resource))
     return out, nxt
 
 
