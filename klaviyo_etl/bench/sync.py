@@ -309,12 +309,16 @@ def installed_env(env: dict[str, str]) -> dict[str, str]:
         return env
     if _PYCACHE is None:
         _PYCACHE = tempfile.TemporaryDirectory(prefix="bench-pycache-")
-        warm = {**env, "PYTHONPYCACHEPREFIX": _PYCACHE.name}
-        warm.pop("PYTHONDONTWRITEBYTECODE", None)
         imports = "; ".join(f"import {name}" for name in SYNC_IMPORTS)
+        warm = with_pycache(env, _PYCACHE.name)
         subprocess.run([sys.executable, "-c", imports], env=warm, check=True, capture_output=True)
-    out = {**env, "PYTHONPYCACHEPREFIX": _PYCACHE.name}
-    out.pop("PYTHONDONTWRITEBYTECODE", None)
+    return with_pycache(env, _PYCACHE.name)
+
+
+def with_pycache(env: dict[str, str], prefix: str) -> dict[str, str]:
+    """`env` with bytecode written to and read from `prefix`."""
+    out = {key: value for key, value in env.items() if key != "PYTHONDONTWRITEBYTECODE"}
+    out["PYTHONPYCACHEPREFIX"] = prefix
     return out
 
 
@@ -481,8 +485,7 @@ def start_up(report_db: Path | None) -> dict:
     out["bytecode_cached"] = has_bytecode()
     if not out["bytecode_cached"]:
         with tempfile.TemporaryDirectory(prefix="bench-pycache-") as prefix:
-            env = {**os.environ, "PYTHONPYCACHEPREFIX": prefix}
-            env.pop("PYTHONDONTWRITEBYTECODE", None)
+            env = with_pycache(dict(os.environ), prefix)
             out["cached"] = {name: timed(args, env) for name, args in commands.items()}
     if "report_campaigns" in commands:
         with sqlite3.connect(report_db) as conn:
