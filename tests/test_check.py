@@ -10,7 +10,6 @@ import httpx
 import pytest
 
 from klaviyo_etl.check import (
-    CHECK_STREAMS,
     compare_figures,
     differs,
     readiness,
@@ -23,20 +22,14 @@ from klaviyo_etl.db import open_database
 from klaviyo_etl.endpoints import contract
 from klaviyo_etl.reports.periods import resolve_period
 from klaviyo_etl.settings import Settings
-from klaviyo_etl.sync.engine import SyncOptions, make_client, run_sync
+from klaviyo_etl.sync.engine import make_client
 from klaviyo_etl.sync.streams import build_streams
 
 
-@pytest.fixture(scope="module")
-def synced(sandbox_factory, tmp_path_factory):
+@pytest.fixture
+def synced(check_account):
     """A sandbox and a database synced from it with what the comparison reads."""
-    path = tmp_path_factory.mktemp("check") / "synced.db"
-    now = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
-    with sandbox_factory("small", seed=5, now=now) as sb:
-        settings = Settings(db_path=path, api_key=sb.config.api_key, base_url=sb.server.url)
-        result = run_sync(settings, SyncOptions(streams=CHECK_STREAMS))
-        assert result.ok, [(s.stream, s.error) for s in result.streams]
-        yield sb, path
+    return check_account
 
 
 @pytest.fixture

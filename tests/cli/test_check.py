@@ -3,7 +3,6 @@ figure that differs, 2 (one line) for a rejected key, a retired revision or noth
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import shutil
 import sqlite3
@@ -11,21 +10,13 @@ import sqlite3
 import pytest
 from typer.testing import CliRunner
 
-from klaviyo_etl.check import CHECK_STREAMS
 from klaviyo_etl.cli import app
-from klaviyo_etl.settings import Settings
-from klaviyo_etl.sync.engine import SyncOptions, run_sync
 
 
-@pytest.fixture(scope="module")
-def sandbox(sandbox_factory, tmp_path_factory):
+@pytest.fixture
+def sandbox(check_account):
     """A running sandbox and a database synced from it (copy it before changing it)."""
-    synced = tmp_path_factory.mktemp("check-cli") / "synced.db"
-    now = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
-    with sandbox_factory("small", seed=5, now=now) as sb:
-        settings = Settings(db_path=synced, api_key=sb.config.api_key, base_url=sb.server.url)
-        assert run_sync(settings, SyncOptions(streams=CHECK_STREAMS)).ok
-        yield sb, synced
+    return check_account
 
 
 @pytest.fixture
