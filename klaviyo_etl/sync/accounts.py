@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import httpx
+import sqlite_utils
 
 from klaviyo_etl.db.database import open_database
 from klaviyo_etl.db.lock import database_lock
@@ -206,10 +207,14 @@ async def _run_one(
     try:
         with contextlib.ExitStack() as held:
             held.enter_context(database_lock(job.settings.db_path))
-            db = open_database(job.settings.db_path)
-            held.callback(db.close)
+
+            def open_db() -> sqlite_utils.Database:
+                db = open_database(job.settings.db_path)
+                held.callback(db.close)
+                return db
+
             streams = await _run_async(
-                job.settings, job.options, db, run_id, progress, LinkedStop(stop), factory, pools=pools
+                job.settings, job.options, open_db, run_id, progress, LinkedStop(stop), factory, pools=pools
             )
         outcome.result = SyncResult(run_id, streams)
     except KlaviyoEtlError as exc:  # the key, the revision, the lock: this account only

@@ -83,16 +83,16 @@ def _due_for_reconcile(state: StreamState, options: SyncOptions, now: dt.datetim
 async def _run_async(
     settings: Settings,
     options: SyncOptions,
-    db: sqlite_utils.Database | Callable[[], sqlite_utils.Database],
+    open_db: Callable[[], sqlite_utils.Database],
     run_id: str,
     progress: Progress | None,
     stop: threading.Event,
     client_factory: Callable[[], KlaviyoClient],
     pools: ParserPools | None = None,  # several accounts share one (see sync/accounts.py)
 ) -> list[StreamResult]:
-    """Run the streams; `db` may be a function that opens the database, called on a thread
-    while the request for Klaviyo's clock is out (a fresh database's migrations take about
-    as long as that request: issue 12)."""
+    """Run the streams; `open_db` opens the database (the caller closes it), called on a
+    thread while the request for Klaviyo's clock is out (a fresh database's migrations take
+    about as long as that request: issue 12)."""
     streams = build_streams()
     names = resolve(options.streams)
     writer: Writer | None = None
@@ -104,8 +104,7 @@ async def _run_async(
         async with client_factory() as client:
             reading = asyncio.ensure_future(_read_server_clock(client))
             try:
-                if not isinstance(db, sqlite_utils.Database):
-                    db = await asyncio.to_thread(db)
+                db = await asyncio.to_thread(open_db)
             except BaseException:
                 reading.cancel()
                 await asyncio.gather(reading, return_exceptions=True)
