@@ -38,6 +38,7 @@ IDENTITY_MIN = 20  # the identifying column's narrowest, unless its Column says 
 IDENTITY_ENOUGH = 40  # columns are hidden to show an identifying cell up to this width whole
 TEXT_FOLD = 24  # a longer word in another text column folds
 GAP = 2  # between two columns of a fitted table (no lines: two spaces)
+DATE = len("2026-12-01")  # a datetime cell too wide for its column shows this much
 
 
 @dataclass
@@ -48,6 +49,7 @@ class Layout:
     hidden: list[Column] = field(default_factory=list)
     widths: dict[str, int] | None = None
     labels: dict[str, str] = field(default_factory=dict)  # short headers used instead
+    dates: set[str] = field(default_factory=set)  # datetime columns showing the date alone
 
     def width(self) -> int:
         """Terminal cells a fitted table takes (its widths and the gaps between them)."""
@@ -85,7 +87,8 @@ def fit_columns(
     In order, until the table fits: wrap the headers (or take their `short` form); hide
     columns by priority (OTHER, then USEFUL, the rightmost first) while the identifying
     column is narrower than it needs (up to IDENTITY_ENOUGH); wrap the other text columns
-    at their spaces; shorten the identifying column towards its minimum; hide KEY columns.
+    at their spaces (a datetime column shows its date alone rather than its time on a second
+    line); shorten the identifying column towards its minimum; hide KEY columns.
     `hide=False` (columns the user picked) never hides one. Numbers keep the width of their
     widest cell throughout.
     """
@@ -101,6 +104,10 @@ def fit_columns(
             floor[column.key] = header_floor[column.key]
         elif column.priority == IDENTITY:
             floor[column.key] = min(natural[column.key], column.min_width or IDENTITY_MIN)
+        elif column.kind == "datetime":
+            floor[column.key] = max(
+                cell_len(column.short or column.label), *(cell_len(v[:DATE]) for v in values)
+            )
         else:
             longest = max([_words(v) for v in values] + [_words(column.label)])
             floor[column.key] = min(natural[column.key], max(min(longest, TEXT_FOLD), column.min_width or 0))
@@ -161,6 +168,7 @@ def fit_columns(
         hidden=[c for c in columns if c not in shown],
         widths={c.key: widths[c.key] for c in shown},
         labels={c.key: c.short for c in shown if c.short and widths[c.key] < _words(c.label)},
+        dates={c.key for c in shown if c.kind == "datetime" and widths[c.key] < natural[c.key]},
     )
 
 
@@ -175,6 +183,11 @@ def _title(report: Report) -> str:
 
 def _cells(report: Report, columns: list[Column]) -> dict[str, list[str]]:
     return {c.key: [cell(row, c) for row in [*report.rows, *report.footer]] for c in columns}
+
+
+def _cell(row: dict[str, Any], column: Column, layout: Layout) -> str:
+    text = cell(row, column)
+    return text[:DATE] if column.key in layout.dates else text
 
 
 def to_table(report: Report, layout: Layout | None = None) -> Table:
@@ -214,7 +227,7 @@ def to_table(report: Report, layout: Layout | None = None) -> Table:
     for row in report.rows:
         cells = []
         for column in layout.columns:
-            text = cell(row, column)
+            text = _cell(row, column, layout)
             if column.kind == "pct" and row.get(column.key) is not None:
                 style = "green" if row[column.key] > 0 else "red" if row[column.key] < 0 else ""
                 cells.append(Text(text, style=style))
@@ -226,7 +239,9 @@ def to_table(report: Report, layout: Layout | None = None) -> Table:
                 cells.append(text)
         table.add_row(*cells)
     for index, row in enumerate(report.footer):
-        texts = ["" if row.get(c.key) is None and not c.numeric else cell(row, c) for c in layout.columns]
+        texts = [
+            "" if row.get(c.key) is None and not c.numeric else _cell(row, c, layout) for c in layout.columns
+        ]
         table.add_row(*texts, style="bold", end_section=False)
         if index == 0 and report.rows:
             table.rows[len(report.rows) - 1].end_section = True

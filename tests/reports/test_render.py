@@ -234,3 +234,24 @@ def test_csv_neutralises_formulas_but_keeps_negative_numbers():
     ]
     assert [r["value"] for r in read] == ["-3.5", "0.0", "1.0", "2.0", "3.0"]
     assert [r["count"] for r in read] == ["-2", "3", "", "1", "4"]
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_a_campaign_takes_one_line_its_sent_time_shortened_to_the_date_if_need_be(long_named_db, width):
+    report = messages.campaign_report(long_named_db, MAY)
+    text = recorded(report, width)
+    body = text[text.index("───") :].splitlines()[1:]
+    body = body[: next((i for i, line in enumerate(body) if "hidden:" in line), len(body))]
+    rows = [line for line in body if line.strip()]
+    assert len(rows) == len(report.rows), text  # no cell wrapped onto a second line
+    for row, line in zip(report.rows, rows, strict=True):
+        sent = cell(row, next(c for c in report.columns if c.key == "send_time"))
+        assert sent in line or (width < 120 and sent[:10] in line and sent[11:] not in line), (sent, line)
+
+
+def test_a_datetime_column_shows_its_date_alone_only_when_the_time_would_wrap():
+    columns = [Column("name", "Name", priority=IDENTITY), Column("at", "Sent", "datetime", KEY)]
+    cells = {"name": ["A campaign with quite a long name"], "at": ["2026-05-04 09:30"]}
+    assert fit_columns(columns, cells, 60).dates == set()
+    narrow = fit_columns(columns, cells, 34)
+    assert narrow.dates == {"at"} and narrow.widths["at"] == 10
