@@ -13,6 +13,7 @@ rather than built as dicts and encoded: ~5 us of CPU per served event instead of
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import math
 import re
@@ -48,6 +49,8 @@ DATETIME_FIELDS = {
 # Collections that list only archived=false items unless the filter mentions `archived`
 # (equals(archived,true) lists only the archived ones): LIVE_BEHAVIOUR.md §2.
 HIDES_ARCHIVED = ("/api/campaigns", "/api/flows")
+# The comparisons on a datetime field (`filters.matches`) that select a range of its values.
+RANGE_OPS = ("greater-than", "greater-or-equal", "less-than", "less-or-equal", "equals")
 
 
 @cache
@@ -86,6 +89,48 @@ def decode_cursor(text: str) -> dict:
         return payload
     except (ValueError, TypeError) as exc:
         raise bad_request("Invalid page cursor.", parameter="page[cursor]") from exc
+
+
+def _is_datetime(field: str | None) -> bool:
+    """Whether filters compare `field` as a datetime (`filters.matches`' datetime_field)."""
+    return field is not None and (field in DATETIME_FIELDS or field.endswith(".timestamp"))
+
+
+def _sorted(items: Iterable, sort_key: Callable) -> tuple[list, list]:
+    """The sort keys and the items, in the order of the keys."""
+    decorated = sorted(((sort_key(item), item) for item in items), key=lambda p: p[0])
+    return [k for k, _ in decorated], [item for _, item in decorated]
+
+
+class SortedIndex:
+    """A whole collection in one sort order, and (once asked for) the sort field's values as
+    epoch seconds, for cutting datetime ranges out of it with bisection."""
+
+    def __init__(self, version: int, keys: list, ordered: list):
+        self.version = version
+        self.keys = keys  # (*_sort_value(value), seq) per item
+        self.ordered = ordered
+        self.first_dated = 0  # items before it have no value: no datetime comparison holds
+        self._epochs: list[float] | None = None
+        self._usable = True
+
+    def epochs(self, value: Callable[[Any], Any]) -> list[float] | None:
+        """The epochs of the items' `value` from `first_dated` on, or None where they are not
+        in ascending order (or a value is not a datetime): then a range is not one slice."""
+        if self._epochs is None and self._usable:
+            keys = self.keys
+            first = 0
+            while first < len(keys) and keys[first][0] == 0:  # None sorts first
+                first += 1
+            try:
+                epochs = [as_epoch(value(item)) for item in self.ordered[first:]]
+            except FilterError:
+                epochs = None
+            if epochs is None or any(a > b for a, b in itertools.pairwise(epochs)):
+                self._usable = False
+                return None
+            self.first_dated, self._epochs = first, epochs
+        return self._epochs
 
 
 def _sort_value(value: Any) -> tuple:
@@ -127,6 +172,7 @@ class Api:
             _route("POST", "/api/metric-aggregates", self.metric_aggregates),
         ]
         self._cache: OrderedDict[tuple, tuple[int, list, list]] = OrderedDict()
+        self._indexes: dict[tuple, SortedIndex] = {}  # (template, scope, sort field) -> index
         self._properties = PropertiesText(data)
 
     # -- dispatch ------------------------------------------------------------------------------
@@ -329,7 +375,7 @@ class Api:
         checks = []
         for term in terms:
             getter = self._getter(kind, term.field)
-            is_dt = term.field in DATETIME_FIELDS or term.field.endswith(".timestamp")
+            is_dt = _is_datetime(term.field)
             if kind == "flow-action" and term.field == "action_type":
                 term = Term(term.op, term.field, _normalize_action_type(term.value))
             checks.append((term, getter, is_dt))
@@ -341,17 +387,67 @@ class Api:
 
     def _ordered(self, key: tuple, items: Callable[[], list], sort_key: Callable) -> tuple[list, list]:
         """Sorted keys and items for a query, cached until the data changes."""
+        return self._cached(key, lambda: _sorted(items(), sort_key))
+
+    def _cached(self, key: tuple, build: Callable[[], tuple[list, list]]) -> tuple[list, list]:
+        """`build()`'s keys and items for a query, cached until the data changes."""
         cached = self._cache.get(key)
         if cached and cached[0] == self.data.version:
             self._cache.move_to_end(key)
             return cached[1], cached[2]
-        decorated = sorted(((sort_key(item), item) for item in items()), key=lambda p: p[0])
-        keys = [k for k, _ in decorated]
-        ordered = [item for _, item in decorated]
+        keys, ordered = build()
         self._cache[key] = (self.data.version, keys, ordered)
         if len(self._cache) > 64:
             self._cache.popitem(last=False)
         return keys, ordered
+
+    def _in_range(
+        self,
+        index_key: tuple,
+        records: Callable[[], Iterable[dict]],
+        sort_key: Callable,
+        value: Callable[[dict], Any],
+        terms: list[Term],
+    ) -> tuple[list, list] | None:
+        """The query's keys and items cut from the sorted collection, when every term is a
+        datetime comparison on the sort field (a windowed sync's filter on `updated`), or
+        None: the caller filters every record. The sorted collection and the sort field's
+        epochs are kept per data version, so each new window costs two bisections instead
+        of parsing every record's timestamp (~100 ms a window at 20,000 profiles)."""
+        index = self._indexes.get(index_key)
+        if index is None or index.version != self.data.version:
+            if len(self._indexes) >= 16:
+                self._indexes.clear()
+            keys, ordered = _sorted(records(), sort_key)
+            index = self._indexes[index_key] = SortedIndex(self.data.version, keys, ordered)
+        lo, hi = 0, len(index.keys)
+        if terms:
+            epochs = index.epochs(value)
+            if epochs is None:
+                return None
+            lo = index.first_dated
+            for term in terms:
+                try:
+                    bound = as_epoch(term.value)
+                except FilterError:
+                    return None  # the general path raises it where it would have
+                op = term.op
+                if op in ("greater-than", "less-or-equal"):
+                    cut = bisect_right(epochs, bound)
+                else:
+                    cut = bisect_left(epochs, bound)
+                cut += index.first_dated
+                if op in ("greater-than", "greater-or-equal"):
+                    lo = max(lo, cut)
+                elif op in ("less-than", "less-or-equal"):
+                    hi = min(hi, cut)
+                else:  # equals
+                    lo = max(lo, cut)
+                    hi = min(hi, bisect_right(epochs, bound) + index.first_dated)
+        if lo == 0 and hi == len(index.keys):
+            return index.keys, index.ordered
+        hi = max(lo, hi)
+        return index.keys[lo:hi], index.ordered[lo:hi]
 
     def _page(
         self, request: Request, keys: list, items: list, size: int, descending: bool, sort_name: str
@@ -433,7 +529,20 @@ class Api:
             return (*primary, record["seq"])
 
         key = (route.template, scope, self._one(request, "filter"), sort_field)
-        keys, ordered = self._ordered(key, lambda: [r for r in records() if predicate(r)], sort_key)
+
+        def query() -> tuple[list, list]:
+            if (
+                getter
+                and _is_datetime(sort_field)
+                and all(t.field == sort_field and t.op in RANGE_OPS for t in terms)
+            ):
+                index_key = (route.template, scope, sort_field)
+                found = self._in_range(index_key, records, sort_key, getter, terms)
+                if found is not None:
+                    return found
+            return _sorted([r for r in records() if predicate(r)], sort_key)
+
+        keys, ordered = self._cached(key, query)
         page, next_cursor = self._page(request, keys, ordered, size, descending, sort_field or "seq")
         renderer = Renderer(
             self.data,
