@@ -151,7 +151,7 @@ class Api:
         self.routes = [
             _route("GET", "/api/metrics", self.list_resources),
             _route("GET", "/api/events", self.list_events, self.list_events_json),
-            _route("GET", "/api/profiles", self.list_resources),
+            _route("GET", "/api/profiles", self.list_resources, self.list_resources_json),
             _route("GET", "/api/lists", self.list_resources),
             _route("GET", "/api/lists/{id}", self.get_group),
             _route("GET", "/api/lists/{id}/profiles", self.list_members),
@@ -504,6 +504,19 @@ class Api:
         return b",".join(chunks)
 
     def list_resources(self, request: Request, route: Route, scope: str | None) -> dict:
+        renderer, kind, page, next_cursor = self._resources_page(request, route, scope)
+        return self._document(request, renderer, [renderer.resource(kind, r) for r in page], next_cursor)
+
+    def list_resources_json(self, request: Request, route: Route, scope: str | None) -> bytes:
+        """`list_resources` as JSON, each resource written by `Renderer.resource_json`."""
+        renderer, kind, page, next_cursor = self._resources_page(request, route, scope)
+        items = [renderer.resource_json(kind, r) for r in page]
+        return self._document_json(request, renderer, items, next_cursor)
+
+    def _resources_page(
+        self, request: Request, route: Route, scope: str | None
+    ) -> tuple[Renderer, str, list[dict], str | None]:
+        """The renderer, the resource type, the page's records and the next cursor."""
         endpoint = self.contract.by_path(route.template)
         self._check_params(request, route, endpoint)
         terms = self._terms(request, endpoint)
@@ -552,7 +565,7 @@ class Api:
             include=include,
             on_profiles=route.template == "/api/profiles",
         )
-        return self._document(request, renderer, [renderer.resource(kind, r) for r in page], next_cursor)
+        return renderer, kind, page, next_cursor
 
     def list_members(self, request: Request, route: Route, scope: str | None) -> dict:
         kind = "list" if route.template.startswith("/api/lists") else "segment"
