@@ -431,9 +431,13 @@ def test_ranges_follow_the_account_as_it_changes(ranges_account: SandboxData) ->
     def check() -> None:
         _check_ranges(api, data, "/api/profiles", "profile", "updated", "100", ops)
 
+    api.warm()  # as `sandbox serve` does before serving
     check()
     oldest = min(data.resources["profile"].values(), key=lambda p: p["attributes"]["updated"])
     data.touch("profile", oldest["id"])  # updated now: from the first window to the last
+    check()
+    data.touch("profile", data.profile_ids[9])
+    api.warm()  # built again for the changed account
     check()
     data.delete("profile", data.profile_ids[10])
     data.forget_profile(data.profile_ids[11])
