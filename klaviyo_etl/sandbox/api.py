@@ -6,13 +6,19 @@ includes), paginates with opaque keyset cursors and renders JSON:API documents. 
 revisions, rate limits and faults live in `server.py`, which wraps this.
 
 The server sends `Api.respond`'s bytes: JSON-equal to `handle`'s document, but the events
-page, which a first load reads in full, is written from a template (`Renderer.event_json`)
-rather than built as dicts and encoded: ~5 us of CPU per served event instead of ~25.
+and profiles pages, which a first load reads in full, are written from templates
+(`Renderer.event_json`, `Renderer.profile_json`) rather than built as dicts and encoded: ~5
+us of CPU per served event instead of ~25, ~6 per profile instead of ~13.
+
+A windowed sync asks for each window's rows by a datetime range on the field it sorts by
+(`updated`); such a query is cut by bisection from the whole collection sorted once per data
+version (`SortedIndex`), instead of comparing every record's timestamp for each new window.
 """
 
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import math
 import re
@@ -48,6 +54,8 @@ DATETIME_FIELDS = {
 # Collections that list only archived=false items unless the filter mentions `archived`
 # (equals(archived,true) lists only the archived ones): LIVE_BEHAVIOUR.md §2.
 HIDES_ARCHIVED = ("/api/campaigns", "/api/flows")
+# The comparisons on a datetime field (`filters.matches`) that select a range of its values.
+RANGE_OPS = ("greater-than", "greater-or-equal", "less-than", "less-or-equal", "equals")
 
 
 @cache
@@ -88,6 +96,50 @@ def decode_cursor(text: str) -> dict:
         raise bad_request("Invalid page cursor.", parameter="page[cursor]") from exc
 
 
+def _is_datetime(field: str) -> bool:
+    """Whether filters compare `field` as a datetime (`filters.matches`' datetime_field)."""
+    return field in DATETIME_FIELDS or field.endswith(".timestamp")
+
+
+def _sorted(items: Iterable, sort_key: Callable) -> tuple[list, list]:
+    """The sort keys and the items, in the order of the keys."""
+    decorated = sorted(((sort_key(item), item) for item in items), key=lambda p: p[0])
+    return [k for k, _ in decorated], [item for _, item in decorated]
+
+
+class SortedIndex:
+    """A whole collection in one sort order, and (once asked for) the sort field's values as
+    epoch seconds, for cutting datetime ranges out of it with bisection."""
+
+    def __init__(self, version: int, keys: list, ordered: list, value: Callable[[Any], Any]):
+        self.version = version
+        self.keys = keys  # (*_sort_value(value), seq) per item
+        self.ordered = ordered
+        self.value = value  # the sort field's value of an item
+        self.first_dated = 0  # items before it have no value: no datetime comparison holds
+        self._epochs: list[float] | None = None
+        self._usable = True
+
+    def epochs(self) -> list[float] | None:
+        """The epochs of the items' values from `first_dated` on, or None where they are not
+        in ascending order (or a value is not a datetime): then a range is not one slice."""
+        if self._epochs is None and self._usable:
+            keys = self.keys
+            first = 0
+            while first < len(keys) and keys[first][0] == 0:  # None sorts first
+                first += 1
+            try:
+                value = self.value
+                epochs = [as_epoch(value(item)) for item in self.ordered[first:]]
+            except FilterError:
+                epochs = None
+            if epochs is None or any(a > b for a, b in itertools.pairwise(epochs)):
+                self._usable = False
+                return None
+            self.first_dated, self._epochs = first, epochs
+        return self._epochs
+
+
 def _sort_value(value: Any) -> tuple:
     """Order None first and keep mixed types comparable."""
     if value is None:
@@ -106,7 +158,7 @@ class Api:
         self.routes = [
             _route("GET", "/api/metrics", self.list_resources),
             _route("GET", "/api/events", self.list_events, self.list_events_json),
-            _route("GET", "/api/profiles", self.list_resources),
+            _route("GET", "/api/profiles", self.list_resources, self.list_resources_json),
             _route("GET", "/api/lists", self.list_resources),
             _route("GET", "/api/lists/{id}", self.get_group),
             _route("GET", "/api/lists/{id}/profiles", self.list_members),
@@ -127,6 +179,7 @@ class Api:
             _route("POST", "/api/metric-aggregates", self.metric_aggregates),
         ]
         self._cache: OrderedDict[tuple, tuple[int, list, list]] = OrderedDict()
+        self._indexes: dict[tuple, SortedIndex] = {}  # (template, scope, sort field) -> index
         self._properties = PropertiesText(data)
 
     # -- dispatch ------------------------------------------------------------------------------
@@ -325,11 +378,21 @@ class Api:
 
         return get
 
+    def _sort_key(self, kind: str, sort_field: str | None) -> Callable[[dict], tuple]:
+        """A record's place in a collection sorted by `sort_field` (None: creation order)."""
+        getter = self._getter(kind, sort_field) if sort_field else None
+
+        def sort_key(record: dict) -> tuple:
+            primary = _sort_value(getter(record)) if getter else (0, "")
+            return (*primary, record["seq"])
+
+        return sort_key
+
     def _predicate(self, kind: str, terms: list[Term]) -> Callable[[dict], bool]:
         checks = []
         for term in terms:
             getter = self._getter(kind, term.field)
-            is_dt = term.field in DATETIME_FIELDS or term.field.endswith(".timestamp")
+            is_dt = _is_datetime(term.field)
             if kind == "flow-action" and term.field == "action_type":
                 term = Term(term.op, term.field, _normalize_action_type(term.value))
             checks.append((term, getter, is_dt))
@@ -341,17 +404,77 @@ class Api:
 
     def _ordered(self, key: tuple, items: Callable[[], list], sort_key: Callable) -> tuple[list, list]:
         """Sorted keys and items for a query, cached until the data changes."""
+        return self._cached(key, lambda: _sorted(items(), sort_key))
+
+    def _cached(self, key: tuple, build: Callable[[], tuple[list, list]]) -> tuple[list, list]:
+        """`build()`'s keys and items for a query, cached until the data changes."""
         cached = self._cache.get(key)
         if cached and cached[0] == self.data.version:
             self._cache.move_to_end(key)
             return cached[1], cached[2]
-        decorated = sorted(((sort_key(item), item) for item in items()), key=lambda p: p[0])
-        keys = [k for k, _ in decorated]
-        ordered = [item for _, item in decorated]
+        keys, ordered = build()
         self._cache[key] = (self.data.version, keys, ordered)
         if len(self._cache) > 64:
             self._cache.popitem(last=False)
         return keys, ordered
+
+    def _index(self, template: str, scope: str | None, sort_field: str) -> SortedIndex:
+        """A collection sorted by `sort_field`, kept until the data changes."""
+        key = (template, scope, sort_field)
+        index = self._indexes.get(key)
+        if index is None or index.version != self.data.version:
+            if len(self._indexes) >= 16:
+                self._indexes.clear()
+            kind, records = self._records(template, scope)
+            keys, ordered = _sorted(records(), self._sort_key(kind, sort_field))
+            index = SortedIndex(self.data.version, keys, ordered, self._getter(kind, sort_field))
+            self._indexes[key] = index
+        return index
+
+    def warm(self) -> None:
+        """Build ahead the index a windowed profiles sync cuts its windows from (~0.1 s of
+        CPU at 20,000 profiles), as a live account keeps its indexes: the sync's first
+        requests then do not wait for it. The server's own process calls this before serving."""
+        with self.data.lock:
+            self._index("/api/profiles", None, "updated").epochs()
+
+    def _in_range(
+        self, template: str, scope: str | None, sort_field: str, terms: list[Term]
+    ) -> tuple[list, list] | None:
+        """The query's keys and items cut from the sorted collection, when every term is a
+        datetime comparison on the sort field (a windowed sync's filter on `updated`), or
+        None: the caller filters every record. The sorted collection and the sort field's
+        epochs are kept per data version, so each new window costs two bisections instead
+        of parsing every record's timestamp (~100 ms a window at 20,000 profiles)."""
+        index = self._index(template, scope, sort_field)
+        lo, hi = 0, len(index.keys)
+        if terms:
+            epochs = index.epochs()
+            if epochs is None:
+                return None
+            lo = index.first_dated
+            for term in terms:
+                try:
+                    bound = as_epoch(term.value)
+                except FilterError:
+                    return None  # the general path raises it where it would have
+                op = term.op
+                if op in ("greater-than", "less-or-equal"):
+                    cut = bisect_right(epochs, bound)
+                else:
+                    cut = bisect_left(epochs, bound)
+                cut += index.first_dated
+                if op in ("greater-than", "greater-or-equal"):
+                    lo = max(lo, cut)
+                elif op in ("less-than", "less-or-equal"):
+                    hi = min(hi, cut)
+                else:  # equals
+                    lo = max(lo, cut)
+                    hi = min(hi, bisect_right(epochs, bound) + index.first_dated)
+        if lo == 0 and hi == len(index.keys):
+            return index.keys, index.ordered
+        hi = max(lo, hi)
+        return index.keys[lo:hi], index.ordered[lo:hi]
 
     def _page(
         self, request: Request, keys: list, items: list, size: int, descending: bool, sort_name: str
@@ -408,6 +531,19 @@ class Api:
         return b",".join(chunks)
 
     def list_resources(self, request: Request, route: Route, scope: str | None) -> dict:
+        renderer, kind, page, next_cursor = self._resources_page(request, route, scope)
+        return self._document(request, renderer, [renderer.resource(kind, r) for r in page], next_cursor)
+
+    def list_resources_json(self, request: Request, route: Route, scope: str | None) -> bytes:
+        """`list_resources` as JSON, each resource written by `Renderer.resource_json`."""
+        renderer, kind, page, next_cursor = self._resources_page(request, route, scope)
+        items = [renderer.resource_json(kind, r) for r in page]
+        return self._document_json(request, renderer, items, next_cursor)
+
+    def _resources_page(
+        self, request: Request, route: Route, scope: str | None
+    ) -> tuple[Renderer, str, list[dict], str | None]:
+        """The renderer, the resource type, the page's records and the next cursor."""
         endpoint = self.contract.by_path(route.template)
         self._check_params(request, route, endpoint)
         terms = self._terms(request, endpoint)
@@ -426,14 +562,20 @@ class Api:
         fields, additional, include = self._options(request)
         kind, records = self._records(route.template, scope)
         predicate = self._predicate(kind, terms)
-        getter = self._getter(kind, sort_field) if sort_field else None
-
-        def sort_key(record: dict) -> tuple:
-            primary = _sort_value(getter(record)) if getter else (0, "")
-            return (*primary, record["seq"])
-
         key = (route.template, scope, self._one(request, "filter"), sort_field)
-        keys, ordered = self._ordered(key, lambda: [r for r in records() if predicate(r)], sort_key)
+
+        def query() -> tuple[list, list]:
+            if (
+                sort_field
+                and _is_datetime(sort_field)
+                and all(t.field == sort_field and t.op in RANGE_OPS for t in terms)
+            ):
+                found = self._in_range(route.template, scope, sort_field, terms)
+                if found is not None:
+                    return found
+            return _sorted([r for r in records() if predicate(r)], self._sort_key(kind, sort_field))
+
+        keys, ordered = self._cached(key, query)
         page, next_cursor = self._page(request, keys, ordered, size, descending, sort_field or "seq")
         renderer = Renderer(
             self.data,
@@ -443,7 +585,7 @@ class Api:
             include=include,
             on_profiles=route.template == "/api/profiles",
         )
-        return self._document(request, renderer, [renderer.resource(kind, r) for r in page], next_cursor)
+        return renderer, kind, page, next_cursor
 
     def list_members(self, request: Request, route: Route, scope: str | None) -> dict:
         kind = "list" if route.template.startswith("/api/lists") else "segment"

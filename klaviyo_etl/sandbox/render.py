@@ -7,6 +7,7 @@ when the request asked to `include` them; every relationship carries `links`.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -194,7 +195,8 @@ class Renderer:
         self.include = include
         self.on_profiles = on_profiles  # /api/profiles also has a `conversations` relationship
         self.included: dict[tuple[str, str], dict] = {}
-        self._json_base: str | None = None  # "{base}/api/events/" escaped for JSON, once
+        self._profile_tail: list[str] | None = None  # see `_profile_tail_parts`
+        self._json_roots: dict[str, str] = {}  # kind -> "{base}/api/{plural}/" escaped for JSON
         self.properties = properties or PropertiesText(data)
 
     # -- links ---------------------------------------------------------------------------------
@@ -204,6 +206,13 @@ class Renderer:
 
     def rel_links(self, kind: str, resource_id: str, rel: str) -> dict:
         return _rel_links(f"{self.base}/api/{PLURAL[kind]}/{resource_id}", rel)
+
+    def _json_root(self, kind: str) -> str:
+        """ "{base}/api/{plural}/" as it goes between the quotes of a JSON string."""
+        root = self._json_roots.get(kind)
+        if root is None:
+            root = self._json_roots[kind] = json_text(f"{self.base}/api/{PLURAL[kind]}/")
+        return root
 
     # -- attributes ----------------------------------------------------------------------------
 
@@ -327,6 +336,63 @@ class Renderer:
             obj["relationships"] = self.relationships(kind, record)
         return obj
 
+    def resource_json(self, kind: str, record: dict) -> str:
+        """`resource(kind, record)` as JSON text, JSON-equal to it: profiles written from a
+        template where they can be (`profile_json`), any other resource encoded."""
+        if kind == "profile":
+            text = self.profile_json(record)
+            if text is not None:
+                return text
+        return encode_json(self.resource(kind, record)).decode()
+
+    def profile_json(self, record: dict) -> str | None:
+        """`resource("profile", record)` as JSON text, JSON-equal to it, written from a
+        template; None where the template does not apply (a sparse fieldset, an `include`,
+        or stored attributes named like the ones the response adds).
+
+        Profile pages are the other stream a first load reads in full: building each
+        profile's dicts (its subscriptions alone: ~20 dicts and lists) cost ~3x this.
+        """
+        attributes = record["attributes"]
+        if (
+            self.include
+            or self.fields.get("profile")
+            or not attributes
+            # stored attributes named like the added ones: the dicts' merge decides
+            or "last_event_date" in attributes
+            or "subscriptions" in attributes
+            or "predictive_analytics" in attributes
+            or "joined_group_at" in attributes
+        ):
+            return None
+        data = self.data
+        rid = record["id"]
+        last = data.profile_last_ts[data.profile_index[rid]]
+        added = f',"last_event_date":"{epoch_to_iso(last)}"' if last else ',"last_event_date":null'
+        extra = self.additional.get("profile", ())
+        if "subscriptions" in extra:
+            added += ',"subscriptions":' + subscriptions_json(record)
+        if "predictive_analytics" in extra:
+            added += ',"predictive_analytics":' + encode_json(predictive(data, record)).decode()
+        if self._profile_tail is None:
+            self._profile_tail = self._profile_tail_parts()
+        rid_text = json_text(rid)
+        return (
+            f'{{"type":"profile","id":"{rid_text}","attributes":{encode_json(attributes)[:-1].decode()}'
+            f"{added}{(self._json_root('profile') + rid_text).join(self._profile_tail)}"
+        )
+
+    def _profile_tail_parts(self) -> list[str]:
+        """What follows a profile's attributes, split where its escaped "{base}/api/profiles/{id}"
+        goes (the links and relationships are the same for every profile but for that)."""
+        rels = RELATIONSHIPS["profile"]
+        if self.on_profiles:
+            rels = (*rels, "conversations")
+        relationships = ",".join(
+            f'"{rel}":{{"links":{{"self":"\0/relationships/{rel}/","related":"\0/{rel}/"}}}}' for rel in rels
+        )
+        return f'}},"links":{{"self":"\0/"}},"relationships":{{{relationships}}}}}'.split("\0")
+
     def event(self, i: int) -> dict:
         data = self.data
         events = data.events
@@ -408,9 +474,7 @@ class Renderer:
                 self._include("profile", profile_id)
             if "metric" in include:
                 self._include("metric", metric_id)
-        if self._json_base is None:
-            self._json_base = json_text(f"{self.base}/api/events/")
-        root = self._json_base + eid
+        root = self._json_root("event") + eid
         attributions = ',"data":[]' if "attributions" in include else ""
         return (
             f'{{"type":"event","id":"{eid}","attributes":{attrs},"relationships":{{'
@@ -474,6 +538,65 @@ def subscriptions(record: dict) -> dict:
         },
     }
     return out
+
+
+def subscriptions_json(record: dict) -> str:
+    """`subscriptions(record)` as JSON text, JSON-equal to it, written from a template."""
+    consent = record["consent"]
+    email, sms, push = consent["email"], consent["sms"], consent["push"]
+    email_ts = epoch_to_iso(consent["email_ts"])
+    sms_ts = email_ts if consent["sms_ts"] == consent["email_ts"] else epoch_to_iso(consent["sms_ts"])
+    suppression = consent["suppression"]
+    suppressions = (
+        encode_json(
+            [{"reason": reason, "timestamp": epoch_to_iso(ts)} for reason, ts in suppression]
+        ).decode()
+        if suppression
+        else "[]"
+    )
+    email_ever = email != "NEVER_SUBSCRIBED"
+    sms_ever = sms != "NEVER_SUBSCRIBED"
+    phone = bool(record["attributes"].get("phone_number"))
+    return (
+        '{"email":{"marketing":{'
+        f'"can_receive_email_marketing":{_TRUE[email == "SUBSCRIBED" and not suppression]},'
+        f'"consent":{json_string(email)},'
+        f'"consent_timestamp":{_quoted(email_ts) if email_ever else "null"},'
+        f'"last_updated":"{email_ts}",'
+        f'"method":{_FORM if email_ever else "null"},'
+        '"method_detail":null,"custom_method_detail":null,"double_optin":false,'
+        f'"suppression":{suppressions},"list_suppressions":[]'
+        '}},"sms":{"marketing":{'
+        f'"can_receive_sms_marketing":{_TRUE[sms == "SUBSCRIBED"]},'
+        f'"consent":{json_string(sms)},'
+        f'"consent_timestamp":{_quoted(sms_ts) if sms_ever else "null"},'
+        f'"method":{_TEXT if sms_ever else "null"},'
+        f'"method_detail":null,"last_updated":"{sms_ts}"'
+        '},"transactional":{'
+        f'"can_receive_sms_transactional":{_TRUE[phone]},'
+        f'"consent":{_SUBSCRIBED if phone else _NEVER},'
+        '"consent_timestamp":null,"method":null,"method_detail":null,"last_updated":null'
+        '}},"mobile_push":{"marketing":{'
+        f'"can_receive_push_marketing":{_TRUE[bool(push)]},'
+        f'"consent":{_SUBSCRIBED if push else _NEVER},'
+        f'"consent_timestamp":{_quoted(email_ts) if push else "null"}'
+        "}}}"
+    )
+
+
+_TRUE = {True: "true", False: "false"}
+_FORM, _TEXT, _SUBSCRIBED, _NEVER = '"FORM"', '"TEXT"', '"SUBSCRIBED"', '"NEVER_SUBSCRIBED"'
+
+
+def _quoted(iso: str) -> str:
+    """A timestamp from `epoch_to_iso` (digits and "-:T+" only) as a JSON string."""
+    return f'"{iso}"'
+
+
+@lru_cache(maxsize=1024)
+def json_string(text: str) -> str:
+    """`text` as a JSON string, quotes included (kept: the values are a few enum names)."""
+    return encode_json(text).decode()
 
 
 def predictive(data: SandboxData, record: dict) -> dict:

@@ -152,7 +152,9 @@ class SandboxServer:
         The process is the sandbox's own, so the generated account is frozen out of the
         garbage collector first: every full collection would walk all of its records again,
         though none of them is garbage (profile pages at 20,000 profiles: ~10 % of their CPU).
+        The index the profiles windows are cut from is built first (`Api.warm`).
         """
+        self.api.warm()
         gc.freeze()
         try:
             self._httpd.serve_forever(poll_interval=0.2)

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
 from klaviyo_etl import conventions as kc
+from klaviyo_etl.endpoints import contract
 from klaviyo_etl.sandbox import SandboxData
+from klaviyo_etl.sandbox.api import Api
+from klaviyo_etl.sandbox.wire import Request
 from klaviyo_etl.timeutil import epoch_to_iso, iso_to_epoch
-from tests.helpers.sandbox import walk
+from tests.helpers.sandbox import make_config, walk
 
 TOP_LEVEL = [
     ("/api/metrics", "metric", {}),
@@ -280,3 +286,189 @@ def test_links_use_the_request_host(server, data: SandboxData) -> None:
 
 def test_iso_helpers_round_trip() -> None:
     assert epoch_to_iso(iso_to_epoch("2026-05-01T10:00:00Z")) == "2026-05-01T10:00:00+00:00"
+
+
+# -- datetime ranges on the sort field (cut from one sorted index) -----------------------------
+
+RANGE_OPS = ("greater-than", "greater-or-equal", "less-than", "less-or-equal", "equals")
+
+
+def _walk_api(api: Api, path: str, params: dict) -> list[str]:
+    """Every id of a walk through `Api.respond`, in the order sent."""
+    query = {name: [value] for name, value in params.items()}
+    ids: list[str] = []
+    while True:
+        status, body = api.respond(Request("GET", path, query, b"", "http://sandbox"))
+        assert status == 200
+        document = json.loads(body)
+        ids += [item["id"] for item in document["data"]]
+        after = document["links"].get("next")
+        if not after:
+            return ids
+        split = urlsplit(after)
+        path, query = split.path, parse_qs(split.query, keep_blank_values=True)
+
+
+def _holds(op: str, actual: float, bound: float) -> bool:
+    return {
+        "greater-than": actual > bound,
+        "greater-or-equal": actual >= bound,
+        "less-than": actual < bound,
+        "less-or-equal": actual <= bound,
+        "equals": actual == bound,
+    }[op]
+
+
+def _expected(records: list[dict], value, terms: list[tuple[str, str]], descending: bool) -> list[str]:
+    """What filtering and sorting each record gives: datetime comparisons by epoch (a record
+    without a value matches none), ordered by the stored value, then creation."""
+    found = [
+        r
+        for r in records
+        if value(r) is not None
+        and all(_holds(op, iso_to_epoch(value(r)), iso_to_epoch(b)) for op, b in terms)
+    ]
+    found.sort(key=lambda r: (value(r), r["seq"]), reverse=descending)
+    return [r["id"] for r in found]
+
+
+def _range_filter(field: str, terms: list[tuple[str, str]]) -> str:
+    parts = [f"{op}({field},{bound})" for op, bound in terms]
+    return parts[0] if len(parts) == 1 else f"and({','.join(parts)})"
+
+
+def _bounds(values: list[str]) -> list[str]:
+    """Bounds at stored values (equality edges), a second either side, and beyond them all."""
+    ordered = sorted(set(values), key=iso_to_epoch)
+    picks = [ordered[0], ordered[len(ordered) // 3], ordered[len(ordered) // 2], ordered[-1]]
+    out = []
+    for iso in picks:
+        ts = iso_to_epoch(iso)
+        out += [iso, epoch_to_iso(ts - 1), epoch_to_iso(ts + 1)]
+    return [*out, "2000-01-01T00:00:00+00:00", "2100-01-01T00:00:00+00:00"]
+
+
+def _check_ranges(
+    api: Api, data: SandboxData, path: str, kind: str, field: str, size: str, ops, more_bounds=()
+) -> int:
+    """Walk every one- and two-term range of `ops` over `field`'s bounds (and `more_bounds`),
+    both sort ways, against `_expected`; returns how many walks returned something."""
+    records = list(data.resources[kind].values())
+    if path.startswith("/api/flows/"):
+        records = data.flow_actions_of(path.split("/")[3])
+
+    def value(r: dict) -> str | None:
+        if field.startswith("subscriptions."):  # the latest suppression's time
+            suppression = r["consent"]["suppression"]
+            return epoch_to_iso(suppression[-1][1]) if suppression else None
+        return r["attributes"].get(field)
+
+    bounds = [*_bounds([value(r) for r in records if value(r) is not None]), *more_bounds]
+    term_sets = [[(op, b)] for op in ops for b in bounds]
+    lower = [op for op in ops if op.startswith("greater")]
+    upper = [op for op in ops if op.startswith("less")]
+    term_sets += [
+        [(lo, a), (hi, b)] for lo in lower for hi in upper for a in bounds[::3] for b in bounds[1::3]
+    ]
+    nonempty = 0
+    for terms in term_sets:
+        for descending in (False, True):
+            params = {
+                "filter": _range_filter(field, terms),
+                "sort": f"{'-' if descending else ''}{field}",
+                "page[size]": size,
+            }
+            got = _walk_api(api, path, params)
+            assert got == _expected(records, value, terms, descending), params
+            nonempty += bool(got)
+    return nonempty
+
+
+@pytest.fixture
+def ranges_account() -> SandboxData:
+    return SandboxData.generate(make_config(profiles=300, events=3000))
+
+
+@pytest.mark.parametrize(
+    ("path", "kind", "field", "size"),
+    [
+        ("/api/profiles", "profile", "updated", "100"),
+        ("/api/profiles", "profile", "created", "37"),
+        ("/api/templates", "template", "updated", "3"),
+        ("/api/forms", "form", "created_at", "1"),
+    ],
+)
+def test_datetime_ranges_on_the_sort_field_match_filtering_each_record(
+    ranges_account: SandboxData, path: str, kind: str, field: str, size: str
+) -> None:
+    ops = contract().by_path(path).filter_fields[field]
+    assert _check_ranges(Api(ranges_account), ranges_account, path, kind, field, size, ops) > 10
+
+
+def test_ranges_of_a_scoped_collection_match_filtering_each_record(ranges_account: SandboxData) -> None:
+    api = Api(ranges_account)
+    for flow_id in ranges_account.ids("flow"):
+        path = f"/api/flows/{flow_id}/flow-actions"
+        _check_ranges(api, ranges_account, path, "flow-action", "updated", "2", RANGE_OPS)
+
+
+def test_ranges_on_a_field_most_records_lack_match_filtering_each_record(ranges_account: SandboxData) -> None:
+    # Only suppressed profiles have a suppression timestamp: the others sort first and match
+    # no comparison.
+    field = "subscriptions.email.marketing.suppression.timestamp"
+    suppressed = [p for p in ranges_account.resources["profile"].values() if p["consent"]["suppression"]]
+    assert 3 < len(suppressed) < 150
+    ops = contract().by_path("/api/profiles").filter_fields[field]
+    _check_ranges(Api(ranges_account), ranges_account, "/api/profiles", "profile", field, "100", ops)
+
+
+def test_ranges_follow_the_account_as_it_changes(ranges_account: SandboxData) -> None:
+    # One Api throughout: its sorted index and cached queries must not outlive a change.
+    data = ranges_account
+    api = Api(data)
+    ops = ("greater-than", "less-than")
+
+    def check() -> None:
+        _check_ranges(api, data, "/api/profiles", "profile", "updated", "100", ops)
+
+    api.warm()  # as `sandbox serve` does before serving
+    check()
+    oldest = min(data.resources["profile"].values(), key=lambda p: p["attributes"]["updated"])
+    data.touch("profile", oldest["id"])  # updated now: from the first window to the last
+    check()
+    data.touch("profile", data.profile_ids[9])
+    api.warm()  # built again for the changed account
+    check()
+    data.delete("profile", data.profile_ids[10])
+    data.forget_profile(data.profile_ids[11])
+    data.add("profile", 3)
+    check()
+    with data.lock:  # suppressed: what `generate` does for a bounce, with the version bumped
+        data.resources["profile"][data.profile_ids[12]]["consent"]["suppression"].append(
+            ("HARD_BOUNCE", int(data.now.timestamp()) - 100)
+        )
+        data.version += 1
+    field = "subscriptions.email.marketing.suppression.timestamp"
+    _check_ranges(api, data, "/api/profiles", "profile", field, "100", ("greater-than", "less-or-equal"))
+
+
+def test_ranges_over_values_out_of_epoch_order_or_missing_match_filtering_each_record(
+    ranges_account: SandboxData,
+) -> None:
+    # Stored times in another offset sort apart from their instant, and a profile without
+    # `updated` matches no comparison: such ranges are not one slice of the sorted index.
+    data = ranges_account
+    api = Api(data)
+    profiles = sorted(data.resources["profile"].values(), key=lambda p: p["attributes"]["updated"])
+    with data.lock:
+        for p in profiles[-60::4]:  # the latest: the densest stretch of `updated`
+            ts = iso_to_epoch(p["attributes"]["updated"])
+            shifted = dt.datetime.fromtimestamp(ts, dt.timezone(dt.timedelta(hours=-9)))
+            p["attributes"]["updated"] = shifted.isoformat()
+        profiles[5]["attributes"]["updated"] = None
+        data.version += 1
+    by_text = [p["attributes"]["updated"] for p in profiles[-80:]]
+    assert sorted(by_text) != sorted(by_text, key=iso_to_epoch)  # the offsets do disorder them
+    bounds = [p["attributes"]["updated"] for p in profiles[-60::8]]
+    ops = ("greater-than", "less-than")
+    assert _check_ranges(api, data, "/api/profiles", "profile", "updated", "100", ops, bounds) > 10

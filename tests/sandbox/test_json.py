@@ -4,6 +4,7 @@ times it writes are the ones a seed always gave."""
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 import random
@@ -16,7 +17,7 @@ from klaviyo_etl import conventions as kc
 from klaviyo_etl.sandbox import SandboxData
 from klaviyo_etl.sandbox.api import Api
 from klaviyo_etl.sandbox.ids import event_id, event_uuid
-from klaviyo_etl.sandbox.render import PropertiesText, encode_json, json_text
+from klaviyo_etl.sandbox.render import PropertiesText, Renderer, encode_json, json_text
 from klaviyo_etl.sandbox.wire import Request
 from klaviyo_etl.timeutil import epoch_to_iso
 from tests.helpers.sandbox import make_config
@@ -65,6 +66,39 @@ CASES = [
         },
     ),
     ("/api/profiles", {"page[size]": "50", "fields[profile]": "email,location.city", **SUBSCRIPTIONS}),
+    # A windowed sync's requests: its start, then each window ascending (and the same, descending).
+    ("/api/profiles", {"sort": "updated", "fields[profile]": "updated", "page[size]": "1"}),
+    ("/api/profiles", {"page[size]": "100", "sort": "updated", "filter": "{window}", **SUBSCRIPTIONS}),
+    ("/api/profiles", {"page[size]": "100", "sort": "-updated", "filter": "{window}", **SUBSCRIPTIONS}),
+    (
+        "/api/profiles",
+        {
+            "page[size]": "100",
+            "sort": "updated",
+            "filter": "{window}",
+            "additional-fields[profile]": "subscriptions,predictive_analytics",
+        },
+    ),
+    ("/api/profiles", {"page[size]": "30", "sort": "-created", "fields[profile]": "email,updated"}),
+    (
+        "/api/profiles",
+        {
+            "page[size]": "30",
+            "fields[profile]": "email,subscriptions",
+            "additional-fields[profile]": "subscriptions",
+        },
+    ),
+    (
+        "/api/profiles",
+        {
+            "filter": "greater-than(subscriptions.email.marketing.suppression.timestamp,2020-01-01T00:00:00Z)",
+            "sort": "-subscriptions.email.marketing.suppression.timestamp",
+            **SUBSCRIPTIONS,
+        },
+    ),
+    ("/api/profiles", {"filter": 'equals(email,"{email}")', **SUBSCRIPTIONS}),
+    ("/api/profiles", {"page[size]": "25", "sort": "email", "include": "push-tokens", **SUBSCRIPTIONS}),
+    ("/api/lists/{list}/profiles", {"page[size]": "50", **SUBSCRIPTIONS}),
     ("/api/profiles", {"page[size]": "40", "include": "push-tokens,conversations", **SUBSCRIPTIONS}),
     ("/api/metrics", {}),
     ("/api/lists", {"include": "tags,flow-triggers"}),
@@ -97,11 +131,17 @@ def _pages(api: Api, path: str, params: dict, base: str = BASE, limit: int = 4) 
 
 @pytest.mark.parametrize(("path", "params"), CASES)
 def test_what_is_sent_is_json_equal_to_the_document(account: SandboxData, path: str, params: dict) -> None:
-    filled = {
-        name: value.format(metric=account.metric_ids[2], profile=account.profile_ids[3])
-        for name, value in params.items()
+    profile = account.resources["profile"][account.profile_ids[3]]["attributes"]
+    updated = sorted(p["attributes"]["updated"] for p in account.resources["profile"].values())
+    names = {
+        "metric": account.metric_ids[2],
+        "profile": account.profile_ids[3],
+        "email": profile["email"],
+        "list": account.list_ids[0],
+        "window": f"and(greater-than(updated,{updated[100]}),less-than(updated,{updated[-50]}))",
     }
-    pages = list(_pages(Api(account), path, filled))
+    filled = {name: value.format(**names) for name, value in params.items()}
+    pages = list(_pages(Api(account), path.format(**names), filled))
     assert pages[0]["data"]
 
 
@@ -182,3 +222,123 @@ def test_epoch_to_iso_agrees_with_datetime() -> None:
     edges = [0, -1, 3599, 3600, -3600, 86_399, 86_400, 1.9, -1.9, 253_402_300_799]
     for ts in edges + [rng.randrange(-(10**10), 2 * 10**10) for _ in range(20_000)]:
         assert epoch_to_iso(ts) == dt.datetime.fromtimestamp(int(ts), dt.UTC).isoformat(), ts
+
+
+def _profile_walks(api: Api, data: SandboxData, base: str = BASE) -> list[dict]:
+    """Every profile sent by a full walk and by a windowed one, each page checked against its
+    document; the full walk's profiles."""
+    updated = sorted(p["attributes"]["updated"] for p in data.resources["profile"].values())
+    window = (
+        f"and(greater-than(updated,{updated[len(updated) // 2]}),less-than(updated,2100-01-01T00:00:00Z))"
+    )
+    params = {"page[size]": "100", "sort": "updated", **SUBSCRIPTIONS}
+    for page in _pages(api, "/api/profiles", {**params, "filter": window}, base, limit=100):
+        assert page["data"]
+    full = [p for page in _pages(api, "/api/profiles", params, base, limit=100) for p in page["data"]]
+    assert {p["id"] for p in full} == data.ids("profile")
+    return full
+
+
+def test_profiles_sent_after_the_account_changed_match_the_documents() -> None:
+    # One Api before and after: updated, deleted, forgotten, new, suppressed profiles and
+    # new events (their `last_event_date`) all reach the profile template.
+    data = SandboxData.generate(make_config(events=3000, profiles=300))
+    api = Api(data)
+    _profile_walks(api, data)
+    touched, suppressed = data.profile_ids[4], data.profile_ids[5]
+    data.touch("profile", touched)
+    data.delete("profile", data.profile_ids[6])
+    data.forget_profile(data.profile_ids[7])
+    (new,) = data.add("profile")
+    data.add_events(200)
+    stamp = int(data.now.timestamp()) - 60
+    with data.lock:  # a bounce, as `generate` records one, with the version bumped
+        data.resources["profile"][suppressed]["consent"]["suppression"].append(("HARD_BOUNCE", stamp))
+        data.version += 1
+    after = {p["id"]: p for p in _profile_walks(api, data)}
+    assert after[touched]["attributes"]["properties"]["touched"] == 1
+    assert after[new]["attributes"]["last_event_date"] is None
+    marketing = after[suppressed]["attributes"]["subscriptions"]["email"]["marketing"]
+    assert marketing["suppression"][-1] == {"reason": "HARD_BOUNCE", "timestamp": epoch_to_iso(stamp)}
+    assert marketing["can_receive_email_marketing"] is False
+
+
+ODD = ['q"uote', "back\\slash", "tab\tnew\nline", "\x00\x1f", "é-ü ☕ 𝄞", "\ud800", "</script>"]
+
+
+def test_profiles_with_characters_needing_escapes_are_sent_as_their_documents() -> None:
+    data = SandboxData.generate(make_config(events=300, profiles=20))
+    template = next(iter(data.resources["profile"].values()))
+    with data.lock:
+        for n, text in enumerate(ODD):
+            record = copy.deepcopy(template)
+            del record["seq"]
+            record["id"] = f"01ODD{n}{text}"
+            attrs = record["attributes"]
+            attrs.update(
+                first_name=text, organization=f"{text} & Co", updated=epoch_to_iso(1_780_000_000 + n)
+            )
+            attrs["properties"] = {text: [text, {"nested": text}], "n": n}
+            attrs["location"]["city"] = text
+            record["consent"] = {
+                **record["consent"],
+                "email": f"ODD{text}",
+                "sms": text,
+                "sms_ts": record["consent"]["email_ts"] + n,  # its own time but for the first
+                "suppression": [(text, 1_780_000_000)],
+            }
+            data.put("profile", record)
+    renderer = Renderer(data, BASE, fields={}, additional={"profile": ["subscriptions"]}, include=set())
+    for n in range(len(ODD)):
+        record = data.resources["profile"][f"01ODD{n}{ODD[n]}"]
+        assert json.loads(renderer.profile_json(record)) == json.loads(
+            json.dumps(renderer.resource("profile", record))
+        )
+    for base in (BASE, 'http://we"ird\\host:1', "http://hôte.example:8080"):
+        sent = {p["id"]: p for p in _profile_walks(Api(data), data, base)}
+        for n, text in enumerate(ODD):
+            profile = sent[f"01ODD{n}{text}"]
+            assert profile["attributes"]["first_name"] == text
+            assert profile["links"]["self"] == f"{base}/api/profiles/01ODD{n}{text}/"
+
+
+@pytest.mark.parametrize("additional", [[], ["subscriptions"], ["predictive_analytics", "subscriptions"]])
+@pytest.mark.parametrize("on_profiles", [True, False])
+def test_the_profile_template_is_json_equal_to_the_resource(
+    account: SandboxData, additional: list[str], on_profiles: bool
+) -> None:
+    renderer = Renderer(
+        account, BASE, fields={}, additional={"profile": additional}, include=set(), on_profiles=on_profiles
+    )
+    profiles = list(account.resources["profile"].values())
+    assert any(p["consent"]["suppression"] for p in profiles)
+    assert any(not account.profile_last_ts[account.profile_index[p["id"]]] for p in profiles)
+    for record in profiles:
+        text = renderer.profile_json(record)
+        assert text is not None
+        assert json.loads(text) == json.loads(json.dumps(renderer.resource("profile", record)))
+
+
+@pytest.mark.parametrize(
+    ("options", "stored"),
+    [
+        ({"fields": {"profile": ["email"]}}, {}),
+        ({"include": {"push-tokens"}}, {}),
+        ({}, {"last_event_date": None}),  # what `SandboxData.add` stores
+        ({}, {"subscriptions": "stored"}),
+    ],
+)
+def test_the_profile_template_leaves_to_the_documents_what_it_does_not_write(
+    account: SandboxData, options: dict, stored: dict
+) -> None:
+    record = copy.deepcopy(account.resources["profile"][account.profile_ids[1]])
+    record["attributes"].update(stored)
+    renderer = Renderer(
+        account,
+        BASE,
+        **{"fields": {}, "additional": {"profile": ["subscriptions"]}, "include": set(), **options},
+    )
+    assert renderer.profile_json(record) is None
+    assert json.loads(renderer.resource_json("profile", record)) == json.loads(
+        json.dumps(renderer.resource("profile", record))
+    )
