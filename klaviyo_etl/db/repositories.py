@@ -392,14 +392,12 @@ def event_batch(resources: list[EventResource], now: str) -> Batch:
         raw = r.attributes
         a = decode(raw)
         props = a.event_properties or _NO_PROPERTIES
-        value = props.value
-        if value is None:
-            pass
-        elif type(value) is float and isfinite(value):
-            pass
+        sent = props.value
+        if sent is None or (type(sent) is float and isfinite(sent)):
+            value = sent
         else:
-            value = event_value(value)
-            if value is None and props.value != "":
+            value = event_value(sent)
+            if value is None and sent != "":
                 warnings += 1
         rels = r.relationships
         metric = profile = None
