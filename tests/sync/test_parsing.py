@@ -1,11 +1,15 @@
-"""Parsing a page into rows: plain pages straight from orjson, other shapes through the models.
+"""Parsing a page into rows: events and profiles with msgspec, others from orjson or the models.
 
-Events and profiles take the lean path (`batch_page`: value tuples, no dict per row); every
-test of it compares what it stores, column by column, with the general path's rows."""
+Events and profiles take the lean path (`batch_page`: msgspec Structs into value tuples, no
+dict per row); every test of it compares what it stores, column by column, with the general
+path's rows. The lean path stores `attributes` as the JSON text sent, the general path as
+orjson writes it again: the same text for the compact JSON orjson (and the sandbox) write,
+which is what most tests send; the tests of other text say so and compare it as JSON."""
 
 from __future__ import annotations
 
 import gc
+import json
 import math
 import threading
 from urllib.parse import parse_qs, urlsplit
@@ -17,8 +21,6 @@ from klaviyo_etl.db import open_database
 from klaviyo_etl.db.repositories import (
     Batch,
     Repository,
-    event_batch,
-    profile_batch,
     resource_rows,
     row_values,
     unreadable_values,
@@ -142,7 +144,7 @@ def _both_ways(tmp_path, bodies: list[bytes], field: str) -> dict[str, list[dict
     and check every stored column of every row is the same; the stored rows."""
     lean, general = [], []
     for body in bodies:
-        fast = batch_page(orjson.loads(body), field)
+        fast = batch_page(body, field)
         assert fast is not None, "the page did not take the lean path"
         slow = resource_page(orjson.loads(body), field)
         assert (fast.count, fast.last, fast.links.next, fast.warnings) == (
@@ -233,12 +235,23 @@ def test_events_with_odd_values_and_relationships_store_the_same_both_ways(tmp_p
 def test_nan_and_infinite_values_read_as_no_value_and_warn_both_ways():
     # JSON has no NaN, but a float that is not finite must not reach the column either way.
     data = [_event(str(i), {"$value": v}) for i, v in enumerate([math.nan, math.inf, -math.inf, 1.5])]
-    batch = event_batch(data, "now")
-    assert batch is not None
     resources = plain_page({"data": data})[0]  # type: ignore[index]
     general = resource_rows(resources)["events"]
-    assert [r[6] for r in batch.values] == [r["value"] for r in general] == [None, None, None, 1.5]
-    assert batch.warnings == unreadable_values(resources) == 3  # type: ignore[arg-type]
+    assert [r["value"] for r in general] == [None, None, None, 1.5]
+    assert unreadable_values(resources) == 3  # type: ignore[arg-type]
+    # The lean path reads JSON text, where such a number can only be spelled out of range:
+    # the page is refused both ways, as orjson always refused it; as text it is unreadable.
+    body = orjson.dumps({"data": [_event("1", {"$value": 1.5})]}).replace(b"1.5", b"1e999")
+    assert batch_page(body, "datetime") is None
+    with pytest.raises(orjson.JSONDecodeError):
+        parse_rows(body, "datetime")
+    page = parse_rows(
+        orjson.dumps(
+            {"data": [_event(str(i), {"$value": v}) for i, v in enumerate(["nan", "inf", "-inf", "1e999"])]}
+        ),
+        "datetime",
+    )
+    assert [r[6] for r in page.rows["events"].values] == [None] * 4 and page.warnings == 4  # type: ignore[union-attr]
 
 
 def test_sandbox_event_pages_store_the_same_both_ways(api, tmp_path):
@@ -298,6 +311,144 @@ def test_profiles_with_and_without_subscriptions_and_predictions_store_the_same_
     assert stored["p1"]["city"] is None and stored["p5"]["phone_number"] == "+4712345678"
 
 
+def test_pages_with_more_than_the_rows_read_take_the_lean_path_and_store_the_same(tmp_path):
+    # `included`, `meta`, a resource's own links, `type` after the other members, unicode and
+    # escapes in the values read, ids and relationship ids that are not text: all read straight.
+    events = [
+        {
+            "id": 'e"1\\',
+            "attributes": {"datetime": "2026-05-01T10:00:00+00:00", "uuid": "ü-1"},
+            "type": "event",
+        },
+        _event("2", {"$value": "12,50 €", "$message": "caf\u00e9 \u2603 \U0001f600", "form_id": 12}),
+        _event("3", {"$value": 2**63 - 1, "$flow": -(2**63)}, timestamp=-(2**63)),
+        {**_event("4", {"$value": 0.1}), "links": {"self": "http://sandbox/api/events/e4/"}},
+        _event("5", {"$value": -0.0}, rels="both")
+        | {"relationships": {"metric": {"data": {"type": "metric", "id": 7}}}},
+    ]
+    body = orjson.dumps(
+        {
+            "data": events,
+            "included": [{"type": "metric", "id": "m1", "attributes": {"name": "Placed Order"}}],
+            "meta": {"count": 5},
+            "links": {"self": "s", "next": None, "prev": "p"},
+        }
+    )
+    stored = _both_ways(tmp_path, [body], "uuid")
+    assert [r["id"] for r in stored["events"]] == ['e"1\\', "e2", "e3", "e4", "e5"]
+    assert stored["events"][1]["message_id"] == "caf\u00e9 \u2603 \U0001f600"
+    assert (stored["events"][1]["form_id"], stored["events"][4]["metric_id"]) == ("12", "7")  # TEXT columns
+    assert batch_page(body, "uuid").last is None  # type: ignore[union-attr]  # any field, as the general path reads it
+    profiles = [
+        _profile(1, first_name="Zoë", location={"city": "Zürich", "latitude": 47.37}, subscriptions={}),
+        {
+            **_profile(2, predictive_analytics={"predicted_clv": 10, "churn_probability": 0}),
+            "links": {"self": "x"},
+        },
+    ]
+    body = orjson.dumps(
+        {"data": profiles, "included": [], "links": {"next": "http://sandbox/api/profiles?page=2"}}
+    )
+    stored = _both_ways(tmp_path / "p", [body], "email")
+    assert [(r["first_name"], r["city"]) for r in stored["profiles"]] == [("Zoë", "Zürich"), (None, None)]
+    assert batch_page(body, "email").last == "p2@example.com"  # type: ignore[union-attr]
+
+
+def _attributes_text(stored: dict[str, list[dict]], table: str) -> list[str]:
+    return [r.pop("attributes") for r in stored[table]]
+
+
+@pytest.mark.parametrize("kind", ["event", "profile"])
+def test_the_lean_path_stores_attributes_as_sent(tmp_path, kind):
+    # Text orjson writes otherwise: spacing, escapes, number spellings, an integer beyond 64
+    # bits (orjson reads it as a float). The lean path stores it as sent, the general path as
+    # orjson writes it again: the same JSON, and every other column the same.
+    field = "datetime" if kind == "event" else "updated"
+    texts = [
+        '{ "FIELD" : "2026-05-01T10:00:00+00:00",\n  "event_properties": {"$value": 1E2, "$message": "caf\\u00e9"} }',
+        '{"FIELD":"2026-05-01T10:00:01+00:00","note":"a \\"quote\\", a \\\\ and a \\/ slash","n":1.50,"z":-0}',
+        '{"FIELD":"2026-05-01T10:00:02+00:00","event_properties":{"$value":"7"},"big":123456789012345678901234567890}',
+        '{"FIELD":"2026-05-01T10:00:03+00:00","name":"Zoë \\ud83d\\ude00 \u2603","email":"\\u0061@x.io"}',
+    ]
+    texts = [t.replace("FIELD", field) for t in texts]
+    resources = ",\n".join(
+        f'{{"type": "{kind}", "id": "r{i}", "attributes": {t}}}' for i, t in enumerate(texts)
+    )
+    body = f'{{"data": [{resources}], "links": {{"next": null}}}}'.encode()
+    lean = parse_rows(body, field)
+    table = kind + "s"
+    assert isinstance(lean.rows[table], Batch)  # the lean path
+    general = resource_page(orjson.loads(body), field)
+    assert (lean.count, lean.last, lean.warnings) == (general.count, general.last, general.warnings)
+    stored = _stored(tmp_path, "lean", [lean])
+    expected = _stored(tmp_path, "general", [general])
+    as_sent, rewritten = _attributes_text(stored, table), _attributes_text(expected, table)
+    assert as_sent == texts
+    assert rewritten == [orjson.dumps(orjson.loads(t)).decode() for t in texts] != as_sent
+    assert [orjson.loads(t) for t in as_sent] == [orjson.loads(t) for t in rewritten]
+    assert stored == expected
+
+
+def _plain_event(**attributes) -> dict:
+    return {"type": "event", "id": "e1", "attributes": attributes}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # A value of a JSON type the Structs do not take, which the general path reads.
+        {"data": [_event("1", []), _event("2", {"$value": 1})]},  # event_properties: falsy, not an object
+        {"data": [_event("1", False)]},
+        {"data": [_event("1", 0)]},
+        {"data": [_event("1", "")]},
+        {"data": [_event("1", {"$value": 2**64 + 5})]},  # an integer orjson reads as a float
+        {"data": [_event("1", {"$value": -(2**63) - 1})]},
+        {"data": [_event("1", {"$value": 1}, timestamp=2**64 + 5)]},
+        {"data": [_event("1") | {"relationships": {"metric": {"data": [{"type": "metric", "id": "m1"}]}}}]},
+        {"data": [_event("1") | {"relationships": {"metric": False, "profile": []}}]},
+        {"data": [_event("1")], "links": []},  # read as no links by the general path
+        {"data": [_profile(1, location=[])]},
+        {"data": [_profile(1, subscriptions=False), _profile(2, predictive_analytics=0)]},
+        {"data": [_profile(1, subscriptions={"email": [], "sms": {"marketing": False}})]},
+        {"data": [_profile(1, predictive_analytics={"predicted_clv": 2**64 + 1})]},
+    ],
+)
+def test_pages_msgspec_does_not_read_take_the_general_path_and_store_the_same(body, tmp_path):
+    raw = json.dumps(body).encode()  # orjson does not write integers beyond 64 bits
+    assert batch_page(raw, "datetime") is None
+    parsed = parse_rows(raw, "datetime")
+    expected = resource_page(orjson.loads(raw), "datetime")
+    assert _without_stamp(parsed.rows) == _without_stamp(expected.rows)
+    assert (parsed.count, parsed.last, parsed.links.next, parsed.warnings) == (
+        expected.count,
+        expected.last,
+        expected.links.next,
+        expected.warnings,
+    )
+    assert _stored(tmp_path, "parsed", [parsed]) == _stored(tmp_path, "general", [expected])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"data": [{"type": "event", "id": "e1", "attributes": {"note": "\xff"}}]}',  # not UTF-8
+        b'{"data": [{"type": "event", "id": "e1", "attributes": {}}], "links": {"self": "\xc3("}}',
+        b'{"data": [{"type": "event", "id": "e1", "attributes": {}}], "meta": '
+        + b"[" * 1100
+        + b"]" * 1100
+        + b"}",
+        b'{"data": [{"type": "event", "id": "e1", "attributes": {"n": 1e999}}]}',  # beyond a double
+        b'{"data": [{"type": "event", "id": "e1", "attributes": {"event_properties": {"$value": 1'
+        + b"0" * 400
+        + b"}}}]}",
+    ],
+)
+def test_json_orjson_refuses_is_refused_as_before(body):
+    assert batch_page(body, "datetime") is None
+    with pytest.raises(orjson.JSONDecodeError):
+        parse_rows(body, "datetime")
+
+
 @pytest.mark.parametrize(
     "doc",
     [
@@ -313,8 +464,8 @@ def test_profiles_with_and_without_subscriptions_and_predictions_store_the_same_
     ],
 )
 def test_other_pages_take_the_general_path_and_store_the_same(doc, tmp_path):
-    assert batch_page(doc, "datetime") is None
     body = orjson.dumps(doc)
+    assert batch_page(body, "datetime") is None
     try:
         expected = resource_page(orjson.loads(body), "datetime")
     except ValueError:
@@ -341,13 +492,17 @@ def test_other_pages_take_the_general_path_and_store_the_same(doc, tmp_path):
     ],
 )
 def test_a_malformed_event_page_is_rejected_as_before(data):
-    assert event_batch(data, "now") is None
+    body = orjson.dumps({"data": data})
+    assert batch_page(body, "datetime") is None
     with pytest.raises(ValueError):
-        parse_rows(orjson.dumps({"data": data}), "datetime")
+        parse_rows(body, "datetime")
 
 
 def test_a_malformed_profile_page_is_left_to_the_general_path():
-    assert profile_batch([_profile(1), {"type": "profile", "id": "p2", "attributes": None}], "now") is None
+    body = orjson.dumps({"data": [_profile(1), {"type": "profile", "id": "p2", "attributes": None}]})
+    assert batch_page(body, "updated") is None
+    with pytest.raises(ValueError):
+        parse_rows(body, "updated")
 
 
 def test_a_parse_pauses_the_collector_and_turns_it_back_on():
