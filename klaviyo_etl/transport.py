@@ -238,7 +238,9 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
 class Transport(httpx.AsyncHTTPTransport):
     """httpx's transport with the pool's network backend replaced by `AsyncioBackend`."""
 
-    def __init__(self, *, verify: bool = True, limits: httpx.Limits = httpx.Limits()) -> None:
+    def __init__(
+        self, *, verify: ssl.SSLContext | bool = True, limits: httpx.Limits = httpx.Limits()
+    ) -> None:
         # Not `super().__init__`: httpx 0.28 takes no backend, and its pool would load the CA
         # bundle a second time. The pool is built as httpx builds it, with our backend.
         self._pool = httpcore.AsyncConnectionPool(
