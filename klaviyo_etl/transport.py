@@ -188,8 +188,11 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
 
 
 def _readable(sock: socket.socket | None) -> bool:
+    """Whether the socket has something to read now (as httpcore's own check asks)."""
     if sock is None or sock.fileno() == -1:
         return True
+    if not hasattr(select, "poll"):  # Windows
+        return bool(select.select([sock], [], [], 0)[0])
     poller = select.poll()
     poller.register(sock.fileno(), select.POLLIN)
     return bool(poller.poll(0))
@@ -210,7 +213,13 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         try:
             transport, protocol = await asyncio.wait_for(
                 loop.create_connection(
-                    _Protocol, host, port, local_addr=(local_address, 0) if local_address else None
+                    _Protocol,
+                    host,
+                    port,
+                    local_addr=(local_address, 0) if local_address else None,
+                    # Several addresses (IPv6 and IPv4) are tried as anyio tries them: the next
+                    # after 250 ms, so one that drops packets does not hold up the rest.
+                    happy_eyeballs_delay=0.25,
                 ),
                 timeout,
             )
