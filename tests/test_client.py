@@ -70,6 +70,30 @@ async def test_sends_klaviyo_headers_and_follows_next_against_base_url():
     assert first.headers["accept"] == "application/vnd.api+json"
 
 
+async def test_a_base_url_with_a_path_prefixes_every_request_and_next_link():
+    seen = []
+
+    def handler(request: httpx.Request):
+        seen.append(str(request.url))
+        if request.url.params.get("page[cursor]") is None:
+            return httpx.Response(
+                200, json=envelope(["a"], "https://a.klaviyo.com/api/metrics/?page%5Bcursor%5D=x%2By")
+            )
+        return httpx.Response(200, json=envelope(["b"]))
+
+    client = KlaviyoClient(
+        KEY,
+        base_url="http://proxy.test/klaviyo/",
+        transport=httpx.MockTransport(handler),
+        limiter=RateLimiter(headroom=1.0),
+    )
+    assert await collect(client, "/api/metrics", {"filter": "equals(name,'a b')"}) == ["a", "b"]
+    assert seen == [
+        "http://proxy.test/klaviyo/api/metrics?filter=equals%28name%2C%27a+b%27%29",
+        "http://proxy.test/klaviyo/api/metrics/?page%5Bcursor%5D=x%2By",
+    ]
+
+
 async def test_pages_are_lazy():
     calls = []
 

@@ -32,6 +32,7 @@ from klaviyo_etl.settings import Settings
 from klaviyo_etl.sync.engine import SyncResult, _run_async, make_client
 from klaviyo_etl.sync.names import resolve
 from klaviyo_etl.sync.run import ParserPools, Progress, SyncOptions
+from klaviyo_etl.transport import Transport
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ class CappedTransport(httpx.AsyncBaseTransport):
     def __init__(self, slots: asyncio.Semaphore, connections: int = ACCOUNT_CONNECTIONS):
         self.slots = slots
         limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-        self.inner = httpx.AsyncHTTPTransport(limits=limits)
+        self.inner = Transport(limits=limits)  # the client's own (see klaviyo_etl.transport)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         await self.slots.acquire()
