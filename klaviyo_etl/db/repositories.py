@@ -8,7 +8,7 @@ Two ways from a resource to a row, which must store the same values (a test comp
 column): the general one (`resource_rows`: a `Row` dict per resource, any table) and, for
 the two bulk tables, a lean one (`event_batch`, `profile_batch`) that reads the Structs
 msgspec decodes a page into (`EventResource`, `ProfileResource`) straight into the value
-tuples the writer binds, with no dict per row (issue 12). The lean one stores
+tuples `executemany` takes, with no dict per row (issue 12). The lean one stores
 `attributes` as the JSON text Klaviyo sent, the general one as orjson writes it again: the
 same JSON, and the same text when Klaviyo writes compact JSON as orjson does. Nothing
 compares that text (upserts overwrite it; readers parse it: `json_extract`, the export).
@@ -19,10 +19,8 @@ from __future__ import annotations
 import functools
 import math
 import operator
-import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from itertools import chain
 from typing import Annotated, Any
 
 import msgspec
@@ -214,7 +212,7 @@ def tag_row(r: Resource) -> Row:
 
 @dataclass(frozen=True)
 class Batch:
-    """One table's rows as value tuples in `columns` order: what `upsert_values` binds."""
+    """One table's rows as value tuples in `columns` order: what `executemany` takes."""
 
     columns: tuple[str, ...]
     values: list[tuple]
@@ -479,33 +477,14 @@ BATCHES: dict[type, tuple[str, Callable[[list[Any], str], Batch]]] = {
 }
 
 
-@functools.lru_cache(maxsize=256)
-def _upsert_sql(table: str, columns: tuple[str, ...], pks: tuple[str, ...], rows: int = 1) -> str:
+@functools.cache
+def _upsert_sql(table: str, columns: tuple[str, ...], pks: tuple[str, ...]) -> str:
     cols = ", ".join(f"[{c}]" for c in columns)
-    marks = ", ".join(["(" + ", ".join("?" for _ in columns) + ")"] * rows)
+    marks = ", ".join("?" for _ in columns)
     updates = ", ".join(f"[{c}] = excluded.[{c}]" for c in columns if c not in pks)
     action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
     conflict = ", ".join(f"[{c}]" for c in pks)
-    return f"INSERT INTO [{table}] ({cols}) VALUES {marks} ON CONFLICT({conflict}) {action}"
-
-
-def upsert_values(
-    conn: sqlite3.Connection, table: str, columns: tuple[str, ...], pks: tuple[str, ...], values: Iterable[tuple]
-) -> None:
-    """Upsert value tuples (in `columns` order) with as few statements as SQLite's limit on
-    bound variables allows: a page of 1,000 events is one `INSERT ... VALUES (...), (...)`.
-
-    Not `executemany`: it runs the statement once per row, releasing the GIL around each
-    row's step and taking it back after, and beside busy threads (the event loop, the parse)
-    each taking back can wait for the other thread's switch interval. Measured (issue 12,
-    50 pages of 1,000 events beside one busy thread): executemany 7-199 s of wall for 0.4 s
-    of CPU, one statement per page 1.0 s for 0.3 s. Rows go in in order, so a repeated key
-    takes its last row's values, as one statement per row would."""
-    rows = values if isinstance(values, list) else list(values)
-    per_statement = max(1, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(columns))
-    for start in range(0, len(rows), per_statement):
-        chunk = rows[start : start + per_statement]
-        conn.execute(_upsert_sql(table, columns, pks, len(chunk)), list(chain.from_iterable(chunk)))
+    return f"INSERT INTO [{table}] ({cols}) VALUES ({marks}) ON CONFLICT({conflict}) {action}"
 
 
 def row_values(rows: list[Row]) -> tuple[tuple[str, ...], Iterable[tuple]]:
@@ -612,22 +591,22 @@ class Repository:
         """Idempotent upsert on the primary key; the caller owns the transaction.
 
         This is the hot path (a thousand events a page, tens of thousands a second), so it
-        binds the rows' values straight into multi-row `INSERT ... ON CONFLICT DO UPDATE`
-        statements (`upsert_values`): sqlite-utils' `upsert_all` builds such statements value
-        by value and measured several times slower per row here (see `make bench`). The
-        schema itself stays with sqlite-utils in the migrations.
+        runs one prepared `INSERT ... ON CONFLICT DO UPDATE` through `executemany`:
+        sqlite-utils' `upsert_all` builds multi-row statements value by value and measured
+        several times slower per row here (see `make bench`). The schema itself stays
+        with sqlite-utils in the migrations.
         """
         if not rows:
             return 0
         pks = (pk,) if isinstance(pk, str) else pk
         columns, values = row_values(rows)
-        upsert_values(self.db.conn, table, columns, pks, values)
+        self.db.conn.executemany(_upsert_sql(table, columns, pks), values)
         return len(rows)
 
     def upsert_batch(self, table: str, batch: Batch, pk: str = "id") -> int:
         """`upsert` of rows already in tuples (see `Batch`)."""
         if batch.values:
-            upsert_values(self.db.conn, table, batch.columns, (pk,), batch.values)
+            self.db.conn.executemany(_upsert_sql(table, batch.columns, (pk,)), batch.values)
         return len(batch.values)
 
     def write_resources(self, resources: Iterable[Resource], fill: Fill | None = None) -> int:

@@ -2,7 +2,7 @@
 
 A first load of millions of events is CPU-bound in Python (JSON, validation, row building).
 `parse_rows` reads a page of events or profiles with msgspec straight into Structs that name
-only the fields the rows read, then into the value tuples the writer binds
+only the fields the rows read, then into the value tuples the writer's `executemany` takes
 (`batch_page`, `Batch`: see `klaviyo_etl.db.repositories`). Any other page, or one of those
 msgspec does not read (a resource of another shape, a value of another JSON type), goes the
 general way: orjson's dicts, straight into rows if the page has the plain JSON:API shape

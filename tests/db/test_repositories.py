@@ -1,10 +1,9 @@
 import json
-import sqlite3
 
 import pytest
 
 from klaviyo_etl.db import open_database
-from klaviyo_etl.db.repositories import Batch, Repository, event_value, row_values
+from klaviyo_etl.db.repositories import Repository, event_value, row_values
 from klaviyo_etl.models import Resource
 from klaviyo_etl.timeutil import utcnow_iso
 
@@ -208,48 +207,3 @@ def test_row_values_take_the_union_of_the_columns_and_fill_none():
     columns, values = row_values(rows)
     assert columns == ("id", "email_consent", "predicted_clv")
     assert list(values) == [("a", "SUBSCRIBED", None), ("b", None, 3.5), ("c", None, None)]
-
-
-def _statements(db) -> list[str]:
-    """The statements the connection runs from now on (one per execution: executemany's per row)."""
-    ran: list[str] = []
-    db.conn.set_trace_callback(ran.append)
-    return ran
-
-
-@pytest.mark.parametrize("count", [1, 2, 999, 1000, 2185])
-def test_a_batch_is_written_in_as_few_statements_as_the_variable_limit_allows(tmp_path, count):
-    db = open_database(tmp_path / "t.db")
-    repo = Repository(db)
-    columns = ("id", "metric_id", "datetime", "attributes")
-    values = [(f"E{i}", "M1", f"2026-05-01T00:00:{i % 60:02d}+00:00", "{}") for i in range(count)]
-    ran = _statements(db)
-    with db.conn:
-        repo.upsert_batch("events", Batch(columns, values))
-    db.conn.set_trace_callback(None)
-    per_statement = db.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(columns)
-    inserts = [s for s in ran if s.startswith("INSERT")]
-    assert len(inserts) == -(-count // per_statement)  # 1 for a page of 1,000 events, not 1,000
-    stored = db.execute("SELECT id, metric_id, datetime, attributes FROM events ORDER BY rowid").fetchall()
-    assert stored == values
-
-
-def test_multi_row_statements_store_what_one_statement_per_row_stores(tmp_path):
-    """Chunked by a small variable limit, with keys repeated inside and across statements
-    (the last row of a key wins, as row by row) and an update of rows stored before."""
-    rows = [
-        {"id": f"P{i % 7}", "email": f"p{i}@example.com", "first_name": None if i % 3 else f"N{i}"}
-        for i in range(40)
-    ]
-    stored = {}
-    for name, limit in (("rowwise", 3), ("chunked", 10)):  # 1 row per statement, then 3
-        db = open_database(tmp_path / f"{name}.db")
-        db.conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, limit)
-        repo = Repository(db)
-        with db.conn:
-            repo.upsert("profiles", rows[:25])
-        with db.conn:
-            repo.upsert("profiles", rows[20:])
-        stored[name] = db.execute("SELECT id, email, first_name FROM profiles ORDER BY id").fetchall()
-    assert stored["chunked"] == stored["rowwise"]
-    assert stored["chunked"][0] == ("P0", "p35@example.com", None)  # the last row of P0
