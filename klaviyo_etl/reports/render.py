@@ -106,7 +106,7 @@ def fit_columns(
             floor[column.key] = min(natural[column.key], column.min_width or IDENTITY_MIN)
         elif column.kind == "datetime":
             floor[column.key] = max(
-                cell_len(column.short or column.label), *(cell_len(v[:DATE]) for v in values)
+                [cell_len(column.short or column.label)] + [cell_len(v[:DATE]) for v in values]
             )
         else:
             longest = max([_words(v) for v in values] + [_words(column.label)])

@@ -255,3 +255,8 @@ def test_a_datetime_column_shows_its_date_alone_only_when_the_time_would_wrap():
     assert fit_columns(columns, cells, 60).dates == set()
     narrow = fit_columns(columns, cells, 34)
     assert narrow.dates == {"at"} and narrow.widths["at"] == 10
+
+
+def test_a_datetime_column_of_a_report_without_rows_fits_too():
+    columns = [Column("name", "Name", priority=IDENTITY), Column("at", "Sent", "datetime", KEY)]
+    assert fit_columns(columns, {"name": [], "at": []}, 10).columns
