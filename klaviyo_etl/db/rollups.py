@@ -31,9 +31,11 @@ or that are deleted. `refresh_rollups` recomputes only what those touch; `ensure
 called by every report, makes that a no-op costing two lookups when nothing changed.
 
 A first load's end: while the writer rebuilds the events' deferred indexes (SQLite, without
-the GIL), `build_beside` reads the metric hours on a second connection, and the full rebuild
-that follows keeps them if no event changed in between (measured at 200,000 events: the tail
-after the last page 1.32 -> 0.88 s wall, the same CPU).
+the GIL), `build_beside` reads the metric hours and the active profiles on a second
+connection, in one pass, and the full rebuild that follows keeps them if no event changed in
+between (measured at 200,000 events: the tail after the last page 1.32 -> 0.88 s wall with
+the hours alone, the same CPU; the active profiles too took the rebuild after the index
+builds from ~0.18 to ~0.07 s).
 """
 
 from __future__ import annotations
