@@ -586,13 +586,12 @@ class Repository:
 
     # -- bulk loads ------------------------------------------------------------------------
 
-    def defer_indexes(self, table: str, keep: tuple[str, ...] = ()) -> int:
+    def defer_indexes(self, table: str) -> int:
         """Drop `table`'s secondary indexes for a bulk load, remembering how to rebuild them.
 
         Partial indexes on `col IS NOT NULL` stay: they hold the few rows that have `col`,
         cheap to keep up while loading, while each rebuild scans the whole table at the end
         (200k events: the tail's index builds 0.67 -> 0.51 s CPU, the load's inserts the same).
-        So do the indexes named in `keep` (see `WindowedStream`).
         """
         indexes = self.db.execute(
             "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL"
@@ -600,11 +599,9 @@ class Repository:
             [table],
         ).fetchall()
         for name, sql in indexes:
-            if name in keep:
-                continue
             self.db["_deferred_indexes"].upsert({"name": name, "table_name": table, "sql": sql}, pk="name")
             self.db.execute(f"DROP INDEX [{name}]")
-        return len([name for name, _ in indexes if name not in keep])
+        return len(indexes)
 
     def restore_indexes(self, table: str) -> int:
         """Build again the indexes `defer_indexes` dropped (sorting once beats inserting)."""

@@ -207,25 +207,3 @@ def test_row_values_take_the_union_of_the_columns_and_fill_none():
     columns, values = row_values(rows)
     assert columns == ("id", "email_consent", "predicted_clv")
     assert list(values) == [("a", "SUBSCRIBED", None), ("b", None, 3.5), ("c", None, None)]
-
-
-def test_a_bulk_load_keeps_the_indexes_it_is_told_to_and_builds_the_others_again(tmp_path):
-    db = open_database(tmp_path / "bulk.db")
-    repo = Repository(db)
-
-    def indexes() -> set[str]:
-        return {
-            r[0]
-            for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'")
-        }
-
-    before = indexes()
-    with db.atomic():
-        deferred = repo.defer_indexes("events", keep=("idx_events_datetime",))
-    assert "idx_events_datetime" in indexes()
-    assert {"idx_events_metric_id_datetime", "idx_events_profile_datetime"} <= before - indexes()
-    assert deferred == len(before - indexes())
-    with db.atomic():
-        assert repo.restore_indexes("events") == deferred
-    assert indexes() == before
-    db.close()

@@ -228,7 +228,3 @@ def test_skewed_profiles_are_split_for_idle_workers_and_every_one_arrives(
         assert result.ok, [(s.stream, s.error) for s in result.streams]
         assert live_ids(db_path, "profiles") == sb.data.ids("profile")
     assert splits
-
-
-def test_the_events_first_load_keeps_its_datetime_index_up():
-    assert build_streams()["events"].kept_indexes == ("idx_events_datetime",)

@@ -49,11 +49,6 @@ def build_streams() -> dict[str, Stream]:
             # ~48 requests (a quarter of its time under the limit; issue 12).
             windows_per_worker=2,
             prebuilds_rollups=True,
-            # Each window's rows arrive in datetime order, so this index grows at 16 places
-            # on the right, cheap to keep up during the load (200k events: ~0.13 s of the
-            # writer's SQLite, without the GIL), while building it again took ~0.1 s of the
-            # serial end of the load, and the rollups' prebuild reads through it unsorted.
-            kept_indexes=("idx_events_datetime",),
         ),
         ProfileStream(),
         ResourceStream("lists", "/api/lists", "lists", include="tags"),

@@ -146,11 +146,8 @@ class WindowedStream(Stream):
         bulk_load: bool = False,
         windows_per_worker: float = 8,
         prebuilds_rollups: bool = False,
-        kept_indexes: tuple[str, ...] = (),
     ):
         self.name = name
-        # Indexes a bulk load keeps up rather than builds again at its end (see build_streams).
-        self.kept_indexes = kept_indexes
         # The report rollups count this table's rows (events): a bulk load's end starts them.
         self.prebuilds_rollups = prebuilds_rollups
         self.windows_per_worker = windows_per_worker
@@ -220,7 +217,7 @@ class WindowedStream(Stream):
         # (built again once, below); an interrupted one leaves them listed for the next run.
         bulk = self.bulk_load and await run.read(lambda repo: repo.is_empty(self.table))
         if bulk:
-            await run.commit(lambda repo: repo.defer_indexes(self.table, keep=self.kept_indexes))
+            await run.commit(lambda repo: repo.defer_indexes(self.table))
         if lo is not None and lo < run.started:
             # The last window is open-ended, so rows newer than the start (or stamped ahead by
             # a skewed clock) are read too; the watermark stops at `hi` = start - safety lag,
