@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -156,4 +157,10 @@ def main_callback(
 
 
 def main() -> None:
-    sys.exit(app())
+    try:
+        sys.exit(app())
+    finally:
+        # The process ends here: what is alive now (every module, a sync's last objects)
+        # goes out of the cycle collector's sight, so the interpreter's exit frees it without
+        # walking it all once more (issue 12: 0.05-0.2 s of every run, ~0.01 s frozen).
+        gc.freeze()

@@ -4,13 +4,14 @@ the old way on the same data: every rollup table, row for row, float for float."
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 from contextlib import closing
 
 import pytest
 import sqlite_utils
 
-from klaviyo_etl.db import open_database
+from klaviyo_etl.db import open_database, rollups
 from klaviyo_etl.db.repositories import Repository
 from klaviyo_etl.db.rollups import PREBUILT_KEY, ROLLUP_TABLES, build_beside, ensure_rollups, refresh_rollups
 from tests.helpers.sync import sync_ok
@@ -93,6 +94,38 @@ def test_rollups_built_beside_the_index_builds_equal_a_full_rebuild(synced, tmp_
     # The mark is spent: a later rebuild (a new conversion metric) does the whole pass again.
     assert PREBUILT_KEY not in dict(db.execute("SELECT key, value FROM rollup_state").fetchall())
     assert refresh_rollups(db, None).mode == "full"
+    assert snapshot(db) == old
+    db.close()
+
+
+def prebuilt_tables(db) -> list[str]:
+    state = dict(db.execute("SELECT key, value FROM rollup_state").fetchall())
+    return json.loads(state[PREBUILT_KEY])["tables"]
+
+
+def test_the_rebuild_after_a_prebuild_reads_neither_the_hours_nor_the_active_profiles_again(
+    synced, tmp_path, monkeypatch
+):
+    old = the_old_way(synced)
+    db = as_a_first_load_ends(synced, tmp_path)
+    assert prebuilt_tables(db) == ["rollup_metric_hours", "rollup_activity_days"]
+
+    def not_again(*args):
+        raise AssertionError("passed over the events again")
+
+    monkeypatch.setattr(rollups, "_metric_hours", not_again)
+    monkeypatch.setattr(rollups, "_rebuild_activity_full", not_again)
+    assert ensure_rollups(db).mode == "full"
+    assert snapshot(db) == old
+    db.close()
+
+
+def test_past_the_profiles_a_prebuild_follows_only_the_hours_are_prebuilt(synced, tmp_path, monkeypatch):
+    old = the_old_way(synced)
+    monkeypatch.setattr(rollups, "PREBUILD_MAX_PROFILES", 3)
+    db = as_a_first_load_ends(synced, tmp_path)
+    assert prebuilt_tables(db) == ["rollup_metric_hours"]
+    assert ensure_rollups(db).mode == "full"
     assert snapshot(db) == old
     db.close()
 
