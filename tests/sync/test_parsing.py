@@ -261,6 +261,18 @@ def test_sandbox_event_pages_store_the_same_both_ways(api, tmp_path):
     assert len(stored["events"]) == 400
 
 
+def _assert_the_same_page(tmp_path, parsed, expected) -> None:
+    """`parsed` holds and stores what the general path (`expected`) does."""
+    assert _without_stamp(parsed.rows) == _without_stamp(expected.rows)
+    assert (parsed.count, parsed.last, parsed.links.next, parsed.warnings) == (
+        expected.count,
+        expected.last,
+        expected.links.next,
+        expected.warnings,
+    )
+    assert _stored(tmp_path, "parsed", [parsed]) == _stored(tmp_path, "general", [expected])
+
+
 @pytest.mark.parametrize("fields", [None, "subscriptions", "subscriptions,predictive_analytics"])
 def test_sandbox_profile_pages_store_the_same_both_ways(api, tmp_path, fields):
     query = {"page[size]": ["25"], "sort": ["updated"]}
@@ -418,14 +430,7 @@ def test_pages_msgspec_does_not_read_take_the_general_path_and_store_the_same(bo
     assert batch_page(raw, "datetime") is None
     parsed = parse_rows(raw, "datetime")
     expected = resource_page(orjson.loads(raw), "datetime")
-    assert _without_stamp(parsed.rows) == _without_stamp(expected.rows)
-    assert (parsed.count, parsed.last, parsed.links.next, parsed.warnings) == (
-        expected.count,
-        expected.last,
-        expected.links.next,
-        expected.warnings,
-    )
-    assert _stored(tmp_path, "parsed", [parsed]) == _stored(tmp_path, "general", [expected])
+    _assert_the_same_page(tmp_path, parsed, expected)
 
 
 @pytest.mark.parametrize(
@@ -473,14 +478,7 @@ def test_other_pages_take_the_general_path_and_store_the_same(doc, tmp_path):
             parse_rows(body, "datetime")
         return
     parsed = parse_rows(body, "datetime")
-    assert _without_stamp(parsed.rows) == _without_stamp(expected.rows)
-    assert (parsed.count, parsed.last, parsed.links.next, parsed.warnings) == (
-        expected.count,
-        expected.last,
-        expected.links.next,
-        expected.warnings,
-    )
-    assert _stored(tmp_path, "parsed", [parsed]) == _stored(tmp_path, "general", [expected])
+    _assert_the_same_page(tmp_path, parsed, expected)
 
 
 @pytest.mark.parametrize(
