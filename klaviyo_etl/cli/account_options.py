@@ -1,5 +1,5 @@
 """`--account NAME` (repeatable) and `--all-accounts`, defined once for every command that
-takes them (`sync`, `status`, `check`, `report ...`, `schedule ...`,
+takes them (`sync`, `status`, `check`, `purge`, `report ...`, `schedule ...`,
 `export parquet`).
 
 `@account_options` adds both options at the end of a command's signature, which is what Typer

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from klaviyo_etl.cli.account_options import account_options
 from klaviyo_etl.cli.common import settings_of
 from klaviyo_etl.errors import UsageError
 
+if TYPE_CHECKING:
+    from klaviyo_etl.accounts import AccountTarget
 
+
+@account_options
 def purge(
     ctx: typer.Context,
+    accounts: list[AccountTarget] | None,
     deleted: Annotated[
         bool,
         typer.Option("--deleted", help="Delete the rows of deleted profiles, their events and memberships."),
@@ -20,22 +27,49 @@ def purge(
     """Delete outright what reconciliation only flags, for users who must prove erasure.
 
     A profile Klaviyo deleted is already stripped of its personal data and no report counts
-    its events; this removes the rows themselves. Safe to run again.
+    its events; this removes the rows themselves. Safe to run again. With several accounts,
+    each account's database in turn: one whose database cannot be opened (or is being
+    synced) is named, the others are purged, and the exit code is 1.
 
         klaviyo-etl purge --deleted
+        klaviyo-etl purge --deleted --all-accounts
     """
     if not deleted:
         raise UsageError("say what to purge: --deleted")
+    from klaviyo_etl.errors import DatabaseError
+
+    settings = settings_of(ctx)
+    if accounts is None:
+        _report(None, _purge(settings.db_path), settings.quiet)
+        return
+    failed = {}
+    for account in accounts:
+        try:
+            counts = _purge(account.settings.db_path)
+        except DatabaseError as exc:
+            failed[account.name] = str(exc)
+            continue
+        _report(account.name, counts, settings.quiet)
+    for name, error in failed.items():
+        typer.echo(f"Error: account {name}: {error}", err=True)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _purge(path: Path) -> dict[str, int]:
     from klaviyo_etl.db import open_database
     from klaviyo_etl.db.lock import database_lock
     from klaviyo_etl.db.privacy import purge_deleted
 
-    settings = settings_of(ctx)
-    with database_lock(settings.db_path):
-        db = open_database(settings.db_path, create=False)
+    with database_lock(path):
+        db = open_database(path, create=False)
         try:
-            counts = purge_deleted(db)
+            return purge_deleted(db)
         finally:
             db.close()
-    if not settings.quiet:
-        typer.echo(", ".join(f"{table}: {n} deleted" for table, n in counts.items()))
+
+
+def _report(account: str | None, counts: dict[str, int], quiet: bool) -> None:
+    if not quiet:
+        line = ", ".join(f"{table}: {n} deleted" for table, n in counts.items())
+        typer.echo(f"{account}: {line}" if account else line)

@@ -152,6 +152,24 @@ def test_status_all_accounts_shows_each_account_and_reports_a_missing_database(a
     assert "Error: account globex: " in result.stderr
 
 
+def test_purge_all_accounts_purges_each_database_and_names_the_one_it_cannot_open(accounts, tmp_path):
+    assert _invoke(tmp_path, accounts, "sync", "profiles", "--account", "acme", "--quiet").exit_code == 0
+    acme_db = next(p for p in tmp_path.glob("*.db") if "acme" in p.name)
+    with sqlite3.connect(acme_db) as conn:
+        gone = conn.execute("SELECT id FROM profiles ORDER BY id LIMIT 1").fetchone()[0]
+        conn.execute("UPDATE profiles SET deleted_at = '2026-05-01T00:00:00+00:00' WHERE id = ?", [gone])
+        kept = conn.execute("SELECT count(*) FROM profiles").fetchone()[0] - 1
+    result = _invoke(tmp_path, accounts, "purge", "--deleted", "--all-accounts")
+    assert result.exit_code == 1  # globex has no database yet
+    assert "acme: events: 0 deleted" in result.stdout and "profiles: 1 deleted" in result.stdout
+    assert "Error: account globex: " in result.stderr
+    with sqlite3.connect(acme_db) as conn:
+        assert conn.execute("SELECT count(*) FROM profiles WHERE id = ?", [gone]).fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM profiles").fetchone()[0] == kept
+    again = _invoke(tmp_path, accounts, "purge", "--deleted", "--account", "acme")
+    assert again.exit_code == 0 and "acme: " in again.stdout and "profiles: 0 deleted" in again.stdout
+
+
 def test_schedule_run_keeps_the_other_accounts_going_after_one_key_is_rejected(accounts, tmp_path):
     env = {**os.environ, **_env(tmp_path, accounts, KEY_GLOBEX="pk_revoked_0000")}
     db = tmp_path / "klaviyo.db"
