@@ -4,15 +4,13 @@ bodies of many pieces, keep-alive, a server that goes away, timeouts, TLS."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 import ssl
-import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import httpx
 import pytest
+import trustme
 
 from klaviyo_etl.client import KlaviyoClient
 from klaviyo_etl.errors import TransientError, Unreachable
@@ -168,25 +166,13 @@ async def test_a_refused_connection_is_unreachable_and_a_dropped_one_transient()
 
 
 @pytest.fixture(scope="module")
-def certificate(tmp_path_factory) -> tuple[Path, Path]:
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed: no certificate for the TLS test")
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
-        + ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
-        + ["-keyout", str(key), "-out", str(cert)],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
+def authority() -> trustme.CA:
+    return trustme.CA()
 
 
-async def test_tls_reads_a_body_of_many_pieces(certificate):
-    cert, key = certificate
+async def test_tls_reads_a_body_of_many_pieces(authority):
     served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    served.load_cert_chain(cert, key)
+    authority.issue_cert("127.0.0.1").configure_cert(served)
     payload = body_of(1024 * 1024 + 5)
 
     async def handler(reader, writer):
@@ -195,7 +181,8 @@ async def test_tls_reads_a_body_of_many_pieces(certificate):
         await writer.drain()
         writer.close()
 
-    trusted = ssl.create_default_context(cafile=str(cert))
+    trusted = ssl.create_default_context()
+    authority.configure_trust(trusted)
     async with server(handler, served) as url, httpx.AsyncClient(transport=Transport(verify=trusted)) as http:
         response = await http.get(url)
     assert response.content == payload
