@@ -161,8 +161,18 @@ class StopAfterFirstPage:
     def finish(self, result) -> None: ...
 
 
-def test_an_interrupted_first_load_is_reconciled_on_the_next_run(sandbox, tmp_path):
-    server, data, config = sandbox
+# More profiles than the first page of every window holds (8 workers x 100 a page): a stop
+# set at the first page's commit can let each worker's page in flight through, never all.
+INTERRUPTED_PROFILES = 1200
+
+
+def test_an_interrupted_first_load_is_reconciled_on_the_next_run(sandbox_factory, tmp_path):
+    with sandbox_factory("small", profiles=INTERRUPTED_PROFILES) as running:
+        _interrupt_then_reconcile(running.server, running.data, running.config, tmp_path)
+
+
+def _interrupt_then_reconcile(server, data, config, tmp_path) -> None:
+    assert len(data.ids("profile")) == INTERRUPTED_PROFILES
     db_path = tmp_path / "k.db"
     settings = settings_for(server, config, db_path)
     stop = threading.Event()
