@@ -218,13 +218,6 @@ class Batch:
     values: list[tuple]
     warnings: int = 0  # values stored raw because they could not be read (events' `$value`)
 
-    def __len__(self) -> int:
-        return len(self.values)
-
-    def rows(self) -> list[Row]:
-        """The same rows as dicts (for tests and reading)."""
-        return [dict(zip(self.columns, v, strict=True)) for v in self.values]
-
 
 EVENT_COLUMNS = (
     "id",
@@ -243,23 +236,6 @@ EVENT_COLUMNS = (
     "synced_at",
     "deleted_at",
 )
-
-
-def plain_resource(r: Any) -> tuple[str, str, dict, dict | None] | None:
-    """(type, id, attributes, relationships) of a resource of the plain JSON:API shape (string
-    `type` and `id`, object `attributes` and `relationships` if any); None for any other
-    shape, which the pydantic models then read or reject."""
-    if not isinstance(r, dict):
-        return None
-    type_, id_, attributes, rels = r.get("type"), r.get("id"), r.get("attributes", {}), r.get("relationships")
-    if not (
-        isinstance(type_, str)
-        and isinstance(id_, str)
-        and isinstance(attributes, dict)
-        and (rels is None or isinstance(rels, dict))
-    ):
-        return None
-    return type_, id_, attributes, rels
 
 
 # -- the lean path: a page's JSON straight into the tuples -----------------------------------

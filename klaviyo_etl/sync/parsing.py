@@ -46,7 +46,6 @@ from klaviyo_etl.db.repositories import (
     EventResource,
     ProfileResource,
     Row,
-    plain_resource,
     resource_rows,
     unreadable_values,
 )
@@ -78,8 +77,10 @@ class RawResource:
         self.type, self.id, self.attributes, self.relationships = type, id, attributes, relationships
 
 
-def _data_and_next(doc: Any) -> tuple[list, str | None] | None:
-    """A page's `data` list and next link, if both have the plain shape."""
+def plain_page(doc: Any) -> tuple[list[RawResource], str | None] | None:
+    """The resources and next link of a page of the plain shape (a list of resources, each
+    with string `type` and `id` and object `attributes`/`relationships`); None for any other
+    shape, which the pydantic models then read or reject."""
     if not isinstance(doc, dict):
         return None
     data, links = doc.get("data"), doc.get("links") or {}
@@ -88,23 +89,24 @@ def _data_and_next(doc: Any) -> tuple[list, str | None] | None:
     nxt = links.get("next")
     if nxt is not None and not isinstance(nxt, str):
         return None
-    return data, nxt
-
-
-def plain_page(doc: Any) -> tuple[list[RawResource], str | None] | None:
-    """The resources and next link of a page of the plain shape (a list of resources, each
-    with string `type` and `id` and object `attributes`/`relationships`); None for any other
-    shape, which the pydantic models then read or reject."""
-    plain = _data_and_next(doc)
-    if plain is None:
-        return None
-    data, nxt = plain
     out = []
     for r in data:
-        resource = plain_resource(r)
-        if resource is None:
+        if not isinstance(r, dict):
             return None
-        out.append(RawResource(*resource))
+        type_, id_, attributes, rels = (
+            r.get("type"),
+            r.get("id"),
+            r.get("attributes", {}),
+            r.get("relationships"),
+        )
+        if not (
+            isinstance(type_, str)
+            and isinstance(id_, str)
+            and isinstance(attributes, dict)
+            and (rels is None or isinstance(rels, dict))
+        ):
+            return None
+        out.append(RawResource(type_, id_, attributes, rels))
     return out, nxt
 
 
