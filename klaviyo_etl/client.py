@@ -320,7 +320,8 @@ class KlaviyoClient:
         The next link's host is ignored on purpose: the key is only ever sent to the
         configured base URL, and a proxy or the sandbox works the same way.
         `parse` may turn the body into
-        something other than a `Page` (with `.links.next`), in another process via `executor`.
+        something other than a `Page` (with `.links.next`), on another thread or process via
+        `executor`.
         """
         while True:
             page = await self.request("GET", path, params=params, stats=stats, parse=parse, executor=executor)

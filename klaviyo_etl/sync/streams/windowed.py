@@ -250,8 +250,8 @@ class WindowedStream(Stream):
         splits the busiest one (`split_window`), or waits for the next page to try again."""
         queue = list(windows)
         queue.reverse()  # popped from the end: the first window first
-        # A bulk load parses in worker processes (CPU-bound: one GIL is not enough);
-        # the small incremental runs parse in-process and skip starting a pool.
+        # A bulk load parses beside the event loop (`ParserPools`: one thread by default, or
+        # `[sync] parse_workers` processes); the small incremental runs parse on the loop.
         parsing = {
             "parse": functools.partial(parse_rows, field_name=self.field),
             "executor": run.pools.get() if bulk and run.pools else None,
