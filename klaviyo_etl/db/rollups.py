@@ -321,35 +321,35 @@ def _prebuild(conn: sqlite3.Connection) -> tuple[str, dict, dict | None]:
     profiles as `_rebuild_activity_full` does (None past PREBUILD_MAX_PROFILES), from one
     pass over the live events."""
     token = _events_token(conn)
-    hours: dict[tuple[str, str], list] = {}
     activity: dict[tuple[str, str], int] | None = {}
     last_days: dict[str, str] = {}  # profile -> its last active day so far
     hour_read, day = None, None  # the rows' hour as last seen, and its day (one string each)
-    # The order the full pass reads through idx_events_datetime (datetime, then rowid), so
-    # the value sums are the same floats. NULL datetimes come first: a profile's days arrive
-    # in the order the activity pass reads them through (profile_id, datetime).
-    for metric_id, hour, value, profile_id, counted in conn.execute(
-        "SELECT metric_id, substr(datetime, 1, 13), value, profile_id,"
-        " datetime >= '' AND datetime < '9999' AND metric_id IS NOT NULL FROM events"
-        " WHERE deleted_at IS NULL ORDER BY datetime, rowid"
-    ):
-        if counted:
-            entry = hours.get((metric_id, hour))
-            if entry is None:
-                hours[(metric_id, hour)] = [1, value or 0.0]
-            else:
-                entry[0] += 1
-                entry[1] += value or 0.0
-        if profile_id is not None and activity is not None:
-            if hour != hour_read:
-                hour_read, day = hour, None if hour is None else hour[:10]
-            last = last_days.get(profile_id, "")
-            if day != last:
-                activity[(day, last)] = activity.get((day, last), 0) + 1
-                last_days[profile_id] = day
-                if len(last_days) > PREBUILD_MAX_PROFILES:
-                    activity = None
-                    last_days.clear()
+
+    def counted_rows():
+        """The pass's rows the metric hours count; the active days are followed on the way."""
+        nonlocal activity, hour_read, day
+        # The order the full pass reads through idx_events_datetime (datetime, then rowid), so
+        # the value sums are the same floats. NULL datetimes come first: a profile's days
+        # arrive in the order the activity pass reads them through (profile_id, datetime).
+        for metric_id, hour, value, profile_id, counted in conn.execute(
+            "SELECT metric_id, substr(datetime, 1, 13), value, profile_id,"
+            " datetime >= '' AND datetime < '9999' AND metric_id IS NOT NULL FROM events"
+            " WHERE deleted_at IS NULL ORDER BY datetime, rowid"
+        ):
+            if counted:
+                yield metric_id, hour, value
+            if profile_id is not None and activity is not None:
+                if hour != hour_read:
+                    hour_read, day = hour, None if hour is None else hour[:10]
+                last = last_days.get(profile_id, "")
+                if day != last:
+                    activity[(day, last)] = activity.get((day, last), 0) + 1
+                    last_days[profile_id] = day
+                    if len(last_days) > PREBUILD_MAX_PROFILES:
+                        activity = None
+                        last_days.clear()
+
+    hours = _sum_hours(counted_rows())
     return token, hours, activity
 
 
