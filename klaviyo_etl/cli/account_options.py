@@ -7,6 +7,7 @@ reads, and hands the command `accounts` instead: the `AccountTarget`s asked for 
 `klaviyo_etl.accounts.select_accounts`), or None when neither option was given, in which case
 the command runs exactly as it did before accounts existed (KLAVIYO_API_KEY and --db).
 An unknown name is a one-line usage error listing the configured accounts (exit 2).
+A command that goes on past an account that failed ends with `exit_if_failed`.
 """
 
 from __future__ import annotations
@@ -68,3 +69,12 @@ def account_options(command: Callable[..., Any]) -> Callable[..., Any]:
     wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
     wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
     return wrapper
+
+
+def exit_if_failed(failed: dict[str, str]) -> None:
+    """Name each account that failed (`Error: account NAME: ...` on stderr) and exit 1 if any
+    did: the other accounts have done their work by then."""
+    for name, error in failed.items():
+        typer.echo(f"Error: account {name}: {error}", err=True)
+    if failed:
+        raise typer.Exit(1)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from klaviyo_etl.cli.account_options import account_options
+from klaviyo_etl.cli.account_options import account_options, exit_if_failed
 from klaviyo_etl.cli.common import settings_of
 
 if TYPE_CHECKING:
@@ -72,10 +72,7 @@ def parquet(
             _say(result, settings.verbose, settings.quiet, prefix=f"{account.name}: ")
     if json_output:
         typer.echo(json.dumps({"ok": not failed, "accounts": done}, indent=2))
-    for name, error in failed.items():
-        typer.echo(f"Error: account {name}: {error}", err=True)
-    if failed:
-        raise typer.Exit(1)
+    exit_if_failed(failed)
 
 
 def _say(result: ExportResult, verbose: bool, quiet: bool, prefix: str = "") -> None:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from klaviyo_etl.cli.account_options import account_options
+from klaviyo_etl.cli.account_options import account_options, exit_if_failed
 from klaviyo_etl.cli.common import settings_of
 from klaviyo_etl.errors import UsageError
 
@@ -50,10 +50,7 @@ def purge(
             failed[account.name] = str(exc)
             continue
         _report(account.name, counts, settings.quiet)
-    for name, error in failed.items():
-        typer.echo(f"Error: account {name}: {error}", err=True)
-    if failed:
-        raise typer.Exit(1)
+    exit_if_failed(failed)
 
 
 def _purge(path: Path) -> dict[str, int]:

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from klaviyo_etl import REVISION
-from klaviyo_etl.cli.account_options import account_options
+from klaviyo_etl.cli.account_options import account_options, exit_if_failed
 from klaviyo_etl.cli.config import configured
 from klaviyo_etl.settings import DEFAULT_BASE_URL
 from klaviyo_etl.sync.names import ALIASES
@@ -122,10 +122,7 @@ def _run_accounts(accounts: list[AccountTarget], poll: float) -> None:
         stop.set()
         for handler in handlers:
             handler.removeFilter(prefix)
-    for name, error in failed.items():
-        typer.echo(f"Error: account {name}: {error}", err=True)
-    if failed:
-        raise typer.Exit(1)
+    exit_if_failed(failed)
 
 
 @app.command("crontab")

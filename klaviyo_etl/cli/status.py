@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Column, Table
 
-from klaviyo_etl.cli.account_options import account_options
+from klaviyo_etl.cli.account_options import account_options, exit_if_failed
 from klaviyo_etl.cli.common import settings_of
 
 if TYPE_CHECKING:
@@ -86,10 +86,7 @@ def status(
                 table = status_table(by_account[account.name])
                 table.title, table.title_justify = f"{account.name} ({account.settings.db_path})", "left"
                 console.print(table)
-    for name, error in failed.items():
-        typer.echo(f"Error: account {name}: {error}", err=True)
-    if failed:
-        raise typer.Exit(1)
+    exit_if_failed(failed)
 
 
 def status_table(rows: list[dict], now: dt.datetime | None = None, tz: dt.tzinfo | None = None) -> Table:
