@@ -38,10 +38,11 @@ class PlainValues(RuntimeParam):
 
     Typer 0.29 (pinned) checks every value that is not a flag through a pydantic TypeAdapter
     built on first use, so any command imports pydantic (~0.07 s of `report campaigns`, issue
-    12) even when every value is a default or a plain string. Here a str for a str, an int or
-    float within its bounds, and a path (through Typer's own `coerce_cli_path`) pass as Typer
-    would pass them; anything else (a number to parse, a bad value, a list, a choice) goes
-    to Typer's own coercion, built then, with its own messages. None never gets here
+    12) even when every value is a default or a plain string. Here a str for a str, strings
+    for a list of str (`sync events`), an int or float within its bounds, and a path (through
+    Typer's own `coerce_cli_path`) pass as Typer would pass them; anything else (a number to
+    parse, a bad value, another list, a choice) goes to Typer's own coercion, built then, with
+    its own messages. None never gets here
     (`RuntimeParam.coerce` answers it).
     """
 
@@ -50,6 +51,9 @@ class PlainValues(RuntimeParam):
         plain = info.parser is None and getattr(info, "click_type", None) is None
         if plain and annotation is str and type(value) is str:
             return value
+        if plain and annotation == list[str] and type(value) in (tuple, list):
+            if all(type(item) is str for item in value):
+                return list(value)  # what Typer's TypeAdapter(list[str]) makes of them
         if plain and annotation in (int, float) and type(value) is annotation and _in_bounds(value, info):
             return value
         if plain and annotation is Path and info.path_type is None and routes_to_path(annotation, info):

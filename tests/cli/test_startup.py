@@ -93,6 +93,60 @@ def test_report_campaigns_imports_neither_the_sync_nor_httpx_nor_the_other_repor
     assert [name for name in unused if name in modules] == []
 
 
+# The modules loaded when a sync opens its first connection (its first request: Klaviyo's
+# clock), then the connection is refused: no server is needed to see them.
+_FIRST_REQUEST = """
+import json, socket, sys
+seen = []
+
+def connect(self, address):
+    seen.append(sorted(sys.modules))
+    raise ConnectionRefusedError(111, "refused by the probe")
+
+socket.socket.connect = connect
+from klaviyo_etl.cli import main
+sys.argv = ["klaviyo-etl", *json.loads(sys.argv[1])]
+try:
+    main()
+except SystemExit:
+    pass
+sys.stderr.write("\\n@modules " + json.dumps(seen[0] if seen else None))
+"""
+
+
+def modules_at_first_request(args: list[str], tmp_path, config: str | None = None) -> set[str]:
+    """The modules `klaviyo-etl ARGS` had imported when its first request went out."""
+    config_file = tmp_path / "config.toml"
+    if config is not None:
+        config_file.write_text(config)
+    env = {
+        **os.environ,
+        "KLAVIYO_ETL_CONFIG": str(config_file),
+        "KLAVIYO_API_KEY": "pk_probe",
+        "PYTHONPATH": str(Path(klaviyo_etl.__file__).parents[1]),
+    }
+    argv = ["--db", str(tmp_path / "probe.db"), "--base-url", "http://127.0.0.1:9", "--quiet", *args]
+    done = subprocess.run(
+        [sys.executable, "-c", _FIRST_REQUEST, json.dumps(argv)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    _, _, tail = done.stderr.rpartition("\n@modules ")
+    modules = json.loads(tail) if tail else None
+    assert modules, done.stdout + done.stderr  # it got as far as a request
+    return set(modules)
+
+
+def test_a_sync_sends_its_first_request_before_typer_checks_values_through_pydantic(tmp_path):
+    """`sync events`: Typer's own coercion of the stream names built a pydantic TypeAdapter
+    (~0.04 s) before anything was sent."""
+    modules = modules_at_first_request(["sync", "events", "--json"], tmp_path, config="")
+    assert "klaviyo_etl.client" in modules  # the probe works: the client sent it
+    assert "typer._adapters" not in modules
+
+
 def test_the_root_lists_each_command_by_the_summary_its_own_help_starts_with():
     root = typer.main.get_command(app)
     assert list(root.commands) == list(SUMMARIES)
