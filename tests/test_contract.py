@@ -199,7 +199,10 @@ async def test_events_pagination_follows_next_links(recorder: Recorder, target: 
     params = window_params("events", lo, None, **{"page[size]": 5})
     pages: list[Page] = []
     with recorder.cassette("events_pages") as s:
-        async with s.make_client() as client, aclosing(client.pages("/api/events", params)) as stream:
+        async with (
+            s.make_client() as client,
+            aclosing(client.pages("/api/events", params, parse=Page.parse_json)) as stream,
+        ):
             async for page in stream:
                 pages.append(page)
                 if len(pages) == 3:

@@ -18,6 +18,7 @@ import sqlite_utils
 
 from klaviyo_etl.client import KlaviyoClient, RequestStats
 from klaviyo_etl.db.repositories import Repository
+from klaviyo_etl.models import Page
 from klaviyo_etl.sync.options import Progress, SyncOptions
 from klaviyo_etl.sync.parsing import parser_pool
 from klaviyo_etl.sync.state import StreamState
@@ -129,6 +130,7 @@ class StreamRun:
         return self.client.server_now()
 
     async def pages(self, path: str, params: dict[str, Any], **parsing: Any):
+        parsing.setdefault("parse", Page.parse_json)
         async for page in self.client.pages(path, params, stats=self.stats, **parsing):
             if self.stop.is_set():
                 raise Stopped()
