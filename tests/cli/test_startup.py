@@ -157,6 +157,7 @@ def modules_at_first_request(args: list[str], tmp_path, config: str | None = Non
 NOT_BEFORE_THE_FIRST_REQUEST = [
     "pydantic",  # Typer's coercion of `events`, the contract, the models, an empty config
     "typer._adapters",
+    "rich",  # the help's markup is escaped without it (cli/common.py: escape)
     "sqlite_utils",
     "msgspec",
     "multiprocessing",
@@ -257,3 +258,26 @@ def test_the_command_line_freezes_its_heap_before_the_interpreter_exits(tmp_path
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     frozen = int(done.stderr.rpartition("@frozen ")[2])
     assert frozen > 10_000, done.stderr  # every module's objects, not a handful
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "plain",
+        "[default: 3]",
+        "a [bold]b[/bold] [/] c",
+        "[not markup",
+        "[Upper] and [#fff] and [@click] and [/x]",
+        "\\[escaped] \\\\[twice]",
+        "ends with \\",
+        "ends with \\\\",
+        "[a][b]",
+        "",
+    ],
+)
+def test_help_text_is_escaped_as_rich_escapes_it(text):
+    from rich.markup import escape as rich_escape
+
+    from klaviyo_etl.cli.common import escape
+
+    assert escape(text) == rich_escape(text)
