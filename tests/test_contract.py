@@ -15,6 +15,7 @@ import json
 import os
 import re
 from contextlib import aclosing
+from functools import partial
 from types import SimpleNamespace
 
 import pytest
@@ -160,7 +161,9 @@ async def test_events_earliest(recorder: Recorder):
     stream = STREAMS["events"]
     with recorder.cassette("events_earliest") as s:
         async with s.make_client() as client:
-            earliest = await stream.earliest(SimpleNamespace(pages=client.pages))
+            earliest = await stream.earliest(
+                SimpleNamespace(pages=partial(client.pages, parse=Page.parse_json))
+            )
     check_sent(s, 1)
     params = s.sent[0].url.params
     assert dict(params) == {k: str(v) for k, v in stream.earliest_params().items()}
@@ -244,7 +247,9 @@ async def test_profiles_earliest(recorder: Recorder):
     stream = STREAMS["profiles"]
     with recorder.cassette("profiles_earliest") as s:
         async with s.make_client() as client:
-            earliest = await stream.earliest(SimpleNamespace(pages=client.pages))
+            earliest = await stream.earliest(
+                SimpleNamespace(pages=partial(client.pages, parse=Page.parse_json))
+            )
     check_sent(s, 1)
     params = s.sent[0].url.params
     assert dict(params) == {k: str(v) for k, v in stream.earliest_params().items()}
