@@ -97,8 +97,8 @@ async def _run_async(
     try:
         async with client_factory() as client:
             reading = asyncio.ensure_future(_read_server_clock(client))
-            await asyncio.sleep(0)  # let it connect before that thread's imports take the GIL
             try:
+                await asyncio.sleep(0)  # let it connect before that thread's imports take the GIL
                 db = await asyncio.to_thread(_load_parts_and_open, open_db)
             except BaseException:
                 reading.cancel()
