@@ -35,7 +35,6 @@ from klaviyo_etl.errors import (
     TransientError,
     Unreachable,
 )
-from klaviyo_etl.models import ApiErrorItem, Page
 from klaviyo_etl.ratelimit import RateLimiter, retry_after
 from klaviyo_etl.settings import mask_key
 from klaviyo_etl.transport import Transport
@@ -312,16 +311,17 @@ class KlaviyoClient:
         params: Mapping[str, Any] | None = None,
         *,
         stats: RequestStats | None = None,
-        parse: Callable[[bytes], Any] = Page.parse_json,
+        parse: Callable[[bytes], Any],
         executor: Executor | None = None,
     ) -> AsyncIterator[Any]:
         """Yield pages lazily, following `links.next` against our own base URL.
 
         The next link's host is ignored on purpose: the key is only ever sent to the
         configured base URL, and a proxy or the sandbox works the same way.
-        `parse` may turn the body into
-        something other than a `Page` (with `.links.next`), on another thread or process via
-        `executor`.
+        `parse` turns each body into a page with `.links.next` (`klaviyo_etl.models.Page.
+        parse_json`, or a leaner one for bulk loads), on another thread or process via
+        `executor`. (Not a default here: the models' pydantic would load before a sync's
+        first request, issue 12.)
         """
         while True:
             page = await self.request("GET", path, params=params, stats=stats, parse=parse, executor=executor)
@@ -349,9 +349,26 @@ def _relative(url: str) -> str:
 
 
 def _error_detail(body: bytes) -> str:
+    """The first JSON:API error's detail (else its title, else its code); the body's start
+    when that error is not one."""
     try:
         errors = json.loads(body).get("errors") or []
-        item = ApiErrorItem.model_validate(errors[0])
-        return item.detail or item.title or item.code or ""
+        item = errors[0]
+        if _is_error_object(item):
+            return item.get("detail") or item.get("title") or item.get("code") or ""
     except (ValueError, AttributeError, IndexError, TypeError):
-        return body[:200].decode("utf-8", "replace").strip()
+        pass
+    return body[:200].decode("utf-8", "replace").strip()
+
+
+def _is_error_object(item: Any) -> bool:
+    """A JSON:API error object as we read one: `status` a number or text, `code`, `title` and
+    `detail` text, each optional; other members allowed."""
+    if not isinstance(item, dict):
+        return False
+    status = item.get("status")
+    if not (
+        status is None or isinstance(status, int | str) or (type(status) is float and status.is_integer())
+    ):
+        return False
+    return all(item.get(key) is None or isinstance(item[key], str) for key in ("code", "title", "detail"))

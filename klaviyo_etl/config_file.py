@@ -32,97 +32,52 @@ and the problem, because a scheduler that silently ignores a typo never runs the
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import tomllib
-from dataclasses import dataclass, replace
-from dataclasses import field as dc_field
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from klaviyo_etl import conventions as kc
+from klaviyo_etl.config_values import (
+    _INTERVAL_HELP,
+    DEFAULT_LOOKBACK_DAYS,
+    DEFAULT_PARSE_WORKERS,
+    DEFAULT_RECONCILE_DAYS,
+    DEFAULT_SCHEDULE,
+    FALLBACK_INTERVAL,
+    Account,
+    Config,
+    Interval,
+    Setting,
+    _num,
+    account_db_path,
+    apply_defaults,
+    default_schedule,
+)
 from klaviyo_etl.errors import ConfigError
-from klaviyo_etl.settings import Settings, config_path
+from klaviyo_etl.settings import config_path
 from klaviyo_etl.sync.names import STREAM_NAMES
 
-# The seed's cadence: fast-moving data often, slow-moving data daily.
-DEFAULT_SCHEDULE: dict[str, str] = {
-    "events": "1h",
-    "campaigns": "3h",
-    "campaign_messages": "3h",
-    "flows": "6h",
-    "flow_actions": "6h",
-    "flow_messages": "6h",
-    "lists": "6h",
-    "segments": "6h",
-    "list_members": "6h",
-    "segment_members": "6h",
-    "metrics": "1d",
-    "profiles": "1d",
-    "forms": "1d",
-    "templates": "1d",
-    "tags": "1d",
-    "reports": "1d",
-}
-# A stream the engine gains later still gets synced, once a day, until the user says otherwise.
-FALLBACK_INTERVAL = "1d"
-DEFAULT_LOOKBACK_DAYS = 3.0
-DEFAULT_RECONCILE_DAYS = 7.0
-DEFAULT_PARSE_WORKERS = 0  # issue 12: a parse thread keeps up at a third of the memory
-
-_UNITS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60}
-_INTERVAL_RE = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
-_INTERVAL_HELP = 'use a number and unit like "30m", "1h", "3h", "1d", "1h30m", or "off"'
-
-
-@dataclass(frozen=True)
-class Interval:
-    """How often a stream runs; ``seconds is None`` means the stream is off."""
-
-    seconds: int | None
-
-    @classmethod
-    def parse(cls, text: str) -> Interval:
-        """Parse "1h", "30m", "1d", "1h30m", "1w" or "off"; raise ValueError with a hint."""
-        cleaned = text.strip().lower().replace(" ", "")
-        if cleaned == "off":
-            return cls(None)
-        match = _INTERVAL_RE.match(cleaned)
-        if not cleaned or not match:
-            raise ValueError(f"{text!r} is not an interval; {_INTERVAL_HELP}")
-        seconds = sum(
-            int(count) * size for count, size in zip(match.groups(), _UNITS.values(), strict=True) if count
-        )
-        # cron cannot fire more often than once a minute, and neither should we.
-        if seconds < 60:
-            raise ValueError(f"{text!r} is too short; the shortest interval is 1m")
-        return cls(seconds)
-
-    @property
-    def off(self) -> bool:
-        return self.seconds is None
-
-    @property
-    def minutes(self) -> int | None:
-        return None if self.seconds is None else self.seconds // 60
-
-    @property
-    def timedelta(self) -> dt.timedelta | None:
-        return None if self.seconds is None else dt.timedelta(seconds=self.seconds)
-
-    def __str__(self) -> str:
-        if self.seconds is None:
-            return "off"
-        if self.seconds % _UNITS["w"] == 0:
-            return f"{self.seconds // _UNITS['w']}w"
-        rest, parts = self.seconds, []
-        for unit in ("d", "h", "m"):
-            count, rest = divmod(rest, _UNITS[unit])
-            if count:
-                parts.append(f"{count}{unit}")
-        return "".join(parts)
+# What the rest of the code imports from here (the values live in `config_values`).
+__all__ = [
+    "DEFAULT_LOOKBACK_DAYS",
+    "DEFAULT_PARSE_WORKERS",
+    "DEFAULT_RECONCILE_DAYS",
+    "DEFAULT_SCHEDULE",
+    "FALLBACK_INTERVAL",
+    "Account",
+    "Config",
+    "Interval",
+    "Setting",
+    "account_db_path",
+    "apply_defaults",
+    "config_path",
+    "default_config_text",
+    "load_config",
+    "write_default_config",
+]
 
 
 class SyncSection(BaseModel):
@@ -225,116 +180,6 @@ class FileContents(BaseModel):
     accounts: dict[str, AccountSection] = {}
 
 
-@dataclass(frozen=True)
-class Account:
-    """One `[accounts.NAME]` of the file, validated: where its key is and what it overrides.
-
-    `db` None: the account's file sits beside the default database (`account_db_path`).
-    """
-
-    name: str
-    key_env: str
-    db: Path | None = None
-    base_url: str | None = None
-    lookback_days: float | None = None
-    reconcile_days: float | None = None
-    conversion_metric: str | None = None
-    schedule: tuple[tuple[str, Interval], ...] = ()
-
-
-def account_db_path(default_db: Path, name: str) -> Path:
-    """An account's database when the file names none: `klaviyo-NAME.db` beside the default."""
-    return default_db.with_name(f"{default_db.stem}-{name}{default_db.suffix or '.db'}")
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One effective setting, for `klaviyo-etl config`: where its value came from."""
-
-    key: str
-    value: str
-    source: str  # "default" | "file"
-
-
-@dataclass(frozen=True)
-class Config:
-    """The effective configuration: the file's settings over the defaults."""
-
-    path: Path
-    exists: bool
-    schedule: dict[str, Interval]
-    lookback_days: float
-    reconcile_days: float
-    db: Path | None
-    base_url: str | None
-    from_file: frozenset[str]  # dotted keys the file sets, e.g. "schedule.events"
-    conversion_metric: str | None = None  # [reports]: a metric name or id (None: the default rule)
-    parse_workers: int = DEFAULT_PARSE_WORKERS  # [sync]: processes parsing bulk loads (0: a thread)
-    accounts: dict[str, Account] = dc_field(default_factory=dict)  # [accounts.NAME], by name
-
-    def for_account(self, name: str) -> Config:
-        """This config as account `name` sees it: its own windows, metric and schedule first."""
-        account = self.accounts[name]
-        changes: dict[str, Any] = {"schedule": {**self.schedule, **dict(account.schedule)}}
-        for key in ("lookback_days", "reconcile_days", "conversion_metric"):
-            value = getattr(account, key)
-            if value is not None:
-                changes[key] = value
-        return replace(self, **changes)
-
-    def interval(self, stream: str) -> Interval:
-        return self.schedule.get(stream, Interval.parse(FALLBACK_INTERVAL))
-
-    def settings(self) -> list[Setting]:
-        def source(key: str) -> str:
-            return "file" if key in self.from_file else "default"
-
-        rows = [
-            Setting(f"schedule.{stream}", str(interval), source(f"schedule.{stream}"))
-            for stream, interval in self.schedule.items()
-        ]
-        rows.append(Setting("sync.lookback_days", _num(self.lookback_days), source("sync.lookback_days")))
-        rows.append(Setting("sync.reconcile_days", _num(self.reconcile_days), source("sync.reconcile_days")))
-        rows.append(Setting("sync.parse_workers", str(self.parse_workers), source("sync.parse_workers")))
-        rows.append(Setting("defaults.db", str(self.db) if self.db else "(not set)", source("defaults.db")))
-        rows.append(Setting("defaults.base_url", self.base_url or "(not set)", source("defaults.base_url")))
-        rows.append(
-            Setting(
-                "reports.conversion_metric",
-                self.conversion_metric or f"(not set: the {kc.PLACED_ORDER!r} metric with most events)",
-                source("reports.conversion_metric"),
-            )
-        )
-        for account in self.accounts.values():
-            prefix = f"accounts.{account.name}"
-            rows.append(Setting(f"{prefix}.key_env", account.key_env, "file"))
-            rows.append(
-                Setting(f"{prefix}.db", str(account.db) if account.db else "(beside the default db)", "file")
-            )
-            for key in ("base_url", "lookback_days", "reconcile_days", "conversion_metric"):
-                value = getattr(account, key)
-                if value is not None:
-                    shown = _num(value) if isinstance(value, float) else str(value)
-                    rows.append(Setting(f"{prefix}.{key}", shown, "file"))
-            for stream, interval in account.schedule:
-                rows.append(Setting(f"{prefix}.schedule.{stream}", str(interval), "file"))
-        return rows
-
-
-def apply_defaults(settings: Settings, config: Config, *, db_given: bool, base_url_given: bool) -> Settings:
-    """Settings with the file's [defaults] filled in where no option or env var was given."""
-    changes: dict[str, Any] = {}
-    if config.db is not None and not db_given:
-        changes["db_path"] = config.db
-    if config.base_url is not None and not base_url_given:
-        changes["base_url"] = config.base_url
-    return replace(settings, **changes) if changes else settings
-
-
-def _num(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)
-
-
 def load_config(path: str | Path | None = None) -> Config:
     """Read and validate the config file; a missing file means all defaults."""
     path = Path(path).expanduser() if path is not None else config_path()
@@ -354,9 +199,7 @@ def load_config(path: str | Path | None = None) -> Config:
     except ValidationError as exc:
         raise ConfigError(f"config {path}: {_first_problem(exc)}") from None
 
-    schedule = {
-        stream: Interval.parse(DEFAULT_SCHEDULE.get(stream, FALLBACK_INTERVAL)) for stream in STREAM_NAMES
-    }
+    schedule = default_schedule()
     schedule.update(_schedule(path, "[schedule]", contents.schedule))
     accounts = {}
     for name, section in contents.accounts.items():

@@ -59,12 +59,3 @@ class Page(BaseModel):
         # orjson.loads + model_validate measured ~2x faster than model_validate_json on
         # 1,000-event pages: attributes are free-form dicts either way.
         return cls.model_validate(orjson.loads(body))
-
-
-class ApiErrorItem(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    status: int | str | None = None
-    code: str | None = None
-    title: str | None = None
-    detail: str | None = None

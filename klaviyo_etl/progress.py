@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from klaviyo_etl.sync.engine import StreamResult
+from klaviyo_etl.sync.options import StreamResult
 
 if TYPE_CHECKING:
     from rich.console import Console

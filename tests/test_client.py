@@ -5,7 +5,7 @@ import json
 import httpx
 import pytest
 
-from klaviyo_etl.client import KlaviyoClient
+from klaviyo_etl.client import KlaviyoClient, _error_detail
 from klaviyo_etl.errors import (
     ApiError,
     AuthError,
@@ -16,6 +16,7 @@ from klaviyo_etl.errors import (
     TransientError,
     Unreachable,
 )
+from klaviyo_etl.models import Page
 from klaviyo_etl.ratelimit import RateLimiter
 
 KEY = "pk_test_0123456789abcdef"
@@ -43,7 +44,7 @@ def make_client(handler, **kwargs) -> KlaviyoClient:
 async def collect(client, path="/api/metrics", params=None):
     out = []
     async with client:
-        async for page in client.pages(path, params):
+        async for page in client.pages(path, params, parse=Page.parse_json):
             out.extend(r.id for r in page.data)
     return out
 
@@ -105,7 +106,7 @@ async def test_pages_are_lazy():
         )
 
     async with make_client(handler) as client:
-        async for _page in client.pages("/api/metrics"):
+        async for _page in client.pages("/api/metrics", parse=Page.parse_json):
             break
     assert len(calls) == 1
 
@@ -208,6 +209,38 @@ async def test_error_detail_from_jsonapi_body():
 
     with pytest.raises(BadRequest, match="'foo' is not a valid field"):
         await collect(make_client(handler), params={"filter": "equals(foo,1)"})
+
+
+@pytest.mark.parametrize(
+    "error,shown",
+    [
+        ({"status": 400, "detail": "d", "title": "t", "code": "c"}, "d"),
+        ({"status": "400", "detail": None, "title": "t"}, "t"),
+        ({"status": True, "code": "c", "meta": {"x": 1}}, "c"),
+        ({"status": 400.0, "detail": ""}, ""),
+        ({}, ""),
+        # Not an error object as JSON:API writes one (what the pydantic model of one
+        # rejected): the start of the body is shown instead.
+        ({"status": 1.5, "detail": "d"}, None),
+        ({"status": [400], "detail": "d"}, None),
+        ({"detail": 5}, None),
+        ({"detail": True}, None),
+        ({"code": 1.0, "detail": "d"}, None),
+        ({"detail": ["d"]}, None),
+        ("d", None),
+        (None, None),
+    ],
+)
+def test_the_error_detail_is_the_first_error_objects_detail_title_or_code(error, shown):
+    body = json.dumps({"errors": [error]}).encode()
+    assert _error_detail(body) == (body.decode() if shown is None else shown)
+
+
+def test_a_body_that_is_no_jsonapi_error_shows_its_start():
+    assert _error_detail(b"<html>bad gateway</html>") == "<html>bad gateway</html>"
+    assert _error_detail(b'{"errors": []}') == '{"errors": []}'
+    assert _error_detail(b"[1]") == "[1]"
+    assert _error_detail(b"x" * 300) == "x" * 200
 
 
 async def test_a_spent_daily_budget_fails_fast_instead_of_waiting_hours():

@@ -15,6 +15,7 @@ from klaviyo_etl.config_file import (
     load_config,
     write_default_config,
 )
+from klaviyo_etl.config_values import default_config, sets_nothing
 from klaviyo_etl.errors import ConfigError
 from klaviyo_etl.settings import Settings
 from klaviyo_etl.sync.engine import STREAM_NAMES
@@ -277,3 +278,22 @@ def test_parse_workers_default_to_a_thread_and_the_file_may_ask_for_processes(tm
     assert {s.key: (s.value, s.source) for s in config.settings()}["sync.parse_workers"] == ("2", "file")
     with pytest.raises(ConfigError, match=r"\[sync\] parse_workers"):
         _load(tmp_path, "[sync]\nparse_workers = -1\n")
+
+
+@pytest.mark.parametrize("text", [None, "", "\n# only a comment\n"])
+def test_a_file_that_sets_nothing_gives_the_defaults_that_reading_it_would(tmp_path, text):
+    """`klaviyo-etl sync` skips reading such a file (pydantic, issue 12: start-up); what it
+    gets instead must be what `load_config` makes of it."""
+    path = tmp_path / "config.toml"
+    if text is not None:
+        path.write_text(text, encoding="utf-8")
+    assert sets_nothing(path)
+    assert default_config(path, exists=path.exists()) == load_config(path)
+
+
+@pytest.mark.parametrize("text", ["[sync]\n", '[schedule]\nevents = "1h"\n', "not toml [", "x = 1\n"])
+def test_a_file_that_sets_something_or_cannot_be_read_is_read_by_load_config(tmp_path, text):
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    assert not sets_nothing(path)
+    assert not sets_nothing(tmp_path)  # a directory: load_config says so

@@ -15,6 +15,7 @@ import json
 import os
 import re
 from contextlib import aclosing
+from functools import partial
 from types import SimpleNamespace
 
 import pytest
@@ -160,7 +161,9 @@ async def test_events_earliest(recorder: Recorder):
     stream = STREAMS["events"]
     with recorder.cassette("events_earliest") as s:
         async with s.make_client() as client:
-            earliest = await stream.earliest(SimpleNamespace(pages=client.pages))
+            earliest = await stream.earliest(
+                SimpleNamespace(pages=partial(client.pages, parse=Page.parse_json))
+            )
     check_sent(s, 1)
     params = s.sent[0].url.params
     assert dict(params) == {k: str(v) for k, v in stream.earliest_params().items()}
@@ -199,7 +202,10 @@ async def test_events_pagination_follows_next_links(recorder: Recorder, target: 
     params = window_params("events", lo, None, **{"page[size]": 5})
     pages: list[Page] = []
     with recorder.cassette("events_pages") as s:
-        async with s.make_client() as client, aclosing(client.pages("/api/events", params)) as stream:
+        async with (
+            s.make_client() as client,
+            aclosing(client.pages("/api/events", params, parse=Page.parse_json)) as stream,
+        ):
             async for page in stream:
                 pages.append(page)
                 if len(pages) == 3:
@@ -241,7 +247,9 @@ async def test_profiles_earliest(recorder: Recorder):
     stream = STREAMS["profiles"]
     with recorder.cassette("profiles_earliest") as s:
         async with s.make_client() as client:
-            earliest = await stream.earliest(SimpleNamespace(pages=client.pages))
+            earliest = await stream.earliest(
+                SimpleNamespace(pages=partial(client.pages, parse=Page.parse_json))
+            )
     check_sent(s, 1)
     params = s.sent[0].url.params
     assert dict(params) == {k: str(v) for k, v in stream.earliest_params().items()}

@@ -279,6 +279,7 @@ def _stream_figures(summary: dict, stream: str, wall: float, ideal: dict) -> dic
 SYNC_IMPORTS = (
     "klaviyo_etl.cli.sync",
     "klaviyo_etl.sync.engine",
+    "klaviyo_etl.sync.parts",  # loaded by the engine while its first request is out
     "klaviyo_etl.sync.parsing",
     "klaviyo_etl.db.rollups",
     "klaviyo_etl.progress",

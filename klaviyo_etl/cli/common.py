@@ -7,12 +7,12 @@ A leaf: it imports no command module, so `cli/__init__` can name them all withou
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 from typer._coercion import RuntimeParam, build_runtime_param
 from typer._param_types import coerce_cli_path, routes_to_path
 from typer.core import TyperArgument, TyperCommand, TyperGroup
@@ -27,6 +27,20 @@ from klaviyo_etl.settings import Settings
 _METAVARS = {str: "TEXT", int: "INTEGER", float: "NUMBER"}
 
 
+# What Rich would read as a markup tag: `[bold]`, `[/]`, `[default: x]` (after any backslashes).
+_MARKUP_TAG = re.compile(r"(\\*)(\[[a-z#/@][^[]*?])")
+
+
+def escape(markup: str) -> str:
+    """`rich.markup.escape`: text Rich prints as it is. Here, so a command that prints no help
+    (a sync) loads none of Rich (28 modules, ~0.01 s of its start: issue 12); the test
+    compares the two."""
+    markup = _MARKUP_TAG.sub(lambda match: f"{match[1]}{match[1]}\\{match[2]}", markup)
+    if markup.endswith("\\") and not markup.endswith("\\\\"):
+        return markup + "\\"
+    return markup
+
+
 def _fail(message: str, code: int) -> typer.Exit:
     typer.echo(f"Error: {message}", err=True)
     return typer.Exit(code)
@@ -38,10 +52,11 @@ class PlainValues(RuntimeParam):
 
     Typer 0.29 (pinned) checks every value that is not a flag through a pydantic TypeAdapter
     built on first use, so any command imports pydantic (~0.07 s of `report campaigns`, issue
-    12) even when every value is a default or a plain string. Here a str for a str, an int or
-    float within its bounds, and a path (through Typer's own `coerce_cli_path`) pass as Typer
-    would pass them; anything else (a number to parse, a bad value, a list, a choice) goes
-    to Typer's own coercion, built then, with its own messages. None never gets here
+    12) even when every value is a default or a plain string. Here a str for a str, strings
+    for a list of str (`sync events`), an int or float within its bounds, and a path (through
+    Typer's own `coerce_cli_path`) pass as Typer would pass them; anything else (a number to
+    parse, a bad value, another list, a choice) goes to Typer's own coercion, built then, with
+    its own messages. None never gets here
     (`RuntimeParam.coerce` answers it).
     """
 
@@ -50,6 +65,9 @@ class PlainValues(RuntimeParam):
         plain = info.parser is None and getattr(info, "click_type", None) is None
         if plain and annotation is str and type(value) is str:
             return value
+        if plain and annotation == list[str] and type(value) in (tuple, list):
+            if all(type(item) is str for item in value):
+                return list(value)  # what Typer's TypeAdapter(list[str]) makes of them
         if plain and annotation in (int, float) and type(value) is annotation and _in_bounds(value, info):
             return value
         if plain and annotation is Path and info.path_type is None and routes_to_path(annotation, info):

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from pathlib import Path
 
 import sqlite_utils
 
 from klaviyo_etl.db.migrations import migrate as apply_migrations
+from klaviyo_etl.db.private import create_private
 from klaviyo_etl.errors import DatabaseError
 
 
@@ -37,21 +37,3 @@ def open_database(path: str | Path, *, migrate: bool = True, create: bool = True
     if migrate:
         apply_migrations(db)
     return db
-
-
-def create_private(path: Path) -> None:
-    """Create `path`'s missing directories 0700 and the file itself 0600, as the database holds
-    personal data; what exists already keeps its mode (SQLite gives its -wal and -shm files
-    the database's mode)."""
-    create_private_dirs(path.parent)
-    try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    except FileExistsError:
-        pass
-
-
-def create_private_dirs(directory: Path) -> None:
-    """`mkdir -p` with mode 0700 for every directory it creates."""
-    missing = [d for d in (directory, *directory.parents) if not d.exists()]
-    for d in reversed(missing):
-        d.mkdir(mode=0o700, exist_ok=True)

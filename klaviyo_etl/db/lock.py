@@ -8,7 +8,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from klaviyo_etl.db.database import create_private_dirs
+from klaviyo_etl.db.private import create_private_dirs
 from klaviyo_etl.errors import DatabaseLocked
 
 

@@ -31,7 +31,8 @@ from klaviyo_etl.errors import KlaviyoEtlError, UsageError
 from klaviyo_etl.settings import Settings
 from klaviyo_etl.sync.engine import SyncResult, _run_async, make_client
 from klaviyo_etl.sync.names import resolve
-from klaviyo_etl.sync.run import ParserPools, Progress, SyncOptions
+from klaviyo_etl.sync.options import Progress, SyncOptions
+from klaviyo_etl.sync.run import ParserPools
 from klaviyo_etl.transport import Transport
 
 log = logging.getLogger(__name__)

@@ -9,38 +9,33 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import importlib
 import logging
 import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-import sqlite_utils
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from klaviyo_etl.client import KlaviyoClient, RequestStats
-from klaviyo_etl.db.database import open_database
 from klaviyo_etl.db.lock import database_lock
-from klaviyo_etl.db.repositories import Repository
-from klaviyo_etl.db.rollups import ensure_rollups
 from klaviyo_etl.errors import FatalError, KlaviyoEtlError
 from klaviyo_etl.ratelimit import RateLimiter
 from klaviyo_etl.settings import Settings
 from klaviyo_etl.sync.memory import tune_malloc
 from klaviyo_etl.sync.names import DEPENDS_ON, STREAM_NAMES, resolve
-from klaviyo_etl.sync.run import (
-    ParserPools,
-    Progress,
-    Stopped,
-    StreamResult,
-    StreamRun,
-    SyncOptions,
-    Writer,
-)
-from klaviyo_etl.sync.state import StreamState, record_run
+from klaviyo_etl.sync.options import Progress, StreamResult, SyncOptions
 from klaviyo_etl.sync.status import humanize_age
-from klaviyo_etl.sync.streams import Stream, build_streams
 from klaviyo_etl.timeutil import utcnow_iso
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+    from klaviyo_etl.db.repositories import Repository
+    from klaviyo_etl.sync.run import ParserPools, Writer
+    from klaviyo_etl.sync.state import StreamState
+    from klaviyo_etl.sync.streams import Stream
 
 __all__ = ["STREAM_NAMES", "Progress", "SyncOptions", "SyncResult", "StreamResult", "run_sync"]
 
@@ -92,11 +87,10 @@ async def _run_async(
 ) -> list[StreamResult]:
     """Run the streams; `open_db` opens the database (the caller closes it), called on a
     thread while the request for Klaviyo's clock is out (a fresh database's migrations take
-    about as long as that request: issue 12)."""
-    streams = build_streams()
+    about as long as that request: issue 12), after that thread loads the streams and the
+    database layer (`load_parts`)."""
     names = resolve(options.streams)
     writer: Writer | None = None
-    pools = pools or ParserPools(workers=options.parse_workers)
     results: dict[str, StreamResult] = {}
     fatal: list[Exception] = []
     local_started = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -104,12 +98,16 @@ async def _run_async(
         async with client_factory() as client:
             reading = asyncio.ensure_future(_read_server_clock(client))
             try:
-                db = await asyncio.to_thread(open_db)
+                await asyncio.sleep(0)  # let it connect before that thread's imports take the GIL
+                db = await asyncio.to_thread(_load_parts_and_open, open_db)
             except BaseException:
                 reading.cancel()
                 await asyncio.gather(reading, return_exceptions=True)
                 raise
-            writer = Writer(db)
+            parts = load_parts()  # loaded by now, on that thread
+            streams: dict[str, Stream] = parts.build_streams()
+            pools = pools or parts.ParserPools(workers=options.parse_workers)
+            writer = parts.Writer(db)
             clock_stats = await reading
             # Watermarks and windows hang off Klaviyo's time: with our clock ahead of its,
             # events dated in between would never be read.
@@ -118,11 +116,13 @@ async def _run_async(
             async def run_one(name: str) -> None:
                 stream: Stream = streams[name]
                 # Read on the writer thread, never beside one of its open transactions.
-                state = await writer.run(lambda repo: StreamState.load(repo.db, name))
+                state = await writer.run(lambda repo: parts.StreamState.load(repo.db, name))
                 full = options.full_refresh or (
                     stream.reconcilable and _due_for_reconcile(state, options, local_started)
                 )
-                run = StreamRun(name, state, client, writer, options, started, full, stop, progress, pools)
+                run = parts.StreamRun(
+                    name, state, client, writer, options, started, full, stop, progress, pools
+                )
                 if name == names[0]:
                     run.stats = clock_stats  # the clock request counts with the first stream
                 result = StreamResult(name, "ok", started_at=utcnow_iso())
@@ -130,7 +130,7 @@ async def _run_async(
                     progress.start(name)
                 try:
                     await stream.run(run)
-                except Stopped:
+                except parts.Stopped:
                     result.status, result.error = "stopped", "stopped before completion"
                 except Exception as exc:  # one stream failing must not stop the others
                     log.debug("stream %s failed", name, exc_info=True)
@@ -150,7 +150,7 @@ async def _run_async(
                     result.warnings = run.warnings
                     result.throttled, result.note = run.stats.throttled, run.note
                     result.ended_at = utcnow_iso()
-                    record_run(repo.db, run_id, result)
+                    parts.record_run(repo.db, run_id, result)
 
                 await writer.write(record)
                 results[name] = result
@@ -182,14 +182,31 @@ async def _run_async(
             if any(r.rows for r in results.values()) and not stop.is_set():
                 # Keep the report rollups current here, so the first report after a big
                 # sync answers at once instead of catching up.
-                await writer.run(lambda repo: ensure_rollups(repo.db, conversion=options.conversion_metric))
+                await writer.run(
+                    lambda repo: parts.ensure_rollups(repo.db, conversion=options.conversion_metric)
+                )
     finally:
-        pools.close()
+        if pools is not None:
+            pools.close()
         if writer is not None:
             writer.close()
     if fatal:
         raise fatal[0]
     return [results[n] for n in names if n in results]
+
+
+def load_parts() -> ModuleType:
+    """`klaviyo_etl.sync.parts`: the streams, the writer and the database layer.
+
+    Loaded by name, not imported at the top, so the clock request goes out first and these
+    imports (~0.1 s: sqlite-utils, the migrations, the parsers, every stream) run on the
+    thread that opens the database while it is out (issue 12: start-up)."""
+    return importlib.import_module("klaviyo_etl.sync.parts")
+
+
+def _load_parts_and_open(open_db: Callable[[], sqlite_utils.Database]) -> sqlite_utils.Database:
+    load_parts()
+    return open_db()
 
 
 async def _read_server_clock(client: KlaviyoClient) -> RequestStats:
@@ -248,7 +265,7 @@ def run_sync(
         opened: list[sqlite_utils.Database] = []
 
         def open_db() -> sqlite_utils.Database:
-            opened.append(open_database(settings.db_path))
+            opened.append(load_parts().open_database(settings.db_path))
             return opened[0]
 
         try:

@@ -12,58 +12,19 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import sqlite_utils
 
 from klaviyo_etl.client import KlaviyoClient, RequestStats
 from klaviyo_etl.db.repositories import Repository
+from klaviyo_etl.models import Page
+from klaviyo_etl.sync.options import Progress, SyncOptions
 from klaviyo_etl.sync.parsing import parser_pool
 from klaviyo_etl.sync.state import StreamState
 from klaviyo_etl.timeutil import utcnow_iso
 
 T = TypeVar("T")
-
-
-@dataclass
-class SyncOptions:
-    streams: list[str] | None = None  # None = all
-    full_refresh: bool = False
-    since: str | None = None  # ISO date/datetime overriding the watermark
-    reconcile: bool | None = None  # None = automatic (every reconcile_days)
-    predictive: bool = False
-    lookback_days: float = 3.0
-    reconcile_days: float = 7.0
-    safety_lag_minutes: float = 10.0
-    conversion_metric: str | None = None  # [reports] conversion_metric (None: the default rule)
-    parse_workers: int = 0  # [sync] parse_workers: processes parsing bulk loads (0: one thread)
-
-
-@dataclass
-class StreamResult:
-    stream: str
-    status: str  # ok | failed | skipped | stopped
-    rows: int = 0
-    pages: int = 0
-    requests: int = 0
-    retries: int = 0
-    throttled: int = 0
-    deleted: int = 0
-    warnings: int = 0  # values stored raw because they could not be read (see `sync_runs`)
-    error: str | None = None
-    note: str | None = None
-    started_at: str | None = None
-    ended_at: str | None = None
-
-
-class Progress(Protocol):
-    """Where a run reports as it goes (Rich bars on a terminal, log lines elsewhere)."""
-
-    def start(self, stream: str) -> None: ...
-    def advance(
-        self, stream: str, rows: int, pages: int, requests: int, covered: tuple[float, float] | None = None
-    ) -> None: ...
-    def finish(self, result: StreamResult) -> None: ...
 
 
 class ParserPools:
@@ -169,6 +130,7 @@ class StreamRun:
         return self.client.server_now()
 
     async def pages(self, path: str, params: dict[str, Any], **parsing: Any):
+        parsing.setdefault("parse", Page.parse_json)
         async for page in self.client.pages(path, params, stats=self.stats, **parsing):
             if self.stop.is_set():
                 raise Stopped()

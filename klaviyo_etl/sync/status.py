@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any
 
 from klaviyo_etl.sync.names import ALIASES, STREAM_NAMES
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 STREAM_TABLES = {name: name for name in STREAM_NAMES if name != "reports"} | {"reports": "report_values"}
 

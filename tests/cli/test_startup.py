@@ -93,6 +93,100 @@ def test_report_campaigns_imports_neither_the_sync_nor_httpx_nor_the_other_repor
     assert [name for name in unused if name in modules] == []
 
 
+# The modules loaded when a sync opens its first connection (its first request: Klaviyo's
+# clock), then the connection is refused: no server is needed to see them. The thread that
+# loads the rest while that request is out (`_load_parts_and_open`) is held until then, so
+# what it loads never races into the list.
+_FIRST_REQUEST = """
+import json, socket, sys, threading
+seen = []
+connected = threading.Event()
+
+def connect(self, address):
+    seen.append(sorted(sys.modules))
+    connected.set()
+    raise ConnectionRefusedError(111, "refused by the probe")
+
+socket.socket.connect = connect
+from klaviyo_etl.cli import main
+from klaviyo_etl.sync import engine
+if hasattr(engine, "_load_parts_and_open"):
+    load_and_open = engine._load_parts_and_open
+
+    def after_the_request(open_db):
+        connected.wait(30)
+        return load_and_open(open_db)
+
+    engine._load_parts_and_open = after_the_request
+sys.argv = ["klaviyo-etl", *json.loads(sys.argv[1])]
+try:
+    main()
+except SystemExit:
+    pass
+sys.stderr.write("\\n@modules " + json.dumps(seen[0] if seen else None))
+"""
+
+
+def modules_at_first_request(args: list[str], tmp_path, config: str | None = None) -> set[str]:
+    """The modules `klaviyo-etl ARGS` had imported when its first request went out."""
+    config_file = tmp_path / "config.toml"
+    if config is not None:
+        config_file.write_text(config)
+    env = {
+        **os.environ,
+        "KLAVIYO_ETL_CONFIG": str(config_file),
+        "KLAVIYO_API_KEY": "pk_probe",
+        "PYTHONPATH": str(Path(klaviyo_etl.__file__).parents[1]),
+    }
+    argv = ["--db", str(tmp_path / "probe.db"), "--base-url", "http://127.0.0.1:9", "--quiet", *args]
+    done = subprocess.run(
+        [sys.executable, "-c", _FIRST_REQUEST, json.dumps(argv)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    _, _, tail = done.stderr.rpartition("\n@modules ")
+    modules = json.loads(tail) if tail else None
+    assert modules, done.stdout + done.stderr  # it got as far as a request
+    return set(modules)
+
+
+# What a sync's first request (Klaviyo's clock) needs none of: the thread that opens the
+# database loads the streams and the database layer while it is out (issue 12: start-up).
+NOT_BEFORE_THE_FIRST_REQUEST = [
+    "pydantic",  # Typer's coercion of `events`, the contract, the models, an empty config
+    "typer._adapters",
+    "rich",  # the help's markup is escaped without it (cli/common.py: escape)
+    "sqlite_utils",
+    "msgspec",
+    "multiprocessing",
+    "klaviyo_etl.models",
+    "klaviyo_etl.config_file",
+    "klaviyo_etl.db.database",
+    "klaviyo_etl.db.migrations",
+    "klaviyo_etl.db.repositories",
+    "klaviyo_etl.db.rollups",
+    "klaviyo_etl.sync.run",
+    "klaviyo_etl.sync.parsing",
+    "klaviyo_etl.sync.streams",
+    "klaviyo_etl.sync.parts",
+]
+
+
+@pytest.mark.parametrize("config", [None, "", "# nothing set\n"])
+def test_a_sync_sends_its_first_request_before_loading_the_streams_the_database_or_pydantic(tmp_path, config):
+    modules = modules_at_first_request(["sync", "events", "--json"], tmp_path, config=config)
+    assert "klaviyo_etl.client" in modules  # the probe works: the client sent it
+    assert [name for name in NOT_BEFORE_THE_FIRST_REQUEST if name in modules] == []
+
+
+def test_a_config_file_that_sets_something_is_still_read_and_validated(tmp_path):
+    modules = modules_at_first_request(["sync", "events"], tmp_path, config="[sync]\nlookback_days = 1\n")
+    assert "klaviyo_etl.config_file" in modules and "pydantic" in modules
+    assert "sqlite_utils" not in modules
+
+
 def test_the_root_lists_each_command_by_the_summary_its_own_help_starts_with():
     root = typer.main.get_command(app)
     assert list(root.commands) == list(SUMMARIES)
@@ -164,3 +258,26 @@ def test_the_command_line_freezes_its_heap_before_the_interpreter_exits(tmp_path
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     frozen = int(done.stderr.rpartition("@frozen ")[2])
     assert frozen > 10_000, done.stderr  # every module's objects, not a handful
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "plain",
+        "[default: 3]",
+        "a [bold]b[/bold] [/] c",
+        "[not markup",
+        "[Upper] and [#fff] and [@click] and [/x]",
+        "\\[escaped] \\\\[twice]",
+        "ends with \\",
+        "ends with \\\\",
+        "[a][b]",
+        "",
+    ],
+)
+def test_help_text_is_escaped_as_rich_escapes_it(text):
+    from rich.markup import escape as rich_escape
+
+    from klaviyo_etl.cli.common import escape
+
+    assert escape(text) == rich_escape(text)

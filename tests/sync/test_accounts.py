@@ -11,7 +11,7 @@ import httpx
 from klaviyo_etl.settings import Settings
 from klaviyo_etl.sync.accounts import AccountResult, AccountSync, CappedTransport, exit_code, run_accounts
 from klaviyo_etl.sync.engine import SyncOptions, SyncResult
-from klaviyo_etl.sync.run import StreamResult
+from klaviyo_etl.sync.options import StreamResult
 from tests.helpers.sync import live_ids
 
 
