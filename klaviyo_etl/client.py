@@ -189,12 +189,13 @@ class KlaviyoClient:
                 if attempt > 1:
                     stats.retries += 1
                     self.stats.retries += 1
-                waited = await self.limiter.acquire(key, limit)
-                stats.waited_s += waited
+                claim = await self.limiter.acquire(key, limit)
+                stats.waited_s += claim.waited
                 stats.requests += 1
                 self.stats.requests += 1
+                answered_at = None
                 try:
-                    response, body = await self._send(method, path, params, content, headers)
+                    response, body, answered_at = await self._send(method, path, params, content, headers)
                     # Before release: the next worker must see this answer's 429, if it is one.
                     self.limiter.observe(key, response.headers, response.status_code)
                 except httpx.ConnectError as exc:
@@ -204,7 +205,8 @@ class KlaviyoClient:
                 except (httpx.TransportError, httpx.DecodingError) as exc:
                     raise TransientError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
                 finally:
-                    self.limiter.release(key)
+                    # When the answer's headers came back frees its burst slot sooner (ratelimit.py).
+                    self.limiter.release(key, claim.slot, answered_at)
                 self.answered = True
                 self._observe_clock(response.headers)
                 if response.status_code == 429:
@@ -227,8 +229,9 @@ class KlaviyoClient:
         params: Mapping[str, Any] | None,
         content: bytes | None,
         headers: Mapping[str, str] | None,
-    ) -> tuple[httpx.Response, bytes]:
-        """One request and its whole body (decoded, as `aread` gives it).
+    ) -> tuple[httpx.Response, bytes, float]:
+        """One request, its whole body (decoded, as `aread` gives it) and when its headers came
+        back (on the rate limiter's clock).
 
         The body is read from the stream rather than by `aread`, which keeps it on the
         response: a response and its stream refer to each other, so each ~1 MB page would
@@ -238,8 +241,9 @@ class KlaviyoClient:
         url: httpx.URL | str = httpx.URL(self.base_url + path) if path.startswith("/") else path
         request = self.http.build_request(method, url, params=params, content=content, headers=headers)
         response = await self.http.send(request, stream=True)
+        answered_at = self.limiter.clock()
         try:
-            return response, b"".join([part async for part in response.aiter_bytes()])
+            return response, b"".join([part async for part in response.aiter_bytes()]), answered_at
         finally:
             await response.aclose()
 

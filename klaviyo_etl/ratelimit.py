@@ -23,6 +23,12 @@ The steady window is paced by `RateLimit-Remaining`: when the requests in flight
 spend what is left, the bucket waits for `RateLimit-Reset`.
 Only when no answer states the limit does the probe last `probe_s` (issue 12: the serial
 1.5 s cost a 2.7 s first load of profiles a third of its time).
+
+A slot of the burst window is free again `margin` after its second has passed, or one
+second after its answer came back if that is sooner (issue 12): the server counted the
+request before it answered, so a request sent a second after the answer can never share a
+window with it, however long either took on the way. The margin covers only requests whose
+answer is not in yet (or was slower than the margin).
 """
 
 from __future__ import annotations
@@ -32,10 +38,19 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
+from typing import NamedTuple
 
 from klaviyo_etl.endpoints import RateLimit, contract
 
 Clock = Callable[[], float]
+
+
+class Claim(NamedTuple):
+    """A claimed slot: the seconds spent waiting for it, and its number in the bucket (what
+    `release` is told, with the time its answer came back)."""
+
+    waited: float
+    slot: int
 
 
 class Bucket:
@@ -61,6 +76,9 @@ class Bucket:
         self.confirmed = False  # an answer has stated the server's limit (see `learn`)
         self.clock = clock
         self.sent: deque[float] = deque()
+        # When the answers came back, by slot number (the slot of `sent[i]` is `dropped + i`).
+        self.answered: dict[int, float] = {}
+        self.dropped = 0
         self.paused_until = 0.0
         self.lock = asyncio.Lock()
         self.throttled_at: float | None = None  # the last 429
@@ -87,16 +105,33 @@ class Bucket:
         now = self.clock()
         while self.sent and self.sent[0] <= now - 60 - self.margin:
             self.sent.popleft()
-        waits = [self.paused_until - now]
-        burst = max(1, self.burst // 2) if self.cautious() else self.burst
+            self.answered.pop(self.dropped, None)
+            self.dropped += 1
+        waits = [self.paused_until - now, self.burst_wait(now)]
         if len(self.sent) >= self.steady:
             waits.append(self.sent[-self.steady] + 60 + self.margin - now)
-        if len(self.sent) >= burst:
-            waits.append(self.sent[-burst] + 1 + self.margin - now)
         return max(0.0, *waits)
 
-    async def acquire(self) -> float:
-        """Wait for a slot and claim it; returns the seconds spent waiting.
+    def burst_wait(self, now: float) -> float:
+        """Seconds until the burst window has a free slot (see the module docstring)."""
+        burst = max(1, self.burst // 2) if self.cautious() else self.burst
+        horizon = now - 1 - self.margin  # slots sent before it are free, answered or not
+        busy: list[float] = []  # when each slot still taken becomes free
+        i = len(self.sent) - 1
+        while i >= 0 and self.sent[i] > horizon:
+            free = self.sent[i] + 1 + self.margin
+            if (answered := self.answered.get(self.dropped + i)) is not None:
+                free = min(free, answered + 1)
+            if free > now:
+                busy.append(free)
+            i -= 1
+        if len(busy) < burst:
+            return 0.0
+        busy.sort()
+        return busy[len(busy) - burst] - now
+
+    async def acquire(self) -> Claim:
+        """Wait for a slot and claim it.
 
         Every claim must be matched by `release()` once its response (or failure) is in.
         """
@@ -115,13 +150,17 @@ class Bucket:
                     waited += self.clock() - start
                 else:
                     break
+            slot = self.dropped + len(self.sent)
             self.sent.append(self.clock())
             self.in_flight += 1
             self.idle.clear()
-        return waited
+        return Claim(waited, slot)
 
-    def release(self) -> None:
-        """A claimed request is answered (or failed): it is no longer in flight."""
+    def release(self, slot: int | None = None, answered_at: float | None = None) -> None:
+        """A claimed request is answered (or failed): it is no longer in flight. `answered_at`
+        (on this bucket's clock) is when its answer came back, None if none did."""
+        if slot is not None and answered_at is not None and slot >= self.dropped:
+            self.answered[slot] = answered_at
         self.in_flight = max(0, self.in_flight - 1)
         if not self.in_flight:
             self.idle.set()
@@ -167,12 +206,12 @@ class RateLimiter:
             self.buckets[key] = Bucket(limit, headroom=self.headroom, clock=self.clock)
         return self.buckets[key]
 
-    async def acquire(self, key: str, limit: RateLimit) -> float:
+    async def acquire(self, key: str, limit: RateLimit) -> Claim:
         return await self.bucket(key, limit).acquire()
 
-    def release(self, key: str) -> None:
+    def release(self, key: str, slot: int | None = None, answered_at: float | None = None) -> None:
         if key in self.buckets:
-            self.buckets[key].release()
+            self.buckets[key].release(slot, answered_at)
 
     def observe(self, key: str, headers: Mapping[str, str], status: int) -> None:
         """Adapt to what the server says about the remaining budget."""

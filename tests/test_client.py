@@ -419,3 +419,25 @@ async def test_a_body_is_handed_on_whole_and_not_kept_on_the_response():
         assert response.is_closed
         with pytest.raises(httpx.ResponseNotRead):
             response.content  # noqa: B018  # read from the stream, never stored on it
+
+
+async def test_each_slot_is_released_with_the_time_its_answer_came_back_and_a_failure_without():
+    """The rate limiter frees a burst slot a second after its answer (see ratelimit.py): the
+    client tells it when the headers came back, on the limiter's clock; never for a request
+    that got no answer."""
+    ticks = iter(range(1000, 2000))
+    limiter = RateLimiter(headroom=1.0, clock=lambda: float(next(ticks)))
+    calls = []
+
+    def handler(request):
+        calls.append(request)
+        if len(calls) == 2:
+            raise httpx.ReadTimeout("timed out")
+        return httpx.Response(200, json=envelope(["ok"]))
+
+    async with make_client(handler, limiter=limiter) as client:
+        await client.get("/api/metrics")
+        await client.get("/api/metrics")  # a timeout, then an answer on the retry
+    bucket = next(iter(limiter.buckets.values()))
+    assert len(bucket.sent) == 3 and sorted(bucket.answered) == [0, 2]
+    assert all(bucket.sent[slot] < at for slot, at in bucket.answered.items())

@@ -25,6 +25,40 @@ def test_bucket_allows_burst_then_waits_one_second():
     assert bucket.delay() == 0
 
 
+def test_a_burst_slot_is_free_a_second_after_its_answer_when_that_is_sooner_than_the_margin():
+    """The server counted a request before it answered: one second after the answer, no
+    window can hold both. Unanswered slots (or slow answers) keep the margin."""
+    clock = FakeClock()
+    bucket = Bucket(RateLimit(burst_per_s=3, steady_per_min=60, tier="S"), headroom=1.0, clock=clock)
+    bucket.learn(60)  # the probe is over: requests may overlap
+    claims = [asyncio.run(bucket.acquire()) for _ in range(3)]
+    assert [c.slot for c in claims] == [0, 1, 2]
+    assert bucket.delay() == pytest.approx(1.0 + bucket.margin)
+    bucket.release(claims[0].slot, clock() + 0.03)  # a fast answer
+    bucket.release(claims[1].slot, clock() + 0.5)  # slower than the margin: changes nothing
+    bucket.release(claims[2].slot, None)  # no answer (a dropped connection)
+    assert bucket.delay() == pytest.approx(1.03)
+    clock.t += 1.03
+    assert bucket.delay() == 0
+    bucket.sent.append(clock())  # the freed slot is taken again
+    assert bucket.delay() == pytest.approx(bucket.margin - 0.03)
+    clock.t += bucket.margin - 0.03
+    assert bucket.delay() == 0
+
+
+def test_the_answers_of_slots_that_left_the_steady_window_are_forgotten():
+    clock = FakeClock()
+    bucket = Bucket(RateLimit(burst_per_s=3, steady_per_min=60, tier="S"), headroom=1.0, clock=clock)
+    for _ in range(5):
+        claim = asyncio.run(bucket.acquire())
+        bucket.release(claim.slot, clock() + 0.01)
+        clock.t += 30
+    # sent at 1000, 1030, ... 1120: the first two left the window when the fifth was claimed
+    assert list(bucket.sent) == [1060, 1090, 1120] and bucket.dropped == 2
+    assert sorted(bucket.answered) == [2, 3, 4]
+    assert asyncio.run(bucket.acquire()).slot == 5 and sorted(bucket.answered) == [3, 4]
+
+
 def test_bucket_steady_window_paces_a_minute():
     clock = FakeClock()
     bucket = Bucket(RateLimit(burst_per_s=10, steady_per_min=15, tier="XS"), headroom=1.0, clock=clock)
@@ -54,6 +88,30 @@ def test_acquire_never_exceeds_burst_in_real_time():
     for i, t in enumerate(sent):
         assert sum(1 for u in sent[i:] if u < t + 1.0 - 1e-9) <= 5
     assert sent[-1] - sent[0] >= 2.0 - 1e-3  # 12 sends at 5/s need two extra seconds
+
+
+def test_acquire_with_quick_answers_never_exceeds_burst_between_answer_and_send():
+    """Workers that release each slot with its answer time: a slot is reused no sooner than
+    a second after that answer, and the run is faster than with the margin alone."""
+
+    async def go(answer_s: float) -> tuple[list[float], list[float]]:
+        limiter = RateLimiter(headroom=1.0)
+        limit = RateLimit(burst_per_s=5, steady_per_min=600, tier="M")
+        answers: list[float] = []
+
+        async def one() -> None:
+            claim = await limiter.acquire("k", limit)
+            await asyncio.sleep(answer_s)
+            answers.append(limiter.clock())
+            limiter.release("k", claim.slot, answers[-1])
+
+        await asyncio.gather(*(one() for _ in range(11)))
+        return list(limiter.buckets["k"].sent), answers
+
+    sent, answers = asyncio.run(go(0.02))
+    for i in range(5, 11):  # the i-th send reuses the slot of the (i-5)-th
+        assert sent[i] >= min(sent[i - 5] + 1.0 + Bucket.margin, answers[i - 5] + 1.0) - 1e-3
+    assert sent[-1] - sent[0] < 2 * (1.0 + Bucket.margin) - 0.1
 
 
 def test_observe_retry_after_and_exhausted_budget_pause_the_bucket():

@@ -11,6 +11,7 @@ import asyncio
 import datetime as dt
 import importlib
 import logging
+import os
 import threading
 import uuid
 from collections.abc import Callable
@@ -94,41 +95,71 @@ async def _run_async(
     results: dict[str, StreamResult] = {}
     fatal: list[Exception] = []
     local_started = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    fresh = not os.path.exists(settings.db_path)
     try:
         async with client_factory() as client:
-            reading = asyncio.ensure_future(_read_server_clock(client))
+
+            async def read_clock() -> tuple[RequestStats, dt.datetime]:
+                stats = await _read_server_clock(client)
+                # Watermarks and windows hang off Klaviyo's time: with our clock ahead of its,
+                # events dated in between would never be read.
+                return stats, client.server_now().replace(microsecond=0)
+
+            def full_scan(stream: Stream, state: StreamState) -> bool:
+                return options.full_refresh or (
+                    stream.reconcilable and _due_for_reconcile(state, options, local_started)
+                )
+
+            def before_clock(name: str, state: StreamState) -> tuple[RequestStats, asyncio.Future]:
+                """The stream's requests that need no clock, sent while it is being read."""
+                stream, stats = streams[name], RequestStats()
+                early = stream.before_clock(client, state, options, full_scan(stream, state), stats)
+                return stats, asyncio.ensure_future(early)
+
+            reading = asyncio.ensure_future(read_clock())
+            ahead: dict[str, tuple[RequestStats, asyncio.Future]] = {}
             try:
                 await asyncio.sleep(0)  # let it connect before that thread's imports take the GIL
-                db = await asyncio.to_thread(_load_parts_and_open, open_db)
+                parts = await asyncio.to_thread(load_parts)
+                streams: dict[str, Stream] = parts.build_streams()
+                # A database not created yet holds no state: those requests go out at once rather
+                # than after its migrations (issue 12: a first load's earliest-row request).
+                ahead = {
+                    n: before_clock(n, parts.StreamState(n)) for n in names if fresh and not DEPENDS_ON.get(n)
+                }
+                db = await asyncio.to_thread(open_db)
             except BaseException:
-                reading.cancel()
-                await asyncio.gather(reading, return_exceptions=True)
+                for task in [reading, *(task for _, task in ahead.values())]:
+                    task.cancel()
+                await asyncio.gather(reading, *(task for _, task in ahead.values()), return_exceptions=True)
                 raise
-            parts = load_parts()  # loaded by now, on that thread
-            streams: dict[str, Stream] = parts.build_streams()
             pools = pools or parts.ParserPools(workers=options.parse_workers)
             writer = parts.Writer(db)
-            clock_stats = await reading
-            # Watermarks and windows hang off Klaviyo's time: with our clock ahead of its,
-            # events dated in between would never be read.
-            started = client.server_now().replace(microsecond=0)
 
             async def run_one(name: str) -> None:
                 stream: Stream = streams[name]
                 # Read on the writer thread, never beside one of its open transactions.
                 state = await writer.run(lambda repo: parts.StreamState.load(repo.db, name))
-                full = options.full_refresh or (
-                    stream.reconcilable and _due_for_reconcile(state, options, local_started)
-                )
+                full = full_scan(stream, state)
+                stats, early_requests = ahead.pop(name, None) or before_clock(name, state)
+                early: Exception | None = None
+                try:
+                    await early_requests
+                except Exception as exc:  # the stream fails with it below, as if `run` had
+                    early = exc
+                clock_stats, started = await reading
                 run = parts.StreamRun(
                     name, state, client, writer, options, started, full, stop, progress, pools
                 )
+                run.stats = stats
                 if name == names[0]:
-                    run.stats = clock_stats  # the clock request counts with the first stream
+                    _count_with(stats, clock_stats)  # the clock request counts with the first stream
                 result = StreamResult(name, "ok", started_at=utcnow_iso())
                 if progress:
                     progress.start(name)
                 try:
+                    if early is not None:
+                        raise early
                     await stream.run(run)
                 except parts.Stopped:
                     result.status, result.error = "stopped", "stopped before completion"
@@ -204,9 +235,11 @@ def load_parts() -> ModuleType:
     return importlib.import_module("klaviyo_etl.sync.parts")
 
 
-def _load_parts_and_open(open_db: Callable[[], sqlite_utils.Database]) -> sqlite_utils.Database:
-    load_parts()
-    return open_db()
+def _count_with(stats: RequestStats, other: RequestStats) -> None:
+    stats.requests += other.requests
+    stats.retries += other.retries
+    stats.throttled += other.throttled
+    stats.waited_s += other.waited_s
 
 
 async def _read_server_clock(client: KlaviyoClient) -> RequestStats:

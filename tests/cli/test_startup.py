@@ -95,7 +95,7 @@ def test_report_campaigns_imports_neither_the_sync_nor_httpx_nor_the_other_repor
 
 # The modules loaded when a sync opens its first connection (its first request: Klaviyo's
 # clock), then the connection is refused: no server is needed to see them. The thread that
-# loads the rest while that request is out (`_load_parts_and_open`) is held until then, so
+# loads the rest while that request is out (`load_parts`) is held until then, so
 # what it loads never races into the list.
 _FIRST_REQUEST = """
 import json, socket, sys, threading
@@ -110,14 +110,15 @@ def connect(self, address):
 socket.socket.connect = connect
 from klaviyo_etl.cli import main
 from klaviyo_etl.sync import engine
-if hasattr(engine, "_load_parts_and_open"):
-    load_and_open = engine._load_parts_and_open
+load_parts = engine.load_parts
 
-    def after_the_request(open_db):
-        connected.wait(30)
-        return load_and_open(open_db)
 
-    engine._load_parts_and_open = after_the_request
+def after_the_request():
+    connected.wait(30)
+    return load_parts()
+
+
+engine.load_parts = after_the_request
 sys.argv = ["klaviyo-etl", *json.loads(sys.argv[1])]
 try:
     main()

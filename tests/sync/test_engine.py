@@ -9,6 +9,7 @@ import logging
 import threading
 
 import httpx
+import pytest
 
 from klaviyo_etl.db import open_database
 from klaviyo_etl.sync.engine import SyncOptions, run_sync
@@ -353,3 +354,43 @@ def test_under_faults_and_limits_cut_twentyfold_nothing_is_lost_or_sent_early(sa
         stats = sb.server.stats.snapshot()
         assert stats["throttled"] > 0 and stats["faults"] > 0
         assert stats["early"] == 0, stats
+
+
+@pytest.mark.parametrize("database", ["new", "created without this stream's state"])
+def test_a_first_loads_earliest_request_goes_out_while_klaviyos_clock_is_being_read(
+    sandbox, tmp_path, database
+):
+    """The request for the oldest row needs no clock: it does not wait for the clock's answer
+    (issue 12: one round trip at the start of every first load), nor, on a new database, for
+    its migrations. Windows still hang off the clock, and every row arrives."""
+    server, data, config = sandbox
+    db_path = tmp_path / "k.db"
+    if database != "new":
+        open_database(db_path).close()
+    settings = settings_for(server, config, db_path)
+    earliest_sent = asyncio.Event()
+    seen: list[str] = []
+
+    async def before(request: httpx.Request) -> None:
+        if request.url.path == "/api/metrics" and "clock" not in seen:
+            seen.append("clock")
+            # The clock's answer is held back until the earliest request has gone out.
+            try:
+                await asyncio.wait_for(earliest_sent.wait(), timeout=3)
+            except TimeoutError:
+                seen.append("clock answered first")
+        elif request.url.path == "/api/events" and request.url.params.get("page[size]") == "1":
+            seen.append("earliest")
+            earliest_sent.set()
+
+    result = run_sync(
+        settings,
+        SyncOptions(streams=["events"]),
+        client_factory=client_through(settings, Seam(before=before)),
+    )
+    assert result.ok, [(s.stream, s.error) for s in result.streams]
+    assert sorted(seen) == ["clock", "earliest"]
+    assert live_ids(db_path, "events") == data.ids("event")
+    # The clock and the earliest request count with the stream, as before.
+    runs = list(open_database(db_path)["sync_runs"].rows_where("run_id = ?", [result.run_id]))
+    assert runs[0]["requests"] == result.streams[0].requests >= 3

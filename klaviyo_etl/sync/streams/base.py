@@ -19,7 +19,9 @@ from klaviyo_etl.models import Resource
 from klaviyo_etl.timeutil import parse_time
 
 if TYPE_CHECKING:
-    from klaviyo_etl.sync.run import StreamRun
+    from klaviyo_etl.client import KlaviyoClient, RequestStats
+    from klaviyo_etl.sync.run import StreamRun, SyncOptions
+    from klaviyo_etl.sync.state import StreamState
 
 
 def page_params(endpoint: Endpoint, **params: Any) -> dict[str, Any]:
@@ -71,6 +73,17 @@ class Stream:
     name: str
     table: str | None = None  # what reconciliation checks for deletions
     reconcilable = False
+
+    async def before_clock(
+        self,
+        client: KlaviyoClient,
+        state: StreamState,
+        options: SyncOptions,
+        full_scan: bool,
+        stats: RequestStats,
+    ) -> None:
+        """Requests that need no clock, sent while Klaviyo's is being read (issue 12); `run`
+        follows with what they found. None by default."""
 
     async def run(self, run: StreamRun) -> None:  # pragma: no cover - interface
         raise NotImplementedError

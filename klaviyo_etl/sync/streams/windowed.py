@@ -19,11 +19,13 @@ import asyncio
 import contextlib
 import datetime as dt
 import functools
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from klaviyo_etl.db.rollups import build_beside
 from klaviyo_etl.endpoints import contract
+from klaviyo_etl.models import Page
 from klaviyo_etl.sync.concurrency import gather_or_cancel
 from klaviyo_etl.sync.filters import fmt_time, time_range
 from klaviyo_etl.sync.parsing import parse_rows
@@ -31,8 +33,10 @@ from klaviyo_etl.sync.streams.base import Stream, page_params
 from klaviyo_etl.timeutil import parse_time
 
 if TYPE_CHECKING:
+    from klaviyo_etl.client import KlaviyoClient, RequestStats
     from klaviyo_etl.db.repositories import Repository
-    from klaviyo_etl.sync.run import StreamRun
+    from klaviyo_etl.sync.run import StreamRun, SyncOptions
+    from klaviyo_etl.sync.state import StreamState
 
 
 @dataclass
@@ -120,6 +124,15 @@ def windows_covered(windows: list[Window]) -> tuple[float, float]:
     return done, total
 
 
+async def first_value(pages: AsyncIterator[Any], field: str) -> dt.datetime | None:
+    """`field` of the first row of the first page (None if there is none)."""
+    async with contextlib.aclosing(pages) as pages:
+        async for page in pages:
+            values = [r.attributes.get(field) for r in page.data]
+            return parse_time(values[0]) if values and values[0] else None
+    return None
+
+
 def iso_mark(value: dt.datetime) -> str:
     """A watermark as stored: ISO 8601 in UTC to the second, with `+00:00`."""
     return fmt_time(value).replace("Z", "+00:00")
@@ -159,6 +172,8 @@ class WindowedStream(Stream):
         self.min_window = min_window
         self.lookback = lookback
         self.reconcilable = reconcilable
+        # The oldest row's time, when `before_clock` read it (a list: [None] is "no rows").
+        self.first: list[dt.datetime | None] = []
 
     def extra_params(self, predictive: bool) -> dict[str, Any]:
         """Parameters besides the window's (profiles add fields here)."""
@@ -181,10 +196,24 @@ class WindowedStream(Stream):
         return params
 
     async def earliest(self, run: StreamRun) -> dt.datetime | None:
-        async for page in run.pages(self.endpoint.path, self.earliest_params()):
-            values = [r.attributes.get(self.field) for r in page.data]
-            return parse_time(values[0]) if values and values[0] else None
-        return None
+        if self.first:  # read while Klaviyo's clock was (`before_clock`)
+            return self.first[0]
+        return await first_value(run.pages(self.endpoint.path, self.earliest_params()), self.field)
+
+    async def before_clock(
+        self,
+        client: KlaviyoClient,
+        state: StreamState,
+        options: SyncOptions,
+        full_scan: bool,
+        stats: RequestStats,
+    ) -> None:
+        """A first load (or a full scan) starts at the oldest row: its request needs no clock,
+        so it goes out beside the clock's request rather than after it (issue 12)."""
+        if not options.since and (not state.watermark or full_scan):
+            params = self.earliest_params()
+            pages = client.pages(self.endpoint.path, params, stats=stats, parse=Page.parse_json)
+            self.first = [await first_value(pages, self.field)]
 
     def plan(self, lo: dt.datetime, hi: dt.datetime) -> list[Window]:
         return plan_windows(
