@@ -742,16 +742,20 @@ def _recompute_whole(db: sqlite_utils.Database, kind: str, only: str) -> None:
            PRIMARY KEY (entity_id, role, profile_id, day)) WITHOUT ROWID"""
     )
     key = "message_id" if kind == "message" else "form_id"
-    db.execute(
-        f"""INSERT INTO temp._pd
-            SELECT e.{key}, r.role, max(r.channel), max(e.flow_id), coalesce(e.profile_id, ''),
-                   substr(e.datetime, 1, 10), count(*), total(e.value)
-            FROM events e JOIN temp._roles r ON r.metric_id = e.metric_id AND r.kind = ?
-            WHERE e.{key} {only} AND e.deleted_at IS NULL AND e.datetime IS NOT NULL
-            GROUP BY e.{key}, r.role, coalesce(e.profile_id, ''), substr(e.datetime, 1, 10)""",
-        [kind],
-    )
-    if kind == "message":
+    # A kind without roles (no metric of it synced, as `sync events` alone leaves it) skips
+    # its join: it reads every event with the key and matches none (~0.07 s at 200,000).
+    with_roles = {k for (k,) in db.execute("SELECT DISTINCT kind FROM temp._roles")}
+    if kind in with_roles:
+        db.execute(
+            f"""INSERT INTO temp._pd
+                SELECT e.{key}, r.role, max(r.channel), max(e.flow_id), coalesce(e.profile_id, ''),
+                       substr(e.datetime, 1, 10), count(*), total(e.value)
+                FROM events e JOIN temp._roles r ON r.metric_id = e.metric_id AND r.kind = ?
+                WHERE e.{key} {only} AND e.deleted_at IS NULL AND e.datetime IS NOT NULL
+                GROUP BY e.{key}, r.role, coalesce(e.profile_id, ''), substr(e.datetime, 1, 10)""",
+            [kind],
+        )
+    if kind == "message" and "conversion" in with_roles:
         # Conversions: events of the conversion metric credited to the message.
         db.execute(
             f"""INSERT INTO temp._pd
