@@ -207,3 +207,33 @@ def test_row_values_take_the_union_of_the_columns_and_fill_none():
     columns, values = row_values(rows)
     assert columns == ("id", "email_consent", "predicted_clv")
     assert list(values) == [("a", "SUBSCRIBED", None), ("b", None, 3.5), ("c", None, None)]
+
+
+def indexes_of(db, table: str) -> set[str]:
+    return {
+        name
+        for (name,) in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL",
+            [table],
+        )
+    }
+
+
+@pytest.mark.parametrize(
+    ("table", "kept"), [("events", "idx_events_datetime"), ("profiles", "idx_profiles_updated")]
+)
+def test_a_bulk_load_keeps_the_index_on_the_column_its_pages_arrive_in_order_of(tmp_path, table, kept):
+    db = open_database(tmp_path / "t.db")
+    repo = Repository(db)
+    before = indexes_of(db, table)
+    with db.atomic():
+        deferred = repo.defer_indexes(table)
+    during = indexes_of(db, table)
+    assert kept in during and deferred == len(before - during) >= 2
+    assert all(
+        "IS NOT NULL" in db.execute("SELECT sql FROM sqlite_master WHERE name = ?", [n]).fetchone()[0]
+        for n in during - {kept}
+    )
+    with db.atomic():
+        assert repo.restore_indexes(table) == deferred
+    assert indexes_of(db, table) == before

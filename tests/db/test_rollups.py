@@ -283,3 +283,19 @@ def test_a_report_during_a_long_write_uses_the_rollups_as_they_are(tiny_db_path,
     assert {r["campaign_id"]: r["delivered"] for r in after.rows}["C1"] == 5  # p6 now counted
     writer.close()
     reader.close()
+
+
+def test_a_rebuild_without_the_metrics_synced_joins_no_event_with_their_roles(db):
+    # As `sync events` alone leaves a database: events with messages and forms, no metrics.
+    db.execute("DELETE FROM metrics")
+    assert db.execute("SELECT count(message_id), count(form_id) FROM events").fetchone() > (0, 0)
+    statements: list[str] = []
+    db.conn.set_trace_callback(statements.append)
+    try:
+        stats = refresh_rollups(db, None)
+    finally:
+        db.conn.set_trace_callback(None)
+    assert (stats.mode, stats.messages, stats.forms) == ("full", 0, 0)
+    assert not [s for s in statements if "JOIN temp._roles" in s]
+    assert not db.execute("SELECT 1 FROM rollup_entity_days").fetchall()
+    assert db.execute("SELECT count(*) FROM rollup_metric_hours").fetchone()[0] > 0  # by metric id

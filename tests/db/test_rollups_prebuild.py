@@ -11,9 +11,18 @@ from contextlib import closing
 import pytest
 import sqlite_utils
 
+from klaviyo_etl import conventions as kc
 from klaviyo_etl.db import open_database, rollups
 from klaviyo_etl.db.repositories import Repository
-from klaviyo_etl.db.rollups import PREBUILT_KEY, ROLLUP_TABLES, build_beside, ensure_rollups, refresh_rollups
+from klaviyo_etl.db.rollups import (
+    ENTITY_TABLES,
+    PREBUILT_KEY,
+    ROLLUP_TABLES,
+    build_beside,
+    ensure_rollups,
+    refresh_rollups,
+)
+from klaviyo_etl.errors import ConfigError
 from tests.helpers.sync import sync_ok
 
 STAMP = "2026-01-01T00:00:00+00:00"
@@ -51,7 +60,7 @@ def copy_of(source, tmp_path, name):
     return open_database(tmp_path / name)
 
 
-def the_old_way(source) -> dict[str, list[tuple]]:
+def the_old_way(source, conversion=None) -> dict[str, list[tuple]]:
     """A full rebuild on one connection, pass after pass: a copy in memory has no file for a
     second connection to open, so neither `build_beside` nor the rebuild's reader runs."""
     conn = sqlite3.connect(":memory:", isolation_level=None)
@@ -59,7 +68,7 @@ def the_old_way(source) -> dict[str, list[tuple]]:
         disk.backup(conn)
     db = sqlite_utils.Database(conn)
     db.execute("DELETE FROM rollup_state")
-    assert refresh_rollups(db, None).mode == "full"
+    assert refresh_rollups(db, None, conversion=conversion).mode == "full"
     out = snapshot(db)
     db.close()
     return out
@@ -103,20 +112,77 @@ def prebuilt_tables(db) -> list[str]:
     return json.loads(state[PREBUILT_KEY])["tables"]
 
 
-def test_the_rebuild_after_a_prebuild_reads_neither_the_hours_nor_the_active_profiles_again(
-    synced, tmp_path, monkeypatch
-):
+def test_the_rebuild_after_a_prebuild_reads_the_events_no_more(synced, tmp_path, monkeypatch):
     old = the_old_way(synced)
     db = as_a_first_load_ends(synced, tmp_path)
-    assert prebuilt_tables(db) == ["rollup_metric_hours", "rollup_activity_days"]
+    assert prebuilt_tables(db) == ["rollup_metric_hours", "rollup_activity_days", *ENTITY_TABLES]
 
     def not_again(*args):
         raise AssertionError("passed over the events again")
 
     monkeypatch.setattr(rollups, "_metric_hours", not_again)
     monkeypatch.setattr(rollups, "_rebuild_activity_full", not_again)
-    assert ensure_rollups(db).mode == "full"
+    monkeypatch.setattr(rollups, "_rebuild_entities", not_again)
+    monkeypatch.setattr(rollups, "_rebuild_channels", not_again)
+    stats = ensure_rollups(db)
+    assert (stats.mode, stats.messages, stats.forms) == ("full", *counts_of(old))
     assert snapshot(db) == old
+    db.close()
+
+
+def test_message_and_form_rollups_whose_sorts_spill_to_files_are_the_same_floats(synced, tmp_path):
+    old = the_old_way(synced)
+    db = copy_of(synced, tmp_path, "spill.db")
+    db.execute("PRAGMA cache_size = -40")  # the sorter's least: every GROUP BY spills
+    for table in ROLLUP_TABLES:
+        db.execute(f"DELETE FROM {table}")
+    db.execute("DELETE FROM rollup_state")
+    repo = Repository(db)
+    with db.atomic():
+        repo.defer_indexes("events")
+    with db.atomic():
+        build_beside(db, lambda: repo.restore_indexes("events"))
+    assert set(ENTITY_TABLES) <= set(prebuilt_tables(db))
+    assert {t: v for t, v in snapshot(db).items() if t in ENTITY_TABLES} == {t: old[t] for t in ENTITY_TABLES}
+    db.close()
+
+
+def counts_of(rollup: dict[str, list[tuple]]) -> tuple[int, int]:
+    """The messages and forms a rebuild reports, from its `rollup_entities` rows."""
+    kinds = [row[0] for row in rollup["rollup_entities"]]
+    return kinds.count("message"), kinds.count("form")
+
+
+def test_message_and_form_rollups_prebuilt_for_another_conversion_metric_are_built_again(
+    synced, tmp_path, monkeypatch
+):
+    with closing(sqlite3.connect(synced)) as disk:
+        other = disk.execute(
+            "SELECT name FROM metrics WHERE name != ? ORDER BY name LIMIT 1", [kc.PLACED_ORDER]
+        ).fetchone()[0]
+    old = the_old_way(synced, conversion=other)
+    assert old != the_old_way(synced)  # the setting changes the conversions counted
+    db = as_a_first_load_ends(synced, tmp_path)  # the default rule, as the stream's end knows it
+    assert ensure_rollups(db, conversion=other).mode == "full"
+    assert snapshot(db) == old
+    db.close()
+
+
+def test_a_conversion_setting_matching_no_metric_prebuilds_the_hours_and_fails_in_the_refresh(
+    synced, tmp_path
+):
+    db = copy_of(synced, tmp_path, "typo.db")
+    for table in ROLLUP_TABLES:
+        db.execute(f"DELETE FROM {table}")
+    db.execute("DELETE FROM rollup_state")
+    repo = Repository(db)
+    with db.atomic():
+        repo.defer_indexes("events")
+    with db.atomic():
+        build_beside(db, lambda: repo.restore_indexes("events"), conversion="No Such Metric")
+    assert prebuilt_tables(db) == ["rollup_metric_hours", "rollup_activity_days"]
+    with pytest.raises(ConfigError, match="No Such Metric"):
+        ensure_rollups(db, conversion="No Such Metric")
     db.close()
 
 
@@ -124,7 +190,7 @@ def test_past_the_profiles_a_prebuild_follows_only_the_hours_are_prebuilt(synced
     old = the_old_way(synced)
     monkeypatch.setattr(rollups, "PREBUILD_MAX_PROFILES", 3)
     db = as_a_first_load_ends(synced, tmp_path)
-    assert prebuilt_tables(db) == ["rollup_metric_hours"]
+    assert prebuilt_tables(db) == ["rollup_metric_hours", *ENTITY_TABLES]
     assert ensure_rollups(db).mode == "full"
     assert snapshot(db) == old
     db.close()
