@@ -246,3 +246,24 @@ def test_a_first_load_ends_with_the_rollups_a_full_rebuild_gives(sandbox_factory
     db.close()
     assert after_sync["rollup_metric_hours"] and after_sync["rollup_entity_days"]
     assert after_sync == the_old_way(path)
+
+
+def test_a_first_load_prebuilds_the_message_rollups_for_the_configured_conversion_metric(
+    sandbox_factory, tmp_path, monkeypatch
+):
+    """The stream's end builds them for `[reports] conversion_metric`, so the refresh after
+    the sync keeps them instead of building them a second time."""
+    builds = []
+    rebuild = rollups._rebuild_entity_tables
+    monkeypatch.setattr(rollups, "_rebuild_entity_tables", lambda db: builds.append(1) or rebuild(db))
+    with sandbox_factory("small") as sb:
+        sync_ok(sb.server, sb.config, tmp_path / "metrics.db", streams=["metrics"])
+        with closing(sqlite3.connect(tmp_path / "metrics.db")) as disk:
+            other = disk.execute(
+                "SELECT name FROM metrics WHERE name != ? ORDER BY name LIMIT 1", [kc.PLACED_ORDER]
+            ).fetchone()[0]
+        builds.clear()
+        sync_ok(
+            sb.server, sb.config, tmp_path / "both.db", streams=["metrics", "events"], conversion_metric=other
+        )
+    assert len(builds) == 1

@@ -268,7 +268,11 @@ class WindowedStream(Stream):
             if bulk and self.prebuilds_rollups:
                 # The events' indexes build while another connection reads the rollups'
                 # largest passes from the rows just loaded (see `build_beside`).
-                build_beside(repo.db, lambda: repo.restore_indexes(self.table))
+                build_beside(
+                    repo.db,
+                    lambda: repo.restore_indexes(self.table),
+                    conversion=run.options.conversion_metric,
+                )
             else:
                 repo.restore_indexes(self.table)
 
