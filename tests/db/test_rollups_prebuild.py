@@ -74,11 +74,13 @@ def the_old_way(source, conversion=None) -> dict[str, list[tuple]]:
     return out
 
 
-def as_a_first_load_ends(source, tmp_path, change=None):
+def as_a_first_load_ends(source, tmp_path, change=None, conversion=None, cache_kib=None):
     """A copy as the events stream's end finds it (no rollups yet, the events' indexes
     deferred), taken through `build_beside` as the stream's finish does; `change` runs in
     the same transaction first, like a reconciliation flagging rows deleted."""
     db = copy_of(source, tmp_path, "new.db")
+    if cache_kib is not None:
+        db.execute(f"PRAGMA cache_size = -{cache_kib}")
     for table in ROLLUP_TABLES:
         db.execute(f"DELETE FROM {table}")
     db.execute("DELETE FROM rollup_state")
@@ -88,7 +90,7 @@ def as_a_first_load_ends(source, tmp_path, change=None):
     with db.atomic():
         if change:
             change(db)
-        assert build_beside(db, lambda: repo.restore_indexes("events")) >= 2
+        assert build_beside(db, lambda: repo.restore_indexes("events"), conversion=conversion) >= 2
     return db
 
 
@@ -132,16 +134,7 @@ def test_the_rebuild_after_a_prebuild_reads_the_events_no_more(synced, tmp_path,
 
 def test_message_and_form_rollups_whose_sorts_spill_to_files_are_the_same_floats(synced, tmp_path):
     old = the_old_way(synced)
-    db = copy_of(synced, tmp_path, "spill.db")
-    db.execute("PRAGMA cache_size = -40")  # the sorter's least: every GROUP BY spills
-    for table in ROLLUP_TABLES:
-        db.execute(f"DELETE FROM {table}")
-    db.execute("DELETE FROM rollup_state")
-    repo = Repository(db)
-    with db.atomic():
-        repo.defer_indexes("events")
-    with db.atomic():
-        build_beside(db, lambda: repo.restore_indexes("events"))
+    db = as_a_first_load_ends(synced, tmp_path, cache_kib=40)  # the sorter's least: every GROUP BY spills
     assert set(ENTITY_TABLES) <= set(prebuilt_tables(db))
     assert {t: v for t, v in snapshot(db).items() if t in ENTITY_TABLES} == {t: old[t] for t in ENTITY_TABLES}
     db.close()
@@ -171,15 +164,7 @@ def test_message_and_form_rollups_prebuilt_for_another_conversion_metric_are_bui
 def test_a_conversion_setting_matching_no_metric_prebuilds_the_hours_and_fails_in_the_refresh(
     synced, tmp_path
 ):
-    db = copy_of(synced, tmp_path, "typo.db")
-    for table in ROLLUP_TABLES:
-        db.execute(f"DELETE FROM {table}")
-    db.execute("DELETE FROM rollup_state")
-    repo = Repository(db)
-    with db.atomic():
-        repo.defer_indexes("events")
-    with db.atomic():
-        build_beside(db, lambda: repo.restore_indexes("events"), conversion="No Such Metric")
+    db = as_a_first_load_ends(synced, tmp_path, conversion="No Such Metric")
     assert prebuilt_tables(db) == ["rollup_metric_hours", "rollup_activity_days"]
     with pytest.raises(ConfigError, match="No Such Metric"):
         ensure_rollups(db, conversion="No Such Metric")
