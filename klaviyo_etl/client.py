@@ -62,6 +62,13 @@ class RequestStats:
     throttled: int = 0
     waited_s: float = 0.0
 
+    def add(self, other: RequestStats) -> None:
+        """Count `other`'s requests with these (the clock request counts with the first stream)."""
+        self.requests += other.requests
+        self.retries += other.retries
+        self.throttled += other.throttled
+        self.waited_s += other.waited_s
+
 
 class _RateLimitWait:
     """tenacity wait: honour Retry-After on 429s, exponential jitter otherwise."""

@@ -153,7 +153,7 @@ async def _run_async(
                 )
                 run.stats = stats
                 if name == names[0]:
-                    _count_with(stats, clock_stats)  # the clock request counts with the first stream
+                    stats.add(clock_stats)  # the clock request counts with the first stream
                 result = StreamResult(name, "ok", started_at=utcnow_iso())
                 if progress:
                     progress.start(name)
@@ -233,13 +233,6 @@ def load_parts() -> ModuleType:
     imports (~0.1 s: sqlite-utils, the migrations, the parsers, every stream) run on the
     thread that opens the database while it is out (issue 12: start-up)."""
     return importlib.import_module("klaviyo_etl.sync.parts")
-
-
-def _count_with(stats: RequestStats, other: RequestStats) -> None:
-    stats.requests += other.requests
-    stats.retries += other.retries
-    stats.throttled += other.throttled
-    stats.waited_s += other.waited_s
 
 
 async def _read_server_clock(client: KlaviyoClient) -> RequestStats:
