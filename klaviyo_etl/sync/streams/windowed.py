@@ -124,6 +124,12 @@ def windows_covered(windows: list[Window]) -> tuple[float, float]:
     return done, total
 
 
+def starts_at_first_row(since: str | None, watermark: str | None, full_scan: bool) -> bool:
+    """Whether a run reads from the oldest row: no `--since`, and no mark to resume from or a
+    full scan (`run` plans its windows from there; `before_clock` asks for that row early)."""
+    return not since and (not watermark or full_scan)
+
+
 async def first_value(pages: AsyncIterator[Any], field: str) -> dt.datetime | None:
     """`field` of the first row of the first page (None if there is none)."""
     async with contextlib.aclosing(pages) as pages:
@@ -210,7 +216,7 @@ class WindowedStream(Stream):
     ) -> None:
         """A first load (or a full scan) starts at the oldest row: its request needs no clock,
         so it goes out beside the clock's request rather than after it (issue 12)."""
-        if not options.since and (not state.watermark or full_scan):
+        if starts_at_first_row(options.since, state.watermark, full_scan):
             params = self.earliest_params()
             pages = client.pages(self.endpoint.path, params, stats=stats, parse=Page.parse_json)
             self.first = [await first_value(pages, self.field)]
@@ -232,14 +238,14 @@ class WindowedStream(Stream):
         stored = min(parse_time(state.watermark), run.started) if state.watermark else None
         resume = stored - run.lookback if stored is not None and self.lookback else stored
         lo: dt.datetime | None
-        if run.since:
+        if starts_at_first_row(run.since, state.watermark, run.full_scan):
+            lo = await self.earliest(run)
+        elif run.since:
             # A `--since` later than the stored mark would skip the rows in between (the
             # watermark moves on at the end): read from the earlier of the two.
             lo = min(parse_time(run.since), resume) if resume is not None else parse_time(run.since)
-        elif resume is not None and not run.full_scan:
-            lo = resume
         else:
-            lo = await self.earliest(run)
+            lo = resume
         scan_started = run.now_iso()
         scan_started_server = run.server_now()
         # Bulk mode: a first load into an empty table goes in without secondary indexes
