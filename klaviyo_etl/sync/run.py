@@ -49,6 +49,10 @@ class ParserPools:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
 
+class WriteAbandoned(Exception):
+    """A write queued after one of its stream's writes failed, not attempted."""
+
+
 class Stopped(Exception):
     """The stop event was set; the run ends after the page being written commits."""
 
@@ -65,8 +69,12 @@ class Writer:
         with self.db.atomic():
             return fn(self.repo)
 
+    def submit(self, fn: Callable[[Repository], Any]) -> asyncio.Future:
+        """Queue `fn` for its own transaction (writes run in the order they were queued)."""
+        return asyncio.get_running_loop().run_in_executor(self.pool, self._transaction, fn)
+
     async def write(self, fn: Callable[[Repository], Any]) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self.pool, self._transaction, fn)
+        return await self.submit(fn)
 
     async def run(self, fn: Callable[[Repository], T]) -> T:
         """Run `fn` on the writer thread, managing its own transactions (or reading)."""
@@ -104,6 +112,7 @@ class StreamRun:
     # (seconds of the time range read, seconds in it) for a stream that knows its range
     # (the windowed ones): the progress shows percent done and an ETA from it.
     covered: tuple[float, float] | None = None
+    write_failed: bool = False
 
     @property
     def since(self) -> str | None:
@@ -145,6 +154,54 @@ class StreamRun:
         """Read through a repository method, on the writer thread (never beside a write)."""
         return await self.writer.run(fn)
 
+    def queue(
+        self,
+        fn: Callable[[Repository], Any],
+        rows: int | None = None,
+        *,
+        warnings: int = 0,
+        **state_columns: Any,
+    ) -> asyncio.Future:
+        """Queue one page's write with the stream's state as of now, in one transaction, and
+        count it; the caller may fetch its next page while this one is written.
+
+        rows=None marks bookkeeping rather than a page; `warnings` counts values the page
+        stored raw; `state_columns` go to `sync_state`.
+
+        Writes run in the order they are queued, each with the state as it was when it was
+        queued, so the stored state never claims rows still waiting behind it. Once one of
+        this stream's writes has failed, those queued after it fail too rather than store a
+        state that claims the lost page's rows. Counting happens in the writer thread right
+        after the commit, so a page that commits while its task is being cancelled (a stop,
+        a failing sibling) is still counted.
+        """
+        snapshot = self.state.snapshot()
+
+        def write_and_count(repo: Repository) -> None:
+            if self.write_failed:
+                raise WriteAbandoned(f"{self.name}: an earlier write of this stream failed")
+            try:
+                fn(repo)
+                self.state.save(repo.db, snapshot, **state_columns)
+            except BaseException:
+                self.write_failed = True
+                raise
+            if rows is not None:
+                self.page_count += 1
+                self.rows += rows
+            self.warnings += warnings
+
+        done = self.writer.submit(write_and_count)
+        if self.progress:
+            done.add_done_callback(self._advance)
+        # A task cancelled while it waits (a failing sibling) leaves its write queued: dropping
+        # it would let the writes queued after it store a state that claims its rows.
+        return asyncio.shield(done)
+
+    def _advance(self, done: asyncio.Future) -> None:
+        if self.progress and not done.cancelled() and done.exception() is None:
+            self.progress.advance(self.name, self.rows, self.page_count, self.stats.requests, self.covered)
+
     async def commit(
         self,
         fn: Callable[[Repository], Any],
@@ -153,25 +210,5 @@ class StreamRun:
         warnings: int = 0,
         **state_columns: Any,
     ) -> None:
-        """Write one page with the stream's state as of now, in one transaction, and count it.
-
-        rows=None marks bookkeeping rather than a page; `warnings` counts values the page
-        stored raw; `state_columns` go to `sync_state`.
-
-        Counting happens in the writer thread right after the commit, so a page that commits
-        while its task is being cancelled (a stop, a failing sibling) is still counted.
-        """
-
-        snapshot = self.state.snapshot()
-
-        def write_and_count(repo: Repository) -> None:
-            fn(repo)
-            self.state.save(repo.db, snapshot, **state_columns)
-            if rows is not None:
-                self.page_count += 1
-                self.rows += rows
-            self.warnings += warnings
-
-        await self.writer.write(write_and_count)
-        if self.progress:
-            self.progress.advance(self.name, self.rows, self.page_count, self.stats.requests, self.covered)
+        """`queue` the write and wait until it is stored."""
+        await self.queue(fn, rows, warnings=warnings, **state_columns)

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 
 import pytest
 
+from klaviyo_etl.client import KlaviyoClient
+from klaviyo_etl.db.repositories import Repository
+from klaviyo_etl.sync import parts
 from klaviyo_etl.sync.engine import SyncOptions, run_sync
 from klaviyo_etl.sync.streams import ProfileStream, WindowedStream, build_streams, windowed
 from klaviyo_etl.sync.streams.windowed import (
@@ -228,3 +233,45 @@ def test_skewed_profiles_are_split_for_idle_workers_and_every_one_arrives(
         assert result.ok, [(s.stream, s.error) for s in result.streams]
         assert live_ids(db_path, "profiles") == sb.data.ids("profile")
     assert splits
+
+
+def test_a_window_asks_for_its_next_page_while_the_one_before_is_written(
+    sandbox_factory, tmp_path, monkeypatch
+):
+    """With one worker, the request for the next page goes out while the page before it is
+    still being written (issue 12: the writer's time per page no longer adds to each page's
+    round trip). Before, the worker waited for each page's commit before asking for more."""
+    sent: list[str] = []
+    held, overlapped = threading.Event(), threading.Event()
+    send, write_rows, build = KlaviyoClient._send, Repository.write_rows, parts.build_streams
+
+    async def counting_send(self, method, path, *args, **kwargs):
+        sent.append(str(path))
+        return await send(self, method, path, *args, **kwargs)
+
+    def waiting_write_rows(self, rows):
+        if "events" in rows and not held.is_set():
+            # The first page of the first window: hold its write until a next page (a cursor)
+            # has been asked for, which one worker can only do for this window.
+            held.set()
+            deadline = time.monotonic() + 5
+            while not any("cursor" in path for path in sent) and time.monotonic() < deadline:
+                time.sleep(0.005)
+            if any("cursor" in path for path in sent):
+                overlapped.set()
+        return write_rows(self, rows)
+
+    def one_worker():
+        streams = build()
+        streams["events"].concurrency = 1
+        return streams
+
+    monkeypatch.setattr(KlaviyoClient, "_send", counting_send)
+    monkeypatch.setattr(Repository, "write_rows", waiting_write_rows)
+    monkeypatch.setattr(parts, "build_streams", one_worker)
+    with sandbox_factory("small", latency_ms=5) as sb:  # two windows of several pages
+        db_path = tmp_path / "k.db"
+        result = run_sync(settings_for(sb.server, sb.config, db_path), SyncOptions(streams=["events"]))
+        assert result.ok, [(s.stream, s.error) for s in result.streams]
+        assert live_ids(db_path, "events") == sb.data.ids("event")
+    assert overlapped.is_set()
