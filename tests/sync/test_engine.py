@@ -13,6 +13,7 @@ import pytest
 
 from klaviyo_etl.db import open_database
 from klaviyo_etl.sync.engine import SyncOptions, run_sync
+from klaviyo_etl.sync.state import StreamState
 from klaviyo_etl.timeutil import parse_time as iso
 from tests.helpers.sync import (
     Seam,
@@ -271,6 +272,61 @@ def test_a_profile_updated_during_a_reconcile_scan_is_not_flagged_deleted(sandbo
     assert row["deleted_at"] is None
     assert '"touched":1' in row["attributes"].replace(" ", "")
     assert live_ids(db_path, "profiles") == data.ids("profile")
+
+
+def test_a_first_load_of_profiles_skips_the_reconcile_re_read_a_second_full_scan_does_not(
+    sandbox_factory, tmp_path
+):
+    """A first load into an empty table has nothing to flag (every row is its own), so it
+    sends no re-read of what changed while it ran (issue 12: ~0.2 s at its end); it still
+    counts as a reconcile, so the next run is incremental. A full scan of a table that held
+    rows before it re-reads first and flags what it did not see."""
+    month = dt.timedelta(days=30)
+    local = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    # Rows a month old: only the re-read asks for profiles updated since the run began.
+    with sandbox_factory("small", now=local - month) as sb:
+        db_path = tmp_path / "k.db"
+        settings = settings_for(sb.server, sb.config, db_path)
+        re_reads: list[str] = []
+
+        async def before(request: httpx.Request) -> None:
+            window = request.url.params.get("filter", "")
+            if request.url.path != "/api/profiles" or "page[cursor]" in request.url.params:
+                return
+            if "greater-than(updated," in window:
+                lo = iso(window.split("greater-than(updated,")[1].split(")")[0])
+                if lo >= local - dt.timedelta(minutes=1):
+                    re_reads.append(window)
+
+        def sync(**options):
+            seam = Seam(before=before)
+            result = run_sync(
+                settings,
+                SyncOptions(streams=["profiles"], **options),
+                client_factory=client_through(settings, seam),
+            )
+            assert result.ok, [(s.stream, s.error) for s in result.streams]
+            return result
+
+        sync()
+        assert re_reads == []
+        assert live_ids(db_path, "profiles") == sb.data.ids("profile")
+        state = StreamState.load(open_database(db_path), "profiles")
+        assert state.last_reconcile_at is not None and iso(state.last_reconcile_at) >= local - dt.timedelta(
+            seconds=1
+        )
+
+        gone = sorted(sb.data.ids("profile"))[0]
+        sb.data.delete("profile", gone)
+        incremental = sync()  # not due: the first load counted as a reconcile
+        assert re_reads == []
+        assert gone in live_ids(db_path, "profiles")
+        assert incremental.streams[0].deleted == 0
+
+        sync(reconcile=True)
+        assert len(re_reads) == 1, re_reads
+        assert open_database(db_path)["profiles"].get(gone)["deleted_at"] is not None
+        assert live_ids(db_path, "profiles") == sb.data.ids("profile")
 
 
 def test_a_value_sent_as_text_counts_and_an_unreadable_one_is_kept_and_warned(sandbox, tmp_path):

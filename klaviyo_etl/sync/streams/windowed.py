@@ -260,7 +260,13 @@ class WindowedStream(Stream):
             windows = self.plan(lo, run.started)
             await self.fetch(run, windows, hi, bulk)
         complete_scan = run.full_scan and not run.since
-        if complete_scan and self.reconcilable and lo is not None:
+        # A complete scan flags the rows it did not see as gone. Not a bulk load's: the table
+        # was empty when it started, so every row in it is the scan's own and none can be
+        # flagged; nor does it read again what changed while it ran (that only keeps the
+        # flagging safe, and the next run reads those rows: the watermark stops at `hi`,
+        # before the start). It still counts as a reconcile (`last_reconcile_at`, below).
+        flags = complete_scan and self.reconcilable and lo is not None and not bulk
+        if flags:
             # A row updated while the scan ran moved behind the windows already read: read
             # what changed since the scan started before flagging anything unseen as gone.
             since = scan_started_server - dt.timedelta(seconds=1)
@@ -269,7 +275,7 @@ class WindowedStream(Stream):
         state.watermark = iso_mark(final)
 
         def finish(repo: Repository) -> None:
-            if complete_scan and self.reconcilable and lo is not None:
+            if flags:
                 run.deleted += repo.mark_deleted(self.table, scan_started)
             if bulk and self.prebuilds_rollups:
                 # The events' indexes build while another connection reads the rollups'
