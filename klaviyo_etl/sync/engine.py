@@ -136,6 +136,10 @@ async def _run_async(
                 }
                 await asyncio.sleep(0)  # let them connect before that thread's imports take the GIL
                 parts = await asyncio.to_thread(load_parts)
+                if any(n not in FIRST_ROW_PATHS for n in names):
+                    # Their pages are read with the models (pydantic, ~0.09 s): loaded here, not
+                    # on the event loop at the first of them. Events and profiles need neither.
+                    await asyncio.to_thread(parts.models)
                 streams: dict[str, Stream] = parts.build_streams()
                 db = await asyncio.to_thread(open_db)
             except BaseException:

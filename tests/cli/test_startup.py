@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 import klaviyo_etl
 from klaviyo_etl.cli import SUMMARIES, app
+from tests.helpers.sync import live_ids
 
 _RUN = """
 import json, sys
@@ -194,6 +195,24 @@ def test_a_first_loads_oldest_row_request_goes_out_before_the_streams_the_databa
     modules = modules_at_first_request(["sync", "events", "--json"], tmp_path, connection=2)
     assert "klaviyo_etl.client" in modules  # the probe works: a second request went out
     assert [name for name in NOT_BEFORE_THE_FIRST_REQUEST if name in modules] == []
+
+
+@pytest.mark.parametrize("streams,models", [(["events", "profiles"], False), (["metrics"], True)])
+def test_a_first_load_of_events_and_profiles_never_loads_the_models_nor_pydantic(
+    sandbox_factory, tmp_path, monkeypatch, streams, models
+):
+    """Their pages are read by msgspec and their oldest rows without the models: pydantic and
+    the models (~0.09 s) would only delay their first windows (issue 12). Other streams read
+    their pages with them."""
+    with sandbox_factory("tiny") as sb:
+        monkeypatch.setenv("KLAVIYO_API_KEY", sb.config.api_key)
+        db_path = tmp_path / "k.db"
+        args = ["--db", str(db_path), "--base-url", sb.server.url, "--quiet", "sync", *streams, "--json"]
+        modules = loaded_modules(args, tmp_path)
+        assert ("pydantic" in modules, "klaviyo_etl.models" in modules) == (models, models)
+        tables = {"events": "event", "profiles": "profile", "metrics": "metric"}
+        for stream in streams:  # the probe works: the sync read them all
+            assert live_ids(db_path, stream) == sb.data.ids(tables[stream])
 
 
 def test_a_config_file_that_sets_something_is_still_read_and_validated(tmp_path):
