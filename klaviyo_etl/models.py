@@ -7,6 +7,8 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from klaviyo_etl import jsonapi
+
 
 class Resource(BaseModel):
     model_config = ConfigDict(extra="allow")
@@ -18,14 +20,10 @@ class Resource(BaseModel):
 
     def related_id(self, name: str) -> str | None:
         """The id of a to-one relationship (`relationships.<name>.data.id`), if present."""
-        rel = (self.relationships or {}).get(name) or {}
-        data = rel.get("data")
-        return data.get("id") if isinstance(data, dict) else None
+        return jsonapi.related_id(self.relationships, name)
 
     def related_ids(self, name: str) -> list[str]:
-        rel = (self.relationships or {}).get(name) or {}
-        data = rel.get("data")
-        return [d["id"] for d in data] if isinstance(data, list) else []
+        return jsonapi.related_ids(self.relationships, name)
 
 
 class Links(BaseModel):

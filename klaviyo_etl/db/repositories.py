@@ -21,18 +21,20 @@ import math
 import operator
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 import orjson
 import sqlite_utils
 
 from klaviyo_etl import conventions as kc
-from klaviyo_etl.models import Resource
 from klaviyo_etl.timeutil import utcnow_iso
 
+if TYPE_CHECKING:
+    from klaviyo_etl.models import Resource
+
 Row = dict[str, Any]
-Fill = Callable[[Resource], Row]  # columns the API leaves off a resource (parent id, channel)
+Fill = Callable[["Resource"], Row]  # columns the API leaves off a resource (parent id, channel)
 
 
 def _dump(value: Any) -> str:

@@ -24,6 +24,7 @@ from klaviyo_etl.db.lock import database_lock
 from klaviyo_etl.errors import FatalError, KlaviyoEtlError
 from klaviyo_etl.ratelimit import RateLimiter
 from klaviyo_etl.settings import Settings
+from klaviyo_etl.sync.first_row import FIRST_ROW_PATHS, read_first_row, starts_at_first_row
 from klaviyo_etl.sync.memory import tune_malloc
 from klaviyo_etl.sync.names import DEPENDS_ON, STREAM_NAMES, resolve
 from klaviyo_etl.sync.options import Progress, StreamResult, SyncOptions
@@ -89,7 +90,8 @@ async def _run_async(
     """Run the streams; `open_db` opens the database (the caller closes it), called on a
     thread while the request for Klaviyo's clock is out (a fresh database's migrations take
     about as long as that request: issue 12), after that thread loads the streams and the
-    database layer (`load_parts`)."""
+    database layer (`load_parts`). On a database not created yet, the requests for the
+    windowed streams' oldest rows go out with the clock's (`klaviyo_etl.sync.first_row`)."""
     names = resolve(options.streams)
     writer: Writer | None = None
     results: dict[str, StreamResult] = {}
@@ -116,22 +118,34 @@ async def _run_async(
                 early = stream.before_clock(client, state, options, full_scan(stream, state), stats)
                 return stats, asyncio.ensure_future(early)
 
+            def first_row(name: str) -> tuple[RequestStats, asyncio.Future]:
+                """A windowed stream's oldest row, read before the streams are loaded."""
+                stats, endpoint = RequestStats(), client.contract.by_path(FIRST_ROW_PATHS[name])
+                return stats, asyncio.ensure_future(read_first_row(client, endpoint, stats))
+
             reading = asyncio.ensure_future(read_clock())
-            ahead: dict[str, tuple[RequestStats, asyncio.Future]] = {}
+            firsts: dict[str, tuple[RequestStats, asyncio.Future]] = {}
             try:
-                await asyncio.sleep(0)  # let it connect before that thread's imports take the GIL
-                parts = await asyncio.to_thread(load_parts)
-                streams: dict[str, Stream] = parts.build_streams()
-                # A database not created yet holds no state: those requests go out at once rather
-                # than after its migrations (issue 12: a first load's earliest-row request).
-                ahead = {
-                    n: before_clock(n, parts.StreamState(n)) for n in names if fresh and not DEPENDS_ON.get(n)
+                # A database not created yet holds no state: a first load's requests for the
+                # oldest rows go out with the clock's, not after the streams, the database layer
+                # and pydantic have loaded (~0.15 s), nor after the migrations (issue 12).
+                firsts = {
+                    n: first_row(n)
+                    for n in names
+                    if fresh and n in FIRST_ROW_PATHS and starts_at_first_row(options.since, None, False)
                 }
+                await asyncio.sleep(0)  # let them connect before that thread's imports take the GIL
+                parts = await asyncio.to_thread(load_parts)
+                if any(n not in FIRST_ROW_PATHS for n in names):
+                    # Their pages are read with the models (pydantic, ~0.09 s): loaded here, not
+                    # on the event loop at the first of them. Events and profiles need neither.
+                    await asyncio.to_thread(parts.models)
+                streams: dict[str, Stream] = parts.build_streams()
                 db = await asyncio.to_thread(open_db)
             except BaseException:
-                for task in [reading, *(task for _, task in ahead.values())]:
+                for task in [reading, *(task for _, task in firsts.values())]:
                     task.cancel()
-                await asyncio.gather(reading, *(task for _, task in ahead.values()), return_exceptions=True)
+                await asyncio.gather(reading, *(task for _, task in firsts.values()), return_exceptions=True)
                 raise
             pools = pools or parts.ParserPools(workers=options.parse_workers)
             writer = parts.Writer(db)
@@ -141,10 +155,13 @@ async def _run_async(
                 # Read on the writer thread, never beside one of its open transactions.
                 state = await writer.run(lambda repo: parts.StreamState.load(repo.db, name))
                 full = full_scan(stream, state)
-                stats, early_requests = ahead.pop(name, None) or before_clock(name, state)
+                read_first = firsts.pop(name, None)
+                stats, early_requests = read_first or before_clock(name, state)
                 early: Exception | None = None
                 try:
-                    await early_requests
+                    found = await early_requests
+                    if read_first is not None:  # a WindowedStream: as its `before_clock` keeps it
+                        stream.first = [found]  # type: ignore[attr-defined]
                 except Exception as exc:  # the stream fails with it below, as if `run` had
                     early = exc
                 clock_stats, started = await reading

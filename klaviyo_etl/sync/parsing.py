@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import importlib
 import multiprocessing
 import os
 import threading
@@ -34,6 +35,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 import msgspec
@@ -49,8 +51,31 @@ from klaviyo_etl.db.repositories import (
     resource_rows,
     unreadable_values,
 )
-from klaviyo_etl.models import Links, Page, Resource
+from klaviyo_etl.jsonapi import related_id, related_ids
 from klaviyo_etl.timeutil import utcnow_iso
+
+
+def models() -> ModuleType:
+    """`klaviyo_etl.models`, loaded by name when a page is first read with them, not with this
+    module: pydantic and the models cost ~0.09 s of start-up (issue 12) that a first load of
+    events or profiles, read by msgspec, never needs (the engine loads them on its loading
+    thread when the run has other streams)."""
+    return importlib.import_module("klaviyo_etl.models")
+
+
+class ModelPage:
+    """`klaviyo_etl.models.Page`'s reader of a body, through `models()`: what `StreamRun.pages`
+    reads a page with unless a stream gives another reader."""
+
+    @staticmethod
+    def parse_json(body: bytes) -> Any:
+        return models().Page.parse_json(body)
+
+
+class Links(msgspec.Struct, gc=False):
+    """A page's next link, as the models' `Links` has it (without pydantic)."""
+
+    next: str | None = None
 
 
 @dataclass
@@ -70,11 +95,15 @@ class RawResource:
     without building a pydantic model per resource)."""
 
     __slots__ = ("type", "id", "attributes", "relationships")
-    related_id = Resource.related_id
-    related_ids = Resource.related_ids
 
     def __init__(self, type: str, id: str, attributes: dict, relationships: dict | None):  # noqa: A002
         self.type, self.id, self.attributes, self.relationships = type, id, attributes, relationships
+
+    def related_id(self, name: str) -> str | None:
+        return related_id(self.relationships, name)
+
+    def related_ids(self, name: str) -> list[str]:
+        return related_ids(self.relationships, name)
 
 
 def plain_page(doc: Any) -> tuple[list[RawResource], str | None] | None:
@@ -110,16 +139,12 @@ def plain_page(doc: Any) -> tuple[list[RawResource], str | None] | None:
     return out, nxt
 
 
-class _Links(msgspec.Struct, gc=False):
-    next: str | None = None
-
-
 class _BatchPage(msgspec.Struct, gc=False):
     """A page as the lean path reads it: events or profiles (see `BATCHES`), and the next
     link; anything else on the page (`included`, `meta`, other links) is skipped."""
 
     data: list[EventResource | ProfileResource]
-    links: _Links | None = None
+    links: Links | None = None
 
 
 _BATCH_PAGE = msgspec.json.Decoder(_BatchPage)
@@ -194,7 +219,7 @@ def resource_page(doc: Any, field_name: str) -> ParsedPage:
     from the JSON if the page has the plain shape, else through the models."""
     plain = plain_page(doc)
     if plain is None:
-        page = Page.parse(doc)  # the pydantic boundary: reads the variants, rejects the rest
+        page = models().Page.parse(doc)  # the pydantic boundary: reads the variants, rejects the rest
         resources, nxt = page.data, page.links.next
     else:
         resources, nxt = plain

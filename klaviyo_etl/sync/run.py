@@ -18,8 +18,8 @@ import sqlite_utils
 
 from klaviyo_etl.client import KlaviyoClient, RequestStats
 from klaviyo_etl.db.repositories import Repository
-from klaviyo_etl.models import Page
 from klaviyo_etl.sync.options import Progress, SyncOptions
+from klaviyo_etl.sync.parsing import ModelPage as Page
 from klaviyo_etl.sync.parsing import parser_pool
 from klaviyo_etl.sync.state import StreamState
 from klaviyo_etl.timeutil import utcnow_iso

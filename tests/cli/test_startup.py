@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 import klaviyo_etl
 from klaviyo_etl.cli import SUMMARIES, app
+from tests.helpers.sync import live_ids
 
 _RUN = """
 import json, sys
@@ -93,18 +94,21 @@ def test_report_campaigns_imports_neither_the_sync_nor_httpx_nor_the_other_repor
     assert [name for name in unused if name in modules] == []
 
 
-# The modules loaded when a sync opens its first connection (its first request: Klaviyo's
-# clock), then the connection is refused: no server is needed to see them. The thread that
-# loads the rest while that request is out (`load_parts`) is held until then, so
-# what it loads never races into the list.
+# The modules loaded when a sync opens its first connections (its first requests: Klaviyo's
+# clock, then on a new database the oldest row's), then each connection is refused: no
+# server is needed to see them. The thread that loads the rest while they are out
+# (`load_parts`) is held until the connection asked about (or for 5 s, which a sync that
+# sends it only later fails by), so what it loads never races into the list.
 _FIRST_REQUEST = """
 import json, socket, sys, threading
 seen = []
+wanted = int(sys.argv[2])
 connected = threading.Event()
 
 def connect(self, address):
     seen.append(sorted(sys.modules))
-    connected.set()
+    if len(seen) >= wanted:
+        connected.set()
     raise ConnectionRefusedError(111, "refused by the probe")
 
 socket.socket.connect = connect
@@ -114,7 +118,7 @@ load_parts = engine.load_parts
 
 
 def after_the_request():
-    connected.wait(30)
+    connected.wait(5)
     return load_parts()
 
 
@@ -124,12 +128,15 @@ try:
     main()
 except SystemExit:
     pass
-sys.stderr.write("\\n@modules " + json.dumps(seen[0] if seen else None))
+sys.stderr.write("\\n@modules " + json.dumps(seen[wanted - 1] if len(seen) >= wanted else None))
 """
 
 
-def modules_at_first_request(args: list[str], tmp_path, config: str | None = None) -> set[str]:
-    """The modules `klaviyo-etl ARGS` had imported when its first request went out."""
+def modules_at_first_request(
+    args: list[str], tmp_path, config: str | None = None, connection: int = 1
+) -> set[str]:
+    """The modules `klaviyo-etl ARGS` had imported when its first request (or its
+    `connection`-th) went out."""
     config_file = tmp_path / "config.toml"
     if config is not None:
         config_file.write_text(config)
@@ -141,7 +148,7 @@ def modules_at_first_request(args: list[str], tmp_path, config: str | None = Non
     }
     argv = ["--db", str(tmp_path / "probe.db"), "--base-url", "http://127.0.0.1:9", "--quiet", *args]
     done = subprocess.run(
-        [sys.executable, "-c", _FIRST_REQUEST, json.dumps(argv)],
+        [sys.executable, "-c", _FIRST_REQUEST, json.dumps(argv), str(connection)],
         capture_output=True,
         text=True,
         env=env,
@@ -180,6 +187,32 @@ def test_a_sync_sends_its_first_request_before_loading_the_streams_the_database_
     modules = modules_at_first_request(["sync", "events", "--json"], tmp_path, config=config)
     assert "klaviyo_etl.client" in modules  # the probe works: the client sent it
     assert [name for name in NOT_BEFORE_THE_FIRST_REQUEST if name in modules] == []
+
+
+def test_a_first_loads_oldest_row_request_goes_out_before_the_streams_the_database_or_pydantic_load(tmp_path):
+    """On a new database its request for the oldest event goes out beside the clock's (the
+    second connection), before `load_parts` has loaded the streams (issue 12)."""
+    modules = modules_at_first_request(["sync", "events", "--json"], tmp_path, connection=2)
+    assert "klaviyo_etl.client" in modules  # the probe works: a second request went out
+    assert [name for name in NOT_BEFORE_THE_FIRST_REQUEST if name in modules] == []
+
+
+@pytest.mark.parametrize("streams,models", [(["events", "profiles"], False), (["metrics"], True)])
+def test_a_first_load_of_events_and_profiles_never_loads_the_models_nor_pydantic(
+    sandbox_factory, tmp_path, monkeypatch, streams, models
+):
+    """Their pages are read by msgspec and their oldest rows without the models: pydantic and
+    the models (~0.09 s) would only delay their first windows (issue 12). Other streams read
+    their pages with them."""
+    with sandbox_factory("tiny") as sb:
+        monkeypatch.setenv("KLAVIYO_API_KEY", sb.config.api_key)
+        db_path = tmp_path / "k.db"
+        args = ["--db", str(db_path), "--base-url", sb.server.url, "--quiet", "sync", *streams, "--json"]
+        modules = loaded_modules(args, tmp_path)
+        assert ("pydantic" in modules, "klaviyo_etl.models" in modules) == (models, models)
+        tables = {"events": "event", "profiles": "profile", "metrics": "metric"}
+        for stream in streams:  # the probe works: the sync read them all
+            assert live_ids(db_path, stream) == sb.data.ids(tables[stream])
 
 
 def test_a_config_file_that_sets_something_is_still_read_and_validated(tmp_path):

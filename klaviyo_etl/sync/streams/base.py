@@ -15,11 +15,11 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from klaviyo_etl.endpoints import Endpoint
-from klaviyo_etl.models import Resource
 from klaviyo_etl.timeutil import parse_time
 
 if TYPE_CHECKING:
     from klaviyo_etl.client import KlaviyoClient, RequestStats
+    from klaviyo_etl.models import Resource
     from klaviyo_etl.sync.run import StreamRun, SyncOptions
     from klaviyo_etl.sync.state import StreamState
 

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 from klaviyo_etl import conventions as kc
 from klaviyo_etl.endpoints import contract
-from klaviyo_etl.models import Page, Resource
 from klaviyo_etl.sync.filters import and_, quote, time_range
 from klaviyo_etl.sync.streams.base import (
     Stream,
@@ -23,6 +22,7 @@ from klaviyo_etl.timeutil import parse_time
 
 if TYPE_CHECKING:
     from klaviyo_etl.db.repositories import Repository
+    from klaviyo_etl.models import Page, Resource
     from klaviyo_etl.sync.run import StreamRun
 
 

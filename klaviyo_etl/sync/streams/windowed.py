@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 from klaviyo_etl.db.rollups import build_beside
 from klaviyo_etl.endpoints import contract
-from klaviyo_etl.models import Page
 from klaviyo_etl.sync.concurrency import gather_or_cancel
 from klaviyo_etl.sync.filters import fmt_time, time_range
+from klaviyo_etl.sync.first_row import first_row_params, read_first_row, starts_at_first_row
 from klaviyo_etl.sync.parsing import parse_rows
 from klaviyo_etl.sync.streams.base import Stream, page_params
 from klaviyo_etl.timeutil import parse_time
@@ -124,12 +124,6 @@ def windows_covered(windows: list[Window]) -> tuple[float, float]:
     return done, total
 
 
-def starts_at_first_row(since: str | None, watermark: str | None, full_scan: bool) -> bool:
-    """Whether a run reads from the oldest row: no `--since`, and no mark to resume from or a
-    full scan (`run` plans its windows from there; `before_clock` asks for that row early)."""
-    return not since and (not watermark or full_scan)
-
-
 async def first_value(pages: AsyncIterator[Any], field: str) -> dt.datetime | None:
     """`field` of the first row of the first page (None if there is none)."""
     async with contextlib.aclosing(pages) as pages:
@@ -178,7 +172,8 @@ class WindowedStream(Stream):
         self.min_window = min_window
         self.lookback = lookback
         self.reconcilable = reconcilable
-        # The oldest row's time, when `before_clock` read it (a list: [None] is "no rows").
+        # The oldest row's time, when `before_clock` read it, or the engine before the streams
+        # were loaded (a list: [None] is "no rows").
         self.first: list[dt.datetime | None] = []
 
     def extra_params(self, predictive: bool) -> dict[str, Any]:
@@ -196,10 +191,7 @@ class WindowedStream(Stream):
 
     def earliest_params(self) -> dict[str, Any]:
         """The oldest row's field alone: where a first sync starts."""
-        params: dict[str, Any] = {"sort": self.field, "fields[" + self.endpoint.resource + "]": self.field}
-        if self.endpoint.page_size_param:
-            params[self.endpoint.page_size_param] = 1
-        return params
+        return first_row_params(self.endpoint)
 
     async def earliest(self, run: StreamRun) -> dt.datetime | None:
         if self.first:  # read while Klaviyo's clock was (`before_clock`)
@@ -217,9 +209,7 @@ class WindowedStream(Stream):
         """A first load (or a full scan) starts at the oldest row: its request needs no clock,
         so it goes out beside the clock's request rather than after it (issue 12)."""
         if starts_at_first_row(options.since, state.watermark, full_scan):
-            params = self.earliest_params()
-            pages = client.pages(self.endpoint.path, params, stats=stats, parse=Page.parse_json)
-            self.first = [await first_value(pages, self.field)]
+            self.first = [await read_first_row(client, self.endpoint, stats)]
 
     def plan(self, lo: dt.datetime, hi: dt.datetime) -> list[Window]:
         return plan_windows(
