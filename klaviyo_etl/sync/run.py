@@ -19,8 +19,7 @@ import sqlite_utils
 from klaviyo_etl.client import KlaviyoClient, RequestStats
 from klaviyo_etl.db.repositories import Repository
 from klaviyo_etl.sync.options import Progress, SyncOptions
-from klaviyo_etl.sync.parsing import ModelPage as Page
-from klaviyo_etl.sync.parsing import parser_pool
+from klaviyo_etl.sync.parsing import ModelPage, parser_pool
 from klaviyo_etl.sync.state import StreamState
 from klaviyo_etl.timeutil import utcnow_iso
 
@@ -139,7 +138,7 @@ class StreamRun:
         return self.client.server_now()
 
     async def pages(self, path: str, params: dict[str, Any], **parsing: Any):
-        parsing.setdefault("parse", Page.parse_json)
+        parsing.setdefault("parse", ModelPage.parse_json)
         async for page in self.client.pages(path, params, stats=self.stats, **parsing):
             if self.stop.is_set():
                 raise Stopped()
