@@ -15,12 +15,12 @@ import json
 import os
 import re
 from contextlib import aclosing
-from functools import partial
 from types import SimpleNamespace
 
 import pytest
 
 from klaviyo_etl import conventions as kc
+from klaviyo_etl.client import RequestStats
 from klaviyo_etl.db.repositories import TABLES
 from klaviyo_etl.endpoints import REVISION
 from klaviyo_etl.errors import BadRequest
@@ -161,9 +161,7 @@ async def test_events_earliest(recorder: Recorder):
     stream = STREAMS["events"]
     with recorder.cassette("events_earliest") as s:
         async with s.make_client() as client:
-            earliest = await stream.earliest(
-                SimpleNamespace(pages=partial(client.pages, parse=Page.parse_json))
-            )
+            earliest = await stream.earliest(SimpleNamespace(client=client, stats=RequestStats()))
     check_sent(s, 1)
     params = s.sent[0].url.params
     assert dict(params) == {k: str(v) for k, v in stream.earliest_params().items()}
@@ -247,9 +245,7 @@ async def test_profiles_earliest(recorder: Recorder):
     stream = STREAMS["profiles"]
     with recorder.cassette("profiles_earliest") as s:
         async with s.make_client() as client:
-            earliest = await stream.earliest(
-                SimpleNamespace(pages=partial(client.pages, parse=Page.parse_json))
-            )
+            earliest = await stream.earliest(SimpleNamespace(client=client, stats=RequestStats()))
     check_sent(s, 1)
     params = s.sent[0].url.params
     assert dict(params) == {k: str(v) for k, v in stream.earliest_params().items()}

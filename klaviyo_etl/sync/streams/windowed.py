@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import functools
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -124,15 +123,6 @@ def windows_covered(windows: list[Window]) -> tuple[float, float]:
     return done, total
 
 
-async def first_value(pages: AsyncIterator[Any], field: str) -> dt.datetime | None:
-    """`field` of the first row of the first page (None if there is none)."""
-    async with contextlib.aclosing(pages) as pages:
-        async for page in pages:
-            values = [r.attributes.get(field) for r in page.data]
-            return parse_time(values[0]) if values and values[0] else None
-    return None
-
-
 def iso_mark(value: dt.datetime) -> str:
     """A watermark as stored: ISO 8601 in UTC to the second, with `+00:00`."""
     return fmt_time(value).replace("Z", "+00:00")
@@ -196,7 +186,7 @@ class WindowedStream(Stream):
     async def earliest(self, run: StreamRun) -> dt.datetime | None:
         if self.first:  # read while Klaviyo's clock was (`before_clock`)
             return self.first[0]
-        return await first_value(run.pages(self.endpoint.path, self.earliest_params()), self.field)
+        return await read_first_row(run.client, self.endpoint, run.stats)
 
     async def before_clock(
         self,
