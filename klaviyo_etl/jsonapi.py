@@ -1,7 +1,8 @@
-"""What the rows read from a JSON:API resource's relationships, as plain functions.
+"""A JSON:API resource read as plain JSON: its shape, and its relationships' ids.
 
-Both readers of a resource share them: the models (`klaviyo_etl.models.Resource`) and the
-sync's lean one that needs no pydantic (`klaviyo_etl.sync.parsing.RawResource`).
+The readers that need no pydantic (`klaviyo_etl.sync.parsing.plain_page`,
+`klaviyo_etl.sync.first_row`) check a resource's shape here as the models would; the
+models (`klaviyo_etl.models.Resource`) and the lean `RawResource` read relationships here.
 """
 
 from __future__ import annotations
@@ -21,3 +22,15 @@ def related_ids(relationships: dict[str, Any] | None, name: str) -> list[str]:
     rel = (relationships or {}).get(name) or {}
     data = rel.get("data")
     return [d["id"] for d in data] if isinstance(data, list) else []
+
+
+def is_resource(r: Any) -> bool:
+    """A resource as the models accept one: an object with text `type` and `id`, and object
+    `attributes` and `relationships` where present (other members allowed)."""
+    return (
+        isinstance(r, dict)
+        and isinstance(r.get("type"), str)
+        and isinstance(r.get("id"), str)
+        and isinstance(r.get("attributes", {}), dict)
+        and isinstance(r.get("relationships"), dict | None)
+    )

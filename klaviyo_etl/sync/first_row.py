@@ -14,6 +14,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from klaviyo_etl.endpoints import Endpoint
+from klaviyo_etl.jsonapi import is_resource
 from klaviyo_etl.timeutil import parse_time
 
 if TYPE_CHECKING:
@@ -48,19 +49,9 @@ def first_attributes(body: bytes) -> dict[str, Any] | None:
     doc = json.loads(body)
     data = doc.get("data") if isinstance(doc, dict) else None
     resources = [data] if isinstance(data, dict) else data
-    if not isinstance(resources, list) or not all(_is_resource(r) for r in resources):
+    if not isinstance(resources, list) or not all(is_resource(r) for r in resources):
         raise ValueError("not a page of JSON:API resources")
     return resources[0].get("attributes") or {} if resources else None
-
-
-def _is_resource(r: Any) -> bool:
-    return (
-        isinstance(r, dict)
-        and isinstance(r.get("type"), str)
-        and isinstance(r.get("id"), str)
-        and isinstance(r.get("attributes", {}), dict)
-        and isinstance(r.get("relationships"), dict | None)
-    )
 
 
 async def read_first_row(

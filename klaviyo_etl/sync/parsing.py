@@ -51,7 +51,7 @@ from klaviyo_etl.db.repositories import (
     resource_rows,
     unreadable_values,
 )
-from klaviyo_etl.jsonapi import related_id, related_ids
+from klaviyo_etl.jsonapi import is_resource, related_id, related_ids
 from klaviyo_etl.timeutil import utcnow_iso
 
 
@@ -118,25 +118,11 @@ def plain_page(doc: Any) -> tuple[list[RawResource], str | None] | None:
     nxt = links.get("next")
     if nxt is not None and not isinstance(nxt, str):
         return None
-    out = []
-    for r in data:
-        if not isinstance(r, dict):
-            return None
-        type_, id_, attributes, rels = (
-            r.get("type"),
-            r.get("id"),
-            r.get("attributes", {}),
-            r.get("relationships"),
-        )
-        if not (
-            isinstance(type_, str)
-            and isinstance(id_, str)
-            and isinstance(attributes, dict)
-            and (rels is None or isinstance(rels, dict))
-        ):
-            return None
-        out.append(RawResource(type_, id_, attributes, rels))
-    return out, nxt
+    if not all(is_resource(r) for r in data):
+        return None
+    return [
+        RawResource(r["type"], r["id"], r.get("attributes", {}), r.get("relationships")) for r in data
+    ], nxt
 
 
 class _BatchPage(msgspec.Struct, gc=False):
