@@ -160,8 +160,8 @@ async def _run_async(
                 early: Exception | None = None
                 try:
                     found = await early_requests
-                    if read_first is not None:  # a WindowedStream: as its `before_clock` keeps it
-                        stream.first = [found]  # type: ignore[attr-defined]
+                    if read_first is not None:  # a windowed stream's, read before it was built
+                        stream.use_first_row(found)
                 except Exception as exc:  # the stream fails with it below, as if `run` had
                     early = exc
                 clock_stats, started = await reading

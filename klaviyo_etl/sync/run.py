@@ -29,7 +29,16 @@ T = TypeVar("T")
 class ParserPools:
     """Where bulk loads parse, started only if a stream asks for it: one thread of this
     process (`workers=0`, the default: see `klaviyo_etl.sync.parsing`), or a pool of
-    `workers` processes."""
+    `workers` processes.
+
+    Tried and dropped (issue 12, measured 2026-12-02 at 200,000 events): parsing on the
+    writer's own thread instead. `executemany` lets go of the GIL for every row it steps and
+    takes it back for the next, and beside the parse thread it waited for it: its 1.5-1.9 s
+    of CPU took 2.7-3.3 s of wall, 2.2-2.4 s without the parse thread. But the sync was no
+    faster: a first set of 4 alternated runs had events ~1 % faster, a second had events
+    7.13 -> 7.18 s and profiles 3.12 -> 3.19 s (medians of 4; profiles' own span 0.97 ->
+    0.94 of the ceiling, in every run). Each page's parse then waits behind the writes
+    queued before it, and with it the window's next request."""
 
     def __init__(self, workers: int):
         self.workers = workers

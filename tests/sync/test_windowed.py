@@ -275,3 +275,14 @@ def test_a_window_asks_for_its_next_page_while_the_one_before_is_written(
         assert result.ok, [(s.stream, s.error) for s in result.streams]
         assert live_ids(db_path, "events") == sb.data.ids("event")
     assert overlapped.is_set()
+
+
+def test_a_windowed_stream_starts_from_an_oldest_row_read_before_it_was_built_and_no_other_does():
+    # The engine reads it beside the clock on a new database (sync/first_row.py).
+    streams = build_streams()
+    streams["events"].use_first_row(T0)
+    assert streams["events"].first == [T0]
+    streams["profiles"].use_first_row(None)  # no rows: the stream has nothing to read
+    assert streams["profiles"].first == [None]
+    with pytest.raises(TypeError, match="tags stream"):
+        streams["tags"].use_first_row(T0)

@@ -85,5 +85,11 @@ class Stream:
         """Requests that need no clock, sent while Klaviyo's is being read (issue 12); `run`
         follows with what they found. None by default."""
 
+    def use_first_row(self, found: dt.datetime | None) -> None:
+        """Start from the oldest row's time, read before this stream was built (on a new
+        database the engine sends that request beside the clock's: `sync/first_row.py`).
+        Only the windowed streams start there."""
+        raise TypeError(f"the {self.name} stream does not start at its oldest row")
+
     async def run(self, run: StreamRun) -> None:  # pragma: no cover - interface
         raise NotImplementedError

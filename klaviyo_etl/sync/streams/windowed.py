@@ -199,7 +199,10 @@ class WindowedStream(Stream):
         """A first load (or a full scan) starts at the oldest row: its request needs no clock,
         so it goes out beside the clock's request rather than after it (issue 12)."""
         if starts_at_first_row(options.since, state.watermark, full_scan):
-            self.first = [await read_first_row(client, self.endpoint, stats)]
+            self.use_first_row(await read_first_row(client, self.endpoint, stats))
+
+    def use_first_row(self, found: dt.datetime | None) -> None:
+        self.first = [found]
 
     def plan(self, lo: dt.datetime, hi: dt.datetime) -> list[Window]:
         return plan_windows(
