@@ -102,6 +102,8 @@ class RichProgress:
 
     def finish(self, result: StreamResult) -> None:
         mark = {"ok": "✓", "failed": "✗", "skipped": "-", "stopped": "■"}.get(result.status, "?")
+        if result.stream not in self.tasks:  # skipped: the stream it reads from did not finish
+            self.start(result.stream)
         elapsed = max(time.monotonic() - self.started[result.stream], 1e-6)
         task = self.tasks[result.stream]
         done = self.done.get(result.stream, "")
@@ -113,11 +115,17 @@ class RichProgress:
         self.bar.stop_task(task)  # freezes its elapsed time at the stream's own duration
         from rich.text import Text
 
-        if result.error:
+        if result.status == "skipped":
+            self.console.print(Text(f"  {skipped_text(result)}", style="yellow"))
+        elif result.error:
             # Text, not markup: an error may contain [brackets] or numbers Rich would restyle.
             self.console.print(Text(f"  {result.stream}: {result.error}", style="red"))
         if result.warnings:
             self.console.print(Text(f"  {result.stream}: {warnings_text(result.warnings)}", style="yellow"))
+
+
+def skipped_text(result: StreamResult) -> str:
+    return f"{result.stream}: skipped because {result.error}"
 
 
 def warnings_text(count: int) -> str:
@@ -163,6 +171,8 @@ class LogProgress:
         secs = self.clock() - self.started.get(result.stream, self.clock())
         if result.status == "failed":
             self._line(f"{result.stream}: FAILED after {secs:.1f}s: {result.error}", err=True)
+        elif result.status == "skipped":  # not synced: said even when quiet, like a failure
+            self._line(skipped_text(result), err=True)
         elif not self.quiet:
             self._line(
                 f"{result.stream}: {result.status} {result.rows} rows, {result.pages} pages, "

@@ -78,3 +78,20 @@ def test_each_accounts_streams_show_under_its_name_in_one_display(capsys):
     assert "acme/events: ok 5 rows" in captured.out
     assert "globex/events: FAILED" in captured.err
     assert result.stream == "events"  # the engine's own result keeps the stream's name
+
+
+def test_a_stream_skipped_before_it_started_shows_with_its_reason():
+    out = io.StringIO()
+    with RichProgress(Console(file=out, force_terminal=True, width=120)) as progress:
+        progress.start("segments")
+        progress.finish(StreamResult("segments", "failed", error="AuthError: 403"))
+        progress.finish(StreamResult("segment_members", "skipped", error="segments did not finish"))
+    text = out.getvalue()
+    assert "segment_members" in text and "skipped because segments did not finish" in text
+
+
+def test_log_progress_says_a_skipped_stream_and_why_even_when_quiet(capsys):
+    LogProgress(quiet=True).finish(StreamResult("reports", "skipped", error="events did not finish"))
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "reports: skipped because events did not finish" in captured.err

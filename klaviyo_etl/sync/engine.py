@@ -221,6 +221,8 @@ async def _run_async(
                             error=f"{', '.join(failed)} did not finish",
                             ended_at=utcnow_iso(),
                         )
+                        if progress and not fatal:  # say so: not synced is not silence
+                            progress.finish(results[name])
                     else:
                         await run_one(name)
                 finally:

@@ -94,3 +94,30 @@ def test_a_rejected_key_is_one_line_and_exit_2(sandbox, tmp_path):
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert lines == ["Error: 401: the API key pk_…9876 was rejected — check KLAVIYO_API_KEY"]
     assert "pk_not_the_right_key" not in result.output
+
+
+def test_a_stream_skipped_because_the_one_it_reads_from_failed_is_named_with_the_reason(sandbox, tmp_path):
+    server, config = sandbox
+    config.missing_scopes = frozenset({"segments:read"})
+    try:
+        result = CliRunner().invoke(
+            app,
+            [
+                "--db",
+                str(tmp_path / "k.db"),
+                "--base-url",
+                server.url,
+                "sync",
+                "tags",
+                "segments",
+                "segment_members",
+            ],
+            env={"KLAVIYO_API_KEY": config.api_key, "KLAVIYO_ETL_CONFIG": str(tmp_path / "none.toml")},
+        )
+    finally:
+        config.missing_scopes = frozenset()
+    assert result.exit_code == 1, result.output
+    assert "tags: ok" in result.stdout
+    assert "segments: FAILED" in result.stderr and "lacks a required scope" in result.stderr
+    # Not silence: the user learns segment_members was not synced, and why.
+    assert "segment_members: skipped because segments did not finish" in result.stderr
