@@ -12,6 +12,7 @@ import datetime as dt
 import email.utils
 import json
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, stop_when_event_set
 from tenacity.wait import wait_exponential_jitter
 
 from klaviyo_etl import __version__
@@ -100,8 +101,13 @@ class KlaviyoClient:
         max_connections: int = 32,
         max_retry_after: float = 600.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        stop: threading.Event | None = None,
     ):
         self.api_key = api_key
+        # Set (SIGINT/SIGTERM): no more retries, and a retry's wait ends at once; the last
+        # error is raised, and the stream stops. Else a stop during server trouble waited
+        # out every retry (~1 min, or a Retry-After of up to `max_retry_after`).
+        self.stop = stop
         self.base_url = base_url.rstrip("/")
         self.revision = revision
         self.limiter = limiter or RateLimiter()
@@ -186,13 +192,19 @@ class KlaviyoClient:
         attempt = 0
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(TransientError),
-            stop=stop_after_attempt(self.max_attempts),
+            stop=stop_after_attempt(self.max_attempts)
+            if self.stop is None
+            else stop_after_attempt(self.max_attempts) | stop_when_event_set(self.stop),
             wait=self.wait,
+            sleep=self._sleep,
             reraise=True,
         )
         async for try_ in retrying:
             with try_:
                 attempt += 1
+                if attempt > 1 and self.stop is not None and self.stop.is_set():
+                    # Stopped during the wait: neither the limiter's pause nor a request more.
+                    raise TransientError(f"{method} {path}: stopped before retrying")
                 if attempt > 1:
                     stats.retries += 1
                     self.stats.retries += 1
@@ -228,6 +240,16 @@ class KlaviyoClient:
                 except ValueError as exc:  # a body cut short on the wire (ValidationError too)
                     raise TransientError(f"{method} {path}: truncated or invalid JSON body") from exc
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _sleep(self, seconds: float) -> None:
+        """A retry's wait, cut short when the stop is set (checked every 0.1 s)."""
+        if self.stop is None:
+            await asyncio.sleep(seconds)
+            return
+        loop = asyncio.get_running_loop()
+        end = loop.time() + seconds
+        while not self.stop.is_set() and (left := end - loop.time()) > 0:
+            await asyncio.sleep(min(left, 0.1))
 
     async def _send(
         self,

@@ -441,3 +441,24 @@ async def test_each_slot_is_released_with_the_time_its_answer_came_back_and_a_fa
     bucket = next(iter(limiter.buckets.values()))
     assert len(bucket.sent) == 3 and sorted(bucket.answered) == [0, 2]
     assert all(bucket.sent[slot] < at for slot, at in bucket.answered.items())
+
+
+async def test_a_stop_cuts_a_retry_wait_short_and_sends_nothing_more():
+    import asyncio
+    import threading
+    import time
+
+    stop = threading.Event()
+    calls = []
+
+    def handler(request):
+        calls.append(request)
+        return httpx.Response(429, headers={"Retry-After": "30"}, json={"errors": [{"detail": "slow down"}]})
+
+    client = make_client(handler, stop=stop)
+    asyncio.get_running_loop().call_later(0.2, stop.set)  # SIGTERM during the 30 s wait
+    started = time.monotonic()
+    with pytest.raises(TransientError, match="stopped before retrying"):
+        await collect(client)
+    assert time.monotonic() - started < 5
+    assert len(calls) <= 2  # the attempt that waited, and at most one sent as the stop came

@@ -205,7 +205,8 @@ async def _run_one(
         outcome.error, outcome.usage_error = str(exc), True
         return outcome
     run_id = uuid.uuid4().hex[:12]
-    factory = make_client(job.settings, transport=CappedTransport(slots))
+    account_stop = LinkedStop(stop)
+    factory = make_client(job.settings, transport=CappedTransport(slots), stop=account_stop)
     try:
         with contextlib.ExitStack() as held:
             held.enter_context(database_lock(job.settings.db_path))
@@ -216,7 +217,7 @@ async def _run_one(
                 return db
 
             streams = await _run_async(
-                job.settings, job.options, open_db, run_id, progress, LinkedStop(stop), factory, pools=pools
+                job.settings, job.options, open_db, run_id, progress, account_stop, factory, pools=pools
             )
         outcome.result = SyncResult(run_id, streams)
     except KlaviyoEtlError as exc:  # the key, the revision, the lock: this account only

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from klaviyo_etl.client import KlaviyoClient, RequestStats
 from klaviyo_etl.db.lock import database_lock
-from klaviyo_etl.errors import FatalError, KlaviyoEtlError
+from klaviyo_etl.errors import FatalError, KlaviyoEtlError, TransientError
 from klaviyo_etl.ratelimit import RateLimiter
 from klaviyo_etl.settings import Settings
 from klaviyo_etl.sync.first_row import FIRST_ROW_PATHS, read_first_row, starts_at_first_row
@@ -183,7 +183,10 @@ async def _run_async(
                 except Exception as exc:  # one stream failing must not stop the others
                     log.debug("stream %s failed", name, exc_info=True)
                     result.status, result.error = "failed", f"{type(exc).__name__}: {exc}"
-                    if isinstance(exc, FatalError):
+                    if isinstance(exc, TransientError) and stop.is_set():
+                        # The stop ended the client's retries: stopped, not failed.
+                        result.status, result.error = "stopped", "stopped before completion"
+                    elif isinstance(exc, FatalError):
                         # The key or the revision is wrong for every stream alike: stop them
                         # all and say it once, instead of one identical failure per stream.
                         result.error = str(exc)
@@ -301,7 +304,8 @@ def run_sync(
 ) -> SyncResult:
     """Run the requested streams under the database lock; see `klaviyo_etl.sync`."""
     resolve(options.streams)  # fail on bad names before taking the lock
-    factory = client_factory or make_client(settings)
+    stop = stop or threading.Event()
+    factory = client_factory or make_client(settings, stop=stop)
     if client_factory is None:
         settings.require_api_key()  # a missing key is a usage error before the lock is taken
     run_id = uuid.uuid4().hex[:12]
@@ -314,9 +318,7 @@ def run_sync(
             return opened[0]
 
         try:
-            results = asyncio.run(
-                _run_async(settings, options, open_db, run_id, progress, stop or threading.Event(), factory)
-            )
+            results = asyncio.run(_run_async(settings, options, open_db, run_id, progress, stop, factory))
         finally:
             for db in opened:
                 db.close()

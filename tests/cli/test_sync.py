@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import sqlite3
+import time
 
 import pytest
 from typer.testing import CliRunner
@@ -78,6 +79,31 @@ def test_sigterm_stops_after_the_current_page(sandbox, tmp_path):
         0
     ]
     assert stored == counted
+
+
+def test_sigterm_during_server_trouble_stops_at_once_instead_of_retrying_to_the_end(sandbox, tmp_path):
+    server, config = sandbox
+    config.latency_ms = 150
+    db = tmp_path / "k.db"
+    proc = start_sync(db, server, "events", "profiles", capture=True)
+    try:
+        wait_for_rows(proc, db, "events", timeout=30)
+        assert proc.poll() is None, "the sync ended before the trouble; make it slower"
+        config.fault_rate = 1.0  # every answer a 5xx, a drop or a short body: the client retries
+        time.sleep(1)
+        proc.send_signal(signal.SIGTERM)
+        # Without the stop reaching the retries it went on ~60 s, then failed (exit 1).
+        out, err = proc.communicate(timeout=15)
+    finally:
+        config.latency_ms, config.fault_rate = 0, 0.0
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, (out, err)
+    assert "FAILED" not in err and "Traceback" not in err
+    conn = sqlite3.connect(db)
+    statuses = {s for (s,) in conn.execute("SELECT status FROM sync_runs")}
+    assert statuses == {"stopped"}
 
 
 def test_a_rejected_key_is_one_line_and_exit_2(sandbox, tmp_path):
