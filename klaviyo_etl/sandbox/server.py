@@ -17,6 +17,7 @@ import logging
 import random
 import re
 import socket
+import sys
 import threading
 import time
 from collections import Counter
@@ -100,6 +101,13 @@ class _HTTPServer(ThreadingHTTPServer):
     request_queue_size = 256
 
     sandbox: SandboxServer
+
+    def handle_error(self, request, client_address) -> None:
+        """A client gone mid-connection (a killed or stopped sync) is no error of ours: the
+        stdlib would print a traceback to the console for each such connection."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class SandboxServer:

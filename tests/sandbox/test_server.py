@@ -223,3 +223,22 @@ def test_serves_over_100_requests_per_second_concurrently(fresh) -> None:
     assert statuses == [200] * 400
     assert 400 / elapsed > 100, f"{400 / elapsed:.0f} req/s"
     assert server.stats.requests == 400
+
+
+def test_a_client_that_dies_mid_connection_leaves_no_traceback_on_the_console(server, capfd) -> None:
+    import socket
+    import struct
+
+    for send_request in (False, True):  # reset while idle, and while its request is being read
+        conn = socket.create_connection((server.host, server.port))
+        if send_request:
+            conn.sendall(b"GET /api/metrics HTTP/1.1\r\nHost: x\r\n")
+        time.sleep(0.1)
+        # A killed sync's socket: closed with a reset, not a FIN (SO_LINGER 0).
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
+    time.sleep(0.5)
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "ConnectionResetError" not in err
+    with httpx.Client(base_url=server.url) as c:  # and it keeps serving
+        assert c.get("/api/metrics").status_code == 401
