@@ -186,6 +186,7 @@ class KlaviyoClient:
         """
         stats = stats or RequestStats()
         key, limit = self._limit_for(method, path, params)
+        shown = path.split("?", 1)[0]  # a next link's cursor and filter: not for messages
         # JSON:API bodies go out as application/vnd.api+json, the only type the spec declares.
         content = json.dumps(json_body, separators=(",", ":")).encode() if json_body is not None else None
         headers = {"content-type": "application/vnd.api+json"} if content is not None else None
@@ -204,7 +205,7 @@ class KlaviyoClient:
                 attempt += 1
                 if attempt > 1 and self.stop is not None and self.stop.is_set():
                     # Stopped during the wait: neither the limiter's pause nor a request more.
-                    raise TransientError(f"{method} {path}: stopped before retrying")
+                    raise TransientError(f"{method} {shown}: stopped before retrying")
                 if attempt > 1:
                     stats.retries += 1
                     self.stats.retries += 1
@@ -220,9 +221,9 @@ class KlaviyoClient:
                 except httpx.ConnectError as exc:
                     if not self.answered:
                         raise Unreachable(f"cannot connect to {self.base_url}: {exc}") from exc
-                    raise TransientError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
+                    raise TransientError(f"{method} {shown}: {type(exc).__name__}: {exc}") from exc
                 except (httpx.TransportError, httpx.DecodingError) as exc:
-                    raise TransientError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
+                    raise TransientError(f"{method} {shown}: {type(exc).__name__}: {exc}") from exc
                 finally:
                     # When the answer's headers came back frees its burst slot sooner (ratelimit.py).
                     self.limiter.release(key, claim.slot, answered_at)
@@ -238,7 +239,7 @@ class KlaviyoClient:
                         return await loop.run_in_executor(executor, parse, body)
                     return parse(body)
                 except ValueError as exc:  # a body cut short on the wire (ValidationError too)
-                    raise TransientError(f"{method} {path}: truncated or invalid JSON body") from exc
+                    raise TransientError(f"{method} {shown}: truncated or invalid JSON body") from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _sleep(self, seconds: float) -> None:
@@ -291,7 +292,7 @@ class KlaviyoClient:
         if status < 300:
             return
         detail = _error_detail(body)
-        where = f" ({method} {path})"
+        where = f" ({method} {path.split('?', 1)[0]})"
         if status == 429:
             wait = retry_after(response.headers)
             if wait is not None and wait > self.max_retry_after:

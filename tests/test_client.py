@@ -462,3 +462,16 @@ async def test_a_stop_cuts_a_retry_wait_short_and_sends_nothing_more():
         await collect(client)
     assert time.monotonic() - started < 5
     assert len(calls) <= 2  # the attempt that waited, and at most one sent as the stop came
+
+
+async def test_an_error_on_a_next_page_names_its_path_without_the_cursor():
+    def handler(request):
+        if "cursor" in str(request.url):
+            return httpx.Response(503, json={"errors": [{"detail": "down"}]})
+        return httpx.Response(
+            200, json=envelope(["a"], "https://a.klaviyo.com/api/metrics?page%5Bcursor%5D=eyJzIjoxfQ")
+        )
+
+    with pytest.raises(TransientError) as failed:
+        await collect(make_client(handler, max_attempts=2))
+    assert str(failed.value) == "503: Klaviyo server error (GET /api/metrics)"

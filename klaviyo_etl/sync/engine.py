@@ -186,6 +186,9 @@ async def _run_async(
                     if isinstance(exc, TransientError) and stop.is_set():
                         # The stop ended the client's retries: stopped, not failed.
                         result.status, result.error = "stopped", "stopped before completion"
+                    elif isinstance(exc, TransientError):  # say what to do: wait for the next run
+                        tries = client.max_attempts
+                        result.error += f"; gave up after {tries} attempts, the next sync tries again"
                     elif isinstance(exc, FatalError):
                         # The key or the revision is wrong for every stream alike: stop them
                         # all and say it once, instead of one identical failure per stream.

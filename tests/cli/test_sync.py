@@ -106,6 +106,35 @@ def test_sigterm_during_server_trouble_stops_at_once_instead_of_retrying_to_the_
     assert statuses == {"stopped"}
 
 
+def test_a_stream_that_gives_up_on_server_trouble_says_after_how_many_attempts_and_what_next(
+    sandbox, tmp_path
+):
+    server, config = sandbox
+    config.fault_rate = 1.0
+    try:
+        result = CliRunner().invoke(
+            app,
+            [
+                "--db",
+                str(tmp_path / "k.db"),
+                "--quiet",
+                "--retries",
+                "1",
+                "--base-url",
+                server.url,
+                "sync",
+                "tags",
+            ],
+            env={"KLAVIYO_API_KEY": config.api_key, "KLAVIYO_ETL_CONFIG": str(tmp_path / "none.toml")},
+        )
+    finally:
+        config.fault_rate = 0.0
+    assert result.exit_code == 1, result.output
+    assert "tags: FAILED" in result.stderr
+    assert "GET /api/tags" in result.stderr
+    assert "; gave up after 2 attempts, the next sync tries again" in result.stderr
+
+
 def test_a_rejected_key_is_one_line_and_exit_2(sandbox, tmp_path):
     server, config = sandbox
     result = CliRunner().invoke(
