@@ -188,7 +188,8 @@ async def _run_async(
                         result.status, result.error = "stopped", "stopped before completion"
                     elif isinstance(exc, TransientError):  # say what to do: wait for the next run
                         tries = client.max_attempts
-                        result.error += f"; gave up after {tries} attempts, the next sync tries again"
+                        said = result.error.rstrip(".")  # httpx's messages end with one
+                        result.error = f"{said}; gave up after {tries} attempts, the next sync tries again"
                     elif isinstance(exc, FatalError):
                         # The key or the revision is wrong for every stream alike: stop them
                         # all and say it once, instead of one identical failure per stream.

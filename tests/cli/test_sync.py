@@ -133,6 +133,7 @@ def test_a_stream_that_gives_up_on_server_trouble_says_after_how_many_attempts_a
     assert "tags: FAILED" in result.stderr
     assert "GET /api/tags" in result.stderr
     assert "; gave up after 2 attempts, the next sync tries again" in result.stderr
+    assert ".;" not in result.stderr
 
 
 def test_a_rejected_key_is_one_line_and_exit_2(sandbox, tmp_path):
