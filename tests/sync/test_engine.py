@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import json
 import logging
+import sqlite3
 import threading
 
 import httpx
@@ -20,6 +21,7 @@ from tests.helpers.sync import (
     Seam,
     assert_matches_sandbox,
     client_through,
+    count_rows,
     live_ids,
     live_members,
     settings_for,
@@ -495,3 +497,35 @@ def test_on_a_new_database_the_oldest_rows_are_read_before_the_streams_and_the_d
     }
     assert [runs[s.stream]["requests"] for s in result.streams] == [s.requests for s in result.streams]
     assert all(s.requests >= 2 for s in result.streams)
+
+
+def test_a_key_revoked_mid_run_stops_it_keeps_what_is_stored_and_the_next_run_completes(
+    sandbox_factory, tmp_path
+):
+    from klaviyo_etl.errors import KeyRejected
+
+    with sandbox_factory("small", events=6000) as sb:
+        db_path = tmp_path / "k.db"
+        settings = settings_for(sb.server, sb.config, db_path)
+        key = sb.config.api_key
+
+        async def revoke_after_some_pages(request: httpx.Request) -> None:
+            if count_rows(db_path, "events") >= 1000:  # a page of events stored
+                sb.config.api_key = "pk_revoked_0000000000000000000000000000"
+
+        with pytest.raises(KeyRejected):
+            run_sync(
+                settings,
+                SyncOptions(),
+                client_factory=client_through(settings, Seam(revoke_after_some_pages)),
+            )
+        conn = sqlite3.connect(db_path)
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        failed = dict(conn.execute("SELECT stream, error FROM sync_runs WHERE status = 'failed'").fetchall())
+        conn.close()
+        assert failed and all("was rejected" in error for error in failed.values())
+        assert 0 < len(live_ids(db_path, "events")) < 6000
+
+        sb.config.api_key = key  # a new key in place: the next run completes the load
+        assert run_sync(settings, SyncOptions()).ok
+        assert_matches_sandbox(db_path, sb.data)
