@@ -60,6 +60,18 @@ def stale_streams(
     return out
 
 
+def unfinished_loads(db: sqlite_utils.Database, streams: list[str]) -> list[tuple[str, str | None]]:
+    """(stream, watermark) of the streams that stored rows but never finished a sync: a
+    first load stopped or killed part way. A report from them lacks what it has not read."""
+    if "sync_state" not in db.table_names():
+        return []
+    found = db.execute(
+        "SELECT stream, watermark FROM sync_state WHERE last_success_at IS NULL"
+        " AND (watermark IS NOT NULL OR rows_total > 0)"
+    ).fetchall()
+    return [(stream, watermark) for stream, watermark in found if stream in streams]
+
+
 def ensure_fresh(
     settings,
     db: sqlite_utils.Database,

@@ -111,7 +111,7 @@ def _build_one(
     limit: int | None,
 ) -> Report:
     """One database's report (one account's)."""
-    from klaviyo_etl.cli.freshness import ensure_fresh
+    from klaviyo_etl.cli.freshness import ensure_fresh, streams_for
     from klaviyo_etl.db import open_database
     from klaviyo_etl.db.conversion import conversion_metric
 
@@ -119,6 +119,7 @@ def _build_one(
     db = open_database(settings.db_path, create=max_age is not None)  # --max-age may sync first
     try:
         ensure_fresh(settings, db, name, max_age, source=source, conversion=conversion)
+        _announce_unfinished(db, streams_for(name, source), settings.quiet)
         _announce_rebuild(db, settings.quiet, conversion)
         report = build(db, conversion, limit)
         if "conversion_metric" not in report.meta:
@@ -126,6 +127,19 @@ def _build_one(
         return report
     finally:
         db.close()
+
+
+def _announce_unfinished(db, streams: list[str], quiet: bool) -> None:
+    """A first load stopped or killed part way: the figures lack what it has not read."""
+    from klaviyo_etl.cli.freshness import unfinished_loads
+
+    for stream, watermark in [] if quiet else unfinished_loads(db, streams):
+        reached = f" (read up to {watermark[:10]})" if watermark else ""
+        typer.echo(
+            f"note: the first load of {stream} has not finished{reached};"
+            " run `klaviyo-etl sync` to complete it",
+            err=True,
+        )
 
 
 def _announce_rebuild(db, quiet: bool, conversion: str | None = None) -> None:
@@ -395,7 +409,7 @@ def dashboard_cmd(
     max_age: MaxAge = None,
 ) -> None:
     """One self-contained HTML page: KPI cards, charts, campaign and flow tables (one account)."""
-    from klaviyo_etl.cli.freshness import ensure_fresh
+    from klaviyo_etl.cli.freshness import ensure_fresh, streams_for
     from klaviyo_etl.db import open_database
     from klaviyo_etl.reports.html import dashboard_html
 
@@ -409,6 +423,7 @@ def dashboard_cmd(
     db = open_database(settings.db_path, create=max_age is not None)
     try:
         ensure_fresh(settings, db, "dashboard", max_age, conversion=conversion)
+        _announce_unfinished(db, streams_for("dashboard"), settings.quiet)
         _announce_rebuild(db, settings.quiet, conversion)
         page = dashboard_html(db, period, against, conversion)
     finally:

@@ -251,3 +251,29 @@ def test_the_configured_conversion_metric_is_what_the_figures_count(tiny_db_path
         runner.invoke(app, ["--db", str(tiny_db_path), "report", "rfm", *MAY, "-f", "json"], env=env).output
     )
     assert rfm["customers"] == 1  # p3's API order alone, not the Shopify customers
+
+
+def test_a_report_over_a_first_load_that_did_not_finish_says_so(tiny_db_path):
+    # A killed or stopped first load of events: rows up to its watermark, never a success.
+    db = open_database(tiny_db_path)
+    db["sync_state"].insert({"stream": "events", "watermark": "2026-05-10T00:00:00+00:00", "rows_total": 0})
+    db["sync_state"].insert({"stream": "metrics", "last_success_at": "2026-06-01T00:00:00+00:00"})
+    db.close()
+    result = run(tiny_db_path, "campaigns", *MAY)
+    assert result.exit_code == 0, result.output
+    assert (
+        "note: the first load of events has not finished (read up to 2026-05-10);"
+        " run `klaviyo-etl sync` to complete it" in result.stderr
+    )
+    assert "metrics" not in result.stderr
+    assert "May newsletter" in result.stdout  # the report itself as before
+    assert "note:" not in run(tiny_db_path, "campaigns", *MAY, "--format", "json").stdout
+
+
+def test_a_report_after_finished_loads_has_no_note(tiny_db_path):
+    db = open_database(tiny_db_path)
+    db["sync_state"].insert(
+        {"stream": "events", "watermark": "2026-05-10T00:00:00+00:00", "last_success_at": "x"}
+    )
+    db.close()
+    assert "note:" not in run(tiny_db_path, "campaigns", *MAY).stderr
