@@ -10,7 +10,13 @@ import typer
 
 from klaviyo_etl.cli.account_options import account_options
 from klaviyo_etl.cli.common import settings_of
-from klaviyo_etl.cli.report_options import MaxAge, OutputOptions, report_options
+from klaviyo_etl.cli.report_options import (
+    MaxAge,
+    OutputOptions,
+    check_output_file,
+    output_error,
+    report_options,
+)
 from klaviyo_etl.errors import KlaviyoEtlError, UsageError
 from klaviyo_etl.reports.periods import Period, compare_period
 from klaviyo_etl.settings import config_path
@@ -95,8 +101,11 @@ def _run(
     else:
         from rich.console import Console
 
-        with open(out.output, "w", encoding="utf-8") as handle:
-            render(report, out.fmt, handle, Console(file=handle, width=200), **shape, table=table)
+        try:
+            with open(out.output, "w", encoding="utf-8") as handle:
+                render(report, out.fmt, handle, Console(file=handle, width=200), **shape, table=table)
+        except OSError as exc:
+            raise output_error(out.output, "--output", exc) from None
         if not settings.quiet:
             typer.echo(f"wrote {out.output}", err=True)
 
@@ -400,6 +409,7 @@ def dashboard_cmd(
     from klaviyo_etl.reports.html import dashboard_html
 
     against = compare_period(period, None if compare == "none" else compare)
+    check_output_file(html_file, "--html")
     settings = settings_of(ctx)
     conversion = conversion_setting()
     if accounts is not None:
@@ -413,6 +423,9 @@ def dashboard_cmd(
         page = dashboard_html(db, period, against, conversion)
     finally:
         db.close()
-    html_file.write_text(page, encoding="utf-8")
+    try:
+        html_file.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise output_error(html_file, "--html", exc) from None
     if not settings.quiet:
         typer.echo(f"wrote {html_file}")

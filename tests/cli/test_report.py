@@ -87,6 +87,32 @@ def test_output_file(tiny_db_path, tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
+        (["campaigns", "-o", "{tmp}"], "--output {tmp} is a folder"),
+        (["campaigns", "-o", ""], "--output . is a folder"),
+        (["overview", "-f", "json", "-o", "{tmp}/missing/x.json"], "the folder {tmp}/missing does not exist"),
+        (["dashboard", "--html", "{tmp}"], "--html {tmp} is a folder"),
+        (["dashboard", "--html", "{tmp}/missing/d.html"], "the folder {tmp}/missing does not exist"),
+    ],
+)
+def test_a_file_to_write_that_cannot_be_one_is_one_line_before_any_work(
+    tiny_db_path, tmp_path, args, message
+):
+    before = tiny_db_path.read_bytes()
+    result = run(tiny_db_path, *[arg.replace("{tmp}", str(tmp_path)) for arg in args], *MAY)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert (
+        len(lines) == 1
+        and lines[0].startswith("Error: ")
+        and message.replace("{tmp}", str(tmp_path)) in lines[0]
+    )
+    assert not (tmp_path / "missing").exists()
+    assert tiny_db_path.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
         (["campaigns", "--last", "fortnight"], "--last 'fortnight' is not a period"),
         (["campaigns", "--from", "2026-13-01"], "--from '2026-13-01' is not a date"),
         (["campaigns", "--from", "2026-05-10", "--to", "2026-05-01"], "is before --from"),
