@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
 
@@ -10,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from klaviyo_etl.cli import app
+from klaviyo_etl.db import open_database
 from tests.helpers.sync import start_sync, wait_for_rows
 
 
@@ -94,3 +96,36 @@ def test_a_rejected_key_is_one_line_and_exit_2(sandbox, tmp_path):
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert lines == ["Error: 401: the API key pk_…9876 was rejected — check KLAVIYO_API_KEY"]
     assert "pk_not_the_right_key" not in result.output
+
+
+def _sync_and_purge(db_path, server, config, tmp_path):
+    env = {"KLAVIYO_API_KEY": config.api_key, "KLAVIYO_ETL_CONFIG": str(tmp_path / "none.toml")}
+    for command in (["sync", "tags"], ["purge", "--deleted"]):
+        yield CliRunner().invoke(app, ["--db", str(db_path), "--base-url", server.url, *command], env=env)
+
+
+def test_a_database_folder_that_is_a_file_is_one_line_for_sync_and_purge(sandbox, tmp_path):
+    server, config = sandbox
+    (tmp_path / "notes").write_text("not a folder")
+    for result in _sync_and_purge(tmp_path / "notes" / "k.db", server, config, tmp_path):
+        assert result.exit_code == 2, result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: cannot create the lock file"), lines
+        assert "must be a folder you can write" in lines[0]
+
+
+def test_a_read_only_database_is_one_line_for_sync_and_purge_and_stays_unchanged(sandbox, tmp_path):
+    server, config = sandbox
+    db_path = tmp_path / "k.db"
+    open_database(db_path).close()
+    db_path.chmod(0o444)
+    if os.access(db_path, os.W_OK):
+        pytest.skip("file modes are not enforced for this user (root)")
+    before = db_path.read_bytes()
+    for result in _sync_and_purge(db_path, server, config, tmp_path):
+        assert result.exit_code == 2, result.output
+        lines = result.output.strip().splitlines()
+        assert lines == [
+            f"Error: database {db_path} is read-only: make it writable (chmod u+w) to sync or purge"
+        ]
+    assert db_path.read_bytes() == before
