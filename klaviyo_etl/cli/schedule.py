@@ -233,7 +233,15 @@ def _plans(settings, config, now: dt.datetime) -> list[StreamPlan]:
     from klaviyo_etl.db import open_database
     from klaviyo_etl.schedule import plan
 
-    db = open_database(settings.db_path)
+    if settings.db_path.expanduser().exists():
+        db = open_database(settings.db_path)
+    else:  # nothing synced yet, every stream due; a status creates no database (a mistyped --db)
+        import sqlite_utils
+
+        from klaviyo_etl.db import migrate
+
+        db = sqlite_utils.Database(memory=True)
+        migrate(db)
     try:
         return plan(db, config, now)
     finally:

@@ -191,3 +191,13 @@ def test_run_stops_with_exit_2_on_a_rejected_key(sandbox_factory, tmp_path, env)
     assert process.stderr.strip().splitlines()[-1] == (
         "Error: 401: the API key pk_…9876 was rejected — check KLAVIYO_API_KEY"
     )
+
+
+def test_status_of_a_database_not_there_yet_shows_every_stream_due_and_creates_nothing(tmp_path, env):
+    db = tmp_path / "not-yet" / "k.db"
+    result = runner.invoke(app, ["--db", str(db), "schedule", "status", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    streams = json.loads(result.output)["streams"]
+    assert [s["stream"] for s in streams] == STREAM_NAMES
+    assert all(s["due_now"] and s["reason"].startswith("never synced") for s in streams)
+    assert not (tmp_path / "not-yet").exists()

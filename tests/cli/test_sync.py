@@ -107,11 +107,12 @@ def _sync_and_purge(db_path, server, config, tmp_path):
 def test_a_database_folder_that_is_a_file_is_one_line_for_sync_and_purge(sandbox, tmp_path):
     server, config = sandbox
     (tmp_path / "notes").write_text("not a folder")
-    for result in _sync_and_purge(tmp_path / "notes" / "k.db", server, config, tmp_path):
+    sync, purge = _sync_and_purge(tmp_path / "notes" / "k.db", server, config, tmp_path)
+    for result, start in ((sync, "Error: cannot create the lock file"), (purge, "Error: no database at")):
         assert result.exit_code == 2, result.output
         lines = result.output.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("Error: cannot create the lock file"), lines
-        assert "must be a folder you can write" in lines[0]
+        assert len(lines) == 1 and lines[0].startswith(start), lines
+    assert "must be a folder you can write" in sync.output
 
 
 def test_a_read_only_database_is_one_line_for_sync_and_purge_and_stays_unchanged(sandbox, tmp_path):
@@ -129,3 +130,17 @@ def test_a_read_only_database_is_one_line_for_sync_and_purge_and_stays_unchanged
             f"Error: database {db_path} is read-only: make it writable (chmod u+w) to sync or purge"
         ]
     assert db_path.read_bytes() == before
+
+
+def test_purge_on_a_mistyped_database_path_leaves_nothing_behind(tmp_path):
+    db_path = tmp_path / "typo" / "k.db"
+    result = CliRunner().invoke(
+        app,
+        ["--db", str(db_path), "purge", "--deleted"],
+        env={"KLAVIYO_ETL_CONFIG": str(tmp_path / "none.toml")},
+    )
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == (
+        f"Error: no database at {db_path}: run `klaviyo-etl sync` first, or point --db / KLAVIYO_ETL_DB at one"
+    )
+    assert not (tmp_path / "typo").exists()
