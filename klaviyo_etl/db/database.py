@@ -7,6 +7,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from klaviyo_etl.db.migrations import foreign_tables
 from klaviyo_etl.db.migrations import migrate as apply_migrations
 from klaviyo_etl.db.private import create_private
 from klaviyo_etl.errors import DatabaseError
@@ -35,6 +36,14 @@ def open_database(path: str | Path, *, migrate: bool = True, create: bool = True
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout = 30000")
         db = sqlite_utils.Database(conn)
+        foreign = foreign_tables(db)
+        if foreign:  # before any write: not even WAL mode is set on another program's file
+            conn.close()
+            shown = ", ".join(foreign[:5]) + (", …" if len(foreign) > 5 else "")
+            raise DatabaseError(
+                f"{path} is not a klaviyo-etl database (it holds tables {shown}): point --db /"
+                " KLAVIYO_ETL_DB at a klaviyo-etl database or a new file"
+            )
         if db.journal_mode != "wal":
             db.enable_wal()
         conn.execute("PRAGMA synchronous = NORMAL")
