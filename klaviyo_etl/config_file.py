@@ -57,7 +57,7 @@ from klaviyo_etl.config_values import (
     default_schedule,
 )
 from klaviyo_etl.errors import ConfigError
-from klaviyo_etl.settings import config_path
+from klaviyo_etl.settings import CONFIG_ENV, config_path
 from klaviyo_etl.sync.names import STREAM_NAMES
 
 # What the rest of the code imports from here (the values live in `config_values`).
@@ -347,8 +347,20 @@ def default_config_text() -> str:
 def write_default_config(path: str | Path | None = None, *, force: bool = False) -> Path:
     """Write the commented default file; refuse to overwrite one unless `force`."""
     path = Path(path).expanduser() if path is not None else config_path()
+    if path.is_dir():
+        raise ConfigError(
+            f"config {path} is a folder: set {CONFIG_ENV} to a file path (e.g. {path / 'config.toml'})"
+        )
     if path.exists() and not force:
         raise ConfigError(f"config {path} already exists; pass --force to overwrite it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(default_config_text(), encoding="utf-8")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(default_config_text(), encoding="utf-8")
+    except OSError as exc:  # a file where a folder should be, a folder we may not write
+        reason = (
+            "a file is in the way of its folder"
+            if isinstance(exc, FileExistsError | NotADirectoryError)
+            else ""
+        )
+        raise ConfigError(f"cannot write config {path}: {reason or exc.strerror or exc}") from None
     return path

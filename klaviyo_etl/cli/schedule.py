@@ -17,6 +17,7 @@ from rich.table import Table
 from klaviyo_etl import REVISION
 from klaviyo_etl.cli.account_options import account_options, exit_if_failed
 from klaviyo_etl.cli.config import configured
+from klaviyo_etl.errors import UsageError
 from klaviyo_etl.settings import DEFAULT_BASE_URL
 from klaviyo_etl.sync.names import ALIASES
 
@@ -150,8 +151,17 @@ def crontab(
         sync_options = ["--all-accounts"] if every else [o for a in accounts for o in ("--account", a.name)]
         variables = [a.key_env for a in accounts]
     log_path = (log or default_log_path()).expanduser().absolute()
-    # cron's `>>` fails if the directory is missing, and nothing would tell the user.
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    # cron's `>>` fails if the directory is missing, or the path is one, and nothing would
+    # tell the user.
+    if log_path.is_dir():
+        raise UsageError(f"--log {log_path} is a folder: give the path of a file to append to")
+    try:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = (
+            "a file is in the way" if isinstance(exc, FileExistsError | NotADirectoryError) else exc.strerror
+        )
+        raise UsageError(f"--log {log_path}: cannot create its folder: {reason or exc}") from None
     extra: list[str] = []
     if settings.base_url != DEFAULT_BASE_URL:
         extra += ["--base-url", settings.base_url]

@@ -112,6 +112,27 @@ def test_crontab_prints_a_pasteable_line_and_creates_the_log_dir(tmp_path, env):
     assert log.parent.is_dir()
 
 
+@pytest.mark.parametrize(
+    ("log", "message"),
+    [
+        ("{tmp}", "--log {tmp} is a folder"),
+        (
+            "{tmp}/notes/cron.log",
+            "--log {tmp}/notes/cron.log: cannot create its folder: a file is in the way",
+        ),
+    ],
+)
+def test_crontab_refuses_a_log_no_cron_job_could_append_to(tmp_path, env, log, message):
+    (tmp_path / "notes").write_text("a file, not a folder")
+    log = log.replace("{tmp}", str(tmp_path))
+    result = runner.invoke(
+        app, ["--db", str(tmp_path / "k.db"), "schedule", "crontab", "--log", log], env=env
+    )
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: " + message.replace("{tmp}", str(tmp_path)))
+
+
 def test_run_needs_an_api_key(tmp_path, env):
     result = runner.invoke(app, ["--db", str(tmp_path / "k.db"), "schedule", "run"], env=env)
     assert result.exit_code == 2
