@@ -67,6 +67,24 @@ def test_reading_commands_refuse_a_missing_database_and_create_nothing(tmp_path)
     assert not missing.parent.exists()
 
 
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["--db", "", "status"], "'--db'"),
+        (["export", "parquet", ""], "'DIR'"),
+        (["report", "campaigns", "-o", ""], "'--output' / '-o'"),
+        (["report", "dashboard", "--html", ""], "'--html'"),
+        (["schedule", "crontab", "--log", ""], "'--log'"),
+    ],
+)
+def test_an_empty_path_is_a_usage_error_not_the_current_folder(db_path, tmp_path, monkeypatch, args, option):
+    monkeypatch.chdir(tmp_path)  # where `export parquet ""` wrote its files
+    result = run(["--db", str(db_path), *args], env={"KLAVIYO_ETL_CONFIG": str(tmp_path / "none.toml")})
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for {option}" in result.output and "the path is empty" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("k.db")) == []
+
+
 def test_the_key_is_not_sent_over_plain_http_to_a_remote_host(db_path):
     result = run(["--db", str(db_path), "--base-url", "http://klaviyo.example.com", "sync", "metrics"])
     assert_one_line_error(result, 2, "refusing to send the API key over plain HTTP")

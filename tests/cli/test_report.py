@@ -88,7 +88,6 @@ def test_output_file(tiny_db_path, tmp_path):
     ("args", "message"),
     [
         (["campaigns", "-o", "{tmp}"], "--output {tmp} is a folder"),
-        (["campaigns", "-o", ""], "--output . is a folder"),
         (["overview", "-f", "json", "-o", "{tmp}/missing/x.json"], "the folder {tmp}/missing does not exist"),
         (["dashboard", "--html", "{tmp}"], "--html {tmp} is a folder"),
         (["dashboard", "--html", "{tmp}/missing/d.html"], "the folder {tmp}/missing does not exist"),
