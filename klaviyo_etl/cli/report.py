@@ -39,6 +39,7 @@ app = typer.Typer(
 Sort = Annotated[str | None, typer.Option("--sort", help="Column to sort by; add :asc or :desc.")]
 Limit = Annotated[int | None, typer.Option("--limit", min=1, help="Show at most this many rows.")]
 Channel = Annotated[str | None, typer.Option("--channel", help="email | sms | mobile_push.")]
+SOURCES = ("events", "klaviyo", "compare")
 Source = Annotated[
     str,
     typer.Option(
@@ -47,6 +48,12 @@ Source = Annotated[
         " Klaviyo's timeframe, with the differences).",
     ),
 ]
+
+
+def check_source(source: str) -> None:
+    """--source of `report campaigns` / `report flows`, checked before any sync or query."""
+    if source not in SOURCES:
+        raise UsageError(f"--source {source!r} must be one of {', '.join(SOURCES)}")
 
 
 def conversion_setting() -> str | None:
@@ -190,6 +197,7 @@ def campaigns_cmd(
     source: Source = "events",
 ) -> None:
     """Per campaign sent in the period: recipients, opens, clicks, conversions, revenue ..."""
+    check_source(source)
 
     def build(db, conversion, limit):
         if source == "compare":
@@ -223,6 +231,7 @@ def flows_cmd(
     source: Source = "events",
 ) -> None:
     """Per flow (and channel) or per flow message: the campaign figures over the period."""
+    check_source(source)
 
     def build(db, conversion, limit):
         if source == "compare":

@@ -126,6 +126,11 @@ def test_a_file_to_write_that_cannot_be_one_is_one_line_before_any_work(
         (["overview", "--max-age", "later"], "--max-age 'later' is not a duration"),
         (["campaigns", "--columns", "name,revenue"], "--columns 'revenue' is not a column"),
         (["flows", "--columns", "bogus", "-f", "json"], "--columns 'bogus' is not a column"),
+        (["campaigns", "--source", "both"], "--source 'both' must be one of events, klaviyo, compare"),
+        (
+            ["flows", "--source", "both", "--max-age", "1h"],
+            "--source 'both' must be one of events, klaviyo, compare",
+        ),
     ],
 )
 def test_usage_errors_are_one_line(tiny_db_path, args, message):
