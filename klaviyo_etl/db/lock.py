@@ -17,6 +17,17 @@ def lock_path(db_path: str | Path) -> Path:
     return Path(str(Path(db_path).expanduser()) + ".lock")
 
 
+def check_writable(db_path: str | Path) -> None:
+    """Refuse a read-only database file to a command that writes to it (sync, purge, export),
+    which SQLite would only refuse at its first write, deep in the work."""
+    database = Path(db_path).expanduser()
+    if database.exists() and not os.access(database, os.W_OK):
+        raise DatabaseError(
+            f"database {database} is read-only: make it writable (chmod u+w); sync, purge and export"
+            " write to it"
+        )
+
+
 @contextmanager
 def database_lock(db_path: str | Path, *, timeout: float = 0) -> Iterator[None]:
     """Hold the database's writer lock, or raise DatabaseLocked at once (timeout=0).
@@ -25,12 +36,7 @@ def database_lock(db_path: str | Path, *, timeout: float = 0) -> Iterator[None]:
     killed sync never leaves a stale lock behind.
     """
     path = lock_path(db_path)
-    database = Path(db_path).expanduser()
-    if database.exists() and not os.access(database, os.W_OK):
-        # what SQLite would only say at the first write, deep in a sync or a purge
-        raise DatabaseError(
-            f"database {database} is read-only: make it writable (chmod u+w) to sync or purge"
-        )
+    check_writable(db_path)
     lock = FileLock(str(path), timeout=timeout, thread_local=False)
     try:
         create_private_dirs(path.parent)

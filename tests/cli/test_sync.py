@@ -127,7 +127,8 @@ def test_a_read_only_database_is_one_line_for_sync_and_purge_and_stays_unchanged
         assert result.exit_code == 2, result.output
         lines = result.output.strip().splitlines()
         assert lines == [
-            f"Error: database {db_path} is read-only: make it writable (chmod u+w) to sync or purge"
+            f"Error: database {db_path} is read-only: make it writable (chmod u+w); sync, purge and export"
+            " write to it"
         ]
     assert db_path.read_bytes() == before
 
