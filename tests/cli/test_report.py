@@ -126,6 +126,13 @@ def test_a_file_to_write_that_cannot_be_one_is_one_line_before_any_work(
         (["overview", "--max-age", "later"], "--max-age 'later' is not a duration"),
         (["campaigns", "--columns", "name,revenue"], "--columns 'revenue' is not a column"),
         (["flows", "--columns", "bogus", "-f", "json"], "--columns 'bogus' is not a column"),
+        (
+            ["campaigns", "--last", "99999d"],
+            "--last '99999d' is too long: at most 9999d or 9999w, or --last all",
+        ),
+        (["metric", "Placed Order", "--z", "0"], "--z 0.0 must be above 0"),
+        (["metric", "Placed Order", "--z", "-3"], "--z -3.0 must be above 0"),
+        (["metric", "Placed Order", "--z", "nan"], "--z nan must be above 0"),
         (["campaigns", "--source", "both"], "--source 'both' must be one of events, klaviyo, compare"),
         (
             ["flows", "--source", "both", "--max-age", "1h"],
