@@ -33,6 +33,11 @@ def test_unknown_stream_lists_valid_ones(db_path):
     assert_one_line_error(result, 2, "unknown stream evnts; valid streams: all, metrics, events")
 
 
+def test_an_empty_stream_name_is_shown_as_empty(db_path):
+    result = run(["--db", str(db_path), "sync", "metrics", ""])
+    assert_one_line_error(result, 2, "unknown stream ''; valid streams: all, metrics")
+
+
 def test_missing_api_key(db_path):
     result = run(["--db", str(db_path), "sync", "metrics"], env={"KLAVIYO_API_KEY": ""})
     assert_one_line_error(result, 2, "KLAVIYO_API_KEY")
