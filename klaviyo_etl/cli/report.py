@@ -18,7 +18,7 @@ from klaviyo_etl.cli.report_options import (
     report_options,
 )
 from klaviyo_etl.errors import KlaviyoEtlError, UsageError
-from klaviyo_etl.reports.periods import Period, compare_period
+from klaviyo_etl.reports.periods import COMPARE_CHOICES, Period, compare_period
 from klaviyo_etl.settings import config_path
 
 if TYPE_CHECKING:
@@ -417,6 +417,8 @@ def dashboard_cmd(
     from klaviyo_etl.db import open_database
     from klaviyo_etl.reports.html import dashboard_html
 
+    if compare not in (*COMPARE_CHOICES, "none"):
+        raise UsageError(f"--compare {compare!r} is not one of {', '.join(COMPARE_CHOICES)}, none")
     against = compare_period(period, None if compare == "none" else compare)
     check_output_file(html_file, "--html")
     settings = settings_of(ctx)

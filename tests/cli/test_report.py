@@ -119,6 +119,7 @@ def test_a_file_to_write_that_cannot_be_one_is_one_line_before_any_work(
         (["campaigns", "--sort", "bogus"], "--sort 'bogus' is not a column"),
         (["campaigns", "--channel", "fax"], "--channel 'fax'"),
         (["overview", "--compare", "decade"], "--compare 'decade'"),
+        (["dashboard", "--html", "d.html", "--compare", "decade"], "is not one of previous, year, none"),
         (["overview", "--last", "all", "--compare", "previous"], "needs a bounded period"),
         (["metric", "Placed Ordr"], "did you mean 'Placed Order'"),
         (["metric", "Placed Order", "--forecast", "soon"], "is not a horizon"),
