@@ -276,8 +276,15 @@ def _first_problem(exc: ValidationError) -> str:
             return f"{where}: unknown section (known: {', '.join(FileContents.model_fields)})"
         section = {"sync": SyncSection, "defaults": DefaultsSection, "reports": ReportsSection}[loc[0]]
         return f"{where}: unknown key (known: {', '.join(section.model_fields)})"
-    message = error["msg"].removeprefix("Value error, ")
+    message = _message(error)
     return f"{where}: {message} (got {error.get('input')!r})"
+
+
+def _message(error: Any) -> str:
+    """pydantic's message, in the file's words (it names a Python class for a path)."""
+    if error["type"] == "path_type":
+        return 'must be a path, in quotes (e.g. "~/klaviyo.db")'
+    return error["msg"].removeprefix("Value error, ")
 
 
 def _account_problem(error: Any, loc: list[str]) -> str:
@@ -292,7 +299,7 @@ def _account_problem(error: Any, loc: list[str]) -> str:
         return f"{where} {key}: unknown key (known: {', '.join(AccountSection.model_fields)})"
     if error["type"] == "missing":
         return f"{where} {key}: missing; name the environment variable holding this account's key"
-    message = error["msg"].removeprefix("Value error, ")
+    message = _message(error)
     if key == "key_env":
         return f"{where} {key}: {message}"  # never echo what may be a key
     return f"{where} {'.'.join(loc[2:])}: {message} (got {error.get('input')!r})"
