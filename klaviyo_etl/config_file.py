@@ -59,6 +59,7 @@ from klaviyo_etl.config_values import (
 from klaviyo_etl.errors import ConfigError
 from klaviyo_etl.settings import CONFIG_ENV, config_path
 from klaviyo_etl.sync.names import STREAM_NAMES
+from klaviyo_etl.sync.options import MAX_DAYS
 
 # What the rest of the code imports from here (the values live in `config_values`).
 __all__ = [
@@ -83,8 +84,8 @@ __all__ = [
 class SyncSection(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    lookback_days: float = Field(DEFAULT_LOOKBACK_DAYS, ge=0)
-    reconcile_days: float = Field(DEFAULT_RECONCILE_DAYS, gt=0)
+    lookback_days: float = Field(DEFAULT_LOOKBACK_DAYS, ge=0, le=MAX_DAYS)
+    reconcile_days: float = Field(DEFAULT_RECONCILE_DAYS, gt=0, le=MAX_DAYS)
     parse_workers: int = Field(DEFAULT_PARSE_WORKERS, ge=0, le=64)
 
 
@@ -139,8 +140,8 @@ class AccountSection(BaseModel):
     key_env: str
     db: Path | None = None
     base_url: str | None = None
-    lookback_days: float | None = Field(None, ge=0)
-    reconcile_days: float | None = Field(None, gt=0)
+    lookback_days: float | None = Field(None, ge=0, le=MAX_DAYS)
+    reconcile_days: float | None = Field(None, gt=0, le=MAX_DAYS)
     conversion_metric: str | None = None
     schedule: dict[str, Any] = {}
 

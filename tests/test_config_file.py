@@ -114,6 +114,14 @@ base_url = "http://127.0.0.1:8080/"
             "[sync] lookback: unknown key (known: lookback_days, reconcile_days, parse_workers)",
         ),
         ("[sync]\nlookback_days = -1\n", "[sync] lookback_days: Input should be greater than or equal to 0"),
+        (
+            "[sync]\nlookback_days = 1e300\n",
+            "[sync] lookback_days: Input should be less than or equal to 36500",
+        ),
+        (
+            "[sync]\nreconcile_days = inf\n",
+            "[sync] reconcile_days: Input should be less than or equal to 36500",
+        ),
         ('[sync]\nreconcile_days = "weekly"\n', "[sync] reconcile_days: Input should be a valid number"),
         ('[defaults]\nbase_url = "a.klaviyo.com"\n', "[defaults] base_url: must start with http://"),
         ("[defaults]\ndb = 5\n", '[defaults] db: must be a path, in quotes (e.g. "~/klaviyo.db") (got 5)'),

@@ -12,6 +12,7 @@ import typer
 from klaviyo_etl.cli.account_options import account_options
 from klaviyo_etl.errors import UsageError
 from klaviyo_etl.sync.names import STREAM_NAMES
+from klaviyo_etl.sync.options import MAX_DAYS
 
 if TYPE_CHECKING:
     from klaviyo_etl.accounts import AccountTarget
@@ -61,6 +62,7 @@ def sync(
         typer.Option(
             "--lookback-days",
             min=0,
+            max=MAX_DAYS,
             metavar="DAYS",
             help="Days of events re-read for late arrivals [default: config, else 3].",
         ),
@@ -70,6 +72,7 @@ def sync(
         typer.Option(
             "--reconcile-days",
             min=0,
+            max=MAX_DAYS,
             metavar="DAYS",
             help="Reconcile deletions this often [default: config, else 7].",
         ),

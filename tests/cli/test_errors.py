@@ -38,6 +38,16 @@ def test_an_empty_stream_name_is_shown_as_empty(db_path):
     assert_one_line_error(result, 2, "unknown stream ''; valid streams: all, metrics")
 
 
+@pytest.mark.parametrize("option", ["--lookback-days", "--reconcile-days"])
+@pytest.mark.parametrize("days", ["99999999", "inf", "1e300"])
+def test_days_beyond_a_century_are_refused_before_the_run(db_path, option, days):
+    # they failed the events stream on an OverflowError, or the whole run as "unexpected"
+    result = run(["--db", str(db_path), "sync", "events", option, days], env={"COLUMNS": "200"})
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for '{option}'" in result.output and "less than or equal to 36500" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_missing_api_key(db_path):
     result = run(["--db", str(db_path), "sync", "metrics"], env={"KLAVIYO_API_KEY": ""})
     assert_one_line_error(result, 2, "KLAVIYO_API_KEY")
