@@ -58,6 +58,14 @@ def test_bad_since(db_path):
     assert_one_line_error(result, 2, "--since 'yesterday-ish' is not a date")
 
 
+def test_a_since_in_the_future_is_refused(db_path):
+    # it re-read nothing of what it was asked for and said ok (a mistyped year)
+    result = run(["--db", str(db_path), "sync", "events", "--since", "2062-01-01"])
+    assert_one_line_error(
+        result, 2, "--since 2062-01-01 is in the future: give the past date to re-read from"
+    )
+
+
 def test_unreachable_server_stops_the_run_at_once_naming_the_url_and_keeps_the_database(db_path):
     began = time.monotonic()
     result = run(["--db", str(db_path), "--quiet", "--base-url", "http://127.0.0.1:9", "sync", "metrics"])
