@@ -227,16 +227,27 @@ def status(
     if accounts is None:
         _status(settings, config, as_json)
         return
+    from klaviyo_etl.errors import DatabaseError
+
+    failed: dict[str, str] = {}  # an account whose database cannot be read: named, the others shown
     if as_json:
-        typer.echo(
-            json.dumps(
-                [{"account": a.name, **_status_json(a.settings, a.config)} for a in accounts], indent=2
-            )
-        )
+        shown = []
+        for a in accounts:
+            try:
+                shown.append({"account": a.name, **_status_json(a.settings, a.config)})
+            except DatabaseError as exc:
+                failed[a.name] = str(exc)
+                shown.append({"account": a.name, "error": str(exc)})
+        typer.echo(json.dumps(shown, indent=2))
+        exit_if_failed(failed)
         return
     for account in accounts:
         Console().print(f"account {account.name}", style="bold")
-        _status(account.settings, account.config, False)
+        try:
+            _status(account.settings, account.config, False)
+        except DatabaseError as exc:
+            failed[account.name] = str(exc)
+    exit_if_failed(failed)
 
 
 def _plans(settings, config, now: dt.datetime) -> list[StreamPlan]:

@@ -127,6 +127,23 @@ def test_overview_and_metric_for_one_account_are_its_own_and_a_metric_table_for_
     assert [line.split(":")[0] for line in totals] == ["acme", "globex"]
 
 
+def test_schedule_status_names_the_account_whose_database_is_another_programs_and_shows_the_others(
+    accounts, tmp_path
+):
+    # acme's file is another program's; globex has none yet (shown as never synced)
+    other = sqlite3.connect(tmp_path / "klaviyo-acme.db")
+    other.execute("CREATE TABLE notes (body TEXT)")
+    other.commit()
+    other.close()
+    result = _invoke(tmp_path, accounts, "schedule", "status", "--all-accounts", COLUMNS="200")
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip().startswith("Error: account acme: ")
+    assert "is not a klaviyo-etl database" in result.stderr
+    assert "account globex" in result.stdout and "Due now: metrics" in result.stdout
+    shown = json.loads(_invoke(tmp_path, accounts, "schedule", "status", "--all-accounts", "--json").stdout)
+    assert [a["account"] for a in shown] == ["acme", "globex"] and "error" in shown[0]
+
+
 def test_a_revoked_key_fails_that_account_only_and_exits_1(accounts, tmp_path):
     result = _invoke(tmp_path, accounts, "sync", "all", "--all-accounts", KEY_GLOBEX="pk_revoked_0000")
     assert result.exit_code == 1, result.output
