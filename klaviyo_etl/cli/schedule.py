@@ -17,7 +17,7 @@ from rich.table import Table
 from klaviyo_etl import REVISION
 from klaviyo_etl.cli.account_options import account_options, exit_if_failed
 from klaviyo_etl.cli.config import configured
-from klaviyo_etl.errors import UsageError
+from klaviyo_etl.errors import DatabaseError, UsageError
 from klaviyo_etl.settings import DEFAULT_BASE_URL
 from klaviyo_etl.sync.names import ALIASES
 
@@ -227,8 +227,6 @@ def status(
     if accounts is None:
         _status(settings, config, as_json)
         return
-    from klaviyo_etl.errors import DatabaseError
-
     failed: dict[str, str] = {}  # an account whose database cannot be read: named, the others shown
     if as_json:
         shown = []
