@@ -9,6 +9,7 @@ its own options, and `--help` lists the shared ones in the same place on every c
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import inspect
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from typing import Annotated, Any
 import typer
 
 from klaviyo_etl.errors import UsageError
-from klaviyo_etl.reports.periods import LAST_CHOICES, compare_period, resolve_period
+from klaviyo_etl.reports.periods import LAST_CHOICES, compare_period, resolve_period, utc_today
 
 From = Annotated[str | None, typer.Option("--from", metavar="DATE", help="First day (YYYY-MM-DD, UTC).")]
 To = Annotated[str | None, typer.Option("--to", metavar="DATE", help="Last day, included (YYYY-MM-DD, UTC).")]
@@ -132,9 +133,15 @@ def report_options(
 
         @functools.wraps(command)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            from_ = kwargs.pop("from_")
             period = resolve_period(
-                from_=kwargs.pop("from_"), to=kwargs.pop("to"), last=kwargs.pop("last"), default=default
+                from_=from_, to=kwargs.pop("to"), last=kwargs.pop("last"), default=default
             )
+            today = utc_today()
+            if period.start and period.start > today + dt.timedelta(days=1):  # a day for zones ahead
+                raise UsageError(
+                    f"--from {from_} is in the future (today is {today}, UTC): nothing happened yet"
+                )
             kwargs["period"] = period
             if compare:
                 kwargs["against"] = compare_period(period, kwargs.pop("compare"))

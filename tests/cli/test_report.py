@@ -119,6 +119,11 @@ def test_a_file_to_write_that_cannot_be_one_is_one_line_before_any_work(
         (["campaigns", "--sort", "bogus"], "--sort 'bogus' is not a column"),
         (["campaigns", "--channel", "fax"], "--channel 'fax'"),
         (["overview", "--compare", "decade"], "--compare 'decade'"),
+        (["campaigns", "--from", "2999-01-01"], "--from 2999-01-01 is in the future (today is"),
+        (
+            ["dashboard", "--html", "/nonexistent/d.html", "--from", "2999-01-01", "--to", "2999-01-31"],
+            "in the future",
+        ),
         (["dashboard", "--html", "d.html", "--compare", "decade"], "is not one of previous, year, none"),
         (["overview", "--last", "all", "--compare", "previous"], "needs a bounded period"),
         (["metric", "Placed Ordr"], "did you mean 'Placed Order'"),
