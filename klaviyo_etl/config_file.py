@@ -57,8 +57,9 @@ from klaviyo_etl.config_values import (
     default_schedule,
 )
 from klaviyo_etl.errors import ConfigError
-from klaviyo_etl.settings import config_path
+from klaviyo_etl.settings import CONFIG_ENV, config_path
 from klaviyo_etl.sync.names import STREAM_NAMES
+from klaviyo_etl.sync.options import MAX_DAYS
 
 # What the rest of the code imports from here (the values live in `config_values`).
 __all__ = [
@@ -83,8 +84,8 @@ __all__ = [
 class SyncSection(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    lookback_days: float = Field(DEFAULT_LOOKBACK_DAYS, ge=0)
-    reconcile_days: float = Field(DEFAULT_RECONCILE_DAYS, gt=0)
+    lookback_days: float = Field(DEFAULT_LOOKBACK_DAYS, ge=0, le=MAX_DAYS)
+    reconcile_days: float = Field(DEFAULT_RECONCILE_DAYS, gt=0, le=MAX_DAYS)
     parse_workers: int = Field(DEFAULT_PARSE_WORKERS, ge=0, le=64)
 
 
@@ -139,8 +140,8 @@ class AccountSection(BaseModel):
     key_env: str
     db: Path | None = None
     base_url: str | None = None
-    lookback_days: float | None = Field(None, ge=0)
-    reconcile_days: float | None = Field(None, gt=0)
+    lookback_days: float | None = Field(None, ge=0, le=MAX_DAYS)
+    reconcile_days: float | None = Field(None, gt=0, le=MAX_DAYS)
     conversion_metric: str | None = None
     schedule: dict[str, Any] = {}
 
@@ -276,8 +277,15 @@ def _first_problem(exc: ValidationError) -> str:
             return f"{where}: unknown section (known: {', '.join(FileContents.model_fields)})"
         section = {"sync": SyncSection, "defaults": DefaultsSection, "reports": ReportsSection}[loc[0]]
         return f"{where}: unknown key (known: {', '.join(section.model_fields)})"
-    message = error["msg"].removeprefix("Value error, ")
+    message = _message(error)
     return f"{where}: {message} (got {error.get('input')!r})"
+
+
+def _message(error: Any) -> str:
+    """pydantic's message, in the file's words (it names a Python class for a path)."""
+    if error["type"] == "path_type":
+        return 'must be a path, in quotes (e.g. "~/klaviyo.db")'
+    return error["msg"].removeprefix("Value error, ")
 
 
 def _account_problem(error: Any, loc: list[str]) -> str:
@@ -292,7 +300,7 @@ def _account_problem(error: Any, loc: list[str]) -> str:
         return f"{where} {key}: unknown key (known: {', '.join(AccountSection.model_fields)})"
     if error["type"] == "missing":
         return f"{where} {key}: missing; name the environment variable holding this account's key"
-    message = error["msg"].removeprefix("Value error, ")
+    message = _message(error)
     if key == "key_env":
         return f"{where} {key}: {message}"  # never echo what may be a key
     return f"{where} {'.'.join(loc[2:])}: {message} (got {error.get('input')!r})"
@@ -347,8 +355,20 @@ def default_config_text() -> str:
 def write_default_config(path: str | Path | None = None, *, force: bool = False) -> Path:
     """Write the commented default file; refuse to overwrite one unless `force`."""
     path = Path(path).expanduser() if path is not None else config_path()
+    if path.is_dir():
+        raise ConfigError(
+            f"config {path} is a folder: set {CONFIG_ENV} to a file path (e.g. {path / 'config.toml'})"
+        )
     if path.exists() and not force:
         raise ConfigError(f"config {path} already exists; pass --force to overwrite it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(default_config_text(), encoding="utf-8")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(default_config_text(), encoding="utf-8")
+    except OSError as exc:  # a file where a folder should be, a folder we may not write
+        reason = (
+            "a file is in the way of its folder"
+            if isinstance(exc, FileExistsError | NotADirectoryError)
+            else ""
+        )
+        raise ConfigError(f"cannot write config {path}: {reason or exc.strerror or exc}") from None
     return path

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -14,6 +15,8 @@ from klaviyo_etl import REVISION
 from klaviyo_etl.errors import ConfigError
 
 DEFAULT_BASE_URL = "https://a.klaviyo.com"
+# What Klaviyo accepts in the `revision` header: a date, perhaps with a suffix (`2024-07-15.pre`).
+REVISION_FORMAT = re.compile(r"\d{4}-\d{2}-\d{2}(\.[A-Za-z0-9_-]+)?")
 CONFIG_ENV = "KLAVIYO_ETL_CONFIG"
 
 
@@ -64,6 +67,17 @@ class Settings:
             raise ConfigError(
                 f"base URL {self.base_url!r} is not usable: give http:// or https:// and a host"
                 " (--base-url, KLAVIYO_BASE_URL or the config file)"
+            )
+        if parts.path.rstrip("/").endswith("/api"):  # every request would be /api/api/...: 404s
+            raise ConfigError(
+                f"base URL {self.base_url!r} ends in /api, which every request adds itself: give"
+                f" {self.base_url.rstrip('/').removesuffix('/api')} (--base-url, KLAVIYO_BASE_URL or"
+                " the config file)"
+            )
+        if not REVISION_FORMAT.fullmatch(self.revision):  # Klaviyo would answer 400 to every request
+            raise ConfigError(
+                f"revision {self.revision!r} is not an API revision: give a date such as {REVISION}"
+                " (YYYY-MM-DD, --revision or KLAVIYO_REVISION)"
             )
 
     def require_api_key(self) -> str:

@@ -114,8 +114,17 @@ base_url = "http://127.0.0.1:8080/"
             "[sync] lookback: unknown key (known: lookback_days, reconcile_days, parse_workers)",
         ),
         ("[sync]\nlookback_days = -1\n", "[sync] lookback_days: Input should be greater than or equal to 0"),
+        (
+            "[sync]\nlookback_days = 1e300\n",
+            "[sync] lookback_days: Input should be less than or equal to 36500",
+        ),
+        (
+            "[sync]\nreconcile_days = inf\n",
+            "[sync] reconcile_days: Input should be less than or equal to 36500",
+        ),
         ('[sync]\nreconcile_days = "weekly"\n', "[sync] reconcile_days: Input should be a valid number"),
         ('[defaults]\nbase_url = "a.klaviyo.com"\n', "[defaults] base_url: must start with http://"),
+        ("[defaults]\ndb = 5\n", '[defaults] db: must be a path, in quotes (e.g. "~/klaviyo.db") (got 5)'),
         (
             "[schedules]\n",
             "[schedules]: unknown section (known: schedule, sync, defaults, reports, accounts)",
@@ -254,6 +263,7 @@ def test_accounts_name_their_key_variable_database_and_own_settings(tmp_path):
         ),
         ('[accounts."a b"]\nkey_env = "K"\n', "[accounts.a b]: an account name may hold letters"),
         ('accounts = "acme"\n', "[accounts]: Input should be a valid dictionary"),
+        ('[accounts.acme]\nkey_env = "K"\ndb = 5\n', "[accounts.acme] db: must be a path, in quotes"),
     ],
 )
 def test_account_mistakes_are_one_line_and_a_key_in_the_file_is_refused(tmp_path, text, message):

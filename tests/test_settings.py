@@ -8,6 +8,7 @@ import time
 import pytest
 from typer.testing import CliRunner
 
+from klaviyo_etl import REVISION
 from klaviyo_etl.cli import app
 from klaviyo_etl.errors import ConfigError
 from klaviyo_etl.settings import Settings, key_travels_safely
@@ -24,6 +25,41 @@ def test_an_unusable_base_url_is_a_config_error(url):
 @pytest.mark.parametrize("url", ["https://a.klaviyo.com", "http://127.0.0.1:8080", "http://sandbox.test/"])
 def test_http_and_https_urls_with_a_host_are_accepted(url):
     assert Settings(base_url=url).base_url == url
+
+
+@pytest.mark.parametrize(
+    "url", ["https://a.klaviyo.com/api", "https://a.klaviyo.com/api/", "http://127.0.0.1:8080/api"]
+)
+def test_a_base_url_ending_in_api_is_a_config_error_naming_the_one_to_give(url):
+    # every request path starts with /api: /api/api/metrics would be a 404 on every stream
+    with pytest.raises(ConfigError, match=r"ends in /api, which every request adds itself: give http"):
+        Settings(base_url=url)
+
+
+@pytest.mark.parametrize("revision", ["garbage", "", "2026-7-15", "15-07-2026"])
+def test_a_revision_that_is_not_a_date_is_a_config_error(revision):
+    # Klaviyo answers 400 to every request, and the sync printed one failure per stream
+    with pytest.raises(ConfigError, match=r"is not an API revision: give a date such as"):
+        Settings(revision=revision)
+
+
+@pytest.mark.parametrize("revision", ["2026-07-15", "2024-07-15.pre", "2099-01-01"])
+def test_dated_revisions_are_accepted(revision):
+    assert Settings(revision=revision).revision == revision
+
+
+def test_the_cli_says_a_bad_revision_in_one_line_before_any_request(tmp_path):
+    result = CliRunner().invoke(
+        app,
+        ["--db", str(tmp_path / "k.db"), "--revision", "latest", "sync", "metrics"],
+        env={"KLAVIYO_API_KEY": KEY, "KLAVIYO_ETL_CONFIG": str(tmp_path / "none.toml")},
+    )
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [
+        f"Error: revision 'latest' is not an API revision: give a date such as {REVISION}"
+        " (YYYY-MM-DD, --revision or KLAVIYO_REVISION)"
+    ]
+    assert not (tmp_path / "k.db").exists()
 
 
 def test_the_cli_exits_2_at_once_on_an_ftp_base_url(tmp_path):

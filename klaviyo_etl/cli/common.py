@@ -62,6 +62,8 @@ class PlainValues(RuntimeParam):
 
     def _coerce_value(self, value, param, ctx):
         annotation, info = self.annotation, self.parameter_info
+        if annotation is Path and value == "":  # Typer would read it as `.`, the current folder
+            raise typer.BadParameter("the path is empty; give a file or folder", ctx=ctx, param=param)
         plain = info.parser is None and getattr(info, "click_type", None) is None
         if plain and annotation is str and type(value) is str:
             return value

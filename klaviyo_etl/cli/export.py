@@ -39,11 +39,13 @@ def parquet(
         klaviyo-etl export parquet ./warehouse
     """
     from klaviyo_etl.db import open_database
+    from klaviyo_etl.db.lock import check_writable
     from klaviyo_etl.errors import DatabaseError
     from klaviyo_etl.export import export_parquet
 
     settings = settings_of(ctx)
     if accounts is None:
+        check_writable(settings.db_path)  # the export records what it wrote in the database
         db = open_database(settings.db_path, create=False)
         try:
             result = export_parquet(db, directory, full=full)
@@ -58,6 +60,7 @@ def parquet(
     failed: dict[str, str] = {}
     for account in accounts:
         try:
+            check_writable(account.settings.db_path)
             db = open_database(account.settings.db_path, create=False)
             try:
                 result = export_parquet(db, directory, account=account.name, full=full)

@@ -55,9 +55,11 @@ def purge(
 
 def _purge(path: Path) -> dict[str, int]:
     from klaviyo_etl.db import open_database
+    from klaviyo_etl.db.database import require_database
     from klaviyo_etl.db.lock import database_lock
     from klaviyo_etl.db.privacy import purge_deleted
 
+    require_database(path)  # before the lock, whose file a mistyped --db would leave behind
     with database_lock(path):
         db = open_database(path, create=False)
         try:

@@ -10,9 +10,15 @@ import typer
 
 from klaviyo_etl.cli.account_options import account_options
 from klaviyo_etl.cli.common import settings_of
-from klaviyo_etl.cli.report_options import MaxAge, OutputOptions, report_options
+from klaviyo_etl.cli.report_options import (
+    MaxAge,
+    OutputOptions,
+    check_output_file,
+    output_error,
+    report_options,
+)
 from klaviyo_etl.errors import KlaviyoEtlError, UsageError
-from klaviyo_etl.reports.periods import Period, compare_period
+from klaviyo_etl.reports.periods import COMPARE_CHOICES, Period, compare_period
 from klaviyo_etl.settings import config_path
 
 if TYPE_CHECKING:
@@ -33,6 +39,7 @@ app = typer.Typer(
 Sort = Annotated[str | None, typer.Option("--sort", help="Column to sort by; add :asc or :desc.")]
 Limit = Annotated[int | None, typer.Option("--limit", min=1, help="Show at most this many rows.")]
 Channel = Annotated[str | None, typer.Option("--channel", help="email | sms | mobile_push.")]
+SOURCES = ("events", "klaviyo", "compare")
 Source = Annotated[
     str,
     typer.Option(
@@ -41,6 +48,12 @@ Source = Annotated[
         " Klaviyo's timeframe, with the differences).",
     ),
 ]
+
+
+def check_source(source: str) -> None:
+    """--source of `report campaigns` / `report flows`, checked before any sync or query."""
+    if source not in SOURCES:
+        raise UsageError(f"--source {source!r} must be one of {', '.join(SOURCES)}")
 
 
 def conversion_setting() -> str | None:
@@ -95,8 +108,11 @@ def _run(
     else:
         from rich.console import Console
 
-        with open(out.output, "w", encoding="utf-8") as handle:
-            render(report, out.fmt, handle, Console(file=handle, width=200), **shape, table=table)
+        try:
+            with open(out.output, "w", encoding="utf-8") as handle:
+                render(report, out.fmt, handle, Console(file=handle, width=200), **shape, table=table)
+        except OSError as exc:
+            raise output_error(out.output, "--output", exc) from None
         if not settings.quiet:
             typer.echo(f"wrote {out.output}", err=True)
 
@@ -195,6 +211,7 @@ def campaigns_cmd(
     source: Source = "events",
 ) -> None:
     """Per campaign sent in the period: recipients, opens, clicks, conversions, revenue ..."""
+    check_source(source)
 
     def build(db, conversion, limit):
         if source == "compare":
@@ -228,6 +245,7 @@ def flows_cmd(
     source: Source = "events",
 ) -> None:
     """Per flow (and channel) or per flow message: the campaign figures over the period."""
+    check_source(source)
 
     def build(db, conversion, limit):
         if source == "compare":
@@ -413,7 +431,10 @@ def dashboard_cmd(
     from klaviyo_etl.db import open_database
     from klaviyo_etl.reports.html import dashboard_html
 
+    if compare not in (*COMPARE_CHOICES, "none"):
+        raise UsageError(f"--compare {compare!r} is not one of {', '.join(COMPARE_CHOICES)}, none")
     against = compare_period(period, None if compare == "none" else compare)
+    check_output_file(html_file, "--html")
     settings = settings_of(ctx)
     conversion = conversion_setting()
     if accounts is not None:
@@ -428,6 +449,9 @@ def dashboard_cmd(
         page = dashboard_html(db, period, against, conversion)
     finally:
         db.close()
-    html_file.write_text(page, encoding="utf-8")
+    try:
+        html_file.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise output_error(html_file, "--html", exc) from None
     if not settings.quiet:
         typer.echo(f"wrote {html_file}")

@@ -9,6 +9,7 @@ its own options, and `--help` lists the shared ones in the same place on every c
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import inspect
 from collections.abc import Callable
@@ -18,7 +19,8 @@ from typing import Annotated, Any
 
 import typer
 
-from klaviyo_etl.reports.periods import LAST_CHOICES, compare_period, resolve_period
+from klaviyo_etl.errors import UsageError
+from klaviyo_etl.reports.periods import LAST_CHOICES, compare_period, resolve_period, utc_today
 
 From = Annotated[str | None, typer.Option("--from", metavar="DATE", help="First day (YYYY-MM-DD, UTC).")]
 To = Annotated[str | None, typer.Option("--to", metavar="DATE", help="Last day, included (YYYY-MM-DD, UTC).")]
@@ -72,6 +74,20 @@ class OutputOptions:
     wide: bool = False  # every table column, however wide the terminal
 
 
+def check_output_file(path: Path, option: str) -> None:
+    """Refuse, before any work, a file to write that cannot be one: a folder, or a file in a
+    folder that does not exist (what `open` would only say after the report was built)."""
+    if path.is_dir():
+        raise UsageError(f"{option} {path} is a folder: give the path of a file to write")
+    if not path.parent.is_dir():
+        raise UsageError(f"{option} {path}: the folder {path.parent} does not exist; create it first")
+
+
+def output_error(path: Path, option: str, exc: OSError) -> UsageError:
+    """The one-line error for a file to write that the system refused (permissions, disk)."""
+    return UsageError(f"cannot write {option} {path}: {exc.strerror or exc}")
+
+
 def _option(name: str, annotation: Any, default: Any) -> inspect.Parameter:
     return inspect.Parameter(
         name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=annotation, default=default
@@ -117,14 +133,22 @@ def report_options(
 
         @functools.wraps(command)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            from_ = kwargs.pop("from_")
             period = resolve_period(
-                from_=kwargs.pop("from_"), to=kwargs.pop("to"), last=kwargs.pop("last"), default=default
+                from_=from_, to=kwargs.pop("to"), last=kwargs.pop("last"), default=default
             )
+            today = utc_today()
+            if period.start and period.start > today + dt.timedelta(days=1):  # a day for zones ahead
+                raise UsageError(
+                    f"--from {from_} is in the future (today is {today}, UTC): nothing happened yet"
+                )
             kwargs["period"] = period
             if compare:
                 kwargs["against"] = compare_period(period, kwargs.pop("compare"))
             if output:
                 columns = kwargs.pop("columns")
+                if kwargs["output"] is not None:
+                    check_output_file(kwargs["output"], "--output")
                 kwargs["out"] = OutputOptions(
                     kwargs.pop("fmt"),
                     kwargs.pop("output"),

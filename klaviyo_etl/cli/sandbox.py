@@ -18,7 +18,9 @@ _DEFAULTS = SandboxConfig()
 
 @app.command("serve")
 def serve_command(
-    port: Annotated[int, typer.Option(help="Port to listen on (0 = any free port).")] = 8765,
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Port to listen on (0 = any free port).")
+    ] = 8765,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     seed: Annotated[int, typer.Option(help="Seed: the same seed serves the same account.")] = (
         _DEFAULTS.seed
@@ -35,7 +37,7 @@ def serve_command(
     days: Annotated[int, typer.Option(help="Days of event history before now.")] = _DEFAULTS.days,
     latency_ms: Annotated[float, typer.Option(help="Delay added to every answer (ms).")] = 0.0,
     fault_rate: Annotated[
-        float, typer.Option(help="Share of requests that fail (5xx, dropped, truncated).")
+        float, typer.Option(min=0, max=1, help="Share of requests that fail (5xx, dropped, truncated).")
     ] = 0.0,
     rate_limits: Annotated[
         bool, typer.Option("--rate-limits/--no-rate-limits", help="Enforce Klaviyo's rate limits.")
@@ -52,6 +54,10 @@ def serve_command(
     ] = None,
 ) -> None:
     """Generate an account and serve it until Ctrl-C."""
+    if stats_json is not None and not stats_json.expanduser().absolute().parent.is_dir():
+        from klaviyo_etl.errors import UsageError  # said now, not at shutdown after the run
+
+        raise UsageError(f"--stats-json {stats_json}: the folder {stats_json.parent} does not exist")
     config = SandboxConfig(
         seed=seed,
         profiles=profiles,

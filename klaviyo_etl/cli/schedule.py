@@ -17,6 +17,7 @@ from rich.table import Table
 from klaviyo_etl import REVISION
 from klaviyo_etl.cli.account_options import account_options, exit_if_failed
 from klaviyo_etl.cli.config import configured
+from klaviyo_etl.errors import DatabaseError, UsageError
 from klaviyo_etl.settings import DEFAULT_BASE_URL
 from klaviyo_etl.sync.names import ALIASES
 
@@ -150,8 +151,17 @@ def crontab(
         sync_options = ["--all-accounts"] if every else [o for a in accounts for o in ("--account", a.name)]
         variables = [a.key_env for a in accounts]
     log_path = (log or default_log_path()).expanduser().absolute()
-    # cron's `>>` fails if the directory is missing, and nothing would tell the user.
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    # cron's `>>` fails if the directory is missing, or the path is one, and nothing would
+    # tell the user.
+    if log_path.is_dir():
+        raise UsageError(f"--log {log_path} is a folder: give the path of a file to append to")
+    try:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = (
+            "a file is in the way" if isinstance(exc, FileExistsError | NotADirectoryError) else exc.strerror
+        )
+        raise UsageError(f"--log {log_path}: cannot create its folder: {reason or exc}") from None
     extra: list[str] = []
     if settings.base_url != DEFAULT_BASE_URL:
         extra += ["--base-url", settings.base_url]
@@ -217,23 +227,40 @@ def status(
     if accounts is None:
         _status(settings, config, as_json)
         return
+    failed: dict[str, str] = {}  # an account whose database cannot be read: named, the others shown
     if as_json:
-        typer.echo(
-            json.dumps(
-                [{"account": a.name, **_status_json(a.settings, a.config)} for a in accounts], indent=2
-            )
-        )
+        shown = []
+        for a in accounts:
+            try:
+                shown.append({"account": a.name, **_status_json(a.settings, a.config)})
+            except DatabaseError as exc:
+                failed[a.name] = str(exc)
+                shown.append({"account": a.name, "error": str(exc)})
+        typer.echo(json.dumps(shown, indent=2))
+        exit_if_failed(failed)
         return
     for account in accounts:
         Console().print(f"account {account.name}", style="bold")
-        _status(account.settings, account.config, False)
+        try:
+            _status(account.settings, account.config, False)
+        except DatabaseError as exc:
+            failed[account.name] = str(exc)
+    exit_if_failed(failed)
 
 
 def _plans(settings, config, now: dt.datetime) -> list[StreamPlan]:
     from klaviyo_etl.db import open_database
     from klaviyo_etl.schedule import plan
 
-    db = open_database(settings.db_path)
+    if settings.db_path.expanduser().exists():
+        db = open_database(settings.db_path)
+    else:  # nothing synced yet, every stream due; a status creates no database (a mistyped --db)
+        import sqlite_utils
+
+        from klaviyo_etl.db import migrate
+
+        db = sqlite_utils.Database(memory=True)
+        migrate(db)
     try:
         return plan(db, config, now)
     finally:

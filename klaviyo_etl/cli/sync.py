@@ -12,6 +12,7 @@ import typer
 from klaviyo_etl.cli.account_options import account_options
 from klaviyo_etl.errors import UsageError
 from klaviyo_etl.sync.names import STREAM_NAMES
+from klaviyo_etl.sync.options import MAX_DAYS
 
 if TYPE_CHECKING:
     from klaviyo_etl.accounts import AccountTarget
@@ -23,12 +24,17 @@ if TYPE_CHECKING:
 def _valid_date(value: str | None) -> str | None:
     if value is None:
         return None
+    import datetime as dt
+
     from klaviyo_etl.timeutil import parse_time
 
     try:
-        return parse_time(value).isoformat()
+        since = parse_time(value)
     except ValueError:
         raise UsageError(f"--since {value!r} is not a date (use YYYY-MM-DD or ISO 8601)") from None
+    if since > dt.datetime.now(dt.UTC) + dt.timedelta(days=1):  # a day of slack for zones ahead
+        raise UsageError(f"--since {value} is in the future: give the past date to re-read from")
+    return since.isoformat()
 
 
 @account_options
@@ -61,6 +67,7 @@ def sync(
         typer.Option(
             "--lookback-days",
             min=0,
+            max=MAX_DAYS,
             metavar="DAYS",
             help="Days of events re-read for late arrivals [default: config, else 3].",
         ),
@@ -70,6 +77,7 @@ def sync(
         typer.Option(
             "--reconcile-days",
             min=0,
+            max=MAX_DAYS,
             metavar="DAYS",
             help="Reconcile deletions this often [default: config, else 7].",
         ),

@@ -7,9 +7,21 @@ from pathlib import Path
 
 import sqlite_utils
 
+from klaviyo_etl.db.migrations import foreign_tables
 from klaviyo_etl.db.migrations import migrate as apply_migrations
 from klaviyo_etl.db.private import create_private
 from klaviyo_etl.errors import DatabaseError
+
+
+def require_database(path: str | Path) -> Path:
+    """`path` expanded, if a database file is there; a command that only uses an existing one
+    asks first, so a mistyped --db leaves nothing behind (an empty database, a lock file)."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise DatabaseError(
+            f"no database at {path}: run `klaviyo-etl sync` first, or point --db / KLAVIYO_ETL_DB at one"
+        )
+    return path
 
 
 def open_database(path: str | Path, *, migrate: bool = True, create: bool = True) -> sqlite_utils.Database:
@@ -18,17 +30,20 @@ def open_database(path: str | Path, *, migrate: bool = True, create: bool = True
     WAL lets `report` read while `sync` writes; busy_timeout absorbs the short waits
     between the single writer's transactions.
     """
-    path = Path(path).expanduser()
-    if not create and not path.exists():
-        # A reading command on a mistyped --db must not leave an empty database behind.
-        raise DatabaseError(
-            f"no database at {path}: run `klaviyo-etl sync` first, or point --db / KLAVIYO_ETL_DB at one"
-        )
+    path = require_database(path) if not create else Path(path).expanduser()
     try:
         create_private(path)
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout = 30000")
         db = sqlite_utils.Database(conn)
+        foreign = foreign_tables(db)
+        if foreign:  # before any write: not even WAL mode is set on another program's file
+            conn.close()
+            shown = ", ".join(foreign[:5]) + (", …" if len(foreign) > 5 else "")
+            raise DatabaseError(
+                f"{path} is not a klaviyo-etl database (it holds tables {shown}): point --db /"
+                " KLAVIYO_ETL_DB at a klaviyo-etl database or a new file"
+            )
         if db.journal_mode != "wal":
             db.enable_wal()
         conn.execute("PRAGMA synchronous = NORMAL")

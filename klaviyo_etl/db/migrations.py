@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import sqlite3
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
@@ -451,6 +452,24 @@ INTERNAL_TABLE = re.compile(r"^(_|rollup_)")
 def public_tables(db: sqlite_utils.Database) -> list[str]:
     """The tables analysts query (and `export parquet` writes), in creation order."""
     return [name for name in db.table_names() if not INTERNAL_TABLE.match(name)]
+
+
+def foreign_tables(db: sqlite_utils.Database) -> list[str]:
+    """The tables of a database another program made (none for a new file or one of ours).
+
+    Ours records its first migration in `_migrations`; a file with tables and no such record
+    belongs to someone else, and neither a migration nor a sync may add to it.
+    """
+    tables = [name for name in db.table_names() if not name.startswith("sqlite_")]
+    if not tables:
+        return []
+    try:
+        first = db.execute(
+            f"SELECT 1 FROM {MIGRATIONS.migrations_table} WHERE name = ?", [MIGRATIONS.names()[0]]
+        ).fetchone()
+    except sqlite3.OperationalError:  # no such table, or one of that name with other columns
+        first = None
+    return [] if first else tables
 
 
 def migration_status(db: sqlite_utils.Database) -> list[dict]:

@@ -35,6 +35,8 @@ def combine(reports: dict[str, Report], *, sort: str | None = None, limit: int |
     if not reports:
         raise UsageError("no accounts to report on")
     first = next(iter(reports.values()))
+    if first.name in ("overview", "metric") and len(reports) == 1:
+        return first  # `--account NAME`: that account's cards, or its chart and summary
     if first.name == "overview":
         raise UsageError(
             "report overview shows one account's cards: give one --account (campaigns, flows and"

@@ -118,6 +118,8 @@ def resolve_period(
         return Period(dt.date(now.year, 1, 1), tomorrow, spec)
     if spec == "last-year":
         return Period(dt.date(now.year - 1, 1, 1), dt.date(now.year, 1, 1), spec)
+    if re.fullmatch(r"\d{5,}[dw]", spec):  # the form is right, the number is not
+        raise UsageError(f"--last {last or default!r} is too long: at most 9999d or 9999w, or --last all")
     match = re.fullmatch(r"(\d{1,4})([dw])", spec)
     if not match or int(match.group(1)) == 0:
         raise UsageError(f"--last {last or default!r} is not a period (use {LAST_CHOICES})")

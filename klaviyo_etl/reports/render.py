@@ -290,9 +290,12 @@ def print_report(
     leads with its chart; `table=False` leaves the metric's table out (the other reports
     are tables, and always print one). The conversion metric's line follows.
     """
-    if report.name == "metric" and report.rows:
+    # Several accounts' series (`reports.accounts.combine`) would run into one line: their
+    # table, with its account column, instead of a chart.
+    several = report.name == "metric" and "total" not in report.meta
+    if report.name == "metric" and report.rows and not several:
         console.print(metric_chart(report, console.width))
-    if report.name == "metric" and not table:
+    if report.name == "metric" and not table and not several:
         pass
     elif report.name == "overview":
         title = f"{report.title} — {report.period.describe() if report.period else ''}"
@@ -321,7 +324,12 @@ def print_report(
     if caption:
         console.print(Text(caption, style="dim"))
     meta = report.meta
-    if report.name == "metric":
+    if several:  # one summary line for each account
+        for name, own in meta.get("accounts", {}).items():
+            console.print(
+                f"{name}: total {format_value(own['total'], 'float')}, {own['anomalies']} anomalies"
+            )
+    elif report.name == "metric":
         line = f"total {format_value(meta['total'], 'float')}, {meta['anomalies']} anomalies"
         if "change_pct" in meta:
             line += (

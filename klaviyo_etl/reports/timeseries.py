@@ -264,6 +264,8 @@ def metric_report(
         raise UsageError(f"--method {method!r} must be one of {', '.join(METHODS)}")
     if window < 2:
         raise UsageError("--window must be at least 2")
+    if not threshold > 0:  # 0 or below flagged every bucket, nan none
+        raise UsageError(f"--z {threshold} must be above 0 (e.g. 3: flag buckets 3 deviations off the trend)")
     fresh = ensure_rollups(db, conversion=conversion)  # the shared rollups' setting
     metric_name, ids = find_metric(db, name)
     now = now or dt.datetime.now(dt.UTC)

@@ -43,7 +43,8 @@ def resolve(names: list[str] | None) -> list[str]:
     unknown = [n for n in names if n not in STREAM_NAMES and n != "all"]
     if unknown:
         raise UsageError(
-            f"unknown stream {', '.join(unknown)}; valid streams: all, {', '.join(STREAM_NAMES)}"
+            f"unknown stream {', '.join(n or repr(n) for n in unknown)}; valid streams: all,"
+            f" {', '.join(STREAM_NAMES)}"
         )
     out: list[str] = []
     for n in names:

@@ -11,6 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+# The most --lookback-days / --reconcile-days (and the config file's) may say: a century.
+# More reached back past year 1000, which the API refuses, or past year 1, which overflowed.
+MAX_DAYS = 36500
+
 
 @dataclass
 class SyncOptions:

@@ -102,6 +102,48 @@ def test_report_campaigns_all_accounts_json_carries_both_accounts(accounts, tmp_
     assert table.exit_code == 0 and "2 accounts" in table.stdout and "Total" in table.stdout
 
 
+def test_overview_and_metric_for_one_account_are_its_own_and_a_metric_table_for_several(accounts, tmp_path):
+    assert _invoke(tmp_path, accounts, "sync", "all", "--all-accounts", "--quiet").exit_code == 0
+    # `--account acme` was refused by overview ("give one --account") and crashed the metric's
+    # table ("unexpected KeyError: 'total'")
+    for args in (["overview"], ["metric", "Placed Order"]):
+        alone = _invoke(tmp_path, accounts, "report", *args, "--account", "acme", "--last", "365d")
+        assert alone.exit_code == 0, alone.output
+        assert "total " in alone.stdout or "Revenue" in alone.stdout
+    several = _invoke(
+        tmp_path,
+        accounts,
+        "report",
+        "metric",
+        "Placed Order",
+        "--all-accounts",
+        "--last",
+        "30d",
+        COLUMNS="200",
+    )
+    assert several.exit_code == 0, several.output
+    assert "Account" in several.stdout  # the table, with its account column, not one merged chart
+    totals = [line for line in several.stdout.splitlines() if " anomalies" in line]
+    assert [line.split(":")[0] for line in totals] == ["acme", "globex"]
+
+
+def test_schedule_status_names_the_account_whose_database_is_another_programs_and_shows_the_others(
+    accounts, tmp_path
+):
+    # acme's file is another program's; globex has none yet (shown as never synced)
+    other = sqlite3.connect(tmp_path / "klaviyo-acme.db")
+    other.execute("CREATE TABLE notes (body TEXT)")
+    other.commit()
+    other.close()
+    result = _invoke(tmp_path, accounts, "schedule", "status", "--all-accounts", COLUMNS="200")
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip().startswith("Error: account acme: ")
+    assert "is not a klaviyo-etl database" in result.stderr
+    assert "account globex" in result.stdout and "Due now: metrics" in result.stdout
+    shown = json.loads(_invoke(tmp_path, accounts, "schedule", "status", "--all-accounts", "--json").stdout)
+    assert [a["account"] for a in shown] == ["acme", "globex"] and "error" in shown[0]
+
+
 def test_a_revoked_key_fails_that_account_only_and_exits_1(accounts, tmp_path):
     result = _invoke(tmp_path, accounts, "sync", "all", "--all-accounts", KEY_GLOBEX="pk_revoked_0000")
     assert result.exit_code == 1, result.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -9,6 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from klaviyo_etl.cli import app
+from klaviyo_etl.db import open_database
+from klaviyo_etl.sync.engine import StreamResult
+from klaviyo_etl.sync.state import record_run
 
 runner = CliRunner()
 
@@ -56,10 +60,17 @@ def test_config_shows_what_the_file_sets(tmp_path, env):
 
 def test_the_files_default_db_is_used_by_schedule_commands(tmp_path, env):
     Path(env["KLAVIYO_ETL_CONFIG"]).write_text('[defaults]\ndb = "%s"\n' % (tmp_path / "file.db"))
+    # `schedule status` creates no database (a mistyped path): one run recorded in that file
+    # shows it is the one read
+    db = open_database(tmp_path / "file.db")
+    stamp = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+    record_run(db, "run1", StreamResult("events", "ok", started_at=stamp, ended_at=stamp))
+    db.close()
     result = runner.invoke(app, ["schedule", "status", "--json"], env=env)
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["db"] == str(tmp_path / "file.db")
-    assert (tmp_path / "file.db").exists()
+    data = json.loads(result.output)
+    assert data["db"] == str(tmp_path / "file.db")
+    assert next(s for s in data["streams"] if s["stream"] == "events")["last_status"] == "ok"
 
 
 def test_config_path_and_show(tmp_path, env):
@@ -81,6 +92,23 @@ def test_config_init_writes_once_then_needs_force(tmp_path, env):
     assert "2h" in path.read_text()
     forced = runner.invoke(app, ["config", "init", "--force"], env=env)
     assert forced.exit_code == 0 and "2h" not in path.read_text()
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("{tmp}", "config {tmp} is a folder: set KLAVIYO_ETL_CONFIG to a file path"),
+        ("{tmp}/notes/config.toml", "cannot write config {tmp}/notes/config.toml: a file is in the way"),
+    ],
+)
+def test_config_init_where_no_file_can_be_is_one_line(tmp_path, where, message):
+    (tmp_path / "notes").write_text("a file, not a folder")
+    env = {"KLAVIYO_ETL_CONFIG": where.replace("{tmp}", str(tmp_path))}
+    for args in (["config", "init"], ["config", "init", "--force"]):
+        result = runner.invoke(app, args, env=env)
+        assert result.exit_code == 2, result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: " + message.replace("{tmp}", str(tmp_path)))
 
 
 def test_a_bad_file_is_reported_by_config_itself(tmp_path, env):

@@ -33,6 +33,21 @@ def test_unknown_stream_lists_valid_ones(db_path):
     assert_one_line_error(result, 2, "unknown stream evnts; valid streams: all, metrics, events")
 
 
+def test_an_empty_stream_name_is_shown_as_empty(db_path):
+    result = run(["--db", str(db_path), "sync", "metrics", ""])
+    assert_one_line_error(result, 2, "unknown stream ''; valid streams: all, metrics")
+
+
+@pytest.mark.parametrize("option", ["--lookback-days", "--reconcile-days"])
+@pytest.mark.parametrize("days", ["99999999", "inf", "1e300"])
+def test_days_beyond_a_century_are_refused_before_the_run(db_path, option, days):
+    # they failed the events stream on an OverflowError, or the whole run as "unexpected"
+    result = run(["--db", str(db_path), "sync", "events", option, days], env={"COLUMNS": "200"})
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for '{option}'" in result.output and "less than or equal to 36500" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_missing_api_key(db_path):
     result = run(["--db", str(db_path), "sync", "metrics"], env={"KLAVIYO_API_KEY": ""})
     assert_one_line_error(result, 2, "KLAVIYO_API_KEY")
@@ -41,6 +56,14 @@ def test_missing_api_key(db_path):
 def test_bad_since(db_path):
     result = run(["--db", str(db_path), "sync", "events", "--since", "yesterday-ish"])
     assert_one_line_error(result, 2, "--since 'yesterday-ish' is not a date")
+
+
+def test_a_since_in_the_future_is_refused(db_path):
+    # it re-read nothing of what it was asked for and said ok (a mistyped year)
+    result = run(["--db", str(db_path), "sync", "events", "--since", "2062-01-01"])
+    assert_one_line_error(
+        result, 2, "--since 2062-01-01 is in the future: give the past date to re-read from"
+    )
 
 
 def test_unreachable_server_stops_the_run_at_once_naming_the_url_and_keeps_the_database(db_path):
@@ -65,6 +88,24 @@ def test_reading_commands_refuse_a_missing_database_and_create_nothing(tmp_path)
         result = run(["--db", str(missing), *args])
         assert_one_line_error(result, 2, f"no database at {missing}")
     assert not missing.parent.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["--db", "", "status"], "'--db'"),
+        (["export", "parquet", ""], "'DIR'"),
+        (["report", "campaigns", "-o", ""], "'--output' / '-o'"),
+        (["report", "dashboard", "--html", ""], "'--html'"),
+        (["schedule", "crontab", "--log", ""], "'--log'"),
+    ],
+)
+def test_an_empty_path_is_a_usage_error_not_the_current_folder(db_path, tmp_path, monkeypatch, args, option):
+    monkeypatch.chdir(tmp_path)  # where `export parquet ""` wrote its files
+    result = run(["--db", str(db_path), *args], env={"KLAVIYO_ETL_CONFIG": str(tmp_path / "none.toml")})
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for {option}" in result.output and "the path is empty" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("k.db")) == []
 
 
 def test_the_key_is_not_sent_over_plain_http_to_a_remote_host(db_path):

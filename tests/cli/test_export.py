@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sqlite3
 from pathlib import Path
 
@@ -165,3 +166,22 @@ def test_verbose_lists_each_file_written(tiny_db_path, tmp_path):
     assert result.exit_code == 0, result.output
     assert "wrote events/date=2026-05-01/part-0.parquet" in result.output
     assert result.output.rstrip().endswith("0 unchanged; removed 0")
+
+
+def test_a_read_only_database_is_one_line_and_nothing_is_written(tmp_path):
+    db = tmp_path / "k.db"
+    open_database(db).close()
+    db.chmod(0o444)
+    if os.access(db, os.W_OK):
+        pytest.skip("file modes are not enforced for this user (root)")
+    before = db.read_bytes()
+    result = CliRunner().invoke(
+        app,
+        ["--db", str(db), "export", "parquet", str(tmp_path / "warehouse")],
+        env={"KLAVIYO_ETL_CONFIG": str(tmp_path / "none.toml")},
+    )
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [
+        f"Error: database {db} is read-only: make it writable (chmod u+w); sync, purge and export write to it"
+    ]
+    assert db.read_bytes() == before and not (tmp_path / "warehouse").exists()

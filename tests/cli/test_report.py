@@ -87,6 +87,31 @@ def test_output_file(tiny_db_path, tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
+        (["campaigns", "-o", "{tmp}"], "--output {tmp} is a folder"),
+        (["overview", "-f", "json", "-o", "{tmp}/missing/x.json"], "the folder {tmp}/missing does not exist"),
+        (["dashboard", "--html", "{tmp}"], "--html {tmp} is a folder"),
+        (["dashboard", "--html", "{tmp}/missing/d.html"], "the folder {tmp}/missing does not exist"),
+    ],
+)
+def test_a_file_to_write_that_cannot_be_one_is_one_line_before_any_work(
+    tiny_db_path, tmp_path, args, message
+):
+    before = tiny_db_path.read_bytes()
+    result = run(tiny_db_path, *[arg.replace("{tmp}", str(tmp_path)) for arg in args], *MAY)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert (
+        len(lines) == 1
+        and lines[0].startswith("Error: ")
+        and message.replace("{tmp}", str(tmp_path)) in lines[0]
+    )
+    assert not (tmp_path / "missing").exists()
+    assert tiny_db_path.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
         (["campaigns", "--last", "fortnight"], "--last 'fortnight' is not a period"),
         (["campaigns", "--from", "2026-13-01"], "--from '2026-13-01' is not a date"),
         (["campaigns", "--from", "2026-05-10", "--to", "2026-05-01"], "is before --from"),
@@ -94,6 +119,12 @@ def test_output_file(tiny_db_path, tmp_path):
         (["campaigns", "--sort", "bogus"], "--sort 'bogus' is not a column"),
         (["campaigns", "--channel", "fax"], "--channel 'fax'"),
         (["overview", "--compare", "decade"], "--compare 'decade'"),
+        (["campaigns", "--from", "2999-01-01"], "--from 2999-01-01 is in the future (today is"),
+        (
+            ["dashboard", "--html", "/nonexistent/d.html", "--from", "2999-01-01", "--to", "2999-01-31"],
+            "in the future",
+        ),
+        (["dashboard", "--html", "d.html", "--compare", "decade"], "is not one of previous, year, none"),
         (["overview", "--last", "all", "--compare", "previous"], "needs a bounded period"),
         (["metric", "Placed Ordr"], "did you mean 'Placed Order'"),
         (["metric", "Placed Order", "--forecast", "soon"], "is not a horizon"),
@@ -101,6 +132,18 @@ def test_output_file(tiny_db_path, tmp_path):
         (["overview", "--max-age", "later"], "--max-age 'later' is not a duration"),
         (["campaigns", "--columns", "name,revenue"], "--columns 'revenue' is not a column"),
         (["flows", "--columns", "bogus", "-f", "json"], "--columns 'bogus' is not a column"),
+        (
+            ["campaigns", "--last", "99999d"],
+            "--last '99999d' is too long: at most 9999d or 9999w, or --last all",
+        ),
+        (["metric", "Placed Order", "--z", "0"], "--z 0.0 must be above 0"),
+        (["metric", "Placed Order", "--z", "-3"], "--z -3.0 must be above 0"),
+        (["metric", "Placed Order", "--z", "nan"], "--z nan must be above 0"),
+        (["campaigns", "--source", "both"], "--source 'both' must be one of events, klaviyo, compare"),
+        (
+            ["flows", "--source", "both", "--max-age", "1h"],
+            "--source 'both' must be one of events, klaviyo, compare",
+        ),
     ],
 )
 def test_usage_errors_are_one_line(tiny_db_path, args, message):

@@ -93,3 +93,36 @@ def test_stats_json_is_written_when_the_sandbox_is_terminated(tmp_path) -> None:
     assert process.returncode == 0 and "Traceback" not in stderr
     written = json.loads(stats.read_text())
     assert (written["requests"], written["early"], written["by_status"]) == (1, 0, {"401": 1})
+
+
+def test_a_port_out_of_range_or_a_stats_file_in_a_missing_folder_is_refused_before_serving(tmp_path) -> None:
+    missing = tmp_path / "missing" / "stats.json"
+    cases = [
+        (["--port", "70000"], "Invalid value for '--port'"),
+        (["--fault-rate", "2"], "Invalid value for '--fault-rate'"),
+        # was found only at shutdown, after the whole run: the stats lost, "unexpected FileNotFoundError"
+        (["--port", "0", "--stats-json", str(missing)], f"Error: --stats-json {missing}: the folder"),
+    ]
+    for args, message in cases:
+        try:
+            result = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "klaviyo_etl",
+                    "sandbox",
+                    "serve",
+                    "--profiles",
+                    "5",
+                    "--events",
+                    "10",
+                    *args,
+                ],
+                capture_output=True,
+                text=True,
+                timeout=20,
+            )
+        except subprocess.TimeoutExpired:  # it served instead of refusing
+            raise AssertionError(f"{args}: served instead of refusing") from None
+        assert result.returncode == 2, (args, result.stderr)
+        assert message in result.stderr and "Traceback" not in result.stderr

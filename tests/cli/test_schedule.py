@@ -112,6 +112,27 @@ def test_crontab_prints_a_pasteable_line_and_creates_the_log_dir(tmp_path, env):
     assert log.parent.is_dir()
 
 
+@pytest.mark.parametrize(
+    ("log", "message"),
+    [
+        ("{tmp}", "--log {tmp} is a folder"),
+        (
+            "{tmp}/notes/cron.log",
+            "--log {tmp}/notes/cron.log: cannot create its folder: a file is in the way",
+        ),
+    ],
+)
+def test_crontab_refuses_a_log_no_cron_job_could_append_to(tmp_path, env, log, message):
+    (tmp_path / "notes").write_text("a file, not a folder")
+    log = log.replace("{tmp}", str(tmp_path))
+    result = runner.invoke(
+        app, ["--db", str(tmp_path / "k.db"), "schedule", "crontab", "--log", log], env=env
+    )
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: " + message.replace("{tmp}", str(tmp_path)))
+
+
 def test_run_needs_an_api_key(tmp_path, env):
     result = runner.invoke(app, ["--db", str(tmp_path / "k.db"), "schedule", "run"], env=env)
     assert result.exit_code == 2
@@ -191,3 +212,13 @@ def test_run_stops_with_exit_2_on_a_rejected_key(sandbox_factory, tmp_path, env)
     assert process.stderr.strip().splitlines()[-1] == (
         "Error: 401: the API key pk_…9876 was rejected — check KLAVIYO_API_KEY"
     )
+
+
+def test_status_of_a_database_not_there_yet_shows_every_stream_due_and_creates_nothing(tmp_path, env):
+    db = tmp_path / "not-yet" / "k.db"
+    result = runner.invoke(app, ["--db", str(db), "schedule", "status", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    streams = json.loads(result.output)["streams"]
+    assert [s["stream"] for s in streams] == STREAM_NAMES
+    assert all(s["due_now"] and s["reason"].startswith("never synced") for s in streams)
+    assert not (tmp_path / "not-yet").exists()

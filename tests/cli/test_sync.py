@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
 import time
@@ -11,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from klaviyo_etl.cli import app
+from klaviyo_etl.db import open_database
 from tests.helpers.sync import start_sync, wait_for_rows
 
 
@@ -177,3 +179,52 @@ def test_a_stream_skipped_because_the_one_it_reads_from_failed_is_named_with_the
     assert "segments: FAILED" in result.stderr and "lacks a required scope" in result.stderr
     # Not silence: the user learns segment_members was not synced, and why.
     assert "segment_members: skipped because segments did not finish" in result.stderr
+
+
+def _sync_and_purge(db_path, server, config, tmp_path):
+    env = {"KLAVIYO_API_KEY": config.api_key, "KLAVIYO_ETL_CONFIG": str(tmp_path / "none.toml")}
+    for command in (["sync", "tags"], ["purge", "--deleted"]):
+        yield CliRunner().invoke(app, ["--db", str(db_path), "--base-url", server.url, *command], env=env)
+
+
+def test_a_database_folder_that_is_a_file_is_one_line_for_sync_and_purge(sandbox, tmp_path):
+    server, config = sandbox
+    (tmp_path / "notes").write_text("not a folder")
+    sync, purge = _sync_and_purge(tmp_path / "notes" / "k.db", server, config, tmp_path)
+    for result, start in ((sync, "Error: cannot create the lock file"), (purge, "Error: no database at")):
+        assert result.exit_code == 2, result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(start), lines
+    assert "must be a folder you can write" in sync.output
+
+
+def test_a_read_only_database_is_one_line_for_sync_and_purge_and_stays_unchanged(sandbox, tmp_path):
+    server, config = sandbox
+    db_path = tmp_path / "k.db"
+    open_database(db_path).close()
+    db_path.chmod(0o444)
+    if os.access(db_path, os.W_OK):
+        pytest.skip("file modes are not enforced for this user (root)")
+    before = db_path.read_bytes()
+    for result in _sync_and_purge(db_path, server, config, tmp_path):
+        assert result.exit_code == 2, result.output
+        lines = result.output.strip().splitlines()
+        assert lines == [
+            f"Error: database {db_path} is read-only: make it writable (chmod u+w); sync, purge and export"
+            " write to it"
+        ]
+    assert db_path.read_bytes() == before
+
+
+def test_purge_on_a_mistyped_database_path_leaves_nothing_behind(tmp_path):
+    db_path = tmp_path / "typo" / "k.db"
+    result = CliRunner().invoke(
+        app,
+        ["--db", str(db_path), "purge", "--deleted"],
+        env={"KLAVIYO_ETL_CONFIG": str(tmp_path / "none.toml")},
+    )
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == (
+        f"Error: no database at {db_path}: run `klaviyo-etl sync` first, or point --db / KLAVIYO_ETL_DB at one"
+    )
+    assert not (tmp_path / "typo").exists()

@@ -1,9 +1,13 @@
 """Opening the database: the file and the directories we create are private to the user."""
 
+import sqlite3
 import stat
+
+import pytest
 
 from klaviyo_etl.db import open_database
 from klaviyo_etl.db.lock import database_lock
+from klaviyo_etl.errors import DatabaseError
 
 
 def mode(path) -> int:
@@ -33,3 +37,26 @@ def test_an_existing_database_keeps_its_mode(tmp_path):
     path.chmod(0o640)
     open_database(path).close()
     assert mode(path) == 0o640
+
+
+def test_another_programs_database_is_refused_before_any_write(tmp_path):
+    path = tmp_path / "other.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+    conn.execute("INSERT INTO notes (body) VALUES ('keep me')")
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    for kwargs in ({}, {"migrate": False}, {"create": False}):
+        with pytest.raises(
+            DatabaseError, match=r"other\.db is not a klaviyo-etl database \(it holds tables notes\)"
+        ):
+            open_database(path, **kwargs)
+    assert path.read_bytes() == before
+    assert not path.with_name("other.db-wal").exists()
+
+
+def test_an_empty_file_and_our_own_database_open(tmp_path):
+    (tmp_path / "empty.db").touch()
+    open_database(tmp_path / "empty.db").close()  # an empty file is a new database
+    open_database(tmp_path / "empty.db").close()  # and, migrated, one of ours
