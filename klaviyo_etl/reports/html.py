@@ -31,8 +31,9 @@ h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 8p
 .card .value { font-size: 24px; font-weight: 600; margin-top: 2px; }
 .card .change { font-size: 13px; } .up { color: var(--up); } .down { color: var(--down); }
 .card .prev { color: var(--muted); font-size: 12px; }
-.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); gap: 16px; }
-.chart { border: 1px solid var(--line); border-radius: 8px; padding: 8px; }
+.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(520px, 100%), 1fr)); gap: 16px; }
+/* min(): on a screen narrower than 520 px a chart takes the screen's width, not more. */
+.chart { border: 1px solid var(--line); border-radius: 8px; padding: 8px; min-width: 0; }
 svg text { font: 11px -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; fill: var(--muted); }
 svg .title { font-size: 13px; font-weight: 600; fill: var(--ink); }
 table { border-collapse: collapse; width: 100%; font-size: 12.5px; }
