@@ -191,14 +191,14 @@ def _cell(row: dict[str, Any], column: Column, layout: Layout) -> str:
 
 
 def to_table(report: Report, layout: Layout | None = None) -> Table:
-    """The report as a Rich table: every column at its natural width, or as `layout` fits it."""
+    """The report as a Rich table: every column at its natural width, or as `layout` fits it.
+    The title is not the table's: `print_report` prints it on its own line, since Rich wraps a
+    table's title at the table's width (a two-column table split the period over two lines)."""
     layout = layout or Layout(list(report.columns))
     if layout.widths is None:
-        table = Table(title=_title(report), title_justify="left", show_lines=False)
+        table = Table(show_lines=False)
     else:
         table = Table(
-            title=_title(report),
-            title_justify="left",
             show_lines=False,
             box=box.SIMPLE_HEAD,
             show_edge=False,
@@ -312,6 +312,7 @@ def print_report(
         if layout.widths is None:
             # Piped, written to a file or --wide: give the table the width it needs.
             console.width = max(console.width, min(_needed(grid), 400))
+        console.print(Text(_title(report), style="table.title"))
         console.print(grid)
         if layout.hidden and report.rows:
             console.print(Text(hidden_note(layout), style="dim"))

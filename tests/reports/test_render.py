@@ -260,3 +260,18 @@ def test_a_datetime_column_shows_its_date_alone_only_when_the_time_would_wrap():
 def test_a_datetime_column_of_a_report_without_rows_fits_too():
     columns = [Column("name", "Name", priority=IDENTITY), Column("at", "Sent", "datetime", KEY)]
     assert fit_columns(columns, {"name": [], "at": []}, 10).columns
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_a_table_narrower_than_its_title_keeps_the_title_on_one_line(long_named_db, width):
+    # Two cohort months (or --columns picking two columns) make a table of ~50 cells; its
+    # title ("Monthly retention cohorts — 2026-04-01 to 2026-06-30") wrapped at the table's
+    # width, the period split over two lines.
+    report = customers.cohort_report(
+        long_named_db, resolve_period(from_="2026-04-01", to="2026-06-30"), months=1
+    )
+    title = "Monthly retention cohorts — 2026-04-01 to 2026-06-30"
+    assert title in recorded(report, width).splitlines()
+    picked = messages.campaign_report(long_named_db, MAY, APRIL)
+    text = recorded(picked, width, columns=["name", "recipients"])
+    assert "Campaigns — 2026-05-01 to 2026-05-31 vs 2026-04-01 to 2026-04-30" in text.splitlines()
