@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from klaviyo_etl.conventions import PLACED_ORDER
 from klaviyo_etl.db.conversion import ConversionMetric
 from klaviyo_etl.errors import UsageError
 from klaviyo_etl.reports.periods import Period
@@ -63,10 +64,16 @@ class Report:
     @property
     def conversion_caption(self) -> str | None:
         """The caption line naming the conversion metric, and why it was picked when there was
-        a choice (several metrics of that name)."""
-        picked = self.meta.get("conversion_metric")
-        if not picked:
+        a choice (several metrics of that name), or that there is none to count, so that zero
+        revenue is not read as no sales."""
+        if "conversion_metric" not in self.meta:
             return None
+        picked = self.meta["conversion_metric"]
+        if not picked:
+            return (
+                f"Conversions: no {PLACED_ORDER!r} metric synced, revenue and orders read 0"
+                " (count another: [reports] conversion_metric)"
+            )
         metric = ConversionMetric(**picked)
         line = metric.caption()
         if not metric.reason.startswith("the only"):

@@ -9,6 +9,7 @@ CSV cells a spreadsheet would run as formulas are neutralised.
 from __future__ import annotations
 
 import csv
+import html
 import io
 
 import pytest
@@ -275,3 +276,22 @@ def test_a_table_narrower_than_its_title_keeps_the_title_on_one_line(long_named_
     picked = messages.campaign_report(long_named_db, MAY, APRIL)
     text = recorded(picked, width, columns=["name", "recipients"])
     assert "Campaigns — 2026-05-01 to 2026-05-31 vs 2026-04-01 to 2026-04-30" in text.splitlines()
+
+
+def test_without_a_placed_order_metric_the_report_says_why_revenue_is_zero(tiny_db):
+    # An account whose orders are under another name: every revenue, order and conversion
+    # figure is 0, and the table, cards and page used to show the zeros with no word why.
+    tiny_db.execute("UPDATE metrics SET name = 'Order Completed' WHERE name = 'Placed Order'")
+    tiny_db.conn.commit()
+    for report in (messages.campaign_report(tiny_db, MAY), overview.overview_report(tiny_db, MAY)):
+        assert report.meta["conversion_metric"] is None  # JSON: unchanged
+        caption = report.conversion_caption
+        assert caption and "no 'Placed Order' metric" in caption and "conversion_metric" in caption
+        assert caption in recorded(report, 120)
+        assert caption in html.unescape(render_html(report))
+
+
+def render_html(report: Report) -> str:
+    out = io.StringIO()
+    render(report, "html", out)
+    return out.getvalue()
