@@ -70,7 +70,9 @@ def _axis_label(value: float, kind: str) -> str:
         return f"{value / 1_000_000:.1f}M"
     if abs(value) >= 10_000:
         return f"{value / 1000:.0f}k"
-    return f"{value:,.0f}" if value == int(value) else f"{value:,.1f}"
+    # A gridline sits at a quarter of a "nice" peak (0.25, 1.25, 12.5): two decimals at most,
+    # so its label is its value, not a rounding of it.
+    return f"{value:,.2f}".rstrip("0").rstrip(".")
 
 
 def svg_chart(

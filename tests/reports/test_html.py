@@ -89,3 +89,13 @@ def test_on_a_phone_the_charts_and_cards_fit_the_screen(tiny_db, tmp_path):
     assert overflow == "none"
     scroll, view = map(int, re.search(r'data-page-width="(\d+)/(\d+)"', dom).groups())
     assert scroll <= view
+
+
+def test_chart_axis_labels_match_their_gridlines():
+    # A period without data has a 0..1 axis with gridlines at 0.25 and 0.75: labelled 0.2 and
+    # 0.8, the labels disagreed with their lines (and 1.25 read 1.2 on a 0..5 axis).
+    empty = svg_chart("t", ["a", "b"], {"Revenue": [0.0, 0.0]}, kind="money", bars="Revenue")
+    labels = re.findall(r'text-anchor="end">([^<]*)</text>', empty)
+    assert labels == ["0", "0.25", "0.5", "0.75", "1"]
+    five = svg_chart("t", ["a"], {"n": [4.0]})
+    assert re.findall(r'text-anchor="end">([^<]*)</text>', five) == ["0", "1.25", "2.5", "3.75", "5"]
