@@ -75,10 +75,14 @@ def recorded(report: Report, width: int, **options) -> str:
 
 
 def shortened_whole(line: str, text: str, column: Column) -> bool:
-    """`line` holds `text` whole, or cut with an ellipsis no shorter than the column's
-    minimum (IDENTITY_MIN unless the column says otherwise)."""
+    """`line` holds `text` whole, or its start and its end around an ellipsis, together no
+    shorter than the column's minimum (IDENTITY_MIN unless the column says otherwise)."""
     shortest = (column.min_width or IDENTITY_MIN) - 1
-    return text in line or any(text[:k] + "…" in line for k in range(shortest, len(text)))
+    return text in line or any(
+        text[:head] + "…" + text[len(text) - (kept - head) :] in line
+        for kept in range(shortest, len(text))
+        for head in range(1, kept + 1)
+    )
 
 
 @pytest.mark.parametrize("width", WIDTHS)
@@ -98,8 +102,9 @@ def test_every_row_shows_its_name_and_key_figures_whole(long_named_db, name, wid
         assert not hidden, (name, width, text)
     for row in report.rows:
         figures = [cell(row, c) for c in key_figures if c.key not in hidden]
-        # The row's line: it starts with the first identifying cell and holds every figure.
-        start = cell(row, identity[0])[: (identity[0].min_width or IDENTITY_MIN) - 1]
+        # The row's line: it starts with the first identifying cell (cut, its first three
+        # fifths before the "…") and holds every figure.
+        start = cell(row, identity[0])[: ((identity[0].min_width or IDENTITY_MIN) - 1) * 3 // 5]
         line = next((ln for ln in lines if start in ln and all(f in ln for f in figures)), None)
         assert line is not None, (name, width, start, figures, text)
         for column in identity:
@@ -295,3 +300,35 @@ def render_html(report: Report) -> str:
     out = io.StringIO()
     render(report, "html", out)
     return out.getvalue()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_names_cut_to_fit_keep_their_ends_so_rows_stay_apart(long_named_db, width):
+    # "Browse Abandonment MOBILE_PUSH #2", "#3" and "#4" all read "Browse Abandonmen…" at 80
+    # columns: cut at the end, names that differ at the end made rows no one could tell apart.
+    names = {
+        "C1": "Black Friday Cyber Monday Mega Sale for VIP Members Only (resend to non-openers) #1",
+        "C2": "Black Friday Cyber Monday Mega Sale for VIP Members Only (resend to non-openers) #2",
+    }
+    for key, name in names.items():
+        long_named_db.execute("UPDATE campaigns SET name = ? WHERE id = ?", [name, key])
+    long_named_db.conn.commit()
+    report = messages.campaign_report(long_named_db, MAY)
+    text = recorded(report, width)
+    lines = [line for line in text.splitlines() if line.startswith("Black Friday")]
+    assert len(lines) == 2 and all("…" in line for line in lines), text
+    firsts = [line.split("  ")[0] for line in lines]
+    assert sorted(first[-2:] for first in firsts) == ["#1", "#2"]
+    for line in lines:
+        name = names["C1"] if line.split("  ")[0].endswith("#1") else names["C2"]
+        assert shortened_whole(line, name, report.columns[0])
+
+
+def test_a_name_cut_in_the_middle_counts_wide_characters_as_two_cells():
+    from rich.cells import cell_len
+
+    from klaviyo_etl.reports.render import shorten_middle
+
+    assert shorten_middle("Short", 20) == "Short"
+    cut = shorten_middle("Gift guide 🎁🎁🎁 for the whole family 🎁 #12", 20)
+    assert cell_len(cut) <= 20 and cut.startswith("Gift guide") and cut.endswith("#12") and "…" in cut
