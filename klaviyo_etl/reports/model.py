@@ -54,6 +54,9 @@ class Report:
     # Rows the table shows last, set apart (the totals of several accounts); not in JSON/CSV
     # rows, whose figures are in `meta`.
     footer: list[dict[str, Any]] = field(default_factory=list)
+    # The keys of a row, in order, for the CSV header of a report without rows (None: the
+    # columns' keys); with rows, the header is the rows' own keys.
+    fields: list[str] | None = None
 
     def set_conversion(self, metric: ConversionMetric | None) -> Report:
         """Name the conversion metric the figures count: `meta.conversion_metric` (null when

@@ -395,12 +395,15 @@ def csv_cell(value: Any) -> Any:
 
 
 def to_csv(report: Report) -> str:
-    """Every scalar field of every row (lists and objects are for JSON), formulas neutralised."""
+    """Every scalar field of every row (lists and objects are for JSON), formulas neutralised;
+    a report without rows writes its header alone."""
     keys: list[str] = []
     for row in report.rows:
         for key, value in row.items():
             if key not in keys and _scalar(value):
                 keys.append(key)
+    if not report.rows:  # the header all the same: a CSV of one empty line has no columns
+        keys = list(report.fields or [c.key for c in report.columns])
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()

@@ -332,3 +332,31 @@ def test_a_name_cut_in_the_middle_counts_wide_characters_as_two_cells():
     assert shorten_middle("Short", 20) == "Short"
     cut = shorten_middle("Gift guide 🎁🎁🎁 for the whole family 🎁 #12", 20)
     assert cell_len(cut) <= 20 and cut.startswith("Gift guide") and cut.endswith("#12") and "…" in cut
+
+
+EMPTY_BUILDERS = {
+    "campaigns": lambda db, p: messages.campaign_report(db, p),
+    "campaigns --compare": lambda db, p: messages.campaign_report(db, p, APRIL),
+    "campaigns --source klaviyo": lambda db, p: messages.campaign_report(db, p, source="klaviyo"),
+    "flows": lambda db, p: messages.flow_report(db, p),
+    "flows --by message": lambda db, p: messages.flow_report(db, p, by="message"),
+    "flows --compare": lambda db, p: messages.flow_report(db, p, compare=APRIL),
+    "flows --by message --compare": lambda db, p: messages.flow_report(db, p, by="message", compare=APRIL),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EMPTY_BUILDERS))
+def test_a_report_without_rows_still_writes_its_csv_header(tiny_db, tmp_path, name):
+    # A quiet week (no campaign sent) or a database without flows wrote a CSV of one empty
+    # line: no header, so `pandas.read_csv` raised EmptyDataError and a spreadsheet import
+    # lost the column names. Empty, the header is the very one a report with rows writes.
+    from klaviyo_etl.db import open_database
+
+    build = EMPTY_BUILDERS[name]
+    header = to_csv(build(tiny_db, MAY)).splitlines()[0]
+    empty_db = open_database(tmp_path / "empty.db")
+    quiet = resolve_period(from_="2020-01-01", to="2020-01-31")
+    for report in (build(tiny_db, quiet), build(empty_db, MAY)):
+        if report.rows:
+            continue  # flows list every flow of the database, each period
+        assert to_csv(report) == header + "\n"
