@@ -69,8 +69,8 @@ class Report:
         """The caption line naming the conversion metric, and why it was picked when there was
         a choice (several metrics of that name), or that there is none to count, so that zero
         revenue is not read as no sales."""
-        if "conversion_metric" not in self.meta:
-            return None
+        if "conversion_metric" not in self.meta or "accounts" in self.meta:
+            return None  # several accounts' report: each one's caption is among its notes
         picked = self.meta["conversion_metric"]
         if not picked:
             return (
