@@ -575,6 +575,14 @@ def _flow_rows(
     )
     if not rows:
         notes.append("No flows" + (f" on {channel}" if channel else "") + " in the database.")
+    # Flows seen only through their events (`sync events` alone): figures, but no names yet.
+    unnamed = [r for r in rows if r["name"] is None or (by == "message" and r["flow_name"] is None)]
+    if unnamed:
+        what, streams = ("flow message", "flows flow_messages") if by == "message" else ("flow", "flows")
+        notes.append(
+            f"{len(unnamed)} {what}{'s' if len(unnamed) > 1 else ''} not synced yet, named –:"
+            f" `klaviyo-etl sync {streams}` names them."
+        )
     return Report(
         "flows",
         "Flows" if by == "flow" else "Flow messages",
