@@ -287,8 +287,11 @@ def hidden_note(layout: Layout) -> str:
     )
 
 
+CARD = 30  # an overview card's width, unless a figure needs more
+
+
 def _overview_cards(report: Report) -> Columns:
-    cards = []
+    bodies = []
     for row in report.rows:
         body = Text(cell(row, Column("value", "", "kpi")), style="bold")
         change = row.get("change_pct")
@@ -296,8 +299,11 @@ def _overview_cards(report: Report) -> Columns:
             style = "green" if (change or 0) > 0 else "red" if (change or 0) < 0 else "dim"
             body.append(f"\n{format_value(change, 'pct') if change is not None else 'n/a'}", style=style)
             body.append(f" (was {cell(row, Column('previous', '', 'kpi'))})", style="dim")
-        cards.append(Panel(body, title=row["label"], width=30))
-    return Columns(cards)
+        bodies.append((row["label"], body))
+    # One width for all, so they line up: wide enough for the longest line (borders and
+    # padding take 4), where it would wrap "(was 7,298,777,840.00)" onto a line of its own.
+    width = max([CARD] + [max(cell_len(line) for line in body.plain.split("\n")) + 4 for _, body in bodies])
+    return Columns([Panel(body, title=label, width=width) for label, body in bodies])
 
 
 def _needed(table: Table) -> int:

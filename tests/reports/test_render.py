@@ -360,3 +360,18 @@ def test_a_report_without_rows_still_writes_its_csv_header(tiny_db, tmp_path, na
         if report.rows:
             continue  # flows list every flow of the database, each period
         assert to_csv(report) == header + "\n"
+
+
+def test_an_overview_card_widens_for_a_large_figure_rather_than_wrap_it(tiny_db):
+    # Revenue in the billions: "-10.4% (was 7,298,777,840.00)" wrapped inside its 30-cell card,
+    # the previous figure alone on a line of its own.
+    tiny_db.execute("UPDATE events SET value = value * 123456789 WHERE value IS NOT NULL")
+    tiny_db.conn.commit()
+    report = overview.overview_report(tiny_db, MAY, APRIL)
+    revenue = next(row for row in report.rows if row["kpi"] == "revenue")
+    was = f"(was {cell(revenue, Column('previous', '', 'kpi'))})"
+    for width in WIDTHS:
+        text = recorded(report, width)
+        assert max(len(line) for line in text.splitlines()) <= width
+        assert any(cell(revenue, Column("value", "", "kpi")) in line for line in text.splitlines())
+        assert any(was in line for line in text.splitlines()), text
