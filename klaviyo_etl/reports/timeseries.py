@@ -45,6 +45,9 @@ COLUMNS = [
     Column("low", "Low", "float", USEFUL),
     Column("high", "High", "float", USEFUL),
 ]
+# A row's keys, in order (JSON and the CSV header): a finished bucket's, the running bucket's
+# and a forecast's alike.
+ROW_KEYS = ("bucket", "kind", "value", "partial", "trend", "zscore", "anomaly", "low", "high")
 
 
 def find_metric(db: sqlite_utils.Database, name: str) -> tuple[str, list[str]]:
@@ -376,4 +379,5 @@ def metric_report(
     if not rows:
         notes.append(f"No {metric_name} events in {period.describe()}.")
     title = f"{metric_name} by {interval} ({measure})"
+    rows = [{key: row[key] for key in ROW_KEYS} for row in rows]  # one key order for every kind
     return Report("metric", title, COLUMNS, rows, period, compare, meta=meta, notes=notes)

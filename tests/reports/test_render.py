@@ -9,6 +9,7 @@ CSV cells a spreadsheet would run as formulas are neutralised.
 from __future__ import annotations
 
 import csv
+import datetime
 import html
 import io
 
@@ -375,3 +376,20 @@ def test_an_overview_card_widens_for_a_large_figure_rather_than_wrap_it(tiny_db)
         assert max(len(line) for line in text.splitlines()) <= width
         assert any(cell(revenue, Column("value", "", "kpi")) in line for line in text.splitlines())
         assert any(was in line for line in text.splitlines()), text
+
+
+def test_every_metric_row_has_the_same_keys_in_the_same_order(tiny_db):
+    # The running bucket and the forecast rows listed their keys in other orders than the
+    # finished buckets (anomaly last, partial after anomaly), so the JSON rows of one
+    # report did not line up.
+    report = timeseries.metric_report(
+        tiny_db,
+        "Placed Order",
+        MAY,
+        forecast="7d",
+        now=datetime.datetime(2026, 5, 20, 12, tzinfo=datetime.UTC),
+    )
+    assert {row["kind"] for row in report.rows} == {"actual", "partial", "forecast"}
+    orders = {tuple(row) for row in report.rows}
+    assert len(orders) == 1, orders
+    assert next(iter(orders)) == tuple(to_csv(report).splitlines()[0].split(","))
