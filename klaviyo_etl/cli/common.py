@@ -282,6 +282,8 @@ class ErrorHandlingGroup(TyperGroup):
         except Exception as exc:
             if type(exc).__module__.startswith(("typer", "click")):
                 raise  # Exit, Abort and usage errors are the CLI framework's own signals
+            if isinstance(exc, BrokenPipeError):
+                raise  # the reader left (`| head`): Click exits 1 without a word, as it should
             settings = ctx.obj if isinstance(ctx.obj, Settings) else None
             if settings and settings.verbose:
                 raise
