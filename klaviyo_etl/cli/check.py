@@ -60,10 +60,12 @@ def check(
     sync: Sync = False,
     fmt: Format = "table",
 ) -> None:
-    """Check the API key's scopes, the pinned revision, and `report campaigns` / `report flows`
-    against Klaviyo's Reporting API figures. Exit 0: all good; 1: a scope is missing or figures
-    differ; 2: key rejected, revision retired, or nothing stored to compare yet. With several
-    accounts, each is checked under its name and the exit code is the worst of theirs.
+    """Check the API key's scopes, the pinned revision, and our figures against Klaviyo's.
+
+    The figures: `report campaigns` / `report flows` against Klaviyo's Reporting API figures.
+    Exit 0: all good; 1: a scope is missing or figures differ; 2: key rejected, revision
+    retired, or nothing stored to compare yet. With several accounts, each is checked under
+    its name and the exit code is the worst of theirs.
 
     Example: KLAVIYO_API_KEY=pk_... klaviyo-etl check --last 30d --sync
     """

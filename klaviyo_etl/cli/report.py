@@ -153,8 +153,7 @@ def overview_cmd(
     out: OutputOptions,
     accounts: list[AccountTarget] | None,
 ) -> None:
-    """KPI cards: revenue, orders, active and new profiles, sends, open/click/conversion rate,
-    form submissions."""
+    """KPI cards: revenue, orders, active and new profiles, sends, open/click/conversion rates, forms."""
     from klaviyo_etl.reports import overview
 
     _run(
