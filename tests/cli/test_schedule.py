@@ -191,3 +191,17 @@ def test_run_stops_with_exit_2_on_a_rejected_key(sandbox_factory, tmp_path, env)
     assert process.stderr.strip().splitlines()[-1] == (
         "Error: 401: the API key pk_…9876 was rejected — check KLAVIYO_API_KEY"
     )
+
+
+def test_status_table_at_80_columns_shows_every_stream_name_whole(tmp_path, env):
+    # At 80 columns the table cut the names it is about: "segment_memb…", "campaign_mes…".
+    db = tmp_path / "k.db"
+    now = dt.datetime.now(dt.UTC)
+    for stream in STREAM_NAMES:
+        _record(db, stream, now - dt.timedelta(minutes=20))
+    result = runner.invoke(app, ["--db", str(db), "schedule", "status"], env={**env, "COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert max(len(line) for line in result.output.splitlines()) <= 80
+    assert "…" not in result.output
+    names = {line.replace("│", " ").split()[0] for line in result.output.splitlines() if line.strip()}
+    assert set(STREAM_NAMES) <= names
