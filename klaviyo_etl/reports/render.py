@@ -358,10 +358,11 @@ def print_report(
         console.print(Text(caption, style="dim"))
     meta = report.meta
     if report.name == "metric":
-        line = f"total {format_value(meta['total'], 'float')}, {meta['anomalies']} anomalies"
+        whole = "float" if meta.get("measure", "value") == "value" else "int"  # events, profiles
+        line = f"total {format_value(meta['total'], whole)}, {meta['anomalies']} anomalies"
         if "change_pct" in meta:
             line += (
-                f"; previous {format_value(meta['previous_total'], 'float')}"
+                f"; previous {format_value(meta['previous_total'], whole)}"
                 f" ({format_value(meta['change_pct'], 'pct')})"
             )
         console.print(line)

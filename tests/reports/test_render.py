@@ -393,3 +393,17 @@ def test_every_metric_row_has_the_same_keys_in_the_same_order(tiny_db):
     orders = {tuple(row) for row in report.rows}
     assert len(orders) == 1, orders
     assert next(iter(orders)) == tuple(to_csv(report).splitlines()[0].split(","))
+
+
+def test_a_metric_counted_in_events_or_profiles_shows_whole_numbers(tiny_db):
+    # "Placed Order by day (count)" listed 26.00 orders a day and "total 1,818.00".
+    counted = timeseries.metric_report(tiny_db, "Placed Order", MAY)
+    busy = next(row for row in counted.rows if row["value"] >= 1)
+    text = recorded(counted, 120, table=True)
+    line = next(
+        ln for ln in text.splitlines() if ln.startswith(busy["bucket"]) or f" {busy['bucket']} " in ln
+    )
+    assert f" {int(busy['value'])} " in line and f"{busy['value']:.2f}" not in line, line
+    assert f"total {int(counted.meta['total']):,}," in text
+    valued = timeseries.metric_report(tiny_db, "Placed Order", MAY, measure="value")
+    assert f"total {valued.meta['total']:,.2f}," in recorded(valued, 120)  # money keeps its cents
