@@ -367,7 +367,7 @@ def print_report(
             )
         console.print(line)
         forecast = meta.get("forecast")
-        if forecast:
+        if forecast and any(row["kind"] == "forecast" for row in report.rows):  # none without data
             test = forecast["backtest"]
             error = (
                 (

@@ -407,3 +407,14 @@ def test_a_metric_counted_in_events_or_profiles_shows_whole_numbers(tiny_db):
     assert f"total {int(counted.meta['total']):,}," in text
     valued = timeseries.metric_report(tiny_db, "Placed Order", MAY, measure="value")
     assert f"total {valued.meta['total']:,.2f}," in recorded(valued, 120)  # money keeps its cents
+
+
+def test_a_metric_without_data_claims_no_forecast(tiny_db):
+    # A period before the first event: no bucket, so no forecast either, yet the footer read
+    # "forecast: seasonal, 7 buckets; no back-test (too little history)".
+    empty = timeseries.metric_report(
+        tiny_db, "Placed Order", resolve_period(from_="2020-01-01", to="2020-01-31"), forecast="7d"
+    )
+    assert not empty.rows
+    text = recorded(empty, 100)
+    assert "forecast:" not in text and "No Placed Order events in 2020-01-01 to 2020-01-31." in text
