@@ -40,8 +40,10 @@ table { border-collapse: collapse; width: 100%; font-size: 12.5px; }
 th, td { padding: 5px 5px; border-bottom: 1px solid var(--line); white-space: nowrap; }
 th { text-align: left; color: var(--muted); font-weight: 600; position: sticky; top: 0; background: #fff;
      white-space: normal; vertical-align: bottom; min-width: 3.5em; }
-/* A wide table scrolls sideways; its name column stays in view while it does. */
+/* A wide table scrolls sideways; its name column stays in view while it does, so it wraps
+   rather than grow past a third of a phone's screen (a long name hid every figure). */
 th:first-child, td:first-child { position: sticky; left: 0; background: #fff; z-index: 1; }
+td:first-child { white-space: normal; overflow-wrap: anywhere; min-width: 8em; max-width: min(35vw, 20em); }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .scroll { overflow-x: auto; } .note { color: #92400e; }
 """

@@ -99,3 +99,32 @@ def test_chart_axis_labels_match_their_gridlines():
     assert labels == ["0", "0.25", "0.5", "0.75", "1"]
     five = svg_chart("t", ["a"], {"n": [4.0]})
     assert re.findall(r'text-anchor="end">([^<]*)</text>', five) == ["0", "1.25", "2.5", "3.75", "5"]
+
+
+NAME_COLUMN = """<script>
+const view = document.documentElement.clientWidth;
+const cells = [...document.querySelectorAll('td:first-child')];
+const widest = Math.max(...cells.map(c => c.getBoundingClientRect().width));
+const clipped = cells.filter(c => c.scrollWidth > c.clientWidth + 1).length;
+document.body.setAttribute('data-name-column', Math.round(widest) + '/' + view + '/' + clipped);
+</script></body>"""
+
+
+@pytest.mark.skipif(
+    find_chromium() is None, reason="headless check needs Debian's chromium (apt-get install chromium)"
+)
+@pytest.mark.parametrize("width", [420, 1280])
+def test_a_long_campaign_name_wraps_and_leaves_the_figures_room(tiny_db, tmp_path, width):
+    # The name column never wrapped and stays put while a wide table scrolls: with a
+    # 110-character campaign name it was wider than a phone's screen, so scrolling sideways
+    # never brought a figure into view (and at 1280 px it took 40% of the table).
+    long = "Black Friday Cyber Monday Mega Sale — Last Chance for VIP Members Only (EU + UK, resend) #1"
+    tiny_db.execute("UPDATE campaigns SET name = ? WHERE id = 'C1'", [long])
+    tiny_db.conn.commit()
+    target = tmp_path / "dashboard.html"
+    target.write_text(dashboard_html(tiny_db, MAY).replace("</body>", NAME_COLUMN))
+    dom = run_chromium("--dump-dom", f"--window-size={width},2000", target.as_uri()).stdout
+    widest, view, clipped = map(int, re.search(r'data-name-column="(\d+)/(\d+)/(\d+)"', dom).groups())
+    assert widest <= view * 0.45 and widest <= 320, (widest, view)
+    assert clipped == 0  # wrapped, not cut
+    assert long in dom
