@@ -283,7 +283,7 @@ def hidden_note(layout: Layout) -> str:
     example = f"{layout.columns[0].key},{keys[0]}"
     return (
         f"{len(keys)} column{'s' if len(keys) != 1 else ''} hidden: {', '.join(keys)}"
-        f" (--wide shows all; --columns picks, e.g. --columns {example})"
+        f" (--wide shows all; --columns picks, e.g. --columns={example})"  # one word: never split
     )
 
 

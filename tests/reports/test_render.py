@@ -443,3 +443,16 @@ def test_flows_source_compare_names_the_message_of_each_row(tiny_db):
         assert "Welcome email" in text and "Welcome text" in text, text
     campaigns = compare_report(tiny_db, "campaign-values", MAY)
     assert "message_name" not in campaigns.rows[0]  # a campaign's row sums its messages
+
+
+def test_the_hidden_columns_footer_never_splits_its_example(long_named_db):
+    # At 80 columns the demo's flows footer broke between "--columns" and its value; where
+    # it breaks depends on the width, so try each.
+    reports = [BUILDERS[name](long_named_db) for name in ("flows --by message", "campaigns")]
+    for report, width in ((report, width) for report in reports for width in range(60, 121)):
+        text = recorded(report, width)
+        if " hidden: " not in text:
+            continue  # wide enough for every column
+        footer = text[text.index(" hidden: ") :]
+        example = footer[footer.index("e.g.") + 4 :].split(")")[0].strip()
+        assert "\n" not in example and example.startswith("--columns"), (report.name, width, footer)
