@@ -76,6 +76,11 @@ def _run(
     settings = settings_of(ctx)
     if accounts is None:
         report = _build_one(settings, conversion_setting(), name, build, out, source, limit)
+    elif name == "overview" and len(accounts) == 1:  # the cards of one account: nothing to merge
+        account = accounts[0]
+        report = _build_one(
+            account.settings, account.config.conversion_metric, name, build, out, source, limit
+        )
     else:
         reports = {}
         for account in accounts:
