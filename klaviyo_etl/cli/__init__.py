@@ -31,10 +31,7 @@ sys.modules.setdefault("httpx._main", None)
 SUMMARIES = {
     "sync": "Sync streams from Klaviyo into the database (incremental by default).",
     "status": "Per stream: last success, watermark, rows, last run, last error.",
-    "check": "Check the API key's scopes, the pinned revision, and `report campaigns` / `report flows`\n"
-    "against Klaviyo's Reporting API figures. Exit 0: all good; 1: a scope is missing or figures\n"
-    "differ; 2: key rejected, revision retired, or nothing stored to compare yet. With several\n"
-    "accounts, each is checked under its name and the exit code is the worst of theirs.",
+    "check": "Check the API key's scopes, the pinned revision, and our figures against Klaviyo's.",
     "purge": "Delete outright what reconciliation only flags, for users who must prove erasure.",
     "migrate": "Apply database migrations (idempotent).",
     "sandbox": "A local server that speaks Klaviyo's API over generated data.",

@@ -6,9 +6,11 @@ The work is in `klaviyo_etl.check`; this module parses options, prints and picks
 from __future__ import annotations
 
 import json
+import textwrap
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 
@@ -58,10 +60,12 @@ def check(
     sync: Sync = False,
     fmt: Format = "table",
 ) -> None:
-    """Check the API key's scopes, the pinned revision, and `report campaigns` / `report flows`
-    against Klaviyo's Reporting API figures. Exit 0: all good; 1: a scope is missing or figures
-    differ; 2: key rejected, revision retired, or nothing stored to compare yet. With several
-    accounts, each is checked under its name and the exit code is the worst of theirs.
+    """Check the API key's scopes, the pinned revision, and our figures against Klaviyo's.
+
+    The figures: `report campaigns` / `report flows` against Klaviyo's Reporting API figures.
+    Exit 0: all good; 1: a scope is missing or figures differ; 2: key rejected, revision
+    retired, or nothing stored to compare yet. With several accounts, each is checked under
+    its name and the exit code is the worst of theirs.
 
     Example: KLAVIYO_API_KEY=pk_... klaviyo-etl check --last 30d --sync
     """
@@ -84,7 +88,7 @@ def check(
     console = _console()
     for account in accounts:
         if fmt == "table":
-            console.print(f"account   {account.name} ({account.settings.db_path})", style="bold")
+            _say(console, f"account   {account.name} ({account.settings.db_path})", "bold")
         try:
             account.require_api_key()
             access, figures, code = _check_one(
@@ -140,39 +144,61 @@ def _json(access: Access, figures: Figures, exit_code: int) -> dict:
 
 
 def _console() -> Console:
-    # Names and advice are plain text (a campaign may be called "[Test] Sale"), and each
-    # finding stays on one line however narrow the terminal.
+    # Names and advice are plain text (a campaign may be called "[Test] Sale"), and Rich
+    # does not wrap a finding: piped, each stays on one line; `_say` wraps it on a terminal.
     console = Console(markup=False, highlight=False, soft_wrap=True)
     if not console.is_terminal:
         console.width = max(console.width, 160)  # piped or captured: room for the table
     return console
 
 
+LABEL = len("revision  ")  # the label column each finding starts with
+
+
+def _say(console: Console, text: str, style: str | None = None) -> None:
+    """One finding on one line; on a terminal narrower than it, wrapped at its spaces, the
+    lines after the first under its value (the terminal itself cut words: "ta" / "gs:read")."""
+    if console.is_terminal and cell_len(text) > console.width:
+        indent = " " * LABEL if text[:LABEL].endswith(" ") else ""
+        text = "\n".join(
+            textwrap.wrap(
+                text.replace(" %", "\xa0%"),  # "2 %" stays together
+                console.width,
+                subsequent_indent=indent,
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+        ).replace("\xa0", " ")
+    console.print(text, style=style)
+
+
 def _print(console: Console, access: Access, figures: Figures) -> None:
     revision = access.to_json()["revision"]
-    console.print(f"key       accepted ({access.key}) at {access.base_url}")
+    _say(console, f"key       accepted ({access.key}) at {access.base_url}")
     line = f"revision  {access.revision}: served"
     if revision["age_days"] is not None:
         line += f"; {revision['age_days']} days old, {revision['policy']} under Klaviyo's policy"
-    console.print(line)
+    _say(console, line)
     for name, value in access.headers.items():
-        console.print(f"          {name}: {value}", style="yellow")
+        _say(console, f"          {name}: {value}", "yellow")
     if access.missing_scopes or access.failed:
         for probe in access.probes:
             if probe.status == 403:
-                console.print(
-                    f"scope     missing {probe.scope} (needed by {', '.join(probe.streams)})", style="red"
+                _say(
+                    console, f"scope     missing {probe.scope} (needed by {', '.join(probe.streams)})", "red"
                 )
     else:
-        console.print(
-            f"scopes    all {len(access.probes)} the sync needs: {', '.join(p.scope for p in access.probes)}"
+        _say(
+            console,
+            f"scopes    all {len(access.probes)} the sync needs: {', '.join(p.scope for p in access.probes)}",
         )
     for probe in access.failed:
-        console.print(f"          {probe.path} answered {probe.status}: {probe.detail}", style="yellow")
+        _say(console, f"          {probe.path} answered {probe.status}: {probe.detail}", "yellow")
     compared = ", ".join(f"{n} {kind}" for kind, n in figures.compared.items()) or "nothing"
-    console.print(
+    _say(
+        console,
         f"figures   {compared} compared ({figures.period.describe()}); tolerance"
-        f" {figures.tolerance * 100:g} %, floor {figures.floor:g}: {len(figures.rows)} differ"
+        f" {figures.tolerance * 100:g} %, floor {figures.floor:g}: {len(figures.rows)} differ",
     )
     if figures.rows:
         table = Table("Kind", "Name", "Channel", "Timeframe", "Ours vs Klaviyo", title="Differences")
@@ -189,7 +215,7 @@ def _print(console: Console, access: Access, figures: Figures) -> None:
             )
         console.print(table)
     for advice in figures.advice:
-        console.print(advice, style="yellow")
+        _say(console, advice, "yellow")
 
 
 def _number(value: float) -> str:

@@ -101,6 +101,19 @@ def walk_commands(command, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[s
         yield from walk_commands(sub, (*path, name))
 
 
+def flow_paragraphs(text: str) -> str:
+    """Each paragraph of a docstring as one line, for the terminal to wrap: Typer keeps the
+    line breaks of a help's later paragraphs, and at 80 columns each source line wrapped on
+    its own ("... on every row);" / "an account" / "whose database ..."). An indented block
+    (an example) keeps its lines; Typer dedents what follows the first line of the later
+    paragraphs, so a block keeps its indent only under an unindented line ("For example:")."""
+    paragraphs = text.split("\n\n")
+    return "\n\n".join(
+        p if any(line.startswith(" ") for line in p.splitlines()) else " ".join(p.split("\n"))
+        for p in paragraphs
+    )
+
+
 def _tidy_help(command) -> None:
     """Fix what Typer's help would print wrong: metavars, and brackets read as Rich markup.
 
@@ -108,8 +121,9 @@ def _tidy_help(command) -> None:
     """
     rich = getattr(command, "rich_markup_mode", "rich") == "rich"
     if rich and command.help and not getattr(command, "_help_tidied", False):
-        command.help = escape(command.help)  # `[default: …]` would vanish as an unknown tag
+        command.help = escape(flow_paragraphs(command.help))  # `[default: …]` would vanish as a tag
     command._help_tidied = True
+
     help_option = command.get_help_option(typer.Context(command))
     for param in [*command.params, *([help_option] if help_option else [])]:
         _plain_values(param)
@@ -284,6 +298,8 @@ class ErrorHandlingGroup(TyperGroup):
         except Exception as exc:
             if type(exc).__module__.startswith(("typer", "click")):
                 raise  # Exit, Abort and usage errors are the CLI framework's own signals
+            if isinstance(exc, BrokenPipeError):
+                raise  # the reader left (`| head`): Click exits 1 without a word, as it should
             settings = ctx.obj if isinstance(ctx.obj, Settings) else None
             if settings and settings.verbose:
                 raise

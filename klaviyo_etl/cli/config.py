@@ -117,19 +117,27 @@ def _show(ctx: typer.Context, as_json: bool) -> None:
         if config.exists
         else ("not found, so defaults apply; `klaviyo-etl config init` writes a commented one")
     )
-    typer.echo(f"Config file: {config.path} ({state})")
-    if from_env:
-        typer.echo(f"  location set by {CONFIG_ENV}")
     from rich.console import Console  # only to print: `sync` imports this module for `configured`
     from rich.table import Table
+    from rich.text import Text
 
+    console = Console()
+
+    def say(line: str) -> None:
+        # On a terminal a long line wraps at its spaces (the terminal cut "confi" / "g init");
+        # piped, it stays one line.
+        console.print(Text(line), soft_wrap=not console.is_terminal)
+
+    say(f"Config file: {config.path} ({state})")
+    if from_env:
+        say(f"  location set by {CONFIG_ENV}")
     table = Table("setting", "value", "source")
     for row in settings_rows:
         style = "bold" if row["source"] == "file" else None
         table.add_row(row["key"], row["value"], row["source"], style=style)
-    Console().print(table)
+    console.print(table)
     for row in effective:
-        typer.echo(f"Effective {row['key']}: {row['value']} (from {row['source']})")
+        say(f"Effective {row['key']}: {row['value']} (from {row['source']})")
 
 
 @app.callback()

@@ -31,6 +31,8 @@ def purge(
     each account's database in turn: one whose database cannot be opened (or is being
     synced) is named, the others are purged, and the exit code is 1.
 
+    For example:
+
         klaviyo-etl purge --deleted
         klaviyo-etl purge --deleted --all-accounts
     """

@@ -183,8 +183,7 @@ def overview_cmd(
     out: OutputOptions,
     accounts: list[AccountTarget] | None,
 ) -> None:
-    """KPI cards: revenue, orders, active and new profiles, sends, open/click/conversion rate,
-    form submissions."""
+    """KPI cards: revenue, orders, profiles, sends, open/click/conversion rates, form submissions."""
     from klaviyo_etl.reports import overview
 
     _run(

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich import box
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
+from rich.text import Text
 
 from klaviyo_etl import REVISION
 from klaviyo_etl.cli.account_options import account_options, exit_if_failed
@@ -285,7 +287,18 @@ def _status(settings, config, as_json: bool) -> None:
         return
     now = dt.datetime.now(dt.UTC)
     plans = _plans(settings, config, now)
-    table = Table("stream", "every", "last success", "last run", "next due", "due now")
+    # The stream is what a row is about: never cut (at 80 columns "segment_memb…"). A
+    # terminal too narrow for the boxed table gets it without its lines, as the reports do.
+    console = Console()
+    columns = (
+        Column("stream", no_wrap=True, min_width=max((len(p.stream) for p in plans), default=6)),
+        "every",
+        "last success",
+        "last run",
+        "next due",
+        "due now",
+    )
+    table = Table(*columns)
     for p in plans:
         table.add_row(
             p.stream,
@@ -296,9 +309,12 @@ def _status(settings, config, as_json: bool) -> None:
             "yes" if p.is_due(now) else "",
             style="red" if p.failures else None,
         )
-    Console().print(table)
+    if console.measure(table, options=console.options.update_width(1000)).maximum > console.width:
+        table.box, table.show_edge, table.pad_edge = box.SIMPLE_HEAD, False, False
+        table.padding = (0, 1, 0, 0)
+    console.print(table)
     for p in plans:
         if p.failures and p.last_error and p.stream not in ALIASES:
-            typer.echo(f"{p.stream} failed: {p.last_error}")
+            console.print(Text(f"{p.stream} failed: {p.last_error}"))
     due = [p.stream for p in plans if p.is_due(now)]
-    typer.echo(f"Due now: {', '.join(due) if due else 'nothing'}  (db {settings.db_path})")
+    console.print(Text(f"Due now: {', '.join(due) if due else 'nothing'}  (db {settings.db_path})"))

@@ -11,6 +11,7 @@ import json
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Column, Table
 
@@ -61,7 +62,8 @@ def status(
         if json_output:
             typer.echo(json.dumps(rows, indent=2))
             return
-        Console().print(status_table(rows))
+        console = Console()
+        console.print(status_table(rows, width=console.width if console.is_terminal else None))
         return
     by_account: dict[str, list[dict]] = {}
     failed: dict[str, str] = {}
@@ -83,14 +85,20 @@ def status(
         console = Console()
         for account in accounts:
             if account.name in by_account:
-                table = status_table(by_account[account.name])
+                width = console.width if console.is_terminal else None
+                table = status_table(by_account[account.name], width=width)
                 table.title, table.title_justify = f"{account.name} ({account.settings.db_path})", "left"
                 console.print(table)
     exit_if_failed(failed)
 
 
-def status_table(rows: list[dict], now: dt.datetime | None = None, tz: dt.tzinfo | None = None) -> Table:
-    """The rows of `stream_status` as the table `status` prints."""
+def status_table(
+    rows: list[dict], now: dt.datetime | None = None, tz: dt.tzinfo | None = None, width: int | None = None
+) -> Table:
+    """The rows of `stream_status` as the table `status` prints; on a terminal `width` cells
+    wide that the boxed table would not fit, without its lines (as the reports), so the last
+    error gets the room. A long word of the error folds onto the next line, never cut: at
+    80 columns it read "Retriabl…", "/api/eve…"."""
     streams = max((len(r["stream"]) for r in rows), default=6)
     table = Table(
         Column("stream", no_wrap=True, min_width=streams),
@@ -98,7 +106,7 @@ def status_table(rows: list[dict], now: dt.datetime | None = None, tz: dt.tzinfo
         Column("watermark", no_wrap=True),
         Column("rows", justify="right", no_wrap=True),
         Column("last run", no_wrap=True),
-        "last error",
+        Column("last error", overflow="fold"),
     )
     for r in rows:
         table.add_row(
@@ -109,5 +117,12 @@ def status_table(rows: list[dict], now: dt.datetime | None = None, tz: dt.tzinfo
             r["last_status"] or "",
             r["last_error"] or "",
             style="red" if r["last_status"] == "failed" else None,
+        )
+    if width is not None and Console(width=1000).measure(table).maximum > width:
+        table.box, table.show_edge, table.pad_edge, table.padding = (
+            box.SIMPLE_HEAD,
+            False,
+            False,
+            (0, 1, 0, 0),
         )
     return table

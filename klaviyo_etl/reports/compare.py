@@ -137,6 +137,12 @@ COLUMNS = [
     Column("klaviyo_conversion_value", "Klaviyo", "money", KEY),
     Column("agree", "Agree", "text", KEY),
 ]
+# Flows compare per message: the flow and the message name a row, as `flows --by message`.
+FLOW_COLUMNS = [
+    Column("name", "Flow", priority=IDENTITY, min_width=16),
+    Column("message_name", "Message", priority=IDENTITY, min_width=16),
+    *COLUMNS[1:],
+]
 
 
 def compare_report(
@@ -169,6 +175,8 @@ def compare_report(
         names = dict(db.execute("SELECT id, name FROM flows WHERE deleted_at IS NULL"))
         kind = "flows"
         entities = {}
+        # A row per flow message: the message's name tells two emails of one flow apart.
+        message_names = dict(db.execute("SELECT id, name FROM flow_messages"))
     rows = []
     for stored in stored_rows:
         if stored["entity_id"] not in names or (channel and stored["channel"] != channel):
@@ -179,6 +187,7 @@ def compare_report(
             "entity_id": stored["entity_id"],
             "name": names[stored["entity_id"]],
             "message_id": stored["message_id"],
+            **({"message_name": message_names.get(stored["message_id"])} if kind == "flows" else {}),
             "channel": stored["channel"],
             "timeframe": timeframe.describe() if timeframe else stored["start"],
             "fetched_at": stored["fetched_at"],
@@ -230,7 +239,7 @@ def compare_report(
     return Report(
         kind,
         f"{kind.title()}: events vs Klaviyo",
-        COLUMNS,
+        COLUMNS if kind == "campaigns" else FLOW_COLUMNS,
         rows,
         period,
         meta={"source": "compare", "compared": len(rows), "agree": agreeing},

@@ -31,16 +31,19 @@ h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 8p
 .card .value { font-size: 24px; font-weight: 600; margin-top: 2px; }
 .card .change { font-size: 13px; } .up { color: var(--up); } .down { color: var(--down); }
 .card .prev { color: var(--muted); font-size: 12px; }
-.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); gap: 16px; }
-.chart { border: 1px solid var(--line); border-radius: 8px; padding: 8px; }
+.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(520px, 100%), 1fr)); gap: 16px; }
+/* min(): on a screen narrower than 520 px a chart takes the screen's width, not more. */
+.chart { border: 1px solid var(--line); border-radius: 8px; padding: 8px; min-width: 0; }
 svg text { font: 11px -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; fill: var(--muted); }
 svg .title { font-size: 13px; font-weight: 600; fill: var(--ink); }
 table { border-collapse: collapse; width: 100%; font-size: 12.5px; }
 th, td { padding: 5px 5px; border-bottom: 1px solid var(--line); white-space: nowrap; }
 th { text-align: left; color: var(--muted); font-weight: 600; position: sticky; top: 0; background: #fff;
      white-space: normal; vertical-align: bottom; min-width: 3.5em; }
-/* A wide table scrolls sideways; its name column stays in view while it does. */
+/* A wide table scrolls sideways; its name column stays in view while it does, so it wraps
+   rather than grow past a third of a phone's screen (a long name hid every figure). */
 th:first-child, td:first-child { position: sticky; left: 0; background: #fff; z-index: 1; }
+td:first-child { white-space: normal; overflow-wrap: anywhere; min-width: 8em; max-width: min(35vw, 20em); }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .scroll { overflow-x: auto; } .note { color: #92400e; }
 """
@@ -69,7 +72,9 @@ def _axis_label(value: float, kind: str) -> str:
         return f"{value / 1_000_000:.1f}M"
     if abs(value) >= 10_000:
         return f"{value / 1000:.0f}k"
-    return f"{value:,.0f}" if value == int(value) else f"{value:,.1f}"
+    # A gridline sits at a quarter of a "nice" peak (0.25, 1.25, 12.5): two decimals at most,
+    # so its label is its value, not a rounding of it.
+    return f"{value:,.2f}".rstrip("0").rstrip(".")
 
 
 def svg_chart(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from klaviyo_etl.conventions import PLACED_ORDER
 from klaviyo_etl.db.conversion import ConversionMetric
 from klaviyo_etl.errors import UsageError
 from klaviyo_etl.reports.periods import Period
@@ -53,6 +54,9 @@ class Report:
     # Rows the table shows last, set apart (the totals of several accounts); not in JSON/CSV
     # rows, whose figures are in `meta`.
     footer: list[dict[str, Any]] = field(default_factory=list)
+    # The keys of a row, in order, for the CSV header of a report without rows (None: the
+    # columns' keys); with rows, the header is the rows' own keys.
+    fields: list[str] | None = None
 
     def set_conversion(self, metric: ConversionMetric | None) -> Report:
         """Name the conversion metric the figures count: `meta.conversion_metric` (null when
@@ -63,10 +67,16 @@ class Report:
     @property
     def conversion_caption(self) -> str | None:
         """The caption line naming the conversion metric, and why it was picked when there was
-        a choice (several metrics of that name)."""
-        picked = self.meta.get("conversion_metric")
+        a choice (several metrics of that name), or that there is none to count, so that zero
+        revenue is not read as no sales."""
+        if "conversion_metric" not in self.meta or "accounts" in self.meta:
+            return None  # several accounts' report: each one's caption is among its notes
+        picked = self.meta["conversion_metric"]
         if not picked:
-            return None
+            return (
+                f"Conversions: no {PLACED_ORDER!r} metric synced, revenue and orders read 0"
+                " (count another: [reports] conversion_metric)"
+            )
         metric = ConversionMetric(**picked)
         line = metric.caption()
         if not metric.reason.startswith("the only"):

@@ -2,8 +2,8 @@
 
 A table on a terminal fits the terminal (`fit_columns`): when the whole table is wider,
 it drops the lines around the cells, wraps the headers, hides the least useful columns
-(each `Column` carries its `priority`) and lastly shortens the identifying column with an
-ellipsis, never below its minimum; a number is never cut. A footer names what was hidden.
+(each `Column` carries its `priority`) and lastly shortens the identifying column, cut in
+the middle (`shorten_middle`), never below its minimum; a number is never cut. A footer names what was hidden.
 `--wide` shows every column and `--columns` picks them; piped or written to a file, the
 table keeps the full width it needs, so scripts see what they always saw.
 """
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from rich import box
-from rich.cells import cell_len
+from rich.cells import cell_len, get_character_cell_size
 from rich.columns import Columns
 from rich.console import Console
 from rich.panel import Panel
@@ -185,20 +185,49 @@ def _cells(report: Report, columns: list[Column]) -> dict[str, list[str]]:
     return {c.key: [cell(row, c) for row in [*report.rows, *report.footer]] for c in columns}
 
 
+def shorten_middle(text: str, width: int) -> str:
+    """`text` in `width` terminal cells: whole if it fits, else its start and its end around
+    "…". Names of a series differ at the end ("Welcome Email #1", "#2"); cut at the end they
+    made rows no one could tell apart. The start keeps three fifths of the room."""
+    if cell_len(text) <= width:
+        return text
+    room = max(width - 1, 0)
+    tail_room = room * 2 // 5
+    head, used = [], 0
+    for char in text:
+        size = get_character_cell_size(char)
+        if used + size > room - tail_room:
+            break
+        head.append(char)
+        used += size
+    tail, used = [], 0
+    for char in reversed(text):
+        size = get_character_cell_size(char)
+        if used + size > room - cell_len("".join(head)):
+            break
+        tail.append(char)
+        used += size
+    return "".join(head).rstrip() + "…" + "".join(reversed(tail)).lstrip()
+
+
 def _cell(row: dict[str, Any], column: Column, layout: Layout) -> str:
     text = cell(row, column)
-    return text[:DATE] if column.key in layout.dates else text
+    if column.key in layout.dates:
+        return text[:DATE]
+    if layout.widths is not None and column.priority == IDENTITY and not column.numeric:
+        return shorten_middle(text, layout.widths[column.key])
+    return text
 
 
 def to_table(report: Report, layout: Layout | None = None) -> Table:
-    """The report as a Rich table: every column at its natural width, or as `layout` fits it."""
+    """The report as a Rich table: every column at its natural width, or as `layout` fits it.
+    The title is not the table's: `print_report` prints it on its own line, since Rich wraps a
+    table's title at the table's width (a two-column table split the period over two lines)."""
     layout = layout or Layout(list(report.columns))
     if layout.widths is None:
-        table = Table(title=_title(report), title_justify="left", show_lines=False)
+        table = Table(show_lines=False)
     else:
         table = Table(
-            title=_title(report),
-            title_justify="left",
             show_lines=False,
             box=box.SIMPLE_HEAD,
             show_edge=False,
@@ -254,12 +283,15 @@ def hidden_note(layout: Layout) -> str:
     example = f"{layout.columns[0].key},{keys[0]}"
     return (
         f"{len(keys)} column{'s' if len(keys) != 1 else ''} hidden: {', '.join(keys)}"
-        f" (--wide shows all; --columns picks, e.g. --columns {example})"
+        f" (--wide shows all; --columns picks, e.g. --columns={example})"  # one word: never split
     )
 
 
+CARD = 30  # an overview card's width, unless a figure needs more
+
+
 def _overview_cards(report: Report) -> Columns:
-    cards = []
+    bodies = []
     for row in report.rows:
         body = Text(cell(row, Column("value", "", "kpi")), style="bold")
         change = row.get("change_pct")
@@ -267,8 +299,11 @@ def _overview_cards(report: Report) -> Columns:
             style = "green" if (change or 0) > 0 else "red" if (change or 0) < 0 else "dim"
             body.append(f"\n{format_value(change, 'pct') if change is not None else 'n/a'}", style=style)
             body.append(f" (was {cell(row, Column('previous', '', 'kpi'))})", style="dim")
-        cards.append(Panel(body, title=row["label"], width=30))
-    return Columns(cards)
+        bodies.append((row["label"], body))
+    # One width for all, so they line up: wide enough for the longest line (borders and
+    # padding take 4), where it would wrap "(was 7,298,777,840.00)" onto a line of its own.
+    width = max([CARD] + [max(cell_len(line) for line in body.plain.split("\n")) + 4 for _, body in bodies])
+    return Columns([Panel(body, title=label, width=width) for label, body in bodies])
 
 
 def _needed(table: Table) -> int:
@@ -315,6 +350,7 @@ def print_report(
         if layout.widths is None:
             # Piped, written to a file or --wide: give the table the width it needs.
             console.width = max(console.width, min(_needed(grid), 400))
+        console.print(Text(_title(report), style="table.title"))
         console.print(grid)
         if layout.hidden and report.rows:
             console.print(Text(hidden_note(layout), style="dim"))
@@ -324,21 +360,20 @@ def print_report(
     if caption:
         console.print(Text(caption, style="dim"))
     meta = report.meta
+    whole = "float" if meta.get("measure", "value") == "value" else "int"  # events, profiles
     if several:  # one summary line for each account
         for name, own in meta.get("accounts", {}).items():
-            console.print(
-                f"{name}: total {format_value(own['total'], 'float')}, {own['anomalies']} anomalies"
-            )
+            console.print(f"{name}: total {format_value(own['total'], whole)}, {own['anomalies']} anomalies")
     elif report.name == "metric":
-        line = f"total {format_value(meta['total'], 'float')}, {meta['anomalies']} anomalies"
+        line = f"total {format_value(meta['total'], whole)}, {meta['anomalies']} anomalies"
         if "change_pct" in meta:
             line += (
-                f"; previous {format_value(meta['previous_total'], 'float')}"
+                f"; previous {format_value(meta['previous_total'], whole)}"
                 f" ({format_value(meta['change_pct'], 'pct')})"
             )
         console.print(line)
         forecast = meta.get("forecast")
-        if forecast:
+        if forecast and any(row["kind"] == "forecast" for row in report.rows):  # none without data
             test = forecast["backtest"]
             error = (
                 (
@@ -373,12 +408,15 @@ def csv_cell(value: Any) -> Any:
 
 
 def to_csv(report: Report) -> str:
-    """Every scalar field of every row (lists and objects are for JSON), formulas neutralised."""
+    """Every scalar field of every row (lists and objects are for JSON), formulas neutralised;
+    a report without rows writes its header alone."""
     keys: list[str] = []
     for row in report.rows:
         for key, value in row.items():
             if key not in keys and _scalar(value):
                 keys.append(key)
+    if not report.rows:  # the header all the same: a CSV of one empty line has no columns
+        keys = list(report.fields or [c.key for c in report.columns])
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()

@@ -4,7 +4,9 @@ forecast band, drawn with plotext and fitted to the console's width.
 The chart reads only the report's rows (the same rows as the table, JSON and CSV), so it
 cannot disagree with them. plotext draws in braille dots and colours with ANSI codes; Rich
 takes the result as `Text`, so a console without colour (a pipe, NO_COLOR) prints it plain.
-The legend is ours, under the chart, so it never hides a point.
+The legend is ours, under the chart, so it never hides a point. Each line has its own mark as
+well as its colour (the series braille dots, its average middle dots, the forecast blocks), so
+the chart reads without colour too.
 """
 
 from __future__ import annotations
@@ -52,13 +54,13 @@ def metric_chart(report: Report, width: int, height: int = HEIGHT) -> Text:
     plotext.plot(*actual, color=SERIES, marker="braille")
     trend = _points(rows, "trend", lambda r: True)
     if trend[0]:
-        plotext.plot(*trend, color=TREND, marker="braille")
+        plotext.plot(*trend, color=TREND, marker="·")
     future = [i for i, row in enumerate(rows) if row["kind"] == "forecast"]
     if future:
         # Join the forecast to the last actual point, so the line does not jump.
         start = [future[0] - 1] if future[0] > 0 else []
         joined = start + future
-        plotext.plot(joined, [float(rows[i]["value"]) for i in joined], color=FORECAST, marker="braille")
+        plotext.plot(joined, [float(rows[i]["value"]) for i in joined], color=FORECAST, marker="hd")
         for edge in ("low", "high"):
             band = _points(rows, edge, lambda r: r["kind"] == "forecast")
             if band[0]:
@@ -79,17 +81,18 @@ def metric_chart(report: Report, width: int, height: int = HEIGHT) -> Text:
 
 def _legend(report: Report, trend: bool, forecast: bool, anomalies: int) -> Text:
     meta = report.meta
+    # Each line's own mark, so that the legend reads without colour too.
     legend = Text("  ")
-    legend.append("━━ ", style=SERIES)
+    legend.append("⠤⠤ ", style=SERIES)
     legend.append(str(meta.get("measure", "value")))
     if trend:
-        legend.append("  ━━ ", style=TREND)
+        legend.append("  ·· ", style=TREND)
         legend.append(f"{meta.get('window', '')}-{meta.get('interval', 'day')} average")
     if anomalies:
         legend.append("  x ", style=f"bold {ANOMALY}")
         legend.append(f"anomaly (|z| ≥ {meta.get('z_threshold', 3):g})")
     if forecast:
-        legend.append("  ━━ ", style=FORECAST)
+        legend.append("  ▄▄ ", style=FORECAST)
         legend.append("forecast")
         legend.append(" •• ", style=FORECAST)
         legend.append("95% band")

@@ -16,6 +16,7 @@ out of the trend, the anomaly scores and the forecast fit, as a half-day would r
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import difflib
 import math
@@ -45,6 +46,9 @@ COLUMNS = [
     Column("low", "Low", "float", USEFUL),
     Column("high", "High", "float", USEFUL),
 ]
+# A row's keys, in order (JSON and the CSV header): a finished bucket's, the running bucket's
+# and a forecast's alike.
+ROW_KEYS = ("bucket", "kind", "value", "partial", "trend", "zscore", "anomaly", "low", "high")
 
 
 def find_metric(db: sqlite_utils.Database, name: str) -> tuple[str, list[str]]:
@@ -378,4 +382,13 @@ def metric_report(
     if not rows:
         notes.append(f"No {metric_name} events in {period.describe()}.")
     title = f"{metric_name} by {interval} ({measure})"
-    return Report("metric", title, COLUMNS, rows, period, compare, meta=meta, notes=notes)
+    rows = [{key: row[key] for key in ROW_KEYS} for row in rows]  # one key order for every kind
+    # Events and profiles come whole: "26" orders, not "26.00" (the forecast and its band
+    # round to whole ones too; the trend, an average, keeps its decimals).
+    columns = COLUMNS if measure == "value" else [counted(c) for c in COLUMNS]
+    return Report("metric", title, columns, rows, period, compare, meta=meta, notes=notes)
+
+
+def counted(column: Column) -> Column:
+    """`column` shown as a whole number if it holds the measure itself (value, low, high)."""
+    return dataclasses.replace(column, kind="int") if column.key in ("value", "low", "high") else column

@@ -119,3 +119,39 @@ def test_sync_first_then_compare(sandbox, tmp_path):
     result = check(sandbox, tmp_path / "fresh.db", "--sync", "--last", "all")
     assert result.exit_code == 0, result.output
     assert ": 0 differ" in result.output
+
+
+def test_on_a_narrow_terminal_each_finding_wraps_at_its_spaces_under_its_value():
+    # At 80 columns the scopes line ran past the edge and the terminal cut it mid-word
+    # ("lists" / ":read", "ta" / "gs:read"), flush left under the labels.
+    import io
+
+    from rich.console import Console
+
+    from klaviyo_etl.check import Access, Figures, scope_probes
+    from klaviyo_etl.cli.check import _print
+    from klaviyo_etl.reports.periods import resolve_period
+
+    probes = scope_probes()
+    for probe in probes:
+        probe.status = 200
+    access = Access("http://127.0.0.1:8799", "pk_…abcd", "2026-07-15", probes)
+    figures = Figures(resolve_period(last="30d"), 0.02, 1.0, {"campaigns": 3, "flows": 2}, [], [])
+    console = Console(
+        width=80,
+        force_terminal=True,
+        record=True,
+        file=io.StringIO(),
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    _print(console, access, figures)
+    lines = console.export_text().splitlines()
+    assert max(len(line) for line in lines) <= 80, lines
+    scopes = lines[next(i for i, line in enumerate(lines) if line.startswith("scopes")) :]
+    scopes = scopes[: next(i for i, line in enumerate(scopes) if line.startswith("figures"))]
+    assert len(scopes) > 1  # wrapped, each further line under the value, not the label
+    assert all(line.startswith(" " * 10) and not line[10].isspace() for line in scopes[1:])
+    words = " ".join(line.strip() for line in scopes).split()
+    assert {p.scope for p in probes} <= {w.rstrip(",") for w in words}

@@ -97,3 +97,21 @@ def test_report_db_after_the_subcommand_and_the_later_one_wins(tiny_db_path, tmp
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["report"] == "campaigns"
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=lambda p: " ".join(p) or "root")
+def test_a_help_paragraph_flows_to_the_terminal_s_width_and_keeps_no_source_line_breaks(path):
+    # Typer keeps the single line breaks of a help's later paragraphs: at 80 columns
+    # `status --help` read "... (JSON: `account` on every row);" / "an account" / "whose
+    # database ...", each source line wrapped on its own. A paragraph flows as one (every
+    # line but its last nearly full); an indented block (an example) keeps its lines.
+    result = CliRunner().invoke(app, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    description = result.output.split("╭")[0].split("Usage:", 1)[1].split("\n", 1)[1]
+    for paragraph in re.split(r"\n\s*\n", description):
+        lines = [line.rstrip() for line in paragraph.splitlines() if line.strip()]
+        if any(line.startswith("     ") for line in lines):
+            assert all(line.startswith("     ") for line in lines), (path, lines)
+            continue  # an indented block (an example), still indented: its lines are its own
+        for line in lines[:-1]:
+            assert len(line) >= 60, (path, line, result.output)

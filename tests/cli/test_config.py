@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,16 @@ def test_config_show_lists_the_conversion_metric(tmp_path, env):
         "mPO",
         "file",
     )
+
+
+def test_config_show_on_an_80_column_terminal_wraps_its_lines_at_their_spaces(tmp_path, env):
+    # The first line ran past the edge and the terminal cut it mid-word ("confi" / "g init").
+    result = runner.invoke(
+        app,
+        ["--db", str(tmp_path / "k.db"), "config"],
+        env={**env, "COLUMNS": "80", "TTY_COMPATIBLE": "1", "NO_COLOR": "1"},
+    )
+    assert result.exit_code == 0, result.output
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", result.output).splitlines()  # bold headers
+    assert max(len(line) for line in lines) <= 80, result.output
+    assert "`klaviyo-etl config init`" in " ".join(line.strip() for line in lines)

@@ -320,3 +320,23 @@ def test_a_report_after_finished_loads_has_no_note(tiny_db_path):
     )
     db.close()
     assert "note:" not in run(tiny_db_path, "campaigns", *MAY).stderr
+
+
+def test_overview_of_one_named_account(tiny_db_path, tmp_path):
+    # `report overview --account acme` answered "give one --account", the very thing given.
+    config = tmp_path / "accounts.toml"
+    config.write_text(f'[accounts.acme]\nkey_env = "KEY_ACME"\ndb = "{tiny_db_path}"\n')
+    env = {"KLAVIYO_ETL_CONFIG": str(config)}
+    result = runner.invoke(app, ["report", "overview", "--account", "acme", *MAY], env=env)
+    assert result.exit_code == 0, result.output
+    alone = runner.invoke(app, ["--db", str(tiny_db_path), "report", "overview", *MAY], env=env)
+    assert result.output == alone.output  # the cards of that account's database, as without accounts
+    data = json.loads(
+        runner.invoke(app, ["report", "overview", "--account", "acme", *MAY, "-f", "json"], env=env).output
+    )
+    assert data["rows"][0]["kpi"] == "revenue" and data["conversion_metric"]["id"] == "mPO"
+    both = runner.invoke(app, ["report", "overview", "--all-accounts", *MAY], env=env)
+    assert both.exit_code == 0  # all accounts, and there is one
+    config.write_text(config.read_text() + f'[accounts.globex]\nkey_env = "KEY_G"\ndb = "{tiny_db_path}"\n')
+    two = runner.invoke(app, ["report", "overview", "--all-accounts", *MAY], env=env)
+    assert two.exit_code == 2 and "one account's cards" in two.output

@@ -222,3 +222,17 @@ def test_status_of_a_database_not_there_yet_shows_every_stream_due_and_creates_n
     assert [s["stream"] for s in streams] == STREAM_NAMES
     assert all(s["due_now"] and s["reason"].startswith("never synced") for s in streams)
     assert not (tmp_path / "not-yet").exists()
+
+
+def test_status_table_at_80_columns_shows_every_stream_name_whole(tmp_path, env):
+    # At 80 columns the table cut the names it is about: "segment_memb…", "campaign_mes…".
+    db = tmp_path / "k.db"
+    now = dt.datetime.now(dt.UTC)
+    for stream in STREAM_NAMES:
+        _record(db, stream, now - dt.timedelta(minutes=20))
+    result = runner.invoke(app, ["--db", str(db), "schedule", "status"], env={**env, "COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert max(len(line) for line in result.output.splitlines()) <= 80
+    assert "…" not in result.output
+    names = {line.replace("│", " ").split()[0] for line in result.output.splitlines() if line.strip()}
+    assert set(STREAM_NAMES) <= names

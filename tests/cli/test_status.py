@@ -45,3 +45,31 @@ def test_the_status_table_shows_whole_compact_times():
     text = out.getvalue()
     assert "campaign_messages" in text and "18:58" in text and "22 d ago" in text
     assert "2026-12-01T" not in text and "…" not in text
+
+
+def test_a_long_last_error_is_shown_whole_at_80_columns():
+    # The error is what a failed stream's row is for; at 80 columns it got 9 cells and each
+    # long word was cut: "Retriabl…", "Unavaila…", "/api/eve…".
+    error = (
+        "RetriableAPIError: 503 Service Unavailable from GET"
+        " /api/events/?filter=greater-or-equal(datetime,2026-11-29T08:16:00+00:00) after 7 retries"
+    )
+    rows = [
+        {
+            "stream": "campaign_messages",
+            "last_success_at": "2026-12-01T18:58:03+00:00",
+            "watermark": "2026-11-09T02:35:44+00:00",
+            "rows": 60000,
+            "last_status": "failed",
+            "last_error": error,
+        }
+    ]
+    for width in (80, 100, 120):
+        console = Console(file=io.StringIO(), width=width, record=True)
+        console.print(status_table(rows, NOW, dt.UTC, width=width))
+        text = console.export_text()
+        assert "…" not in text and max(len(line) for line in text.splitlines()) <= width
+        for word in ("RetriableAPIError:", "Unavailable", "after"):
+            assert word in text, (width, text)
+        flat = "".join(text.replace("│", "").split())  # a long word folds onto the next lines
+        assert "greater-or-equal(datetime,2026-11-29T08:16:00+00:00)" in flat, text

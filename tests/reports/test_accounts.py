@@ -86,3 +86,19 @@ def test_the_overview_cards_take_one_account():
     cards = Report("overview", "Overview", [], [], PERIOD)
     with pytest.raises(UsageError, match="give one --account"):
         combine({"a": cards, "b": cards})
+
+
+def test_the_merged_report_names_each_account_s_conversion_metric_not_none(reports):
+    # meta.conversion_metric of the merged report is null ("see meta.accounts"): that is no
+    # sign that no "Placed Order" metric is synced.
+    reports["acme"].meta["conversion_metric"] = {
+        "id": "SHOP",
+        "name": "Placed Order",
+        "integration": "Shopify",
+        "reason": "the only 'Placed Order'",
+    }
+    reports["globex"].meta["conversion_metric"] = None
+    merged = combine(reports)
+    assert merged.conversion_caption is None
+    assert "acme: Conversions: Placed Order (Shopify, id SHOP)" in merged.notes
+    assert any(n.startswith("globex: Conversions: no 'Placed Order' metric") for n in merged.notes)

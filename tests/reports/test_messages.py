@@ -188,3 +188,16 @@ def test_only_the_conversion_metric_counts_as_conversions(tiny_db):
     assert (c1["conversions"], c1["conversion_value"]) == (1, 999.0)
     assert configured.meta["conversion_metric"]["id"] == "mPO2"
     assert "Conversions: Placed Order (API, id mPO2)" in configured.conversion_caption
+
+
+def test_flows_seen_only_through_their_events_come_with_a_note_saying_how_to_name_them(tiny_db):
+    # After `sync events` alone, the flows' figures were there but every name read "–", with
+    # no word why: the flows and their messages were simply not synced yet.
+    tiny_db.execute("DELETE FROM flows")
+    tiny_db.execute("DELETE FROM flow_messages")
+    tiny_db.conn.commit()
+    by_flow = messages.flow_report(tiny_db, MAY)
+    assert by_flow.rows and all(row["name"] is None for row in by_flow.rows)
+    assert any("sync flows" in note and "–" in note for note in by_flow.notes), by_flow.notes
+    by_message = messages.flow_report(tiny_db, MAY, by="message")
+    assert any("sync flows flow_messages" in note for note in by_message.notes), by_message.notes

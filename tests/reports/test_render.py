@@ -9,6 +9,8 @@ CSV cells a spreadsheet would run as formulas are neutralised.
 from __future__ import annotations
 
 import csv
+import datetime
+import html
 import io
 
 import pytest
@@ -74,10 +76,14 @@ def recorded(report: Report, width: int, **options) -> str:
 
 
 def shortened_whole(line: str, text: str, column: Column) -> bool:
-    """`line` holds `text` whole, or cut with an ellipsis no shorter than the column's
-    minimum (IDENTITY_MIN unless the column says otherwise)."""
+    """`line` holds `text` whole, or its start and its end around an ellipsis, together no
+    shorter than the column's minimum (IDENTITY_MIN unless the column says otherwise)."""
     shortest = (column.min_width or IDENTITY_MIN) - 1
-    return text in line or any(text[:k] + "…" in line for k in range(shortest, len(text)))
+    return text in line or any(
+        text[:head] + "…" + text[len(text) - (kept - head) :] in line
+        for kept in range(shortest, len(text))
+        for head in range(1, kept + 1)
+    )
 
 
 @pytest.mark.parametrize("width", WIDTHS)
@@ -97,9 +103,19 @@ def test_every_row_shows_its_name_and_key_figures_whole(long_named_db, name, wid
         assert not hidden, (name, width, text)
     for row in report.rows:
         figures = [cell(row, c) for c in key_figures if c.key not in hidden]
-        # The row's line: it starts with the first identifying cell and holds every figure.
-        start = cell(row, identity[0])[: (identity[0].min_width or IDENTITY_MIN) - 1]
-        line = next((ln for ln in lines if start in ln and all(f in ln for f in figures)), None)
+        # The row's line: it starts with the first identifying cell (cut, its first three
+        # fifths before the "…") and holds every figure.
+        start = cell(row, identity[0])[: ((identity[0].min_width or IDENTITY_MIN) - 1) * 3 // 5]
+        line = next(
+            (
+                ln
+                for ln in lines
+                if start in ln
+                and all(f in ln for f in figures)
+                and all(shortened_whole(ln, cell(row, c), c) for c in identity)  # rows alike in figures
+            ),
+            None,
+        )
         assert line is not None, (name, width, start, figures, text)
         for column in identity:
             assert shortened_whole(line, cell(row, column), column), (name, width, line)
@@ -260,3 +276,183 @@ def test_a_datetime_column_shows_its_date_alone_only_when_the_time_would_wrap():
 def test_a_datetime_column_of_a_report_without_rows_fits_too():
     columns = [Column("name", "Name", priority=IDENTITY), Column("at", "Sent", "datetime", KEY)]
     assert fit_columns(columns, {"name": [], "at": []}, 10).columns
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_a_table_narrower_than_its_title_keeps_the_title_on_one_line(long_named_db, width):
+    # Two cohort months (or --columns picking two columns) make a table of ~50 cells; its
+    # title ("Monthly retention cohorts — 2026-04-01 to 2026-06-30") wrapped at the table's
+    # width, the period split over two lines.
+    report = customers.cohort_report(
+        long_named_db, resolve_period(from_="2026-04-01", to="2026-06-30"), months=1
+    )
+    title = "Monthly retention cohorts — 2026-04-01 to 2026-06-30"
+    assert title in recorded(report, width).splitlines()
+    picked = messages.campaign_report(long_named_db, MAY, APRIL)
+    text = recorded(picked, width, columns=["name", "recipients"])
+    assert "Campaigns — 2026-05-01 to 2026-05-31 vs 2026-04-01 to 2026-04-30" in text.splitlines()
+
+
+def test_without_a_placed_order_metric_the_report_says_why_revenue_is_zero(tiny_db):
+    # An account whose orders are under another name: every revenue, order and conversion
+    # figure is 0, and the table, cards and page used to show the zeros with no word why.
+    tiny_db.execute("UPDATE metrics SET name = 'Order Completed' WHERE name = 'Placed Order'")
+    tiny_db.conn.commit()
+    for report in (messages.campaign_report(tiny_db, MAY), overview.overview_report(tiny_db, MAY)):
+        assert report.meta["conversion_metric"] is None  # JSON: unchanged
+        caption = report.conversion_caption
+        assert caption and "no 'Placed Order' metric" in caption and "conversion_metric" in caption
+        assert caption in recorded(report, 120)
+        assert caption in html.unescape(render_html(report))
+
+
+def render_html(report: Report) -> str:
+    out = io.StringIO()
+    render(report, "html", out)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_names_cut_to_fit_keep_their_ends_so_rows_stay_apart(long_named_db, width):
+    # "Browse Abandonment MOBILE_PUSH #2", "#3" and "#4" all read "Browse Abandonmen…" at 80
+    # columns: cut at the end, names that differ at the end made rows no one could tell apart.
+    names = {
+        "C1": "Black Friday Cyber Monday Mega Sale for VIP Members Only (resend to non-openers) #1",
+        "C2": "Black Friday Cyber Monday Mega Sale for VIP Members Only (resend to non-openers) #2",
+    }
+    for key, name in names.items():
+        long_named_db.execute("UPDATE campaigns SET name = ? WHERE id = ?", [name, key])
+    long_named_db.conn.commit()
+    report = messages.campaign_report(long_named_db, MAY)
+    text = recorded(report, width)
+    lines = [line for line in text.splitlines() if line.startswith("Black Friday")]
+    assert len(lines) == 2 and all("…" in line for line in lines), text
+    firsts = [line.split("  ")[0] for line in lines]
+    assert sorted(first[-2:] for first in firsts) == ["#1", "#2"]
+    for line in lines:
+        name = names["C1"] if line.split("  ")[0].endswith("#1") else names["C2"]
+        assert shortened_whole(line, name, report.columns[0])
+
+
+def test_a_name_cut_in_the_middle_counts_wide_characters_as_two_cells():
+    from rich.cells import cell_len
+
+    from klaviyo_etl.reports.render import shorten_middle
+
+    assert shorten_middle("Short", 20) == "Short"
+    cut = shorten_middle("Gift guide 🎁🎁🎁 for the whole family 🎁 #12", 20)
+    assert cell_len(cut) <= 20 and cut.startswith("Gift guide") and cut.endswith("#12") and "…" in cut
+
+
+EMPTY_BUILDERS = {
+    "campaigns": lambda db, p: messages.campaign_report(db, p),
+    "campaigns --compare": lambda db, p: messages.campaign_report(db, p, APRIL),
+    "campaigns --source klaviyo": lambda db, p: messages.campaign_report(db, p, source="klaviyo"),
+    "flows": lambda db, p: messages.flow_report(db, p),
+    "flows --by message": lambda db, p: messages.flow_report(db, p, by="message"),
+    "flows --compare": lambda db, p: messages.flow_report(db, p, compare=APRIL),
+    "flows --by message --compare": lambda db, p: messages.flow_report(db, p, by="message", compare=APRIL),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EMPTY_BUILDERS))
+def test_a_report_without_rows_still_writes_its_csv_header(tiny_db, tmp_path, name):
+    # A quiet week (no campaign sent) or a database without flows wrote a CSV of one empty
+    # line: no header, so `pandas.read_csv` raised EmptyDataError and a spreadsheet import
+    # lost the column names. Empty, the header is the very one a report with rows writes.
+    from klaviyo_etl.db import open_database
+
+    build = EMPTY_BUILDERS[name]
+    header = to_csv(build(tiny_db, MAY)).splitlines()[0]
+    empty_db = open_database(tmp_path / "empty.db")
+    quiet = resolve_period(from_="2020-01-01", to="2020-01-31")
+    for report in (build(tiny_db, quiet), build(empty_db, MAY)):
+        if report.rows:
+            continue  # flows list every flow of the database, each period
+        assert to_csv(report) == header + "\n"
+
+
+def test_an_overview_card_widens_for_a_large_figure_rather_than_wrap_it(tiny_db):
+    # Revenue in the billions: "-10.4% (was 7,298,777,840.00)" wrapped inside its 30-cell card,
+    # the previous figure alone on a line of its own.
+    tiny_db.execute("UPDATE events SET value = value * 123456789 WHERE value IS NOT NULL")
+    tiny_db.conn.commit()
+    report = overview.overview_report(tiny_db, MAY, APRIL)
+    revenue = next(row for row in report.rows if row["kpi"] == "revenue")
+    was = f"(was {cell(revenue, Column('previous', '', 'kpi'))})"
+    for width in WIDTHS:
+        text = recorded(report, width)
+        assert max(len(line) for line in text.splitlines()) <= width
+        assert any(cell(revenue, Column("value", "", "kpi")) in line for line in text.splitlines())
+        assert any(was in line for line in text.splitlines()), text
+
+
+def test_every_metric_row_has_the_same_keys_in_the_same_order(tiny_db):
+    # The running bucket and the forecast rows listed their keys in other orders than the
+    # finished buckets (anomaly last, partial after anomaly), so the JSON rows of one
+    # report did not line up.
+    report = timeseries.metric_report(
+        tiny_db,
+        "Placed Order",
+        MAY,
+        forecast="7d",
+        now=datetime.datetime(2026, 5, 20, 12, tzinfo=datetime.UTC),
+    )
+    assert {row["kind"] for row in report.rows} == {"actual", "partial", "forecast"}
+    orders = {tuple(row) for row in report.rows}
+    assert len(orders) == 1, orders
+    assert next(iter(orders)) == tuple(to_csv(report).splitlines()[0].split(","))
+
+
+def test_a_metric_counted_in_events_or_profiles_shows_whole_numbers(tiny_db):
+    # "Placed Order by day (count)" listed 26.00 orders a day and "total 1,818.00".
+    counted = timeseries.metric_report(tiny_db, "Placed Order", MAY)
+    busy = next(row for row in counted.rows if row["value"] >= 1)
+    text = recorded(counted, 120, table=True)
+    line = next(
+        ln for ln in text.splitlines() if ln.startswith(busy["bucket"]) or f" {busy['bucket']} " in ln
+    )
+    assert f" {int(busy['value'])} " in line and f"{busy['value']:.2f}" not in line, line
+    assert f"total {int(counted.meta['total']):,}," in text
+    valued = timeseries.metric_report(tiny_db, "Placed Order", MAY, measure="value")
+    assert f"total {valued.meta['total']:,.2f}," in recorded(valued, 120)  # money keeps its cents
+
+
+def test_a_metric_without_data_claims_no_forecast(tiny_db):
+    # A period before the first event: no bucket, so no forecast either, yet the footer read
+    # "forecast: seasonal, 7 buckets; no back-test (too little history)".
+    empty = timeseries.metric_report(
+        tiny_db, "Placed Order", resolve_period(from_="2020-01-01", to="2020-01-31"), forecast="7d"
+    )
+    assert not empty.rows
+    text = recorded(empty, 100)
+    assert "forecast:" not in text and "No Placed Order events in 2020-01-01 to 2020-01-31." in text
+
+
+def test_flows_source_compare_names_the_message_of_each_row(tiny_db):
+    # One row per flow message, but the table named the flow alone: two emails of one flow
+    # read as the same row twice ("Abandoned Cart  email  261 ...", "Abandoned Cart  email  254 ...").
+    store(tiny_db)
+    tiny_db.execute("UPDATE flow_messages SET channel = 'email'")
+    tiny_db.execute("UPDATE report_values SET channel = 'email' WHERE report = 'flow-values'")
+    tiny_db.conn.commit()
+    report = compare_report(tiny_db, "flow-values", MAY)
+    assert [row["message_name"] for row in report.rows] == ["Welcome email", "Welcome text"]
+    for width in WIDTHS:
+        text = recorded(report, width)
+        assert "Welcome email" in text and "Welcome text" in text, text
+    campaigns = compare_report(tiny_db, "campaign-values", MAY)
+    assert "message_name" not in campaigns.rows[0]  # a campaign's row sums its messages
+
+
+def test_the_hidden_columns_footer_never_splits_its_example(long_named_db):
+    # At 80 columns the demo's flows footer broke between "--columns" and its value; where
+    # it breaks depends on the width, so try each.
+    reports = [BUILDERS[name](long_named_db) for name in ("flows --by message", "campaigns")]
+    for report, width in ((report, width) for report in reports for width in range(60, 121)):
+        text = recorded(report, width)
+        if " hidden: " not in text:
+            continue  # wide enough for every column
+        footer = text[text.index(" hidden: ") :]
+        example = footer[footer.index("e.g.") + 4 :].split(")")[0].strip()
+        assert "\n" not in example and example.startswith("--columns"), (report.name, width, footer)

@@ -84,3 +84,22 @@ def test_without_a_forecast_there_is_no_band_and_the_legend_says_so():
 def test_the_chart_is_rich_text_so_a_console_without_colour_prints_it_plain():
     chart = metric_chart(_report(forecast=7), 80)
     assert isinstance(chart, Text) and "\x1b[" not in chart.plain
+
+
+def test_without_colour_the_series_its_average_and_the_forecast_look_different():
+    # All three were braille lines and the legend showed "━━" for each: without colour (NO_COLOR,
+    # a colour-blind reader, a pasted chart) no one could tell the count from its average.
+    lines = _draw(_report(forecast=14), 100)
+    area = "".join(_plot_area(lines))
+    legend = lines[-1]
+    glyphs = {}
+    for name in ("count", "7-day average", "forecast"):
+        before = legend[: legend.index(f" {name}")].rstrip()
+        glyphs[name] = before.split()[-1]
+    assert len(set(glyphs.values())) == 3, glyphs
+    # The legend shows the marks each line is drawn with: braille dots, middle dots, blocks.
+    braille = {chr(c) for c in range(0x2801, 0x2900)}
+    blocks = set("▖▗▘▙▚▛▜▝▞▟▀▄▌▐█")
+    marks = {"count": braille, "7-day average": {"·"}, "forecast": blocks}
+    for name, glyph in glyphs.items():
+        assert set(glyph) <= marks[name] and marks[name] & set(area), (name, glyph)
