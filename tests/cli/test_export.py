@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import sqlite3
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from klaviyo_etl.cli import app
 from klaviyo_etl.db import open_database
 from klaviyo_etl.db.migrations import public_tables
 from tests.helpers.export import files, query, scan, touched
+from tests.helpers.sync import read_only_database
 
 
 def run(db: Path, server, config, *args: str) -> str:
@@ -170,11 +170,7 @@ def test_verbose_lists_each_file_written(tiny_db_path, tmp_path):
 
 def test_a_read_only_database_is_one_line_and_nothing_is_written(tmp_path):
     db = tmp_path / "k.db"
-    open_database(db).close()
-    db.chmod(0o444)
-    if os.access(db, os.W_OK):
-        pytest.skip("file modes are not enforced for this user (root)")
-    before = db.read_bytes()
+    before = read_only_database(db)
     result = CliRunner().invoke(
         app,
         ["--db", str(db), "export", "parquet", str(tmp_path / "warehouse")],

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import time
@@ -12,8 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from klaviyo_etl.cli import app
-from klaviyo_etl.db import open_database
-from tests.helpers.sync import start_sync, wait_for_rows
+from tests.helpers.sync import read_only_database, start_sync, wait_for_rows
 
 
 @pytest.fixture(scope="module")
@@ -201,11 +199,7 @@ def test_a_database_folder_that_is_a_file_is_one_line_for_sync_and_purge(sandbox
 def test_a_read_only_database_is_one_line_for_sync_and_purge_and_stays_unchanged(sandbox, tmp_path):
     server, config = sandbox
     db_path = tmp_path / "k.db"
-    open_database(db_path).close()
-    db_path.chmod(0o444)
-    if os.access(db_path, os.W_OK):
-        pytest.skip("file modes are not enforced for this user (root)")
-    before = db_path.read_bytes()
+    before = read_only_database(db_path)
     for result in _sync_and_purge(db_path, server, config, tmp_path):
         assert result.exit_code == 2, result.output
         lines = result.output.strip().splitlines()

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
 from klaviyo_etl.db import open_database
 from klaviyo_etl.sandbox import SandboxData, SandboxServer
@@ -35,6 +36,16 @@ TABLE_OF = {
     "template": "templates",
     "tag": "tags",
 }
+
+
+def read_only_database(db_path: Path) -> bytes:
+    """A migrated database at `db_path`, made read-only; its bytes, to check it stays as it
+    was. Skips the test where file modes are not enforced (root)."""
+    open_database(db_path).close()
+    db_path.chmod(0o444)
+    if os.access(db_path, os.W_OK):
+        pytest.skip("file modes are not enforced for this user (root)")
+    return db_path.read_bytes()
 
 
 def settings_for(server, config, db_path, retries: int = 7) -> Settings:
