@@ -25,17 +25,17 @@ def serve_command(
     seed: Annotated[int, typer.Option(help="Seed: the same seed serves the same account.")] = (
         _DEFAULTS.seed
     ),
-    profiles: Annotated[int, typer.Option(help="Profiles to generate.")] = _DEFAULTS.profiles,
-    events: Annotated[int, typer.Option(help="Events to generate.")] = _DEFAULTS.events,
-    campaigns: Annotated[int, typer.Option(help="Campaigns to generate.")] = _DEFAULTS.campaigns,
-    flows: Annotated[int, typer.Option(help="Flows to generate.")] = _DEFAULTS.flows,
-    lists: Annotated[int, typer.Option(help="Lists to generate.")] = _DEFAULTS.lists,
-    segments: Annotated[int, typer.Option(help="Segments to generate.")] = _DEFAULTS.segments,
-    forms: Annotated[int, typer.Option(help="Forms to generate.")] = _DEFAULTS.forms,
-    templates: Annotated[int, typer.Option(help="Templates to generate.")] = _DEFAULTS.templates,
-    tags: Annotated[int, typer.Option(help="Tags to generate.")] = _DEFAULTS.tags,
+    profiles: Annotated[int, typer.Option(min=0, help="Profiles to generate.")] = _DEFAULTS.profiles,
+    events: Annotated[int, typer.Option(min=0, help="Events to generate.")] = _DEFAULTS.events,
+    campaigns: Annotated[int, typer.Option(min=0, help="Campaigns to generate.")] = _DEFAULTS.campaigns,
+    flows: Annotated[int, typer.Option(min=0, help="Flows to generate.")] = _DEFAULTS.flows,
+    lists: Annotated[int, typer.Option(min=0, help="Lists to generate.")] = _DEFAULTS.lists,
+    segments: Annotated[int, typer.Option(min=0, help="Segments to generate.")] = _DEFAULTS.segments,
+    forms: Annotated[int, typer.Option(min=0, help="Forms to generate.")] = _DEFAULTS.forms,
+    templates: Annotated[int, typer.Option(min=0, help="Templates to generate.")] = _DEFAULTS.templates,
+    tags: Annotated[int, typer.Option(min=0, help="Tags to generate.")] = _DEFAULTS.tags,
     days: Annotated[int, typer.Option(help="Days of event history before now.")] = _DEFAULTS.days,
-    latency_ms: Annotated[float, typer.Option(help="Delay added to every answer (ms).")] = 0.0,
+    latency_ms: Annotated[float, typer.Option(min=0, help="Delay added to every answer (ms).")] = 0.0,
     fault_rate: Annotated[
         float, typer.Option(min=0, max=1, help="Share of requests that fail (5xx, dropped, truncated).")
     ] = 0.0,

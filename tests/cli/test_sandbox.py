@@ -100,6 +100,10 @@ def test_a_port_out_of_range_or_a_stats_file_in_a_missing_folder_is_refused_befo
     cases = [
         (["--port", "70000"], "Invalid value for '--port'"),
         (["--fault-rate", "2"], "Invalid value for '--fault-rate'"),
+        # a negative count or delay was accepted and served (an empty or odd account)
+        (["--profiles", "-5"], "Invalid value for '--profiles'"),
+        (["--events", "-1"], "Invalid value for '--events'"),
+        (["--latency-ms", "-10"], "Invalid value for '--latency-ms'"),
         # was found only at shutdown, after the whole run: the stats lost, "unexpected FileNotFoundError"
         (["--port", "0", "--stats-json", str(missing)], f"Error: --stats-json {missing}: the folder"),
     ]
