@@ -157,6 +157,8 @@ async def _run_async(
                 full = full_scan(stream, state)
                 read_first = firsts.pop(name, None)
                 stats, early_requests = read_first or before_clock(name, state)
+                if progress:  # its time counts from here: early requests may fail after retries
+                    progress.start(name)
                 early: Exception | None = None
                 try:
                     found = await early_requests
@@ -172,8 +174,6 @@ async def _run_async(
                 if name == names[0]:
                     stats.add(clock_stats)  # the clock request counts with the first stream
                 result = StreamResult(name, "ok", started_at=utcnow_iso())
-                if progress:
-                    progress.start(name)
                 try:
                     if early is not None:
                         raise early

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import sqlite3
 import time
@@ -222,3 +223,22 @@ def test_purge_on_a_mistyped_database_path_leaves_nothing_behind(tmp_path):
         f"Error: no database at {db_path}: run `klaviyo-etl sync` first, or point --db / KLAVIYO_ETL_DB at one"
     )
     assert not (tmp_path / "typo").exists()
+
+
+def test_a_stream_whose_first_request_gives_up_counts_the_retries_in_its_time(sandbox, tmp_path):
+    # The oldest-row request of a first load fails after its retries: the FAILED line said
+    # "after 0.0s", its clock started only once that request was done.
+    server, config = sandbox
+    config.fault_rate = 1.0
+    try:
+        result = CliRunner().invoke(
+            app,
+            ["--db", str(tmp_path / "k.db"), "--retries", "1", "--base-url", server.url, "sync", "events"],
+            env={"KLAVIYO_API_KEY": config.api_key, "KLAVIYO_ETL_CONFIG": str(tmp_path / "none.toml")},
+        )
+    finally:
+        config.fault_rate = 0.0
+    assert result.exit_code == 1, result.output
+    seconds = re.search(r"events: FAILED after ([0-9.]+)s", result.stderr)
+    assert seconds is not None, result.stderr
+    assert float(seconds.group(1)) > 0.0, result.stderr
