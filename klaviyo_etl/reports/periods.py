@@ -90,6 +90,9 @@ def resolve_period(
 ) -> Period:
     """Turn the period options into a Period; `default` applies when none is given."""
     now = today or utc_today()
+    for option, value in (("--last", last), ("--from", from_), ("--to", to)):
+        if value is not None and not value.strip():  # not the default: a blank the user typed
+            raise UsageError(f"{option} is empty: give a {'period' if option == '--last' else 'date'}")
     if last and (from_ or to):
         raise UsageError("use either --last or --from/--to, not both")
     if from_ or to:

@@ -73,3 +73,10 @@ def test_change_pct():
     assert change_pct(150, 100) == 50.0
     assert change_pct(50, 100) == -50.0
     assert change_pct(5, 0) is None and change_pct(None, 3) is None
+
+
+@pytest.mark.parametrize("option", ["last", "from_", "to"])
+def test_an_empty_period_option_is_refused_not_taken_for_the_default(option):
+    # `--last ''` (an unset shell variable) read the default 30 days without a word.
+    with pytest.raises(UsageError, match="is empty"):
+        resolve_period(**{option: " "}, today=dt.date(2026, 5, 31))
