@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from typer._coercion import RuntimeParam, build_runtime_param
@@ -18,8 +19,11 @@ from typer._param_types import coerce_cli_path, routes_to_path
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 from typer.main import get_group
 
-from klaviyo_etl.errors import KlaviyoEtlError
+from klaviyo_etl.errors import KlaviyoEtlError, UsageError
 from klaviyo_etl.settings import Settings
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 # Typer 0.29 labels each value with its Python type (`<str>`, `<float range>`) and flags with
 # `<bool>` as if they took a value. Options show these words instead (Click's own), and flags
@@ -99,6 +103,35 @@ def walk_commands(command, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[s
     yield path, command
     for name, sub in getattr(command, "commands", {}).items():
         yield from walk_commands(sub, (*path, name))
+
+
+def check_output_file(path: Path, option: str) -> None:
+    """Refuse, before any work, a file to write that cannot be one: a folder, or a file in a
+    folder that does not exist (what `open` would only say after the report was built)."""
+    if path.is_dir():
+        raise UsageError(f"{option} {path} is a folder: give the path of a file to write")
+    if not path.parent.is_dir():
+        raise UsageError(f"{option} {path}: the folder {path.parent} does not exist; create it first")
+
+
+def output_error(path: Path, option: str, exc: OSError) -> UsageError:
+    """The one-line error for a file to write that the system refused (permissions, disk)."""
+    return UsageError(f"cannot write {option} {path}: {exc.strerror or exc}")
+
+
+def unboxed_to_fit(table: Table, width: int | None) -> None:
+    """`table` without its box lines when it is wider than `width` boxed (None: any width), as
+    a report fitted to the terminal is (`reports.render.to_table`): its cells get the room."""
+    from rich import box
+    from rich.console import Console
+
+    if width is not None and Console(width=1000).measure(table).maximum > width:
+        table.box, table.show_edge, table.pad_edge, table.padding = (
+            box.SIMPLE_HEAD,
+            False,
+            False,
+            (0, 1, 0, 0),
+        )
 
 
 def flow_paragraphs(text: str) -> str:

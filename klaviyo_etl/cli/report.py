@@ -9,14 +9,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from klaviyo_etl.cli.account_options import account_options
-from klaviyo_etl.cli.common import settings_of
-from klaviyo_etl.cli.report_options import (
-    MaxAge,
-    OutputOptions,
-    check_output_file,
-    output_error,
-    report_options,
-)
+from klaviyo_etl.cli.common import check_output_file, output_error, settings_of
+from klaviyo_etl.cli.report_options import MaxAge, OutputOptions, report_options
 from klaviyo_etl.errors import KlaviyoEtlError, UsageError
 from klaviyo_etl.reports.periods import COMPARE_CHOICES, Period, compare_period
 from klaviyo_etl.settings import config_path

@@ -19,6 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
+from klaviyo_etl.cli.common import check_output_file
 from klaviyo_etl.errors import UsageError
 from klaviyo_etl.reports.periods import LAST_CHOICES, compare_period, resolve_period, utc_today
 
@@ -72,20 +73,6 @@ class OutputOptions:
     max_age: str | None = None
     columns: tuple[str, ...] | None = None  # the table's columns, by key (None: all that fit)
     wide: bool = False  # every table column, however wide the terminal
-
-
-def check_output_file(path: Path, option: str) -> None:
-    """Refuse, before any work, a file to write that cannot be one: a folder, or a file in a
-    folder that does not exist (what `open` would only say after the report was built)."""
-    if path.is_dir():
-        raise UsageError(f"{option} {path} is a folder: give the path of a file to write")
-    if not path.parent.is_dir():
-        raise UsageError(f"{option} {path}: the folder {path.parent} does not exist; create it first")
-
-
-def output_error(path: Path, option: str, exc: OSError) -> UsageError:
-    """The one-line error for a file to write that the system refused (permissions, disk)."""
-    return UsageError(f"cannot write {option} {path}: {exc.strerror or exc}")
 
 
 def _option(name: str, annotation: Any, default: Any) -> inspect.Parameter:

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from klaviyo_etl.cli.common import check_output_file
 from klaviyo_etl.sandbox.config import SandboxConfig
 
 app = typer.Typer(help="A local server that speaks Klaviyo's API over generated data.", no_args_is_help=True)
@@ -54,10 +55,8 @@ def serve_command(
     ] = None,
 ) -> None:
     """Generate an account and serve it until Ctrl-C."""
-    if stats_json is not None and not stats_json.expanduser().absolute().parent.is_dir():
-        from klaviyo_etl.errors import UsageError  # said now, not at shutdown after the run
-
-        raise UsageError(f"--stats-json {stats_json}: the folder {stats_json.parent} does not exist")
+    if stats_json is not None:  # said now, not at shutdown after the run
+        check_output_file(stats_json, "--stats-json")
     config = SandboxConfig(
         seed=seed,
         profiles=profiles,

@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich import box
 from rich.console import Console
 from rich.table import Column, Table
 from rich.text import Text
 
 from klaviyo_etl import REVISION
 from klaviyo_etl.cli.account_options import account_options, exit_if_failed
+from klaviyo_etl.cli.common import unboxed_to_fit
 from klaviyo_etl.cli.config import configured
 from klaviyo_etl.errors import DatabaseError, UsageError
 from klaviyo_etl.settings import DEFAULT_BASE_URL
@@ -309,9 +309,7 @@ def _status(settings, config, as_json: bool) -> None:
             "yes" if p.is_due(now) else "",
             style="red" if p.failures else None,
         )
-    if console.measure(table, options=console.options.update_width(1000)).maximum > console.width:
-        table.box, table.show_edge, table.pad_edge = box.SIMPLE_HEAD, False, False
-        table.padding = (0, 1, 0, 0)
+    unboxed_to_fit(table, console.width)
     console.print(table)
     for p in plans:
         if p.failures and p.last_error and p.stream not in ALIASES:

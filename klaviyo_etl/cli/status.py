@@ -11,12 +11,11 @@ import json
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich import box
 from rich.console import Console
 from rich.table import Column, Table
 
 from klaviyo_etl.cli.account_options import account_options, exit_if_failed
-from klaviyo_etl.cli.common import settings_of
+from klaviyo_etl.cli.common import settings_of, unboxed_to_fit
 
 if TYPE_CHECKING:
     from klaviyo_etl.accounts import AccountTarget
@@ -118,11 +117,5 @@ def status_table(
             r["last_error"] or "",
             style="red" if r["last_status"] == "failed" else None,
         )
-    if width is not None and Console(width=1000).measure(table).maximum > width:
-        table.box, table.show_edge, table.pad_edge, table.padding = (
-            box.SIMPLE_HEAD,
-            False,
-            False,
-            (0, 1, 0, 0),
-        )
+    unboxed_to_fit(table, width)
     return table
