@@ -48,6 +48,16 @@ def test_serve_prints_url_and_key_and_stops_on_ctrl_c() -> None:
     assert "Traceback" not in stderr and "stopped" in stdout
 
 
+def refused(*args: str, timeout: float) -> subprocess.CompletedProcess:
+    """`sandbox serve` of a small account with `args`, expected to refuse and exit."""
+    return subprocess.run(
+        [sys.executable, "-m", "klaviyo_etl", "sandbox", "serve", "--profiles", "5", "--events", "10", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def test_port_in_use_is_a_one_line_error() -> None:
     import socket
 
@@ -55,24 +65,7 @@ def test_port_in_use_is_a_one_line_error() -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "klaviyo_etl",
-                "sandbox",
-                "serve",
-                "--port",
-                str(port),
-                "--profiles",
-                "5",
-                "--events",
-                "10",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        result = refused("--port", str(port), timeout=30)
     assert result.returncode == 2
     assert result.stderr.strip().startswith("Error: cannot listen on")
     assert "Traceback" not in result.stderr
@@ -109,23 +102,7 @@ def test_a_port_out_of_range_or_a_stats_file_in_a_missing_folder_is_refused_befo
     ]
     for args, message in cases:
         try:
-            result = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "klaviyo_etl",
-                    "sandbox",
-                    "serve",
-                    "--profiles",
-                    "5",
-                    "--events",
-                    "10",
-                    *args,
-                ],
-                capture_output=True,
-                text=True,
-                timeout=20,
-            )
+            result = refused(*args, timeout=20)
         except subprocess.TimeoutExpired:  # it served instead of refusing
             raise AssertionError(f"{args}: served instead of refusing") from None
         assert result.returncode == 2, (args, result.stderr)

@@ -21,23 +21,17 @@ def sandbox(sandbox_factory):
         yield running.server, running.config
 
 
+def invoke(server, config, tmp_path, *args: str, db=None):
+    """The CLI on `db` (k.db in tmp_path) against the sandbox, with its key and no config file."""
+    env = {"KLAVIYO_API_KEY": config.api_key, "KLAVIYO_ETL_CONFIG": str(tmp_path / "none.toml")}
+    return CliRunner().invoke(
+        app, ["--db", str(db or tmp_path / "k.db"), "--base-url", server.url, *args], env=env
+    )
+
+
 def test_json_summary_and_exit_code(sandbox, tmp_path):
     server, config = sandbox
-    result = CliRunner().invoke(
-        app,
-        [
-            "--db",
-            str(tmp_path / "k.db"),
-            "--base-url",
-            server.url,
-            "sync",
-            "metrics",
-            "lists",
-            "list_members",
-            "--json",
-        ],
-        env={"KLAVIYO_API_KEY": config.api_key, "KLAVIYO_ETL_CONFIG": str(tmp_path / "none.toml")},
-    )
+    result = invoke(server, config, tmp_path, "sync", "metrics", "lists", "list_members", "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["ok"] is True
@@ -48,11 +42,7 @@ def test_json_summary_and_exit_code(sandbox, tmp_path):
 
 def test_quiet_prints_nothing_on_success(sandbox, tmp_path):
     server, config = sandbox
-    result = CliRunner().invoke(
-        app,
-        ["--db", str(tmp_path / "k.db"), "--quiet", "--base-url", server.url, "sync", "tags"],
-        env={"KLAVIYO_API_KEY": config.api_key, "KLAVIYO_ETL_CONFIG": str(tmp_path / "none.toml")},
-    )
+    result = invoke(server, config, tmp_path, "--quiet", "sync", "tags")
     assert result.exit_code == 0 and result.output == ""
 
 
@@ -113,21 +103,7 @@ def test_a_stream_that_gives_up_on_server_trouble_says_after_how_many_attempts_a
     server, config = sandbox
     config.fault_rate = 1.0
     try:
-        result = CliRunner().invoke(
-            app,
-            [
-                "--db",
-                str(tmp_path / "k.db"),
-                "--quiet",
-                "--retries",
-                "1",
-                "--base-url",
-                server.url,
-                "sync",
-                "tags",
-            ],
-            env={"KLAVIYO_API_KEY": config.api_key, "KLAVIYO_ETL_CONFIG": str(tmp_path / "none.toml")},
-        )
+        result = invoke(server, config, tmp_path, "--quiet", "--retries", "1", "sync", "tags")
     finally:
         config.fault_rate = 0.0
     assert result.exit_code == 1, result.output
@@ -157,20 +133,7 @@ def test_a_stream_skipped_because_the_one_it_reads_from_failed_is_named_with_the
     server, config = sandbox
     config.missing_scopes = frozenset({"segments:read"})
     try:
-        result = CliRunner().invoke(
-            app,
-            [
-                "--db",
-                str(tmp_path / "k.db"),
-                "--base-url",
-                server.url,
-                "sync",
-                "tags",
-                "segments",
-                "segment_members",
-            ],
-            env={"KLAVIYO_API_KEY": config.api_key, "KLAVIYO_ETL_CONFIG": str(tmp_path / "none.toml")},
-        )
+        result = invoke(server, config, tmp_path, "sync", "tags", "segments", "segment_members")
     finally:
         config.missing_scopes = frozenset()
     assert result.exit_code == 1, result.output
@@ -181,9 +144,8 @@ def test_a_stream_skipped_because_the_one_it_reads_from_failed_is_named_with_the
 
 
 def _sync_and_purge(db_path, server, config, tmp_path):
-    env = {"KLAVIYO_API_KEY": config.api_key, "KLAVIYO_ETL_CONFIG": str(tmp_path / "none.toml")}
     for command in (["sync", "tags"], ["purge", "--deleted"]):
-        yield CliRunner().invoke(app, ["--db", str(db_path), "--base-url", server.url, *command], env=env)
+        yield invoke(server, config, tmp_path, *command, db=db_path)
 
 
 def test_a_database_folder_that_is_a_file_is_one_line_for_sync_and_purge(sandbox, tmp_path):
@@ -231,11 +193,7 @@ def test_a_stream_whose_first_request_gives_up_counts_the_retries_in_its_time(sa
     server, config = sandbox
     config.fault_rate = 1.0
     try:
-        result = CliRunner().invoke(
-            app,
-            ["--db", str(tmp_path / "k.db"), "--retries", "1", "--base-url", server.url, "sync", "events"],
-            env={"KLAVIYO_API_KEY": config.api_key, "KLAVIYO_ETL_CONFIG": str(tmp_path / "none.toml")},
-        )
+        result = invoke(server, config, tmp_path, "--retries", "1", "sync", "events")
     finally:
         config.fault_rate = 0.0
     assert result.exit_code == 1, result.output
