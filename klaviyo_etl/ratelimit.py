@@ -3,8 +3,9 @@
 Klaviyo limits each endpoint with two fixed windows (a 1 s burst and a 60 s steady rate, by
 tier; see sandbox/LIVE_BEHAVIOUR.md §6), without saying where a window starts. Proactive: a
 request waits until both windows, kept here as sliding logs, have room; no placement of the
-fixed windows can refuse what a sliding log allows, so a well-behaved run sees no 429s. Adaptive: `RateLimit-*` headers and `Retry-After` pause the bucket when the
-server knows better (other clients on the same key, a stricter limit than documented).
+fixed windows can refuse what a sliding log allows, so a well-behaved run sees no 429s.
+Adaptive: `RateLimit-*` headers and `Retry-After` pause the bucket when the server knows
+better (other clients on the same key, a stricter limit than documented).
 
 A 429 is news for every worker of the bucket, not only for the one that got it: the pause
 holds them all, and for `caution_s` afterwards the bucket lets one request at a time be in
