@@ -4,7 +4,9 @@
 `account` on every row), and recomputes the totals from the summed counts of every row,
 never by averaging the accounts' rates. The totals go to `meta.totals` and, for the table,
 to a last bold row (`Report.footer`), which JSON and CSV rows leave out. Each account's own
-meta (its totals, its conversion metric, its comparison) stays under `meta.accounts`.
+meta (its totals, its conversion metric, its comparison) stays under `meta.accounts`. With
+`--compare`, the compare period's totals are recomputed the same way from every account's
+rows of that period (`meta.previous_totals`, and `meta.change_pct` as one account has it).
 
 The accounts' reports must be built without `--limit`, so the totals count every row;
 `combine` applies the sort and the limit to the merged rows.
@@ -18,6 +20,7 @@ from typing import Any
 from klaviyo_etl.errors import UsageError
 from klaviyo_etl.reports import messages
 from klaviyo_etl.reports.model import IDENTITY, KEY, Column, Report, sort_rows
+from klaviyo_etl.reports.periods import change_pct
 
 ACCOUNT_COLUMN = Column("account", "Account", priority=KEY)
 
@@ -57,6 +60,13 @@ def combine(reports: dict[str, Report], *, sort: str | None = None, limit: int |
         if identity:
             label[identity] = "Total"
         footer.append({**meta["totals"], **label})
+        before = [r.previous_rows for r in reports.values()]
+        if first.compare is not None and all(rows is not None for rows in before):
+            meta["previous_totals"] = total([row for rows in before for row in rows or ()])
+            meta["change_pct"] = {
+                key: change_pct(value, meta["previous_totals"].get(key))
+                for key, value in meta["totals"].items()
+            }
     if sort or first.name in DEFAULT_SORT:
         rows = sort_rows(rows, columns, sort, default=DEFAULT_SORT.get(first.name))
     if limit is not None:

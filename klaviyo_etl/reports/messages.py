@@ -295,6 +295,8 @@ def campaign_report(
         )
     report = Report("campaigns", "Campaigns", CAMPAIGN_COLUMNS, rows, period, compare, meta=meta, notes=notes)
     report.fields = ["campaign_id", "name", "channel", "status", "send_time", *COUNTS, *RATES]
+    if compare:
+        report.previous_rows = before
     return report.set_conversion(picked)
 
 
@@ -456,6 +458,7 @@ def flow_report(
         ]
         report.compare = compare
         report.meta["previous_totals"] = {"rows": len(before.rows), **_totals(before.rows)}
+        report.previous_rows = before.rows
     json_columns = [
         Column("flow_id", "Flow id"),
         Column("message_id", "Message id"),

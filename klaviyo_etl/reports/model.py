@@ -57,6 +57,9 @@ class Report:
     # The keys of a row, in order, for the CSV header of a report without rows (None: the
     # columns' keys); with rows, the header is the rows' own keys.
     fields: list[str] | None = None
+    # The compare period's rows (campaigns, flows), so that several accounts' compared totals
+    # are recomputed from their counts (`reports.accounts.combine`); not in JSON or CSV.
+    previous_rows: list[dict[str, Any]] | None = None
 
     def set_conversion(self, metric: ConversionMetric | None) -> Report:
         """Name the conversion metric the figures count: `meta.conversion_metric` (null when

@@ -30,6 +30,7 @@ from klaviyo_etl.errors import UsageError
 from klaviyo_etl.reports.formatting import cell, format_value
 from klaviyo_etl.reports.html import report_page
 from klaviyo_etl.reports.model import IDENTITY, KEY, Column, Report
+from klaviyo_etl.reports.periods import change_pct
 from klaviyo_etl.reports.terminal_chart import metric_chart
 
 FORMATS = ("table", "json", "csv", "html")
@@ -306,6 +307,35 @@ def _overview_cards(report: Report) -> Columns:
     return Columns([Panel(body, title=label, width=width) for label, body in bodies])
 
 
+# The totals a compared campaigns or flows table sums up under it, with their labels.
+COMPARED_TOTALS = {
+    "recipients": "recipients",
+    "open_rate": "open rate",
+    "click_rate": "click rate",
+    "conversions": "conversions",
+    "conversion_value": "revenue",
+}
+
+
+def compare_line(report: Report) -> str | None:
+    """Under a compared table whose rows are this period's alone (campaigns, flows by
+    flow): its totals beside the compare period's, or the table would show no comparison
+    at all; JSON has every figure (`totals`, `previous_totals`, `change_pct`)."""
+    meta = report.meta
+    if report.compare is None or "totals" not in meta or "previous_totals" not in meta:
+        return None
+    kinds = {c.key: c.kind for c in report.columns}
+    now, was = meta["totals"], meta["previous_totals"]
+    parts = []
+    for key, label in COMPARED_TOTALS.items():
+        if key in now:
+            kind = kinds.get(key, "int")
+            change = change_pct(now[key], was.get(key))
+            shown = f"{label} {format_value(now[key], kind)} (was {format_value(was.get(key), kind)}"
+            parts.append(shown + (f", {format_value(change, 'pct')})" if change is not None else ")"))
+    return f"Totals vs {report.compare.describe()}: " + ", ".join(parts) if parts else None
+
+
 def _needed(table: Table) -> int:
     """The width `table` takes with every column at its natural width."""
     return Console(width=2000).measure(table).maximum
@@ -354,6 +384,8 @@ def print_report(
         console.print(grid)
         if layout.hidden and report.rows:
             console.print(Text(hidden_note(layout), style="dim"))
+        if (line := compare_line(report)) is not None:
+            console.print(Text(line))
     # Every report names its conversion metric, in a caption line under its table, cards or
     # chart (the title and a metric's chart lead).
     caption = report.conversion_caption

@@ -25,8 +25,14 @@ def _campaign(name: str, channel: str, sent: str, **counts: float) -> dict:
     return add_rates(row, channel)
 
 
-def _report(*rows: dict) -> Report:
-    return Report("campaigns", "Campaigns", CAMPAIGN_COLUMNS, list(rows), PERIOD, meta={"source": "events"})
+APRIL = Period(dt.date(2026, 4, 1), dt.date(2026, 5, 1), "April 2026")
+
+
+def _report(*rows: dict, before: list[dict] | None = None) -> Report:
+    report = Report("campaigns", "Campaigns", CAMPAIGN_COLUMNS, list(rows), PERIOD, meta={"source": "events"})
+    if before is not None:
+        report.compare, report.previous_rows = APRIL, before
+    return report
 
 
 @pytest.fixture
@@ -102,3 +108,26 @@ def test_the_merged_report_names_each_account_s_conversion_metric_not_none(repor
     assert merged.conversion_caption is None
     assert "acme: Conversions: Placed Order (Shopify, id SHOP)" in merged.notes
     assert any(n.startswith("globex: Conversions: no 'Placed Order' metric") for n in merged.notes)
+
+
+def test_compared_totals_are_recomputed_from_every_account_s_rows_of_the_compare_period(reports):
+    # Before: several accounts with --compare had no previous totals and no change at all.
+    april = {
+        "acme": [
+            _campaign(
+                "Old", "email", "2026-04-03T10:00:00+00:00", recipients=50, delivered=50, opens_unique=5
+            )
+        ],
+        "globex": [
+            _campaign(
+                "Older", "email", "2026-04-09T10:00:00+00:00", recipients=10, delivered=10, opens_unique=7
+            )
+        ],
+    }
+    compared = {name: _report(*r.rows, before=april[name]) for name, r in reports.items()}
+    merged = combine(compared)
+    previous = merged.meta["previous_totals"]
+    assert (previous["campaigns"], previous["recipients"], previous["opens_unique"]) == (2, 60, 12)
+    assert previous["open_rate"] == pytest.approx(12 / 60, abs=1e-6)  # not (0.1 + 0.7) / 2
+    assert merged.meta["change_pct"]["recipients"] == 150.0  # 150 vs 60
+    assert "change_pct" not in combine(reports).meta  # without --compare: none

@@ -97,7 +97,7 @@ def test_every_row_shows_its_name_and_key_figures_whole(long_named_db, name, wid
     identity = [c for c in report.columns if c.priority == IDENTITY]
     key_figures = [c for c in report.columns if c.priority == KEY and c.numeric]
     assert identity and key_figures, name
-    footer = text[text.index(" hidden: ") :] if " hidden: " in text else ""
+    footer = text[text.index(" hidden: ") : text.index("(--wide")] if " hidden: " in text else ""
     hidden = {c.key for c in key_figures if c.key in footer.replace(",", " ").split()}
     if width >= 120:
         assert not hidden, (name, width, text)
@@ -456,3 +456,16 @@ def test_the_hidden_columns_footer_never_splits_its_example(long_named_db):
         footer = text[text.index(" hidden: ") :]
         example = footer[footer.index("e.g.") + 4 :].split(")")[0].strip()
         assert "\n" not in example and example.startswith("--columns"), (report.name, width, footer)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("name", ["campaigns --compare", "flows --compare"])
+def test_a_compared_table_says_its_totals_beside_the_compare_period_s(tiny_db, name, width):
+    # The campaigns table lists this period's campaigns only: without this line, --compare
+    # showed nothing of the comparison on screen (only JSON had it).
+    report = BUILDERS[name](tiny_db)
+    text = " ".join(recorded(report, width).split())
+    was = report.meta["previous_totals"]["recipients"]
+    assert "Totals vs 2026-04-01 to 2026-04-30: recipients" in text
+    assert f"recipients {report.meta['totals']['recipients']:,} (was {was:,}" in text and "revenue" in text
+    assert "Totals vs" not in recorded(BUILDERS[name.split()[0]](tiny_db), width)  # not compared
