@@ -272,7 +272,8 @@ async def _read_server_clock(client: KlaviyoClient) -> RequestStats:
     except FatalError:
         return stats  # a rejected key: every stream meets it and the run says it once
     except KlaviyoEtlError as exc:
-        log.warning("could not read Klaviyo's clock (%s); using this machine's", exc)
+        if not (client.stop is not None and client.stop.is_set()):  # a stop: the streams say it
+            log.warning("could not read Klaviyo's clock (%s); using this machine's", exc)
         return stats
     offset = client.clock_offset
     if offset is None:

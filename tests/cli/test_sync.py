@@ -97,6 +97,37 @@ def test_sigterm_during_server_trouble_stops_at_once_instead_of_retrying_to_the_
     assert statuses == {"stopped"}
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_while_requests_hang_stops_at_once_instead_of_waiting_for_the_timeout(
+    sandbox, tmp_path, signum
+):
+    server, config = sandbox
+    config.latency_ms = 150
+    db = tmp_path / "k.db"
+    proc = start_sync(db, server, "events", "profiles", capture=True)
+    try:
+        wait_for_rows(proc, db, "events", timeout=30)
+        assert proc.poll() is None, "the sync ended before the hang; make it slower"
+        config.latency_ms = 600_000  # every request from now on hangs (the server never answers)
+        time.sleep(1)
+        proc.send_signal(signum)
+        sent = time.monotonic()
+        # Before, each request in flight waited for the 60 s timeout first (exit after ~59 s).
+        out, err = proc.communicate(timeout=15)
+        took = time.monotonic() - sent
+    finally:
+        config.latency_ms = 0
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, (out, err)
+    assert took < 3, took  # ~0.15 s; the rest is slack for a busy machine
+    assert "FAILED" not in err and "Traceback" not in err
+    conn = sqlite3.connect(db)
+    statuses = {s for (s,) in conn.execute("SELECT status FROM sync_runs")}
+    assert statuses == {"stopped"}
+
+
 def test_a_stream_that_gives_up_on_server_trouble_says_after_how_many_attempts_and_what_next(
     sandbox, tmp_path
 ):
