@@ -531,7 +531,7 @@ async def test_a_client_with_a_stop_answers_as_before_and_leaves_no_task_behind(
     client = make_client(lambda r: httpx.Response(200, json=envelope(["a"])), stop=threading.Event())
     async with client:
         assert (await client.get("/api/metrics"))["data"][0]["id"] == "a"
-        assert not client._waiting
+        assert not client._waiting and not client._cut
     await asyncio.sleep(0)
     assert client._watcher is not None and client._watcher.done()
 
