@@ -290,6 +290,7 @@ async def _read_server_clock(client: KlaviyoClient) -> RequestStats:
 
 def make_client(settings: Settings, limiter: RateLimiter | None = None, **kwargs: Any):
     kwargs.setdefault("max_attempts", settings.retries + 1)
+    kwargs.setdefault("timeout", settings.request_timeout)
     return lambda: KlaviyoClient(
         settings.require_api_key(),
         base_url=settings.base_url,

@@ -128,6 +128,21 @@ def test_a_signal_while_requests_hang_stops_at_once_instead_of_waiting_for_the_t
     assert statuses == {"stopped"}
 
 
+def test_the_request_timeout_is_how_long_a_request_waits_for_its_answer(sandbox, tmp_path):
+    server, config = sandbox
+    config.latency_ms = 5000  # a slow Klaviyo: under the 60 s default, so a sync waited it out
+    started = time.monotonic()
+    try:
+        args = ("--quiet", "--retries", "0", "--request-timeout", "0.5", "sync", "tags")
+        result = invoke(server, config, tmp_path, *args)
+    finally:
+        config.latency_ms = 0
+    took = time.monotonic() - started
+    assert result.exit_code == 1, result.output
+    assert "tags: FAILED" in result.stderr and "ReadTimeout" in result.stderr
+    assert took < 4, took  # the clock's request and the stream's, 0.5 s each
+
+
 def test_a_stream_that_gives_up_on_server_trouble_says_after_how_many_attempts_and_what_next(
     sandbox, tmp_path
 ):
