@@ -222,14 +222,19 @@ async def _run_async(
                         await finished[dep].wait()
                     failed = [d for d in needs if results[d].status != "ok"]
                     if failed:
-                        results[name] = StreamResult(
+                        now = utcnow_iso()
+                        skipped = StreamResult(
                             name,
                             "skipped",
                             error=f"{', '.join(failed)} did not finish",
-                            ended_at=utcnow_iso(),
+                            started_at=now,
+                            ended_at=now,
                         )
+                        results[name] = skipped
+                        # In sync_runs too: `status` and the schedule read the run from there.
+                        await writer.write(lambda repo: parts.record_run(repo.db, run_id, skipped))
                         if progress and not fatal:  # say so: not synced is not silence
-                            progress.finish(results[name])
+                            progress.finish(skipped)
                     else:
                         await run_one(name)
                 finally:

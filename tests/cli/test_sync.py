@@ -189,6 +189,28 @@ def test_a_stream_skipped_because_the_one_it_reads_from_failed_is_named_with_the
     assert "segment_members: skipped because segments did not finish" in result.stderr
 
 
+def test_a_skipped_stream_is_recorded_in_sync_runs_and_status_says_why(sandbox, tmp_path):
+    server, config = sandbox
+    assert invoke(server, config, tmp_path, "--quiet", "sync", "segments", "segment_members").exit_code == 0
+    config.missing_scopes = frozenset({"segments:read"})
+    try:
+        result = invoke(server, config, tmp_path, "--quiet", "sync", "segments", "segment_members")
+    finally:
+        config.missing_scopes = frozenset()
+    assert result.exit_code == 1, result.output
+    conn = sqlite3.connect(tmp_path / "k.db")
+    last = conn.execute(
+        "SELECT status, error, started_at IS NOT NULL, ended_at IS NOT NULL, rows FROM sync_runs"
+        " WHERE stream = 'segment_members' ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    # Before, the run left no row: `status` said the previous run's "ok".
+    assert last == ("skipped", "segments did not finish", 1, 1, 0)
+    status = invoke(server, config, tmp_path, "status", "--json")
+    row = next(r for r in json.loads(status.stdout) if r["stream"] == "segment_members")
+    assert (row["last_status"], row["skipped_because"]) == ("skipped", "segments did not finish")
+    assert row["rows"] > 0 and row["last_success_at"]  # what the earlier run stored stays
+
+
 def _sync_and_purge(db_path, server, config, tmp_path):
     for command in (["sync", "tags"], ["purge", "--deleted"]):
         yield invoke(server, config, tmp_path, *command, db=db_path)
