@@ -14,6 +14,7 @@ and the problem, because a scheduler that silently ignores a typo never runs the
     lookback_days = 3      # how far back each events sync re-reads, for late arrivals
     reconcile_days = 7     # how often deletions are reconciled
     parse_workers = 0      # processes parsing a first load (0: a thread of the sync)
+    request_timeout = 60   # seconds a request waits for its answer before it is retried
 
     [defaults]
     db = "~/klaviyo.db"    # used when neither --db nor KLAVIYO_ETL_DB is given
@@ -57,7 +58,7 @@ from klaviyo_etl.config_values import (
     default_schedule,
 )
 from klaviyo_etl.errors import ConfigError
-from klaviyo_etl.settings import CONFIG_ENV, config_path
+from klaviyo_etl.settings import CONFIG_ENV, DEFAULT_REQUEST_TIMEOUT, MAX_REQUEST_TIMEOUT, config_path
 from klaviyo_etl.sync.names import STREAM_NAMES
 from klaviyo_etl.sync.options import MAX_DAYS
 
@@ -87,6 +88,7 @@ class SyncSection(BaseModel):
     lookback_days: float = Field(DEFAULT_LOOKBACK_DAYS, ge=0, le=MAX_DAYS)
     reconcile_days: float = Field(DEFAULT_RECONCILE_DAYS, gt=0, le=MAX_DAYS)
     parse_workers: int = Field(DEFAULT_PARSE_WORKERS, ge=0, le=64)
+    request_timeout: float = Field(DEFAULT_REQUEST_TIMEOUT, gt=0, le=MAX_REQUEST_TIMEOUT)
 
 
 class DefaultsSection(BaseModel):
@@ -237,6 +239,7 @@ def load_config(path: str | Path | None = None) -> Config:
         conversion_metric=contents.reports.conversion_metric,
         accounts=accounts,
         parse_workers=contents.sync.parse_workers,
+        request_timeout=contents.sync.request_timeout,
     )
 
 
@@ -329,6 +332,9 @@ def default_config_text() -> str:
         "# Processes that parse a first load's pages; 0 parses on a thread of the sync, which",
         "# keeps up with Klaviyo's limits at a third of the memory (see README, Performance).",
         f"parse_workers = {DEFAULT_PARSE_WORKERS}",
+        "# Seconds a request waits for its answer before it is retried (at most"
+        f" {_num(MAX_REQUEST_TIMEOUT)}).",
+        f"request_timeout = {_num(DEFAULT_REQUEST_TIMEOUT)}",
         "",
         "[defaults]",
         "# Used when neither the command-line option nor its environment variable is given.",

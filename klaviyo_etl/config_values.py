@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from klaviyo_etl import conventions as kc
-from klaviyo_etl.settings import Settings
+from klaviyo_etl.settings import DEFAULT_REQUEST_TIMEOUT, Settings
 from klaviyo_etl.sync.names import STREAM_NAMES
 
 # The seed's cadence: fast-moving data often, slow-moving data daily.
@@ -142,6 +142,7 @@ class Config:
     from_file: frozenset[str]  # dotted keys the file sets, e.g. "schedule.events"
     conversion_metric: str | None = None  # [reports]: a metric name or id (None: the default rule)
     parse_workers: int = DEFAULT_PARSE_WORKERS  # [sync]: processes parsing bulk loads (0: a thread)
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT  # [sync]: seconds a request waits for its answer
     accounts: dict[str, Account] = dc_field(default_factory=dict)  # [accounts.NAME], by name
 
     def for_account(self, name: str) -> Config:
@@ -168,6 +169,9 @@ class Config:
         rows.append(Setting("sync.lookback_days", _num(self.lookback_days), source("sync.lookback_days")))
         rows.append(Setting("sync.reconcile_days", _num(self.reconcile_days), source("sync.reconcile_days")))
         rows.append(Setting("sync.parse_workers", str(self.parse_workers), source("sync.parse_workers")))
+        rows.append(
+            Setting("sync.request_timeout", _num(self.request_timeout), source("sync.request_timeout"))
+        )
         rows.append(Setting("defaults.db", str(self.db) if self.db else "(not set)", source("defaults.db")))
         rows.append(Setting("defaults.base_url", self.base_url or "(not set)", source("defaults.base_url")))
         rows.append(
@@ -193,13 +197,23 @@ class Config:
         return rows
 
 
-def apply_defaults(settings: Settings, config: Config, *, db_given: bool, base_url_given: bool) -> Settings:
-    """Settings with the file's [defaults] filled in where no option or env var was given."""
+def apply_defaults(
+    settings: Settings,
+    config: Config,
+    *,
+    db_given: bool,
+    base_url_given: bool,
+    request_timeout_given: bool = False,
+) -> Settings:
+    """Settings with the file's [defaults] (and [sync] request_timeout) filled in where no
+    option or env var was given."""
     changes: dict[str, Any] = {}
     if config.db is not None and not db_given:
         changes["db_path"] = config.db
     if config.base_url is not None and not base_url_given:
         changes["base_url"] = config.base_url
+    if "sync.request_timeout" in config.from_file and not request_timeout_given:
+        changes["request_timeout"] = config.request_timeout
     return replace(settings, **changes) if changes else settings
 
 

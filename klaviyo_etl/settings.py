@@ -18,6 +18,9 @@ DEFAULT_BASE_URL = "https://a.klaviyo.com"
 # What Klaviyo accepts in the `revision` header: a date, perhaps with a suffix (`2024-07-15.pre`).
 REVISION_FORMAT = re.compile(r"\d{4}-\d{2}-\d{2}(\.[A-Za-z0-9_-]+)?")
 CONFIG_ENV = "KLAVIYO_ETL_CONFIG"
+# Seconds a request may wait for its answer before it counts as failed and is retried.
+DEFAULT_REQUEST_TIMEOUT = 60.0
+MAX_REQUEST_TIMEOUT = 600.0  # the longest Retry-After a run waits out: anything more is a hang
 
 
 def default_db_path() -> Path:
@@ -53,6 +56,7 @@ class Settings:
     quiet: bool = False
     retries: int = 7  # after the first attempt; backoff grows to 30 s between them
     allow_insecure: bool = False  # send the key over plain http:// to a host not on loopback
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT  # seconds, per request (each attempt)
 
     def __post_init__(self) -> None:
         # A URL no request can reach is a configuration error, found now rather than
@@ -78,6 +82,12 @@ class Settings:
             raise ConfigError(
                 f"revision {self.revision!r} is not an API revision: give a date such as {REVISION}"
                 " (YYYY-MM-DD, --revision or KLAVIYO_REVISION)"
+            )
+        if not 0 < self.request_timeout <= MAX_REQUEST_TIMEOUT:  # NaN too: a request never answered
+            raise ConfigError(
+                f"request timeout {self.request_timeout:g} s is out of range: give more than 0 and at most"
+                f" {MAX_REQUEST_TIMEOUT:g} seconds (--request-timeout, KLAVIYO_ETL_REQUEST_TIMEOUT or"
+                " [sync] request_timeout)"
             )
 
     def require_api_key(self) -> str:

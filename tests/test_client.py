@@ -464,6 +464,78 @@ async def test_a_stop_cuts_a_retry_wait_short_and_sends_nothing_more():
     assert len(calls) <= 2  # the attempt that waited, and at most one sent as the stop came
 
 
+async def _stopped_after(client, seconds, path="/api/metrics"):
+    """`client.get(path)` with its stop set after `seconds`: the error raised, and how long it took."""
+    import asyncio
+    import time
+
+    asyncio.get_running_loop().call_later(seconds, client.stop.set)  # SIGINT/SIGTERM
+    started = time.monotonic()
+    async with client:
+        with pytest.raises(TransientError) as raised:
+            await asyncio.wait_for(client.get(path), timeout=10)
+    return raised.value, time.monotonic() - started
+
+
+async def test_a_stop_ends_a_request_that_hangs_at_once():
+    # It waited for the answer up to the request timeout (60 s), then stopped.
+    import asyncio
+    import threading
+
+    calls = []
+
+    async def hang(request):
+        calls.append(request)
+        await asyncio.sleep(3600)
+
+    client = make_client(hang, stop=threading.Event())
+    error, took = await _stopped_after(client, 0.2)
+    assert took < 0.6 and "stopped while waiting" in str(error)
+    assert len(calls) == 1  # not sent again
+    bucket = next(iter(client.limiter.buckets.values()))
+    assert bucket.in_flight == 0  # its slot is given back
+
+
+async def test_a_stop_ends_the_rate_limiters_wait_before_a_first_attempt():
+    # The limiter's pause (a 429's Retry-After on another worker) ran out before the stop counted.
+    import threading
+
+    calls = []
+    client = make_client(
+        lambda r: calls.append(r) or httpx.Response(200, json=envelope([])), stop=threading.Event()
+    )
+    key, limit = client._limit_for("GET", "/api/metrics")
+    client.limiter.bucket(key, limit).pause(30)
+    error, took = await _stopped_after(client, 0.2)
+    assert took < 0.6 and "stopped while waiting" in str(error)
+    assert calls == []
+
+
+async def test_a_request_after_the_stop_is_not_sent():
+    import threading
+
+    calls = []
+    stop = threading.Event()
+    stop.set()
+    client = make_client(lambda r: calls.append(r) or httpx.Response(200, json=envelope([])), stop=stop)
+    with pytest.raises(TransientError, match="stopped before sending"):
+        async with client:
+            await client.get("/api/metrics")
+    assert calls == []
+
+
+async def test_a_client_with_a_stop_answers_as_before_and_leaves_no_task_behind():
+    import asyncio
+    import threading
+
+    client = make_client(lambda r: httpx.Response(200, json=envelope(["a"])), stop=threading.Event())
+    async with client:
+        assert (await client.get("/api/metrics"))["data"][0]["id"] == "a"
+        assert not client._waiting and not client._cut
+    await asyncio.sleep(0)
+    assert client._watcher is not None and client._watcher.done()
+
+
 async def test_an_error_on_a_next_page_names_its_path_without_the_cursor():
     def handler(request):
         if "cursor" in str(request.url):

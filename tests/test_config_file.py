@@ -111,7 +111,7 @@ base_url = "http://127.0.0.1:8080/"
         ("schedule = 3\n", "[schedule]: Input should be a valid dictionary"),
         (
             "[sync]\nlookback = 3\n",
-            "[sync] lookback: unknown key (known: lookback_days, reconcile_days, parse_workers)",
+            "[sync] lookback: unknown key (known: lookback_days, reconcile_days, parse_workers, request_timeout)",
         ),
         ("[sync]\nlookback_days = -1\n", "[sync] lookback_days: Input should be greater than or equal to 0"),
         (
@@ -288,6 +288,41 @@ def test_parse_workers_default_to_a_thread_and_the_file_may_ask_for_processes(tm
     assert {s.key: (s.value, s.source) for s in config.settings()}["sync.parse_workers"] == ("2", "file")
     with pytest.raises(ConfigError, match=r"\[sync\] parse_workers"):
         _load(tmp_path, "[sync]\nparse_workers = -1\n")
+
+
+def test_the_request_timeout_is_60_s_unless_the_file_sets_it_and_no_option_or_variable_does(tmp_path):
+    default = load_config(tmp_path / "nope.toml")
+    assert default.request_timeout == 60
+    assert {s.key: (s.value, s.source) for s in default.settings()}["sync.request_timeout"] == (
+        "60",
+        "default",
+    )
+    assert apply_defaults(Settings(), default, db_given=False, base_url_given=False).request_timeout == 60
+    config = _load(tmp_path, "[sync]\nrequest_timeout = 12.5\n")
+    assert {s.key: (s.value, s.source) for s in config.settings()}["sync.request_timeout"] == ("12.5", "file")
+    applied = apply_defaults(Settings(), config, db_given=False, base_url_given=False)
+    assert applied.request_timeout == 12.5
+    given = Settings(request_timeout=3)
+    kept = apply_defaults(given, config, db_given=False, base_url_given=False, request_timeout_given=True)
+    assert kept.request_timeout == 3
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("0", "Input should be greater than 0 (got 0)"),
+        ("-5", "Input should be greater than 0 (got -5)"),
+        ("601", "Input should be less than or equal to 600 (got 601)"),
+        ("inf", "Input should be less than or equal to 600"),
+        ("nan", "Input should be less than or equal to 600 (got nan)"),
+        ('"slow"', "Input should be a valid number"),
+    ],
+)
+def test_a_request_timeout_out_of_range_in_the_file_is_one_line(tmp_path, value, message):
+    with pytest.raises(ConfigError) as caught:
+        _load(tmp_path, f"[sync]\nrequest_timeout = {value}\n")
+    assert f"[sync] request_timeout: {message}" in str(caught.value)
+    assert "\n" not in str(caught.value)
 
 
 @pytest.mark.parametrize("text", [None, "", "\n# only a comment\n"])

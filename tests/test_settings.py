@@ -43,6 +43,20 @@ def test_a_revision_that_is_not_a_date_is_a_config_error(revision):
         Settings(revision=revision)
 
 
+@pytest.mark.parametrize("seconds", [0, -1, 600.5, float("inf"), float("nan")])
+def test_a_request_timeout_out_of_range_is_a_config_error_naming_where_to_set_it(seconds):
+    with pytest.raises(ConfigError) as caught:
+        Settings(request_timeout=seconds)
+    assert "give more than 0 and at most 600 seconds (--request-timeout, KLAVIYO_ETL_REQUEST_TIMEOUT" in str(
+        caught.value
+    )
+
+
+@pytest.mark.parametrize("seconds", [0.5, 60, 600])
+def test_a_request_timeout_up_to_ten_minutes_is_accepted(seconds):
+    assert Settings(request_timeout=seconds).request_timeout == seconds
+
+
 @pytest.mark.parametrize("revision", ["2026-07-15", "2024-07-15.pre", "2099-01-01"])
 def test_dated_revisions_are_accepted(revision):
     assert Settings(revision=revision).revision == revision

@@ -13,7 +13,7 @@ import typer
 
 from klaviyo_etl import REVISION, __version__
 from klaviyo_etl.cli.common import ErrorHandlingGroup, LazyCommands, settings_of, typer_command
-from klaviyo_etl.settings import DEFAULT_BASE_URL, Settings, default_db_path
+from klaviyo_etl.settings import DEFAULT_BASE_URL, DEFAULT_REQUEST_TIMEOUT, Settings, default_db_path
 
 __all__ = ["app", "main", "settings_of"]
 
@@ -81,7 +81,8 @@ class RootGroup(ErrorHandlingGroup):
 app = typer.Typer(
     cls=RootGroup,
     help="Extract Klaviyo into SQLite, keep it fresh, and report on it.\n\n"
-    "--db, --base-url, --revision, --retries, --allow-insecure and -v/-q may also follow the"
+    "--db, --base-url, --revision, --retries, --request-timeout, --allow-insecure and -v/-q may also"
+    " follow the"
     " subcommand"
     " (`klaviyo-etl sync all --quiet`);"
     " given twice, the later one wins.",
@@ -122,6 +123,17 @@ def main_callback(
             help="Retries per request for 429s, 5xx and dropped connections.",
         ),
     ] = 7,
+    request_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--request-timeout",
+            envvar="KLAVIYO_ETL_REQUEST_TIMEOUT",
+            metavar="SECONDS",
+            help="Seconds to wait for an answer before a request is retried (at most 600)"
+            f" [default: config, else {DEFAULT_REQUEST_TIMEOUT:g}].",
+            show_default=False,
+        ),
+    ] = None,
     verbose: Annotated[
         bool, typer.Option("--verbose/--quiet", "-v/-q", help="More detail, or errors only.")
     ] = None,  # type: ignore[assignment]
@@ -147,6 +159,7 @@ def main_callback(
         quiet=verbose is False,
         retries=retries,
         allow_insecure=allow_insecure,
+        request_timeout=DEFAULT_REQUEST_TIMEOUT if request_timeout is None else request_timeout,
     )
     level = logging.DEBUG if verbose else logging.ERROR if verbose is False else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

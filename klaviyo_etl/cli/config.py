@@ -56,6 +56,7 @@ def configured(ctx: typer.Context) -> tuple[Settings, Config]:
         config,
         db_given=_given(ctx, "db") is not None,
         base_url_given=_given(ctx, "base_url") is not None,
+        request_timeout_given=_given(ctx, "request_timeout") is not None,
     )
     return settings, config
 
@@ -70,6 +71,11 @@ def _effective(ctx: typer.Context, settings: Settings, config: Config) -> list[d
     rows = [
         {"key": "db", "value": str(settings.db_path), "source": source("db", config.db)},
         {"key": "base_url", "value": settings.base_url, "source": source("base_url", config.base_url)},
+        {
+            "key": "request_timeout",
+            "value": f"{settings.request_timeout:g} s",
+            "source": source("request_timeout", True if "sync.request_timeout" in config.from_file else None),
+        },
     ]
     if config.accounts:
         from klaviyo_etl.accounts import account_target

@@ -108,14 +108,16 @@ def status_table(
         Column("last error", overflow="fold"),
     )
     for r in rows:
+        # A skipped run's reason explains the row better than an older error of its own.
+        skipped = r.get("skipped_because")
         table.add_row(
             r["stream"],
             compact_time(r["last_success_at"], now, tz) or "never",
             compact_time(r["watermark"], now, tz),
             f"{r['rows']:,}",
             r["last_status"] or "",
-            r["last_error"] or "",
-            style="red" if r["last_status"] == "failed" else None,
+            f"because {skipped}" if skipped else r["last_error"] or "",
+            style="red" if r["last_status"] == "failed" else "yellow" if skipped else None,
         )
     unboxed_to_fit(table, width)
     return table

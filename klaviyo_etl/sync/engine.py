@@ -222,14 +222,19 @@ async def _run_async(
                         await finished[dep].wait()
                     failed = [d for d in needs if results[d].status != "ok"]
                     if failed:
-                        results[name] = StreamResult(
+                        now = utcnow_iso()
+                        skipped = StreamResult(
                             name,
                             "skipped",
                             error=f"{', '.join(failed)} did not finish",
-                            ended_at=utcnow_iso(),
+                            started_at=now,
+                            ended_at=now,
                         )
+                        results[name] = skipped
+                        # In sync_runs too: `status` and the schedule read the run from there.
+                        await writer.write(lambda repo: parts.record_run(repo.db, run_id, skipped))
                         if progress and not fatal:  # say so: not synced is not silence
-                            progress.finish(results[name])
+                            progress.finish(skipped)
                     else:
                         await run_one(name)
                 finally:
@@ -272,7 +277,8 @@ async def _read_server_clock(client: KlaviyoClient) -> RequestStats:
     except FatalError:
         return stats  # a rejected key: every stream meets it and the run says it once
     except KlaviyoEtlError as exc:
-        log.warning("could not read Klaviyo's clock (%s); using this machine's", exc)
+        if not (client.stop is not None and client.stop.is_set()):  # a stop: the streams say it
+            log.warning("could not read Klaviyo's clock (%s); using this machine's", exc)
         return stats
     offset = client.clock_offset
     if offset is None:
@@ -289,6 +295,7 @@ async def _read_server_clock(client: KlaviyoClient) -> RequestStats:
 
 def make_client(settings: Settings, limiter: RateLimiter | None = None, **kwargs: Any):
     kwargs.setdefault("max_attempts", settings.retries + 1)
+    kwargs.setdefault("timeout", settings.request_timeout)
     return lambda: KlaviyoClient(
         settings.require_api_key(),
         base_url=settings.base_url,

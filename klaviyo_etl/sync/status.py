@@ -51,6 +51,8 @@ def stream_status(db: sqlite_utils.Database, now: dt.datetime | None = None) -> 
                 "rows": count,
                 "last_status": run.get("status"),
                 "last_error": state.get("last_error"),
+                # Why the last run did not sync it (a stream it reads from did not finish).
+                "skipped_because": run.get("error") if run.get("status") == "skipped" else None,
             }
         )
     return out

@@ -59,6 +59,34 @@ def test_config_shows_what_the_file_sets(tmp_path, env):
     assert _json([], {**env, "KLAVIYO_ETL_DB": "/x/env.db"})["effective"][0]["source"] == "environment"
 
 
+def test_config_show_says_where_the_request_timeout_came_from(tmp_path, env):
+    def effective(args, env):
+        return next(e for e in _json(args, env)["effective"] if e["key"] == "request_timeout")
+
+    assert effective([], env) == {"key": "request_timeout", "value": "60 s", "source": "default"}
+    Path(env["KLAVIYO_ETL_CONFIG"]).write_text("[sync]\nrequest_timeout = 20\n")
+    assert effective([], env) == {"key": "request_timeout", "value": "20 s", "source": "file"}
+    timed = {**env, "KLAVIYO_ETL_REQUEST_TIMEOUT": "30"}
+    assert effective([], timed) == {"key": "request_timeout", "value": "30 s", "source": "environment"}
+    assert effective(["--request-timeout", "45"], timed)["source"] == "command line"
+    settings = {s["key"]: (s["value"], s["source"]) for s in _json([], env)["settings"]}
+    assert settings["sync.request_timeout"] == ("20", "file")
+
+
+@pytest.mark.parametrize(
+    "args, variable",
+    [(["--request-timeout", "0"], None), (["--request-timeout", "601"], None), ([], "-3"), ([], "nan")],
+)
+def test_a_request_timeout_out_of_range_is_one_line_and_exit_2(tmp_path, env, args, variable):
+    if variable is not None:
+        env = {**env, "KLAVIYO_ETL_REQUEST_TIMEOUT": variable}
+    result = runner.invoke(app, [*args, "config", "show"], env=env)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: request timeout "), lines
+    assert "give more than 0 and at most 600 seconds" in lines[0]
+
+
 def test_the_files_default_db_is_used_by_schedule_commands(tmp_path, env):
     Path(env["KLAVIYO_ETL_CONFIG"]).write_text('[defaults]\ndb = "%s"\n' % (tmp_path / "file.db"))
     # `schedule status` creates no database (a mistyped path): one run recorded in that file

@@ -47,6 +47,37 @@ def test_the_status_table_shows_whole_compact_times():
     assert "2026-12-01T" not in text and "…" not in text
 
 
+def test_a_skipped_run_shows_why_instead_of_an_older_error():
+    rows = [
+        {
+            "stream": "segment_members",
+            "last_success_at": "2026-12-01T18:58:03+00:00",
+            "watermark": "2026-12-01T18:50:00+00:00",
+            "rows": 79,
+            "last_status": "skipped",
+            "last_error": "ReadTimeout: an error of an older run",
+            "skipped_because": "segments did not finish",
+        },
+        {
+            "stream": "segments",
+            "last_success_at": "2026-12-01T18:58:03+00:00",
+            "watermark": None,
+            "rows": 2,
+            "last_status": "failed",
+            "last_error": "AuthError: 403: the API key lacks a required scope (GET /api/segments)",
+            "skipped_because": None,
+        },
+    ]
+    for width in (80, 100, 120):
+        console = Console(file=io.StringIO(), width=width, record=True)
+        console.print(status_table(rows, NOW, dt.UTC, width=width))
+        text = console.export_text()
+        assert "…" not in text and max(len(line) for line in text.splitlines()) <= width
+        flat = " ".join(text.split())
+        assert "skipped because segments did not finish" in flat, text
+        assert "older run" not in text and "lacks a required scope" in flat
+
+
 def test_a_long_last_error_is_shown_whole_at_80_columns():
     # The error is what a failed stream's row is for; at 80 columns it got 9 cells and each
     # long word was cut: "Retriabl…", "Unavaila…", "/api/eve…".

@@ -97,6 +97,52 @@ def test_sigterm_during_server_trouble_stops_at_once_instead_of_retrying_to_the_
     assert statuses == {"stopped"}
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_while_requests_hang_stops_at_once_instead_of_waiting_for_the_timeout(
+    sandbox, tmp_path, signum
+):
+    server, config = sandbox
+    config.latency_ms = 150
+    db = tmp_path / "k.db"
+    proc = start_sync(db, server, "events", "profiles", capture=True)
+    try:
+        wait_for_rows(proc, db, "events", timeout=30)
+        assert proc.poll() is None, "the sync ended before the hang; make it slower"
+        config.latency_ms = 600_000  # every request from now on hangs (the server never answers)
+        time.sleep(1)
+        proc.send_signal(signum)
+        sent = time.monotonic()
+        # Before, each request in flight waited for the 60 s timeout first (exit after ~59 s).
+        out, err = proc.communicate(timeout=15)
+        took = time.monotonic() - sent
+    finally:
+        config.latency_ms = 0
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, (out, err)
+    assert took < 3, took  # ~0.15 s; the rest is slack for a busy machine
+    assert "FAILED" not in err and "Traceback" not in err
+    conn = sqlite3.connect(db)
+    statuses = {s for (s,) in conn.execute("SELECT status FROM sync_runs")}
+    assert statuses == {"stopped"}
+
+
+def test_the_request_timeout_is_how_long_a_request_waits_for_its_answer(sandbox, tmp_path):
+    server, config = sandbox
+    config.latency_ms = 5000  # a slow Klaviyo: under the 60 s default, so a sync waited it out
+    started = time.monotonic()
+    try:
+        args = ("--quiet", "--retries", "0", "--request-timeout", "0.5", "sync", "tags")
+        result = invoke(server, config, tmp_path, *args)
+    finally:
+        config.latency_ms = 0
+    took = time.monotonic() - started
+    assert result.exit_code == 1, result.output
+    assert "tags: FAILED" in result.stderr and "ReadTimeout" in result.stderr
+    assert took < 4, took  # the clock's request and the stream's, 0.5 s each
+
+
 def test_a_stream_that_gives_up_on_server_trouble_says_after_how_many_attempts_and_what_next(
     sandbox, tmp_path
 ):
@@ -141,6 +187,28 @@ def test_a_stream_skipped_because_the_one_it_reads_from_failed_is_named_with_the
     assert "segments: FAILED" in result.stderr and "lacks a required scope" in result.stderr
     # Not silence: the user learns segment_members was not synced, and why.
     assert "segment_members: skipped because segments did not finish" in result.stderr
+
+
+def test_a_skipped_stream_is_recorded_in_sync_runs_and_status_says_why(sandbox, tmp_path):
+    server, config = sandbox
+    assert invoke(server, config, tmp_path, "--quiet", "sync", "segments", "segment_members").exit_code == 0
+    config.missing_scopes = frozenset({"segments:read"})
+    try:
+        result = invoke(server, config, tmp_path, "--quiet", "sync", "segments", "segment_members")
+    finally:
+        config.missing_scopes = frozenset()
+    assert result.exit_code == 1, result.output
+    conn = sqlite3.connect(tmp_path / "k.db")
+    last = conn.execute(
+        "SELECT status, error, started_at IS NOT NULL, ended_at IS NOT NULL, rows FROM sync_runs"
+        " WHERE stream = 'segment_members' ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    # Before, the run left no row: `status` said the previous run's "ok".
+    assert last == ("skipped", "segments did not finish", 1, 1, 0)
+    status = invoke(server, config, tmp_path, "status", "--json")
+    row = next(r for r in json.loads(status.stdout) if r["stream"] == "segment_members")
+    assert (row["last_status"], row["skipped_because"]) == ("skipped", "segments did not finish")
+    assert row["rows"] > 0 and row["last_success_at"]  # what the earlier run stored stays
 
 
 def _sync_and_purge(db_path, server, config, tmp_path):
