@@ -15,7 +15,6 @@ from rich.console import Console
 from rich.table import Table
 
 from klaviyo_etl.cli.account_options import account_options
-from klaviyo_etl.cli.common import settings_of
 from klaviyo_etl.cli.report_options import report_options
 from klaviyo_etl.reports.periods import Period
 from klaviyo_etl.settings import Settings
@@ -69,15 +68,14 @@ def check(
 
     Example: KLAVIYO_API_KEY=pk_... klaviyo-etl check --last 30d --sync
     """
-    from klaviyo_etl.cli.report import conversion_setting
+    from klaviyo_etl.cli.report import configured_report
     from klaviyo_etl.errors import KlaviyoEtlError, UsageError
 
     if fmt not in ("table", "json"):
         raise UsageError(f"--format {fmt!r} must be table or json")
     if accounts is None:
-        access, figures, exit_code = _check_one(
-            settings_of(ctx), conversion_setting(), period, tolerance, floor, sync
-        )
+        settings, conversion = configured_report(ctx)
+        access, figures, exit_code = _check_one(settings, conversion, period, tolerance, floor, sync)
         if fmt == "json":
             typer.echo(json.dumps(_json(access, figures, exit_code), indent=2))
         else:

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from klaviyo_etl.cli.account_options import account_options, exit_if_failed
-from klaviyo_etl.cli.common import settings_of
 
 if TYPE_CHECKING:
     from klaviyo_etl.accounts import AccountTarget
@@ -38,12 +37,13 @@ def parquet(
 
         klaviyo-etl export parquet ./warehouse
     """
+    from klaviyo_etl.cli.config import configured
     from klaviyo_etl.db import open_database
     from klaviyo_etl.db.lock import check_writable
     from klaviyo_etl.errors import DatabaseError
     from klaviyo_etl.export import export_parquet
 
-    settings = settings_of(ctx)
+    settings = configured(ctx)[0]  # with the config file's [defaults], as sync
     if accounts is None:
         check_writable(settings.db_path)  # the export records what it wrote in the database
         db = open_database(settings.db_path, create=False)

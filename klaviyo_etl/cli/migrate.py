@@ -6,8 +6,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from klaviyo_etl.cli.common import settings_of
-
 app = typer.Typer(help="Apply database migrations (idempotent).", invoke_without_command=True)
 
 
@@ -16,9 +14,10 @@ def apply(ctx: typer.Context) -> None:
     """Bring the database schema up to date."""
     if ctx.invoked_subcommand:
         return
+    from klaviyo_etl.cli.config import configured
     from klaviyo_etl.db import migrate, open_database
 
-    settings = settings_of(ctx)
+    settings = configured(ctx)[0]  # with the config file's [defaults], as sync
     db = open_database(settings.db_path, migrate=False)
     ran = migrate(db)
     if not settings.quiet:
@@ -31,9 +30,10 @@ def apply(ctx: typer.Context) -> None:
 @app.command("status")
 def status(ctx: typer.Context) -> None:
     """List migrations and when each was applied."""
+    from klaviyo_etl.cli.config import configured
     from klaviyo_etl.db import migration_status, open_database
 
-    db = open_database(settings_of(ctx).db_path, migrate=False, create=False)
+    db = open_database(configured(ctx)[0].db_path, migrate=False, create=False)
     table = Table("version", "name", "applied at")
     for row in migration_status(db):
         table.add_row(str(row["version"]), row["name"], row["applied_at"] or "pending")

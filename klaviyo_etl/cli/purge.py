@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from klaviyo_etl.cli.account_options import account_options, exit_if_failed
-from klaviyo_etl.cli.common import settings_of
 from klaviyo_etl.errors import UsageError
 
 if TYPE_CHECKING:
@@ -38,9 +37,10 @@ def purge(
     """
     if not deleted:
         raise UsageError("say what to purge: --deleted")
+    from klaviyo_etl.cli.config import configured
     from klaviyo_etl.errors import DatabaseError
 
-    settings = settings_of(ctx)
+    settings = configured(ctx)[0]  # with the config file's [defaults], as sync
     if accounts is None:
         _report(None, _purge(settings.db_path), settings.quiet)
         return

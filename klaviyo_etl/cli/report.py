@@ -9,11 +9,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from klaviyo_etl.cli.account_options import account_options
-from klaviyo_etl.cli.common import check_output_file, output_error, settings_of
+from klaviyo_etl.cli.common import check_output_file, output_error
 from klaviyo_etl.cli.report_options import MaxAge, OutputOptions, report_options
 from klaviyo_etl.errors import KlaviyoEtlError, UsageError
 from klaviyo_etl.reports.periods import COMPARE_CHOICES, Period, compare_period
-from klaviyo_etl.settings import config_path
 
 if TYPE_CHECKING:
     from klaviyo_etl.accounts import AccountTarget
@@ -50,13 +49,13 @@ def check_source(source: str) -> None:
         raise UsageError(f"--source {source!r} must be one of {', '.join(SOURCES)}")
 
 
-def conversion_setting() -> str | None:
-    """`[reports] conversion_metric` from the config file (None: the default rule)."""
-    if not config_path().exists():
-        return None  # no file, every default: skip importing and building its pydantic models
-    from klaviyo_etl.config_file import load_config  # pydantic is slow to import
+def configured_report(ctx: typer.Context) -> tuple[Settings, str | None]:
+    """The settings with the config file's [defaults] (its `db`, `base_url`) applied, as sync
+    applies them, and its `[reports] conversion_metric` (None: the default rule)."""
+    from klaviyo_etl.cli.config import configured
 
-    return load_config().conversion_metric
+    settings, config = configured(ctx)
+    return settings, config.conversion_metric
 
 
 def _run(
@@ -80,9 +79,9 @@ def _run(
     """
     from klaviyo_etl.reports.render import render
 
-    settings = settings_of(ctx)
     if accounts is None:
-        report = _build_one(settings, conversion_setting(), name, build, out, source, limit)
+        settings, conversion = configured_report(ctx)
+        report = _build_one(settings, conversion, name, build, out, source, limit)
     else:
         reports = {}
         for account in accounts:
@@ -428,8 +427,7 @@ def dashboard_cmd(
         raise UsageError(f"--compare {compare!r} is not one of {', '.join(COMPARE_CHOICES)}, none")
     against = compare_period(period, None if compare == "none" else compare)
     check_output_file(html_file, "--html")
-    settings = settings_of(ctx)
-    conversion = conversion_setting()
+    settings, conversion = configured_report(ctx)
     if accounts is not None:
         if len(accounts) != 1:
             raise UsageError("report dashboard is one account's page: give one --account")

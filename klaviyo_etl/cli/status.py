@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Column, Table
 
 from klaviyo_etl.cli.account_options import account_options, exit_if_failed
-from klaviyo_etl.cli.common import settings_of, unboxed_to_fit
+from klaviyo_etl.cli.common import unboxed_to_fit
 
 if TYPE_CHECKING:
     from klaviyo_etl.accounts import AccountTarget
@@ -57,7 +57,9 @@ def status(
     from klaviyo_etl.sync.status import stream_status
 
     if accounts is None:
-        rows = stream_status(open_database(settings_of(ctx).db_path, create=False))
+        from klaviyo_etl.cli.config import configured
+
+        rows = stream_status(open_database(configured(ctx)[0].db_path, create=False))
         if json_output:
             typer.echo(json.dumps(rows, indent=2))
             return

@@ -102,6 +102,36 @@ def test_the_files_default_db_is_used_by_schedule_commands(tmp_path, env):
     assert next(s for s in data["streams"] if s["stream"] == "events")["last_status"] == "ok"
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["status", "--json"],
+        ["report", "campaigns", "-f", "json"],
+        ["report", "dashboard", "--html", "{tmp}/dash.html"],
+        ["migrate", "status"],
+        ["export", "parquet", "{tmp}/parquet"],
+        ["purge", "--deleted"],
+        ["check", "--format", "json"],
+    ],
+    ids=lambda args: " ".join(a for a in args if not a.startswith(("-", "{"))),
+)
+def test_the_files_default_db_is_the_one_every_command_reads(tmp_path, env, args):
+    # Before, only sync, schedule and config applied [defaults]: a report read (or created) the
+    # default database beside it and showed nothing, while `config show` named the file's.
+    Path(env["KLAVIYO_ETL_CONFIG"]).write_text(
+        '[defaults]\ndb = "%s"\nbase_url = "http://127.0.0.1:9"\n' % (tmp_path / "missing.db")
+    )
+    elsewhere = {**env, "XDG_DATA_HOME": str(tmp_path / "data"), "KLAVIYO_API_KEY": "pk_test"}
+    result = runner.invoke(app, [a.format(tmp=tmp_path) for a in args], env=elsewhere)
+    assert result.exit_code != 0
+    said = " ".join(result.output.split())
+    if args[0] == "check":  # the file's base_url: the network comes before the database
+        assert "cannot connect to http://127.0.0.1:9" in said, said
+    else:
+        assert f"no database at {tmp_path / 'missing.db'}" in said, said
+    assert not (tmp_path / "data").exists()  # nothing created at the default place
+
+
 def test_config_path_and_show(tmp_path, env):
     result = runner.invoke(app, ["config", "path"], env=env)
     assert result.output.strip() == env["KLAVIYO_ETL_CONFIG"]
