@@ -41,7 +41,7 @@ import sqlite_utils
 from klaviyo_etl.client import KlaviyoClient
 from klaviyo_etl.endpoints import Endpoint, ReportEndpoint, contract
 from klaviyo_etl.errors import ApiError, FatalError
-from klaviyo_etl.reports.compare import compare_report
+from klaviyo_etl.reports.compare import compare_report, timeframe_period
 from klaviyo_etl.reports.messages import COUNTS, campaigns_sent
 from klaviyo_etl.reports.periods import Period
 from klaviyo_etl.settings import mask_key
@@ -256,19 +256,47 @@ def readiness(db: sqlite_utils.Database, period: Period) -> list[str]:
             f"events were last synced {synced['events'][:16]}, before the end of Klaviyo's figures"
             f" ({covered.date()}): run `klaviyo-etl sync events` (or pass --sync)"
         )
-    if covered:
+    timeframe = _timeframe(db)
+    if covered and timeframe is not None:
         reported = {r[0] for r in db.execute("SELECT entity_id FROM report_values")}
+        # Only what `sync reports` asks about: campaigns sent inside Klaviyo's timeframe.
         missing = [
             c["name"]
             for c in campaigns_sent(db, period, None)
-            if c["campaign_id"] not in reported and (c["send_time"] or "") < covered.isoformat()
+            if c["campaign_id"] not in reported
+            and timeframe.lo <= (c["send_time"] or "") < covered.isoformat()
         ]
         if missing:
             advice.append(
                 f"{len(missing)} campaign(s) sent in {period.describe()} have no stored Klaviyo"
                 f" figures (e.g. {missing[0]!r}): run `klaviyo-etl sync reports` (or pass --sync)"
             )
+        # Flows are compared on every stored row: one that sent inside the timeframe without
+        # stored figures would silently drop out of the comparison.
+        silent = [
+            name
+            for fid, name in db.execute(
+                "SELECT DISTINCT f.id, f.name FROM flows f JOIN rollup_entities e ON e.flow_id = f.id"
+                " WHERE f.deleted_at IS NULL AND e.kind = 'message' AND e.last_day >= ? AND e.first_day < ?"
+                " ORDER BY f.name",
+                [timeframe.lo[:10], timeframe.hi[:10]],
+            )
+            if fid not in reported
+        ]
+        if silent:
+            advice.append(
+                f"{len(silent)} flow(s) sent in Klaviyo's timeframe ({timeframe.describe()}) have no"
+                f" stored Klaviyo figures (e.g. {silent[0]!r}): run `klaviyo-etl sync reports` (or pass --sync)"
+            )
     return advice
+
+
+def _timeframe(db: sqlite_utils.Database) -> Period | None:
+    """The days the newest stored Reporting API figures cover (None: none stored)."""
+    row = db.execute(
+        "SELECT timeframe_start, timeframe_end, fetched_at FROM report_values ORDER BY fetched_at DESC LIMIT 1"
+    ).fetchone()
+    return timeframe_period(*row) if row else None
 
 
 def compare_figures(
@@ -308,7 +336,7 @@ def compare_figures(
                     continue
                 total["ours"][figure] = total["ours"].get(figure, 0) + (row.get(figure) or 0)
                 total["klaviyo"][figure] = total["klaviyo"].get(figure, 0) + theirs
-        compared[f"{kind}s"] = len(totals)
+        compared[f"{kind}s"] = len({entity for entity, _ in totals})  # a flow on two channels is one
         for total in totals.values():
             figures = {
                 figure: {"ours": total["ours"][figure], "klaviyo": theirs}
