@@ -233,11 +233,6 @@ def differs(ours: float | None, theirs: float | None, tolerance: float, floor: f
     return abs(a - b) > max(tolerance * max(abs(a), abs(b)), floor)
 
 
-def _day_start(value: str | None) -> dt.datetime | None:
-    when = parse_time_or_none(value)
-    return when.replace(hour=0, minute=0, second=0, microsecond=0) if when else None
-
-
 def readiness(db: sqlite_utils.Database, period: Period) -> list[str]:
     """What to sync before the comparison means anything (empty: nothing)."""
     synced = dict(db.execute("SELECT stream, last_success_at FROM sync_state").fetchall())
@@ -248,16 +243,17 @@ def readiness(db: sqlite_utils.Database, period: Period) -> list[str]:
             " first (or pass --sync)"
         ]
     advice = []
-    fetched = db.execute("SELECT max(fetched_at) FROM report_values").fetchone()[0]
-    covered = _day_start(fetched)  # Klaviyo's keyed timeframes end at the start of that day
+    timeframe = _timeframe(db)
+    covered = (  # Klaviyo's figures end at the start of that day
+        dt.datetime.combine(timeframe.end, dt.time(), dt.UTC) if timeframe and timeframe.end else None
+    )
     events = parse_time_or_none(synced.get("events"))
     if covered and events and events < covered:
         advice.append(
             f"events were last synced {synced['events'][:16]}, before the end of Klaviyo's figures"
             f" ({covered.date()}): run `klaviyo-etl sync events` (or pass --sync)"
         )
-    timeframe = _timeframe(db)
-    if covered and timeframe is not None:
+    if covered:
         reported = {r[0] for r in db.execute("SELECT entity_id FROM report_values")}
         # Only what `sync reports` asks about: campaigns sent inside Klaviyo's timeframe.
         missing = [
@@ -286,7 +282,8 @@ def readiness(db: sqlite_utils.Database, period: Period) -> list[str]:
         if silent:
             advice.append(
                 f"{len(silent)} flow(s) sent in Klaviyo's timeframe ({timeframe.describe()}) have no"
-                f" stored Klaviyo figures (e.g. {silent[0]!r}): run `klaviyo-etl sync reports` (or pass --sync)"
+                f" stored Klaviyo figures (e.g. {silent[0]!r}): run `klaviyo-etl sync reports`"
+                " (or pass --sync)"
             )
     return advice
 
@@ -294,7 +291,8 @@ def readiness(db: sqlite_utils.Database, period: Period) -> list[str]:
 def _timeframe(db: sqlite_utils.Database) -> Period | None:
     """The days the newest stored Reporting API figures cover (None: none stored)."""
     row = db.execute(
-        "SELECT timeframe_start, timeframe_end, fetched_at FROM report_values ORDER BY fetched_at DESC LIMIT 1"
+        "SELECT timeframe_start, timeframe_end, fetched_at FROM report_values"
+        " ORDER BY fetched_at DESC LIMIT 1"
     ).fetchone()
     return timeframe_period(*row) if row else None
 

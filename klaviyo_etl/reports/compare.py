@@ -1,11 +1,12 @@
 """`--source compare`: our figures from events beside Klaviyo's stored Reporting API figures.
 
-Klaviyo reports a message over a timeframe (`last_365_days` ends at the start of the day
-it was asked, so today's opens are not in it), while `report campaigns` counts all of a
+Klaviyo reports a message over a timeframe (the last 365 days, ending at the start of the
+day it was asked, so today's opens are not in it), while `report campaigns` counts all of a
 campaign's events. To check that the two agree, each stored row is recomputed from our
 events over the very timeframe Klaviyo used, message by message, and every figure that
-differs is listed. Keyed timeframes are resolved as Klaviyo does, from the UTC day of the
-fetch (the company timezone is taken to be UTC, as all our timestamps are).
+differs is listed. `sync reports` stores the bounds it asked for; a row stored with a
+timeframe key (older rows) is resolved as Klaviyo does, from the UTC day of the fetch. The
+company timezone is taken to be UTC, as all our timestamps are.
 
 Campaigns are compared per campaign and channel: live events carry the campaign id in
 `$message`, so our side sums the entities keyed by the campaign id and by its messages' ids
@@ -21,6 +22,7 @@ from typing import Any
 
 import sqlite_utils
 
+from klaviyo_etl import conventions as kc
 from klaviyo_etl.db.conversion import conversion_metric
 from klaviyo_etl.db.rollups import ensure_rollups
 from klaviyo_etl.reports.messages import (
@@ -34,8 +36,6 @@ from klaviyo_etl.reports.messages import (
 )
 from klaviyo_etl.reports.model import IDENTITY, KEY, USEFUL, Column, Report, sort_rows
 from klaviyo_etl.reports.periods import Period
-
-_DAYS = {"last_7_days": 7, "last_30_days": 30, "last_90_days": 90, "last_365_days": 365}
 
 
 def _month(day: dt.date, back: int = 0) -> dt.date:
@@ -75,8 +75,8 @@ def timeframe_period(start: str | None, end: str | None, fetched_at: str | None)
         "this_year": (dt.date(today.year, 1, 1), dt.date(today.year + 1, 1, 1)),
         "last_year": (dt.date(today.year - 1, 1, 1), dt.date(today.year, 1, 1)),
     }
-    if key in _DAYS:
-        return Period(today - dt.timedelta(days=_DAYS[key]), today, key)
+    if key in kc.TIMEFRAME_DAYS:
+        return Period(today - dt.timedelta(days=kc.TIMEFRAME_DAYS[key]), today, key)
     if key in table:
         return Period(*table[key], key)
     return None
