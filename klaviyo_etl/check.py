@@ -24,7 +24,9 @@ What it does not prove: the comparison uses the figures the last `sync reports` 
 the events the last `sync events` stored, so it checks our arithmetic on the account's own
 events against Klaviyo's arithmetic, over Klaviyo's timeframe (campaigns sent in the period;
 every flow Klaviyo reported on). It says nothing about streams it does not compare (profiles,
-lists, segments, forms).
+lists, segments, forms). Klaviyo counts the timeframe's days in the account's timezone, we
+count UTC days: on an account outside UTC the hours between the two midnights (at both ends)
+fall on one side only, which the tolerance may not cover for a campaign sent in the last days.
 """
 
 from __future__ import annotations
