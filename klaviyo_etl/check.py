@@ -43,8 +43,8 @@ import sqlite_utils
 from klaviyo_etl.client import KlaviyoClient
 from klaviyo_etl.endpoints import Endpoint, ReportEndpoint, contract
 from klaviyo_etl.errors import ApiError, FatalError
-from klaviyo_etl.reports.compare import compare_report, timeframe_period
-from klaviyo_etl.reports.messages import COUNTS, campaigns_sent
+from klaviyo_etl.reports.compare import compare_report
+from klaviyo_etl.reports.messages import COUNTS, campaigns_sent, stored_timeframe
 from klaviyo_etl.reports.periods import Period
 from klaviyo_etl.settings import mask_key
 from klaviyo_etl.sync.streams import Stream, build_streams
@@ -245,7 +245,7 @@ def readiness(db: sqlite_utils.Database, period: Period) -> list[str]:
             " first (or pass --sync)"
         ]
     advice = []
-    timeframe = _timeframe(db)
+    timeframe = stored_timeframe(db)
     covered = (  # Klaviyo's figures end at the start of that day
         dt.datetime.combine(timeframe.end, dt.time(), dt.UTC) if timeframe and timeframe.end else None
     )
@@ -288,15 +288,6 @@ def readiness(db: sqlite_utils.Database, period: Period) -> list[str]:
                 " (or pass --sync)"
             )
     return advice
-
-
-def _timeframe(db: sqlite_utils.Database) -> Period | None:
-    """The days the newest stored Reporting API figures cover (None: none stored)."""
-    row = db.execute(
-        "SELECT timeframe_start, timeframe_end, fetched_at FROM report_values"
-        " ORDER BY fetched_at DESC LIMIT 1"
-    ).fetchone()
-    return timeframe_period(*row) if row else None
 
 
 def compare_figures(

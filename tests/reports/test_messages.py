@@ -87,6 +87,35 @@ def test_compare_resolves_campaign_ids_too(tiny_db):
     assert row["entity_id"] == "C1" and row["recipients"] == 5 and row["agree"] == "yes", row
 
 
+def test_campaigns_sent_before_klaviyos_timeframe_are_not_sent_to_sync_reports(tiny_db):
+    # `sync reports` asks only about campaigns sent in the timeframe it fetches: for an older
+    # one, "run `klaviyo-etl sync reports`" sent the user round in circles.
+    tiny_db["report_values"].insert(
+        {
+            "id": "r2",
+            "report": "campaign-values",
+            "entity_id": "C2",
+            "message_id": "M2",
+            "channel": "sms",
+            "timeframe_start": "2026-05-01T00:00:00+00:00",
+            "timeframe_end": "2026-06-01T00:00:00+00:00",
+            "fetched_at": "2026-06-01T08:00:00+00:00",
+            "statistics": json.dumps({"recipients": 3}),
+        },
+        pk="id",
+        alter=True,
+    )
+    report = messages.campaign_report(
+        tiny_db, resolve_period(from_="2026-04-01", to="2026-05-31"), source="klaviyo"
+    )
+    assert {r["campaign_id"]: r["recipients"] for r in report.rows} == {"C1": None, "C2": 3, "C3": None}
+    assert report.notes == [
+        "1 campaign(s) have no stored Reporting API figures; run `klaviyo-etl sync reports` to fetch them",
+        "1 campaign(s) sent before 2026-05-01, where Klaviyo's stored figures begin, have none"
+        " (the Reporting API reports on the 365 days before the day of the fetch)",
+    ]
+
+
 @pytest.mark.parametrize(
     ("status", "counted"),
     [
