@@ -341,13 +341,17 @@ def _campaign_rows(
         stored = klaviyo_values(db, "campaign-values", [c["campaign_id"] for c in campaigns])
         timeframe = stored_timeframe(db)
         begins = timeframe.lo if timeframe and timeframe.start else ""
-        missing = older = 0
+        ends = timeframe.hi if timeframe and timeframe.end else "~"  # sorts after any time
+        missing = older = newer = 0
         for row in campaigns:
             figures = stored.get(row["campaign_id"])
             if figures is None:
                 # `sync reports` asks only about campaigns sent in its timeframe
-                if (row["send_time"] or "") < begins:
+                sent = row["send_time"] or ""
+                if sent < begins:
                     older += 1
+                elif sent >= ends:
+                    newer += 1
                 else:
                     missing += 1
                 figures = dict.fromkeys([*COUNTS, *RATES])
@@ -363,6 +367,11 @@ def _campaign_rows(
             notes.append(
                 f"{older} campaign(s) sent before {begins}, where Klaviyo's stored figures begin,"
                 " have none (the Reporting API reports on the 365 days before the day of the fetch)"
+            )
+        if newer:
+            notes.append(
+                f"{newer} campaign(s) sent since {ends}, where Klaviyo's stored figures end, have"
+                " none yet (a `klaviyo-etl sync reports` on a later day fetches them)"
             )
     return campaigns, notes
 
