@@ -24,7 +24,9 @@ What it does not prove: the comparison uses the figures the last `sync reports` 
 the events the last `sync events` stored, so it checks our arithmetic on the account's own
 events against Klaviyo's arithmetic, over Klaviyo's timeframe (campaigns sent in the period;
 every flow Klaviyo reported on). It says nothing about streams it does not compare (profiles,
-lists, segments, forms).
+lists, segments, forms). Klaviyo counts the timeframe's days in the account's timezone, we
+count UTC days: on an account outside UTC the hours between the two midnights (at both ends)
+fall on one side only, which the tolerance may not cover for a campaign sent in the last days.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from klaviyo_etl.client import KlaviyoClient
 from klaviyo_etl.endpoints import Endpoint, ReportEndpoint, contract
 from klaviyo_etl.errors import ApiError, FatalError
 from klaviyo_etl.reports.compare import compare_report
-from klaviyo_etl.reports.messages import COUNTS, campaigns_sent
+from klaviyo_etl.reports.messages import COUNTS, campaigns_sent, stored_timeframe
 from klaviyo_etl.reports.periods import Period
 from klaviyo_etl.settings import mask_key
 from klaviyo_etl.sync.streams import Stream, build_streams
@@ -233,11 +235,6 @@ def differs(ours: float | None, theirs: float | None, tolerance: float, floor: f
     return abs(a - b) > max(tolerance * max(abs(a), abs(b)), floor)
 
 
-def _day_start(value: str | None) -> dt.datetime | None:
-    when = parse_time_or_none(value)
-    return when.replace(hour=0, minute=0, second=0, microsecond=0) if when else None
-
-
 def readiness(db: sqlite_utils.Database, period: Period) -> list[str]:
     """What to sync before the comparison means anything (empty: nothing)."""
     synced = dict(db.execute("SELECT stream, last_success_at FROM sync_state").fetchall())
@@ -248,8 +245,10 @@ def readiness(db: sqlite_utils.Database, period: Period) -> list[str]:
             " first (or pass --sync)"
         ]
     advice = []
-    fetched = db.execute("SELECT max(fetched_at) FROM report_values").fetchone()[0]
-    covered = _day_start(fetched)  # Klaviyo's keyed timeframes end at the start of that day
+    timeframe = stored_timeframe(db)
+    covered = (  # Klaviyo's figures end at the start of that day
+        dt.datetime.combine(timeframe.end, dt.time(), dt.UTC) if timeframe and timeframe.end else None
+    )
     events = parse_time_or_none(synced.get("events"))
     if covered and events and events < covered:
         advice.append(
@@ -258,15 +257,35 @@ def readiness(db: sqlite_utils.Database, period: Period) -> list[str]:
         )
     if covered:
         reported = {r[0] for r in db.execute("SELECT entity_id FROM report_values")}
+        # Only what `sync reports` asks about: campaigns sent inside Klaviyo's timeframe.
         missing = [
             c["name"]
             for c in campaigns_sent(db, period, None)
-            if c["campaign_id"] not in reported and (c["send_time"] or "") < covered.isoformat()
+            if c["campaign_id"] not in reported
+            and timeframe.lo <= (c["send_time"] or "") < covered.isoformat()
         ]
         if missing:
             advice.append(
                 f"{len(missing)} campaign(s) sent in {period.describe()} have no stored Klaviyo"
                 f" figures (e.g. {missing[0]!r}): run `klaviyo-etl sync reports` (or pass --sync)"
+            )
+        # Flows are compared on every stored row: one that sent inside the timeframe without
+        # stored figures would silently drop out of the comparison.
+        silent = [
+            name
+            for fid, name in db.execute(
+                "SELECT DISTINCT f.id, f.name FROM flows f JOIN rollup_entities e ON e.flow_id = f.id"
+                " WHERE f.deleted_at IS NULL AND e.kind = 'message' AND e.last_day >= ? AND e.first_day < ?"
+                " ORDER BY f.name",
+                [timeframe.lo[:10], timeframe.hi[:10]],
+            )
+            if fid not in reported
+        ]
+        if silent:
+            advice.append(
+                f"{len(silent)} flow(s) sent in Klaviyo's timeframe ({timeframe.describe()}) have no"
+                f" stored Klaviyo figures (e.g. {silent[0]!r}): run `klaviyo-etl sync reports`"
+                " (or pass --sync)"
             )
     return advice
 
@@ -308,7 +327,7 @@ def compare_figures(
                     continue
                 total["ours"][figure] = total["ours"].get(figure, 0) + (row.get(figure) or 0)
                 total["klaviyo"][figure] = total["klaviyo"].get(figure, 0) + theirs
-        compared[f"{kind}s"] = len(totals)
+        compared[f"{kind}s"] = len({entity for entity, _ in totals})  # a flow on two channels is one
         for total in totals.values():
             figures = {
                 figure: {"ours": total["ours"][figure], "klaviyo": theirs}

@@ -111,3 +111,6 @@ CAMPAIGN_CHANNELS = ("email", "sms", "mobile_push")
 # "Cancelled: ...", Unknown) is not: reports do not count it and the Reporting API is never
 # asked about it (its 225-a-day budget is for sends).
 SENT_STATUSES = ("Sent", "Variations Sent", "Sending", "Sending Segments")
+
+# Reporting API timeframe keys of whole days: the days before the start of today.
+TIMEFRAME_DAYS = {"last_7_days": 7, "last_30_days": 30, "last_90_days": 90, "last_365_days": 365}

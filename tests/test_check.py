@@ -185,3 +185,35 @@ def test_a_probe_refused_for_another_reason_is_a_failure_not_a_missing_scope():
     )
     assert access.missing_scopes == []
     assert [(p.scope, p.status) for p in access.failed] == [("tags:read", 404)]
+
+
+def test_flows_compared_counts_each_flow_once_whatever_its_channels(db):
+    flows = db.execute(
+        "SELECT count(DISTINCT entity_id), count(DISTINCT entity_id || channel) FROM report_values"
+        " WHERE report = 'flow-values'"
+    ).fetchone()
+    assert flows[1] > flows[0], "the account wants a flow sending on two channels"
+    assert compare_figures(db, resolve_period(last="all")).compared["flows"] == flows[0]
+
+
+def test_a_campaign_sent_before_klaviyos_timeframe_asks_for_no_sync(db):
+    # `sync reports` asks only about campaigns sent inside the timeframe: telling the user to
+    # run it for an older campaign sent them round in circles.
+    fetched = db.execute("SELECT max(fetched_at) FROM report_values").fetchone()[0]
+    old = (dt.datetime.fromisoformat(fetched) - dt.timedelta(days=400)).isoformat()
+    campaign = db.execute(
+        "SELECT entity_id FROM report_values WHERE report = 'campaign-values' LIMIT 1"
+    ).fetchone()[0]
+    db.execute("UPDATE campaigns SET send_time = ? WHERE id = ?", [old, campaign])
+    db.execute("DELETE FROM report_values WHERE entity_id = ?", [campaign])
+    assert readiness(db, resolve_period(last="all")) == []
+
+
+def test_a_flow_that_sent_in_klaviyos_timeframe_without_stored_figures_asks_for_sync_reports(db):
+    flow, name = db.execute(
+        "SELECT f.id, f.name FROM report_values r JOIN flows f ON f.id = r.entity_id"
+        " WHERE r.report = 'flow-values' LIMIT 1"
+    ).fetchone()
+    db.execute("DELETE FROM report_values WHERE entity_id = ?", [flow])
+    advice = readiness(db, resolve_period(last="all"))
+    assert len(advice) == 1 and "`klaviyo-etl sync reports`" in advice[0] and repr(name) in advice[0]

@@ -565,7 +565,7 @@ async def test_values_report(recorder: Recorder, report: tuple):
             )
             ids = sorted(e.id for e in entities.data)[: stream.BATCH]
             require(s.target, ids, source)
-            body = await client.post(path, stream.body(rtype, id_key, ids, placed[0]))
+            body = await client.post(path, stream.body(rtype, id_key, ids, placed[0], s.target.now.date()))
     check_sent(s, 3)
     post = s.sent[2]
     assert post.method == "POST" and post.url.path == path
@@ -632,7 +632,9 @@ async def test_report_posts_are_jsonapi(recorder: Recorder):
             placed = [m.id for m in metrics.data if m.attributes.get("name") == kc.PLACED_ORDER]
             entities = await get_page(s, "/api/campaigns", resource_params("campaigns", "email"))
             ids = sorted(e.id for e in entities.data)[: ReportingStream.BATCH]
-            await client.post(path, ReportingStream().body(rtype, id_key, ids, placed[0]))
+            await client.post(
+                path, ReportingStream().body(rtype, id_key, ids, placed[0], s.target.now.date())
+            )
     assert s.sent[2].headers["content-type"] == JSONAPI
 
 

@@ -157,7 +157,8 @@ def _say(console: Console, text: str, style: str | None = None) -> None:
     """One finding on one line; on a terminal narrower than it, wrapped at its spaces, the
     lines after the first under its value (the terminal itself cut words: "ta" / "gs:read")."""
     if console.is_terminal and cell_len(text) > console.width:
-        indent = " " * LABEL if text[:LABEL].endswith(" ") else ""
+        label = text[:LABEL]  # "scopes    ", or blank under one; advice has none
+        indent = " " * LABEL if label.endswith(" ") and " " not in label.strip() else ""
         text = "\n".join(
             textwrap.wrap(
                 text.replace(" %", "\xa0%"),  # "2 %" stays together

@@ -538,15 +538,17 @@ def resource_rows(resources: Iterable[Resource], fill: Fill | None = None) -> di
     return out
 
 
-# What the `reports` stream asks Klaviyo's figures for (`?` is the earliest send time): sent
+# What the `reports` stream asks Klaviyo's figures for (`?` is the start of the timeframe): sent
 # campaigns only (conventions.SENT_STATUSES; a draft, scheduled, queued or cancelled campaign
-# would only spend the Reporting API's daily budget), archived ones included.
+# would only spend the Reporting API's daily budget), archived ones included; flows that are
+# not drafts, or drafts updated since (a flow turned off or archived in the timeframe sent
+# until then: an archived flow shows status draft, LIVE_BEHAVIOUR.md §2).
 _SENT = ", ".join(f"'{s.lower()}'" for s in kc.SENT_STATUSES)
 REPORTABLE = {
     "campaigns": "SELECT id FROM campaigns WHERE deleted_at IS NULL AND send_time >= ?"
     f" AND lower(coalesce(status, '')) IN ({_SENT}) ORDER BY id",
-    "flows": "SELECT id FROM flows WHERE deleted_at IS NULL AND ? IS NOT NULL"
-    " AND lower(coalesce(status, '')) != 'draft' ORDER BY id",
+    "flows": "SELECT id FROM flows WHERE deleted_at IS NULL"
+    " AND (lower(coalesce(status, '')) != 'draft' OR coalesce(updated, '') >= ?) ORDER BY id",
 }
 
 
@@ -687,7 +689,7 @@ class Repository:
 
     def reportable_ids(self, table: str, since: str) -> list[str]:
         """Campaigns sent since `since` (a sent status), or flows that can have Reporting API
-        figures (not drafts), by id."""
+        figures since then (not drafts, or drafts updated since), by id."""
         return [r["id"] for r in self._rows(REPORTABLE[table], [since])]
 
     def _rows(self, sql: str, params: Any = ()) -> list[Row]:

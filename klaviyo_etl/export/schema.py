@@ -201,7 +201,7 @@ COLUMNS: dict[str, dict[str, pa.DataType]] = {
         "entity_id": ID,
         "message_id": ID,
         "channel": TEXT,
-        "timeframe_start": TEXT,  # Klaviyo's timeframe key as requested (`last_365_days`)
+        "timeframe_start": TEXT,  # the timeframe's first instant as requested (older rows: its key)
         "timeframe_end": TIME,
         "conversion_metric_id": ID,
         "statistics": JSON,

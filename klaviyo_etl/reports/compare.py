@@ -1,11 +1,12 @@
 """`--source compare`: our figures from events beside Klaviyo's stored Reporting API figures.
 
-Klaviyo reports a message over a timeframe (`last_365_days` ends at the start of the day
-it was asked, so today's opens are not in it), while `report campaigns` counts all of a
+Klaviyo reports a message over a timeframe (the last 365 days, ending at the start of the
+day it was asked, so today's opens are not in it), while `report campaigns` counts all of a
 campaign's events. To check that the two agree, each stored row is recomputed from our
 events over the very timeframe Klaviyo used, message by message, and every figure that
-differs is listed. Keyed timeframes are resolved as Klaviyo does, from the UTC day of the
-fetch (the company timezone is taken to be UTC, as all our timestamps are).
+differs is listed. `sync reports` stores the bounds it asked for; a row stored with a
+timeframe key (older rows) is resolved as Klaviyo does, from the UTC day of the fetch. The
+company timezone is taken to be UTC, as all our timestamps are.
 
 Campaigns are compared per campaign and channel: live events carry the campaign id in
 `$message`, so our side sums the entities keyed by the campaign id and by its messages' ids
@@ -15,7 +16,6 @@ Flows are compared per flow message, the id their events carry.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Any
 
@@ -33,53 +33,7 @@ from klaviyo_etl.reports.messages import (
     role_sums,
 )
 from klaviyo_etl.reports.model import IDENTITY, KEY, USEFUL, Column, Report, sort_rows
-from klaviyo_etl.reports.periods import Period
-
-_DAYS = {"last_7_days": 7, "last_30_days": 30, "last_90_days": 90, "last_365_days": 365}
-
-
-def _month(day: dt.date, back: int = 0) -> dt.date:
-    index = day.year * 12 + day.month - 1 - back
-    return dt.date(index // 12, index % 12 + 1, 1)
-
-
-def timeframe_period(start: str | None, end: str | None, fetched_at: str | None) -> Period | None:
-    """The [start, end) days a stored row covers: ISO bounds, or a Klaviyo timeframe key."""
-    try:
-        if start and start[:4].isdigit():
-            first = dt.date.fromisoformat(start[:10])
-            last = dt.datetime.fromisoformat(end.replace("Z", "+00:00")) if end else None
-            if last is None:
-                return None
-            stop = (
-                last.date()
-                if (last.hour, last.minute, last.second) == (0, 0, 0)
-                else (last.date() + dt.timedelta(days=1))
-            )
-            return Period(first, stop, f"{start[:10]}..{end[:10]}")
-        today = dt.datetime.fromisoformat((fetched_at or end or "").replace("Z", "+00:00")).date()
-    except ValueError:
-        return None
-    key = start or ""
-    week = today - dt.timedelta(days=today.weekday())
-    month = _month(today)
-    table = {
-        "today": (today, today + dt.timedelta(days=1)),
-        "yesterday": (today - dt.timedelta(days=1), today),
-        "this_week": (week, week + dt.timedelta(days=7)),
-        "last_week": (week - dt.timedelta(days=7), week),
-        "this_month": (month, _month(today, -1)),
-        "last_month": (_month(today, 1), month),
-        "last_3_months": (_month(today, 3), month),
-        "last_12_months": (_month(today, 12), month),
-        "this_year": (dt.date(today.year, 1, 1), dt.date(today.year + 1, 1, 1)),
-        "last_year": (dt.date(today.year - 1, 1, 1), dt.date(today.year, 1, 1)),
-    }
-    if key in _DAYS:
-        return Period(today - dt.timedelta(days=_DAYS[key]), today, key)
-    if key in table:
-        return Period(*table[key], key)
-    return None
+from klaviyo_etl.reports.periods import Period, timeframe_period
 
 
 def _stored(db: sqlite_utils.Database, report: str) -> list[dict[str, Any]]:

@@ -28,7 +28,7 @@ from klaviyo_etl.db.conversion import conversion_metric
 from klaviyo_etl.db.rollups import ensure_rollups
 from klaviyo_etl.errors import UsageError
 from klaviyo_etl.reports.model import IDENTITY, KEY, USEFUL, Column, Report, sort_rows
-from klaviyo_etl.reports.periods import Period, change_pct
+from klaviyo_etl.reports.periods import Period, change_pct, timeframe_period
 
 # Counts a campaign or flow adds up over its messages (Klaviyo statistic names).
 COUNTS = (
@@ -341,11 +341,21 @@ def _campaign_rows(
             row.update(add_rates(total, row["channel"]))
     else:
         stored = klaviyo_values(db, "campaign-values", [c["campaign_id"] for c in campaigns])
-        missing = 0
+        timeframe = stored_timeframe(db)
+        begins = timeframe.lo if timeframe and timeframe.start else ""
+        ends = timeframe.hi if timeframe and timeframe.end else "~"  # sorts after any time
+        missing = older = newer = 0
         for row in campaigns:
             figures = stored.get(row["campaign_id"])
             if figures is None:
-                missing += 1
+                # `sync reports` asks only about campaigns sent in its timeframe
+                sent = row["send_time"] or ""
+                if sent < begins:
+                    older += 1
+                elif sent >= ends:
+                    newer += 1
+                else:
+                    missing += 1
                 figures = dict.fromkeys([*COUNTS, *RATES])
             row.update(figures)
             if not has_opens(row["channel"]):
@@ -355,7 +365,26 @@ def _campaign_rows(
                 f"{missing} campaign(s) have no stored Reporting API figures;"
                 " run `klaviyo-etl sync reports` to fetch them"
             )
+        if older:
+            notes.append(
+                f"{older} campaign(s) sent before {begins}, where Klaviyo's stored figures begin,"
+                " have none (the Reporting API reports on the 365 days before the day of the fetch)"
+            )
+        if newer:
+            notes.append(
+                f"{newer} campaign(s) sent since {ends}, where Klaviyo's stored figures end, have"
+                " none yet (a `klaviyo-etl sync reports` on a later day fetches them)"
+            )
     return campaigns, notes
+
+
+def stored_timeframe(db: sqlite_utils.Database) -> Period | None:
+    """The days the newest stored Reporting API figures cover (None: none stored)."""
+    row = db.execute(
+        "SELECT timeframe_start, timeframe_end, fetched_at FROM report_values"
+        " ORDER BY fetched_at DESC LIMIT 1"
+    ).fetchone()
+    return timeframe_period(*row) if row else None
 
 
 def klaviyo_values(

@@ -11,6 +11,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
+from klaviyo_etl import conventions as kc
 from klaviyo_etl.errors import UsageError
 
 LAST_CHOICES = "Nd, Nw, today, yesterday, this-month, last-month, this-year, last-year, all"
@@ -129,6 +130,46 @@ def resolve_period(
     days = int(match.group(1)) * (7 if match.group(2) == "w" else 1)
     # The last N days including today: today counts as the first of them.
     return Period(tomorrow - dt.timedelta(days=days), tomorrow, spec)
+
+
+def timeframe_period(start: str | None, end: str | None, fetched_at: str | None) -> Period | None:
+    """The [start, end) days a stored Reporting API row covers: ISO bounds, or a Klaviyo
+    timeframe key resolved from the UTC day of the fetch (as Klaviyo resolves it)."""
+    try:
+        if start and start[:4].isdigit():
+            first = dt.date.fromisoformat(start[:10])
+            last = dt.datetime.fromisoformat(end.replace("Z", "+00:00")) if end else None
+            if last is None:
+                return None
+            stop = (
+                last.date()
+                if (last.hour, last.minute, last.second) == (0, 0, 0)
+                else (last.date() + dt.timedelta(days=1))
+            )
+            return Period(first, stop, f"{start[:10]}..{end[:10]}")
+        today = dt.datetime.fromisoformat((fetched_at or end or "").replace("Z", "+00:00")).date()
+    except ValueError:
+        return None
+    key = start or ""
+    week = today - dt.timedelta(days=today.weekday())
+    month = _month_start(today)
+    table = {
+        "today": (today, today + dt.timedelta(days=1)),
+        "yesterday": (today - dt.timedelta(days=1), today),
+        "this_week": (week, week + dt.timedelta(days=7)),
+        "last_week": (week - dt.timedelta(days=7), week),
+        "this_month": (month, _month_start(today, -1)),
+        "last_month": (_month_start(today, 1), month),
+        "last_3_months": (_month_start(today, 3), month),
+        "last_12_months": (_month_start(today, 12), month),
+        "this_year": (dt.date(today.year, 1, 1), dt.date(today.year + 1, 1, 1)),
+        "last_year": (dt.date(today.year - 1, 1, 1), dt.date(today.year, 1, 1)),
+    }
+    if key in kc.TIMEFRAME_DAYS:
+        return Period(today - dt.timedelta(days=kc.TIMEFRAME_DAYS[key]), today, key)
+    if key in table:
+        return Period(*table[key], key)
+    return None
 
 
 def _shift_year(day: dt.date) -> dt.date:

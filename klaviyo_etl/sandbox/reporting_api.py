@@ -390,7 +390,8 @@ INTERVALS = {"hour": 3600, "day": 86_400, "week": 7 * 86_400}
 
 
 def metric_aggregates(data: SandboxData, request: Request) -> dict:
-    """POST /api/metric-aggregates: count, sum_value and unique per interval, no `by`."""
+    """POST /api/metric-aggregates: count, sum_value (of the `$value` each event carries)
+    and unique per interval, no `by`."""
     attributes = _body(request, "metric-aggregate")
     metric = data.metric_index.get(attributes.get("metric_id", ""))
     if metric is None:
@@ -454,7 +455,7 @@ def metric_aggregates(data: SandboxData, request: Request) -> dict:
         while bucket + 1 < len(dates) and dates[bucket + 1] <= ts:
             bucket += 1
         counts[bucket] += 1
-        sums[bucket] += events.value[i]
+        sums[bucket] += data.event_value(i) or 0.0  # the `$value` the event carries
         uniques[bucket].add(events.profile[i])
     values = {"count": counts, "sum_value": [round(s, 2) for s in sums], "unique": [len(u) for u in uniques]}
     base = f"{request.base_url}{request.path.rstrip('/')}/"

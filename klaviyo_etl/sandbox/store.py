@@ -210,6 +210,17 @@ class AccountStore:
     def tags_of(self, kind: str, resource_id: str) -> list[str]:
         return [t for t in self.tag_links.get((kind, resource_id), []) if t in self.resources["tag"]]
 
+    def event_value(self, i: int) -> float | None:
+        """The `$value` the event at storage index `i` carries (None: none). An order, or a
+        cart or checkout of a product, carries one; a Viewed Product event names the price
+        but carries no value, so metric aggregates add 0 for it (LIVE_BEHAVIOUR.md §6)."""
+        name = self.metric_names[self.events.metric[i]]
+        if name == kc.PLACED_ORDER or (
+            name in (kc.ADDED_TO_CART, kc.STARTED_CHECKOUT) and self.events.aux[i] != NONE
+        ):
+            return round(self.events.value[i], 2)
+        return None
+
     def event_properties(self, i: int) -> dict:
         """The `event_properties` of the event at storage index `i`, built on demand."""
         events = self.events
@@ -250,7 +261,7 @@ class AccountStore:
             sku, product, category, price = catalog.PRODUCTS[aux if aux != NONE else 0]
             quantity = max(1, round(value / price))
             props = {
-                kc.PROP_VALUE: round(value, 2),
+                kc.PROP_VALUE: self.event_value(i),
                 kc.PROP_EVENT_ID: f"order-{num}",
                 "ItemNames": [product],
                 "Categories": [category],
@@ -285,8 +296,8 @@ class AccountStore:
                 "Price": price,
                 "URL": f"{catalog.STORE_URL}/products/{sku.lower()}",
             }
-            if name != kc.VIEWED_PRODUCT:
-                props[kc.PROP_VALUE] = round(value, 2)
+            if self.event_value(i) is not None:
+                props[kc.PROP_VALUE] = self.event_value(i)
             return props
         if name == kc.ACTIVE_ON_SITE:
             return {"page": f"{catalog.STORE_URL}/", "browser": "Chrome", "os": "Mac OS X"}

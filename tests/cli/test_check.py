@@ -155,3 +155,25 @@ def test_on_a_narrow_terminal_each_finding_wraps_at_its_spaces_under_its_value()
     assert all(line.startswith(" " * 10) and not line[10].isspace() for line in scopes[1:])
     words = " ".join(line.strip() for line in scopes).split()
     assert {p.scope for p in probes} <= {w.rstrip(",") for w in words}
+
+
+def test_on_a_narrow_terminal_advice_wraps_flush_left_whatever_its_first_words():
+    # Advice has no label: "1 flow(s) sent ..." has a space where a label ends, and its
+    # further lines were indented as if under a value.
+    import io
+
+    from rich.console import Console
+
+    from klaviyo_etl.cli.check import _say
+
+    console = Console(width=80, force_terminal=True, record=True, file=io.StringIO(), soft_wrap=True)
+    for text in (
+        "1 flow(s) sent in Klaviyo's timeframe (2025-12-02 to 2026-12-01) have no stored Klaviyo"
+        " figures (e.g. 'Post-Purchase Thank You'): run `klaviyo-etl sync reports` (or pass --sync)",
+        "12 campaign(s) sent in all time have no stored Klaviyo figures (e.g. 'Spring Collection"
+        " Email #1'): run `klaviyo-etl sync reports` (or pass --sync)",
+    ):
+        _say(console, text)
+    lines = console.export_text().splitlines()
+    assert len(lines) > 2 and max(len(line) for line in lines) <= 80, lines
+    assert not any(line.startswith(" ") for line in lines), lines

@@ -132,8 +132,17 @@ def test_the_reads_the_streams_need(tmp_path):
         alter=True,
     )
     assert repo.reportable_ids("campaigns", "2025-05-01") == ["c1", "c3"]
-    db["flows"].insert_all([{"id": "f2", "status": "live"}, {"id": "f1", "status": "draft"}], alter=True)
-    assert repo.reportable_ids("flows", "2025-05-01") == ["f2"]
+    db["flows"].insert_all(
+        [
+            {"id": "f2", "status": "live"},
+            {"id": "f1", "status": "draft"},
+            {"id": "stale", "status": "draft", "updated": "2025-04-30T23:00:00+00:00"},
+            # turned off or archived inside the timeframe: it sent before that
+            {"id": "f3", "status": "draft", "updated": "2025-05-02T10:00:00+00:00"},
+        ],
+        alter=True,
+    )
+    assert repo.reportable_ids("flows", "2025-05-01") == ["f2", "f3"]
 
 
 def test_an_upsert_writes_every_column_of_the_batch_not_only_the_first_rows(tmp_path):

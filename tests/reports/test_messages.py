@@ -87,6 +87,43 @@ def test_compare_resolves_campaign_ids_too(tiny_db):
     assert row["entity_id"] == "C1" and row["recipients"] == 5 and row["agree"] == "yes", row
 
 
+def test_campaigns_sent_outside_klaviyos_timeframe_are_not_sent_to_sync_reports(tiny_db):
+    # `sync reports` asks only about campaigns sent in the timeframe it fetches, which ends at
+    # the start of the day of the fetch: for an older campaign, or one sent that day, "run
+    # `klaviyo-etl sync reports`" sent the user round in circles.
+    tiny_db["campaigns"].insert(
+        {"id": "C6", "name": "Restock", "channel": "email", "status": "Sent", "send_time": "2026-05-03"},
+        alter=True,
+    )
+    tiny_db["report_values"].insert(
+        {
+            "id": "r1",
+            "report": "campaign-values",
+            "entity_id": "C1",
+            "message_id": "M1",
+            "channel": "email",
+            "timeframe_start": "2026-05-01T00:00:00+00:00",
+            "timeframe_end": "2026-05-10T00:00:00+00:00",
+            "fetched_at": "2026-05-10T14:00:00+00:00",
+            "statistics": json.dumps({"recipients": 5}),
+        },
+        pk="id",
+        alter=True,
+    )
+    report = messages.campaign_report(
+        tiny_db, resolve_period(from_="2026-04-01", to="2026-05-31"), source="klaviyo"
+    )
+    recipients = {r["campaign_id"]: r["recipients"] for r in report.rows}
+    assert recipients == {"C1": 5, "C2": None, "C3": None, "C6": None}
+    assert report.notes == [
+        "1 campaign(s) have no stored Reporting API figures; run `klaviyo-etl sync reports` to fetch them",
+        "1 campaign(s) sent before 2026-05-01, where Klaviyo's stored figures begin, have none"
+        " (the Reporting API reports on the 365 days before the day of the fetch)",
+        "1 campaign(s) sent since 2026-05-10, where Klaviyo's stored figures end, have none yet"
+        " (a `klaviyo-etl sync reports` on a later day fetches them)",
+    ]
+
+
 @pytest.mark.parametrize(
     ("status", "counted"),
     [

@@ -170,6 +170,23 @@ def test_report_flows_gives_every_flow_its_true_figures(synced):
         assert got == pytest.approx({k: round(want.get(k, 0), 2) for k in got}), key
 
 
+def test_klaviyos_figures_are_fetched_for_every_flow_that_sent_in_their_timeframe(synced):
+    # An archived flow shows status draft (LIVE_BEHAVIOUR.md §2) yet sent until it was
+    # archived: Klaviyo reports on it, so `report flows --source klaviyo` and `check` need it.
+    data, db_path, base, env = synced
+    start, tomorrow = period_bounds(366)
+    per_message, _ = truth(data, "flow", start, tomorrow - 86_400)  # last_365_days: to today
+    sent = {m.parent_id for m in data.messages if m.kind == "flow" and m.id in per_message}
+    archived = {f for f, r in data.resources["flow"].items() if r["attributes"].get("archived")}
+    assert archived & sent, "an archived flow sent in the timeframe"
+    db = open_database(db_path)
+    stored = {r[0] for r in db.execute("SELECT entity_id FROM report_values WHERE report = 'flow-values'")}
+    db.close()
+    assert sent <= stored
+    klaviyo = cli_json(base, env, "report", "flows", "--source", "klaviyo")
+    assert all(r["recipients"] for r in klaviyo["rows"] if r["flow_id"] in archived)
+
+
 def test_the_conversion_metric_pick_is_the_same_in_our_figures_and_the_reporting_api(synced):
     data, db_path, base, env = synced
     _, conversion_id = truth(data, "campaign")

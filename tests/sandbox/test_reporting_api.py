@@ -282,6 +282,43 @@ def test_metric_aggregate_counts_match(
         assert measured["unique"][k] == len({e["relationships"]["profile"]["data"]["id"] for e in in_week})
 
 
+@pytest.mark.parametrize("name", [kc.VIEWED_PRODUCT, kc.ADDED_TO_CART])
+def test_metric_aggregate_sum_value_sums_the_value_each_event_carries(
+    client: httpx.Client, data: SandboxData, all_events: list[dict], name: str
+) -> None:
+    # "sum_value: perform a summation of the Event Value" (Klaviyo's supported metrics and
+    # attributes guide): a Viewed Product event carries a price but no `$value`, so it adds 0.
+    metric = data.metric_ids[data.metric_named(name)]
+    start, end = data.now - timedelta(days=28), data.now
+    body = {
+        "data": {
+            "type": "metric-aggregate",
+            "attributes": {
+                "metric_id": metric,
+                "measurements": ["count", "sum_value"],
+                "interval": "week",
+                "filter": [
+                    f"greater-or-equal(datetime,{start.isoformat()})",
+                    f"less-than(datetime,{end.isoformat()})",
+                ],
+            },
+        }
+    }
+    response = client.post("/api/metric-aggregates", json=body)
+    assert response.status_code == 200, response.text
+    measured = response.json()["data"]["attributes"]["data"][0]["measurements"]
+    served = [
+        e
+        for e in all_events
+        if e["relationships"]["metric"]["data"]["id"] == metric
+        and start.timestamp() <= e["attributes"]["timestamp"] < end.timestamp()
+    ]
+    assert sum(measured["count"]) == len(served) > 0
+    assert sum(measured["sum_value"]) == pytest.approx(
+        sum(e["attributes"]["event_properties"].get("$value", 0) for e in served), abs=0.05
+    )
+
+
 def _rows(
     client: httpx.Client, kind: str, data: SandboxData, metric: str | None = None, **extra
 ) -> list[dict]:

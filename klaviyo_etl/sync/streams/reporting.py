@@ -81,14 +81,32 @@ class ReportingStream(Stream):
         """The posts carry no query parameters: everything is in the `body`."""
         return {}
 
-    def body(self, rtype: str, id_key: str, ids: list[str], metric_id: str) -> dict[str, Any]:
-        """What one batch of ids posts to a values report."""
+    def timeframe_bounds(self, today: dt.date) -> dict[str, str]:
+        """The timeframe posted: the key's days as explicit bounds ending at the start of
+        `today` (a key of no fixed length, e.g. `last_month`, as it is).
+
+        Klaviyo resolves a key by its own clock when each request arrives. At 2 requests a
+        minute a run may straddle midnight, and our clock may be off Klaviyo's, so the day a
+        stored key ended on was a guess; with bounds, a stored row says which days Klaviyo
+        counted. (Klaviyo reads both in the company timezone: spec `CustomTimeframe`.)
+        """
+        days = kc.TIMEFRAME_DAYS.get(self.timeframe)
+        if days is None:
+            return {"key": self.timeframe}
+        end = dt.datetime.combine(today, dt.time(), dt.UTC)
+        return {"start": (end - dt.timedelta(days=days)).isoformat(), "end": end.isoformat()}
+
+    def body(
+        self, rtype: str, id_key: str, ids: list[str], metric_id: str, today: dt.date | None = None
+    ) -> dict[str, Any]:
+        """What one batch of ids posts to a values report (`today`: Klaviyo's date, default ours)."""
+        today = today or dt.datetime.now(dt.UTC).date()
         return {
             "data": {
                 "type": rtype,
                 "attributes": {
                     "statistics": REPORT_STATISTICS,
-                    "timeframe": {"key": self.timeframe},
+                    "timeframe": self.timeframe_bounds(today),
                     "conversion_metric_id": metric_id,
                     "filter": f"contains-any({id_key},{json.dumps(ids)})",
                 },
@@ -103,6 +121,8 @@ class ReportingStream(Stream):
             return
         metric_id = picked.id
         fetched = run.now_iso()
+        today = run.server_now().date()  # every batch asks about the same days
+        timeframe = self.timeframe_bounds(today)
         since = (run.started - dt.timedelta(days=366)).isoformat()
         for report, path, rtype, id_key, message_key, table in self.REPORTS:
             # Only what can have figures in the timeframe: every request spends the tight
@@ -110,7 +130,7 @@ class ReportingStream(Stream):
             ids = await run.read(lambda repo, table=table: repo.reportable_ids(table, since))
             for start in range(0, len(ids), self.BATCH):
                 batch = ids[start : start + self.BATCH]
-                response = await run.post(path, self.body(rtype, id_key, batch, metric_id))
+                response = await run.post(path, self.body(rtype, id_key, batch, metric_id, today))
                 results = ((response.get("data") or {}).get("attributes") or {}).get("results", [])
                 rows = []
                 for item in results:
@@ -131,8 +151,8 @@ class ReportingStream(Stream):
                             "entity_id": g.get(id_key),
                             "message_id": g.get(message_key),
                             "channel": REPORT_CHANNELS.get(g.get("send_channel"), g.get("send_channel")),
-                            "timeframe_start": self.timeframe,
-                            "timeframe_end": fetched,
+                            "timeframe_start": timeframe.get("start", self.timeframe),
+                            "timeframe_end": timeframe.get("end", fetched),
                             "conversion_metric_id": metric_id,
                             "statistics": json.dumps(item.get("statistics") or {}),
                             "fetched_at": fetched,
