@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from klaviyo_etl.errors import UsageError
+from klaviyo_etl.wording import counted
 
 LAST_CHOICES = "Nd, Nw, today, yesterday, this-month, last-month, this-year, last-year, all"
 COMPARE_CHOICES = ("previous", "year")
@@ -150,7 +151,7 @@ def compare_period(period: Period, mode: str | None) -> Period | None:
     if mode == "year":
         return Period(_shift_year(period.start), _shift_year(period.end), f"{period.label} a year earlier")
     length = period.end - period.start
-    return Period(period.start - length, period.start, f"previous {length.days} days")
+    return Period(period.start - length, period.start, f"previous {counted(length.days, 'day')}")
 
 
 def change_pct(current: float | None, previous: float | None) -> float | None:

@@ -31,6 +31,7 @@ from klaviyo_etl.reports.formatting import cell, format_value
 from klaviyo_etl.reports.html import report_page
 from klaviyo_etl.reports.model import IDENTITY, KEY, Column, Report
 from klaviyo_etl.reports.terminal_chart import metric_chart
+from klaviyo_etl.wording import counted
 
 FORMATS = ("table", "json", "csv", "html")
 
@@ -363,9 +364,13 @@ def print_report(
     whole = "float" if meta.get("measure", "value") == "value" else "int"  # events, profiles
     if several:  # one summary line for each account
         for name, own in meta.get("accounts", {}).items():
-            console.print(f"{name}: total {format_value(own['total'], whole)}, {own['anomalies']} anomalies")
+            console.print(
+                f"{name}: total {format_value(own['total'], whole)},"
+                f" {counted(own['anomalies'], 'anomaly', 'anomalies')}"
+            )
     elif report.name == "metric":
-        line = f"total {format_value(meta['total'], whole)}, {meta['anomalies']} anomalies"
+        anomalies = counted(meta["anomalies"], "anomaly", "anomalies")
+        line = f"total {format_value(meta['total'], whole)}, {anomalies}"
         if "change_pct" in meta:
             line += (
                 f"; previous {format_value(meta['previous_total'], whole)}"
@@ -377,14 +382,16 @@ def print_report(
             test = forecast["backtest"]
             error = (
                 (
-                    f"back-test over {test['points']} buckets: MAE {test['mae']:,.2f},"
+                    f"back-test over {counted(test['points'], 'bucket')}: MAE {test['mae']:,.2f},"
                     f" RMSE {test['rmse']:,.2f}, MAPE "
                     + (f"{test['mape']:.1f}%" if test["mape"] is not None else "n/a")
                 )
                 if test
                 else "no back-test (too little history)"
             )
-            console.print(f"forecast: {forecast['method']}, {forecast['horizon']} buckets; {error}")
+            console.print(
+                f"forecast: {forecast['method']}, {counted(forecast['horizon'], 'bucket')}; {error}"
+            )
     for note in report.notes:
         console.print(Text(note, style="yellow"))
 
