@@ -187,6 +187,9 @@ def _sum_into(total: dict[str, float], counts: dict[str, float]) -> None:
 
 
 def check_channel(channel: str | None) -> str | None:
+    """--channel as given (None: every channel); a blank one is refused, not read as all."""
+    if channel is not None and not channel.strip():
+        raise UsageError(f"--channel is empty: give one of {', '.join(kc.CAMPAIGN_CHANNELS)}")
     if channel and channel not in kc.CAMPAIGN_CHANNELS:
         raise UsageError(f"--channel {channel!r} is not one of {', '.join(kc.CAMPAIGN_CHANNELS)}")
     return channel

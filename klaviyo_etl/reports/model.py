@@ -99,12 +99,14 @@ def sort_rows(
 ) -> list[dict]:
     """Sort by `KEY`, `KEY:asc` or `KEY:desc`; numbers sort high-first and text A-Z unless
     told otherwise, and missing values always go last."""
+    by_key = {c.key: c for c in columns}
+    if sort is not None and not sort.strip():  # not the default: a blank the user typed
+        raise UsageError(f"--sort is empty: give a column (choose from {', '.join(by_key)})")
     spec = sort or default
     if not spec:
         return rows
     key, _, direction = spec.partition(":")
     key = key.strip().replace("-", "_")
-    by_key = {c.key: c for c in columns}
     if key not in by_key:
         raise UsageError(f"--sort {key!r} is not a column (choose from {', '.join(by_key)})")
     direction = direction.strip().lower()

@@ -141,8 +141,10 @@ def _shift_year(day: dt.date) -> dt.date:
 
 def compare_period(period: Period, mode: str | None) -> Period | None:
     """The period to compare against: the same number of days just before, or a year back."""
-    if not mode:
+    if mode is None:
         return None
+    if not mode.strip():  # a blank the user typed (an unset variable), not "no comparison"
+        raise UsageError(f"--compare is empty: give one of {', '.join(COMPARE_CHOICES)}")
     mode = mode.strip().lower()
     if mode not in COMPARE_CHOICES:
         raise UsageError(f"--compare {mode!r} is not one of {', '.join(COMPARE_CHOICES)}")

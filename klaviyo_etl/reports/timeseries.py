@@ -331,7 +331,7 @@ def metric_report(
         "forecast": None,
     }
     notes: list[str] = list(fresh.notes)
-    if forecast:
+    if forecast is not None:
         horizon = parse_horizon(forecast, interval)
         season = SEASONS[interval]
         tests = {m: backtest(m, values, horizon, season) for m in ("seasonal", "linear")}
