@@ -186,7 +186,7 @@ def chart_html(
 
 
 def table_html(report: Report, columns: list[Column] | None = None) -> str:
-    columns = columns or report.columns
+    columns = columns or report.with_currency_headers().columns
     head = "".join(
         f'<th class="{"num" if c.numeric or c.kind == "kpi" else ""}">{_esc(c.label)}</th>' for c in columns
     )
@@ -218,7 +218,7 @@ def cards_html(report: Report) -> str:
             )
         cards.append(
             f'<div class="card" data-kpi="{_esc(row["kpi"])}"><div class="label">'
-            f'{_esc(row["label"])}</div><div class="value">'
+            f'{_esc(report.card_label(row))}</div><div class="value">'
             f"{_esc(cell(row, Column('value', '', 'kpi')))}</div>{extra}</div>"
         )
     return f'<div class="cards">{"".join(cards)}</div>'
@@ -275,8 +275,9 @@ def dashboard_html(db: sqlite_utils.Database, period, compare=None, conversion: 
     if previous is not None:
         series["Previous period"] = previous
     picked = kpis.meta.get("conversion_metric")
+    code = f", {kpis.currency_label}" if kpis.currency_label else ""
     revenue_svg = chart_html(
-        f"Revenue ({picked['name'] if picked else 'Placed Order'} value)",
+        f"Revenue ({picked['name'] if picked else 'Placed Order'} value{code})",
         labels,
         series,
         kind="money",

@@ -27,6 +27,7 @@ from klaviyo_etl import conventions as kc
 from klaviyo_etl.db.conversion import conversion_metric
 from klaviyo_etl.db.rollups import ensure_rollups
 from klaviyo_etl.errors import UsageError
+from klaviyo_etl.reports import currency
 from klaviyo_etl.reports.model import IDENTITY, KEY, USEFUL, Column, Report, sort_rows
 from klaviyo_etl.reports.periods import Period, change_pct
 
@@ -298,7 +299,7 @@ def campaign_report(
         )
     report = Report("campaigns", "Campaigns", CAMPAIGN_COLUMNS, rows, period, compare, meta=meta, notes=notes)
     report.fields = ["campaign_id", "name", "channel", "status", "send_time", *COUNTS, *RATES]
-    return report.set_conversion(picked)
+    return report.set_conversion(picked).set_currency(currency.of_conversions(db, picked, period))
 
 
 def figure_totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -474,7 +475,7 @@ def flow_report(
     ids = ["flow_id", "flow_name", "message_id", "name"] if by == "message" else ["flow_id", "name", "status"]
     changes = [f"{f}_{end}" for f in FLOW_CHANGES for end in ("previous", "change_pct")] if compare else []
     report.fields = [*ids, "channel", *COUNTS, *RATES, *changes]
-    return report.set_conversion(picked)
+    return report.set_conversion(picked).set_currency(currency.of_conversions(db, picked, period))
 
 
 def _flow_rows(

@@ -300,7 +300,7 @@ def _overview_cards(report: Report) -> Columns:
             style = "green" if (change or 0) > 0 else "red" if (change or 0) < 0 else "dim"
             body.append(f"\n{format_value(change, 'pct') if change is not None else 'n/a'}", style=style)
             body.append(f" (was {cell(row, Column('previous', '', 'kpi'))})", style="dim")
-        bodies.append((row["label"], body))
+        bodies.append((report.card_label(row), body))
     # One width for all, so they line up: wide enough for the longest line (borders and
     # padding take 4), where it would wrap "(was 7,298,777,840.00)" onto a line of its own.
     width = max([CARD] + [max(cell_len(line) for line in body.plain.split("\n")) + 4 for _, body in bodies])
@@ -326,6 +326,7 @@ def print_report(
     leads with its chart; `table=False` leaves the metric's table out (the other reports
     are tables, and always print one). The conversion metric's line follows.
     """
+    report = report.with_currency_headers()
     # Several accounts' series (`reports.accounts.combine`) would run into one line: their
     # table, with its account column, instead of a chart.
     several = report.name == "metric" and "total" not in report.meta
@@ -424,11 +425,19 @@ def to_csv(report: Report) -> str:
                 keys.append(key)
     if not report.rows:  # the header all the same: a CSV of one empty line has no columns
         keys = list(report.fields or [c.key for c in report.columns])
+    # What the money is in, on each row that has money ("EUR+USD": amounts added unconverted).
+    code = report.currency_label
+    money = any(c.kind == "money" for c in report.columns)
+    if code and "currency" not in keys and (money or any(r.get("kind") == "money" for r in report.rows)):
+        keys.append("currency")
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in report.rows:
-        writer.writerow({k: csv_cell(row.get(k)) for k in keys})
+        cells = {k: csv_cell(row.get(k)) for k in keys}
+        if "currency" in keys and "currency" not in row:
+            cells["currency"] = code if money or row.get("kind") == "money" else ""
+        writer.writerow(cells)
     return out.getvalue()
 
 
