@@ -18,6 +18,7 @@ from klaviyo_etl.cli.account_options import account_options
 from klaviyo_etl.cli.report_options import report_options
 from klaviyo_etl.reports.periods import Period
 from klaviyo_etl.settings import Settings
+from klaviyo_etl.wording import counted
 
 if TYPE_CHECKING:
     from klaviyo_etl.accounts import AccountTarget
@@ -176,7 +177,7 @@ def _print(console: Console, access: Access, figures: Figures) -> None:
     _say(console, f"key       accepted ({access.key}) at {access.base_url}")
     line = f"revision  {access.revision}: served"
     if revision["age_days"] is not None:
-        line += f"; {revision['age_days']} days old, {revision['policy']} under Klaviyo's policy"
+        line += f"; {counted(revision['age_days'], 'day')} old, {revision['policy']} under Klaviyo's policy"
     _say(console, line)
     for name, value in access.headers.items():
         _say(console, f"          {name}: {value}", "yellow")

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from typer._click.exceptions import BadParameter, MissingParameter, NoArgsIsHelpError
+from typer._click.exceptions import UsageError as ClickUsageError
 from typer._coercion import RuntimeParam, build_runtime_param
 from typer._param_types import coerce_cli_path, routes_to_path
 from typer.core import TyperArgument, TyperCommand, TyperGroup
@@ -83,7 +85,38 @@ class PlainValues(RuntimeParam):
                 return coerce_cli_path(value, info, path_type=Path, param=param, ctx=ctx)
         typer_own = build_runtime_param(param.type_descriptor)
         param._runtime_param = typer_own
-        return typer_own._coerce_value(value, param=param, ctx=ctx)
+        try:
+            return typer_own._coerce_value(value, param=param, ctx=ctx)
+        except BadParameter as exc:
+            exc.message = _value_words(value, exc)
+            raise
+
+
+def _value_words(value, exc: BadParameter) -> str:
+    """Typer's message for a value it refused, naming the value: pydantic's "Input should be a
+    valid integer, unable to parse string as an integer" becomes "'x' should be a valid
+    integer", and "Input should be greater than or equal to 1" "0 should be ..."."""
+    message = exc.message
+    if not message.startswith("Input ") or isinstance(value, (list, tuple)):
+        return message
+    try:
+        float(value)
+        shown = str(value)  # a number: as typed
+    except (TypeError, ValueError):
+        shown = repr(value)
+    return shown + message[len("Input") :].split(", unable to")[0]
+
+
+def usage_line(exc: ClickUsageError) -> str:
+    """A usage error of the CLI framework (a bad value, an unknown option or command, a missing
+    argument) as one line: its message, and for all but a bad value the help to read. Typer
+    printed the usage, a hint and the message in a box: five lines or more."""
+    message = exc.format_message().strip().rstrip(".")
+    if isinstance(exc, MissingParameter) or not isinstance(exc, BadParameter):
+        ctx = exc.ctx
+        if ctx is not None:
+            message += f" (see `{ctx.command_path} --help`)"
+    return message
 
 
 def _in_bounds(value, info) -> bool:
@@ -319,11 +352,20 @@ class ErrorHandlingGroup(TyperGroup):
     def parse_args(self, ctx, args):
         if ctx.parent is None:
             args = hoist_global_options(self, list(args))
-        return super().parse_args(ctx, args)
+        try:
+            return super().parse_args(ctx, args)
+        except NoArgsIsHelpError:
+            raise  # the help, printed already
+        except ClickUsageError as exc:  # the root's own options
+            raise _fail(usage_line(exc), exc.exit_code) from None
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except NoArgsIsHelpError:
+            raise
+        except ClickUsageError as exc:  # a subcommand's options and arguments, or its name
+            raise _fail(usage_line(exc), exc.exit_code) from None
         except KlaviyoEtlError as exc:
             raise _fail(str(exc), exc.exit_code) from None
         except KeyboardInterrupt:

@@ -88,7 +88,7 @@ def ensure_fresh(
     Raises when that sync fails: the user asked for data no older than max_age, so an
     answer from older data would be a silent lie.
     """
-    if not max_age:
+    if max_age is None:
         return []
     stale = stale_streams(db, streams_for(report, source), parse_age(max_age), now)
     if not stale:

@@ -443,6 +443,17 @@ def m009_deleted_events_index(db: sqlite_utils.Database) -> None:
     )
 
 
+@migration
+def m010_rollup_currency_days(db: sqlite_utils.Database) -> None:
+    """Orders and their value per currency and day, for the metrics named as the conversion
+    metric is: what the reports say their money is in (see `klaviyo_etl.db.rollups`)."""
+    db.execute(
+        """CREATE TABLE IF NOT EXISTS rollup_currency_days (
+            metric_id TEXT NOT NULL, day TEXT NOT NULL, currency TEXT NOT NULL,
+            events INTEGER, value REAL, PRIMARY KEY (metric_id, day, currency)) WITHOUT ROWID"""
+    )
+
+
 SCHEMA_VERSION = len(MIGRATIONS.names())
 
 # Bookkeeping that is not for analysts: the migration and export records, the derived rollups.

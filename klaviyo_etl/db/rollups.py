@@ -16,6 +16,10 @@ Four derived tables (created by migration m004) hold everything `report campaign
 - `rollup_metric_hours`: events and value per metric per UTC hour.
 - `rollup_activity_days`: active profiles per day with the same `prev_day` key, so the
   active profiles of any period are one indexed sum.
+- `rollup_currency_days` (migration m010): events and value per metric, UTC day and
+  currency (`$currency_code` of the event's properties, upper case; '' when it names none)
+  for every metric named as the conversion metric is, so that a report says what its money
+  is in, and whether the orders mix currencies, from a few rows (LIVE_BEHAVIOUR.md §7).
 
 Entities are keyed by the raw `$message` (or `$attributed_message`) of the events: a campaign
 id or a campaign-message id for campaigns (live accounts send the campaign id), a
@@ -70,9 +74,10 @@ ROLLUP_TABLES = (
     "rollup_channel_days",
     "rollup_metric_hours",
     "rollup_activity_days",
+    "rollup_currency_days",
 )
 # Bump when the rollup logic changes so existing databases rebuild once.
-ROLLUP_VERSION = 2  # 2: SMS 'failed' apart from 'bounced'; one conversion metric
+ROLLUP_VERSION = 3  # 2: SMS 'failed' apart from 'bounced'; one conversion metric; 3: currencies
 
 # metric name -> (channel, role) for message events.
 MESSAGE_ROLES: dict[str, tuple[str, str]] = {
@@ -471,6 +476,7 @@ def _rebuild_all(db: sqlite_utils.Database, state: dict[str, str], signature: st
         # Not read on a second connection beside the message and form passes: two Python
         # passes contend for the GIL (measured: each took twice the CPU, the wall barely less).
         _rebuild_activity_full(db)
+    _currency_days(db, "", "9999")
     if set(ENTITY_TABLES) <= set(kept):
         count = "SELECT count(*) FROM rollup_entities WHERE kind = ?"
         messages, forms = (db.execute(count, [kind]).fetchone()[0] for kind in ("message", "form"))
@@ -531,8 +537,12 @@ def _refresh_changed(db: sqlite_utils.Database, watermark: int, since: str | Non
             "DELETE FROM rollup_metric_hours WHERE substr(hour, 1, 10) IN"
             " (SELECT key FROM temp._dirty WHERE kind = 'day')"
         )
+        db.execute(
+            "DELETE FROM rollup_currency_days WHERE day IN (SELECT key FROM temp._dirty WHERE kind = 'day')"
+        )
         for start, end in _day_ranges(days):
             _metric_hours(db, start, end)
+            _currency_days(db, start, end)
         _rebuild_activity(db, days[0])
     messages, recent_messages = _rebuild_entities(db, "message", "message")
     forms, recent_forms = _rebuild_entities(db, "form", "form")
@@ -563,6 +573,36 @@ def _metric_hours(db: sqlite_utils.Database, start: str, end: str) -> None:
                 [start, end],
             )
         ),
+    )
+
+
+# An event's currency: `$currency_code` in its properties (LIVE_BEHAVIOUR.md §7), upper case.
+CURRENCY = (
+    "CASE WHEN json_valid(attributes) THEN upper(trim(coalesce("
+    "json_extract(attributes, '$.event_properties.\"$currency_code\"'), ''))) ELSE '' END"
+)
+
+
+def _currency_days(db: sqlite_utils.Database, start: str, end: str) -> None:
+    """Insert the currency rows of the events with start <= datetime < end, for every metric
+    named as the conversion metric is (`temp._roles` loaded): through the (metric_id,
+    datetime) index, so a refresh reads the orders of its days only (none without one)."""
+    ids = [
+        row[0]
+        for row in db.execute(
+            "SELECT id FROM metrics WHERE name IN (SELECT name FROM metrics WHERE id IN"
+            " (SELECT metric_id FROM temp._roles WHERE kind = 'conversion'))"
+        )
+    ]
+    if not ids:
+        return
+    db.execute(
+        f"""INSERT INTO rollup_currency_days
+            SELECT metric_id, substr(datetime, 1, 10), {CURRENCY}, count(*), total(value)
+            FROM events WHERE metric_id IN ({",".join("?" * len(ids))})
+              AND datetime >= ? AND datetime < ? AND deleted_at IS NULL
+            GROUP BY 1, 2, 3""",
+        [*ids, start, end],
     )
 
 

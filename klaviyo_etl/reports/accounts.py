@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from klaviyo_etl.errors import UsageError
-from klaviyo_etl.reports import messages
+from klaviyo_etl.reports import currency, messages
 from klaviyo_etl.reports.model import IDENTITY, KEY, Column, Report, sort_rows
 from klaviyo_etl.reports.periods import change_pct
 
@@ -77,7 +77,11 @@ def combine(reports: dict[str, Report], *, sort: str | None = None, limit: int |
         if caption:
             notes.append(f"{name}: {caption}")
         notes += [f"{name}: {note}" for note in report.notes]
-    return Report(
+    listed = _merged_currencies(reports)
+    labels = {r.currency_label for r in reports.values() if r.currency_label}
+    if len(labels) > 1:  # the accounts' money is in different currencies: the totals add them
+        notes.append(f"All accounts: {currency.note(listed)}")
+    combined = Report(
         first.name,
         f"{first.title} ({len(reports)} accounts)",
         columns,
@@ -88,3 +92,17 @@ def combine(reports: dict[str, Report], *, sort: str | None = None, limit: int |
         notes=notes,
         footer=footer,
     )
+    if any("currencies" in r.meta for r in reports.values()):
+        combined.set_currency(listed, note=False)  # each account's note is among the notes
+    return combined
+
+
+def _merged_currencies(reports: dict[str, Report]) -> list[dict[str, Any]]:
+    """Every account's orders by currency, summed (a total over accounts adds them)."""
+    merged: dict[str | None, dict[str, Any]] = {}
+    for report in reports.values():
+        for entry in report.meta.get("currencies") or []:
+            into = merged.setdefault(entry["code"], {"code": entry["code"], "orders": 0, "value": 0.0})
+            into["orders"] += entry["orders"]
+            into["value"] = round(into["value"] + entry["value"], 2)
+    return sorted(merged.values(), key=lambda c: (-c["value"], c["code"] or ""))

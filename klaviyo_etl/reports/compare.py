@@ -23,6 +23,7 @@ import sqlite_utils
 
 from klaviyo_etl.db.conversion import conversion_metric
 from klaviyo_etl.db.rollups import ensure_rollups
+from klaviyo_etl.reports import currency
 from klaviyo_etl.reports.messages import (
     COUNTS,
     add_rates,
@@ -190,12 +191,16 @@ def compare_report(
             + ": run `klaviyo-etl sync metrics campaigns flows reports` first."
         ]
     notes = [*fresh.notes, *notes]
-    return Report(
-        kind,
-        f"{kind.title()}: events vs Klaviyo",
-        COLUMNS if kind == "campaigns" else FLOW_COLUMNS,
-        rows,
-        period,
-        meta={"source": "compare", "compared": len(rows), "agree": agreeing},
-        notes=notes,
-    ).set_conversion(picked)
+    return (
+        Report(
+            kind,
+            f"{kind.title()}: events vs Klaviyo",
+            COLUMNS if kind == "campaigns" else FLOW_COLUMNS,
+            rows,
+            period,
+            meta={"source": "compare", "compared": len(rows), "agree": agreeing},
+            notes=notes,
+        )
+        .set_conversion(picked)
+        .set_currency(currency.of_conversions(db, picked, period))
+    )

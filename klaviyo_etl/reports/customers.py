@@ -22,7 +22,9 @@ from typing import Any
 
 import sqlite_utils
 
+from klaviyo_etl.db.rollups import ensure_rollups
 from klaviyo_etl.errors import UsageError
+from klaviyo_etl.reports import currency
 from klaviyo_etl.reports.model import IDENTITY, KEY, USEFUL, Column, Report, sort_rows
 from klaviyo_etl.reports.overview import conversion_ids
 from klaviyo_etl.reports.periods import Period, change_pct, utc_today
@@ -224,7 +226,15 @@ def rfm_report(
         rows = sort_rows(rows, columns, sort)
     if limit is not None:
         rows = rows[:limit]
-    return Report("rfm", f"RFM by {by}", columns, rows, period, compare, meta=meta, notes=notes)
+    report = Report("rfm", f"RFM by {by}", columns, rows, period, compare, meta=meta, notes=notes)
+    return report.set_currency(_currencies(db, period, conversion))
+
+
+def _currencies(db: sqlite_utils.Database, period: Period | None, conversion: str | None) -> list[dict]:
+    """The currencies of the conversion metric's orders in `period` (None: all time), from the
+    rollups (brought up to date first, as the other reports do)."""
+    ensure_rollups(db, conversion=conversion)
+    return currency.currencies(db, conversion_ids(db, conversion), period)
 
 
 def _month_index(month: str) -> int:
@@ -293,6 +303,7 @@ def cohort_report(
         *[Column(f"m{k}", f"M{k}", "rate") for k in range(width)],
     ]
     notes = [] if rows else [f"No first orders in {period.describe()}."]
-    return Report(
+    report = Report(
         "cohorts", "Monthly retention cohorts", columns, rows, period, meta={"months": months}, notes=notes
     )
+    return report.set_currency(_currencies(db, None, conversion))  # the revenue of every order

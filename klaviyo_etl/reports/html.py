@@ -33,7 +33,12 @@ h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 8p
 .card .prev { color: var(--muted); font-size: 12px; }
 .charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(520px, 100%), 1fr)); gap: 16px; }
 /* min(): on a screen narrower than 520 px a chart takes the screen's width, not more. */
-.chart { border: 1px solid var(--line); border-radius: 8px; padding: 8px; min-width: 0; }
+.chart { border: 1px solid var(--line); border-radius: 8px; padding: 8px; min-width: 0;
+         container-type: inline-size; }
+/* Each chart is drawn twice (`chart_html`): for a box of 480 px or less (a phone), the narrow
+   drawing, whose text stays ~11 px; a wide drawing shrunk to a phone's width had 4-8 px text. */
+.narrow-chart { display: none; }
+@container (max-width: 480px) { .wide-chart { display: none; } .narrow-chart { display: block; } }
 svg text { font: 11px -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; fill: var(--muted); }
 svg .title { font-size: 13px; font-weight: 600; fill: var(--ink); }
 table { border-collapse: collapse; width: 100%; font-size: 12.5px; }
@@ -86,9 +91,11 @@ def svg_chart(
     bars: str | None = None,
     width: int = 560,
     height: int = 260,
+    ticks: int = 8,
 ) -> str:
     """A bar and/or line chart as inline SVG. `bars` names the series drawn as bars; the
-    others are lines. Each point carries a <title> so hovering shows its exact value."""
+    others are lines. Each point carries a <title> so hovering shows its exact value; at most
+    `ticks` buckets are labelled under the axis."""
     left, right, top, bottom = 56, 12, 30, 40
     plot_w, plot_h = width - left - right, height - top - bottom
     n = max(len(labels), 1)
@@ -106,7 +113,7 @@ def svg_chart(
             f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{_esc(_axis_label(value, kind))}</text>'
         )
     step = plot_w / n
-    every = max(1, math.ceil(n / 8))
+    every = max(1, math.ceil(n / ticks))
     for i, label in enumerate(labels):
         if i % every == 0:
             x = left + step * (i + 0.5)
@@ -156,8 +163,30 @@ def svg_chart(
     return "".join(parts)
 
 
+# A phone's chart is drawn about as wide as it is shown (a 420 px screen leaves ~386 px), so
+# its 11 px text stays ~11 px; the CSS shows it in a box of 480 px or less.
+NARROW = 400
+
+
+def chart_html(
+    title: str,
+    labels: list[str],
+    series: dict[str, list[float]],
+    *,
+    kind: str = "int",
+    bars: str | None = None,
+    width: int = 560,
+    height: int = 260,
+) -> str:
+    """The chart drawn at `width` and at NARROW with fewer axis labels; the page's CSS shows
+    the one that fits the chart's box (one SVG scaled to a phone shrank its text to 4-8 px)."""
+    wide = svg_chart(title, labels, series, kind=kind, bars=bars, width=width, height=height)
+    narrow = svg_chart(title, labels, series, kind=kind, bars=bars, width=NARROW, height=260, ticks=4)
+    return f'<div class="wide-chart">{wide}</div><div class="narrow-chart">{narrow}</div>'
+
+
 def table_html(report: Report, columns: list[Column] | None = None) -> str:
-    columns = columns or report.columns
+    columns = columns or report.with_currency_headers().columns
     head = "".join(
         f'<th class="{"num" if c.numeric or c.kind == "kpi" else ""}">{_esc(c.label)}</th>' for c in columns
     )
@@ -189,7 +218,7 @@ def cards_html(report: Report) -> str:
             )
         cards.append(
             f'<div class="card" data-kpi="{_esc(row["kpi"])}"><div class="label">'
-            f'{_esc(row["label"])}</div><div class="value">'
+            f'{_esc(report.card_label(row))}</div><div class="value">'
             f"{_esc(cell(row, Column('value', '', 'kpi')))}</div>{extra}</div>"
         )
     return f'<div class="cards">{"".join(cards)}</div>'
@@ -234,7 +263,7 @@ def metric_chart(report: Report) -> str:
     if any(v is not None for v in forecast):
         series["Forecast"] = forecast
     labels = [r["bucket"] for r in rows]
-    return svg_chart(report.title, labels, series, kind="float", width=960, height=300)
+    return chart_html(report.title, labels, series, kind="float", width=960, height=300)
 
 
 def dashboard_html(db: sqlite_utils.Database, period, compare=None, conversion: str | None = None) -> str:
@@ -246,15 +275,16 @@ def dashboard_html(db: sqlite_utils.Database, period, compare=None, conversion: 
     if previous is not None:
         series["Previous period"] = previous
     picked = kpis.meta.get("conversion_metric")
-    revenue_svg = svg_chart(
-        f"Revenue ({picked['name'] if picked else 'Placed Order'} value)",
+    code = f", {kpis.currency_label}" if kpis.currency_label else ""
+    revenue_svg = chart_html(
+        f"Revenue ({picked['name'] if picked else 'Placed Order'} value{code})",
         labels,
         series,
         kind="money",
         bars="Revenue",
     )
     labels, engagement = charts.engagement_series(db, period)
-    engagement_svg = svg_chart("Email engagement (unique per message)", labels, engagement)
+    engagement_svg = chart_html("Email engagement (unique per message)", labels, engagement)
     campaigns = messages.campaign_report(db, period, limit=25, conversion=conversion)
     flows = messages.flow_report(db, period, conversion=conversion)
     body = (

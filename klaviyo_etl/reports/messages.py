@@ -27,6 +27,7 @@ from klaviyo_etl import conventions as kc
 from klaviyo_etl.db.conversion import conversion_metric
 from klaviyo_etl.db.rollups import ensure_rollups
 from klaviyo_etl.errors import UsageError
+from klaviyo_etl.reports import currency
 from klaviyo_etl.reports.model import IDENTITY, KEY, USEFUL, Column, Report, sort_rows
 from klaviyo_etl.reports.periods import Period, change_pct, timeframe_period
 
@@ -187,6 +188,9 @@ def _sum_into(total: dict[str, float], counts: dict[str, float]) -> None:
 
 
 def check_channel(channel: str | None) -> str | None:
+    """--channel as given (None: every channel); a blank one is refused, not read as all."""
+    if channel is not None and not channel.strip():
+        raise UsageError(f"--channel is empty: give one of {', '.join(kc.CAMPAIGN_CHANNELS)}")
     if channel and channel not in kc.CAMPAIGN_CHANNELS:
         raise UsageError(f"--channel {channel!r} is not one of {', '.join(kc.CAMPAIGN_CHANNELS)}")
     return channel
@@ -297,7 +301,7 @@ def campaign_report(
     report.fields = ["campaign_id", "name", "channel", "status", "send_time", *COUNTS, *RATES]
     if compare:
         report.previous_rows = before
-    return report.set_conversion(picked)
+    return report.set_conversion(picked).set_currency(currency.of_conversions(db, picked, period))
 
 
 def figure_totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -503,7 +507,7 @@ def flow_report(
     ids = ["flow_id", "flow_name", "message_id", "name"] if by == "message" else ["flow_id", "name", "status"]
     changes = [f"{f}_{end}" for f in FLOW_CHANGES for end in ("previous", "change_pct")] if compare else []
     report.fields = [*ids, "channel", *COUNTS, *RATES, *changes]
-    return report.set_conversion(picked)
+    return report.set_conversion(picked).set_currency(currency.of_conversions(db, picked, period))
 
 
 def _flow_rows(

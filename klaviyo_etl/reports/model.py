@@ -6,12 +6,13 @@ cannot disagree about a number.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from klaviyo_etl.conventions import PLACED_ORDER
 from klaviyo_etl.db.conversion import ConversionMetric
 from klaviyo_etl.errors import UsageError
+from klaviyo_etl.reports import currency
 from klaviyo_etl.reports.periods import Period
 
 # Column kinds decide formatting only: int, float, money, rate (a fraction shown as %),
@@ -67,6 +68,43 @@ class Report:
         self.meta["conversion_metric"] = metric.to_json() if metric else None
         return self
 
+    def set_currency(self, listed: list[dict[str, Any]], *, note: bool = True) -> Report:
+        """Say what the money figures are in (`listed`: `reports.currency.currencies`):
+        `meta.currency`, the one currency of the orders (null when they name none, or
+        several), `meta.currencies`, each currency's orders and value, and a note when the
+        orders do not all carry the one currency."""
+        named = [c["code"] for c in listed if c["code"]]
+        self.meta["currency"] = named[0] if len(named) == 1 else None
+        self.meta["currencies"] = listed
+        line = currency.note(listed) if note else None
+        if line:
+            self.notes.append(line)
+        return self
+
+    @property
+    def currency_label(self) -> str | None:
+        """What the money figures are in, for headers: "USD", "EUR+USD", or None (unknown)."""
+        return currency.label(self.meta.get("currencies") or [])
+
+    def with_currency_headers(self) -> Report:
+        """The report as shown: each money column's header names the currency, "Revenue
+        (USD)" (the same report when the currency is unknown). Keys and figures unchanged."""
+        code = self.currency_label
+        if not code or not any(c.kind == "money" for c in self.columns):
+            return self
+        columns = [
+            replace(c, label=f"{c.label} ({code})", short=f"{c.short} ({code})" if c.short else None)
+            if c.kind == "money"
+            else c
+            for c in self.columns
+        ]
+        return replace(self, columns=columns)
+
+    def card_label(self, row: dict[str, Any]) -> str:
+        """An overview card's title: a money figure's names its currency ("Revenue (USD)")."""
+        code = self.currency_label
+        return f"{row['label']} ({code})" if code and row.get("kind") == "money" else row["label"]
+
     @property
     def conversion_caption(self) -> str | None:
         """The caption line naming the conversion metric, and why it was picked when there was
@@ -102,12 +140,14 @@ def sort_rows(
 ) -> list[dict]:
     """Sort by `KEY`, `KEY:asc` or `KEY:desc`; numbers sort high-first and text A-Z unless
     told otherwise, and missing values always go last."""
+    by_key = {c.key: c for c in columns}
+    if sort is not None and not sort.strip():  # not the default: a blank the user typed
+        raise UsageError(f"--sort is empty: give a column (choose from {', '.join(by_key)})")
     spec = sort or default
     if not spec:
         return rows
     key, _, direction = spec.partition(":")
     key = key.strip().replace("-", "_")
-    by_key = {c.key: c for c in columns}
     if key not in by_key:
         raise UsageError(f"--sort {key!r} is not a column (choose from {', '.join(by_key)})")
     direction = direction.strip().lower()

@@ -22,6 +22,7 @@ import sqlite_utils
 from klaviyo_etl import conventions as kc
 from klaviyo_etl.db.conversion import conversion_metric
 from klaviyo_etl.db.rollups import ensure_rollups
+from klaviyo_etl.reports import currency
 from klaviyo_etl.reports.model import IDENTITY, KEY, Column, Report
 from klaviyo_etl.reports.periods import Period, change_pct
 
@@ -139,4 +140,5 @@ def overview_report(
     notes = list(fresh.notes)
     if not db.execute("SELECT 1 FROM events LIMIT 1").fetchone():
         notes.append("No events in the database yet: run `klaviyo-etl sync` first.")
-    return Report("overview", "Overview", COLUMNS, rows, period, compare, notes=notes).set_conversion(picked)
+    report = Report("overview", "Overview", COLUMNS, rows, period, compare, notes=notes)
+    return report.set_conversion(picked).set_currency(currency.of_conversions(db, picked, period))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from klaviyo_etl import conventions as kc
 from klaviyo_etl.errors import UsageError
+from klaviyo_etl.wording import counted
 
 LAST_CHOICES = "Nd, Nw, today, yesterday, this-month, last-month, this-year, last-year, all"
 COMPARE_CHOICES = ("previous", "year")
@@ -181,8 +182,10 @@ def _shift_year(day: dt.date) -> dt.date:
 
 def compare_period(period: Period, mode: str | None) -> Period | None:
     """The period to compare against: the same number of days just before, or a year back."""
-    if not mode:
+    if mode is None:
         return None
+    if not mode.strip():  # a blank the user typed (an unset variable), not "no comparison"
+        raise UsageError(f"--compare is empty: give one of {', '.join(COMPARE_CHOICES)}")
     mode = mode.strip().lower()
     if mode not in COMPARE_CHOICES:
         raise UsageError(f"--compare {mode!r} is not one of {', '.join(COMPARE_CHOICES)}")
@@ -191,7 +194,7 @@ def compare_period(period: Period, mode: str | None) -> Period | None:
     if mode == "year":
         return Period(_shift_year(period.start), _shift_year(period.end), f"{period.label} a year earlier")
     length = period.end - period.start
-    return Period(period.start - length, period.start, f"previous {length.days} days")
+    return Period(period.start - length, period.start, f"previous {counted(length.days, 'day')}")
 
 
 def change_pct(current: float | None, previous: float | None) -> float | None:

@@ -32,6 +32,7 @@ from klaviyo_etl.reports.html import report_page
 from klaviyo_etl.reports.model import IDENTITY, KEY, Column, Report
 from klaviyo_etl.reports.periods import change_pct
 from klaviyo_etl.reports.terminal_chart import metric_chart
+from klaviyo_etl.wording import counted
 
 FORMATS = ("table", "json", "csv", "html")
 
@@ -300,7 +301,7 @@ def _overview_cards(report: Report) -> Columns:
             style = "green" if (change or 0) > 0 else "red" if (change or 0) < 0 else "dim"
             body.append(f"\n{format_value(change, 'pct') if change is not None else 'n/a'}", style=style)
             body.append(f" (was {cell(row, Column('previous', '', 'kpi'))})", style="dim")
-        bodies.append((row["label"], body))
+        bodies.append((report.card_label(row), body))
     # One width for all, so they line up: wide enough for the longest line (borders and
     # padding take 4), where it would wrap "(was 7,298,777,840.00)" onto a line of its own.
     width = max([CARD] + [max(cell_len(line) for line in body.plain.split("\n")) + 4 for _, body in bodies])
@@ -355,6 +356,7 @@ def print_report(
     leads with its chart; `table=False` leaves the metric's table out (the other reports
     are tables, and always print one). The conversion metric's line follows.
     """
+    report = report.with_currency_headers()
     # Several accounts' series (`reports.accounts.combine`) would run into one line: their
     # table, with its account column, instead of a chart.
     several = report.name == "metric" and "total" not in report.meta
@@ -395,9 +397,13 @@ def print_report(
     whole = "float" if meta.get("measure", "value") == "value" else "int"  # events, profiles
     if several:  # one summary line for each account
         for name, own in meta.get("accounts", {}).items():
-            console.print(f"{name}: total {format_value(own['total'], whole)}, {own['anomalies']} anomalies")
+            console.print(
+                f"{name}: total {format_value(own['total'], whole)},"
+                f" {counted(own['anomalies'], 'anomaly', 'anomalies')}"
+            )
     elif report.name == "metric":
-        line = f"total {format_value(meta['total'], whole)}, {meta['anomalies']} anomalies"
+        anomalies = counted(meta["anomalies"], "anomaly", "anomalies")
+        line = f"total {format_value(meta['total'], whole)}, {anomalies}"
         if "change_pct" in meta:
             line += (
                 f"; previous {format_value(meta['previous_total'], whole)}"
@@ -409,14 +415,16 @@ def print_report(
             test = forecast["backtest"]
             error = (
                 (
-                    f"back-test over {test['points']} buckets: MAE {test['mae']:,.2f},"
+                    f"back-test over {counted(test['points'], 'bucket')}: MAE {test['mae']:,.2f},"
                     f" RMSE {test['rmse']:,.2f}, MAPE "
                     + (f"{test['mape']:.1f}%" if test["mape"] is not None else "n/a")
                 )
                 if test
                 else "no back-test (too little history)"
             )
-            console.print(f"forecast: {forecast['method']}, {forecast['horizon']} buckets; {error}")
+            console.print(
+                f"forecast: {forecast['method']}, {counted(forecast['horizon'], 'bucket')}; {error}"
+            )
     for note in report.notes:
         console.print(Text(note, style="yellow"))
 
@@ -449,11 +457,19 @@ def to_csv(report: Report) -> str:
                 keys.append(key)
     if not report.rows:  # the header all the same: a CSV of one empty line has no columns
         keys = list(report.fields or [c.key for c in report.columns])
+    # What the money is in, on each row that has money ("EUR+USD": amounts added unconverted).
+    code = report.currency_label
+    money = any(c.kind == "money" for c in report.columns)
+    if code and "currency" not in keys and (money or any(r.get("kind") == "money" for r in report.rows)):
+        keys.append("currency")
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in report.rows:
-        writer.writerow({k: csv_cell(row.get(k)) for k in keys})
+        cells = {k: csv_cell(row.get(k)) for k in keys}
+        if "currency" in keys and "currency" not in row:
+            cells["currency"] = code if money or row.get("kind") == "money" else ""
+        writer.writerow(cells)
     return out.getvalue()
 
 

@@ -28,6 +28,7 @@ import sqlite_utils
 
 from klaviyo_etl.db.rollups import ensure_rollups
 from klaviyo_etl.errors import UsageError
+from klaviyo_etl.reports import currency
 from klaviyo_etl.reports.model import IDENTITY, KEY, USEFUL, Column, Report
 from klaviyo_etl.reports.periods import Period, change_pct
 
@@ -331,7 +332,7 @@ def metric_report(
         "forecast": None,
     }
     notes: list[str] = list(fresh.notes)
-    if forecast:
+    if forecast is not None:
         horizon = parse_horizon(forecast, interval)
         season = SEASONS[interval]
         tests = {m: backtest(m, values, horizon, season) for m in ("seasonal", "linear")}
@@ -382,11 +383,15 @@ def metric_report(
     if not rows:
         notes.append(f"No {metric_name} events in {period.describe()}.")
     title = f"{metric_name} by {interval} ({measure})"
+    listed = currency.currencies(db, ids, period) if measure == "value" else []
+    if currency.label(listed):  # a metric whose orders name their currency (the conversion's)
+        title = f"{metric_name} by {interval} ({measure}, {currency.label(listed)})"
     rows = [{key: row[key] for key in ROW_KEYS} for row in rows]  # one key order for every kind
     # Events and profiles come whole: "26" orders, not "26.00" (the forecast and its band
     # round to whole ones too; the trend, an average, keeps its decimals).
     columns = COLUMNS if measure == "value" else [counted(c) for c in COLUMNS]
-    return Report("metric", title, columns, rows, period, compare, meta=meta, notes=notes)
+    report = Report("metric", title, columns, rows, period, compare, meta=meta, notes=notes)
+    return report.set_currency(listed) if measure == "value" else report
 
 
 def counted(column: Column) -> Column:

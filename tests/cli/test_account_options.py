@@ -123,7 +123,7 @@ def test_overview_and_metric_for_one_account_are_its_own_and_a_metric_table_for_
     )
     assert several.exit_code == 0, several.output
     assert "Account" in several.stdout  # the table, with its account column, not one merged chart
-    totals = [line for line in several.stdout.splitlines() if " anomalies" in line]
+    totals = [line for line in several.stdout.splitlines() if ": total " in line]
     assert [line.split(":")[0] for line in totals] == ["acme", "globex"]
 
 

@@ -140,3 +140,42 @@ def test_a_reader_that_stops_early_is_no_error(tiny_db_path, fmt):
     child.stderr.close()
     assert child.wait(timeout=60) != 0  # as Click leaves it: the output did not all arrive
     assert error == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ["report", "campaigns", "--limit", "x"],
+            "Error: Invalid value for '--limit': 'x' should be a valid integer",
+        ),
+        (["report", "campaigns", "--limit", "0"], "'--limit': 0 should be greater than or equal to 1"),
+        (["report", "metric", "Placed Order", "--window", "x"], "'--window': 'x' should be a valid integer"),
+        (["report", "metric", "Placed Order", "--z", "abc"], "'--z': 'abc' should be a valid number"),
+        (["--retries", "x", "status"], "'--retries' (env var: 'KLAVIYO_ETL_RETRIES'): 'x' should be"),
+        (["sandbox", "serve", "--port", "x"], "Invalid value for '--port': 'x' should be a valid integer"),
+        (["schedule", "run", "--poll", "x"], "Invalid value for '--poll': 'x' should be a valid number"),
+        (["check", "--tolerance", "x"], "Invalid value for '--tolerance': 'x' should be a valid number"),
+        (["report", "campaigns", "-o", ""], "Invalid value for '--output' / '-o': the path is empty"),
+        (["report", "campaigns", "--bogus"], "No such option: --bogus"),
+        (["report", "campaigns", "extra"], "Got unexpected extra argument(s) (extra)"),
+        (["report", "metric"], "Missing argument 'name' (see `root report metric --help`)"),
+        (
+            ["report", "campaign"],
+            "No such command 'campaign'. Did you mean 'campaigns'? (see `root report --help`)",
+        ),
+        (["report", "campaigns", "--limit"], "Option '--limit' requires an argument"),
+        (["bogus"], "No such command 'bogus' (see `root --help`)"),  # CliRunner's program name
+    ],
+)
+def test_a_value_or_usage_the_cli_framework_refuses_is_one_line_exit_2(db_path, args, line):
+    # Typer printed the usage, a hint and the message in a box of five lines or more.
+    result = run(["--db", str(db_path), *args], env={"COLUMNS": "80"})
+    assert_one_line_error(result, 2, line)
+    assert result.output.startswith("Error: ")
+
+
+def test_a_group_without_its_command_still_prints_its_help(db_path):
+    result = run(["--db", str(db_path), "report"])
+    assert result.exit_code == 2 and "Usage: root report" in result.output
+    assert "campaigns" in result.output and "Error" not in result.output

@@ -340,3 +340,30 @@ def test_overview_of_one_named_account(tiny_db_path, tmp_path):
     config.write_text(config.read_text() + f'[accounts.globex]\nkey_env = "KEY_G"\ndb = "{tiny_db_path}"\n')
     two = runner.invoke(app, ["report", "overview", "--all-accounts", *MAY], env=env)
     assert two.exit_code == 2 and "one account's cards" in two.output
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (
+            ["campaigns", "--sort", ""],
+            "--sort is empty: give a column (choose from campaign_id, status, name",
+        ),
+        (["flows", "--sort", " "], "--sort is empty: give a column (choose from "),
+        (["forms", "--sort", ""], "--sort is empty: give a column (choose from "),
+        (["rfm", "--sort", ""], "--sort is empty: give a column (choose from "),
+        (["campaigns", "--channel", ""], "--channel is empty: give one of email, sms, mobile_push"),
+        (["flows", "--channel", ""], "--channel is empty: give one of email, sms, mobile_push"),
+        (["campaigns", "--source", "compare", "--channel", ""], "--channel is empty: give one of email"),
+        (["campaigns", "--compare", ""], "--compare is empty: give one of previous, year"),
+        (["overview", "--compare", ""], "--compare is empty: give one of previous, year"),
+        (["metric", "Placed Order", "--forecast", ""], "--forecast '' is not a horizon"),
+        (["campaigns", "--max-age", ""], "--max-age '' is not a duration"),
+    ],
+)
+def test_an_empty_choice_is_a_usage_error_naming_the_choices_not_the_default(tiny_db_path, args, said):
+    # `--sort "$SORT"` with SORT unset printed the default order without a word.
+    result = runner.invoke(app, ["--db", str(tiny_db_path), "report", *args, *MAY], env={"COLUMNS": "300"})
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and said in lines[0], result.output

@@ -18,7 +18,8 @@ def test_page_is_self_contained(tiny_db):
     # No network: no external scripts, stylesheets, images or fonts.
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
     assert "<script" not in page and "@import" not in page and "url(" not in page
-    assert page.count("<svg") == 2
+    # Two charts, each drawn for a wide box and for a phone's (the CSS shows one of them).
+    assert page.count("<svg") == 4 and page.count('class="narrow-chart"') == 2
 
 
 def test_chart_scales_bars_to_the_peak():
@@ -128,3 +129,41 @@ def test_a_long_campaign_name_wraps_and_leaves_the_figures_room(tiny_db, tmp_pat
     assert widest <= view * 0.45 and widest <= 320, (widest, view)
     assert clipped == 0  # wrapped, not cut
     assert long in dom
+
+
+# The shown charts' axis text: its height on the screen, and which drawing each chart shows.
+CHART_TEXT = """<script>
+const shown = [...document.querySelectorAll('.chart svg')].filter(s => s.getBoundingClientRect().width > 0);
+const sizes = shown.map(s => Math.min(...[...s.querySelectorAll('text')]
+  .map(t => t.getBoundingClientRect().height).filter(h => h > 0)));
+const kinds = shown.map(s => s.parentElement.className);
+document.body.setAttribute('data-chart-text', sizes.map(h => h.toFixed(1)).join(' '));
+document.body.setAttribute('data-chart-kind', kinds.join(' '));
+</script></body>"""
+
+
+@pytest.mark.skipif(
+    find_chromium() is None, reason="headless check needs Debian's chromium (apt-get install chromium)"
+)
+@pytest.mark.parametrize("width", [420, 1280])
+@pytest.mark.parametrize("which", ["metric", "dashboard"])
+def test_chart_text_is_readable_on_a_phone_and_unchanged_on_a_wide_screen(tiny_db, tmp_path, width, which):
+    # At 420 px the metric chart (drawn 960 px wide) showed its axis text ~4 px high, the
+    # dashboard's (560 px) ~7 px: a phone showed the wide drawing scaled down.
+    from klaviyo_etl.reports import timeseries
+    from klaviyo_etl.reports.html import report_page
+
+    if which == "metric":
+        page = report_page(timeseries.metric_report(tiny_db, "Placed Order", MAY, forecast="7d"))
+    else:
+        page = dashboard_html(tiny_db, MAY)
+    target = tmp_path / "page.html"
+    target.write_text(page.replace("</body>", CHART_TEXT))
+    dom = run_chromium("--dump-dom", f"--window-size={width},2000", target.as_uri()).stdout
+    sizes = [float(h) for h in re.search(r'data-chart-text="([^"]*)"', dom).group(1).split()]
+    kinds = re.search(r'data-chart-kind="([^"]*)"', dom).group(1).split()
+    assert len(sizes) == (1 if which == "metric" else 2)
+    if width == 420:
+        assert kinds == ["narrow-chart"] * len(sizes) and min(sizes) >= 10, sizes
+    else:
+        assert kinds == ["wide-chart"] * len(sizes), kinds  # the drawing shown before

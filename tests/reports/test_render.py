@@ -469,3 +469,28 @@ def test_a_compared_table_says_its_totals_beside_the_compare_period_s(tiny_db, n
     assert "Totals vs 2026-04-01 to 2026-04-30: recipients" in text
     assert f"recipients {report.meta['totals']['recipients']:,} (was {was:,}" in text and "revenue" in text
     assert "Totals vs" not in recorded(BUILDERS[name.split()[0]](tiny_db), width)  # not compared
+
+
+@pytest.mark.parametrize(("anomalies", "horizon", "said"), [(1, 1, "1 anomaly"), (2, 7, "2 anomalies")])
+def test_the_metric_footer_counts_anomalies_and_buckets_in_their_number(tiny_db, anomalies, horizon, said):
+    # It printed "1 anomalies" and "forecast: linear, 1 buckets".
+    report = timeseries.metric_report(tiny_db, "Placed Order", MAY, forecast="1d" if horizon == 1 else "7d")
+    report.meta["anomalies"] = anomalies
+    report.meta["forecast"]["horizon"] = horizon
+    if report.meta["forecast"]["backtest"]:
+        report.meta["forecast"]["backtest"]["points"] = horizon
+    text = recorded(report, 120)
+    assert f"total {int(report.meta['total']):,}, {said}" in text
+    bucket = "1 bucket;" if horizon == 1 else f"{horizon} buckets;"
+    assert bucket in text and ("over 1 bucket:" in text or horizon != 1 or "no back-test" in text)
+    several = {"accounts": {"acme": {"total": 3, "anomalies": anomalies}}}
+    lone = Report("metric", "Placed Order", [], [], meta=several)
+    assert f"acme: total 3.00, {said}" in recorded(lone, 120)
+
+
+def test_a_comparison_with_the_previous_single_day_says_day():
+    from klaviyo_etl.reports.periods import compare_period
+
+    today = resolve_period(last="today", today=datetime.date(2026, 5, 31))
+    assert compare_period(today, "previous").label == "previous 1 day"
+    assert compare_period(resolve_period(last="7d"), "previous").label == "previous 7 days"

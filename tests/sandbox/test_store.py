@@ -115,3 +115,13 @@ def test_every_placed_order_metric_is_counted_under_its_own_id(data: SandboxData
     # the profiles' order totals count both integrations' orders
     per_metric = Counter(m for m in data.events.metric if m in placed)
     assert sum(data.profile_orders) == per_metric[integrations["Shopify"]] + per_metric[integrations["API"]]
+
+
+def test_every_placed_order_names_its_currency(data: SandboxData) -> None:
+    # LIVE_BEHAVIOUR.md §7: an integration sends the order's currency with its value; the
+    # reports say what their money is in from it.
+    placed = set(data.metrics_named[kc.PLACED_ORDER])  # both integrations' metrics
+    orders = [data.event_properties(i) for i in range(len(data.events)) if data.events.metric[i] in placed]
+    assert orders
+    assert {props["$currency_code"] for props in orders} == {"USD"}
+    assert all(isinstance(props[kc.PROP_VALUE], float) for props in orders)
