@@ -328,7 +328,10 @@ def compare_line(report: Report) -> str | None:
     kinds = {c.key: c.kind for c in report.columns}
     now, was = meta["totals"], meta["previous_totals"]
     parts = []
+    money = f" ({report.currency_label})" if report.currency_label else ""
     for key, label in COMPARED_TOTALS.items():
+        if kinds.get(key) == "money":
+            label += money
         if key in now:
             kind = kinds.get(key, "int")
             change = change_pct(now[key], was.get(key))

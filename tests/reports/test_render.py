@@ -467,7 +467,10 @@ def test_a_compared_table_says_its_totals_beside_the_compare_period_s(tiny_db, n
     text = " ".join(recorded(report, width).split())
     was = report.meta["previous_totals"]["recipients"]
     assert "Totals vs 2026-04-01 to 2026-04-30: recipients" in text
-    assert f"recipients {report.meta['totals']['recipients']:,} (was {was:,}" in text and "revenue" in text
+    assert f"recipients {report.meta['totals']['recipients']:,} (was {was:,}" in text
+    assert f"revenue {report.meta['totals']['conversion_value']:,.2f} (was" in text  # no currency known
+    report.set_currency([{"code": "EUR", "orders": 1, "value": 1.0}], note=False)
+    assert "revenue (EUR) " in " ".join(recorded(report, width).split())  # as its column says
     assert "Totals vs" not in recorded(BUILDERS[name.split()[0]](tiny_db), width)  # not compared
 
 
