@@ -38,6 +38,13 @@ Atomic: a file is written under a hidden temporary name in its own folder (`.par
 recorded. A crash leaves every file either the previous or the new version, each readable; the
 next export rewrites what was not recorded and sweeps the temporary files left behind.
 
+One export at a time per folder: an export holds `DIR/.klaviyo-etl-export.lock` (flock, so
+the kernel frees it if the process dies), and a second one is refused at once. Without it, the
+second export's sweep took the first one's temporary file from under it (the first died with
+a FileNotFoundError), and both removed and wrote the same partitions.
+A folder that cannot be written (read-only, full, a file where a table's folder should be) is
+a one-line usage error naming the path.
+
 Memory stays bounded: rows are read with `fetchmany` and written batch by batch through one
 `ParquetWriter` per file (one row group per batch), never a whole table or day at once.
 """
@@ -47,6 +54,7 @@ from __future__ import annotations
 import os
 import zlib
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +63,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import sqlite_utils
+from filelock import FileLock, Timeout
 
 from klaviyo_etl.db.migrations import public_tables
 from klaviyo_etl.errors import DatabaseError, UsageError
@@ -72,6 +81,8 @@ from klaviyo_etl.timeutil import parse_time, utcnow_iso
 EVENTS = "events"
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 PART_FILE = "part-0.parquet"
+# Hidden (readers skip it) and at the folder's top, outside every table's folder.
+LOCK_FILE = ".klaviyo-etl-export.lock"
 BATCH_ROWS = 20_000
 # An event's day: the date of its stored ISO `datetime` (UTC), NULL when it has none.
 _DAY_SQL = (
@@ -184,14 +195,22 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+def _cannot_write(path: Path, exc: OSError) -> UsageError:
+    # pyarrow's own OSErrors carry no strerror, only "Failed to open local file ... Detail: ...".
+    reason = exc.strerror or str(exc).rsplit("Detail: ", 1)[-1]
+    return UsageError(f"cannot write {path}: {reason}; export into a folder you can write")
+
+
 def write_atomically(
     path: Path, schema: pa.Schema, batches: Iterator[pa.RecordBatch], on_batch: Callable[[int], None]
 ) -> int:
-    """Write `batches` as the Parquet file `path` (aside, fsync, rename); the rows written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write `batches` as the Parquet file `path` (aside, fsync, rename); the rows written.
+
+    An OSError of the file system (read-only, full, a file in the way) is a UsageError."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     rows = 0
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with pq.ParquetWriter(str(tmp), schema) as writer:
             for batch in batches:
                 writer.write_batch(batch)
@@ -199,11 +218,41 @@ def write_atomically(
                 on_batch(rows)
         _fsync(tmp)
         os.replace(tmp, path)
+        _fsync(path.parent)  # the rename itself survives a power cut
+    except OSError as exc:
+        _remove_quietly(tmp)
+        raise _cannot_write(path, exc) from None
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        _remove_quietly(tmp)
         raise
-    _fsync(path.parent)  # the rename itself survives a power cut
     return rows
+
+
+def _remove_quietly(tmp: Path) -> None:
+    try:
+        tmp.unlink(missing_ok=True)
+    except OSError:  # the folder that refused the file refuses its removal too
+        pass
+
+
+@contextmanager
+def folder_lock(root: Path) -> Iterator[None]:
+    """Hold the export lock of the folder `root`, or raise a UsageError at once (see the module)."""
+    path = root / LOCK_FILE
+    lock = FileLock(str(path), timeout=0, thread_local=False)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise UsageError(
+            f"another export is writing into {root} (lock {path}): wait for it to end, or export"
+            " into another folder"
+        ) from None
+    except OSError as exc:
+        raise _cannot_write(path, exc) from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _event_markers(db: sqlite_utils.Database, prefix: str) -> dict[str | None, str]:
@@ -289,6 +338,20 @@ def export_parquet(
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create {root}: {exc.strerror or exc}") from None
+    with folder_lock(root):
+        return _export(db, root, account=account, full=full, batch_rows=batch_rows, on_batch=on_batch)
+
+
+def _export(
+    db: sqlite_utils.Database,
+    root: Path,
+    *,
+    account: str | None,
+    full: bool,
+    batch_rows: int,
+    on_batch: OnBatch | None,
+) -> ExportResult:
+    """`export_parquet`'s work, under the folder's lock."""
     key = str(root.resolve())
     tables = check_schema(db)
     _check_layout(root, account)
@@ -333,10 +396,13 @@ def export_parquet(
         stale |= {f"{folder}/{p.parent.name}" for p in root.glob(f"{folder}/date=*/{PART_FILE}")}
         for item in sorted(stale - current):
             path = root / item / PART_FILE
-            if path.exists():
-                path.unlink()
-                result.removed.append(f"{item}/{PART_FILE}")
-            if path.parent.is_dir() and not any(path.parent.iterdir()):
-                path.parent.rmdir()
+            try:
+                if path.exists():
+                    path.unlink()
+                    result.removed.append(f"{item}/{PART_FILE}")
+                if path.parent.is_dir() and not any(path.parent.iterdir()):
+                    path.parent.rmdir()
+            except OSError as exc:
+                raise _cannot_write(path, exc) from None
             db.execute("DELETE FROM _exports WHERE target = ? AND item = ?", [key, item])
     return result

@@ -238,3 +238,51 @@ def test_times_without_a_zone_read_as_utc(tiny_db, tmp_path):
     )[0]
     assert when == dt.datetime(2026, 5, 15, tzinfo=dt.UTC)
     assert os.listdir(tmp_path / "campaigns") == ["campaigns.parquet"]
+
+
+def test_a_second_export_into_the_same_folder_meanwhile_is_refused_and_the_first_completes(tiny_db, tmp_path):
+    # The second export starts while the first is writing its first file (what two processes
+    # do when a cron export meets a manual one). Before the folder lock, its sweep removed the
+    # first one's temporary file, and the first died with a FileNotFoundError.
+    target = tmp_path / "out"
+    refused: list[Exception] = []
+
+    def meanwhile(path: str, rows: int) -> None:
+        if not refused:
+            try:
+                export_parquet(tiny_db, target)
+            except UsageError as exc:
+                refused.append(exc)
+            else:
+                refused.append(AssertionError("the second export ran"))
+
+    first = export_parquet(tiny_db, target, on_batch=meanwhile)
+    assert [type(e) for e in refused] == [UsageError], refused
+    assert str(refused[0]).startswith(f"another export is writing into {target}")
+    assert first.removed == [] and len(first.written) == len(files(target))
+    assert count(target, "events") == tiny_db["events"].count
+    assert not list(target.rglob(".*.tmp"))
+    assert export_parquet(tiny_db, target).written == []  # the lock is released
+
+
+def test_a_folder_that_cannot_be_written_is_a_usage_error_naming_the_path(tiny_db, tmp_path):
+    # A file where a table's folder should be: the same OSError as a read-only or full disk.
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "metrics").write_text("not a folder")
+    with pytest.raises(UsageError, match=f"cannot write {target / 'metrics'}/metrics.parquet: "):
+        export_parquet(tiny_db, target)
+    assert not list(target.rglob(".*.tmp"))
+
+
+def test_a_read_only_folder_is_a_usage_error(tiny_db, tmp_path):
+    target = tmp_path / "out"
+    target.mkdir()
+    target.chmod(0o555)
+    if os.access(target, os.W_OK):
+        pytest.skip("file modes are not enforced for this user (root)")
+    try:
+        with pytest.raises(UsageError, match="cannot write .*: Permission denied"):
+            export_parquet(tiny_db, target)
+    finally:
+        target.chmod(0o755)
