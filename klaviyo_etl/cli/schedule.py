@@ -20,7 +20,7 @@ from klaviyo_etl.cli.account_options import account_options, exit_if_failed
 from klaviyo_etl.cli.common import unboxed_to_fit
 from klaviyo_etl.cli.config import configured
 from klaviyo_etl.errors import DatabaseError, UsageError
-from klaviyo_etl.settings import DEFAULT_BASE_URL
+from klaviyo_etl.settings import DEFAULT_BASE_URL, DEFAULT_RETRIES
 from klaviyo_etl.sync.names import ALIASES
 
 if TYPE_CHECKING:
@@ -164,11 +164,18 @@ def crontab(
             "a file is in the way" if isinstance(exc, FileExistsError | NotADirectoryError) else exc.strerror
         )
         raise UsageError(f"--log {log_path}: cannot create its folder: {reason or exc}") from None
+    # Every global option given (or set by its KLAVIYO_* variable, which cron does not have)
+    # goes into the line: without --allow-insecure, every run against an http:// base URL was
+    # refused, and cron's only trace of it was one line in the log.
     extra: list[str] = []
     if settings.base_url != DEFAULT_BASE_URL:
         extra += ["--base-url", settings.base_url]
     if settings.revision != REVISION:
         extra += ["--revision", settings.revision]
+    if settings.retries != DEFAULT_RETRIES:
+        extra += ["--retries", str(settings.retries)]
+    if settings.allow_insecure:
+        extra.append("--allow-insecure")
     typer.echo(
         crontab_text(
             config,

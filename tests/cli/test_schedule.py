@@ -236,3 +236,29 @@ def test_status_table_at_80_columns_shows_every_stream_name_whole(tmp_path, env)
     assert "…" not in result.output
     names = {line.replace("│", " ").split()[0] for line in result.output.splitlines() if line.strip()}
     assert set(STREAM_NAMES) <= names
+
+
+def test_crontab_carries_every_global_option_cron_would_not_have(tmp_path, env):
+    # cron has none of the shell's KLAVIYO_* variables, and without --allow-insecure every run
+    # against this http:// base URL was refused (one line in the log, nothing synced).
+    result = runner.invoke(
+        app,
+        [
+            "--db",
+            str(tmp_path / "k.db"),
+            "--base-url",
+            "http://10.0.0.5:8080",
+            "--allow-insecure",
+            "schedule",
+            "crontab",
+            "--log",
+            str(tmp_path / "sync.log"),
+        ],
+        env={**env, "KLAVIYO_ETL_RETRIES": "2"},
+    )
+    assert result.exit_code == 0, result.output
+    [job] = [line for line in result.output.splitlines() if line and not line.startswith("#")]
+    assert (
+        f"--db {tmp_path / 'k.db'} --base-url http://10.0.0.5:8080 --retries 2 --allow-insecure"
+        " --quiet sync --due" in job
+    )
