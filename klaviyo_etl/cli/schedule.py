@@ -211,7 +211,9 @@ def _local(when: dt.datetime, now: dt.datetime) -> str:
 def _next(p: StreamPlan, now: dt.datetime) -> str:
     if p.due_at is None:
         return "off"
-    if p.due_at <= now:
+    if p.is_overdue(now):
+        return f"overdue {_span(now - p.due_at)}"
+    if p.is_due(now):  # as `sync --due` and the "due now" column see it (cron's lag allowed)
         return "now"
     return f"in {_span(p.due_at - now)} ({_local(p.due_at, now)})"
 
@@ -321,5 +323,13 @@ def _status(settings, config, as_json: bool) -> None:
     for p in plans:
         if p.failures and p.last_error and p.stream not in ALIASES:
             console.print(Text(f"{p.stream} failed: {p.last_error}"))
+    overdue = [p.stream for p in plans if p.is_overdue(now)]
+    if overdue:
+        console.print(
+            Text(
+                f"Overdue by a whole interval or more: {', '.join(overdue)}. Is the schedule running"
+                " (the line of `klaviyo-etl schedule crontab` in your crontab, or `schedule run`)?"
+            )
+        )
     due = [p.stream for p in plans if p.is_due(now)]
     console.print(Text(f"Due now: {', '.join(due) if due else 'nothing'}  (db {settings.db_path})"))
