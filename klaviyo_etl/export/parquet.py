@@ -15,8 +15,10 @@ level down, under the hive partition `account=NAME` of each table's folder
 so that an engine reads every account as one table with an `account` column (the files do not
 repeat it: see `schema`). One folder holds one layout or the other, never both: an export
 refuses a folder laid out the other way.
-Events whose `datetime` is missing or not ISO 8601 land in `date=__HIVE_DEFAULT_PARTITION__`
-(the name Hive and Spark read as a null partition). Rows flagged deleted are exported with
+Events whose `datetime` is missing land in `date=__HIVE_DEFAULT_PARTITION__` (the name Hive
+and Spark read as a null partition). A time that is not ISO 8601 (none comes from Klaviyo) has
+no value of a timestamp column: the export stops, naming the table, column and row, rather than
+write it as NULL. Rows flagged deleted are exported with
 `deleted_at` set, as the database keeps them (filter `deleted_at IS NULL` as the reports do);
 erased personal data is NULL in the database, so it is NULL in the files; rows purged from the
 database leave the files at the next export. Column types: `klaviyo_etl.export.schema`.
@@ -135,7 +137,7 @@ def check_schema(db: sqlite_utils.Database) -> list[str]:
     return tables
 
 
-def _times(values: tuple, where: str) -> pa.Array:
+def _times(values: tuple) -> pa.Array:
     text = pa.array(values, pa.string()) if all(v is None or isinstance(v, str) for v in values) else None
     if text is not None:
         try:
@@ -143,17 +145,25 @@ def _times(values: tuple, where: str) -> pa.Array:
         except pa.ArrowInvalid:
             pass  # a value without a zone or a date alone: read each one as the rest of the tool does
     parsed = []
-    for value in values:
+    for index, value in enumerate(values):
         try:
             parsed.append(None if value in (None, "") else parse_time(str(value)))
         except ValueError:
-            raise DatabaseError(f"{where}: {value!r} is not an ISO 8601 time") from None
+            raise _Unreadable(index, f"{value!r} is not an ISO 8601 time") from None
     return pa.array(parsed, TIME)
 
 
-def _array(values: tuple, kind: pa.DataType, where: str) -> pa.Array:
+class _Unreadable(Exception):
+    """A stored value that has no value of its column's export type, at `index` of its batch."""
+
+    def __init__(self, index: int | None, problem: str):
+        super().__init__(problem)
+        self.index = index
+
+
+def _array(values: tuple, kind: pa.DataType) -> pa.Array:
     if kind == TIME:
-        return _times(values, where)
+        return _times(values)
     if kind == FLAG:
         return pa.array([None if v is None else bool(v) for v in values], kind)
     try:
@@ -161,7 +171,7 @@ def _array(values: tuple, kind: pa.DataType, where: str) -> pa.Array:
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         if pa.types.is_string(kind):  # SQLite's loose typing: a number in a text column
             return pa.array([None if v is None else str(v) for v in values], kind)
-        raise DatabaseError(f"{where}: a value does not read as {kind}") from None
+        raise _Unreadable(None, f"a value does not read as {kind}") from None
 
 
 def _batches(
@@ -176,15 +186,28 @@ def _batches(
     names = ", ".join(f"[{c}]" for c in columns)
     order = ", ".join(f"[{c}]" for c in ORDER_BY.get(table, ("id",)))
     cursor = db.conn.execute(f"SELECT {names} FROM [{table}] {where} ORDER BY {order}", params)
+    key = [list(columns).index(c) for c in ORDER_BY.get(table, ("id",))]
     try:
         while rows := cursor.fetchmany(batch_rows):
-            arrays = [
-                _array(values, kind, f"{table}.{name}")
-                for values, (name, kind) in zip(zip(*rows, strict=True), columns.items(), strict=True)
-            ]
+            arrays = []
+            for values, (name, kind) in zip(zip(*rows, strict=True), columns.items(), strict=True):
+                try:
+                    arrays.append(_array(values, kind))
+                except _Unreadable as exc:
+                    row = (
+                        "" if exc.index is None else f" of the row {_row_key(rows[exc.index], key, columns)}"
+                    )
+                    raise DatabaseError(
+                        f"{table}.{name}{row}: {exc}; correct or delete it in the database, then export again"
+                    ) from None
             yield pa.RecordBatch.from_arrays(arrays, schema=schema)
     finally:
         cursor.close()
+
+
+def _row_key(row: tuple, key: list[int], columns: dict[str, pa.DataType]) -> str:
+    names = list(columns)
+    return ", ".join(f"{names[i]}={row[i]!r}" for i in key)
 
 
 def _fsync(path: Path) -> None:
@@ -209,6 +232,7 @@ def write_atomically(
     An OSError of the file system (read-only, full, a file in the way) is a UsageError."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     rows = 0
+    new_folder = not path.parent.exists()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with pq.ParquetWriter(str(tmp), schema) as writer:
@@ -220,17 +244,20 @@ def write_atomically(
         os.replace(tmp, path)
         _fsync(path.parent)  # the rename itself survives a power cut
     except OSError as exc:
-        _remove_quietly(tmp)
+        _remove_quietly(tmp, new_folder)
         raise _cannot_write(path, exc) from None
     except BaseException:
-        _remove_quietly(tmp)
+        _remove_quietly(tmp, new_folder)
         raise
     return rows
 
 
-def _remove_quietly(tmp: Path) -> None:
+def _remove_quietly(tmp: Path, new_folder: bool) -> None:
+    """Remove the temporary file, and its folder if this export made it (an empty partition)."""
     try:
         tmp.unlink(missing_ok=True)
+        if new_folder and not any(tmp.parent.iterdir()):
+            tmp.parent.rmdir()
     except OSError:  # the folder that refused the file refuses its removal too
         pass
 

@@ -286,3 +286,19 @@ def test_a_read_only_folder_is_a_usage_error(tiny_db, tmp_path):
             export_parquet(tiny_db, target)
     finally:
         target.chmod(0o755)
+
+
+def test_a_time_that_is_not_iso_8601_stops_the_export_naming_its_row(tiny_db, tmp_path):
+    # The message named the column only, and a new partition's folder was left behind empty.
+    tiny_db.execute("UPDATE events SET datetime = 'yesterday' WHERE id = (SELECT min(id) FROM events)")
+    (first,) = tiny_db.execute("SELECT min(id) FROM events").fetchone()
+    with pytest.raises(DatabaseError) as refused:
+        export_parquet(tiny_db, tmp_path)
+    assert str(refused.value) == (
+        f"events.datetime of the row datetime='yesterday', id={first!r}: 'yesterday' is not an ISO 8601"
+        " time; correct or delete it in the database, then export again"
+    )
+    assert not (tmp_path / "events/date=__HIVE_DEFAULT_PARTITION__").exists()
+    tiny_db.execute("UPDATE events SET datetime = NULL WHERE id = ?", [first])
+    export_parquet(tiny_db, tmp_path)  # a missing time is a null partition
+    assert query(f"SELECT count(*) FROM {scan(tmp_path, 'events')} WHERE date IS NULL") == [(1,)]
