@@ -16,7 +16,9 @@ so that an engine reads every account as one table with an `account` column (the
 repeat it: see `schema`). One folder holds one layout or the other, never both: an export
 refuses a folder laid out the other way.
 Events whose `datetime` is missing land in `date=__HIVE_DEFAULT_PARTITION__` (the name Hive
-and Spark read as a null partition). A time that is not ISO 8601 (none comes from Klaviyo) has
+and Spark read as a null partition); so does an empty file when there are no events at all, so
+that an engine finds the table and its columns (with no file, DuckDB and Spark refuse the
+folder: "No files found", "Unable to infer schema"). A time that is not ISO 8601 (none comes from Klaviyo) has
 no value of a timestamp column: the export stops, naming the table, column and row, rather than
 write it as NULL. Rows flagged deleted are exported with
 `deleted_at` set, as the database keeps them (filter `deleted_at IS NULL` as the reports do);
@@ -413,7 +415,9 @@ def _export(
             marker = _table_marker(db, table, prefix)
             write(folder, f"{folder}/{table}.parquet", marker, table, "", ())
             continue
-        markers = _event_markers(db, prefix)
+        # No events (none synced yet, or only other streams): one empty file in the null
+        # partition, so the table's columns are in the folder like every other table's.
+        markers = _event_markers(db, prefix) or {None: f"{prefix}|no events"}
         for day in sorted(markers, key=lambda d: d or ""):
             where, params = _day_query(day)
             item = _partition(day, account)

@@ -13,6 +13,7 @@ import pytest
 from klaviyo_etl.db.repositories import Repository
 from klaviyo_etl.errors import DatabaseError, UsageError
 from klaviyo_etl.export import export_parquet
+from klaviyo_etl.export.parquet import NULL_PARTITION
 from klaviyo_etl.export.schema import table_schema
 from tests.helpers.export import files, query, scan, touched
 
@@ -302,3 +303,24 @@ def test_a_time_that_is_not_iso_8601_stops_the_export_naming_its_row(tiny_db, tm
     tiny_db.execute("UPDATE events SET datetime = NULL WHERE id = ?", [first])
     export_parquet(tiny_db, tmp_path)  # a missing time is a null partition
     assert query(f"SELECT count(*) FROM {scan(tmp_path, 'events')} WHERE date IS NULL") == [(1,)]
+
+
+def test_no_events_at_all_is_one_empty_file_so_engines_find_the_table(tiny_db, tmp_path):
+    # Before, the events folder was not written at all: DuckDB's read_parquet said "No files
+    # found", while every other empty table (tag_links) had its file with its columns.
+    rows = [
+        dict(zip([c.name for c in tiny_db["events"].columns], r, strict=True))
+        for r in tiny_db.execute("SELECT * FROM events")
+    ]
+    tiny_db.execute("DELETE FROM events")
+    assert day_file(NULL_PARTITION) in export_parquet(tiny_db, tmp_path).written
+    assert query(f"SELECT count(*) FROM {scan(tmp_path, 'events')}") == [(0,)]
+    assert pq.read_schema(tmp_path / day_file(NULL_PARTITION)) == table_schema("events")
+    # The first events replace it.
+    Repository(tiny_db).upsert("events", rows)
+    again = export_parquet(tiny_db, tmp_path)
+    assert (
+        again.removed == [day_file(NULL_PARTITION)]
+        and not (tmp_path / "events" / f"date={NULL_PARTITION}").exists()
+    )
+    assert count(tmp_path, "events") == len(rows)
