@@ -42,10 +42,12 @@ Atomic: a file is written under a hidden temporary name in its own folder (`.par
 recorded. A crash leaves every file either the previous or the new version, each readable; the
 next export rewrites what was not recorded and sweeps the temporary files left behind.
 
-One export at a time per folder: an export holds `DIR/.klaviyo-etl-export.lock` (flock, so
-the kernel frees it if the process dies), and a second one is refused at once. Without it, the
+One export at a time per folder (per account's partitions, with `account`): an export holds
+`DIR/.klaviyo-etl-export.lock` (`DIR/.klaviyo-etl-export.account=NAME.lock`; flock, so the
+kernel frees it if the process dies), and a second one is refused at once. Without it, the
 second export's sweep took the first one's temporary file from under it (the first died with
-a FileNotFoundError), and both removed and wrote the same partitions.
+a FileNotFoundError), and both removed and wrote the same partitions. Two accounts write
+different files, so they may be exported into one folder at the same time.
 A folder that cannot be written (read-only, full, a file where a table's folder should be) is
 a one-line usage error naming the path.
 
@@ -265,16 +267,20 @@ def _remove_quietly(tmp: Path, new_folder: bool) -> None:
 
 
 @contextmanager
-def folder_lock(root: Path) -> Iterator[None]:
-    """Hold the export lock of the folder `root`, or raise a UsageError at once (see the module)."""
-    path = root / LOCK_FILE
+def folder_lock(root: Path, account: str | None = None) -> Iterator[None]:
+    """Hold the export lock of the folder `root` (of `account`'s partitions in it), or raise a
+    UsageError at once (see the module)."""
+    path = root / (
+        LOCK_FILE if account is None else LOCK_FILE.replace(".lock", f".{ACCOUNT_PARTITION}={account}.lock")
+    )
     lock = FileLock(str(path), timeout=0, thread_local=False)
     try:
         lock.acquire()
     except Timeout:
+        whose = "" if account is None else f" of account {account}"
         raise UsageError(
-            f"another export is writing into {root} (lock {path}): wait for it to end, or export"
-            " into another folder"
+            f"another export{whose} is writing into {root} (lock {path}): wait for it to end, or"
+            " export into another folder"
         ) from None
     except OSError as exc:
         raise _cannot_write(path, exc) from None
@@ -367,7 +373,7 @@ def export_parquet(
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create {root}: {exc.strerror or exc}") from None
-    with folder_lock(root):
+    with folder_lock(root, account):
         return _export(db, root, account=account, full=full, batch_rows=batch_rows, on_batch=on_batch)
 
 

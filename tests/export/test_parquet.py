@@ -324,3 +324,19 @@ def test_no_events_at_all_is_one_empty_file_so_engines_find_the_table(tiny_db, t
         and not (tmp_path / "events" / f"date={NULL_PARTITION}").exists()
     )
     assert count(tmp_path, "events") == len(rows)
+
+
+def test_two_accounts_may_be_exported_into_one_folder_at_once_but_not_one_account_twice(tiny_db, tmp_path):
+    seen: list[str] = []
+
+    def meanwhile(path: str, rows: int) -> None:
+        if seen:
+            return
+        seen.append(path)
+        assert export_parquet(tiny_db, tmp_path, account="us-store").written  # its own files
+        with pytest.raises(UsageError, match="^another export of account eu-store is writing into "):
+            export_parquet(tiny_db, tmp_path, account="eu-store")
+
+    export_parquet(tiny_db, tmp_path, account="eu-store", on_batch=meanwhile)
+    by_account = query(f"SELECT account, count(*) FROM {scan(tmp_path, 'events')} GROUP BY 1 ORDER BY 1")
+    assert by_account == [("eu-store", tiny_db["events"].count), ("us-store", tiny_db["events"].count)]
