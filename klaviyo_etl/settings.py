@@ -15,6 +15,7 @@ from klaviyo_etl import REVISION
 from klaviyo_etl.errors import ConfigError
 
 DEFAULT_BASE_URL = "https://a.klaviyo.com"
+DEFAULT_RETRIES = 7  # after the first attempt; backoff grows to 30 s between them
 # What Klaviyo accepts in the `revision` header: a date, perhaps with a suffix (`2024-07-15.pre`).
 REVISION_FORMAT = re.compile(r"\d{4}-\d{2}-\d{2}(\.[A-Za-z0-9_-]+)?")
 CONFIG_ENV = "KLAVIYO_ETL_CONFIG"
@@ -54,7 +55,7 @@ class Settings:
     revision: str = REVISION
     verbose: bool = False
     quiet: bool = False
-    retries: int = 7  # after the first attempt; backoff grows to 30 s between them
+    retries: int = DEFAULT_RETRIES
     allow_insecure: bool = False  # send the key over plain http:// to a host not on loopback
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT  # seconds, per request (each attempt)
 

@@ -13,7 +13,13 @@ import typer
 
 from klaviyo_etl import REVISION, __version__
 from klaviyo_etl.cli.common import ErrorHandlingGroup, LazyCommands, settings_of, typer_command
-from klaviyo_etl.settings import DEFAULT_BASE_URL, DEFAULT_REQUEST_TIMEOUT, Settings, default_db_path
+from klaviyo_etl.settings import (
+    DEFAULT_BASE_URL,
+    DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_RETRIES,
+    Settings,
+    default_db_path,
+)
 
 __all__ = ["app", "main", "settings_of"]
 
@@ -122,7 +128,7 @@ def main_callback(
             min=0,
             help="Retries per request for 429s, 5xx and dropped connections.",
         ),
-    ] = 7,
+    ] = DEFAULT_RETRIES,
     request_timeout: Annotated[
         float | None,
         typer.Option(

@@ -17,10 +17,10 @@ from rich.text import Text
 
 from klaviyo_etl import REVISION
 from klaviyo_etl.cli.account_options import account_options, exit_if_failed
-from klaviyo_etl.cli.common import unboxed_to_fit
+from klaviyo_etl.cli.common import settings_of, unboxed_to_fit
 from klaviyo_etl.cli.config import configured
 from klaviyo_etl.errors import DatabaseError, UsageError
-from klaviyo_etl.settings import DEFAULT_BASE_URL
+from klaviyo_etl.settings import DEFAULT_BASE_URL, DEFAULT_REQUEST_TIMEOUT, DEFAULT_RETRIES
 from klaviyo_etl.sync.names import ALIASES
 
 if TYPE_CHECKING:
@@ -164,11 +164,23 @@ def crontab(
             "a file is in the way" if isinstance(exc, FileExistsError | NotADirectoryError) else exc.strerror
         )
         raise UsageError(f"--log {log_path}: cannot create its folder: {reason or exc}") from None
+    # Every global option given (or set by its KLAVIYO_* variable, which cron does not have)
+    # goes into the line: without --allow-insecure, every run against an http:// base URL was
+    # refused, and cron's only trace of it was one line in the log.
+    # Values from the config file stay out (cron's runs read the file, and a later edit of it
+    # must not be overridden by a copy in the line): `given` holds the options alone.
+    given = settings_of(ctx)
     extra: list[str] = []
-    if settings.base_url != DEFAULT_BASE_URL:
-        extra += ["--base-url", settings.base_url]
-    if settings.revision != REVISION:
-        extra += ["--revision", settings.revision]
+    if given.base_url != DEFAULT_BASE_URL:
+        extra += ["--base-url", given.base_url]
+    if given.revision != REVISION:
+        extra += ["--revision", given.revision]
+    if given.retries != DEFAULT_RETRIES:
+        extra += ["--retries", str(given.retries)]
+    if given.request_timeout != DEFAULT_REQUEST_TIMEOUT:
+        extra += ["--request-timeout", f"{given.request_timeout:g}"]
+    if given.allow_insecure:
+        extra.append("--allow-insecure")
     typer.echo(
         crontab_text(
             config,
@@ -204,7 +216,9 @@ def _local(when: dt.datetime, now: dt.datetime) -> str:
 def _next(p: StreamPlan, now: dt.datetime) -> str:
     if p.due_at is None:
         return "off"
-    if p.due_at <= now:
+    if p.is_overdue(now):
+        return f"overdue {_span(now - p.due_at)}"
+    if p.is_due(now):  # as `sync --due` and the "due now" column see it (cron's lag allowed)
         return "now"
     return f"in {_span(p.due_at - now)} ({_local(p.due_at, now)})"
 
@@ -314,5 +328,13 @@ def _status(settings, config, as_json: bool) -> None:
     for p in plans:
         if p.failures and p.last_error and p.stream not in ALIASES:
             console.print(Text(f"{p.stream} failed: {p.last_error}"))
+    overdue = [p.stream for p in plans if p.is_overdue(now)]
+    if overdue:
+        console.print(
+            Text(
+                f"Overdue by a whole interval or more: {', '.join(overdue)}. Is the schedule running"
+                " (the line of `klaviyo-etl schedule crontab` in your crontab, or `schedule run`)?"
+            )
+        )
     due = [p.stream for p in plans if p.is_due(now)]
     console.print(Text(f"Due now: {', '.join(due) if due else 'nothing'}  (db {settings.db_path})"))

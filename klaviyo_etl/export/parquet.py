@@ -15,8 +15,12 @@ level down, under the hive partition `account=NAME` of each table's folder
 so that an engine reads every account as one table with an `account` column (the files do not
 repeat it: see `schema`). One folder holds one layout or the other, never both: an export
 refuses a folder laid out the other way.
-Events whose `datetime` is missing or not ISO 8601 land in `date=__HIVE_DEFAULT_PARTITION__`
-(the name Hive and Spark read as a null partition). Rows flagged deleted are exported with
+Events whose `datetime` is missing land in `date=__HIVE_DEFAULT_PARTITION__` (the name Hive
+and Spark read as a null partition); so does an empty file when there are no events at all, so
+that an engine finds the table and its columns (with no file, DuckDB and Spark refuse the
+folder: "No files found", "Unable to infer schema"). A time that is not ISO 8601 (none comes from Klaviyo) has
+no value of a timestamp column: the export stops, naming the table, column and row, rather than
+write it as NULL. Rows flagged deleted are exported with
 `deleted_at` set, as the database keeps them (filter `deleted_at IS NULL` as the reports do);
 erased personal data is NULL in the database, so it is NULL in the files; rows purged from the
 database leave the files at the next export. Column types: `klaviyo_etl.export.schema`.
@@ -38,6 +42,15 @@ Atomic: a file is written under a hidden temporary name in its own folder (`.par
 recorded. A crash leaves every file either the previous or the new version, each readable; the
 next export rewrites what was not recorded and sweeps the temporary files left behind.
 
+One export at a time per folder (per account's partitions, with `account`): an export holds
+`DIR/.klaviyo-etl-export.lock` (`DIR/.klaviyo-etl-export.account=NAME.lock`; flock, so the
+kernel frees it if the process dies), and a second one is refused at once. Without it, the
+second export's sweep took the first one's temporary file from under it (the first died with
+a FileNotFoundError), and both removed and wrote the same partitions. Two accounts write
+different files, so they may be exported into one folder at the same time.
+A folder that cannot be written (read-only, full, a file where a table's folder should be) is
+a one-line usage error naming the path.
+
 Memory stays bounded: rows are read with `fetchmany` and written batch by batch through one
 `ParquetWriter` per file (one row group per batch), never a whole table or day at once.
 """
@@ -47,6 +60,7 @@ from __future__ import annotations
 import os
 import zlib
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +69,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import sqlite_utils
+from filelock import FileLock, Timeout
 
 from klaviyo_etl.db.migrations import public_tables
 from klaviyo_etl.errors import DatabaseError, UsageError
@@ -72,6 +87,8 @@ from klaviyo_etl.timeutil import parse_time, utcnow_iso
 EVENTS = "events"
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 PART_FILE = "part-0.parquet"
+# Hidden (readers skip it) and at the folder's top, outside every table's folder.
+LOCK_FILE = ".klaviyo-etl-export.lock"
 BATCH_ROWS = 20_000
 # An event's day: the date of its stored ISO `datetime` (UTC), NULL when it has none.
 _DAY_SQL = (
@@ -124,7 +141,7 @@ def check_schema(db: sqlite_utils.Database) -> list[str]:
     return tables
 
 
-def _times(values: tuple, where: str) -> pa.Array:
+def _times(values: tuple) -> pa.Array:
     text = pa.array(values, pa.string()) if all(v is None or isinstance(v, str) for v in values) else None
     if text is not None:
         try:
@@ -132,17 +149,25 @@ def _times(values: tuple, where: str) -> pa.Array:
         except pa.ArrowInvalid:
             pass  # a value without a zone or a date alone: read each one as the rest of the tool does
     parsed = []
-    for value in values:
+    for index, value in enumerate(values):
         try:
             parsed.append(None if value in (None, "") else parse_time(str(value)))
         except ValueError:
-            raise DatabaseError(f"{where}: {value!r} is not an ISO 8601 time") from None
+            raise _Unreadable(index, f"{value!r} is not an ISO 8601 time") from None
     return pa.array(parsed, TIME)
 
 
-def _array(values: tuple, kind: pa.DataType, where: str) -> pa.Array:
+class _Unreadable(Exception):
+    """A stored value that has no value of its column's export type, at `index` of its batch."""
+
+    def __init__(self, index: int | None, problem: str):
+        super().__init__(problem)
+        self.index = index
+
+
+def _array(values: tuple, kind: pa.DataType) -> pa.Array:
     if kind == TIME:
-        return _times(values, where)
+        return _times(values)
     if kind == FLAG:
         return pa.array([None if v is None else bool(v) for v in values], kind)
     try:
@@ -150,7 +175,7 @@ def _array(values: tuple, kind: pa.DataType, where: str) -> pa.Array:
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         if pa.types.is_string(kind):  # SQLite's loose typing: a number in a text column
             return pa.array([None if v is None else str(v) for v in values], kind)
-        raise DatabaseError(f"{where}: a value does not read as {kind}") from None
+        raise _Unreadable(None, f"a value does not read as {kind}") from None
 
 
 def _batches(
@@ -165,15 +190,28 @@ def _batches(
     names = ", ".join(f"[{c}]" for c in columns)
     order = ", ".join(f"[{c}]" for c in ORDER_BY.get(table, ("id",)))
     cursor = db.conn.execute(f"SELECT {names} FROM [{table}] {where} ORDER BY {order}", params)
+    key = [list(columns).index(c) for c in ORDER_BY.get(table, ("id",))]
     try:
         while rows := cursor.fetchmany(batch_rows):
-            arrays = [
-                _array(values, kind, f"{table}.{name}")
-                for values, (name, kind) in zip(zip(*rows, strict=True), columns.items(), strict=True)
-            ]
+            arrays = []
+            for values, (name, kind) in zip(zip(*rows, strict=True), columns.items(), strict=True):
+                try:
+                    arrays.append(_array(values, kind))
+                except _Unreadable as exc:
+                    row = (
+                        "" if exc.index is None else f" of the row {_row_key(rows[exc.index], key, columns)}"
+                    )
+                    raise DatabaseError(
+                        f"{table}.{name}{row}: {exc}; correct or delete it in the database, then export again"
+                    ) from None
             yield pa.RecordBatch.from_arrays(arrays, schema=schema)
     finally:
         cursor.close()
+
+
+def _row_key(row: tuple, key: list[int], columns: dict[str, pa.DataType]) -> str:
+    names = list(columns)
+    return ", ".join(f"{names[i]}={row[i]!r}" for i in key)
 
 
 def _fsync(path: Path) -> None:
@@ -184,14 +222,23 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+def _cannot_write(path: Path, exc: OSError) -> UsageError:
+    # pyarrow's own OSErrors carry no strerror, only "Failed to open local file ... Detail: ...".
+    reason = exc.strerror or str(exc).rsplit("Detail: ", 1)[-1]
+    return UsageError(f"cannot write {path}: {reason}; export into a folder you can write")
+
+
 def write_atomically(
     path: Path, schema: pa.Schema, batches: Iterator[pa.RecordBatch], on_batch: Callable[[int], None]
 ) -> int:
-    """Write `batches` as the Parquet file `path` (aside, fsync, rename); the rows written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write `batches` as the Parquet file `path` (aside, fsync, rename); the rows written.
+
+    An OSError of the file system (read-only, full, a file in the way) is a UsageError."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     rows = 0
+    new_folder = not path.parent.exists()
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with pq.ParquetWriter(str(tmp), schema) as writer:
             for batch in batches:
                 writer.write_batch(batch)
@@ -199,11 +246,48 @@ def write_atomically(
                 on_batch(rows)
         _fsync(tmp)
         os.replace(tmp, path)
+        _fsync(path.parent)  # the rename itself survives a power cut
+    except OSError as exc:
+        _remove_quietly(tmp, new_folder)
+        raise _cannot_write(path, exc) from None
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        _remove_quietly(tmp, new_folder)
         raise
-    _fsync(path.parent)  # the rename itself survives a power cut
     return rows
+
+
+def _remove_quietly(tmp: Path, new_folder: bool) -> None:
+    """Remove the temporary file, and its folder if this export made it (an empty partition)."""
+    try:
+        tmp.unlink(missing_ok=True)
+        if new_folder and not any(tmp.parent.iterdir()):
+            tmp.parent.rmdir()
+    except OSError:  # the folder that refused the file refuses its removal too
+        pass
+
+
+@contextmanager
+def folder_lock(root: Path, account: str | None = None) -> Iterator[None]:
+    """Hold the export lock of the folder `root` (of `account`'s partitions in it), or raise a
+    UsageError at once (see the module)."""
+    path = root / (
+        LOCK_FILE if account is None else LOCK_FILE.replace(".lock", f".{ACCOUNT_PARTITION}={account}.lock")
+    )
+    lock = FileLock(str(path), timeout=0, thread_local=False)
+    try:
+        lock.acquire()
+    except Timeout:
+        whose = "" if account is None else f" of account {account}"
+        raise UsageError(
+            f"another export{whose} is writing into {root} (lock {path}): wait for it to end, or"
+            " export into another folder"
+        ) from None
+    except OSError as exc:
+        raise _cannot_write(path, exc) from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _event_markers(db: sqlite_utils.Database, prefix: str) -> dict[str | None, str]:
@@ -289,6 +373,20 @@ def export_parquet(
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create {root}: {exc.strerror or exc}") from None
+    with folder_lock(root, account):
+        return _export(db, root, account=account, full=full, batch_rows=batch_rows, on_batch=on_batch)
+
+
+def _export(
+    db: sqlite_utils.Database,
+    root: Path,
+    *,
+    account: str | None,
+    full: bool,
+    batch_rows: int,
+    on_batch: OnBatch | None,
+) -> ExportResult:
+    """`export_parquet`'s work, under the folder's lock."""
     key = str(root.resolve())
     tables = check_schema(db)
     _check_layout(root, account)
@@ -323,7 +421,9 @@ def export_parquet(
             marker = _table_marker(db, table, prefix)
             write(folder, f"{folder}/{table}.parquet", marker, table, "", ())
             continue
-        markers = _event_markers(db, prefix)
+        # No events (none synced yet, or only other streams): one empty file in the null
+        # partition, so the table's columns are in the folder like every other table's.
+        markers = _event_markers(db, prefix) or {None: f"{prefix}|no events"}
         for day in sorted(markers, key=lambda d: d or ""):
             where, params = _day_query(day)
             item = _partition(day, account)
@@ -333,10 +433,13 @@ def export_parquet(
         stale |= {f"{folder}/{p.parent.name}" for p in root.glob(f"{folder}/date=*/{PART_FILE}")}
         for item in sorted(stale - current):
             path = root / item / PART_FILE
-            if path.exists():
-                path.unlink()
-                result.removed.append(f"{item}/{PART_FILE}")
-            if path.parent.is_dir() and not any(path.parent.iterdir()):
-                path.parent.rmdir()
+            try:
+                if path.exists():
+                    path.unlink()
+                    result.removed.append(f"{item}/{PART_FILE}")
+                if path.parent.is_dir() and not any(path.parent.iterdir()):
+                    path.parent.rmdir()
+            except OSError as exc:
+                raise _cannot_write(path, exc) from None
             db.execute("DELETE FROM _exports WHERE target = ? AND item = ?", [key, item])
     return result

@@ -8,6 +8,12 @@ several processes at the same minute, and all but one would be refused by the da
 cron can only say "every N" exactly when N divides the next unit up (every 15 minutes, every 6
 hours, daily, weekly). For any other period the line wakes at the largest exact period that
 divides it, and says so in a comment; `sync --due` keeps each stream to its own interval.
+
+The line wakes at least hourly, even when every stream is daily: cron fires in the machine's
+local time, and a line at local midnight met a day that daylight saving shortens to 23 hours
+with the stream an hour short of due, and skipped it (47 hours between two syncs). A failed
+stream, due again after a backoff of minutes, also waited for the next day's firing. A wake
+with nothing due opens the database, reads `sync_state` and exits, silently under `--quiet`.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from klaviyo_etl.settings import CONFIG_ENV
 
 _DAY = 24 * 60
 _WEEK = 7 * _DAY
+MAX_WAKE = 60  # minutes: the longest the line sleeps (see the module)
 
 
 def exact_expression(minutes: int) -> str | None:
@@ -55,8 +62,9 @@ _EXACT = sorted(
 @dataclass(frozen=True)
 class CronPeriod:
     wanted: Interval  # what the schedule needs: the gcd of the intervals
-    used: Interval  # what cron can express: `wanted`, or the largest exact divisor of it
+    used: Interval  # what the line does: the largest exact divisor of `wanted`, at most hourly
     expression: str
+    capped: bool = False  # cron could fire every `wanted`, or rarer than hourly: hourly instead
 
     @property
     def exact(self) -> bool:
@@ -69,8 +77,10 @@ def cron_period(config: Config) -> CronPeriod | None:
     if not minutes:
         return None
     wanted = math.gcd(*minutes)
-    used = next(m for m in _EXACT if wanted % m == 0)  # 1 divides everything
-    return CronPeriod(Interval(wanted * 60), Interval(used * 60), exact_expression(used))
+    divisors = [m for m in _EXACT if wanted % m == 0]  # 1 divides everything
+    used = next(m for m in divisors if m <= MAX_WAKE)
+    capped = divisors[0] > MAX_WAKE
+    return CronPeriod(Interval(wanted * 60), Interval(used * 60), exact_expression(used), capped)
 
 
 def klaviyo_command() -> list[str]:
@@ -129,7 +139,13 @@ def crontab_text(
     if period is None:
         lines.append("# Every stream is off, so there is nothing to schedule.")
         return "\n".join(lines) + "\n"
-    if not period.exact:
+    if period.capped:
+        lines += [
+            f"# No stream needs a wake more often than every {period.wanted}, but the line wakes",
+            "# hourly: a failed stream is retried within the hour, and a day that daylight",
+            "# saving shortens to 23 hours skips no sync. A wake with nothing due does nothing.",
+        ]
+    elif not period.exact:
         lines.append(f"# cron cannot fire exactly every {period.wanted}, so the line below wakes")
         lines.append(f"# every {period.used} instead.")
     lines += [

@@ -74,6 +74,13 @@ class StreamPlan:
         slack = tolerance(self.interval) if early else dt.timedelta(0)
         return now >= self.due_at - slack
 
+    def is_overdue(self, now: dt.datetime) -> bool:
+        """A whole interval has passed since the stream fell due: nothing is running the
+        schedule (no cron line, the machine off, `schedule run` stopped), or every run is
+        refused. `schedule status` says so, rather than "due now" like a minute late."""
+        interval = self.interval.timedelta
+        return self.due_at is not None and interval is not None and now - self.due_at >= interval
+
     def as_dict(self, now: dt.datetime) -> dict:
         def iso(value: dt.datetime | None) -> str | None:
             return value.isoformat(timespec="seconds") if value else None
@@ -89,6 +96,7 @@ class StreamPlan:
             "due_at": iso(self.due_at),
             "due_in_seconds": (max(0, int((self.due_at - now).total_seconds())) if self.due_at else None),
             "due_now": self.is_due(now),
+            "overdue": self.is_overdue(now),
             "reason": self.reason,
         }
 

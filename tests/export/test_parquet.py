@@ -13,6 +13,7 @@ import pytest
 from klaviyo_etl.db.repositories import Repository
 from klaviyo_etl.errors import DatabaseError, UsageError
 from klaviyo_etl.export import export_parquet
+from klaviyo_etl.export.parquet import NULL_PARTITION
 from klaviyo_etl.export.schema import table_schema
 from tests.helpers.export import files, query, scan, touched
 
@@ -238,3 +239,104 @@ def test_times_without_a_zone_read_as_utc(tiny_db, tmp_path):
     )[0]
     assert when == dt.datetime(2026, 5, 15, tzinfo=dt.UTC)
     assert os.listdir(tmp_path / "campaigns") == ["campaigns.parquet"]
+
+
+def test_a_second_export_into_the_same_folder_meanwhile_is_refused_and_the_first_completes(tiny_db, tmp_path):
+    # The second export starts while the first is writing its first file (what two processes
+    # do when a cron export meets a manual one). Before the folder lock, its sweep removed the
+    # first one's temporary file, and the first died with a FileNotFoundError.
+    target = tmp_path / "out"
+    refused: list[Exception] = []
+
+    def meanwhile(path: str, rows: int) -> None:
+        if not refused:
+            try:
+                export_parquet(tiny_db, target)
+            except UsageError as exc:
+                refused.append(exc)
+            else:
+                refused.append(AssertionError("the second export ran"))
+
+    first = export_parquet(tiny_db, target, on_batch=meanwhile)
+    assert [type(e) for e in refused] == [UsageError], refused
+    assert str(refused[0]).startswith(f"another export is writing into {target}")
+    assert first.removed == [] and len(first.written) == len(files(target))
+    assert count(target, "events") == tiny_db["events"].count
+    assert not list(target.rglob(".*.tmp"))
+    assert export_parquet(tiny_db, target).written == []  # the lock is released
+
+
+def test_a_folder_that_cannot_be_written_is_a_usage_error_naming_the_path(tiny_db, tmp_path):
+    # A file where a table's folder should be: the same OSError as a read-only or full disk.
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "metrics").write_text("not a folder")
+    with pytest.raises(UsageError, match=f"cannot write {target / 'metrics'}/metrics.parquet: "):
+        export_parquet(tiny_db, target)
+    assert not list(target.rglob(".*.tmp"))
+
+
+def test_a_read_only_folder_is_a_usage_error(tiny_db, tmp_path):
+    target = tmp_path / "out"
+    target.mkdir()
+    target.chmod(0o555)
+    if os.access(target, os.W_OK):
+        pytest.skip("file modes are not enforced for this user (root)")
+    try:
+        with pytest.raises(UsageError, match="cannot write .*: Permission denied"):
+            export_parquet(tiny_db, target)
+    finally:
+        target.chmod(0o755)
+
+
+def test_a_time_that_is_not_iso_8601_stops_the_export_naming_its_row(tiny_db, tmp_path):
+    # The message named the column only, and a new partition's folder was left behind empty.
+    tiny_db.execute("UPDATE events SET datetime = 'yesterday' WHERE id = (SELECT min(id) FROM events)")
+    (first,) = tiny_db.execute("SELECT min(id) FROM events").fetchone()
+    with pytest.raises(DatabaseError) as refused:
+        export_parquet(tiny_db, tmp_path)
+    assert str(refused.value) == (
+        f"events.datetime of the row datetime='yesterday', id={first!r}: 'yesterday' is not an ISO 8601"
+        " time; correct or delete it in the database, then export again"
+    )
+    assert not (tmp_path / "events/date=__HIVE_DEFAULT_PARTITION__").exists()
+    tiny_db.execute("UPDATE events SET datetime = NULL WHERE id = ?", [first])
+    export_parquet(tiny_db, tmp_path)  # a missing time is a null partition
+    assert query(f"SELECT count(*) FROM {scan(tmp_path, 'events')} WHERE date IS NULL") == [(1,)]
+
+
+def test_no_events_at_all_is_one_empty_file_so_engines_find_the_table(tiny_db, tmp_path):
+    # Before, the events folder was not written at all: DuckDB's read_parquet said "No files
+    # found", while every other empty table (tag_links) had its file with its columns.
+    rows = [
+        dict(zip([c.name for c in tiny_db["events"].columns], r, strict=True))
+        for r in tiny_db.execute("SELECT * FROM events")
+    ]
+    tiny_db.execute("DELETE FROM events")
+    assert day_file(NULL_PARTITION) in export_parquet(tiny_db, tmp_path).written
+    assert query(f"SELECT count(*) FROM {scan(tmp_path, 'events')}") == [(0,)]
+    assert pq.read_schema(tmp_path / day_file(NULL_PARTITION)) == table_schema("events")
+    # The first events replace it.
+    Repository(tiny_db).upsert("events", rows)
+    again = export_parquet(tiny_db, tmp_path)
+    assert (
+        again.removed == [day_file(NULL_PARTITION)]
+        and not (tmp_path / "events" / f"date={NULL_PARTITION}").exists()
+    )
+    assert count(tmp_path, "events") == len(rows)
+
+
+def test_two_accounts_may_be_exported_into_one_folder_at_once_but_not_one_account_twice(tiny_db, tmp_path):
+    seen: list[str] = []
+
+    def meanwhile(path: str, rows: int) -> None:
+        if seen:
+            return
+        seen.append(path)
+        assert export_parquet(tiny_db, tmp_path, account="us-store").written  # its own files
+        with pytest.raises(UsageError, match="^another export of account eu-store is writing into "):
+            export_parquet(tiny_db, tmp_path, account="eu-store")
+
+    export_parquet(tiny_db, tmp_path, account="eu-store", on_batch=meanwhile)
+    by_account = query(f"SELECT account, count(*) FROM {scan(tmp_path, 'events')} GROUP BY 1 ORDER BY 1")
+    assert by_account == [("eu-store", tiny_db["events"].count), ("us-store", tiny_db["events"].count)]
