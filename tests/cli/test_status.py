@@ -47,6 +47,15 @@ def test_the_status_table_shows_whole_compact_times():
     assert "2026-12-01T" not in text and "…" not in text
 
 
+def fitted_status(rows: list[dict], width: int) -> str:
+    """The status table of `rows` at `width` columns, checked to fit whole (nothing cut)."""
+    console = Console(file=io.StringIO(), width=width, record=True)
+    console.print(status_table(rows, NOW, dt.UTC, width=width))
+    text = console.export_text()
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= width
+    return text
+
+
 def test_a_skipped_run_shows_why_instead_of_an_older_error():
     rows = [
         {
@@ -69,10 +78,7 @@ def test_a_skipped_run_shows_why_instead_of_an_older_error():
         },
     ]
     for width in (80, 100, 120):
-        console = Console(file=io.StringIO(), width=width, record=True)
-        console.print(status_table(rows, NOW, dt.UTC, width=width))
-        text = console.export_text()
-        assert "…" not in text and max(len(line) for line in text.splitlines()) <= width
+        text = fitted_status(rows, width)
         flat = " ".join(text.split())
         assert "skipped because segments did not finish" in flat, text
         assert "older run" not in text and "lacks a required scope" in flat
@@ -96,10 +102,7 @@ def test_a_long_last_error_is_shown_whole_at_80_columns():
         }
     ]
     for width in (80, 100, 120):
-        console = Console(file=io.StringIO(), width=width, record=True)
-        console.print(status_table(rows, NOW, dt.UTC, width=width))
-        text = console.export_text()
-        assert "…" not in text and max(len(line) for line in text.splitlines()) <= width
+        text = fitted_status(rows, width)
         for word in ("RetriableAPIError:", "Unavailable", "after"):
             assert word in text, (width, text)
         flat = "".join(text.replace("│", "").split())  # a long word folds onto the next lines

@@ -58,9 +58,9 @@ def test_a_campaign_sums_events_keyed_by_its_id_and_by_its_message_ids(tiny_db):
     assert (c1["recipients"], c1["delivered"], c1["opens_unique"], c1["clicks_unique"]) == (5, 4, 2, 1)
 
 
-def test_compare_resolves_campaign_ids_too(tiny_db):
-    key_events_by_campaign_id(tiny_db)
-    tiny_db["report_values"].insert(
+def store_c1_values(db, timeframe_end: str, fetched_at: str, statistics: dict) -> None:
+    """Klaviyo's stored figures for campaign C1 (message M1), over a timeframe from May 1."""
+    db["report_values"].insert(
         {
             "id": "r1",
             "report": "campaign-values",
@@ -68,20 +68,22 @@ def test_compare_resolves_campaign_ids_too(tiny_db):
             "message_id": "M1",
             "channel": "email",
             "timeframe_start": "2026-05-01T00:00:00+00:00",
-            "timeframe_end": "2026-06-01T00:00:00+00:00",
-            "fetched_at": "2026-06-01T00:00:00",
-            "statistics": json.dumps(
-                {
-                    "recipients": 5,
-                    "delivered": 4,
-                    "opens_unique": 2,
-                    "clicks_unique": 1,
-                    "conversion_value": 150.0,
-                }
-            ),
+            "timeframe_end": timeframe_end,
+            "fetched_at": fetched_at,
+            "statistics": json.dumps(statistics),
         },
         pk="id",
         alter=True,
+    )
+
+
+def test_compare_resolves_campaign_ids_too(tiny_db):
+    key_events_by_campaign_id(tiny_db)
+    store_c1_values(
+        tiny_db,
+        "2026-06-01T00:00:00+00:00",
+        "2026-06-01T00:00:00",
+        {"recipients": 5, "delivered": 4, "opens_unique": 2, "clicks_unique": 1, "conversion_value": 150.0},
     )
     row = compare_report(tiny_db, "campaign-values", MAY).rows[0]
     assert row["entity_id"] == "C1" and row["recipients"] == 5 and row["agree"] == "yes", row
@@ -95,21 +97,7 @@ def test_campaigns_sent_outside_klaviyos_timeframe_are_not_sent_to_sync_reports(
         {"id": "C6", "name": "Restock", "channel": "email", "status": "Sent", "send_time": "2026-05-03"},
         alter=True,
     )
-    tiny_db["report_values"].insert(
-        {
-            "id": "r1",
-            "report": "campaign-values",
-            "entity_id": "C1",
-            "message_id": "M1",
-            "channel": "email",
-            "timeframe_start": "2026-05-01T00:00:00+00:00",
-            "timeframe_end": "2026-05-10T00:00:00+00:00",
-            "fetched_at": "2026-05-10T14:00:00+00:00",
-            "statistics": json.dumps({"recipients": 5}),
-        },
-        pk="id",
-        alter=True,
-    )
+    store_c1_values(tiny_db, "2026-05-10T00:00:00+00:00", "2026-05-10T14:00:00+00:00", {"recipients": 5})
     report = messages.campaign_report(
         tiny_db, resolve_period(from_="2026-04-01", to="2026-05-31"), source="klaviyo"
     )

@@ -4,7 +4,7 @@ a client can fetch from /api/events: the same comparison our reports make agains
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
@@ -241,36 +241,38 @@ def test_invalid_report_requests_are_400(client: httpx.Client, data: SandboxData
     assert response.json()["errors"][0]["source"]["pointer"].startswith("/data")
 
 
+def _weekly_aggregate(
+    client: httpx.Client, metric: str, start: datetime, end: datetime, measurements: list[str]
+) -> dict:
+    """The attributes of a metric aggregate by week over [start, end)."""
+    filters = [f"greater-or-equal(datetime,{start.isoformat()})", f"less-than(datetime,{end.isoformat()})"]
+    attributes = {"metric_id": metric, "measurements": measurements, "interval": "week", "filter": filters}
+    response = client.post(
+        "/api/metric-aggregates", json={"data": {"type": "metric-aggregate", "attributes": attributes}}
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["data"]["attributes"]
+
+
+def _events_of(events: list[dict], metric: str, start: datetime, end: datetime) -> list[dict]:
+    """The served events of `metric` in [start, end)."""
+    return [
+        e
+        for e in events
+        if e["relationships"]["metric"]["data"]["id"] == metric
+        and start.timestamp() <= e["attributes"]["timestamp"] < end.timestamp()
+    ]
+
+
 def test_metric_aggregate_counts_match(
     client: httpx.Client, data: SandboxData, all_events: list[dict]
 ) -> None:
     placed = data.metric_ids[data.metric_named(kc.PLACED_ORDER, "Shopify")]
     start, end = data.now - timedelta(days=28), data.now - timedelta(days=7)
-    body = {
-        "data": {
-            "type": "metric-aggregate",
-            "attributes": {
-                "metric_id": placed,
-                "measurements": ["count", "sum_value", "unique"],
-                "interval": "week",
-                "filter": [
-                    f"greater-or-equal(datetime,{start.isoformat()})",
-                    f"less-than(datetime,{end.isoformat()})",
-                ],
-            },
-        }
-    }
-    response = client.post("/api/metric-aggregates", json=body)
-    assert response.status_code == 200, response.text
-    attrs = response.json()["data"]["attributes"]
+    attrs = _weekly_aggregate(client, placed, start, end, ["count", "sum_value", "unique"])
     assert len(attrs["dates"]) == 3
     measured = attrs["data"][0]["measurements"]
-    orders = [
-        e
-        for e in all_events
-        if e["relationships"]["metric"]["data"]["id"] == placed
-        and start.timestamp() <= e["attributes"]["timestamp"] < end.timestamp()
-    ]
+    orders = _events_of(all_events, placed, start, end)
     assert sum(measured["count"]) == len(orders) > 0
     assert sum(measured["sum_value"]) == pytest.approx(
         sum(e["attributes"]["event_properties"]["$value"] for e in orders), abs=0.05
@@ -290,29 +292,10 @@ def test_metric_aggregate_sum_value_sums_the_value_each_event_carries(
     # attributes guide): a Viewed Product event carries a price but no `$value`, so it adds 0.
     metric = data.metric_ids[data.metric_named(name)]
     start, end = data.now - timedelta(days=28), data.now
-    body = {
-        "data": {
-            "type": "metric-aggregate",
-            "attributes": {
-                "metric_id": metric,
-                "measurements": ["count", "sum_value"],
-                "interval": "week",
-                "filter": [
-                    f"greater-or-equal(datetime,{start.isoformat()})",
-                    f"less-than(datetime,{end.isoformat()})",
-                ],
-            },
-        }
-    }
-    response = client.post("/api/metric-aggregates", json=body)
-    assert response.status_code == 200, response.text
-    measured = response.json()["data"]["attributes"]["data"][0]["measurements"]
-    served = [
-        e
-        for e in all_events
-        if e["relationships"]["metric"]["data"]["id"] == metric
-        and start.timestamp() <= e["attributes"]["timestamp"] < end.timestamp()
+    measured = _weekly_aggregate(client, metric, start, end, ["count", "sum_value"])["data"][0][
+        "measurements"
     ]
+    served = _events_of(all_events, metric, start, end)
     assert sum(measured["count"]) == len(served) > 0
     assert sum(measured["sum_value"]) == pytest.approx(
         sum(e["attributes"]["event_properties"].get("$value", 0) for e in served), abs=0.05
