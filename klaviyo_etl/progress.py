@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from klaviyo_etl.sync.options import StreamResult
+from klaviyo_etl.wording import counted
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -129,7 +130,7 @@ def skipped_text(result: StreamResult) -> str:
 
 
 def warnings_text(count: int) -> str:
-    return f"{count} value{'s' if count != 1 else ''} not readable as numbers, kept raw in `attributes`"
+    return f"{counted(count, 'value')} not readable as numbers, kept raw in `attributes`"
 
 
 class LogProgress:

@@ -19,6 +19,7 @@ import sqlite_utils
 
 from klaviyo_etl.db.conversion import ConversionMetric
 from klaviyo_etl.reports.periods import Period
+from klaviyo_etl.wording import counted
 
 
 def currencies(
@@ -62,8 +63,7 @@ def note(listed: list[dict[str, Any]]) -> str | None:
     unnamed = sum(c["orders"] for c in listed if not c["code"])
     if len(named) > 1:
         each = ", ".join(
-            f"{c['code']} {c['value']:,.2f} in {c['orders']:,} order{'s' if c['orders'] != 1 else ''}"
-            for c in named
+            f"{c['code']} {c['value']:,.2f} in {counted(c['orders'], 'order', grouped=True)}" for c in named
         )
         line = (
             f"Orders in {len(named)} currencies: {each}. The revenue figures add their amounts"
@@ -75,7 +75,7 @@ def note(listed: list[dict[str, Any]]) -> str | None:
     else:
         return None
     if unnamed:
-        orders = f"{unnamed:,} order{'s' if unnamed != 1 else ''}"
+        orders = counted(unnamed, "order", grouped=True)
         line += (
             f"{' ' if len(named) > 1 else ''}{orders} name no currency (Klaviyo counts them in the"
             " account's preferred currency, which is not synced)."

@@ -30,6 +30,7 @@ from klaviyo_etl.errors import UsageError
 from klaviyo_etl.reports import currency
 from klaviyo_etl.reports.model import IDENTITY, KEY, USEFUL, Column, Report, sort_rows
 from klaviyo_etl.reports.periods import Period, change_pct, timeframe_period
+from klaviyo_etl.wording import counted
 
 # Counts a campaign or flow adds up over its messages (Klaviyo statistic names).
 COUNTS = (
@@ -616,8 +617,7 @@ def _flow_rows(
     if unnamed:
         what, streams = ("flow message", "flows flow_messages") if by == "message" else ("flow", "flows")
         notes.append(
-            f"{len(unnamed)} {what}{'s' if len(unnamed) > 1 else ''} not synced yet, named –:"
-            f" `klaviyo-etl sync {streams}` names them."
+            f"{counted(len(unnamed), what)} not synced yet, named –: `klaviyo-etl sync {streams}` names them."
         )
     return Report(
         "flows",

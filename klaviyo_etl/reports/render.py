@@ -284,7 +284,7 @@ def hidden_note(layout: Layout) -> str:
     keys = [c.key for c in layout.hidden]
     example = f"{layout.columns[0].key},{keys[0]}"
     return (
-        f"{len(keys)} column{'s' if len(keys) != 1 else ''} hidden: {', '.join(keys)}"
+        f"{counted(len(keys), 'column')} hidden: {', '.join(keys)}"
         f" (--wide shows all; --columns picks, e.g. --columns={example})"  # one word: never split
     )
 
