@@ -27,6 +27,11 @@ every flow Klaviyo reported on). It says nothing about streams it does not compa
 lists, segments, forms). Klaviyo counts the timeframe's days in the account's timezone, we
 count UTC days: on an account outside UTC the hours between the two midnights (at both ends)
 fall on one side only, which the tolerance may not cover for a campaign sent in the last days.
+When the synced account (the `accounts` stream) has such a timezone, the check says so, by
+name; an account in UTC all year, or not synced, gets no such line.
+
+A scope only an optional stream needs (`accounts:read`) is probed and shown, but a key
+without it passes: the sync skips that stream with a note and exits 0 (see `AccountStream`).
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ import httpx
 import sqlite_utils
 
 from klaviyo_etl.client import KlaviyoClient
+from klaviyo_etl.db.account import synced_account
 from klaviyo_etl.endpoints import Endpoint, ReportEndpoint, contract
 from klaviyo_etl.errors import ApiError, FatalError
 from klaviyo_etl.reports.compare import compare_report
@@ -48,12 +54,14 @@ from klaviyo_etl.reports.messages import COUNTS, campaigns_sent, stored_timefram
 from klaviyo_etl.reports.periods import Period
 from klaviyo_etl.settings import mask_key
 from klaviyo_etl.sync.streams import Stream, build_streams
-from klaviyo_etl.timeutil import parse_time_or_none
+from klaviyo_etl.timeutil import parse_time_or_none, utc_all_year
 
 DEFAULT_TOLERANCE = 0.02
 DEFAULT_FLOOR = 1.0
 # What the comparison reads, in the order a sync needs them.
 CHECK_STREAMS = ["metrics", "events", "campaigns", "flows", "flow_messages", "reports"]
+# What `check --sync` syncs: those, and the account, whose timezone the check names.
+CHECK_SYNC_STREAMS = ["accounts", *CHECK_STREAMS]
 REVISION_HEADERS = ("deprecation", "sunset", "warning")
 _KINDS = (("campaign", "campaign-values"), ("flow", "flow-values"))
 
@@ -70,6 +78,7 @@ class Probe:
     streams: list[str]  # the sync streams that need this scope
     status: int | None = None  # HTTP status of the probe (None: not probed)
     detail: str = ""
+    optional: bool = False  # only optional streams need it: the sync skips them without it
 
     @property
     def granted(self) -> bool:
@@ -86,7 +95,13 @@ class Access:
 
     @property
     def missing_scopes(self) -> list[str]:
-        return [p.scope for p in self.probes if p.status == 403]
+        """Scopes the sync needs and the key lacks (a problem: exit 1)."""
+        return [p.scope for p in self.probes if p.status == 403 and not p.optional]
+
+    @property
+    def missing_optional(self) -> list[Probe]:
+        """Scopes only optional streams need, which the key lacks (said, not a problem)."""
+        return [p for p in self.probes if p.status == 403 and p.optional]
 
     @property
     def failed(self) -> list[Probe]:
@@ -100,8 +115,10 @@ class Access:
             "key_accepted": True,
             "revision": revision_status(self.revision),
             "revision_headers": self.headers,
-            "scopes_needed": [p.scope for p in self.probes],
+            "scopes_needed": [p.scope for p in self.probes if not p.optional],
             "scopes_missing": self.missing_scopes,
+            "scopes_optional": [p.scope for p in self.probes if p.optional],
+            "scopes_optional_missing": [p.scope for p in self.missing_optional],
             "probes": [
                 {
                     "scope": p.scope,
@@ -109,6 +126,7 @@ class Access:
                     "status": p.status,
                     "streams": p.streams,
                     "detail": p.detail,
+                    "optional": p.optional,
                 }
                 for p in self.probes
             ],
@@ -136,7 +154,10 @@ def scope_probes(streams: dict[str, Stream] | None = None) -> list[Probe]:
                     needs[scope].append(name)
             if endpoint.method == "GET" and "{" not in endpoint.path and len(endpoint.scopes) == 1:
                 single.setdefault(endpoint.scopes[0], endpoint.path)
-    return [Probe(scope, single.get(scope, ""), names) for scope, names in needs.items()]
+    return [
+        Probe(scope, single.get(scope, ""), names, optional=all(streams[n].optional for n in names))
+        for scope, names in needs.items()
+    ]
 
 
 def probe_params(endpoint: Endpoint, stream: Stream | None) -> dict[str, Any]:
@@ -211,6 +232,18 @@ class Figures:
     compared: dict[str, int]  # campaigns / flows compared
     rows: list[dict[str, Any]]  # one per campaign or flow (and channel) that differs
     advice: list[str]  # what to sync first, and why
+    timezone: str | None = None  # the synced account's, when it is not UTC all year
+
+    @property
+    def timezone_note(self) -> str | None:
+        """Why figures near the timeframe's edges may differ, when the account is not in UTC."""
+        if not self.timezone:
+            return None
+        return (
+            f"Klaviyo counts the timeframe's days in the account's timezone, {self.timezone}, and"
+            " ours in UTC: figures of campaigns and flows with events near the timeframe's edges"
+            " may differ"
+        )
 
     @property
     def comparable(self) -> bool:
@@ -224,6 +257,8 @@ class Figures:
             "compared": self.compared,
             "differ": self.rows,
             "advice": self.advice,
+            "account_timezone": self.timezone,
+            "timezone_note": self.timezone_note,
         }
 
 
@@ -340,4 +375,12 @@ def compare_figures(
                     | {"differences": figures}
                 )
     rows.sort(key=lambda r: (r["kind"], r["name"] or "", r["channel"] or ""))
-    return Figures(period, tolerance, floor, compared, rows, readiness(db, period))
+    return Figures(period, tolerance, floor, compared, rows, readiness(db, period), other_timezone(db))
+
+
+def other_timezone(db: sqlite_utils.Database) -> str | None:
+    """The synced account's timezone when its days are not UTC's (None: UTC, or not synced)."""
+    account = synced_account(db)
+    if account is None or not account.timezone or utc_all_year(account.timezone):
+        return None
+    return account.timezone

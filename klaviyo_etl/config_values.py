@@ -37,6 +37,7 @@ DEFAULT_SCHEDULE: dict[str, str] = {
     "templates": "1d",
     "tags": "1d",
     "reports": "1d",
+    "accounts": "1d",
 }
 # A stream the engine gains later still gets synced, once a day, until the user says otherwise.
 FALLBACK_INTERVAL = "1d"

@@ -17,6 +17,7 @@ Our exception hierarchy:
   |  |  + KeyRejected                (401, also a FatalError)
   |  + NotFound
   |  + RevisionRetired               (410, also a FatalError)
+  + StreamSkipped                    (skip-and-note: this stream cannot run here; the run goes on)
   + FatalError                       (stop the run: 401, 410)
   |  + Unreachable                   (no connection before any answer: wrong URL, server down)
   + TransientError                   (retry: 5xx, 429, dropped connection, truncated body)
@@ -64,6 +65,14 @@ class ApiError(KlaviyoEtlError):
 
 class BadRequest(ApiError):
     """400: the request was malformed (bad filter, bad revision)."""
+
+
+class StreamSkipped(KlaviyoEtlError):
+    """Skip-and-note: a stream that cannot run under this key says why and ends as skipped.
+
+    The run goes on and its exit code is unaffected; `sync_runs` and `status` keep the reason.
+    For a stream the tool can do without (the account, shown for display only).
+    """
 
 
 class FatalError(KlaviyoEtlError):

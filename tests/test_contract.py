@@ -547,6 +547,28 @@ async def test_tags(recorder: Recorder):
         assert row["name"] and row["tag_group_id"]
 
 
+# -- the account -------------------------------------------------------------------------------
+
+
+async def test_accounts(recorder: Recorder):
+    """The key's own account: one object, no pages, no filter, sort or page size; the
+    timezone and preferred currency the reports and `check` read land in their columns."""
+    params = resource_params("accounts")
+    assert params == {}
+    with recorder.cassette("accounts") as s:
+        async with s.make_client():
+            body = await s.client.get("/api/accounts", params)
+    check_sent(s, 1)
+    page = Page.parse(body)
+    assert len(page.data) == 1 and "next" not in (body.get("links") or {})
+    assert_types(page.data, "account")
+    (account,) = page.data
+    assert_has(account, "timezone", "preferred_currency", "contact_information", "test_account")
+    row = row_of(account)
+    assert row["timezone"] and re.fullmatch(r"[A-Z]{3}", row["preferred_currency"])
+    assert row["organization_name"] and row["test_account"] in (0, 1)
+
+
 # -- Reporting API -----------------------------------------------------------------------------
 
 

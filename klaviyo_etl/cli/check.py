@@ -43,7 +43,8 @@ Floor = Annotated[
 Sync = Annotated[
     bool,
     typer.Option(
-        "--sync", help="Sync what the comparison reads first (metrics, events, campaigns, flows, reports)."
+        "--sync",
+        help="Sync what the comparison reads first (accounts, metrics, events, campaigns, flows, reports).",
     ),
 ]
 Format = Annotated[str, typer.Option("--format", "-f", help="table | json.")]
@@ -113,15 +114,22 @@ def _check_one(
     settings: Settings, conversion: str | None, period: Period, tolerance: float, floor: float, sync: bool
 ) -> tuple[Access, Figures, int]:
     """One account's check: what the probes found, the figures compared, the exit code."""
-    from klaviyo_etl.check import CHECK_STREAMS, Figures, compare_figures, run_access_check
+    from klaviyo_etl.check import (
+        CHECK_STREAMS,
+        CHECK_SYNC_STREAMS,
+        Figures,
+        compare_figures,
+        run_access_check,
+    )
     from klaviyo_etl.db import open_database
     from klaviyo_etl.errors import DatabaseError
     from klaviyo_etl.sync.engine import SyncOptions, make_client, run_sync
 
     access = run_access_check(make_client(settings))
     if sync:
-        result = run_sync(settings, SyncOptions(streams=CHECK_STREAMS, conversion_metric=conversion))
-        failed = [s.stream for s in result.streams if s.status != "ok"]
+        result = run_sync(settings, SyncOptions(streams=CHECK_SYNC_STREAMS, conversion_metric=conversion))
+        # The account is optional: a key without its scope skips it, and the scopes line says so.
+        failed = [s.stream for s in result.streams if s.status != "ok" and s.stream in CHECK_STREAMS]
         if failed:
             typer.echo(f"sync failed for {', '.join(failed)} (see `klaviyo-etl status`)", err=True)
     try:
@@ -183,14 +191,20 @@ def _print(console: Console, access: Access, figures: Figures) -> None:
         _say(console, f"          {name}: {value}", "yellow")
     if access.missing_scopes or access.failed:
         for probe in access.probes:
-            if probe.status == 403:
+            if probe.status == 403 and not probe.optional:
                 _say(
                     console, f"scope     missing {probe.scope} (needed by {', '.join(probe.streams)})", "red"
                 )
     else:
+        needed = [p.scope for p in access.probes if not p.optional]
+        line = f"scopes    all {len(needed)} the sync needs: {', '.join(needed)}"
+        optional = [p.scope for p in access.probes if p.optional and p.granted]
+        _say(console, line + (f", and the optional {', '.join(optional)}" if optional else ""))
+    for probe in access.missing_optional:
         _say(
             console,
-            f"scopes    all {len(access.probes)} the sync needs: {', '.join(p.scope for p in access.probes)}",
+            f"scope     missing {probe.scope} (optional: {', '.join(probe.streams)} is skipped without it)",
+            "yellow",
         )
     for probe in access.failed:
         _say(console, f"          {probe.path} answered {probe.status}: {probe.detail}", "yellow")
@@ -200,6 +214,8 @@ def _print(console: Console, access: Access, figures: Figures) -> None:
         f"figures   {compared} compared ({figures.period.describe()}); tolerance"
         f" {figures.tolerance * 100:g} %, floor {figures.floor:g}: {len(figures.rows)} differ",
     )
+    if figures.timezone_note:
+        _say(console, f"timezone  {figures.timezone_note}", "yellow")
     if figures.rows:
         table = Table("Kind", "Name", "Channel", "Timeframe", "Ours vs Klaviyo", title="Differences")
         for row in figures.rows:

@@ -454,6 +454,26 @@ def m010_rollup_currency_days(db: sqlite_utils.Database) -> None:
     )
 
 
+@migration
+def m011_accounts(db: sqlite_utils.Database) -> None:
+    """The Klaviyo account the key belongs to (`GET /api/accounts`: one row): its timezone,
+    in which Klaviyo counts a Reporting API timeframe's days, and its preferred currency, in
+    which it counts orders that name none (see `klaviyo_etl.db.account`)."""
+    _resource(
+        db,
+        "accounts",
+        {
+            "organization_name": str,
+            "timezone": str,
+            "preferred_currency": str,
+            "locale": str,
+            "industry": str,
+            "public_api_key": str,
+            "test_account": int,
+        },
+    )
+
+
 SCHEMA_VERSION = len(MIGRATIONS.names())
 
 # Bookkeeping that is not for analysts: the migration and export records, the derived rollups.

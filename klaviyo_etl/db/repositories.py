@@ -212,6 +212,14 @@ def tag_row(r: Resource) -> Row:
     return {"name": r.attributes.get("name"), "tag_group_id": r.related_id("tag-group")}
 
 
+def account_row(r: Resource) -> Row:
+    row = _pick(
+        "timezone", "preferred_currency", "locale", "industry", "public_api_key", bools=("test_account",)
+    )(r)
+    row["organization_name"] = (r.attributes.get("contact_information") or {}).get("organization_name")
+    return row
+
+
 @dataclass(frozen=True)
 class Batch:
     """One table's rows as value tuples in `columns` order: what `executemany` takes."""
@@ -514,6 +522,7 @@ TABLES: dict[str, Table] = {
     "form": Table("forms", _pick("name", "status", "created_at", "updated_at", bools=("ab_test",))),
     "template": Table("templates", _pick("name", "editor_type", "created", "updated")),
     "tag": Table("tags", tag_row),
+    "account": Table("accounts", account_row),
 }
 
 

@@ -207,6 +207,17 @@ COLUMNS: dict[str, dict[str, pa.DataType]] = {
         "statistics": JSON,
         "fetched_at": TIME,
     },
+    "accounts": {
+        "id": ID,
+        "organization_name": TEXT,
+        "timezone": TEXT,
+        "preferred_currency": TEXT,
+        "locale": TEXT,
+        "industry": TEXT,
+        "public_api_key": TEXT,
+        "test_account": FLAG,
+        **_COMMON,
+    },
 }
 
 # Each table's file is ordered by its key, so two exports of the same rows are the same file.

@@ -105,4 +105,6 @@ def _merged_currencies(reports: dict[str, Report]) -> list[dict[str, Any]]:
             into = merged.setdefault(entry["code"], {"code": entry["code"], "orders": 0, "value": 0.0})
             into["orders"] += entry["orders"]
             into["value"] = round(into["value"] + entry["value"], 2)
+            if entry.get("unnamed_orders"):  # counted in that account's preferred currency
+                into["unnamed_orders"] = into.get("unnamed_orders", 0) + entry["unnamed_orders"]
     return sorted(merged.values(), key=lambda c: (-c["value"], c["code"] or ""))

@@ -8,7 +8,13 @@ currencies. The reports say which: the money columns' headers name the currency 
 (USD)", or "Revenue (EUR+USD)"), JSON carries `currency` and `currencies`, CSV a `currency`
 column, and a note gives each currency's orders and value when there are several.
 
-Read from `rollup_currency_days` (a few rows per day), never from the events.
+Orders that name no currency Klaviyo counts in the account's preferred currency. When the
+account is synced (the `accounts` stream), so do we: they join that currency's orders, and
+the note says how many of them name none. Without it they stay unnamed, and the note says
+that Klaviyo counts them in a currency not synced.
+
+Read from `rollup_currency_days` (a few rows per day), never from the events; the account
+is one row, read only when some orders name no currency.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import Any
 
 import sqlite_utils
 
+from klaviyo_etl.db.account import synced_account
 from klaviyo_etl.db.conversion import ConversionMetric
 from klaviyo_etl.reports.periods import Period
 from klaviyo_etl.wording import counted
@@ -37,9 +44,29 @@ def currencies(
         f" GROUP BY 1 ORDER BY 3 DESC, 1",
         [*metric_ids, lo, hi],
     ).fetchall()
-    return [
+    listed = [
         {"code": code or None, "orders": orders, "value": round(value, 2)} for code, orders, value in rows
     ]
+    if any(c["code"] is None for c in listed):
+        account = synced_account(db)
+        if account is not None and account.preferred_currency:
+            return in_preferred(listed, account.preferred_currency)
+    return listed
+
+
+def in_preferred(listed: list[dict[str, Any]], code: str) -> list[dict[str, Any]]:
+    """`listed` with the orders that name no currency counted in `code`, the account's
+    preferred currency, as Klaviyo counts them; that entry's `unnamed_orders` says how many."""
+    unnamed = next(c for c in listed if c["code"] is None)
+    out = [dict(c) for c in listed if c["code"] is not None]
+    into = next((c for c in out if c["code"] == code), None)
+    if into is None:
+        into = {"code": code, "orders": 0, "value": 0.0}
+        out.append(into)
+    into["orders"] += unnamed["orders"]
+    into["value"] = round(into["value"] + unnamed["value"], 2)
+    into["unnamed_orders"] = into.get("unnamed_orders", 0) + unnamed["orders"]
+    return sorted(out, key=lambda c: (-c["value"], c["code"]))
 
 
 def of_conversions(
@@ -61,6 +88,7 @@ def note(listed: list[dict[str, Any]]) -> str | None:
     currency's orders and value, and what the figures then are."""
     named = [c for c in listed if c["code"]]
     unnamed = sum(c["orders"] for c in listed if not c["code"])
+    preferred = next((c for c in named if c.get("unnamed_orders")), None)
     if len(named) > 1:
         each = ", ".join(
             f"{c['code']} {c['value']:,.2f} in {counted(c['orders'], 'order', grouped=True)}" for c in named
@@ -70,14 +98,24 @@ def note(listed: list[dict[str, Any]]) -> str | None:
             " unconverted, as Klaviyo's own reports do: compare them within one currency"
             " (JSON `currencies`)."
         )
-    elif named and unnamed:
+    elif named and (unnamed or preferred):
         line = f"Money in {named[0]['code']}; "
     else:
         return None
+    space = " " if len(named) > 1 else ""
     if unnamed:
-        orders = counted(unnamed, "order", grouped=True)
         line += (
-            f"{' ' if len(named) > 1 else ''}{orders} name no currency (Klaviyo counts them in the"
-            " account's preferred currency, which is not synced)."
+            f"{space}{_naming_none(unnamed)} (Klaviyo counts them in the account's preferred"
+            " currency, which is not synced)."
+        )
+    if preferred:
+        line += (
+            f"{space}{_naming_none(preferred['unnamed_orders'])}: counted in {preferred['code']},"
+            " the account's preferred currency, as Klaviyo counts them."
         )
     return line
+
+
+def _naming_none(orders: int) -> str:
+    """ "1 order names no currency", "2 orders name no currency"."""
+    return f"{counted(orders, 'order', grouped=True)} {'names' if orders == 1 else 'name'} no currency"

@@ -33,6 +33,7 @@ from urllib.parse import urlencode
 
 from klaviyo_etl import conventions as kc
 from klaviyo_etl.endpoints import Endpoint, contract
+from klaviyo_etl.sandbox import catalog
 from klaviyo_etl.sandbox.data import SandboxData
 from klaviyo_etl.sandbox.filters import FilterError, Term, as_epoch, matches, parse_filter, validate
 from klaviyo_etl.sandbox.render import ACTION_TYPES, PropertiesText, Renderer, encode_json
@@ -156,6 +157,7 @@ class Api:
         self.data = data
         self.contract = contract()
         self.routes = [
+            _route("GET", "/api/accounts", self.get_accounts),
             _route("GET", "/api/metrics", self.list_resources),
             _route("GET", "/api/events", self.list_events, self.list_events_json),
             _route("GET", "/api/profiles", self.list_resources, self.list_resources_json),
@@ -631,6 +633,48 @@ class Api:
             obj = renderer.resource("profile", record, joined=joined)
             data.append(obj)
         return self._document(request, renderer, data, next_cursor)
+
+    def get_accounts(self, request: Request, route: Route, scope: str | None) -> dict:
+        """The key's own account: one object in `data`, no pages (as live, LIVE_BEHAVIOUR.md §8)."""
+        self._check_params(request, route, None)
+        config = self.data.config
+        attributes: dict[str, Any] = {
+            "test_account": False,
+            "contact_information": {
+                "default_sender_name": catalog.STORE_NAME,
+                "default_sender_email": "hello@sandbox-outfitters.example",
+                "website_url": catalog.STORE_URL,
+                "organization_name": catalog.STORE_NAME,
+                "street_address": {
+                    "address1": "1 Harbour Street",
+                    "address2": None,
+                    "city": "Boston",
+                    "region": "MA",
+                    "country": "US",
+                    "zip": "02210",
+                },
+            },
+            "industry": "Apparel & Accessories",
+            "timezone": config.timezone,
+            "preferred_currency": config.preferred_currency,
+            "public_api_key": "SbxPub",
+            "locale": "en-US",
+        }
+        wanted = (self._options(request)[0]).get("account")
+        if wanted:
+            attributes = {k: v for k, v in attributes.items() if k in wanted}
+        account_id = "SbxAcct"
+        return {
+            "data": [
+                {
+                    "type": "account",
+                    "id": account_id,
+                    "attributes": attributes,
+                    "links": {"self": f"{request.base_url}/api/accounts/{account_id}/"},
+                }
+            ],
+            "links": {"self": self._link(request)},
+        }
 
     def get_group(self, request: Request, route: Route, scope: str | None) -> dict:
         kind = "list" if route.template.startswith("/api/lists") else "segment"

@@ -16,6 +16,7 @@ from typing import Any
 
 # (method, path) for every route the sandbox answers.
 ENDPOINTS: list[tuple[str, str]] = [
+    ("get", "/api/accounts"),
     ("get", "/api/metrics"),
     ("get", "/api/events"),
     ("get", "/api/profiles"),

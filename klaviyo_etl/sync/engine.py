@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from klaviyo_etl.client import KlaviyoClient, RequestStats
 from klaviyo_etl.db.lock import database_lock
-from klaviyo_etl.errors import FatalError, KlaviyoEtlError, TransientError
+from klaviyo_etl.errors import FatalError, KlaviyoEtlError, StreamSkipped, TransientError
 from klaviyo_etl.ratelimit import RateLimiter
 from klaviyo_etl.settings import Settings
 from klaviyo_etl.sync.first_row import FIRST_ROW_PATHS, read_first_row, starts_at_first_row
@@ -180,6 +180,8 @@ async def _run_async(
                     await stream.run(run)
                 except parts.Stopped:
                     result.status, result.error = "stopped", "stopped before completion"
+                except StreamSkipped as exc:  # skip-and-note: the run and its exit code go on
+                    result.status, result.error = "skipped", str(exc)
                 except Exception as exc:  # one stream failing must not stop the others
                     log.debug("stream %s failed", name, exc_info=True)
                     result.status, result.error = "failed", f"{type(exc).__name__}: {exc}"

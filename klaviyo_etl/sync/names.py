@@ -33,6 +33,7 @@ STREAM_NAMES = [
     "templates",
     "tags",
     "reports",
+    "accounts",
 ]
 
 

@@ -177,3 +177,52 @@ def test_on_a_narrow_terminal_advice_wraps_flush_left_whatever_its_first_words()
     lines = console.export_text().splitlines()
     assert len(lines) > 2 and max(len(line) for line in lines) <= 80, lines
     assert not any(line.startswith(" ") for line in lines), lines
+
+
+def _account_in(db_path, timezone: str) -> None:
+    """The account as the `accounts` stream stores it, in `timezone`."""
+    with sqlite3.connect(db_path) as conn:
+        conn.execute(
+            "INSERT INTO accounts (id, organization_name, timezone, preferred_currency, attributes,"
+            " synced_at) VALUES ('A1', 'Shop', ?, 'USD', '{}', '2026-12-01T00:00:00+00:00')",
+            [timezone],
+        )
+
+
+@pytest.mark.parametrize("zone", ["America/New_York", "Europe/London"])
+def test_an_account_outside_utc_gets_one_line_naming_its_timezone(sandbox, db_path, zone):
+    # Before: nothing said why a recent campaign's figures may differ on such an account.
+    _account_in(db_path, zone)
+    result = check(sandbox, db_path, "--last", "all")
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("timezone  ")]
+    assert lines == [
+        f"timezone  Klaviyo counts the timeframe's days in the account's timezone, {zone}, and ours"
+        " in UTC: figures of campaigns and flows with events near the timeframe's edges may differ"
+    ]
+    out = json.loads(check(sandbox, db_path, "--last", "all", "--format", "json").stdout)
+    assert out["figures"]["account_timezone"] == zone and zone in out["figures"]["timezone_note"]
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Etc/UTC", "Africa/Abidjan", None])
+def test_an_account_in_utc_all_year_or_none_synced_gets_no_timezone_line(sandbox, db_path, zone):
+    if zone:
+        _account_in(db_path, zone)
+    result = check(sandbox, db_path, "--last", "all")
+    assert result.exit_code == 0, result.output
+    assert "timezone" not in result.output
+
+
+def test_a_key_without_accounts_read_passes_and_says_the_optional_scope(sandbox, db_path):
+    sb = sandbox[0]
+    sb.config.missing_scopes = frozenset({"accounts:read"})
+    try:
+        result = check(sandbox, db_path, "--last", "all")
+        data = json.loads(check(sandbox, db_path, "--last", "all", "--format", "json").stdout)
+    finally:
+        sb.config.missing_scopes = frozenset()
+    assert result.exit_code == 0, result.output
+    assert "scopes    all 10 the sync needs" in result.output
+    assert "scope     missing accounts:read (optional: accounts is skipped without it)" in result.output
+    assert data["ok"] is True and data["scopes_missing"] == []
+    assert data["scopes_optional_missing"] == ["accounts:read"]

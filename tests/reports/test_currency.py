@@ -11,7 +11,9 @@ import json
 import pytest
 from rich.console import Console
 
+from klaviyo_etl.db.repositories import Repository
 from klaviyo_etl.db.rollups import ensure_rollups, refresh_rollups
+from klaviyo_etl.models import Resource
 from klaviyo_etl.reports import customers, messages, overview, timeseries
 from klaviyo_etl.reports.accounts import combine
 from klaviyo_etl.reports.html import dashboard_html, report_page
@@ -166,3 +168,65 @@ def test_the_currency_headers_still_fit_the_terminal(tiny_db, width):
         <= width
     )
     assert "May newsletter" in shown
+
+
+def synced(db, currency: str, timezone: str = "UTC") -> None:
+    """The account as the `accounts` stream stores it, with its preferred currency."""
+    with db.conn:
+        Repository(db).write_resources(
+            [
+                Resource(
+                    type="account",
+                    id="A1",
+                    attributes={
+                        "timezone": timezone,
+                        "preferred_currency": currency,
+                        "contact_information": {"organization_name": "Tiny Shop"},
+                        "test_account": False,
+                    },
+                )
+            ]
+        )
+
+
+def test_orders_that_name_no_currency_are_in_the_synced_accounts_preferred_currency(tiny_db):
+    # Before: "Revenue" with no currency, `currency` null and a note that Klaviyo counts them
+    # in a preferred currency "which is not synced", while the account was synced.
+    synced(tiny_db, "eur")  # the tiny account's orders name none
+    report = messages.campaign_report(tiny_db, MAY)
+    shown = text(report)
+    assert "Revenue (EUR)" in shown and report.meta["currency"] == "EUR"
+    assert report.meta["currencies"] == [{"code": "EUR", "orders": 5, "value": 240.0, "unnamed_orders": 5}]
+    note = next(n for n in report.notes if "currenc" in n)
+    assert note == (
+        "Money in EUR; 5 orders name no currency: counted in EUR, the account's preferred"
+        " currency, as Klaviyo counts them."
+    )
+    assert "not synced" not in shown and note in shown
+    assert {r["currency"] for r in csv.DictReader(io.StringIO(to_csv(report)))} == {"EUR"}
+    c1 = next(r for r in report.rows if r["campaign_id"] == "C1")
+    assert c1["conversion_value"] == 150.0  # the figures are what they were
+
+
+def test_orders_naming_none_join_the_preferred_currencys_orders_beside_others(tiny_db):
+    priced(tiny_db, p1=None, p6="EUR")  # p1's two orders name none, p6's are in euros
+    synced(tiny_db, "USD")
+    report = messages.campaign_report(tiny_db, MAY)
+    assert "Revenue (USD+EUR)" in text(report)
+    usd, eur = report.meta["currencies"]
+    assert (usd["code"], usd["orders"], usd["unnamed_orders"]) == ("USD", 3, 2)
+    assert eur == {"code": "EUR", "orders": 2, "value": 60.0}
+    note = next(n for n in report.notes if "currencies" in n)
+    assert note.startswith("Orders in 2 currencies: USD 180.00 in 3 orders, EUR 60.00 in 2 orders.")
+    assert note.endswith(
+        " 2 orders name no currency: counted in USD, the account's preferred currency, as Klaviyo"
+        " counts them."
+    )
+
+
+def test_without_a_synced_account_orders_naming_none_stay_unnamed(tiny_db):
+    priced(tiny_db, p1=None)
+    report = messages.campaign_report(tiny_db, MAY)
+    unnamed = next(c for c in report.meta["currencies"] if c["code"] is None)
+    assert unnamed["orders"] == 2 and "unnamed_orders" not in report.meta["currencies"][0]
+    assert any("which is not synced" in n for n in report.notes)

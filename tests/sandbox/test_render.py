@@ -15,6 +15,8 @@ EMAIL = {"filter": "equals(messages.channel,'email')"}
 
 # (route, params); the {id} of nested routes is filled from the data by `_path`.
 CASES = [
+    ("GET /api/accounts", {}),
+    ("GET /api/accounts", {"fields[account]": "timezone,preferred_currency"}),
     ("GET /api/metrics", {}),
     ("GET /api/metrics", {"fields[metric]": "name,integration"}),
     ("GET /api/events", {"page[size]": "50"}),

@@ -1,7 +1,7 @@
 """The streams: what to fetch from Klaviyo and where it lands, one file per kind.
 
 - `base`: the `Stream` interface and the paging and watermark helpers;
-- `collections`: top-level collections (`ResourceStream`, campaigns, flows);
+- `collections`: top-level collections (`ResourceStream`, the account, campaigns, flows);
 - `children`: collections under each parent row (members, flow messages);
 - `windowed`: big collections in parallel time windows (events, profiles);
 - `reporting`: Klaviyo's own figures from the Reporting API.
@@ -16,11 +16,17 @@ import datetime as dt
 
 from klaviyo_etl.sync.streams.base import Stream
 from klaviyo_etl.sync.streams.children import ChildStream, FlowMessageStream
-from klaviyo_etl.sync.streams.collections import CampaignStream, FlowStream, ResourceStream
+from klaviyo_etl.sync.streams.collections import (
+    AccountStream,
+    CampaignStream,
+    FlowStream,
+    ResourceStream,
+)
 from klaviyo_etl.sync.streams.reporting import ReportingStream
 from klaviyo_etl.sync.streams.windowed import ProfileStream, WindowedStream
 
 __all__ = [
+    "AccountStream",
     "CampaignStream",
     "ChildStream",
     "FlowMessageStream",
@@ -76,5 +82,6 @@ def build_streams() -> dict[str, Stream]:
         ResourceStream("templates", "/api/templates", "templates"),
         ResourceStream("tags", "/api/tags", "tags"),
         ReportingStream(),
+        AccountStream(),
     ]
     return {s.name: s for s in streams}

@@ -73,6 +73,8 @@ class Stream:
     name: str
     table: str | None = None  # what reconciliation checks for deletions
     reconcilable = False
+    # The tool does without it: a key lacking its scope skips it (`check`: an optional scope).
+    optional = False
 
     async def before_clock(
         self,

@@ -1,4 +1,5 @@
-"""Top-level collections (metrics, lists, segments, campaigns, flows, forms, templates, tags)."""
+"""Top-level collections (the account, metrics, lists, segments, campaigns, flows, forms,
+templates, tags)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from klaviyo_etl import conventions as kc
 from klaviyo_etl.endpoints import contract
+from klaviyo_etl.errors import AuthError, FatalError, StreamSkipped
 from klaviyo_etl.sync.filters import and_, quote, time_range
 from klaviyo_etl.sync.streams.base import (
     Stream,
@@ -208,3 +210,38 @@ class FlowStream(ResourceStream):
             repo.mark_orphans_deleted(table, "flow_id", "flows", scan_started)
         repo.mark_orphans_deleted("flow_messages", "flow_action_id", "flow_actions", scan_started)
         return n
+
+
+class AccountStream(ResourceStream):
+    """The account the key belongs to (`GET /api/accounts`: one object, scope `accounts:read`).
+
+    Read whole every run (one XS-tier request). The tool uses it for what it says, never
+    for a figure: the account's preferred currency names the money of orders that name none
+    (`reports/currency.py`), and its timezone tells `check` why Klaviyo's figures may count
+    other days than ours.
+
+    A key without `accounts:read` (a 403) skips this stream with a note instead of failing it.
+    A failed stream fails the run (exit 1), and an older key made for the other streams lacks
+    this scope: every cron run would then fail, for ever, over a field shown for display.
+    Skipped, the run's exit code is unaffected, and the reason is still said where a missing
+    scope of another stream is: beside the run (`accounts: skipped because ...`, even under
+    `--quiet`), in `sync_runs` and `status`, and in `check` (as an optional scope). Without
+    the account, the reports say what they said before it was synced. A 401 is still fatal.
+    """
+
+    optional = True
+
+    def __init__(self) -> None:
+        super().__init__("accounts", "/api/accounts", "accounts")
+
+    async def run(self, run: StreamRun) -> None:
+        try:
+            await super().run(run)
+        except AuthError as exc:
+            if isinstance(exc, FatalError):  # 401: the key itself, for every stream alike
+                raise
+            scope = ", ".join(self.endpoint.scopes)
+            raise StreamSkipped(
+                f"the API key lacks {scope}: add it to show the account's preferred currency and"
+                f' timezone, or turn the stream off ([schedule] {self.name} = "off")'
+            ) from exc
