@@ -63,7 +63,8 @@ def _bad(detail: str, pointer: str) -> Exception:
 
 
 def timeframe_bounds(timeframe: Any, now: datetime) -> tuple[datetime, datetime]:
-    """[start, end) of a Reporting API timeframe, in UTC (the sandbox company's timezone)."""
+    """[start, end) of a Reporting API timeframe, in UTC: the sandbox counts UTC days whatever
+    timezone its account names (`SandboxConfig.timezone`; LIVE_BEHAVIOUR.md §6, §8)."""
     if not isinstance(timeframe, dict):
         raise _bad(
             "timeframe must be an object with 'key' or 'start' and 'end'.", "/data/attributes/timeframe"
