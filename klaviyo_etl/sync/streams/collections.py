@@ -243,5 +243,6 @@ class AccountStream(ResourceStream):
             scope = ", ".join(self.endpoint.scopes)
             raise StreamSkipped(
                 f"the API key lacks {scope}: add it to show the account's preferred currency and"
-                f' timezone, or turn the stream off ([schedule] {self.name} = "off")'
+                " timezone, or turn the stream off in the config file's schedule"
+                f' ({self.name} = "off")'
             ) from exc
