@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 from rich.table import Column, Table
+from rich.text import Text
 
 from klaviyo_etl.cli.account_options import account_options, exit_if_failed
 from klaviyo_etl.cli.common import unboxed_to_fit
@@ -118,7 +119,8 @@ def status_table(
             compact_time(r["watermark"], now, tz),
             f"{r['rows']:,}",
             r["last_status"] or "",
-            f"because {skipped}" if skipped else r["last_error"] or "",
+            # Text, not markup: an error's own "[schedule]" or "[/api/x]" is shown as it is.
+            Text(f"because {skipped}" if skipped else r["last_error"] or ""),
             style="red" if r["last_status"] == "failed" else "yellow" if skipped else None,
         )
     unboxed_to_fit(table, width)

@@ -107,3 +107,20 @@ def test_a_long_last_error_is_shown_whole_at_80_columns():
             assert word in text, (width, text)
         flat = "".join(text.replace("│", "").split())  # a long word folds onto the next lines
         assert "greater-or-equal(datetime,2026-11-29T08:16:00+00:00)" in flat, text
+
+
+def test_an_error_is_shown_as_it_is_never_read_as_markup():
+    # "[schedule]" in an error (the config file's section) vanished: rich read it as a style.
+    error = 'turn the stream off in the config file\'s [schedule] (accounts = "off") or [bold]'
+    rows = [
+        {
+            "stream": "accounts",
+            "last_success_at": None,
+            "watermark": None,
+            "rows": 0,
+            "last_status": "failed",
+            "last_error": error,
+        }
+    ]
+    flat = " ".join(fitted_status(rows, 120).split())
+    assert '[schedule] (accounts = "off") or [bold]' in flat, flat
