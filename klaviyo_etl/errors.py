@@ -39,6 +39,13 @@ class UsageError(KlaviyoEtlError):
     exit_code = 2
 
 
+def refuse_blank(option: str, value: str | None, wanted: str) -> None:
+    """A blank value the user typed (an unset shell variable) is a UsageError naming what to
+    give, never read as the option's default: "--channel is empty: give one of email, ..."."""
+    if value is not None and not value.strip():
+        raise UsageError(f"{option} is empty: give {wanted}")
+
+
 class ConfigError(UsageError):
     """Missing or invalid configuration (API key, config file, database path)."""
 

@@ -26,7 +26,7 @@ import sqlite_utils
 from klaviyo_etl import conventions as kc
 from klaviyo_etl.db.conversion import conversion_metric
 from klaviyo_etl.db.rollups import ensure_rollups
-from klaviyo_etl.errors import UsageError
+from klaviyo_etl.errors import UsageError, refuse_blank
 from klaviyo_etl.reports import currency
 from klaviyo_etl.reports.model import IDENTITY, KEY, USEFUL, Column, Report, sort_rows
 from klaviyo_etl.reports.periods import Period, change_pct, timeframe_period
@@ -190,8 +190,7 @@ def _sum_into(total: dict[str, float], counts: dict[str, float]) -> None:
 
 def check_channel(channel: str | None) -> str | None:
     """--channel as given (None: every channel); a blank one is refused, not read as all."""
-    if channel is not None and not channel.strip():
-        raise UsageError(f"--channel is empty: give one of {', '.join(kc.CAMPAIGN_CHANNELS)}")
+    refuse_blank("--channel", channel, f"one of {', '.join(kc.CAMPAIGN_CHANNELS)}")
     if channel and channel not in kc.CAMPAIGN_CHANNELS:
         raise UsageError(f"--channel {channel!r} is not one of {', '.join(kc.CAMPAIGN_CHANNELS)}")
     return channel

@@ -11,7 +11,7 @@ from typing import Any
 
 from klaviyo_etl.conventions import PLACED_ORDER
 from klaviyo_etl.db.conversion import ConversionMetric
-from klaviyo_etl.errors import UsageError
+from klaviyo_etl.errors import UsageError, refuse_blank
 from klaviyo_etl.reports import currency
 from klaviyo_etl.reports.periods import Period
 
@@ -141,8 +141,7 @@ def sort_rows(
     """Sort by `KEY`, `KEY:asc` or `KEY:desc`; numbers sort high-first and text A-Z unless
     told otherwise, and missing values always go last."""
     by_key = {c.key: c for c in columns}
-    if sort is not None and not sort.strip():  # not the default: a blank the user typed
-        raise UsageError(f"--sort is empty: give a column (choose from {', '.join(by_key)})")
+    refuse_blank("--sort", sort, f"a column (choose from {', '.join(by_key)})")
     spec = sort or default
     if not spec:
         return rows

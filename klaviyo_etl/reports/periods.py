@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from klaviyo_etl import conventions as kc
-from klaviyo_etl.errors import UsageError
+from klaviyo_etl.errors import UsageError, refuse_blank
 from klaviyo_etl.wording import counted
 
 LAST_CHOICES = "Nd, Nw, today, yesterday, this-month, last-month, this-year, last-year, all"
@@ -93,8 +93,7 @@ def resolve_period(
     """Turn the period options into a Period; `default` applies when none is given."""
     now = today or utc_today()
     for option, value in (("--last", last), ("--from", from_), ("--to", to)):
-        if value is not None and not value.strip():  # not the default: a blank the user typed
-            raise UsageError(f"{option} is empty: give a {'period' if option == '--last' else 'date'}")
+        refuse_blank(option, value, "a period" if option == "--last" else "a date")
     if last and (from_ or to):
         raise UsageError("use either --last or --from/--to, not both")
     if from_ or to:
@@ -184,8 +183,7 @@ def compare_period(period: Period, mode: str | None) -> Period | None:
     """The period to compare against: the same number of days just before, or a year back."""
     if mode is None:
         return None
-    if not mode.strip():  # a blank the user typed (an unset variable), not "no comparison"
-        raise UsageError(f"--compare is empty: give one of {', '.join(COMPARE_CHOICES)}")
+    refuse_blank("--compare", mode, f"one of {', '.join(COMPARE_CHOICES)}")  # not "no comparison"
     mode = mode.strip().lower()
     if mode not in COMPARE_CHOICES:
         raise UsageError(f"--compare {mode!r} is not one of {', '.join(COMPARE_CHOICES)}")
