@@ -6,6 +6,7 @@ Everything we store or compare is in UTC; a value without a zone is read as UTC.
   `synced_at` / `started_at` columns.
 - `parse_time()` reads a timestamp we rely on (raises on a bad one);
   `parse_time_or_none()` reads one from the bookkeeping tables, where empty or bad is "never".
+- `beyond_tomorrow()` says whether a date the user gave is in the future wherever they are.
 - `utc_all_year()` says whether a named timezone (an account's) counts its days as UTC does.
 - `epoch_to_iso()` / `iso_to_epoch()` are the sandbox's: it keeps times as epoch seconds
   and writes them in Klaviyo's shape (`2026-05-01T10:00:00+00:00`).
@@ -19,6 +20,15 @@ import zoneinfo
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def beyond_tomorrow(when: dt.date | dt.datetime) -> bool:
+    """Whether `when` (a day, or a moment read as UTC) is more than a day past now in UTC: in
+    the future even where clocks are furthest ahead, so a user's own "today" is never refused."""
+    now = utcnow()
+    if isinstance(when, dt.datetime):
+        return when > now + dt.timedelta(days=1)
+    return when > now.date() + dt.timedelta(days=1)
 
 
 def utcnow_iso() -> str:

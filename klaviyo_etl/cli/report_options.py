@@ -9,7 +9,6 @@ its own options, and `--help` lists the shared ones in the same place on every c
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import inspect
 from collections.abc import Callable
@@ -22,6 +21,7 @@ import typer
 from klaviyo_etl.cli.common import check_output_file
 from klaviyo_etl.errors import UsageError
 from klaviyo_etl.reports.periods import LAST_CHOICES, compare_period, resolve_period, utc_today
+from klaviyo_etl.timeutil import beyond_tomorrow
 
 From = Annotated[str | None, typer.Option("--from", metavar="DATE", help="First day (YYYY-MM-DD, UTC).")]
 To = Annotated[str | None, typer.Option("--to", metavar="DATE", help="Last day, included (YYYY-MM-DD, UTC).")]
@@ -124,10 +124,9 @@ def report_options(
             period = resolve_period(
                 from_=from_, to=kwargs.pop("to"), last=kwargs.pop("last"), default=default
             )
-            today = utc_today()
-            if period.start and period.start > today + dt.timedelta(days=1):  # a day for zones ahead
+            if period.start and beyond_tomorrow(period.start):
                 raise UsageError(
-                    f"--from {from_} is in the future (today is {today}, UTC): nothing happened yet"
+                    f"--from {from_} is in the future (today is {utc_today()}, UTC): nothing happened yet"
                 )
             kwargs["period"] = period
             if compare:

@@ -24,15 +24,13 @@ if TYPE_CHECKING:
 def _valid_date(value: str | None) -> str | None:
     if value is None:
         return None
-    import datetime as dt
-
-    from klaviyo_etl.timeutil import parse_time
+    from klaviyo_etl.timeutil import beyond_tomorrow, parse_time
 
     try:
         since = parse_time(value)
     except ValueError:
         raise UsageError(f"--since {value!r} is not a date (use YYYY-MM-DD or ISO 8601)") from None
-    if since > dt.datetime.now(dt.UTC) + dt.timedelta(days=1):  # a day of slack for zones ahead
+    if beyond_tomorrow(since):
         raise UsageError(f"--since {value} is in the future: give the past date to re-read from")
     return since.isoformat()
 
