@@ -195,17 +195,17 @@ def shorten_middle(text: str, width: int) -> str:
         return text
     room = max(width - 1, 0)
     tail_room = room * 2 // 5
-    head, used = [], 0
+    head, head_used = [], 0
     for char in text:
         size = get_character_cell_size(char)
-        if used + size > room - tail_room:
+        if head_used + size > room - tail_room:
             break
         head.append(char)
-        used += size
+        head_used += size
     tail, used = [], 0
     for char in reversed(text):
         size = get_character_cell_size(char)
-        if used + size > room - cell_len("".join(head)):
+        if used + size > room - head_used:
             break
         tail.append(char)
         used += size

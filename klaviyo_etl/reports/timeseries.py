@@ -384,16 +384,16 @@ def metric_report(
         notes.append(f"No {metric_name} events in {period.describe()}.")
     title = f"{metric_name} by {interval} ({measure})"
     listed = currency.currencies(db, ids, period) if measure == "value" else []
-    if currency.label(listed):  # a metric whose orders name their currency (the conversion's)
-        title = f"{metric_name} by {interval} ({measure}, {currency.label(listed)})"
+    if code := currency.label(listed):  # a metric whose orders name their currency (the conversion's)
+        title = f"{metric_name} by {interval} ({measure}, {code})"
     rows = [{key: row[key] for key in ROW_KEYS} for row in rows]  # one key order for every kind
     # Events and profiles come whole: "26" orders, not "26.00" (the forecast and its band
     # round to whole ones too; the trend, an average, keeps its decimals).
-    columns = COLUMNS if measure == "value" else [counted(c) for c in COLUMNS]
+    columns = COLUMNS if measure == "value" else [whole_numbers(c) for c in COLUMNS]
     report = Report("metric", title, columns, rows, period, compare, meta=meta, notes=notes)
     return report.set_currency(listed) if measure == "value" else report
 
 
-def counted(column: Column) -> Column:
+def whole_numbers(column: Column) -> Column:
     """`column` shown as a whole number if it holds the measure itself (value, low, high)."""
     return dataclasses.replace(column, kind="int") if column.key in ("value", "low", "high") else column
