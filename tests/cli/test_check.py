@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from klaviyo_etl.cli import app
+from tests.helpers.sandbox import scopes_missing
 
 
 @pytest.fixture
@@ -58,11 +59,8 @@ def test_json_says_what_was_compared(sandbox, db_path):
 
 def test_a_missing_scope_is_listed_and_exits_1(sandbox, db_path):
     sb = sandbox[0]
-    sb.config.missing_scopes = frozenset({"campaigns:read"})
-    try:
+    with scopes_missing(sb.config, "campaigns:read"):
         result = check(sandbox, db_path, "--last", "all")
-    finally:
-        sb.config.missing_scopes = frozenset()
     assert result.exit_code == 1, result.output
     assert "scope     missing campaigns:read (needed by campaigns, reports)" in result.output
     assert ": 0 differ" in result.output
@@ -215,12 +213,9 @@ def test_an_account_in_utc_all_year_or_none_synced_gets_no_timezone_line(sandbox
 
 def test_a_key_without_accounts_read_passes_and_says_the_optional_scope(sandbox, db_path):
     sb = sandbox[0]
-    sb.config.missing_scopes = frozenset({"accounts:read"})
-    try:
+    with scopes_missing(sb.config, "accounts:read"):
         result = check(sandbox, db_path, "--last", "all")
         data = json.loads(check(sandbox, db_path, "--last", "all", "--format", "json").stdout)
-    finally:
-        sb.config.missing_scopes = frozenset()
     assert result.exit_code == 0, result.output
     assert "scopes    all 10 the sync needs" in result.output
     assert "scope     missing accounts:read (optional: accounts is skipped without it)" in result.output

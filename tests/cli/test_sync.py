@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from klaviyo_etl.cli import app
+from tests.helpers.sandbox import scopes_missing
 from tests.helpers.sync import read_only_database, start_sync, wait_for_rows
 
 
@@ -168,11 +169,8 @@ def test_a_rejected_key_is_one_line_and_exit_2(sandbox, tmp_path):
 
 def test_a_stream_skipped_because_the_one_it_reads_from_failed_is_named_with_the_reason(sandbox, tmp_path):
     server, config = sandbox
-    config.missing_scopes = frozenset({"segments:read"})
-    try:
+    with scopes_missing(config, "segments:read"):
         result = invoke(server, config, tmp_path, "sync", "tags", "segments", "segment_members")
-    finally:
-        config.missing_scopes = frozenset()
     assert result.exit_code == 1, result.output
     assert "tags: ok" in result.stdout
     assert "segments: FAILED" in result.stderr and "lacks a required scope" in result.stderr
@@ -183,11 +181,8 @@ def test_a_stream_skipped_because_the_one_it_reads_from_failed_is_named_with_the
 def test_a_skipped_stream_is_recorded_in_sync_runs_and_status_says_why(sandbox, tmp_path):
     server, config = sandbox
     assert invoke(server, config, tmp_path, "--quiet", "sync", "segments", "segment_members").exit_code == 0
-    config.missing_scopes = frozenset({"segments:read"})
-    try:
+    with scopes_missing(config, "segments:read"):
         result = invoke(server, config, tmp_path, "--quiet", "sync", "segments", "segment_members")
-    finally:
-        config.missing_scopes = frozenset()
     assert result.exit_code == 1, result.output
     conn = sqlite3.connect(tmp_path / "k.db")
     last = conn.execute(

@@ -6,8 +6,10 @@ spec's response schemas as JSON Schema, and page walks.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -195,3 +197,13 @@ def walk(client: httpx.Client, path: str, params: dict | None = None) -> tuple[l
         url = body["links"].get("next")
         assert pages < 10_000
     return items, pages
+
+
+@contextlib.contextmanager
+def scopes_missing(config: SandboxConfig, *scopes: str) -> Iterator[None]:
+    """The sandbox answers 403 for `scopes` while inside, as to a key made without them."""
+    config.missing_scopes = frozenset(scopes)
+    try:
+        yield
+    finally:
+        config.missing_scopes = frozenset()

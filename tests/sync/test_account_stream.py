@@ -14,6 +14,7 @@ from klaviyo_etl.sync.engine import SyncOptions, run_sync
 from klaviyo_etl.sync.names import resolve
 from klaviyo_etl.sync.streams import build_streams
 from tests.cli.test_sync import invoke
+from tests.helpers.sandbox import scopes_missing
 
 
 @pytest.fixture(scope="module")
@@ -58,12 +59,9 @@ def test_sync_stores_the_account_with_its_timezone_and_preferred_currency(abroad
 def test_a_key_without_accounts_read_skips_the_stream_with_a_note_and_the_run_exits_0(abroad, tmp_path):
     # Before: a 403 failed the stream, so every cron run of `sync all` exited 1 for ever,
     # over a field shown for display only.
-    abroad.config.missing_scopes = frozenset({"accounts:read"})
-    try:
+    with scopes_missing(abroad.config, "accounts:read"):
         result = invoke(abroad.server, abroad.config, tmp_path, "sync", "metrics", "accounts", "--quiet")
         status = invoke(abroad.server, abroad.config, tmp_path, "status", "--json")
-    finally:
-        abroad.config.missing_scopes = frozenset()
     assert result.exit_code == 0, result.output
     assert "accounts: skipped because the API key lacks accounts:read" in result.output
     db = open_database(tmp_path / "k.db")
