@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from klaviyo_etl.sync.options import StreamResult
+from klaviyo_etl.timeutil import log_stamp
 from klaviyo_etl.wording import counted
 
 if TYPE_CHECKING:
@@ -152,8 +153,7 @@ class LogProgress:
         return None
 
     def _line(self, text: str, err: bool = False) -> None:
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
-        typer.echo(f"{stamp} {text}", err=err)
+        typer.echo(f"{log_stamp()} {text}", err=err)
 
     def start(self, stream: str) -> None:
         self.started[stream] = self.said[stream] = self.clock()
