@@ -14,7 +14,10 @@ level down, under the hive partition `account=NAME` of each table's folder
 
 so that an engine reads every account as one table with an `account` column (the files do not
 repeat it: see `schema`). One folder holds one layout or the other, never both: an export
-refuses a folder laid out the other way.
+refuses a folder laid out the other way. An account taken out of the config leaves its
+partitions behind, and every engine would go on counting its rows: the export of every
+configured account (`--all-accounts`) removes them (`remove_account`, under that account's
+lock), and an export of some says which accounts they are (`account_partitions`).
 Events whose `datetime` is missing land in `date=__HIVE_DEFAULT_PARTITION__` (the name Hive
 and Spark read as a null partition); so does an empty file when there are no events at all, so
 that an engine finds the table and its columns (with no file, DuckDB and Spark refuse the
@@ -58,6 +61,7 @@ Memory stays bounded: rows are read with `fetchmany` and written batch by batch 
 from __future__ import annotations
 
 import os
+import shutil
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -288,6 +292,30 @@ def folder_lock(root: Path, account: str | None = None) -> Iterator[None]:
         yield
     finally:
         lock.release()
+
+
+def account_partitions(target: str | Path) -> set[str]:
+    """The accounts with an `account=NAME` partition in any table's folder of `target`."""
+    root = Path(target).expanduser()
+    return {p.name.split("=", 1)[1] for p in root.glob(f"*/{ACCOUNT_PARTITION}=*") if p.is_dir()}
+
+
+def remove_account(target: str | Path, account: str) -> list[str]:
+    """Remove `account`'s partition of every table's folder of `target` (its files and nothing
+    else), under its export lock; the folders removed, relative to `target`."""
+    root = Path(target).expanduser()
+    removed = []
+    with folder_lock(root, account):
+        for table in sorted(p.name for p in root.iterdir() if p.is_dir()):  # a table of old too
+            folder = root / _folder(table, account)
+            if not folder.is_dir():
+                continue
+            try:
+                shutil.rmtree(folder)
+            except OSError as exc:
+                raise _cannot_write(folder, exc) from None
+            removed.append(_folder(table, account))
+    return removed
 
 
 def _event_markers(db: sqlite_utils.Database, prefix: str) -> dict[str | None, str]:

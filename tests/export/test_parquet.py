@@ -12,8 +12,8 @@ import pytest
 
 from klaviyo_etl.db.repositories import Repository
 from klaviyo_etl.errors import DatabaseError, UsageError
-from klaviyo_etl.export import export_parquet
-from klaviyo_etl.export.parquet import NULL_PARTITION
+from klaviyo_etl.export import account_partitions, export_parquet, remove_account
+from klaviyo_etl.export.parquet import NULL_PARTITION, folder_lock
 from klaviyo_etl.export.schema import table_schema
 from tests.helpers.export import files, query, scan, touched
 
@@ -340,3 +340,18 @@ def test_two_accounts_may_be_exported_into_one_folder_at_once_but_not_one_accoun
     export_parquet(tiny_db, tmp_path, account="eu-store", on_batch=meanwhile)
     by_account = query(f"SELECT account, count(*) FROM {scan(tmp_path, 'events')} GROUP BY 1 ORDER BY 1")
     assert by_account == [("eu-store", tiny_db["events"].count), ("us-store", tiny_db["events"].count)]
+
+
+def test_removing_an_account_takes_its_partitions_of_every_table_and_nothing_else(tiny_db, tmp_path):
+    export_parquet(tiny_db, tmp_path, account="eu")
+    export_parquet(tiny_db, tmp_path, account="us")
+    assert account_partitions(tmp_path) == {"eu", "us"}
+    before = files(tmp_path)
+    removed = remove_account(tmp_path, "us")
+    assert "events/account=us" in removed and "tag_links/account=us" in removed
+    assert account_partitions(tmp_path) == {"eu"}
+    assert files(tmp_path) == {p: at for p, at in before.items() if "/account=us/" not in p}
+    assert count(tmp_path, "events") == tiny_db["events"].count
+    # Not while an export of that account writes.
+    with folder_lock(tmp_path, "eu"), pytest.raises(UsageError, match="another export of account eu"):
+        remove_account(tmp_path, "eu")
