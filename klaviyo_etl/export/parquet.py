@@ -81,6 +81,7 @@ from klaviyo_etl.export.schema import (
     ACCOUNT_PARTITION,
     COLUMNS,
     FLAG,
+    JSON,
     ORDER_BY,
     TIME,
     schema_fingerprint,
@@ -177,7 +178,7 @@ def _array(values: tuple, kind: pa.DataType) -> pa.Array:
     try:
         return pa.array(values, kind)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
-        if pa.types.is_string(kind):  # SQLite's loose typing: a number in a text column
+        if pa.types.is_string(kind) or kind == JSON:  # SQLite's loose typing: a number in a text column
             return pa.array([None if v is None else str(v) for v in values], kind)
         raise _Unreadable(None, f"a value does not read as {kind}") from None
 
@@ -191,14 +192,31 @@ def _batches(
     batch_rows: int,
 ) -> Iterator[pa.RecordBatch]:
     columns = COLUMNS[table]
-    names = ", ".join(f"[{c}]" for c in columns)
+    json_columns = [c for c, kind in columns.items() if kind == JSON]
+    # After the columns, 1 for each JSON value that is not JSON (SQLite checks it, in C).
+    names = ", ".join(
+        [
+            *(f"[{c}]" for c in columns),
+            *(f"[{c}] IS NOT NULL AND NOT json_valid([{c}])" for c in json_columns),
+        ]
+    )
     order = ", ".join(f"[{c}]" for c in ORDER_BY.get(table, ("id",)))
     cursor = db.conn.execute(f"SELECT {names} FROM [{table}] {where} ORDER BY {order}", params)
     key = [list(columns).index(c) for c in ORDER_BY.get(table, ("id",))]
     try:
         while rows := cursor.fetchmany(batch_rows):
             arrays = []
-            for values, (name, kind) in zip(zip(*rows, strict=True), columns.items(), strict=True):
+            values_of = list(zip(*rows, strict=True))
+            for name, flags in zip(json_columns, values_of[len(columns) :], strict=True):
+                if any(flags):
+                    bad = next(i for i, flag in enumerate(flags) if flag)
+                    text = str(rows[bad][list(columns).index(name)])
+                    shown = text if len(text) <= 40 else f"{text[:40]}…"
+                    raise DatabaseError(
+                        f"{table}.{name} of the row {_row_key(rows[bad], key, columns)}: {shown!r} is not"
+                        " JSON; correct or delete it in the database, then export again"
+                    )
+            for values, (name, kind) in zip(values_of[: len(columns)], columns.items(), strict=True):
                 try:
                     arrays.append(_array(values, kind))
                 except _Unreadable as exc:
