@@ -299,6 +299,23 @@ _DIRTY_KEYS = (
     f" UNION ALL SELECT 'form', {{r}}.form_id, {_DAY}) WHERE v IS NOT NULL;"
 )
 
+# The event columns whose change m004's update trigger marks dirty.
+_COUNTED = (
+    "deleted_at",
+    "datetime",
+    "metric_id",
+    "profile_id",
+    "value",
+    "message_id",
+    "flow_id",
+    "attributed_message_id",
+    "form_id",
+)
+
+
+def _any_changed(columns: tuple[str, ...]) -> str:
+    return " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in columns)
+
 
 @migration
 def m004_report_rollups(db: sqlite_utils.Database) -> None:
@@ -374,20 +391,7 @@ def m004_report_rollups(db: sqlite_utils.Database) -> None:
     db.execute(
         "CREATE INDEX IF NOT EXISTS idx_profiles_created_live ON profiles (created) WHERE deleted_at IS NULL"
     )
-    changed = " OR ".join(
-        f"OLD.{c} IS NOT NEW.{c}"
-        for c in (
-            "deleted_at",
-            "datetime",
-            "metric_id",
-            "profile_id",
-            "value",
-            "message_id",
-            "flow_id",
-            "attributed_message_id",
-            "form_id",
-        )
-    )
+    changed = _any_changed(_COUNTED)
     db.execute(
         f"""CREATE TRIGGER IF NOT EXISTS events_rollup_update AFTER UPDATE ON events
             WHEN {changed} BEGIN {_DIRTY_KEYS.format(r="OLD")} {_DIRTY_KEYS.format(r="NEW")} END"""
@@ -493,19 +497,7 @@ def m012_rollup_dirty_currency(db: sqlite_utils.Database) -> None:
         "CASE WHEN json_valid({r}.attributes) THEN"
         " json_extract({r}.attributes, '$.event_properties.\"$currency_code\"') END"
     )
-    columns = (
-        "deleted_at",
-        "datetime",
-        "metric_id",
-        "profile_id",
-        "value",
-        "message_id",
-        "flow_id",
-        "attributed_message_id",
-        "attributed_flow_id",
-        "form_id",
-    )
-    changed = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in columns)
+    changed = _any_changed((*_COUNTED, "attributed_flow_id"))
     changed += (
         f" OR (OLD.attributes IS NOT NEW.attributes"
         f" AND {currency.format(r='OLD')} IS NOT {currency.format(r='NEW')})"

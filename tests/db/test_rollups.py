@@ -317,25 +317,36 @@ def test_rollups_built_before_the_currency_table_fill_it_alone_not_rebuild_every
     assert not needs_refresh(db)
 
 
+def an_order(db, *columns: str) -> tuple:
+    """`columns` of one live order (with an attributed message, if one is asked for)."""
+    attributed = " AND e.attributed_message_id IS NOT NULL" if "attributed_message_id" in columns else ""
+    return db.execute(
+        f"SELECT {', '.join('e.' + c for c in columns)} FROM events e JOIN metrics m ON m.id = e.metric_id"
+        f" WHERE m.name = ? AND e.deleted_at IS NULL{attributed} LIMIT 1",
+        [kc.PLACED_ORDER],
+    ).fetchone()
+
+
+def assert_refreshed_as_rebuilt(db) -> None:
+    """The change is seen, and the incremental refresh gives what a rebuild does."""
+    assert needs_refresh(db)
+    assert ensure_rollups(db).mode == "incremental"
+    incremental = snapshot(db)
+    refresh_rollups(db, None)
+    assert snapshot(db) == incremental
+
+
 def test_a_resynced_order_whose_currency_alone_changed_refreshes_its_day(db):
     # Klaviyo corrects an order's `$currency_code` and the lookback window re-reads it: the
     # upsert changes `attributes` alone, and the day's currency row must follow.
     ensure_rollups(db)
-    order, attributes = db.execute(
-        "SELECT e.id, e.attributes FROM events e JOIN metrics m ON m.id = e.metric_id"
-        " WHERE m.name = ? AND e.deleted_at IS NULL LIMIT 1",
-        [kc.PLACED_ORDER],
-    ).fetchone()
+    order, attributes = an_order(db, "id", "attributes")
     body = json.loads(attributes)
     body["event_properties"]["$currency_code"] = "EUR"
     Repository(db).upsert("events", [{"id": order, "attributes": json.dumps(body)}])
-    assert needs_refresh(db)
-    assert ensure_rollups(db).mode == "incremental"
-    incremental = snapshot(db)
+    assert_refreshed_as_rebuilt(db)
     assert ("EUR",) in db.execute("SELECT currency FROM rollup_currency_days").fetchall()
-    refresh_rollups(db, None)
-    assert snapshot(db) == incremental
-    # The same body again, or another property changed, marks nothing.
+    # Another property changed marks nothing.
     body["event_properties"]["note"] = "gift"
     Repository(db).upsert("events", [{"id": order, "attributes": json.dumps(body)}])
     assert not needs_refresh(db)
@@ -344,17 +355,9 @@ def test_a_resynced_order_whose_currency_alone_changed_refreshes_its_day(db):
 def test_a_conversion_whose_attributed_flow_alone_changed_refreshes_its_message(db):
     # rollup_entities keeps the highest flow id a message's events name ('~' sorts last).
     ensure_rollups(db)
-    order, message = db.execute(
-        "SELECT e.id, e.attributed_message_id FROM events e JOIN metrics m ON m.id = e.metric_id"
-        " WHERE m.name = ? AND e.attributed_message_id IS NOT NULL AND e.deleted_at IS NULL LIMIT 1",
-        [kc.PLACED_ORDER],
-    ).fetchone()
+    order, message = an_order(db, "id", "attributed_message_id")
     Repository(db).upsert("events", [{"id": order, "attributed_flow_id": "~moved"}])
-    assert needs_refresh(db)
-    ensure_rollups(db)
-    incremental = snapshot(db)
-    refresh_rollups(db, None)
-    assert snapshot(db) == incremental
+    assert_refreshed_as_rebuilt(db)
     assert db.execute(
         "SELECT flow_id FROM rollup_entities WHERE kind = 'message' AND entity_id = ?", [message]
     ).fetchone() == ("~moved",)
