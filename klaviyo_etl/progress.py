@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from klaviyo_etl.sync.options import StreamResult
+from klaviyo_etl.timeutil import log_stamp
 from klaviyo_etl.wording import counted
 
 if TYPE_CHECKING:
@@ -152,8 +153,7 @@ class LogProgress:
         return None
 
     def _line(self, text: str, err: bool = False) -> None:
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
-        typer.echo(f"{stamp} {text}", err=err)
+        typer.echo(f"{log_stamp()} {text}", err=err)
 
     def start(self, stream: str) -> None:
         self.started[stream] = self.said[stream] = self.clock()
@@ -166,7 +166,7 @@ class LogProgress:
             return
         self.said[stream] = now
         done = describe_done(covered, now - self.started.get(stream, now))
-        self._line(f"{stream}: {done}, {rows:,} rows, {pages} pages")
+        self._line(f"{stream}: {done}, {counted(rows, 'row', grouped=True)}, {counted(pages, 'page')}")
 
     def finish(self, result: StreamResult) -> None:
         secs = self.clock() - self.started.get(result.stream, self.clock())
@@ -176,8 +176,9 @@ class LogProgress:
             self._line(skipped_text(result), err=True)
         elif not self.quiet:
             self._line(
-                f"{result.stream}: {result.status} {result.rows} rows, {result.pages} pages, "
-                f"{result.requests} requests, {result.throttled} throttled in {secs:.1f}s"
+                f"{result.stream}: {result.status} {counted(result.rows, 'row', grouped=True)},"
+                f" {counted(result.pages, 'page')}, {counted(result.requests, 'request')},"
+                f" {result.throttled} throttled in {secs:.1f}s"
             )
         if result.warnings:
             self._line(f"{result.stream}: {warnings_text(result.warnings)}", err=True)

@@ -3,7 +3,7 @@
 Everything we store or compare is in UTC; a value without a zone is read as UTC.
 
 - `utcnow()` is the clock as a datetime; `utcnow_iso()` is the same as text, for the
-  `synced_at` / `started_at` columns.
+  `synced_at` / `started_at` columns; `log_stamp()` starts a line of a log (cron's).
 - `parse_time()` reads a timestamp we rely on (raises on a bad one);
   `parse_time_or_none()` reads one from the bookkeeping tables, where empty or bad is "never".
 - `beyond_tomorrow()` says whether a date the user gave is in the future wherever they are.
@@ -15,6 +15,7 @@ Everything we store or compare is in UTC; a value without a zone is read as UTC.
 from __future__ import annotations
 
 import datetime as dt
+import time
 import zoneinfo
 
 
@@ -33,6 +34,12 @@ def beyond_tomorrow(when: dt.date | dt.datetime) -> bool:
 
 def utcnow_iso() -> str:
     return utcnow().isoformat(timespec="microseconds")
+
+
+def log_stamp() -> str:
+    """The machine's local time to the second, as a log line starts: cron fires, and its
+    user reads the log, in local time."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def parse_time(value: str | dt.datetime) -> dt.datetime:

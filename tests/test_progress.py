@@ -28,9 +28,25 @@ def test_log_progress_is_plain_lines_and_quiet_keeps_only_failures(capsys):
     quiet.finish(StreamResult("forms", "ok", rows=3))
     quiet.finish(StreamResult("flows", "failed", error="boom"))
     captured = capsys.readouterr()
-    assert "tags: started" in captured.out and "tags: ok 5 rows, 1 pages" in captured.out
+    assert (
+        "tags: started" in captured.out
+        and "tags: ok 5 rows, 1 page, 1 request, 0 throttled in" in captured.out
+    )
     assert "forms" not in captured.out
     assert "flows: FAILED" in captured.err and "\x1b[" not in captured.out
+
+
+def test_log_lines_count_in_words_as_the_rest_of_the_tool_does(capsys):
+    progress = LogProgress()
+    progress.finish(StreamResult("accounts", "ok", rows=1, pages=1, requests=1))
+    progress.finish(StreamResult("events", "ok", rows=12345, pages=13, requests=14))
+    progress.start("profiles")
+    progress.clock = lambda: 10**6  # a minute and more later: a progress line is due
+    progress.advance("profiles", rows=1, pages=1, requests=1, covered=(1.0, 2.0))
+    out = capsys.readouterr().out
+    assert "accounts: ok 1 row, 1 page, 1 request, 0 throttled in" in out
+    assert "events: ok 12,345 rows, 13 pages, 14 requests, 0 throttled in" in out
+    assert "profiles: 50% ETA" in out and ", 1 row, 1 page" in out
 
 
 def test_a_stream_that_knows_its_range_shows_percent_done_and_an_eta():

@@ -23,6 +23,7 @@ from typer.main import get_group
 
 from klaviyo_etl.errors import KlaviyoEtlError, UsageError
 from klaviyo_etl.settings import Settings
+from klaviyo_etl.timeutil import log_stamp
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -47,8 +48,21 @@ def escape(markup: str) -> str:
     return markup
 
 
-def _fail(message: str, code: int) -> typer.Exit:
-    typer.echo(f"Error: {message}", err=True)
+# `ctx.meta` key set by a run whose lines go to a log, not a person: a scheduled `sync --due`
+# off a terminal (the crontab line's). Its other lines carry the time (`LogProgress`), so its
+# errors do too, and each run's lines in the log can be told apart.
+LOG_TIMES = "klaviyo_etl.log_times"
+
+
+def echo_line(ctx: typer.Context | None, text: str, *, err: bool = False) -> None:
+    """`typer.echo`, with the time in front when the run writes a log (see LOG_TIMES)."""
+    if ctx is not None and ctx.meta.get(LOG_TIMES):
+        text = f"{log_stamp()} {text}"
+    typer.echo(text, err=err)
+
+
+def _fail(message: str, code: int, ctx: typer.Context | None = None) -> typer.Exit:
+    echo_line(ctx, f"Error: {message}", err=True)
     return typer.Exit(code)
 
 
@@ -367,9 +381,9 @@ class ErrorHandlingGroup(TyperGroup):
         except ClickUsageError as exc:  # a subcommand's options and arguments, or its name
             raise _fail(usage_line(exc), exc.exit_code) from None
         except KlaviyoEtlError as exc:
-            raise _fail(str(exc), exc.exit_code) from None
+            raise _fail(str(exc), exc.exit_code, ctx) from None
         except KeyboardInterrupt:
-            raise _fail("interrupted", 130) from None
+            raise _fail("interrupted", 130, ctx) from None
         except Exception as exc:
             if type(exc).__module__.startswith(("typer", "click")):
                 raise  # Exit, Abort and usage errors are the CLI framework's own signals
@@ -379,7 +393,7 @@ class ErrorHandlingGroup(TyperGroup):
             if settings and settings.verbose:
                 raise
             # a bug: still one line; the traceback only with --verbose
-            raise _fail(f"unexpected {type(exc).__name__}: {exc} (rerun with --verbose)", 1) from None
+            raise _fail(f"unexpected {type(exc).__name__}: {exc} (rerun with --verbose)", 1, ctx) from None
 
 
 def settings_of(ctx: typer.Context) -> Settings:

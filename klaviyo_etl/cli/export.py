@@ -33,7 +33,9 @@ def parquet(
     leaves the previous files readable and the next one finishes the job. With --account or
     --all-accounts, each account's files go under DIR/TABLE/account=NAME/, which engines read
     as one table with an `account` column; an account whose database cannot be read is
-    reported under its name, and the exit code is 1.
+    reported under its name, and the exit code is 1. The files of an account no longer in
+    the config are removed by an export of every configured account (--all-accounts), and
+    named by an export of some.
 
         klaviyo-etl export parquet ./warehouse
     """
@@ -41,7 +43,7 @@ def parquet(
     from klaviyo_etl.db import open_database
     from klaviyo_etl.db.lock import check_writable
     from klaviyo_etl.errors import DatabaseError
-    from klaviyo_etl.export import export_parquet
+    from klaviyo_etl.export import account_partitions, export_parquet, remove_account
 
     settings = configured(ctx)[0]  # with the config file's [defaults], as sync
     if accounts is None:
@@ -73,8 +75,29 @@ def parquet(
         done.append({"account": account.name, "ok": True, **result.as_dict()})
         if not json_output:
             _say(result, settings.verbose, settings.quiet, prefix=f"{account.name}: ")
+    # An account taken out of the config: its partitions would go on counting in every engine.
+    configured_names = set(accounts[0].config.accounts) if accounts else set()
+    gone = sorted(account_partitions(directory) - configured_names)
+    removed: list[str] = []
+    if gone and {a.name for a in accounts} >= configured_names:  # the export of every account
+        for name in gone:
+            folders = remove_account(directory, name)
+            removed.append(name)
+            if settings.verbose and not json_output:
+                for folder in folders:
+                    typer.echo(f"removed {folder}")
+            if not settings.quiet and not json_output:
+                typer.echo(
+                    f"{name}: removed its files ({len(folders)} table folders): not in the config any more"
+                )
+    elif gone and not settings.quiet:
+        typer.echo(
+            f"Note: {directory} also holds the files of {', '.join(gone)}, not in the config any more:"
+            " engines count their rows in every table; an export with --all-accounts removes them",
+            err=True,
+        )
     if json_output:
-        typer.echo(json.dumps({"ok": not failed, "accounts": done}, indent=2))
+        typer.echo(json.dumps({"ok": not failed, "accounts": done, "removed_accounts": removed}, indent=2))
     exit_if_failed(failed)
 
 

@@ -12,7 +12,7 @@ from klaviyo_etl.cli.account_options import account_options
 from klaviyo_etl.cli.common import check_output_file, output_error
 from klaviyo_etl.cli.report_options import MaxAge, OutputOptions, report_options
 from klaviyo_etl.errors import KlaviyoEtlError, UsageError
-from klaviyo_etl.reports.periods import COMPARE_CHOICES, Period, compare_period
+from klaviyo_etl.reports.periods import COMPARE_CHOICES, Period, compare_mode, compare_period
 
 if TYPE_CHECKING:
     from klaviyo_etl.accounts import AccountTarget
@@ -423,9 +423,8 @@ def dashboard_cmd(
     from klaviyo_etl.db import open_database
     from klaviyo_etl.reports.html import dashboard_html
 
-    if compare not in (*COMPARE_CHOICES, "none"):
-        raise UsageError(f"--compare {compare!r} is not one of {', '.join(COMPARE_CHOICES)}, none")
-    against = compare_period(period, None if compare == "none" else compare)
+    word = None if compare is None else compare_mode(compare, (*COMPARE_CHOICES, "none"))
+    against = compare_period(period, None if word == "none" else word)
     check_output_file(html_file, "--html")
     settings, conversion = configured_report(ctx)
     if accounts is not None:

@@ -328,6 +328,8 @@ def _status(settings, config, as_json: bool) -> None:
     for p in plans:
         if p.failures and p.last_error and p.stream not in ALIASES:
             console.print(Text(f"{p.stream} failed: {p.last_error}"))
+        elif p.skipped_because and p.stream not in ALIASES:
+            console.print(Text(f"{p.stream} skipped: {p.skipped_because}"))
     overdue = [p.stream for p in plans if p.is_overdue(now)]
     if overdue:
         console.print(

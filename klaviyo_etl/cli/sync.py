@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import threading
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from klaviyo_etl.cli.account_options import account_options
+from klaviyo_etl.cli.common import LOG_TIMES, echo_line
 from klaviyo_etl.errors import UsageError
 from klaviyo_etl.sync.names import STREAM_NAMES
 from klaviyo_etl.sync.options import MAX_DAYS
@@ -96,6 +98,8 @@ def sync(
     from klaviyo_etl.signals import stop_on_signals
     from klaviyo_etl.sync.engine import SyncOptions, run_sync
 
+    if due and not sys.stderr.isatty():  # the crontab line's run: every line to its log dated
+        ctx.meta[LOG_TIMES] = True
     settings, config = configured(ctx)
     names = [n for n in (streams or []) if n != "all"] or None
     since = _valid_date(since)
@@ -122,14 +126,14 @@ def sync(
         )
 
     if accounts is not None:
-        _sync_accounts(settings, accounts, options_for, json_output)
+        _sync_accounts(ctx, settings, accounts, options_for, json_output)
         return
     options = options_for(settings, config)
     if options is None:
         if json_output:
             typer.echo(json.dumps({"run_id": None, "ok": True, "streams": []}))
         elif not settings.quiet:
-            typer.echo("nothing is due")
+            echo_line(ctx, "nothing is due")
         return
     stop = threading.Event()  # SIGINT/SIGTERM: finish the page being written, then stop
     with progress_for(settings.quiet, json_output) as progress, stop_on_signals(stop):
@@ -148,7 +152,9 @@ def sync(
     raise typer.Exit(result.exit_code)
 
 
-def _sync_accounts(settings: Settings, accounts: list[AccountTarget], options_for, json_output: bool) -> None:
+def _sync_accounts(
+    ctx: typer.Context, settings: Settings, accounts: list[AccountTarget], options_for, json_output: bool
+) -> None:
     """Sync several accounts at once; report each under its name; exit 1 if any failed."""
     from klaviyo_etl.progress import AccountProgress, progress_for
     from klaviyo_etl.signals import stop_on_signals
@@ -172,9 +178,9 @@ def _sync_accounts(settings: Settings, accounts: list[AccountTarget], options_fo
         if outcome.error:
             # The client's message names the single account's variable; say this one's.
             outcome.error = outcome.error.replace("KLAVIYO_API_KEY", key_envs[outcome.name])
-            typer.echo(f"Error: account {outcome.name}: {outcome.error}", err=True)
+            echo_line(ctx, f"Error: account {outcome.name}: {outcome.error}", err=True)
         elif outcome.result is None and not settings.quiet and not json_output:
-            typer.echo(f"{outcome.name}: nothing is due")
+            echo_line(ctx, f"{outcome.name}: nothing is due")
     if json_output:
         typer.echo(
             json.dumps(

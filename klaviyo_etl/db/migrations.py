@@ -288,6 +288,35 @@ def m003_reporting_api(db: sqlite_utils.Database) -> None:
     db["report_values"].create_index(["report", "entity_id"], if_not_exists=True)
 
 
+# The keys an event's change makes the rollups recompute: its day, its messages and its form
+# ({r}: OLD or NEW, in a trigger).
+_DAY = "substr({r}.datetime, 1, 10)"
+_DIRTY_KEYS = (
+    "INSERT INTO rollup_dirty (kind, key, day) SELECT k, v, d FROM ("
+    f"SELECT 'day' k, {_DAY} v, {_DAY} d"
+    f" UNION ALL SELECT 'message', {{r}}.message_id, {_DAY}"
+    f" UNION ALL SELECT 'message', {{r}}.attributed_message_id, {_DAY}"
+    f" UNION ALL SELECT 'form', {{r}}.form_id, {_DAY}) WHERE v IS NOT NULL;"
+)
+
+# The event columns whose change m004's update trigger marks dirty.
+_COUNTED = (
+    "deleted_at",
+    "datetime",
+    "metric_id",
+    "profile_id",
+    "value",
+    "message_id",
+    "flow_id",
+    "attributed_message_id",
+    "form_id",
+)
+
+
+def _any_changed(columns: tuple[str, ...]) -> str:
+    return " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in columns)
+
+
 @migration
 def m004_report_rollups(db: sqlite_utils.Database) -> None:
     """Rollup tables that keep `report campaigns` and `report overview` fast on big databases.
@@ -362,35 +391,14 @@ def m004_report_rollups(db: sqlite_utils.Database) -> None:
     db.execute(
         "CREATE INDEX IF NOT EXISTS idx_profiles_created_live ON profiles (created) WHERE deleted_at IS NULL"
     )
-    day = "substr({r}.datetime, 1, 10)"
-    dirty = (
-        "INSERT INTO rollup_dirty (kind, key, day) SELECT k, v, d FROM ("
-        f"SELECT 'day' k, {day} v, {day} d"
-        f" UNION ALL SELECT 'message', {{r}}.message_id, {day}"
-        f" UNION ALL SELECT 'message', {{r}}.attributed_message_id, {day}"
-        f" UNION ALL SELECT 'form', {{r}}.form_id, {day}) WHERE v IS NOT NULL;"
-    )
-    changed = " OR ".join(
-        f"OLD.{c} IS NOT NEW.{c}"
-        for c in (
-            "deleted_at",
-            "datetime",
-            "metric_id",
-            "profile_id",
-            "value",
-            "message_id",
-            "flow_id",
-            "attributed_message_id",
-            "form_id",
-        )
-    )
+    changed = _any_changed(_COUNTED)
     db.execute(
         f"""CREATE TRIGGER IF NOT EXISTS events_rollup_update AFTER UPDATE ON events
-            WHEN {changed} BEGIN {dirty.format(r="OLD")} {dirty.format(r="NEW")} END"""
+            WHEN {changed} BEGIN {_DIRTY_KEYS.format(r="OLD")} {_DIRTY_KEYS.format(r="NEW")} END"""
     )
     db.execute(
         f"""CREATE TRIGGER IF NOT EXISTS events_rollup_delete AFTER DELETE ON events BEGIN
-            {dirty.format(r="OLD")}
+            {_DIRTY_KEYS.format(r="OLD")}
             INSERT INTO rollup_dirty (kind, key) VALUES ('rowid', OLD.rowid); END"""
     )
 
@@ -471,6 +479,33 @@ def m011_accounts(db: sqlite_utils.Database) -> None:
             "public_api_key": str,
             "test_account": int,
         },
+    )
+
+
+@migration
+def m012_rollup_dirty_currency(db: sqlite_utils.Database) -> None:
+    """An update that changes an order's currency (`$currency_code` in `attributes`, read by
+    `rollup_currency_days`) or a conversion's `attributed_flow_id` (read by `rollup_entities`)
+    marks its day and messages dirty too; m004's trigger ignored both.
+
+    The currency is compared only when the stored `attributes` text differs: a re-synced
+    event Klaviyo sends unchanged (the lookback window's, every run) costs one string
+    comparison, and only a changed body pays for parsing its JSON. Upgrading replaces the
+    trigger: no row is read.
+    """
+    currency = (
+        "CASE WHEN json_valid({r}.attributes) THEN"
+        " json_extract({r}.attributes, '$.event_properties.\"$currency_code\"') END"
+    )
+    changed = _any_changed((*_COUNTED, "attributed_flow_id"))
+    changed += (
+        f" OR (OLD.attributes IS NOT NEW.attributes"
+        f" AND {currency.format(r='OLD')} IS NOT {currency.format(r='NEW')})"
+    )
+    db.execute("DROP TRIGGER IF EXISTS events_rollup_update")
+    db.execute(
+        f"""CREATE TRIGGER events_rollup_update AFTER UPDATE ON events
+            WHEN {changed} BEGIN {_DIRTY_KEYS.format(r="OLD")} {_DIRTY_KEYS.format(r="NEW")} END"""
     )
 
 

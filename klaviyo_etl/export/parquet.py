@@ -14,7 +14,10 @@ level down, under the hive partition `account=NAME` of each table's folder
 
 so that an engine reads every account as one table with an `account` column (the files do not
 repeat it: see `schema`). One folder holds one layout or the other, never both: an export
-refuses a folder laid out the other way.
+refuses a folder laid out the other way. An account taken out of the config leaves its
+partitions behind, and every engine would go on counting its rows: the export of every
+configured account (`--all-accounts`) removes them (`remove_account`, under that account's
+lock), and an export of some says which accounts they are (`account_partitions`).
 Events whose `datetime` is missing land in `date=__HIVE_DEFAULT_PARTITION__` (the name Hive
 and Spark read as a null partition); so does an empty file when there are no events at all, so
 that an engine finds the table and its columns (with no file, DuckDB and Spark refuse the
@@ -58,6 +61,7 @@ Memory stays bounded: rows are read with `fetchmany` and written batch by batch 
 from __future__ import annotations
 
 import os
+import shutil
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -77,6 +81,7 @@ from klaviyo_etl.export.schema import (
     ACCOUNT_PARTITION,
     COLUMNS,
     FLAG,
+    JSON,
     ORDER_BY,
     TIME,
     schema_fingerprint,
@@ -173,7 +178,7 @@ def _array(values: tuple, kind: pa.DataType) -> pa.Array:
     try:
         return pa.array(values, kind)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
-        if pa.types.is_string(kind):  # SQLite's loose typing: a number in a text column
+        if pa.types.is_string(kind) or kind == JSON:  # SQLite's loose typing: a number in a text column
             return pa.array([None if v is None else str(v) for v in values], kind)
         raise _Unreadable(None, f"a value does not read as {kind}") from None
 
@@ -187,14 +192,31 @@ def _batches(
     batch_rows: int,
 ) -> Iterator[pa.RecordBatch]:
     columns = COLUMNS[table]
-    names = ", ".join(f"[{c}]" for c in columns)
+    json_columns = [c for c, kind in columns.items() if kind == JSON]
+    # After the columns, 1 for each JSON value that is not JSON (SQLite checks it, in C).
+    names = ", ".join(
+        [
+            *(f"[{c}]" for c in columns),
+            *(f"[{c}] IS NOT NULL AND NOT json_valid([{c}])" for c in json_columns),
+        ]
+    )
     order = ", ".join(f"[{c}]" for c in ORDER_BY.get(table, ("id",)))
     cursor = db.conn.execute(f"SELECT {names} FROM [{table}] {where} ORDER BY {order}", params)
     key = [list(columns).index(c) for c in ORDER_BY.get(table, ("id",))]
     try:
         while rows := cursor.fetchmany(batch_rows):
             arrays = []
-            for values, (name, kind) in zip(zip(*rows, strict=True), columns.items(), strict=True):
+            values_of = list(zip(*rows, strict=True))
+            for name, flags in zip(json_columns, values_of[len(columns) :], strict=True):
+                if any(flags):
+                    bad = next(i for i, flag in enumerate(flags) if flag)
+                    text = str(rows[bad][list(columns).index(name)])
+                    shown = text if len(text) <= 40 else f"{text[:40]}…"
+                    raise DatabaseError(
+                        f"{table}.{name} of the row {_row_key(rows[bad], key, columns)}: {shown!r} is not"
+                        " JSON; correct or delete it in the database, then export again"
+                    )
+            for values, (name, kind) in zip(values_of[: len(columns)], columns.items(), strict=True):
                 try:
                     arrays.append(_array(values, kind))
                 except _Unreadable as exc:
@@ -288,6 +310,30 @@ def folder_lock(root: Path, account: str | None = None) -> Iterator[None]:
         yield
     finally:
         lock.release()
+
+
+def account_partitions(target: str | Path) -> set[str]:
+    """The accounts with an `account=NAME` partition in any table's folder of `target`."""
+    root = Path(target).expanduser()
+    return {p.name.split("=", 1)[1] for p in root.glob(f"*/{ACCOUNT_PARTITION}=*") if p.is_dir()}
+
+
+def remove_account(target: str | Path, account: str) -> list[str]:
+    """Remove `account`'s partition of every table's folder of `target` (its files and nothing
+    else), under its export lock; the folders removed, relative to `target`."""
+    root = Path(target).expanduser()
+    removed = []
+    with folder_lock(root, account):
+        for table in sorted(p.name for p in root.iterdir() if p.is_dir()):  # a table of old too
+            folder = root / _folder(table, account)
+            if not folder.is_dir():
+                continue
+            try:
+                shutil.rmtree(folder)
+            except OSError as exc:
+                raise _cannot_write(folder, exc) from None
+            removed.append(_folder(table, account))
+    return removed
 
 
 def _event_markers(db: sqlite_utils.Database, prefix: str) -> dict[str | None, str]:

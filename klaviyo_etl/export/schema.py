@@ -12,8 +12,14 @@ table:
   precision the source never had;
 - flags stored as 0/1 (`archived`, `is_active`, `ab_test`, ...): `bool`;
 - counters and `events.timestamp` (Unix seconds, as Klaviyo sends it): `int64`;
-- JSON kept whole (`attributes`, `report_values.statistics`, `sync_state.extra`): `string`
-  holding the JSON text (parse it in the engine: `json_extract`, `from_json`, `JSON_VALUE`).
+- JSON kept whole (`attributes`, `report_values.statistics`, `sync_state.extra`): Arrow's
+  `json` (Parquet's JSON logical type over UTF-8 text), so DuckDB reads a `JSON` column
+  (`attributes->>'$.event_properties.$value'` without a cast), and Spark (its Parquet
+  reader maps JSON to StringType since SPARK-11692) and pyarrow read the text as a string.
+  A folder written before this type is rewritten whole by its next export (the schema
+  digest is in every file's marker). DuckDB refuses a whole file over one malformed value, so the
+  export checks each one (SQLite's `json_valid`, in the query) and stops on one that is
+  not JSON, as on an unreadable time.
 
 Several accounts (`--account`/`--all-accounts`) put each account's files under an
 `account=NAME` folder in every table's folder: engines read that hive partition as an `account`
@@ -31,7 +37,7 @@ import pyarrow as pa
 
 ID = pa.string()
 TEXT = pa.string()
-JSON = pa.string()
+JSON = pa.json_()
 TIME = pa.timestamp("us", tz="UTC")
 MONEY = pa.float64()
 NUMBER = pa.float64()

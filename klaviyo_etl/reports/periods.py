@@ -179,14 +179,21 @@ def _shift_year(day: dt.date) -> dt.date:
         return day.replace(year=day.year - 1, day=28)
 
 
+def compare_mode(mode: str, choices: tuple[str, ...] = COMPARE_CHOICES) -> str:
+    """A `--compare` word as every report takes it (any case, spaces around), or a UsageError
+    naming `choices` (the dashboard's add its "none")."""
+    refuse_blank("--compare", mode, f"one of {', '.join(choices)}")  # not "no comparison"
+    word = mode.strip().lower()
+    if word not in choices:
+        raise UsageError(f"--compare {word!r} is not one of {', '.join(choices)}")
+    return word
+
+
 def compare_period(period: Period, mode: str | None) -> Period | None:
     """The period to compare against: the same number of days just before, or a year back."""
     if mode is None:
         return None
-    refuse_blank("--compare", mode, f"one of {', '.join(COMPARE_CHOICES)}")  # not "no comparison"
-    mode = mode.strip().lower()
-    if mode not in COMPARE_CHOICES:
-        raise UsageError(f"--compare {mode!r} is not one of {', '.join(COMPARE_CHOICES)}")
+    mode = compare_mode(mode)
     if period.start is None or period.end is None:
         raise UsageError("--compare needs a bounded period (give --from and --to, or --last)")
     if mode == "year":

@@ -9,6 +9,12 @@ The clock starts when the run that last synced the stream well *started* (the ea
 `sync_runs.started_at` of its run_id), not when the stream ended: a daily profiles sync that
 takes 40 minutes, or a stream queued behind others in the same run, would otherwise slide later
 every day, find itself "not quite due" at its cron slot, and skip a whole interval.
+
+A run the stream itself skipped (its key lacks the stream's scope: `accounts` without
+`accounts:read`) is settled like a success: the key gives the same answer until it changes,
+so the stream waits its interval instead of asking again, and logging it, at every cron run.
+A stream skipped because one it reads from did not finish is neither: it is due again as
+soon as that one is.
 """
 
 from __future__ import annotations
@@ -51,6 +57,13 @@ class LastRun:
     ended_at: dt.datetime | None
     status: str | None
     error: str | None
+    requests: int = 0
+
+    @property
+    def refused(self) -> bool:
+        """Skipped by the stream itself, after asking (a missing scope): the engine's skip for
+        a stream it reads from that did not finish sends no request."""
+        return self.status == "skipped" and self.requests > 0
 
 
 @dataclass(frozen=True)
@@ -66,6 +79,7 @@ class StreamPlan:
     last_error: str | None
     due_at: dt.datetime | None  # None: the stream is off
     reason: str
+    skipped_because: str | None = None  # the stream's own skip, newer than its last success
 
     def is_due(self, now: dt.datetime, *, early: bool = True) -> bool:
         """Due at `now`? `early` allows cron's start-up lag (see `tolerance`)."""
@@ -98,6 +112,7 @@ class StreamPlan:
             "due_now": self.is_due(now),
             "overdue": self.is_overdue(now),
             "reason": self.reason,
+            "skipped_because": self.skipped_because,
         }
 
 
@@ -106,15 +121,20 @@ def _recent_runs(db: sqlite_utils.Database, stream: str) -> list[LastRun]:
         return []
     rows = db.execute(
         "SELECT (SELECT MIN(x.started_at) FROM sync_runs x WHERE x.run_id = r.run_id), "
-        "r.started_at, r.ended_at, r.status, r.error FROM sync_runs r WHERE r.stream = ? "
+        "r.started_at, r.ended_at, r.status, r.error, r.requests FROM sync_runs r WHERE r.stream = ? "
         "ORDER BY r.started_at DESC, r.id DESC LIMIT ?",
         [stream, _HISTORY],
     ).fetchall()
     return [
         LastRun(
-            parse_time_or_none(run_start), parse_time_or_none(start), parse_time_or_none(end), status, error
+            parse_time_or_none(run_start),
+            parse_time_or_none(start),
+            parse_time_or_none(end),
+            status,
+            error,
+            requests or 0,
         )
-        for run_start, start, end, status, error in rows
+        for run_start, start, end, status, error, requests in rows
     ]
 
 
@@ -137,10 +157,13 @@ def plan_stream(
     """
     state = state or {}
     last_ok = next((run for run in runs if run.status == "ok"), None)
-    # Runs the engine stopped or skipped are neither successes nor failures.
+    # The newest answer that holds until the key changes: a success, or the stream's own skip.
+    settled = next((run for run in runs if run.status == "ok" or run.refused), None)
+    refused = settled if settled is not None and settled.refused else None
+    # Runs the engine stopped, or skipped for another stream, are neither successes nor failures.
     failed = []
     for run in runs:
-        if run.status == "ok":
+        if run is settled:
             break
         if run.status == "failed":
             failed.append(run)
@@ -169,6 +192,9 @@ def plan_stream(
         wait = backoff(failures, interval)
         due_at = failed_at + wait
         reason = f"retrying after {failures} failure(s) in a row, {_interval(wait)} backoff"
+    elif refused is not None:
+        due_at = (refused.run_started_at or refused.started_at or now) + interval.timedelta
+        reason = f"every {interval}, skipped last time"
     elif last_success is None:
         due_at, reason = now, "never synced"
     else:
@@ -186,6 +212,7 @@ def plan_stream(
         last_error=last_error,
         due_at=due_at,
         reason=reason,
+        skipped_because=refused.error if refused is not None else None,
     )
 
 

@@ -18,7 +18,9 @@ import sqlite_utils
 from typer.testing import CliRunner
 
 from klaviyo_etl.cli import app
+from klaviyo_etl.db import open_database
 from klaviyo_etl.db.migrations import public_tables
+from klaviyo_etl.export import export_parquet
 from klaviyo_etl.sync.names import resolve
 from tests.helpers.export import query, scan
 from tests.helpers.sync import TABLE_OF, assert_matches_sandbox, live_ids, wait_for_rows
@@ -304,3 +306,27 @@ def test_export_parquet_names_the_account_whose_database_is_missing(accounts, tm
     assert result.exit_code == 1
     assert "Error: account globex: no database at" in result.stderr and "Traceback" not in result.output
     assert (root / "tags/account=acme/tags.parquet").exists() and not list(root.glob("*/account=globex"))
+
+
+def test_export_of_every_account_removes_the_files_of_an_account_taken_out_of_the_config(accounts, tmp_path):
+    # initech left the config: its partitions stayed, and every engine still counted its rows.
+    assert _invoke(tmp_path, accounts, "sync", "tags", "--all-accounts", "--quiet").exit_code == 0
+    root = tmp_path / "warehouse"
+    db = open_database(tmp_path / "klaviyo-acme.db")
+    export_parquet(db, root, account="initech")
+    db.close()
+    # An export of some accounts names it and leaves it: it cannot tell "left" from "not asked".
+    some = _invoke(tmp_path, accounts, "export", "parquet", str(root), "--account", "acme")
+    assert some.exit_code == 0, some.output
+    assert "also holds the files of initech, not in the config any more" in some.stderr
+    assert list(root.glob("*/account=initech"))
+    every = _invoke(tmp_path, accounts, "export", "parquet", str(root), "--all-accounts", "--json")
+    assert every.exit_code == 0, every.output
+    assert json.loads(every.stdout)["removed_accounts"] == ["initech"]
+    assert not list(root.glob("*/account=initech"))
+    assert query(f"SELECT DISTINCT account FROM {scan(root, 'tags')} ORDER BY 1") == [("acme",), ("globex",)]
+    # When acme is the only account left, its own export is the export of every account.
+    acme_only = {"acme": accounts["acme"]}
+    alone = _invoke(tmp_path, acme_only, "export", "parquet", str(root), "--account", "acme")
+    assert alone.exit_code == 0 and "globex: removed its files" in alone.stdout, alone.output
+    assert query(f"SELECT DISTINCT account FROM {scan(root, 'tags')}") == [("acme",)]

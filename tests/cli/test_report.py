@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -186,6 +187,21 @@ def test_dashboard_command_writes_html(tiny_db_path, tmp_path):
     assert result.exit_code == 0, result.output
     text = target.read_text()
     assert text.startswith("<!DOCTYPE html>") and "240.00" in text and "<svg" in text
+
+
+def test_dashboard_takes_the_compare_words_as_every_report_does(tiny_db_path, tmp_path):
+    # `--compare Previous` is what `report overview` takes; the dashboard refused it.
+    pages = {}
+    for word in ("previous", "Previous", " YEAR ", "year", "none", "None"):
+        target = tmp_path / "dash.html"
+        result = run(tiny_db_path, "dashboard", "--html", str(target), *MAY, "--compare", word)
+        assert result.exit_code == 0, (word, result.output)
+        pages[word] = re.sub(r"generated [\d-]+ [\d:]+ UTC", "", target.read_text())  # the minute
+    assert pages["Previous"] == pages["previous"] and pages[" YEAR "] == pages["year"]
+    assert pages["None"] == pages["none"] and pages["none"] != pages["previous"]
+    blank = run(tiny_db_path, "dashboard", "--html", str(tmp_path / "d.html"), *MAY, "--compare", "")
+    assert blank.exit_code == 2
+    assert "--compare is empty: give one of previous, year, none" in blank.output
 
 
 def test_columns_and_wide_shape_the_table_and_leave_json_whole(tiny_db_path):

@@ -87,6 +87,25 @@ def test_status_names_the_failure(tmp_path, env):
     assert "campaigns failed: ApiError: 500: boom" in result.output.splitlines()
 
 
+def test_status_says_why_a_stream_skipped_itself_and_when_it_asks_again(tmp_path, env):
+    db_path = tmp_path / "k.db"
+    stamp = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)).isoformat(timespec="microseconds")
+    db = open_database(db_path)
+    why = "the API key lacks accounts:read: add it to show the account's preferred currency"
+    record_run(
+        db,
+        "r1",
+        StreamResult("accounts", "skipped", requests=1, error=why, started_at=stamp, ended_at=stamp),
+    )
+    db.close()
+    result = runner.invoke(app, ["--db", str(db_path), "schedule", "status"], env={**env, "COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    accounts = next(line for line in result.output.splitlines() if " accounts " in line)
+    assert "skipped 2h ago" in accounts and "in 21h59m" in accounts
+    assert f"accounts skipped: {why}" in result.output.splitlines()
+    assert "accounts" not in result.output.splitlines()[-1]  # not due now
+
+
 def test_crontab_prints_a_pasteable_line_and_creates_the_log_dir(tmp_path, env):
     log = tmp_path / "logs" / "sync.log"
     result = runner.invoke(

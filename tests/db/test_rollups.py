@@ -4,6 +4,7 @@ on a generated account, before and after inserts, late events, deletions and edi
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from klaviyo_etl import conventions as kc
 from klaviyo_etl.bench.report_timing import build_bench_db
 from klaviyo_etl.db import open_database
+from klaviyo_etl.db.repositories import Repository
 from klaviyo_etl.db.rollups import ROLLUP_TABLES, ensure_rollups, needs_refresh, refresh_rollups
 from klaviyo_etl.reports import audience, messages, overview
 from klaviyo_etl.reports.periods import Period
@@ -313,3 +315,49 @@ def test_rollups_built_before_the_currency_table_fill_it_alone_not_rebuild_every
     assert ensure_rollups(db).mode == "incremental"
     assert db.execute("SELECT * FROM rollup_currency_days ORDER BY 1, 2, 3").fetchall() == built
     assert not needs_refresh(db)
+
+
+def an_order(db, *columns: str) -> tuple:
+    """`columns` of one live order (with an attributed message, if one is asked for)."""
+    attributed = " AND e.attributed_message_id IS NOT NULL" if "attributed_message_id" in columns else ""
+    return db.execute(
+        f"SELECT {', '.join('e.' + c for c in columns)} FROM events e JOIN metrics m ON m.id = e.metric_id"
+        f" WHERE m.name = ? AND e.deleted_at IS NULL{attributed} LIMIT 1",
+        [kc.PLACED_ORDER],
+    ).fetchone()
+
+
+def assert_refreshed_as_rebuilt(db) -> None:
+    """The change is seen, and the incremental refresh gives what a rebuild does."""
+    assert needs_refresh(db)
+    assert ensure_rollups(db).mode == "incremental"
+    incremental = snapshot(db)
+    refresh_rollups(db, None)
+    assert snapshot(db) == incremental
+
+
+def test_a_resynced_order_whose_currency_alone_changed_refreshes_its_day(db):
+    # Klaviyo corrects an order's `$currency_code` and the lookback window re-reads it: the
+    # upsert changes `attributes` alone, and the day's currency row must follow.
+    ensure_rollups(db)
+    order, attributes = an_order(db, "id", "attributes")
+    body = json.loads(attributes)
+    body["event_properties"]["$currency_code"] = "EUR"
+    Repository(db).upsert("events", [{"id": order, "attributes": json.dumps(body)}])
+    assert_refreshed_as_rebuilt(db)
+    assert ("EUR",) in db.execute("SELECT currency FROM rollup_currency_days").fetchall()
+    # Another property changed marks nothing.
+    body["event_properties"]["note"] = "gift"
+    Repository(db).upsert("events", [{"id": order, "attributes": json.dumps(body)}])
+    assert not needs_refresh(db)
+
+
+def test_a_conversion_whose_attributed_flow_alone_changed_refreshes_its_message(db):
+    # rollup_entities keeps the highest flow id a message's events name ('~' sorts last).
+    ensure_rollups(db)
+    order, message = an_order(db, "id", "attributed_message_id")
+    Repository(db).upsert("events", [{"id": order, "attributed_flow_id": "~moved"}])
+    assert_refreshed_as_rebuilt(db)
+    assert db.execute(
+        "SELECT flow_id FROM rollup_entities WHERE kind = 'message' AND entity_id = ?", [message]
+    ).fetchone() == ("~moved",)

@@ -12,8 +12,8 @@ import pytest
 
 from klaviyo_etl.db.repositories import Repository
 from klaviyo_etl.errors import DatabaseError, UsageError
-from klaviyo_etl.export import export_parquet
-from klaviyo_etl.export.parquet import NULL_PARTITION
+from klaviyo_etl.export import account_partitions, export_parquet, remove_account
+from klaviyo_etl.export.parquet import NULL_PARTITION, folder_lock
 from klaviyo_etl.export.schema import table_schema
 from tests.helpers.export import files, query, scan, touched
 
@@ -305,6 +305,46 @@ def test_a_time_that_is_not_iso_8601_stops_the_export_naming_its_row(tiny_db, tm
     assert query(f"SELECT count(*) FROM {scan(tmp_path, 'events')} WHERE date IS NULL") == [(1,)]
 
 
+def test_json_columns_read_as_json_in_duckdb_and_as_text_elsewhere(tiny_db, tmp_path):
+    # Written as plain strings, every query had to cast: `attributes::JSON->>...`.
+    export_parquet(tiny_db, tmp_path)
+    kinds = dict(
+        query(f"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM {scan(tmp_path, 'events')})")
+    )
+    assert kinds["attributes"] == "JSON" and kinds["id"] == "VARCHAR"
+    stored = tiny_db.execute(
+        "SELECT id, json_extract(attributes, '$.event_properties.\"$value\"') FROM events"
+        " WHERE value IS NOT NULL ORDER BY id LIMIT 3"
+    ).fetchall()
+    read = query(
+        f"SELECT id, (attributes->>'$.event_properties.\"$value\"')::DOUBLE FROM {scan(tmp_path, 'events')}"
+        " WHERE value IS NOT NULL ORDER BY id LIMIT 3"
+    )
+    assert read == stored and stored
+    # pyarrow (as Spark) reads the JSON text as it is stored.
+    table = pq.read_table(tmp_path / day_file("2026-05-01"))
+    first = table.column("attributes")[0].as_py()
+    assert (
+        first
+        == tiny_db.execute(
+            "SELECT attributes FROM events WHERE id = ?", [table.column("id")[0].as_py()]
+        ).fetchone()[0]
+    )
+
+
+def test_a_value_that_is_not_json_stops_the_export_naming_its_row(tiny_db, tmp_path):
+    # DuckDB refuses a whole file over one malformed value of a JSON column.
+    first = tiny_db.execute("SELECT id FROM campaigns ORDER BY id LIMIT 1").fetchone()[0]
+    tiny_db.execute("UPDATE campaigns SET attributes = '{\"name\": broken' WHERE id = ?", [first])
+    with pytest.raises(DatabaseError) as refused:
+        export_parquet(tiny_db, tmp_path)
+    assert str(refused.value) == (
+        f"campaigns.attributes of the row id={first!r}: '{{\"name\": broken' is not JSON; correct or delete"
+        " it in the database, then export again"
+    )
+    assert not (tmp_path / "campaigns/campaigns.parquet").exists()
+
+
 def test_no_events_at_all_is_one_empty_file_so_engines_find_the_table(tiny_db, tmp_path):
     # Before, the events folder was not written at all: DuckDB's read_parquet said "No files
     # found", while every other empty table (tag_links) had its file with its columns.
@@ -340,3 +380,18 @@ def test_two_accounts_may_be_exported_into_one_folder_at_once_but_not_one_accoun
     export_parquet(tiny_db, tmp_path, account="eu-store", on_batch=meanwhile)
     by_account = query(f"SELECT account, count(*) FROM {scan(tmp_path, 'events')} GROUP BY 1 ORDER BY 1")
     assert by_account == [("eu-store", tiny_db["events"].count), ("us-store", tiny_db["events"].count)]
+
+
+def test_removing_an_account_takes_its_partitions_of_every_table_and_nothing_else(tiny_db, tmp_path):
+    export_parquet(tiny_db, tmp_path, account="eu")
+    export_parquet(tiny_db, tmp_path, account="us")
+    assert account_partitions(tmp_path) == {"eu", "us"}
+    before = files(tmp_path)
+    removed = remove_account(tmp_path, "us")
+    assert "events/account=us" in removed and "tag_links/account=us" in removed
+    assert account_partitions(tmp_path) == {"eu"}
+    assert files(tmp_path) == {p: at for p, at in before.items() if "/account=us/" not in p}
+    assert count(tmp_path, "events") == tiny_db["events"].count
+    # Not while an export of that account writes.
+    with folder_lock(tmp_path, "eu"), pytest.raises(UsageError, match="another export of account eu"):
+        remove_account(tmp_path, "eu")

@@ -40,7 +40,7 @@ def test_types_follow_the_documented_rules():
             elif name == "id" or name.endswith("_id"):
                 assert kind == (pa.int64() if table == "sync_runs" and name == "id" else pa.string()), where
             elif name in ("attributes", "statistics", "extra"):
-                assert kind == pa.string(), where
+                assert kind == pa.json_(), where
     assert COLUMNS["events"]["value"] == pa.float64()
     assert COLUMNS["profiles"]["predicted_clv"] == pa.float64()
     assert COLUMNS["campaigns"]["archived"] == pa.bool_()

@@ -58,6 +58,7 @@ def write_run(
     ended_at: dt.datetime | None = None,
     error: str | None = None,
     run_id: str | None = None,
+    requests: int = 0,
 ) -> None:
     """Record one stream's run the way the engine does (same function, same columns)."""
     db = open_database(db_path)
@@ -67,6 +68,7 @@ def write_run(
             status,
             rows=1,
             pages=1,
+            requests=requests,
             error=error,
             started_at=iso(started_at),
             ended_at=iso(ended_at or started_at),

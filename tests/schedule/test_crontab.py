@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shlex
+import subprocess
+import sys
+import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -14,6 +18,7 @@ from klaviyo_etl.db import open_database
 from klaviyo_etl.schedule import crontab_text, due_streams
 from klaviyo_etl.schedule.crontab import cron_period, exact_expression, klaviyo_command
 from klaviyo_etl.sync.engine import STREAM_NAMES
+from tests.helpers.sandbox import scopes_missing
 from tests.helpers.schedule import write_config, write_run
 
 NOW = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
@@ -204,3 +209,36 @@ def test_a_failed_daily_stream_is_retried_from_cron_within_the_hour(tmp_path):
     fires = _fires(expression, start, start + dt.timedelta(days=2), "UTC")
     (failed, status), (retried, _) = _run_from_cron(db_path, config, fires, fail_first=True)[:2]
     assert status == "failed" and retried - failed <= dt.timedelta(hours=1)
+
+
+def test_every_line_the_cron_job_writes_to_its_log_is_dated(sandbox_factory, tmp_path):
+    # The crontab's own job line, run by a shell as cron runs it (output appended to the log):
+    # a stream skipped, then a run refused by a wrong key. Each line says when it was written.
+    config = write_config(tmp_path / "c.toml", _only(events="1h", accounts="1h"))
+    log = tmp_path / "sync.log"
+    text = crontab_text(
+        config,
+        db_path=tmp_path / "k.db",
+        log_path=log,
+        command=[sys.executable, "-m", "klaviyo_etl"],
+        extra_options=["--base-url", "URL"],
+    )
+    job = text.strip().splitlines()[-1].split(" ", 5)[5]
+    with sandbox_factory("tiny") as sb:
+        job = job.replace("URL", sb.server.url)
+        with scopes_missing(sb.config, "accounts:read"):
+            run = subprocess.run(["sh", "-c", job], env={**os.environ, "KLAVIYO_API_KEY": sb.config.api_key})
+        assert run.returncode == 0
+        bad_key = {**os.environ, "KLAVIYO_API_KEY": "pk_not_the_right_key_9876"}
+        write_config(tmp_path / "c.toml", _only(tags="1h"))  # never synced: due
+        time.sleep(1)  # two runs, two seconds
+        assert subprocess.run(["sh", "-c", job], env=bad_key).returncode == 2
+    lines = log.read_text().splitlines()
+    assert [line.split(" ", 1)[1] for line in lines] == [
+        "accounts: skipped because the API key lacks accounts:read: add it to show the account's"
+        " preferred currency and timezone, or turn the stream off in the config file's schedule"
+        ' (accounts = "off")',
+        "Error: 401: the API key pk_…9876 was rejected — check KLAVIYO_API_KEY",
+    ]
+    stamps = [dt.datetime.strptime(line.split(" ", 1)[0], "%Y-%m-%dT%H:%M:%S") for line in lines]
+    assert stamps[1] > stamps[0]

@@ -123,6 +123,21 @@ def test_skipped_runs_are_neither_success_nor_failure(db_path, tmp_path):
     assert (p.failures, p.due_at) == (0, START + 6 * H)
 
 
+def test_a_stream_that_skipped_itself_waits_its_interval_and_says_why(db_path, tmp_path):
+    # The accounts stream asked and was refused (its key lacks accounts:read): settled until
+    # the key changes. The engine's skip for a stream it reads from sends no request.
+    config = write_config(tmp_path / "c.toml", '[schedule]\naccounts = "1d"\n')
+    write_run(db_path, "accounts", START, "skipped", error="the API key lacks accounts:read", requests=1)
+    p = _plan(db_path, config, START + H, "accounts")
+    assert (p.failures, p.due_at) == (0, START + 24 * H)
+    assert p.skipped_because == "the API key lacks accounts:read"
+    assert "accounts" not in _due(db_path, config, START + H)
+    # A success after it clears the reason.
+    write_run(db_path, "accounts", START + 25 * H, ended_at=START + 25 * H)
+    p = _plan(db_path, config, START + 26 * H, "accounts")
+    assert (p.due_at, p.skipped_because) == (START + 49 * H, None)
+
+
 def test_sync_state_alone_is_enough(db_path, tmp_path):
     """Without sync_runs history (pruned, or an older engine), sync_state decides."""
     config = write_config(tmp_path / "c.toml", '[schedule]\nmetrics = "1d"\nforms = "1d"\n')

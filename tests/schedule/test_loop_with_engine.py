@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from collections.abc import Iterator
@@ -11,9 +12,11 @@ import pytest
 from klaviyo_etl.config_file import load_config
 from klaviyo_etl.db import open_database
 from klaviyo_etl.sandbox import SandboxServer
-from klaviyo_etl.schedule import Scheduler, due_stream_names, engine_runner
+from klaviyo_etl.schedule import Scheduler, due_stream_names, engine_runner, plan
 from klaviyo_etl.settings import Settings
 from klaviyo_etl.sync.engine import STREAM_NAMES
+from klaviyo_etl.timeutil import utcnow
+from tests.helpers.sandbox import scopes_missing
 
 
 @pytest.fixture(scope="module")
@@ -63,3 +66,23 @@ def test_stopping_mid_run_ends_the_loop_with_the_database_intact(sandbox, tmp_pa
     recorded = db.execute("SELECT COALESCE(SUM(rows), 0) FROM sync_runs WHERE stream = 'events'")
     assert db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == recorded.fetchone()[0]
     db.close()
+
+
+def test_a_stream_skipped_for_a_missing_scope_waits_its_interval(sandbox, tmp_path):
+    # A key without accounts:read: the run skips `accounts` (one request, one line), and the
+    # next cron run must not ask again; it is due a day later, and the plan says why.
+    settings = _settings(sandbox, tmp_path)
+    config = load_config(tmp_path / "none.toml")
+    scheduler = Scheduler(settings.db_path, config, engine_runner(settings, config))
+    with scopes_missing(sandbox.config, "accounts:read"):
+        tick = scheduler.tick()
+    skipped = {s.stream: s.status for s in tick.result.streams}
+    assert skipped["accounts"] == "skipped"
+    assert due_stream_names(settings, config) == []
+    db = open_database(settings.db_path)
+    try:
+        accounts = next(p for p in plan(db, config) if p.stream == "accounts")
+    finally:
+        db.close()
+    assert "accounts:read" in (accounts.skipped_because or "")
+    assert accounts.due_at is not None and accounts.due_at > utcnow() + dt.timedelta(hours=23)
