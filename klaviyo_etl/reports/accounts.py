@@ -82,6 +82,8 @@ def combine(reports: dict[str, Report], *, sort: str | None = None, limit: int |
             if caption:
                 notes.append(f"{name}: {caption}")
         notes += [f"{name}: {note}" for note in report.notes]
+    if len(zones) > 1 and any(c.kind == "datetime" for c in columns):
+        notes.append("All accounts: times are shown in UTC (the accounts' timezones differ)")
     listed = _merged_currencies(reports)
     labels = {r.currency_label for r in reports.values() if r.currency_label}
     if len(labels) > 1:  # the accounts' money is in different currencies: the totals add them
