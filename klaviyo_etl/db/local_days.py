@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import sqlite_utils
 
 from klaviyo_etl.db.account import synced_account
+from klaviyo_etl.timeutil import parse_time
 
 UTC = "UTC"
 # The years whose transitions the expressions know: before, the first offset holds; after,
@@ -75,11 +76,6 @@ class LocalDays:
             return f"substr({column}, 1, 13)"
         return f"strftime('%Y-%m-%dT%H', {column}, {self._modifier(column)})"
 
-    def _local(self, stamp: str) -> dt.datetime:
-        when = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-        when = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
-        return when.astimezone(dt.timezone(dt.timedelta(seconds=self.offset_at(when))))
-
     @functools.cached_property
     def starts(self) -> list[str]:
         return [start for start, _offset in self.spans]
@@ -90,10 +86,14 @@ class LocalDays:
         return self.spans[bisect.bisect_right(self.starts, text) - 1][1]
 
     def day_of(self, stamp: str) -> str:
-        """The local day of a stored UTC datetime (or of a 'YYYY-MM-DD' day read as UTC)."""
+        """The local day of a stored UTC datetime (a day alone as it is; text that is not a
+        time: its first ten characters, so that a refresh does not fail on it)."""
         if self.utc or len(stamp) <= 10:
             return stamp[:10]
-        return self._local(stamp).date().isoformat()
+        try:
+            return self.wall_clock(parse_time(stamp)).date().isoformat()
+        except ValueError:
+            return stamp[:10]
 
     def start_of(self, day: str | dt.date) -> str:
         """The UTC instant the local `day` begins, as text comparing with stored datetimes
@@ -122,9 +122,6 @@ class LocalDays:
     def today(self, now: dt.datetime | None = None) -> dt.date:
         """The local day it is now (or at the aware instant `now`)."""
         return self.wall_clock(now or dt.datetime.now(dt.UTC)).date()
-
-    def to_json(self) -> str:
-        return self.zone
 
 
 @functools.lru_cache(maxsize=16)

@@ -22,6 +22,7 @@ from typing import overload
 from klaviyo_etl import conventions as kc
 from klaviyo_etl.db.local_days import UTC, LocalDays, days_in
 from klaviyo_etl.errors import UsageError, refuse_blank
+from klaviyo_etl.timeutil import parse_time
 from klaviyo_etl.wording import counted
 
 LAST_CHOICES = "Nd, Nw, today, yesterday, this-month, last-month, this-year, last-year, all"
@@ -134,7 +135,7 @@ def resolve_period(
     account's today."""
     if today is None:
         period = resolve_period(from_=from_, to=to, last=last, default=default, today=utc_today())
-        if period.start is None and period.end is None or from_ or to:
+        if (period.start is None and period.end is None) or from_ or to:
             return period
 
         def rebase(day: dt.date) -> Period:
@@ -201,8 +202,7 @@ def timeframe_period(
                 else (last.date() + dt.timedelta(days=1))
             )
             return Period(first, stop, f"{start[:10]}..{end[:10]}", days.zone)
-        fetched = dt.datetime.fromisoformat((fetched_at or end or "").replace("Z", "+00:00"))
-        today = days.today(fetched if fetched.tzinfo else fetched.replace(tzinfo=dt.UTC))
+        today = days.today(parse_time(fetched_at or end or ""))
     except ValueError:
         return None
     key = start or ""

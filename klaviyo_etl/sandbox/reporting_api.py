@@ -73,7 +73,7 @@ def _zone(name: str) -> ZoneInfo:
 def _wall_clock(text: str, zone: ZoneInfo) -> datetime:
     """An ISO datetime's wall-clock time read in `zone`, its offset ignored (spec
     `CustomTimeframe`: "Offset is ignored and the company timezone is used"), as UTC."""
-    naive = datetime.fromisoformat(text.strip().replace(" ", "+").replace("Z", "+00:00")).replace(tzinfo=None)
+    naive = datetime.fromisoformat(text.strip().replace("Z", "+00:00")).replace(tzinfo=None)
     return naive.replace(tzinfo=zone).astimezone(UTC)
 
 
