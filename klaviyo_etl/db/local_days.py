@@ -115,6 +115,15 @@ class LocalDays:
         after = (midnight - dt.timedelta(seconds=max(near))).strftime(INSTANT)
         return self.starts[bisect.bisect_right(self.starts, after)]
 
+    def exists(self, wall: dt.datetime) -> bool:
+        """Whether the local (naive) time `wall` happens: not in the hour a spring forward
+        skips (New York's 2026-03-08 02:00-02:59)."""
+        if self.utc:
+            return True
+        as_utc = wall.replace(tzinfo=dt.UTC)
+        near = {self.offset_at(as_utc + dt.timedelta(hours=h)) for h in (-24, 0, 24)}
+        return any(self.offset_at(as_utc - dt.timedelta(seconds=o)) == o for o in near)
+
     def wall_clock(self, when: dt.datetime) -> dt.datetime:
         """The local time (naive) at the aware instant `when`."""
         return when.astimezone(dt.timezone(dt.timedelta(seconds=self.offset_at(when)))).replace(tzinfo=None)

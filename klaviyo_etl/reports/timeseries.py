@@ -296,6 +296,9 @@ def metric_report(
     if first is not None:
         bucket = first
         while bucket <= last:
+            if interval == "hour" and not days.exists(dt.datetime.fromisoformat(bucket)):
+                bucket = next_bucket(bucket, interval)  # the hour a spring forward skips
+                continue
             rows.append(
                 {
                     "bucket": bucket,
