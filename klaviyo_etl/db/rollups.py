@@ -728,9 +728,9 @@ def _rebuild_activity(db: sqlite_utils.Database, first_day: str, days: LocalDays
                WHERE datetime >= :t0 AND deleted_at IS NULL AND profile_id IS NOT NULL),
            earlier AS (
                SELECT p.profile_id, (
-                   SELECT {days.day_sql("m")} FROM (SELECT max(e.datetime) AS m FROM events e
+                   SELECT {days.day_sql("max(e.datetime)")} FROM events e
                    WHERE e.profile_id = p.profile_id AND e.datetime < :t0
-                     AND e.deleted_at IS NULL)) AS day
+                     AND e.deleted_at IS NULL) AS day
                FROM (SELECT DISTINCT profile_id FROM recent) p
                WHERE :d0 != ''),
            days AS (SELECT profile_id, day FROM recent
