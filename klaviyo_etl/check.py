@@ -24,11 +24,10 @@ What it does not prove: the comparison uses the figures the last `sync reports` 
 the events the last `sync events` stored, so it checks our arithmetic on the account's own
 events against Klaviyo's arithmetic, over Klaviyo's timeframe (campaigns sent in the period;
 every flow Klaviyo reported on). It says nothing about streams it does not compare (profiles,
-lists, segments, forms). Klaviyo counts the timeframe's days in the account's timezone, we
-count UTC days: on an account outside UTC the hours between the two midnights (at both ends)
-fall on one side only, which the tolerance may not cover for a campaign sent in the last days.
-When the synced account (the `accounts` stream) has such a timezone, the check says so, by
-name; an account in UTC all year, or not synced, gets no such line.
+lists, segments, forms). Both sides count the timeframe's days in the account's timezone (the
+`accounts` stream; `db/local_days.py`), as Klaviyo does; the check names that timezone when it
+is not UTC. Without the account synced (a key lacking `accounts:read`) our days are UTC's, and
+the check says so when Klaviyo's may not be.
 
 A scope only an optional stream needs (`accounts:read`) is probed and shown, but a key
 without it passes: the sync skips that stream with a note and exits 0 (see `AccountStream`).
@@ -47,14 +46,15 @@ import sqlite_utils
 
 from klaviyo_etl.client import KlaviyoClient
 from klaviyo_etl.db.account import synced_account
+from klaviyo_etl.db.local_days import UTC, local_days
 from klaviyo_etl.endpoints import Endpoint, ReportEndpoint, contract
 from klaviyo_etl.errors import ApiError, FatalError
 from klaviyo_etl.reports.compare import compare_report
 from klaviyo_etl.reports.messages import COUNTS, campaigns_sent, stored_timeframe
-from klaviyo_etl.reports.periods import Period
+from klaviyo_etl.reports.periods import Period, in_zone
 from klaviyo_etl.settings import mask_key
 from klaviyo_etl.sync.streams import Stream, build_streams
-from klaviyo_etl.timeutil import parse_time_or_none, utc_all_year
+from klaviyo_etl.timeutil import parse_time, parse_time_or_none
 
 DEFAULT_TOLERANCE = 0.02
 DEFAULT_FLOOR = 1.0
@@ -232,18 +232,21 @@ class Figures:
     compared: dict[str, int]  # campaigns / flows compared
     rows: list[dict[str, Any]]  # one per campaign or flow (and channel) that differs
     advice: list[str]  # what to sync first, and why
-    timezone: str | None = None  # the synced account's, when it is not UTC all year
+    timezone: str = UTC  # whose days both sides count (the account's; UTC: none synced)
+    account_synced: bool = True
 
     @property
     def timezone_note(self) -> str | None:
-        """Why figures near the timeframe's edges may differ, when the account is not in UTC."""
-        if not self.timezone:
+        """The days compared: the account's timezone's, said when not UTC; or, without the
+        account synced, that ours are UTC's whatever Klaviyo's are (a warning)."""
+        if not self.account_synced:
+            return (
+                "the account is not synced (`accounts:read`): our days are UTC's, Klaviyo counts"
+                " the account's timezone; run `klaviyo-etl sync accounts` so both count the same days"
+            )
+        if self.timezone == UTC:
             return None
-        return (
-            f"Klaviyo counts the timeframe's days in the account's timezone, {self.timezone}, and"
-            " ours in UTC: figures of campaigns and flows with events near the timeframe's edges"
-            " may differ"
-        )
+        return f"days in {self.timezone}, the account's timezone, on both sides (as Klaviyo counts them)"
 
     @property
     def comparable(self) -> bool:
@@ -257,7 +260,7 @@ class Figures:
             "compared": self.compared,
             "differ": self.rows,
             "advice": self.advice,
-            "account_timezone": self.timezone,
+            "account_timezone": self.timezone,  # whose days both sides count
             "timezone_note": self.timezone_note,
         }
 
@@ -281,14 +284,14 @@ def readiness(db: sqlite_utils.Database, period: Period) -> list[str]:
         ]
     advice = []
     timeframe = stored_timeframe(db)
-    covered = (  # Klaviyo's figures end at the start of that day
-        dt.datetime.combine(timeframe.end, dt.time(), dt.UTC) if timeframe and timeframe.end else None
+    covered = (  # Klaviyo's figures end at the start of that day (the account's)
+        parse_time(timeframe.utc_hi) if timeframe and timeframe.end else None
     )
     events = parse_time_or_none(synced.get("events"))
     if covered and events and events < covered:
         advice.append(
             f"events were last synced {synced['events'][:16]}, before the end of Klaviyo's figures"
-            f" ({covered.date()}): run `klaviyo-etl sync events` (or pass --sync)"
+            f" ({timeframe.hi}): run `klaviyo-etl sync events` (or pass --sync)"
         )
     if covered:
         reported = {r[0] for r in db.execute("SELECT entity_id FROM report_values")}
@@ -297,7 +300,7 @@ def readiness(db: sqlite_utils.Database, period: Period) -> list[str]:
             c["name"]
             for c in campaigns_sent(db, period, None)
             if c["campaign_id"] not in reported
-            and timeframe.lo <= (c["send_time"] or "") < covered.isoformat()
+            and timeframe.utc_lo <= (c["send_time"] or "") < timeframe.utc_hi
         ]
         if missing:
             advice.append(
@@ -312,7 +315,7 @@ def readiness(db: sqlite_utils.Database, period: Period) -> list[str]:
                 "SELECT DISTINCT f.id, f.name FROM flows f JOIN rollup_entities e ON e.flow_id = f.id"
                 " WHERE f.deleted_at IS NULL AND e.kind = 'message' AND e.last_day >= ? AND e.first_day < ?"
                 " ORDER BY f.name",
-                [timeframe.lo[:10], timeframe.hi[:10]],
+                [timeframe.lo, timeframe.hi],
             )
             if fid not in reported
         ]
@@ -336,6 +339,8 @@ def compare_figures(
     """Our figures beside Klaviyo's stored ones, summed per campaign or flow and channel.
 
     `conversion`: the `[reports] conversion_metric` setting, the one `sync reports` sent."""
+    days = local_days(db)
+    period = in_zone(period, days)
     rows: list[dict[str, Any]] = []
     compared: dict[str, int] = {}
     for kind, report in _KINDS:
@@ -375,12 +380,13 @@ def compare_figures(
                     | {"differences": figures}
                 )
     rows.sort(key=lambda r: (r["kind"], r["name"] or "", r["channel"] or ""))
-    return Figures(period, tolerance, floor, compared, rows, readiness(db, period), other_timezone(db))
-
-
-def other_timezone(db: sqlite_utils.Database) -> str | None:
-    """The synced account's timezone when its days are not UTC's (None: UTC, or not synced)."""
-    account = synced_account(db)
-    if account is None or not account.timezone or utc_all_year(account.timezone):
-        return None
-    return account.timezone
+    return Figures(
+        period,
+        tolerance,
+        floor,
+        compared,
+        rows,
+        readiness(db, period),
+        days.zone,
+        synced_account(db) is not None,
+    )

@@ -7,7 +7,6 @@ Everything we store or compare is in UTC; a value without a zone is read as UTC.
 - `parse_time()` reads a timestamp we rely on (raises on a bad one);
   `parse_time_or_none()` reads one from the bookkeeping tables, where empty or bad is "never".
 - `beyond_tomorrow()` says whether a date the user gave is in the future wherever they are.
-- `utc_all_year()` says whether a named timezone (an account's) counts its days as UTC does.
 - `epoch_to_iso()` / `iso_to_epoch()` are the sandbox's: it keeps times as epoch seconds
   and writes them in Klaviyo's shape (`2026-05-01T10:00:00+00:00`).
 """
@@ -16,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-import zoneinfo
 
 
 def utcnow() -> dt.datetime:
@@ -87,19 +85,3 @@ def iso_to_epoch(value: str) -> float:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.UTC)
     return parsed.timestamp()
-
-
-def utc_all_year(name: str, year: int | None = None) -> bool:
-    """True when the IANA zone `name` is UTC every day of `year` (default: this one): "UTC",
-    "Etc/GMT", "Africa/Abidjan". Not "Europe/London" (UTC+1 in summer); not a name this
-    machine's zone database does not know (we cannot say it is UTC)."""
-    try:
-        zone = zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return False
-    year = year or utcnow().year
-    start = dt.datetime(year, 1, 1, tzinfo=dt.UTC)
-    # Summer time lasts weeks: a sample a day sees it.
-    return all(
-        (start + dt.timedelta(days=d)).astimezone(zone).utcoffset() == dt.timedelta(0) for d in range(0, 366)
-    )

@@ -215,7 +215,7 @@ def _print(console: Console, access: Access, figures: Figures) -> None:
         f" {figures.tolerance * 100:g} %, floor {figures.floor:g}: {len(figures.rows)} differ",
     )
     if figures.timezone_note:
-        _say(console, f"timezone  {figures.timezone_note}", "yellow")
+        _say(console, f"timezone  {figures.timezone_note}", None if figures.account_synced else "yellow")
     if figures.rows:
         table = Table("Kind", "Name", "Channel", "Timeframe", "Ours vs Klaviyo", title="Differences")
         for row in figures.rows:

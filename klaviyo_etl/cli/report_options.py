@@ -23,8 +23,14 @@ from klaviyo_etl.errors import UsageError
 from klaviyo_etl.reports.periods import LAST_CHOICES, compare_period, resolve_period, utc_today
 from klaviyo_etl.timeutil import beyond_tomorrow
 
-From = Annotated[str | None, typer.Option("--from", metavar="DATE", help="First day (YYYY-MM-DD, UTC).")]
-To = Annotated[str | None, typer.Option("--to", metavar="DATE", help="Last day, included (YYYY-MM-DD, UTC).")]
+From = Annotated[
+    str | None,
+    typer.Option("--from", metavar="DATE", help="First day (YYYY-MM-DD, in the account's timezone)."),
+]
+To = Annotated[
+    str | None,
+    typer.Option("--to", metavar="DATE", help="Last day, included (YYYY-MM-DD, account's timezone)."),
+]
 Compare = Annotated[
     str | None, typer.Option("--compare", metavar="PERIOD", help="Add the change vs: previous | year.")
 ]

@@ -5,7 +5,7 @@ Four derived tables (created by migration m004) hold everything `report campaign
 
 - `rollup_entity_days`: per message (kind 'message') or form (kind 'form'), role
   (received, opened, clicked, bounced, failed, unsubscribed, spam, recipients, conversion /
-  viewed, submitted) and UTC day: events, value and distinct profiles. Distinct counts do not add up
+  viewed, submitted) and day: events, value and distinct profiles. Distinct counts do not add up
   across days, so each row also carries `prev_day`, the profile's previous day with the same
   role on the same entity ('' for its first). The distinct profiles over any day range
   [A, B] are then exactly the sum of `profiles` over rows with A <= day <= B and
@@ -13,13 +13,19 @@ Four derived tables (created by migration m004) hold everything `report campaign
   previous day lies before it.
 - `rollup_entity_totals` (the same summed over all days) and `rollup_entities` (channel,
   flow and first/last day of each message or form).
-- `rollup_metric_hours`: events and value per metric per UTC hour.
+- `rollup_metric_hours`: events and value per metric per hour.
 - `rollup_activity_days`: active profiles per day with the same `prev_day` key, so the
   active profiles of any period are one indexed sum.
-- `rollup_currency_days` (migration m010): events and value per metric, UTC day and
+- `rollup_currency_days` (migration m010): events and value per metric, day and
   currency (`$currency_code` of the event's properties, upper case; '' when it names none)
   for every metric named as the conversion metric is, so that a report says what its money
   is in, and whether the orders mix currencies, from a few rows (LIVE_BEHAVIOUR.md §7).
+
+Days and hours are the account's (`klaviyo_etl.db.local_days`: its timezone, as Klaviyo counts
+them; UTC when none is synced): an hour is a local hour too, so that a local day is always
+a whole number of them, also at +05:30. The zone is part of the rollups' signature unless it
+is UTC, so a newly synced or changed zone rebuilds them once and a UTC database rebuilds
+nothing on upgrade.
 
 Entities are keyed by the raw `$message` (or `$attributed_message`) of the events: a campaign
 id or a campaign-message id for campaigns (live accounts send the campaign id), a
@@ -61,6 +67,7 @@ import sqlite_utils
 
 from klaviyo_etl import conventions as kc
 from klaviyo_etl.db.conversion import conversion_metric
+from klaviyo_etl.db.local_days import LocalDays, local_days
 from klaviyo_etl.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -130,8 +137,13 @@ def _roles(
     return out
 
 
-def _signature(roles: list[tuple]) -> str:
-    return json.dumps({"version": ROLLUP_VERSION, "roles": roles})
+def _signature(roles: list[tuple], days: LocalDays) -> str:
+    """What the rollups were built for. The timezone whose days they count is in it unless it
+    is UTC, so a UTC database's signature is what it was before days had a zone (nothing to
+    rebuild on upgrade), and a newly synced or changed zone rebuilds them once."""
+    if days.utc:
+        return json.dumps({"version": ROLLUP_VERSION, "roles": roles})
+    return json.dumps({"version": ROLLUP_VERSION, "roles": roles, "timezone": days.zone})
 
 
 def _state(db: sqlite_utils.Database) -> dict[str, str]:
@@ -145,7 +157,9 @@ def _max_rowid(db: sqlite_utils.Database) -> int:
 def needs_refresh(db: sqlite_utils.Database, conversion: str | None = None) -> bool:
     """True when events changed since the last refresh (or the rollups were never built)."""
     state = _state(db)
-    if "watermark" not in state or state.get("signature") != _signature(_roles(db, conversion)):
+    if "watermark" not in state or state.get("signature") != _signature(
+        _roles(db, conversion), local_days(db)
+    ):
         return True
     if CURRENCY_KEY not in state or int(state["watermark"]) != _max_rowid(db):
         return True
@@ -156,7 +170,9 @@ def needs_rebuild(db: sqlite_utils.Database, conversion: str | None = None) -> b
     """True when the next refresh rebuilds everything (first use, metrics or the conversion
     metric changed)."""
     state = _state(db)
-    return "watermark" not in state or state.get("signature") != _signature(_roles(db, conversion))
+    return "watermark" not in state or state.get("signature") != _signature(
+        _roles(db, conversion), local_days(db)
+    )
 
 
 # How long a report waits for a sync's write lock before reading the rollups as they are.
@@ -220,7 +236,8 @@ def refresh_rollups(
         conn.execute("BEGIN IMMEDIATE")  # read the state under the write lock
         try:
             roles = _roles(db, conversion)
-            signature = _signature(roles)
+            days = local_days(db)
+            signature = _signature(roles, days)
             state = _state(db)
             full = since_datetime is None or "watermark" not in state or state.get("signature") != signature
             top = _max_rowid(db)
@@ -229,12 +246,12 @@ def refresh_rollups(
                 # 16 MiB while sorting every event, then back (64 MiB made a first load's peak
                 # RSS 50 % higher; an incremental refresh reads a few days: the default cache).
                 conn.execute("PRAGMA cache_size = -16384")
-                stats = _rebuild_all(db, state, signature)
+                stats = _rebuild_all(db, state, signature, days)
             else:
-                stats = _refresh_changed(db, int(state["watermark"]), since_datetime or None)
+                stats = _refresh_changed(db, int(state["watermark"]), since_datetime or None, days)
                 if CURRENCY_KEY not in state:  # built before m010: fill that table alone
                     db.execute("DELETE FROM rollup_currency_days")
-                    _currency_days(db, "", "9999")
+                    _currency_days(db, "", "9999", days)
             db.execute("DELETE FROM rollup_dirty")
             db.execute("DELETE FROM rollup_state WHERE key = ?", [PREBUILT_KEY])
             for key, value in (
@@ -318,10 +335,11 @@ def build_beside(db: sqlite_utils.Database, work: Callable[[], T], *, conversion
     if not path or "watermark" in _state(db):
         return work()
     built: dict[str, Any] = {}
-    reader = _read_beside(path, _prebuild, built)
+    days = local_days(db)
+    reader = _read_beside(path, lambda conn: _prebuild(conn, days), built)
     try:
         result = work()
-        signature = _build_entities(db, conversion)
+        signature = _build_entities(db, conversion, days)
     finally:
         reader.join()
     if "error" in built:
@@ -334,7 +352,7 @@ def build_beside(db: sqlite_utils.Database, work: Callable[[], T], *, conversion
         _insert_hours(db.conn, hours)
         if activity is not None:
             _insert_activity(db.conn, activity)
-        mark: dict[str, Any] = {"token": token, "tables": tables}
+        mark: dict[str, Any] = {"token": token, "tables": tables, "timezone": days.zone}
         if signature is not None:
             mark.update(tables=(*tables, *ENTITY_TABLES), signature=signature)
         db.execute(
@@ -343,7 +361,7 @@ def build_beside(db: sqlite_utils.Database, work: Callable[[], T], *, conversion
     return result
 
 
-def _build_entities(db: sqlite_utils.Database, conversion: str | None) -> str | None:
+def _build_entities(db: sqlite_utils.Database, conversion: str | None, days: LocalDays) -> str | None:
     """The message and form rollups as a full rebuild makes them, on `db` (so through the same
     indexes, in the same order: the same floats); the roles' signature, or None when the
     conversion setting matches no metric (the refresh then says so).
@@ -359,8 +377,8 @@ def _build_entities(db: sqlite_utils.Database, conversion: str | None) -> str | 
         _load_roles(db, roles)
         for table in ENTITY_TABLES:
             db.execute(f"DELETE FROM {table}")
-        _rebuild_entity_tables(db)
-        return _signature(roles)
+        _rebuild_entity_tables(db, days)
+        return _signature(roles, days)
     except ConfigError as exc:
         log.debug("message and form rollups not prebuilt: %s", exc)
         return None
@@ -368,14 +386,19 @@ def _build_entities(db: sqlite_utils.Database, conversion: str | None) -> str | 
         _drop_temp_tables(conn)
 
 
-def _prebuilt(db: sqlite_utils.Database, state: dict[str, str], signature: str) -> tuple[str, ...]:
+def _prebuilt(
+    db: sqlite_utils.Database, state: dict[str, str], signature: str, days: LocalDays
+) -> tuple[str, ...]:
     """The tables `build_beside` stored that are still current (the events did not change
-    since it read them; for the message and form rollups, nor did the roles)."""
+    since it read them, nor the timezone whose days they count; for the message and form
+    rollups, nor did the roles)."""
     try:
         mark = json.loads(state.get(PREBUILT_KEY) or "null")
     except ValueError:
         return ()
     if not isinstance(mark, dict) or mark.get("token") != _events_token(db.conn):
+        return ()
+    if mark.get("timezone", "UTC") != days.zone:
         return ()
     current = PREBUILT_TABLES + (ENTITY_TABLES if mark.get("signature") == signature else ())
     return tuple(t for t in current if t in mark.get("tables", ()))
@@ -386,7 +409,7 @@ def _prebuilt(db: sqlite_utils.Database, state: dict[str, str], signature: str) 
 PREBUILD_MAX_PROFILES = 50_000
 
 
-def _prebuild(conn: sqlite3.Connection) -> tuple[str, dict, dict | None]:
+def _prebuild(conn: sqlite3.Connection, days: LocalDays) -> tuple[str, dict, dict | None]:
     """The events' token, the metric hours as `_metric_hours` makes them and the active
     profiles as `_rebuild_activity_full` does (None past PREBUILD_MAX_PROFILES), from one
     pass over the live events."""
@@ -405,7 +428,7 @@ def _prebuild(conn: sqlite3.Connection) -> tuple[str, dict, dict | None]:
         # (kept up during a bulk load) each row is a lookup of a page the windows' interleaved
         # pages left anywhere (measured at 200,000 events: 0.39 -> 0.52 s CPU).
         for metric_id, hour, value, profile_id, counted in conn.execute(
-            "SELECT metric_id, substr(datetime, 1, 13), value, profile_id,"
+            f"SELECT metric_id, {days.hour_sql()}, value, profile_id,"
             " datetime >= '' AND datetime < '9999' AND metric_id IS NOT NULL FROM events NOT INDEXED"
             " WHERE deleted_at IS NULL ORDER BY datetime, rowid"
         ):
@@ -472,75 +495,95 @@ def _load_roles(db: sqlite_utils.Database, roles: list[tuple]) -> None:
     db.execute("CREATE TEMP TABLE _dirty (kind TEXT, key TEXT, day TEXT, PRIMARY KEY (kind, key))")
 
 
-def _rebuild_all(db: sqlite_utils.Database, state: dict[str, str], signature: str) -> RefreshStats:
+def _rebuild_all(
+    db: sqlite_utils.Database, state: dict[str, str], signature: str, days: LocalDays
+) -> RefreshStats:
     # Tables `build_beside` filled from the same events stay (the events did not change since).
-    kept = _prebuilt(db, state, signature)
+    kept = _prebuilt(db, state, signature, days)
     for table in ROLLUP_TABLES:
         if table not in kept:
             db.execute(f"DELETE FROM {table}")
     if "rollup_metric_hours" not in kept:
-        _metric_hours(db, "", "9999")
+        _metric_hours(db, "", "9999", days)
     if "rollup_activity_days" not in kept:
         # Not read on a second connection beside the message and form passes: two Python
         # passes contend for the GIL (measured: each took twice the CPU, the wall barely less).
-        _rebuild_activity_full(db)
-    _currency_days(db, "", "9999")
+        _rebuild_activity_full(db, days)
+    _currency_days(db, "", "9999", days)
     if set(ENTITY_TABLES) <= set(kept):
         count = "SELECT count(*) FROM rollup_entities WHERE kind = ?"
         messages, forms = (db.execute(count, [kind]).fetchone()[0] for kind in ("message", "form"))
     else:
-        messages, forms = _rebuild_entity_tables(db)
+        messages, forms = _rebuild_entity_tables(db, days)
     return RefreshStats(mode="full", messages=messages, forms=forms)
 
 
-def _rebuild_entity_tables(db: sqlite_utils.Database) -> tuple[int, int]:
+def _rebuild_entity_tables(db: sqlite_utils.Database, days: LocalDays) -> tuple[int, int]:
     """Every message and form rollup and the channel sums (`temp._roles` loaded, the tables
     empty); how many messages and forms there are."""
-    messages, _ = _rebuild_entities(db, "message", None)
-    forms, _ = _rebuild_entities(db, "form", None)
+    messages, _ = _rebuild_entities(db, "message", None, days)
+    forms, _ = _rebuild_entities(db, "form", None, days)
     _rebuild_channels(db)
     return messages, forms
 
 
-def _refresh_changed(db: sqlite_utils.Database, watermark: int, since: str | None) -> RefreshStats:
+def _since(days: LocalDays, day: str) -> str:
+    """The bound on `events.datetime` where the local `day` begins ('' and '9999' stay open)."""
+    return day if day in ("", "9999") else days.start_of(day)
+
+
+# The days the triggers record are UTC days (`substr(datetime, 1, 10)`, migration m004): an
+# event's local day is its UTC day, the day before or the day after (offsets are within a day).
+DIRTY_LOCAL = """SELECT kind, key, date(day, '-1 day') AS day FROM rollup_dirty
+    WHERE kind NOT IN ('rowid', 'day')
+    UNION ALL SELECT 'day', date(key, shift), date(key, shift) FROM rollup_dirty,
+      (SELECT '-1 day' AS shift UNION ALL SELECT '+0 days' UNION ALL SELECT '+1 day')
+    WHERE kind = 'day'"""
+
+
+def _refresh_changed(
+    db: sqlite_utils.Database, watermark: int, since: str | None, days: LocalDays
+) -> RefreshStats:
     # A deleted row's rowid may be handed out again; rescan from the lowest one deleted.
     low = db.execute("SELECT min(CAST(key AS INTEGER)) FROM rollup_dirty WHERE kind = 'rowid'").fetchone()[0]
     if low is not None:
         watermark = min(watermark, int(low) - 1)
     new_events = db.execute("SELECT count(*) FROM events WHERE rowid > ?", [watermark]).fetchone()[0]
     merge = " ON CONFLICT (kind, key) DO UPDATE SET day = min(day, excluded.day)"
+    recorded = "rollup_dirty WHERE kind != 'rowid'" if days.utc else f"({DIRTY_LOCAL})"
     db.execute(
-        "INSERT INTO temp._dirty SELECT kind, key, min(coalesce(day, '')) FROM rollup_dirty"
-        " WHERE kind != 'rowid' GROUP BY kind, key" + merge
+        f"INSERT INTO temp._dirty SELECT kind, key, min(coalesce(day, '')) FROM {recorded}"
+        " GROUP BY kind, key" + merge
     )
     keys = (("message", "message_id"), ("message", "attributed_message_id"), ("form", "form_id"))
-    for kind, expr in (("day", "substr(datetime, 1, 10)"), *keys):
+    day_sql = days.day_sql()
+    for kind, expr in (("day", day_sql), *keys):
         db.execute(
-            f"INSERT INTO temp._dirty SELECT '{kind}', {expr}, min(substr(datetime, 1, 10))"
+            f"INSERT INTO temp._dirty SELECT '{kind}', {expr}, min({day_sql})"
             f" FROM events WHERE rowid > ? AND {expr} IS NOT NULL GROUP BY {expr}" + merge,
             [watermark],
         )
     if since:
-        since_day = since[:10]
+        since_day = days.day_of(since)
         last = db.execute("SELECT max(datetime) FROM events").fetchone()[0]
-        if last and last[:10] >= since_day:
+        if last and days.day_of(last) >= since_day:
             day = dt.date.fromisoformat(since_day)
-            end = dt.date.fromisoformat(last[:10])
-            days = []
+            end = dt.date.fromisoformat(days.day_of(last))
+            spanned = []
             while day <= end:
-                days.append(("day", day.isoformat(), day.isoformat()))
+                spanned.append(("day", day.isoformat(), day.isoformat()))
                 day += dt.timedelta(days=1)
-            db.conn.executemany("INSERT OR IGNORE INTO temp._dirty VALUES (?, ?, ?)", days)
+            db.conn.executemany("INSERT OR IGNORE INTO temp._dirty VALUES (?, ?, ?)", spanned)
         for kind, expr in keys:
             db.execute(
                 f"INSERT INTO temp._dirty SELECT DISTINCT '{kind}', {expr}, ? FROM events"
                 f" WHERE datetime >= ? AND {expr} IS NOT NULL" + merge,
-                [since_day, since_day],
+                [since_day, _since(days, since_day)],
             )
-    days = [
+    changed = [
         row[0] for row in db.execute("SELECT key FROM temp._dirty WHERE kind = 'day' ORDER BY key").fetchall()
     ]
-    if days:
+    if changed:
         db.execute(
             "DELETE FROM rollup_metric_hours WHERE substr(hour, 1, 10) IN"
             " (SELECT key FROM temp._dirty WHERE kind = 'day')"
@@ -548,17 +591,17 @@ def _refresh_changed(db: sqlite_utils.Database, watermark: int, since: str | Non
         db.execute(
             "DELETE FROM rollup_currency_days WHERE day IN (SELECT key FROM temp._dirty WHERE kind = 'day')"
         )
-        for start, end in _day_ranges(days):
-            _metric_hours(db, start, end)
-            _currency_days(db, start, end)
-        _rebuild_activity(db, days[0])
-    messages, recent_messages = _rebuild_entities(db, "message", "message")
-    forms, recent_forms = _rebuild_entities(db, "form", "form")
+        for start, end in _day_ranges(changed):
+            _metric_hours(db, start, end, days)
+            _currency_days(db, start, end, days)
+        _rebuild_activity(db, changed[0], days)
+    messages, recent_messages = _rebuild_entities(db, "message", "message", days)
+    forms, recent_forms = _rebuild_entities(db, "form", "form", days)
     if messages or db.execute("SELECT 1 FROM temp._dirty WHERE kind = 'message'").fetchone():
         _rebuild_channels(db)
     return RefreshStats(
         mode="incremental",
-        days=len(days),
+        days=len(changed),
         messages=messages,
         forms=forms,
         new_events=new_events,
@@ -566,8 +609,8 @@ def _refresh_changed(db: sqlite_utils.Database, watermark: int, since: str | Non
     )
 
 
-def _metric_hours(db: sqlite_utils.Database, start: str, end: str) -> None:
-    """Insert hourly counts for events with start <= datetime < end.
+def _metric_hours(db: sqlite_utils.Database, start: str, end: str, days: LocalDays) -> None:
+    """Insert hourly counts (local hours) for the events of the local days [start, end).
 
     Summed in Python from one pass over the rows: SQLite would sort every event to group
     by an expression, which is several times slower on millions of rows.
@@ -576,9 +619,9 @@ def _metric_hours(db: sqlite_utils.Database, start: str, end: str) -> None:
         db.conn,
         _sum_hours(
             db.conn.execute(
-                "SELECT metric_id, substr(datetime, 1, 13), value FROM events"
+                f"SELECT metric_id, {days.hour_sql()}, value FROM events"
                 " WHERE datetime >= ? AND datetime < ? AND deleted_at IS NULL AND metric_id IS NOT NULL",
-                [start, end],
+                [_since(days, start), _since(days, end)],
             )
         ),
     )
@@ -591,8 +634,8 @@ CURRENCY = (
 )
 
 
-def _currency_days(db: sqlite_utils.Database, start: str, end: str) -> None:
-    """Insert the currency rows of the events with start <= datetime < end, for every metric
+def _currency_days(db: sqlite_utils.Database, start: str, end: str, days: LocalDays) -> None:
+    """Insert the currency rows of the events of the local days [start, end), for every metric
     named as the conversion metric is (`temp._roles` loaded): through the (metric_id,
     datetime) index, so a refresh reads the orders of its days only (none without one)."""
     ids = [
@@ -606,11 +649,11 @@ def _currency_days(db: sqlite_utils.Database, start: str, end: str) -> None:
         return
     db.execute(
         f"""INSERT INTO rollup_currency_days
-            SELECT metric_id, substr(datetime, 1, 10), {CURRENCY}, count(*), total(value)
+            SELECT metric_id, {days.day_sql()}, {CURRENCY}, count(*), total(value)
             FROM events WHERE metric_id IN ({",".join("?" * len(ids))})
               AND datetime >= ? AND datetime < ? AND deleted_at IS NULL
             GROUP BY 1, 2, 3""",
-        [*ids, start, end],
+        [*ids, _since(days, start), _since(days, end)],
     )
 
 
@@ -635,14 +678,14 @@ def _insert_hours(conn: sqlite3.Connection, sums: dict[tuple[str, str], list]) -
     )
 
 
-def _rebuild_activity_full(db: sqlite_utils.Database) -> None:
+def _rebuild_activity_full(db: sqlite_utils.Database, days: LocalDays) -> None:
     """All active-profile rows from one ordered pass over the (profile_id, datetime) index."""
     counts: dict[tuple[str, str], int] = {}
     last_profile, last_day = None, ""
     for profile_id, day in db.conn.execute(
         # Served in order by idx_events_profile_datetime (no INDEXED BY: a bulk load may
         # drop indexes for a while, and a report must still work then, only slower).
-        "SELECT profile_id, substr(datetime, 1, 10) FROM events"
+        f"SELECT profile_id, {days.day_sql()} FROM events"
         " WHERE deleted_at IS NULL AND profile_id IS NOT NULL ORDER BY profile_id, datetime"
     ):
         if profile_id != last_profile:
@@ -674,19 +717,19 @@ def _day_ranges(days: list[str]) -> list[tuple[str, str]]:
     return ranges
 
 
-def _rebuild_activity(db: sqlite_utils.Database, first_day: str) -> None:
+def _rebuild_activity(db: sqlite_utils.Database, first_day: str, days: LocalDays) -> None:
     """Recompute active-profile rows for days >= first_day ('' = all days)."""
     db.execute("DELETE FROM rollup_activity_days WHERE day >= ?", [first_day])
     # Each recently active profile's last active day before first_day, found through the
     # (profile_id, datetime) index, links the recomputed days to the kept ones.
     db.execute(
-        """WITH recent AS (
-               SELECT DISTINCT profile_id, substr(datetime, 1, 10) AS day FROM events
-               WHERE datetime >= :d0 AND deleted_at IS NULL AND profile_id IS NOT NULL),
+        f"""WITH recent AS (
+               SELECT DISTINCT profile_id, {days.day_sql()} AS day FROM events
+               WHERE datetime >= :t0 AND deleted_at IS NULL AND profile_id IS NOT NULL),
            earlier AS (
                SELECT p.profile_id, (
-                   SELECT substr(max(e.datetime), 1, 10) FROM events e
-                   WHERE e.profile_id = p.profile_id AND e.datetime < :d0
+                   SELECT {days.day_sql("max(e.datetime)")} FROM events e
+                   WHERE e.profile_id = p.profile_id AND e.datetime < :t0
                      AND e.deleted_at IS NULL) AS day
                FROM (SELECT DISTINCT profile_id FROM recent) p
                WHERE :d0 != ''),
@@ -696,7 +739,7 @@ def _rebuild_activity(db: sqlite_utils.Database, first_day: str) -> None:
                       FROM days)
            INSERT INTO rollup_activity_days
            SELECT day, coalesce(prev, ''), count(*) FROM lagged WHERE day >= :d0 GROUP BY 1, 2""",
-        {"d0": first_day},
+        {"d0": first_day, "t0": _since(days, first_day)},
     )
 
 
@@ -713,14 +756,16 @@ def _rebuild_channels(db: sqlite_utils.Database) -> None:
     )
 
 
-def _rebuild_entities(db: sqlite_utils.Database, kind: str, dirty_kind: str | None) -> tuple[int, int]:
+def _rebuild_entities(
+    db: sqlite_utils.Database, kind: str, dirty_kind: str | None, days: LocalDays
+) -> tuple[int, int]:
     """Recompute the rollups of the dirty messages/forms (all of them when dirty_kind is None).
 
     An entity whose change is recent and after its first day is recomputed from that day
     on (cost: the events since then); any other is recomputed from all its events.
     """
     if dirty_kind is None:
-        _recompute_whole(db, kind, "IS NOT NULL")
+        _recompute_whole(db, kind, "IS NOT NULL", days)
         return _finish_entities(db, kind, "IS NOT NULL"), 0
     dirty = dict(db.execute("SELECT key, day FROM temp._dirty WHERE kind = ?", [dirty_kind]))
     if not dirty:
@@ -733,7 +778,11 @@ def _rebuild_entities(db: sqlite_utils.Database, kind: str, dirty_kind: str | No
         )
     )
     last = db.execute("SELECT max(datetime) FROM events").fetchone()[0] or ""
-    recent = (dt.date.fromisoformat(last[:10]) - dt.timedelta(days=RECENT_DAYS)).isoformat() if last else ""
+    recent = (
+        (dt.date.fromisoformat(days.day_of(last)) - dt.timedelta(days=RECENT_DAYS)).isoformat()
+        if last
+        else ""
+    )
     partial = {
         e: d for e, d in dirty.items() if e in known and d and known[e] and d > known[e] and d >= recent
     }
@@ -743,10 +792,10 @@ def _rebuild_entities(db: sqlite_utils.Database, kind: str, dirty_kind: str | No
     only = "IN (SELECT key FROM temp._ents WHERE day IS NULL)"
     for table in ("rollup_entity_days", "rollup_entities"):
         db.execute(f"DELETE FROM {table} WHERE kind = ? AND entity_id {only}", [kind])
-    _recompute_whole(db, kind, only)
+    _recompute_whole(db, kind, only, days)
     if partial:
         db.conn.executemany("INSERT INTO temp._ents VALUES (?, ?)", partial.items())
-        _recompute_from(db, kind, partial)
+        _recompute_from(db, kind, partial, days)
     everything = "IN (SELECT key FROM temp._ents)"
     db.execute(f"DELETE FROM rollup_entity_totals WHERE kind = ? AND entity_id {everything}", [kind])
     return _finish_entities(db, kind, everything), len(partial)
@@ -793,7 +842,7 @@ def _store_days(db: sqlite_utils.Database, kind: str, rows, start_prev=None) -> 
     )
 
 
-def _recompute_whole(db: sqlite_utils.Database, kind: str, only: str) -> None:
+def _recompute_whole(db: sqlite_utils.Database, kind: str, only: str, days: LocalDays) -> None:
     """Every day of the entities matching `only`, from all their events."""
     db.execute("DROP TABLE IF EXISTS temp._pd")
     # Keyed in the order the pass below reads it, so it needs no sort; '' = no profile.
@@ -806,14 +855,15 @@ def _recompute_whole(db: sqlite_utils.Database, kind: str, only: str) -> None:
     # A kind without roles (no metric of it synced, as `sync events` alone leaves it) skips
     # its join: it reads every event with the key and matches none (~0.07 s at 200,000).
     with_roles = {k for (k,) in db.execute("SELECT DISTINCT kind FROM temp._roles")}
+    day = days.day_sql("e.datetime")
     if kind in with_roles:
         db.execute(
             f"""INSERT INTO temp._pd
                 SELECT e.{key}, r.role, max(r.channel), max(e.flow_id), coalesce(e.profile_id, ''),
-                       substr(e.datetime, 1, 10), count(*), total(e.value)
+                       {day}, count(*), total(e.value)
                 FROM events e JOIN temp._roles r ON r.metric_id = e.metric_id AND r.kind = ?
                 WHERE e.{key} {only} AND e.deleted_at IS NULL AND e.datetime IS NOT NULL
-                GROUP BY e.{key}, r.role, coalesce(e.profile_id, ''), substr(e.datetime, 1, 10)""",
+                GROUP BY e.{key}, r.role, coalesce(e.profile_id, ''), {day}""",
             [kind],
         )
     if kind == "message" and "conversion" in with_roles:
@@ -821,14 +871,14 @@ def _recompute_whole(db: sqlite_utils.Database, kind: str, only: str) -> None:
         db.execute(
             f"""INSERT INTO temp._pd
                 SELECT e.attributed_message_id, 'conversion', NULL, max(e.attributed_flow_id),
-                       coalesce(e.profile_id, ''), substr(e.datetime, 1, 10), count(*),
+                       coalesce(e.profile_id, ''), {day}, count(*),
                        total(e.value)
                 FROM events e JOIN temp._roles r
                   ON r.metric_id = e.metric_id AND r.kind = 'conversion'
                 WHERE e.attributed_message_id {only} AND e.deleted_at IS NULL
                   AND e.datetime IS NOT NULL
                 GROUP BY e.attributed_message_id, coalesce(e.profile_id, ''),
-                         substr(e.datetime, 1, 10)"""
+                         {day}"""
         )
     _store_days(
         db,
@@ -846,7 +896,7 @@ def _recompute_whole(db: sqlite_utils.Database, kind: str, only: str) -> None:
     )
 
 
-def _recompute_from(db: sqlite_utils.Database, kind: str, start: dict[str, str]) -> None:
+def _recompute_from(db: sqlite_utils.Database, kind: str, start: dict[str, str], days: LocalDays) -> None:
     """Rows from each entity's first changed day on; earlier rows stay as they are."""
     key = "message_id" if kind == "message" else "form_id"
     db.conn.executemany(
@@ -868,10 +918,10 @@ def _recompute_from(db: sqlite_utils.Database, kind: str, start: dict[str, str])
         # The unary + keeps SQLite on the datetime index: the entity index would read the
         # entities' whole history, which is what this path avoids.
         for entity_id, metric_id, profile_id, day, value, flow_id in db.conn.execute(
-            f"SELECT {column}, metric_id, coalesce(profile_id, ''), substr(datetime, 1, 10),"
+            f"SELECT {column}, metric_id, coalesce(profile_id, ''), {days.day_sql()},"
             f" value, {flow_column} FROM events WHERE datetime >= ? AND deleted_at IS NULL"
             f" AND +{column} IN (SELECT key FROM temp._ents WHERE day IS NOT NULL)",
-            [first],
+            [_since(days, first)],
         ):
             if day < start[entity_id]:
                 continue
@@ -899,11 +949,11 @@ def _recompute_from(db: sqlite_utils.Database, kind: str, start: dict[str, str])
                 # The unary + steers SQLite to the (profile_id, datetime) index.
                 f"SELECT metric_id, max(datetime) FROM events WHERE profile_id = ? AND datetime < ?"
                 f" AND deleted_at IS NULL AND +{column} = ? GROUP BY metric_id",
-                [profile_id, start[entity_id], entity_id],
+                [profile_id, _since(days, start[entity_id]), entity_id],
             ):
                 for role, _channel in role_map.get(metric_id, ()):
                     k = (entity_id, role, profile_id)
-                    previous[k] = max(previous.get(k, ""), last[:10])
+                    previous[k] = max(previous.get(k, ""), days.day_of(last))
     _store_days(db, kind, ((e, r, p, d, n, v) for (e, r, p, d), (n, v) in sorted(cells.items())), previous)
     # Keep each entity's channel and flow; widen its first/last day from the stored rows.
     for entity_id in start:

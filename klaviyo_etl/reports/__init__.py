@@ -16,7 +16,9 @@ CSV or HTML:
 - `html.dashboard_html(db, period, compare)` -> one self-contained HTML page
 
 Periods come from `periods.resolve_period(from_=, to=, last=)` and
-`periods.compare_period(period, "previous" | "year")`. The rollup tables behind the fast
+`periods.compare_period(period, "previous" | "year")`; each report counts them in the days of
+its database's account (`periods.in_zone(period, db.local_days.local_days(db))`, as Klaviyo
+counts them; UTC when no account is synced). The rollup tables behind the fast
 reports are kept current by `klaviyo_etl.db.rollups.refresh_rollups(db, since)` (the sync engine) and
 `ensure_rollups(db)` (every report).
 """

@@ -51,6 +51,11 @@ def combine(reports: dict[str, Report], *, sort: str | None = None, limit: int |
         "accounts": {name: {k: v for k, v in r.meta.items()} for name, r in reports.items()},
         "conversion_metric": None,  # each account has its own: see meta.accounts
     }
+    zones = {r.timezone for r in reports.values()}
+    if len(zones) > 1:  # each account's days are its own: see meta.accounts and the notes
+        meta["timezone"] = None
+        for name, report in reports.items():
+            meta["accounts"][name]["timezone"] = report.timezone
     footer: list[dict[str, Any]] = []
     total = TOTALS.get(first.name)
     if total is not None:
@@ -73,10 +78,12 @@ def combine(reports: dict[str, Report], *, sort: str | None = None, limit: int |
         rows = rows[:limit]
     notes = []
     for name, report in reports.items():
-        caption = report.conversion_caption
-        if caption:
-            notes.append(f"{name}: {caption}")
+        for caption in (report.timezone_caption if len(zones) > 1 else None, report.conversion_caption):
+            if caption:
+                notes.append(f"{name}: {caption}")
         notes += [f"{name}: {note}" for note in report.notes]
+    if len(zones) > 1 and any(c.kind == "datetime" for c in columns):
+        notes.append("All accounts: times are shown in UTC (the accounts' timezones differ)")
     listed = _merged_currencies(reports)
     labels = {r.currency_label for r in reports.values() if r.currency_label}
     if len(labels) > 1:  # the accounts' money is in different currencies: the totals add them

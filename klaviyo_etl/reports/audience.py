@@ -12,10 +12,11 @@ from typing import Any
 
 import sqlite_utils
 
+from klaviyo_etl.db.local_days import local_days
 from klaviyo_etl.db.rollups import ensure_rollups
 from klaviyo_etl.reports.messages import role_sums
 from klaviyo_etl.reports.model import IDENTITY, KEY, USEFUL, Column, Report, sort_rows
-from klaviyo_etl.reports.periods import Period, change_pct
+from klaviyo_etl.reports.periods import Period, change_pct, in_zone
 
 FORM_COLUMNS = [
     Column("name", "Form", priority=IDENTITY),
@@ -65,6 +66,8 @@ def form_report(
     """Views, submissions and submit rate per form for the period (`conversion`: the
     `[reports] conversion_metric` setting, which the shared rollups are built with)."""
     fresh = ensure_rollups(db, conversion=conversion)
+    days = local_days(db)
+    period, compare = in_zone(period, days), in_zone(compare, days)
     forms = {
         fid: {"name": name, "status": status}
         for fid, name, status in db.execute(
@@ -120,7 +123,7 @@ def _membership(
         FROM {member_table} GROUP BY {key}"""
     out = {}
     for group, at_start, at_end, joined, left in db.execute(
-        sql, {"lo": period.lo, "hi": period.hi}
+        sql, {"lo": period.utc_lo, "hi": period.utc_hi}
     ).fetchall():
         net = joined - left
         out[group] = {
@@ -147,6 +150,8 @@ def _group_report(
         if kind == "segment"
         else ("lists", "list_members", "list_id")
     )
+    days = local_days(db)
+    period, compare = in_zone(period, days), in_zone(compare, days)
     extra = "is_active" if kind == "segment" else "opt_in_process"
     groups = db.execute(f"SELECT id, name, {extra}, created FROM {table} WHERE deleted_at IS NULL").fetchall()
     members = _membership(db, member_table, key, period)

@@ -5,8 +5,8 @@ day it was asked, so today's opens are not in it), while `report campaigns` coun
 campaign's events. To check that the two agree, each stored row is recomputed from our
 events over the very timeframe Klaviyo used, message by message, and every figure that
 differs is listed. `sync reports` stores the bounds it asked for; a row stored with a
-timeframe key (older rows) is resolved as Klaviyo does, from the UTC day of the fetch. The
-company timezone is taken to be UTC, as all our timestamps are.
+timeframe key (older rows) is resolved as Klaviyo does, from the day of the fetch. Both
+count the days of the account's timezone (`db/local_days.py`), as Klaviyo does.
 
 Campaigns are compared per campaign and channel: live events carry the campaign id in
 `$message`, so our side sums the entities keyed by the campaign id and by its messages' ids
@@ -22,6 +22,7 @@ from typing import Any
 import sqlite_utils
 
 from klaviyo_etl.db.conversion import conversion_metric
+from klaviyo_etl.db.local_days import local_days
 from klaviyo_etl.db.rollups import ensure_rollups
 from klaviyo_etl.reports import currency
 from klaviyo_etl.reports.messages import (
@@ -34,7 +35,7 @@ from klaviyo_etl.reports.messages import (
     role_sums,
 )
 from klaviyo_etl.reports.model import IDENTITY, KEY, USEFUL, Column, Report, sort_rows
-from klaviyo_etl.reports.periods import Period, timeframe_period
+from klaviyo_etl.reports.periods import Period, in_zone, timeframe_period
 
 
 def _stored(db: sqlite_utils.Database, report: str) -> list[dict[str, Any]]:
@@ -120,6 +121,8 @@ def compare_report(
     check_channel(channel)
     picked = conversion_metric(db, conversion)
     fresh = ensure_rollups(db, conversion=conversion)
+    days = local_days(db)
+    period = in_zone(period, days)
     stored_rows = _stored(db, report)
     if report == "campaign-values":
         names = {c["campaign_id"]: c["name"] for c in campaigns_sent(db, period, channel)}
@@ -136,7 +139,7 @@ def compare_report(
     for stored in stored_rows:
         if stored["entity_id"] not in names or (channel and stored["channel"] != channel):
             continue
-        timeframe = timeframe_period(stored["start"], stored["end"], stored["fetched_at"])
+        timeframe = timeframe_period(stored["start"], stored["end"], stored["fetched_at"], days)
         theirs = stored["statistics"]
         row: dict[str, Any] = {
             "entity_id": stored["entity_id"],

@@ -22,12 +22,13 @@ from typing import Any
 
 import sqlite_utils
 
+from klaviyo_etl.db.local_days import days_in, local_days
 from klaviyo_etl.db.rollups import ensure_rollups
 from klaviyo_etl.errors import UsageError
 from klaviyo_etl.reports import currency
 from klaviyo_etl.reports.model import IDENTITY, KEY, USEFUL, Column, Report, sort_rows
 from klaviyo_etl.reports.overview import conversion_ids
-from klaviyo_etl.reports.periods import Period, change_pct, utc_today
+from klaviyo_etl.reports.periods import Period, change_pct, in_zone
 
 # (R pattern, F pattern) -> segment, in the order they are tried.
 SEGMENTS: list[tuple[str, str]] = [
@@ -90,19 +91,22 @@ def _orders(db: sqlite_utils.Database, period: Period | None, conversion: str | 
     params: list[Any] = list(ids)
     if period is not None:
         sql += " AND datetime >= ? AND datetime < ?"
-        params += [period.lo, period.hi]
+        params += [period.utc_lo, period.utc_hi]
     return db.execute(sql, params).fetchall()
 
 
 def rfm_scores(
     db: sqlite_utils.Database, period: Period, conversion: str | None = None
 ) -> list[dict[str, Any]]:
-    """One row per customer who ordered in the period, with R, F, M and segment."""
-    as_of = period.last_day or utc_today()
+    """One row per customer who ordered in the period, with R, F, M and segment (days: the
+    account's)."""
+    period = in_zone(period, local_days(db))
+    days = days_in(period.zone)
+    as_of = period.last_day or days.today()
     per: dict[str, dict[str, Any]] = {}
     for profile, when, value in _orders(db, period, conversion):
         row = per.setdefault(profile, {"last": "", "frequency": 0, "monetary": 0.0})
-        row["last"] = max(row["last"], when[:10])
+        row["last"] = max(row["last"], days.day_of(when))
         row["frequency"] += 1
         row["monetary"] += value or 0.0
     profiles = list(per)
@@ -184,9 +188,11 @@ def rfm_report(
     conversion_metric` setting)."""
     if by not in ("segment", "profile"):
         raise UsageError(f"--by {by!r} must be segment or profile")
+    days = local_days(db)
+    period, compare = in_zone(period, days), in_zone(compare, days)
     scored = rfm_scores(db, period, conversion)
     notes = [] if scored else [f"No orders in {period.describe()}."]
-    meta = {"as_of": (period.last_day or utc_today()).isoformat(), "by": by, "customers": len(scored)}
+    meta = {"as_of": (period.last_day or days.today()).isoformat(), "by": by, "customers": len(scored)}
     if by == "profile":
         emails = {}
         ids = [r["profile_id"] for r in scored]
@@ -259,11 +265,13 @@ def cohort_report(
     """Retention by first-order month: share of each cohort ordering again k months later."""
     if months < 1:
         raise UsageError("--months must be at least 1")
-    current = _month_index((now or utc_today()).isoformat())
+    days = local_days(db)
+    period = in_zone(period, days)
+    current = _month_index((now or days.today()).isoformat())
     first: dict[str, str] = {}
     active: dict[tuple[str, str], float] = {}
     for profile, when, value in _orders(db, None, conversion):
-        month = when[:7]
+        month = days.day_of(when)[:7]
         if profile not in first or month < first[profile]:
             first[profile] = month
         active[(profile, month)] = active.get((profile, month), 0.0) + (value or 0.0)

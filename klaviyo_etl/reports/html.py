@@ -13,9 +13,11 @@ from typing import Any
 
 import sqlite_utils
 
+from klaviyo_etl.db.local_days import local_days
 from klaviyo_etl.reports import charts, messages, overview
 from klaviyo_etl.reports.formatting import cell, format_value
 from klaviyo_etl.reports.model import Column, Report
+from klaviyo_etl.reports.periods import in_zone
 
 CSS = """
 :root { --ink:#1f2430; --muted:#6b7280; --line:#e5e7eb; --accent:#2563eb; --accent2:#f59e0b;
@@ -187,6 +189,7 @@ def chart_html(
 
 def table_html(report: Report, columns: list[Column] | None = None) -> str:
     columns = columns or report.with_currency_headers().columns
+    report = report.with_local_times()
     head = "".join(
         f'<th class="{"num" if c.numeric or c.kind == "kpi" else ""}">{_esc(c.label)}</th>' for c in columns
     )
@@ -238,8 +241,8 @@ def _subtitle(report: Report) -> str:
     if report.compare:
         text += f" compared with {report.compare.describe()}"
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    caption = report.conversion_caption
-    return f"{text} · generated {stamp}".strip(" ·") + (f" · {caption}" if caption else "")
+    captions = "".join(f" · {c}" for c in (report.timezone_caption, report.conversion_caption) if c)
+    return f"{text} · generated {stamp}".strip(" ·") + captions
 
 
 def report_page(report: Report) -> str:
@@ -269,6 +272,8 @@ def metric_chart(report: Report) -> str:
 def dashboard_html(db: sqlite_utils.Database, period, compare=None, conversion: str | None = None) -> str:
     """KPI cards, revenue and engagement charts, and the campaign and flow tables.
     `conversion`: the `[reports] conversion_metric` setting."""
+    days = local_days(db)
+    period, compare = in_zone(period, days), in_zone(compare, days)
     kpis = overview.overview_report(db, period, compare, conversion)
     labels, revenue, previous = charts.revenue_series(db, period, compare, conversion)
     series = {"Revenue": revenue}

@@ -25,11 +25,12 @@ import sqlite_utils
 
 from klaviyo_etl import conventions as kc
 from klaviyo_etl.db.conversion import conversion_metric
+from klaviyo_etl.db.local_days import local_days
 from klaviyo_etl.db.rollups import ensure_rollups
 from klaviyo_etl.errors import UsageError, refuse_blank
 from klaviyo_etl.reports import currency
 from klaviyo_etl.reports.model import IDENTITY, KEY, USEFUL, Column, Report, sort_rows
-from klaviyo_etl.reports.periods import Period, change_pct, timeframe_period
+from klaviyo_etl.reports.periods import Period, change_pct, in_zone, timeframe_period
 from klaviyo_etl.wording import counted
 
 # Counts a campaign or flow adds up over its messages (Klaviyo statistic names).
@@ -199,7 +200,7 @@ def check_channel(channel: str | None) -> str | None:
 def _send_time_filter(period: Period) -> tuple[str, list[str]]:
     return (
         "coalesce(c.send_time, c.scheduled_at) >= ? AND coalesce(c.send_time, c.scheduled_at) < ?",
-        [period.lo, period.hi],
+        [period.utc_lo, period.utc_hi],
     )
 
 
@@ -282,6 +283,8 @@ def campaign_report(
     check_channel(channel)
     if source not in ("events", "klaviyo"):
         raise UsageError(f"--source {source!r} must be events or klaviyo")
+    days = local_days(db)
+    period, compare = in_zone(period, days), in_zone(compare, days)
     picked = conversion_metric(db, conversion)
     rows, notes = _campaign_rows(db, period, channel, source, conversion)
     totals: dict[str, Any] = {"campaigns": len(rows), **_totals(rows)}
@@ -347,16 +350,19 @@ def _campaign_rows(
         stored = klaviyo_values(db, "campaign-values", [c["campaign_id"] for c in campaigns])
         timeframe = stored_timeframe(db)
         begins = timeframe.lo if timeframe and timeframe.start else ""
-        ends = timeframe.hi if timeframe and timeframe.end else "~"  # sorts after any time
+        ends = timeframe.hi if timeframe and timeframe.end else "~"
+        # Send times are UTC instants; the timeframe's days are the account's.
+        sent_from = timeframe.utc_lo if timeframe and timeframe.start else ""
+        sent_until = timeframe.utc_hi if timeframe and timeframe.end else "~"  # sorts after any time
         missing = older = newer = 0
         for row in campaigns:
             figures = stored.get(row["campaign_id"])
             if figures is None:
                 # `sync reports` asks only about campaigns sent in its timeframe
                 sent = row["send_time"] or ""
-                if sent < begins:
+                if sent < sent_from:
                     older += 1
-                elif sent >= ends:
+                elif sent >= sent_until:
                     newer += 1
                 else:
                     missing += 1
@@ -388,7 +394,7 @@ def stored_timeframe(db: sqlite_utils.Database) -> Period | None:
         "SELECT timeframe_start, timeframe_end, fetched_at FROM report_values"
         " ORDER BY fetched_at DESC LIMIT 1"
     ).fetchone()
-    return timeframe_period(*row) if row else None
+    return timeframe_period(*row, local_days(db)) if row else None
 
 
 def klaviyo_values(
@@ -468,6 +474,8 @@ def flow_report(
     events inside the period; with `compare`, each row also gets `<figure>_previous` and
     `<figure>_change_pct` for recipients, open rate, click rate and revenue. Archived flows
     keep their history. `conversion`: the `[reports] conversion_metric` setting."""
+    days = local_days(db)
+    period, compare = in_zone(period, days), in_zone(compare, days)
     picked = conversion_metric(db, conversion)
     report = _flow_rows(db, period, by=by, channel=channel, source=source, conversion=conversion)
     key = ("message_id",) if by == "message" else ("flow_id", "channel")

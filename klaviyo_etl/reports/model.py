@@ -11,9 +11,11 @@ from typing import Any
 
 from klaviyo_etl.conventions import PLACED_ORDER
 from klaviyo_etl.db.conversion import ConversionMetric
+from klaviyo_etl.db.local_days import UTC, days_in
 from klaviyo_etl.errors import UsageError, refuse_blank
 from klaviyo_etl.reports import currency
 from klaviyo_etl.reports.periods import Period
+from klaviyo_etl.timeutil import parse_time
 
 # Column kinds decide formatting only: int, float, money, rate (a fraction shown as %),
 # pct (already a percentage), text, date, datetime, bool.
@@ -100,10 +102,47 @@ class Report:
         ]
         return replace(self, columns=columns)
 
+    def with_local_times(self) -> Report:
+        """The report as shown: its date-time cells (a campaign's send time) on the clock of
+        the timezone whose days it counts, so a send shows on the day it is counted in. JSON
+        and CSV keep the stored UTC times (with their offset)."""
+        zone = self.timezone
+        keys = [c.key for c in self.columns if c.kind == "datetime"]
+        if not keys or zone is None or zone == UTC:
+            return self
+        days = days_in(zone)
+
+        def local(value: Any) -> Any:
+            if not isinstance(value, str) or len(value) < 16:
+                return value
+            try:
+                return days.wall_clock(parse_time(value)).isoformat()
+            except ValueError:
+                return value
+
+        rows = [{**row, **{k: local(row[k]) for k in keys if k in row}} for row in self.rows]
+        return replace(self, rows=rows)
+
     def card_label(self, row: dict[str, Any]) -> str:
         """An overview card's title: a money figure's names its currency ("Revenue (USD)")."""
         code = self.currency_label
         return f"{row['label']} ({code})" if code and row.get("kind") == "money" else row["label"]
+
+    @property
+    def timezone(self) -> str | None:
+        """The timezone whose days the report counts: the account's, as Klaviyo counts them
+        ("UTC" also when no account is synced; None: no period, or accounts in several)."""
+        if "timezone" in self.meta:  # several accounts' (`reports.accounts.combine`)
+            return self.meta["timezone"]
+        return self.period.zone if self.period else None
+
+    @property
+    def timezone_caption(self) -> str | None:
+        """The caption line naming the timezone whose days are counted, when it is not UTC."""
+        zone = self.timezone
+        if zone is None or zone == UTC:
+            return None
+        return f"Days in {zone}, the account's timezone (as Klaviyo counts them)"
 
     @property
     def conversion_caption(self) -> str | None:
@@ -129,6 +168,7 @@ class Report:
             "report": self.name,
             "period": self.period.to_json() if self.period else None,
             "compare": self.compare.to_json() if self.compare else None,
+            "timezone": self.timezone,
             **self.meta,
             "rows": self.rows,
             "notes": self.notes,

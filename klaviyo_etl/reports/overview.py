@@ -21,10 +21,11 @@ import sqlite_utils
 
 from klaviyo_etl import conventions as kc
 from klaviyo_etl.db.conversion import conversion_metric
+from klaviyo_etl.db.local_days import local_days
 from klaviyo_etl.db.rollups import ensure_rollups
 from klaviyo_etl.reports import currency
 from klaviyo_etl.reports.model import IDENTITY, KEY, Column, Report
-from klaviyo_etl.reports.periods import Period, change_pct
+from klaviyo_etl.reports.periods import Period, change_pct, in_zone
 
 KPIS: list[tuple[str, str, str]] = [
     ("revenue", "Revenue", "money"),
@@ -88,6 +89,7 @@ def conversion_ids(db: sqlite_utils.Database, conversion: str | None = None) -> 
 
 def kpis(db: sqlite_utils.Database, period: Period, conversion: str | None = None) -> dict[str, float]:
     """Every KPI for one period (the rollups must be current: see ensure_rollups)."""
+    period = in_zone(period, local_days(db))
     out: dict[str, float] = {}
     out["orders"], out["revenue"] = _hour_sums(db, conversion_ids(db, conversion), period)
     out["revenue"] = round(out["revenue"], 2)
@@ -98,7 +100,7 @@ def kpis(db: sqlite_utils.Database, period: Period, conversion: str | None = Non
     ).fetchone()[0]
     out["new_profiles"] = db.execute(
         "SELECT count(*) FROM profiles WHERE created >= ? AND created < ? AND deleted_at IS NULL",
-        [period.lo, period.hi],
+        [period.utc_lo, period.utc_hi],
     ).fetchone()[0]
     for channel, key in (("email", "email_sends"), ("sms", "sms_sends")):
         roles = kc.CHANNEL_METRICS[channel]
@@ -122,6 +124,8 @@ def overview_report(
 ) -> Report:
     picked = conversion_metric(db, conversion)
     fresh = ensure_rollups(db, conversion=conversion)
+    days = local_days(db)
+    period, compare = in_zone(period, days), in_zone(compare, days)
     current = kpis(db, period, conversion)
     previous = kpis(db, compare, conversion) if compare else {}
     rows = []

@@ -1,18 +1,28 @@
 """Report periods: `--from/--to`, `--last 30d|this-month|...` and `--compare previous|year`.
 
-Periods are whole UTC days, start inclusive and end exclusive, because every timestamp in
-the database is ISO 8601 UTC text and day boundaries compare correctly as plain strings
-('2026-05-01T10:00:00+00:00' >= '2026-05-01'). Users give `--to` inclusive.
+Periods are whole days of the account's timezone (`db/local_days.py`: Klaviyo counts days
+there; UTC when no account is synced), start inclusive and end exclusive. Users give `--to`
+inclusive. `lo`/`hi` are the days, to compare with the rollups' local days; `utc_lo`/`utc_hi`
+are the UTC instants those days begin, to compare with stored timestamps (ISO 8601 UTC text:
+for UTC they are the days themselves, '2026-05-01T10:00:00+00:00' >= '2026-05-01').
+
+A period is resolved before the database is opened (in UTC: its `zone`); a report makes it
+its database's with `in_zone(period, local_days(db))`, which resolves a relative one
+(`--last 30d`, `today`) again from the zone's today, and keeps the days of a `--from/--to`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import overload
 
 from klaviyo_etl import conventions as kc
+from klaviyo_etl.db.local_days import UTC, LocalDays, days_in
 from klaviyo_etl.errors import UsageError, refuse_blank
+from klaviyo_etl.timeutil import parse_time
 from klaviyo_etl.wording import counted
 
 LAST_CHOICES = "Nd, Nw, today, yesterday, this-month, last-month, this-year, last-year, all"
@@ -27,6 +37,10 @@ class Period:
     start: dt.date | None  # first day included; None = since the beginning of the data
     end: dt.date | None  # first day excluded; None = no end
     label: str
+    zone: str = UTC  # the timezone whose days these are (the account's)
+    # How to resolve the period again from another today (a relative period resolved from the
+    # clock); None: its days hold in any zone (`--from/--to`, or a today given).
+    rebase: Callable[[dt.date], Period] | None = field(default=None, compare=False, repr=False)
 
     @property
     def lo(self) -> str:
@@ -39,6 +53,16 @@ class Period:
         return self.end.isoformat() if self.end else MAX_BOUND
 
     @property
+    def utc_lo(self) -> str:
+        """Inclusive lower bound for stored UTC timestamps: where the first day begins."""
+        return days_in(self.zone).start_of(self.start) if self.start else MIN_BOUND
+
+    @property
+    def utc_hi(self) -> str:
+        """Exclusive upper bound for stored UTC timestamps: where the day after the last begins."""
+        return days_in(self.zone).start_of(self.end) if self.end else MAX_BOUND
+
+    @property
     def days(self) -> int | None:
         if self.start is None or self.end is None:
             return None
@@ -49,7 +73,8 @@ class Period:
         return self.end - dt.timedelta(days=1) if self.end else None
 
     def contains(self, value: str | None) -> bool:
-        return bool(value) and self.lo <= value < self.hi
+        """Whether a stored UTC timestamp falls in the period."""
+        return bool(value) and self.utc_lo <= value < self.utc_hi
 
     def to_json(self) -> dict:
         return {
@@ -68,6 +93,20 @@ class Period:
 
 def utc_today() -> dt.date:
     return dt.datetime.now(dt.UTC).date()
+
+
+@overload
+def in_zone(period: Period, days: LocalDays) -> Period: ...
+@overload
+def in_zone(period: None, days: LocalDays) -> None: ...
+def in_zone(period: Period | None, days: LocalDays) -> Period | None:
+    """The period in the days of `days`' zone (a database's: `db.local_days.local_days`): a
+    relative period resolved again from that zone's today; fixed days kept as they are."""
+    if period is None or period.zone == days.zone:
+        return period
+    if period.rebase is not None:
+        return replace(period.rebase(days.today()), zone=days.zone, rebase=period.rebase)
+    return replace(period, zone=days.zone)
 
 
 def _parse_date(value: str, option: str) -> dt.date:
@@ -90,8 +129,20 @@ def resolve_period(
     default: str = "30d",
     today: dt.date | None = None,
 ) -> Period:
-    """Turn the period options into a Period; `default` applies when none is given."""
-    now = today or utc_today()
+    """Turn the period options into a Period; `default` applies when none is given.
+
+    Without `today` it is the clock's (UTC); `in_zone` resolves the period again from the
+    account's today."""
+    if today is None:
+        period = resolve_period(from_=from_, to=to, last=last, default=default, today=utc_today())
+        if (period.start is None and period.end is None) or from_ or to:
+            return period
+
+        def rebase(day: dt.date) -> Period:
+            return resolve_period(from_=from_, to=to, last=last, default=default, today=day)
+
+        return replace(period, rebase=rebase)
+    now = today
     for option, value in (("--last", last), ("--from", from_), ("--to", to)):
         refuse_blank(option, value, "a period" if option == "--last" else "a date")
     if last and (from_ or to):
@@ -132,9 +183,13 @@ def resolve_period(
     return Period(tomorrow - dt.timedelta(days=days), tomorrow, spec)
 
 
-def timeframe_period(start: str | None, end: str | None, fetched_at: str | None) -> Period | None:
-    """The [start, end) days a stored Reporting API row covers: ISO bounds, or a Klaviyo
-    timeframe key resolved from the UTC day of the fetch (as Klaviyo resolves it)."""
+def timeframe_period(
+    start: str | None, end: str | None, fetched_at: str | None, days: LocalDays | None = None
+) -> Period | None:
+    """The [start, end) days a stored Reporting API row covers, in the account's timezone
+    (`days`; UTC when None), as Klaviyo counts them: ISO bounds, whose offset Klaviyo ignores
+    (spec `CustomTimeframe`), or a timeframe key resolved from the day of the fetch there."""
+    days = days or days_in(None)
     try:
         if start and start[:4].isdigit():
             first = dt.date.fromisoformat(start[:10])
@@ -146,8 +201,8 @@ def timeframe_period(start: str | None, end: str | None, fetched_at: str | None)
                 if (last.hour, last.minute, last.second) == (0, 0, 0)
                 else (last.date() + dt.timedelta(days=1))
             )
-            return Period(first, stop, f"{start[:10]}..{end[:10]}")
-        today = dt.datetime.fromisoformat((fetched_at or end or "").replace("Z", "+00:00")).date()
+            return Period(first, stop, f"{start[:10]}..{end[:10]}", days.zone)
+        today = days.today(parse_time(fetched_at or end or ""))
     except ValueError:
         return None
     key = start or ""
@@ -166,9 +221,9 @@ def timeframe_period(start: str | None, end: str | None, fetched_at: str | None)
         "last_year": (dt.date(today.year - 1, 1, 1), dt.date(today.year, 1, 1)),
     }
     if key in kc.TIMEFRAME_DAYS:
-        return Period(today - dt.timedelta(days=kc.TIMEFRAME_DAYS[key]), today, key)
+        return Period(today - dt.timedelta(days=kc.TIMEFRAME_DAYS[key]), today, key, days.zone)
     if key in table:
-        return Period(*table[key], key)
+        return Period(*table[key], key, days.zone)
     return None
 
 
@@ -196,10 +251,20 @@ def compare_period(period: Period, mode: str | None) -> Period | None:
     mode = compare_mode(mode)
     if period.start is None or period.end is None:
         raise UsageError("--compare needs a bounded period (give --from and --to, or --last)")
+    base = period.rebase
+    rebase = (lambda day: compare_period(base(day), mode)) if base else None
     if mode == "year":
-        return Period(_shift_year(period.start), _shift_year(period.end), f"{period.label} a year earlier")
+        return Period(
+            _shift_year(period.start),
+            _shift_year(period.end),
+            f"{period.label} a year earlier",
+            period.zone,
+            rebase,
+        )
     length = period.end - period.start
-    return Period(period.start - length, period.start, f"previous {counted(length.days, 'day')}")
+    return Period(
+        period.start - length, period.start, f"previous {counted(length.days, 'day')}", period.zone, rebase
+    )
 
 
 def change_pct(current: float | None, previous: float | None) -> float | None:

@@ -359,7 +359,7 @@ def print_report(
     leads with its chart; `table=False` leaves the metric's table out (the other reports
     are tables, and always print one). The conversion metric's line follows.
     """
-    report = report.with_currency_headers()
+    report = report.with_currency_headers().with_local_times()
     # Several accounts' series (`reports.accounts.combine`) would run into one line: their
     # table, with its account column, instead of a chart.
     several = report.name == "metric" and "total" not in report.meta
@@ -393,9 +393,9 @@ def print_report(
             console.print(Text(line))
     # Every report names its conversion metric, in a caption line under its table, cards or
     # chart (the title and a metric's chart lead).
-    caption = report.conversion_caption
-    if caption:
-        console.print(Text(caption, style="dim"))
+    for caption in (report.timezone_caption, report.conversion_caption):
+        if caption:
+            console.print(Text(caption, style="dim"))
     meta = report.meta
     whole = "float" if meta.get("measure", "value") == "value" else "int"  # events, profiles
     if several:  # one summary line for each account

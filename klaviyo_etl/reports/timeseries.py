@@ -26,11 +26,12 @@ from typing import Any
 
 import sqlite_utils
 
+from klaviyo_etl.db.local_days import days_in, local_days
 from klaviyo_etl.db.rollups import ensure_rollups
 from klaviyo_etl.errors import UsageError
 from klaviyo_etl.reports import currency
 from klaviyo_etl.reports.model import IDENTITY, KEY, USEFUL, Column, Report
-from klaviyo_etl.reports.periods import Period, change_pct
+from klaviyo_etl.reports.periods import Period, change_pct, in_zone
 
 INTERVALS = ("hour", "day", "week", "month")
 MEASURES = ("count", "value", "uniques")
@@ -97,13 +98,11 @@ def next_bucket(bucket: str, interval: str) -> str:
 
 
 def _bucket_end(bucket: str, interval: str) -> dt.datetime:
-    """The instant the bucket ends, to tell finished buckets from the running one."""
+    """The local time (naive) the bucket ends, to tell finished buckets from the running one."""
     nxt = next_bucket(bucket, interval)
-    if interval == "hour":
-        return dt.datetime.fromisoformat(nxt).replace(tzinfo=dt.UTC)
     if interval == "month":
         nxt += "-01"
-    return dt.datetime.fromisoformat(nxt).replace(tzinfo=dt.UTC)
+    return dt.datetime.fromisoformat(nxt)
 
 
 def parse_horizon(text: str, interval: str) -> int:
@@ -124,12 +123,13 @@ def _raw_series(
     out: dict[str, float] = {}
     if measure == "uniques":
         # Distinct profiles per bucket do not add up from hours, so read the events.
-        length = 13 if interval == "hour" else 10
+        days = days_in(period.zone)
+        stamp = days.hour_sql() if interval == "hour" else days.day_sql()
         rows = db.execute(
-            f"SELECT substr(datetime, 1, {length}) AS s, profile_id FROM events"
+            f"SELECT {stamp} AS s, profile_id FROM events"
             f" WHERE metric_id IN ({marks}) AND datetime >= ? AND datetime < ?"
             " AND deleted_at IS NULL AND profile_id IS NOT NULL GROUP BY s, profile_id",
-            [*ids, period.lo, period.hi],
+            [*ids, period.utc_lo, period.utc_hi],
         )
         seen: dict[str, set] = {}
         for stamp, profile in rows:
@@ -164,7 +164,7 @@ def _warm_up(
     days = {"hour": window // 24 + 2, "day": window, "week": 7 * window + 7, "month": 31 * window + 31}[
         interval
     ]
-    before = Period(period.start - dt.timedelta(days=days), period.start, "warm-up")
+    before = Period(period.start - dt.timedelta(days=days), period.start, "warm-up", period.zone)
     raw = _raw_series(db, ids, before, interval, measure)
     buckets = []
     bucket = bucket_of(before.start.isoformat(), interval)
@@ -272,8 +272,10 @@ def metric_report(
     if not threshold > 0:  # 0 or below flagged every bucket, nan none
         raise UsageError(f"--z {threshold} must be above 0 (e.g. 3: flag buckets 3 deviations off the trend)")
     fresh = ensure_rollups(db, conversion=conversion)  # the shared rollups' setting
+    days = local_days(db)
+    period, compare = in_zone(period, days), in_zone(compare, days)
     metric_name, ids = find_metric(db, name)
-    now = now or dt.datetime.now(dt.UTC)
+    now = days.wall_clock(now or dt.datetime.now(dt.UTC))  # buckets are the account's days
     raw = _raw_series(db, ids, period, interval, measure)
     rows: list[dict[str, Any]] = []
     # Before its first event a metric has no data, not zeros: start the series there, so the
@@ -294,6 +296,9 @@ def metric_report(
     if first is not None:
         bucket = first
         while bucket <= last:
+            if interval == "hour" and not days.exists(dt.datetime.fromisoformat(bucket)):
+                bucket = next_bucket(bucket, interval)  # the hour a spring forward skips
+                continue
             rows.append(
                 {
                     "bucket": bucket,

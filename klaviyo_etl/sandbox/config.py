@@ -37,8 +37,8 @@ class SandboxConfig:
     now: datetime | None = None  # the instant the data is anchored to (default: this hour)
     # Scopes the key lacks (e.g. "campaigns:read"): endpoints needing one answer 403.
     missing_scopes: frozenset[str] = field(default_factory=frozenset)
-    # The company's account (`GET /api/accounts`). Its timezone is only said there: the
-    # sandbox's Reporting API counts a timeframe's days in UTC whatever it is.
+    # The company's account (`GET /api/accounts`). The Reporting API counts a timeframe's
+    # days in its timezone, as Klaviyo does (LIVE_BEHAVIOUR.md §6, §8).
     timezone: str = "UTC"
     preferred_currency: str = "USD"
 

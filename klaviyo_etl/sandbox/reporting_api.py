@@ -15,6 +15,7 @@ from bisect import bisect_left
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from klaviyo_etl import conventions as kc
 from klaviyo_etl.endpoints import contract
@@ -23,7 +24,7 @@ from klaviyo_etl.sandbox.events import NONE
 from klaviyo_etl.sandbox.filters import FilterError, Term, as_epoch, matches, parse_filter
 from klaviyo_etl.sandbox.store import MessageInfo
 from klaviyo_etl.sandbox.wire import Request, bad_request
-from klaviyo_etl.timeutil import epoch_to_iso, iso_to_epoch
+from klaviyo_etl.timeutil import epoch_to_iso
 
 # How the Reporting API names channels (it says push-notification where messages say mobile_push).
 SEND_CHANNEL = {"email": "email", "sms": "sms", "mobile_push": "push-notification"}
@@ -62,19 +63,35 @@ def _bad(detail: str, pointer: str) -> Exception:
     return bad_request(detail, pointer=pointer)
 
 
-def timeframe_bounds(timeframe: Any, now: datetime) -> tuple[datetime, datetime]:
-    """[start, end) of a Reporting API timeframe, in UTC: the sandbox counts UTC days whatever
-    timezone its account names (`SandboxConfig.timezone`; LIVE_BEHAVIOUR.md §6, §8)."""
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def _wall_clock(text: str, zone: ZoneInfo) -> datetime:
+    """An ISO datetime's wall-clock time read in `zone`, its offset ignored (spec
+    `CustomTimeframe`: "Offset is ignored and the company timezone is used"), as UTC."""
+    naive = datetime.fromisoformat(text.strip().replace("Z", "+00:00")).replace(tzinfo=None)
+    return naive.replace(tzinfo=zone).astimezone(UTC)
+
+
+def timeframe_bounds(timeframe: Any, now: datetime, timezone: str = "UTC") -> tuple[datetime, datetime]:
+    """[start, end) of a Reporting API timeframe as UTC instants, its days counted in the
+    company's `timezone` (`SandboxConfig.timezone`), as Klaviyo counts them (LIVE_BEHAVIOUR.md
+    §6, §8): a key from the company's today, custom bounds read on the company's clock."""
     if not isinstance(timeframe, dict):
         raise _bad(
             "timeframe must be an object with 'key' or 'start' and 'end'.", "/data/attributes/timeframe"
         )
+    zone = _zone(timezone)
     if "key" in timeframe:
-        return _keyed(timeframe["key"], now)
+        return _keyed(timeframe["key"], now, zone)
     try:
-        start = datetime.fromtimestamp(iso_to_epoch(timeframe["start"]), UTC)
-        end = datetime.fromtimestamp(iso_to_epoch(timeframe["end"]), UTC)
-    except (KeyError, TypeError, ValueError) as exc:
+        start = _wall_clock(timeframe["start"], zone)
+        end = _wall_clock(timeframe["end"], zone)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise _bad("A custom timeframe needs ISO 'start' and 'end'.", "/data/attributes/timeframe") from exc
     if end <= start:
         raise _bad("timeframe end must be after start.", "/data/attributes/timeframe")
@@ -83,7 +100,14 @@ def timeframe_bounds(timeframe: Any, now: datetime) -> tuple[datetime, datetime]
     return start, end
 
 
-def _keyed(key: str, now: datetime) -> tuple[datetime, datetime]:
+def _keyed(key: str, now: datetime, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """A timeframe key's [start, end) from the company's today, as UTC instants."""
+    start, end = _keyed_days(key, now.astimezone(zone).replace(tzinfo=None))
+    return start.replace(tzinfo=zone).astimezone(UTC), end.replace(tzinfo=zone).astimezone(UTC)
+
+
+def _keyed_days(key: str, now: datetime) -> tuple[datetime, datetime]:
+    """A timeframe key's [start, end) on the wall clock of `now` (naive, the company's)."""
     today = now.replace(hour=0, minute=0, second=0, microsecond=0)
     week = today - timedelta(days=today.weekday())
     month = today.replace(day=1)
@@ -336,7 +360,7 @@ def values_report(data: SandboxData, request: Request, path: str) -> dict:
         raise _bad(
             "conversion_metric_id is not a metric of this account.", "/data/attributes/conversion_metric_id"
         )
-    start, end = timeframe_bounds(attributes["timeframe"], data.now)
+    start, end = timeframe_bounds(attributes["timeframe"], data.now, data.config.timezone)
     try:
         terms = _report_filter(attributes.get("filter"), kind)
     except FilterError as exc:
@@ -390,10 +414,54 @@ def values_report(data: SandboxData, request: Request, path: str) -> dict:
 INTERVALS = {"hour": 3600, "day": 86_400, "week": 7 * 86_400}
 
 
+def _instant(value: Any, zone: ZoneInfo) -> float:
+    """A filter's datetime bound as epoch seconds: with an offset, that instant; without, the
+    wall-clock time in the query's timezone."""
+    text = getattr(value, "text", value)
+    if isinstance(text, str):
+        try:
+            parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise FilterError(f"invalid datetime {text!r}") from exc
+        if parsed.tzinfo is None:
+            return parsed.replace(tzinfo=zone).timestamp()
+    return as_epoch(value)
+
+
+def _interval_starts(start: int, end: float, interval: str, zone: ZoneInfo) -> list[int]:
+    """Where each interval from `start` to `end` begins (epoch seconds): hours, days and
+    months on `zone`'s clock (a day is 23 or 25 hours on a DST change), weeks from `start`."""
+    if interval == "hour":  # whole hours of the zone's clock: on :30 UTC at +05:30
+        local = datetime.fromtimestamp(start, zone)
+        t = int(local.replace(minute=0, second=0, microsecond=0).timestamp())
+        return list(range(t, math.ceil(end), 3600)) if t < end else []
+    wall = datetime.fromtimestamp(start, zone).replace(tzinfo=None)
+    if interval == "day":
+        wall = wall.replace(hour=0, minute=0, second=0, microsecond=0)
+    elif interval == "month":
+        wall = wall.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    dates: list[int] = []
+    while (t := int(wall.replace(tzinfo=zone).timestamp())) < end:
+        dates.append(t)
+        if interval == "month":
+            wall = (wall + timedelta(days=32)).replace(day=1)
+        else:
+            wall += timedelta(days=7 if interval == "week" else 1)
+    return dates
+
+
 def metric_aggregates(data: SandboxData, request: Request) -> dict:
     """POST /api/metric-aggregates: count, sum_value (of the `$value` each event carries)
-    and unique per interval, no `by`."""
+    and unique per interval, no `by`; the intervals and the filter's bounds without an offset
+    are in the query's `timezone` (spec: default UTC), as Klaviyo processes them."""
     attributes = _body(request, "metric-aggregate")
+    timezone = attributes.get("timezone") or "UTC"
+    try:
+        zone = ZoneInfo(timezone) if isinstance(timezone, str) else None
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = None
+    if zone is None:
+        raise _bad(f"timezone {timezone!r} is not an IANA timezone.", "/data/attributes/timezone")
     metric = data.metric_index.get(attributes.get("metric_id", ""))
     if metric is None:
         raise _bad("metric_id is not a metric of this account.", "/data/attributes/metric_id")
@@ -418,9 +486,9 @@ def metric_aggregates(data: SandboxData, request: Request) -> dict:
                 if term.field != "datetime":
                     raise FilterError(f"filter on '{term.field}' is not supported by the sandbox")
                 if term.op == "greater-or-equal":
-                    start = as_epoch(term.value)
+                    start = _instant(term.value, zone)
                 elif term.op == "less-than":
-                    end = as_epoch(term.value)
+                    end = _instant(term.value, zone)
                 else:
                     raise FilterError("use greater-or-equal(datetime,...) and less-than(datetime,...)")
     except FilterError as exc:
@@ -428,20 +496,7 @@ def metric_aggregates(data: SandboxData, request: Request) -> dict:
     if start is None or end is None or end <= start:
         raise _bad("filter needs greater-or-equal and less-than datetime bounds.", "/data/attributes/filter")
 
-    dates: list[int] = []
-    t = int(start)
-    first = datetime.fromtimestamp(t, UTC)
-    if interval == "month":
-        cursor = first.replace(day=1, hour=0, minute=0, second=0)
-        while cursor.timestamp() < end:
-            dates.append(int(cursor.timestamp()))
-            cursor = (cursor + timedelta(days=32)).replace(day=1)
-    else:
-        step = INTERVALS[interval]
-        t -= t % step if interval != "week" else 0
-        while t < end:
-            dates.append(t)
-            t += step
+    dates = _interval_starts(int(start), end, interval, zone)
     counts = [0] * len(dates)
     sums = [0.0] * len(dates)
     uniques: list[set] = [set() for _ in dates]
@@ -465,7 +520,10 @@ def metric_aggregates(data: SandboxData, request: Request) -> dict:
             "type": "metric-aggregate",
             "id": str(uuid.uuid4()),
             "attributes": {
-                "dates": [epoch_to_iso(d) for d in dates],
+                "dates": [
+                    epoch_to_iso(d) if timezone == "UTC" else datetime.fromtimestamp(d, zone).isoformat()
+                    for d in dates
+                ],
                 "data": [{"dimensions": [], "measurements": {m: values[m] for m in measurements}}],
             },
             "links": {"self": base},

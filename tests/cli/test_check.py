@@ -187,28 +187,38 @@ def _account_in(db_path, timezone: str) -> None:
         )
 
 
-@pytest.mark.parametrize("zone", ["America/New_York", "Europe/London"])
-def test_an_account_outside_utc_gets_one_line_naming_its_timezone(sandbox, db_path, zone):
-    # Before: nothing said why a recent campaign's figures may differ on such an account.
+@pytest.mark.parametrize("zone", ["America/New_York", "Asia/Kolkata"])
+def test_an_account_outside_utc_is_compared_over_its_own_days(sandbox, db_path, zone):
+    # Before: we counted UTC days and said Klaviyo's figures near the edges may differ.
+    config = sandbox[0].data.config  # the company's, served by /api/accounts
+    config.timezone = zone  # and its Reporting API counts that zone's days
+    try:
+        result = check(sandbox, db_path, "--last", "all", "--sync")
+        out = json.loads(check(sandbox, db_path, "--last", "all", "--format", "json").stdout)
+    finally:
+        config.timezone = "UTC"
+    assert result.exit_code == 0, result.output
+    assert ": 0 differ" in result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("timezone  ")]
+    assert lines == [
+        f"timezone  days in {zone}, the account's timezone, on both sides (as Klaviyo counts them)"
+    ]
+    assert out["figures"]["account_timezone"] == zone and out["figures"]["differ"] == []
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Etc/UTC", "Africa/Abidjan"])
+def test_an_account_in_utc_all_year_gets_no_timezone_line(sandbox, db_path, zone):
     _account_in(db_path, zone)
     result = check(sandbox, db_path, "--last", "all")
     assert result.exit_code == 0, result.output
-    lines = [line for line in result.output.splitlines() if line.startswith("timezone  ")]
-    assert lines == [
-        f"timezone  Klaviyo counts the timeframe's days in the account's timezone, {zone}, and ours"
-        " in UTC: figures of campaigns and flows with events near the timeframe's edges may differ"
-    ]
-    out = json.loads(check(sandbox, db_path, "--last", "all", "--format", "json").stdout)
-    assert out["figures"]["account_timezone"] == zone and zone in out["figures"]["timezone_note"]
+    assert "timezone" not in result.output
 
 
-@pytest.mark.parametrize("zone", ["UTC", "Etc/UTC", "Africa/Abidjan", None])
-def test_an_account_in_utc_all_year_or_none_synced_gets_no_timezone_line(sandbox, db_path, zone):
-    if zone:
-        _account_in(db_path, zone)
+def test_without_the_account_synced_the_check_says_our_days_are_utcs(sandbox, db_path):
     result = check(sandbox, db_path, "--last", "all")
     assert result.exit_code == 0, result.output
-    assert "timezone" not in result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("timezone  ")]
+    assert len(lines) == 1 and "our days are UTC's" in lines[0], result.output
 
 
 def test_a_key_without_accounts_read_passes_and_says_the_optional_scope(sandbox, db_path):

@@ -6,36 +6,70 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+import zoneinfo
 
 import pytest
 
 from klaviyo_etl import conventions as kc
 from klaviyo_etl.bench.report_timing import build_bench_db
 from klaviyo_etl.db import open_database
+from klaviyo_etl.db.local_days import local_days
 from klaviyo_etl.db.repositories import Repository
-from klaviyo_etl.db.rollups import ROLLUP_TABLES, ensure_rollups, needs_refresh, refresh_rollups
+from klaviyo_etl.db.rollups import (
+    ROLLUP_TABLES,
+    ensure_rollups,
+    needs_rebuild,
+    needs_refresh,
+    refresh_rollups,
+)
 from klaviyo_etl.reports import audience, messages, overview
 from klaviyo_etl.reports.periods import Period
 
 NOW = dt.datetime(2026, 5, 31, 12, tzinfo=dt.UTC)
 
 
+# Across New York's spring DST change (2026-03-08), for an account outside UTC.
+NOW_DST = dt.datetime(2026, 3, 31, 12, tzinfo=dt.UTC)
+
+
+def _generate(tmp_path_factory, now: dt.datetime):
+    path = tmp_path_factory.mktemp("gen") / "gen.db"
+    build_bench_db(path, 5000, seed=3, days=60, now=now)
+    return path
+
+
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
-    path = tmp_path_factory.mktemp("gen") / "gen.db"
-    build_bench_db(path, 5000, seed=3, days=60, now=NOW)
-    return path
+    return _generate(tmp_path_factory, NOW)
+
+
+@pytest.fixture(scope="module")
+def generated_dst(tmp_path_factory):
+    return _generate(tmp_path_factory, NOW_DST)
+
+
+def _copy(source_path, tmp_path):
+    copy = tmp_path / "copy.db"
+    source = open_database(source_path)
+    source.execute(f"VACUUM INTO '{copy}'")
+    source.close()
+    return open_database(copy)
 
 
 @pytest.fixture
 def db(generated, tmp_path):
-    copy = tmp_path / "copy.db"
-    source = open_database(generated)
-    source.execute(f"VACUUM INTO '{copy}'")
-    source.close()
-    database = open_database(copy)
+    database = _copy(generated, tmp_path)
     yield database
     database.close()
+
+
+def in_timezone(db, zone: str) -> None:
+    """The account as the `accounts` stream stores it, in `zone`."""
+    db.execute(
+        "INSERT INTO accounts (id, organization_name, timezone, attributes, synced_at)"
+        " VALUES ('A1', 'Shop', ?, '{}', '2026-01-01T00:00:00+00:00')",
+        [zone],
+    )
 
 
 def ids_of(db, *names):
@@ -84,11 +118,11 @@ def brute_pairs(db, names, period, channel_names=None):
         "SELECT count(*) FROM (SELECT DISTINCT message_id, profile_id FROM events"
         f" WHERE metric_id IN ({marks}) AND deleted_at IS NULL AND message_id IS NOT NULL"
         " AND profile_id IS NOT NULL AND datetime >= ? AND datetime < ?)",
-        [*ids, period.lo, period.hi],
+        [*ids, period.utc_lo, period.utc_hi],
     ).fetchone()[0]
 
 
-def check_everything(db, rng):
+def check_everything(db, rng, now=NOW):
     # Campaigns: all their events, whenever they happened.
     everything = Period(None, None, "all")
     for row in messages.campaign_report(db, everything).rows:
@@ -105,11 +139,12 @@ def check_everything(db, rng):
                 expected[k] += v
         assert {k: row[k] for k in messages.COUNTS} == pytest.approx(expected), row["name"]
     # Flow messages and the overview over random windows.
+    zone = local_days(db).zone
     for _ in range(4):
-        start = dt.date(2026, 4, 1) + dt.timedelta(days=rng.randrange(60))
-        period = Period(start, start + dt.timedelta(days=rng.randrange(1, 25)), "random")
+        start = now.date() - dt.timedelta(days=60) + dt.timedelta(days=rng.randrange(60))
+        period = Period(start, start + dt.timedelta(days=rng.randrange(1, 25)), "random", zone)
         for row in messages.flow_report(db, period, by="message").rows:
-            expected = brute_message(db, row["message_id"], period.lo, period.hi)
+            expected = brute_message(db, row["message_id"], period.utc_lo, period.utc_hi)
             assert {k: row[k] for k in messages.COUNTS} == pytest.approx(expected)
         kpis = overview.kpis(db, period)
         assert (
@@ -117,7 +152,7 @@ def check_everything(db, rng):
             == db.execute(
                 "SELECT count(DISTINCT profile_id) FROM events WHERE deleted_at IS NULL"
                 " AND datetime >= ? AND datetime < ?",
-                [period.lo, period.hi],
+                [period.utc_lo, period.utc_hi],
             ).fetchone()[0]
         )
         orders = ids_of(db, kc.PLACED_ORDER)
@@ -125,7 +160,7 @@ def check_everything(db, rng):
             db.execute(
                 f"SELECT total(value) FROM events WHERE metric_id IN ({','.join('?' * len(orders))})"
                 " AND deleted_at IS NULL AND datetime >= ? AND datetime < ?",
-                [*orders, period.lo, period.hi],
+                [*orders, period.utc_lo, period.utc_hi],
             ).fetchone()[0],
             abs=0.01,
         )
@@ -137,7 +172,7 @@ def check_everything(db, rng):
             views, viewers = db.execute(
                 "SELECT count(*), count(DISTINCT profile_id) FROM events WHERE form_id = ?"
                 " AND metric_id = ? AND deleted_at IS NULL AND datetime >= ? AND datetime < ?",
-                [row["form_id"], viewed, period.lo, period.hi],
+                [row["form_id"], viewed, period.utc_lo, period.utc_hi],
             ).fetchone()
             assert (row["views"], row["viewers"]) == (views, viewers)
 
@@ -147,11 +182,37 @@ def snapshot(db):
 
 
 def test_rollups_match_brute_force_after_every_kind_of_change(db):
+    every_kind_of_change(db, NOW)
+
+
+@pytest.mark.parametrize("zone", ["America/New_York", "Asia/Kolkata"])
+def test_rollups_count_the_accounts_days_after_every_kind_of_change(generated_dst, tmp_path, zone):
+    """The same brute force over the account's days (New York across its DST change, and
+    India at +05:30): every figure of every period equals the events counted between the UTC
+    instants its local days begin."""
+    db = _copy(generated_dst, tmp_path)
+    in_timezone(db, zone)
+    every_kind_of_change(db, NOW_DST)
+    # Keyed by the local days of the events (zoneinfo's), hours by their local hours.
+    tz = zoneinfo.ZoneInfo(zone)
+    local = {
+        dt.datetime.fromisoformat(when).astimezone(tz).strftime("%Y-%m-%dT%H")
+        for (when,) in db.execute(
+            "SELECT datetime FROM events WHERE deleted_at IS NULL AND metric_id IS NOT NULL"
+        )
+    }
+    assert {h for (h,) in db.execute("SELECT DISTINCT hour FROM rollup_metric_hours")} == local
+    active = {d for (d,) in db.execute("SELECT DISTINCT day FROM rollup_activity_days")}
+    assert active == {h[:10] for h in local}
+    db.close()
+
+
+def every_kind_of_change(db, now):
     rng = random.Random(5)
     assert needs_refresh(db)
     assert ensure_rollups(db).mode == "full"
     assert not needs_refresh(db)
-    check_everything(db, rng)
+    check_everything(db, rng, now)
 
     # New events, some of them late arrivals for old days and old messages.
     # Email events go to email messages, as in real data (a message has one channel).
@@ -170,7 +231,7 @@ def test_rollups_match_brute_force_after_every_kind_of_change(db):
     form_id = db.execute("SELECT id FROM forms LIMIT 1").fetchone()[0]
     new = []
     for i in range(150):
-        when = (NOW - dt.timedelta(days=rng.randrange(60), hours=rng.randrange(24))).isoformat()
+        when = (now - dt.timedelta(days=rng.randrange(60), hours=rng.randrange(24))).isoformat()
         name = rng.choice(list(metrics))
         row = {
             "id": f"new{i}",
@@ -189,11 +250,11 @@ def test_rollups_match_brute_force_after_every_kind_of_change(db):
     assert needs_refresh(db)
     stats = ensure_rollups(db)
     assert stats.mode == "incremental" and stats.new_events == 150
-    check_everything(db, rng)
+    check_everything(db, rng, now)
 
     # Reconciliation marks events deleted (an upsert), one is edited, some are hard-deleted.
     victims = [r[0] for r in db.execute("SELECT id FROM events ORDER BY random() LIMIT 60")]
-    db["events"].upsert_all([{"id": v, "deleted_at": NOW.isoformat()} for v in victims[:40]], pk="id")
+    db["events"].upsert_all([{"id": v, "deleted_at": now.isoformat()} for v in victims[:40]], pk="id")
     moved = db.execute("SELECT id FROM events WHERE message_id IS NOT NULL LIMIT 1").fetchone()[0]
     db["events"].update(moved, {"message_id": message_ids[-1]})
     db.execute(f"DELETE FROM events WHERE id IN ({','.join('?' * 20)})", victims[40:])
@@ -202,16 +263,16 @@ def test_rollups_match_brute_force_after_every_kind_of_change(db):
     ensure_rollups(db)
     db["events"].upsert_all([{"id": i, "value": v} for i, v in unchanged], pk="id")
     assert not needs_refresh(db)
-    db["events"].upsert_all([{"id": v, "deleted_at": NOW.isoformat()} for v in victims[:40]], pk="id")
+    db["events"].upsert_all([{"id": v, "deleted_at": now.isoformat()} for v in victims[:40]], pk="id")
     assert not needs_refresh(db)
-    check_everything(db, rng)
+    check_everything(db, rng, now)
 
     # A daily sync: new events in the last two days on long-running flows and a form
     # recompute only those days (previous days found per profile), with the same result.
     flow_messages = [r[0] for r in db.execute("SELECT id FROM flow_messages WHERE channel = 'email'")]
     daily = []
     for i in range(120):
-        when = (NOW - dt.timedelta(hours=rng.randrange(48))).isoformat()
+        when = (now - dt.timedelta(hours=rng.randrange(48))).isoformat()
         daily.append(
             {
                 "id": f"daily{i}",
@@ -233,18 +294,18 @@ def test_rollups_match_brute_force_after_every_kind_of_change(db):
     db["events"].insert_all(daily, pk="id")
     stats = ensure_rollups(db)
     assert stats.from_day >= len(flow_messages)  # the day-by-day path was taken
-    check_everything(db, rng)
+    check_everything(db, rng, now)
     # A reconciliation deleting a recent flow event takes the same path.
-    db["events"].upsert({"id": "daily3", "deleted_at": NOW.isoformat()}, pk="id")
+    db["events"].upsert({"id": "daily3", "deleted_at": now.isoformat()}, pk="id")
     assert ensure_rollups(db).from_day >= 1
-    check_everything(db, rng)
+    check_everything(db, rng, now)
 
     # The incremental result is exactly what a rebuild from scratch gives.
     incremental = snapshot(db)
     assert refresh_rollups(db, None).mode == "full"
     assert snapshot(db) == incremental
     # And a since-based refresh (what the sync engine calls) changes nothing either.
-    assert refresh_rollups(db, (NOW - dt.timedelta(days=3)).isoformat()).mode == "incremental"
+    assert refresh_rollups(db, (now - dt.timedelta(days=3)).isoformat()).mode == "incremental"
     assert snapshot(db) == incremental
 
 
@@ -361,3 +422,17 @@ def test_a_conversion_whose_attributed_flow_alone_changed_refreshes_its_message(
     assert db.execute(
         "SELECT flow_id FROM rollup_entities WHERE kind = 'message' AND entity_id = ?", [message]
     ).fetchone() == ("~moved",)
+
+
+def test_a_newly_synced_timezone_rebuilds_the_rollups_once_and_utc_rebuilds_nothing(db):
+    ensure_rollups(db)
+    built = db.execute("SELECT value FROM rollup_state WHERE key = 'signature'").fetchone()[0]
+    assert "timezone" not in built  # a UTC database's signature is what it was before days had a zone
+    in_timezone(db, "Etc/UTC")
+    assert not needs_rebuild(db) and ensure_rollups(db).mode == "none"
+    db.execute("UPDATE accounts SET timezone = 'America/Chicago'")
+    assert needs_rebuild(db)
+    assert ensure_rollups(db).mode == "full"
+    assert ensure_rollups(db).mode == "none"
+    db.execute("DELETE FROM accounts")  # a key without accounts:read: UTC days again
+    assert ensure_rollups(db).mode == "full"

@@ -240,7 +240,9 @@ def test_a_first_load_prebuilds_the_message_rollups_for_the_configured_conversio
     the sync keeps them instead of building them a second time."""
     builds = []
     rebuild = rollups._rebuild_entity_tables
-    monkeypatch.setattr(rollups, "_rebuild_entity_tables", lambda db: builds.append(1) or rebuild(db))
+    monkeypatch.setattr(
+        rollups, "_rebuild_entity_tables", lambda db, days: builds.append(1) or rebuild(db, days)
+    )
     with sandbox_factory("small") as sb:
         sync_ok(sb.server, sb.config, tmp_path / "metrics.db", streams=["metrics"])
         with closing(sqlite3.connect(tmp_path / "metrics.db")) as disk:

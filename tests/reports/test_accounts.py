@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import replace
 
 import pytest
 from rich.console import Console
@@ -131,3 +132,29 @@ def test_compared_totals_are_recomputed_from_every_account_s_rows_of_the_compare
     assert previous["open_rate"] == pytest.approx(12 / 60, abs=1e-6)  # not (0.1 + 0.7) / 2
     assert merged.meta["change_pct"]["recipients"] == 150.0  # 150 vs 60
     assert "change_pct" not in combine(reports).meta  # without --compare: none
+
+
+def test_accounts_in_different_timezones_each_say_whose_days_they_count(reports):
+    reports["acme"].period = replace(PERIOD, zone="America/New_York")
+    merged = combine(reports)
+    body = json.loads(to_json(merged))
+    assert body["timezone"] is None
+    assert body["accounts"]["acme"]["timezone"] == "America/New_York"
+    assert body["accounts"]["globex"]["timezone"] == "UTC"
+    assert "acme: Days in America/New_York, the account's timezone (as Klaviyo counts them)" in merged.notes
+    assert "All accounts: times are shown in UTC (the accounts' timezones differ)" in merged.notes
+    console = Console(record=True, width=120)
+    print_report(merged, console)
+    assert "2026-05-03 10:00" in console.export_text()  # as stored: no one zone to show it in
+
+
+def test_accounts_in_one_timezone_show_it_once(reports):
+    for report in reports.values():
+        report.period = replace(PERIOD, zone="Asia/Kolkata")
+    merged = combine(reports)
+    assert json.loads(to_json(merged))["timezone"] == "Asia/Kolkata"
+    assert not any("Days in" in note for note in merged.notes)
+    console = Console(record=True, width=120)
+    print_report(merged, console)
+    text = console.export_text()
+    assert "Days in Asia/Kolkata" in text and "2026-05-03 15:30" in text  # Big, on India's clock

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 
 import pytest
 
+from klaviyo_etl.db.local_days import days_in
 from klaviyo_etl.errors import UsageError
-from klaviyo_etl.reports.periods import change_pct, compare_period, resolve_period
+from klaviyo_etl.reports.periods import change_pct, compare_period, in_zone, resolve_period
 
 TODAY = dt.date(2026, 3, 15)
 
@@ -80,3 +82,31 @@ def test_an_empty_period_option_is_refused_not_taken_for_the_default(option):
     # `--last ''` (an unset shell variable) read the default 30 days without a word.
     with pytest.raises(UsageError, match="is empty"):
         resolve_period(**{option: " "}, today=dt.date(2026, 5, 31))
+
+
+@pytest.mark.parametrize("zone", ["Pacific/Kiritimati", "Pacific/Pago_Pago", "Asia/Kolkata"])
+def test_a_relative_period_is_the_accounts_days_from_its_today(zone):
+    """`--last 30d` / `today` are resolved (in UTC) before the database is opened; a report
+    resolves them again from the account's today (UTC+14 and UTC-11 differ from UTC's day
+    for most of it)."""
+    days = days_in(zone)
+    local_today = dt.datetime.now(zoneinfo.ZoneInfo(zone)).date()
+    today = in_zone(resolve_period(last="today"), days)
+    assert (today.start, today.last_day, today.zone) == (local_today, local_today, zone)
+    month = in_zone(resolve_period(last="30d"), days)
+    assert month.last_day == local_today and month.days == 30
+    before = in_zone(compare_period(resolve_period(last="30d"), "previous"), days)
+    assert before.end == month.start and before.zone == zone
+    assert month.utc_lo == days.start_of(month.start) and month.utc_hi == days.start_of(month.end)
+
+
+def test_given_days_stay_and_begin_at_the_accounts_midnights():
+    ny = days_in("America/New_York")
+    period = in_zone(resolve_period(from_="2026-03-08", to="2026-03-08"), ny)
+    assert (period.lo, period.hi) == ("2026-03-08", "2026-03-09")
+    assert (period.utc_lo, period.utc_hi) == ("2026-03-08T05:00:00", "2026-03-09T04:00:00")
+    assert period.contains("2026-03-09T03:59:59+00:00") and not period.contains("2026-03-09T04:00:00+00:00")
+    utc = resolve_period(from_="2026-03-08", to="2026-03-08")
+    assert (utc.utc_lo, utc.utc_hi) == ("2026-03-08", "2026-03-09")  # UTC: the days themselves
+    fixed = resolve_period(last="7d", today=TODAY)  # a today given is kept
+    assert in_zone(fixed, ny).start == fixed.start

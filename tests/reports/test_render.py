@@ -12,6 +12,7 @@ import csv
 import datetime
 import html
 import io
+import zoneinfo
 
 import pytest
 from rich.console import Console
@@ -497,3 +498,32 @@ def test_a_comparison_with_the_previous_single_day_says_day():
     today = resolve_period(last="today", today=datetime.date(2026, 5, 31))
     assert compare_period(today, "previous").label == "previous 1 day"
     assert compare_period(resolve_period(last="7d"), "previous").label == "previous 7 days"
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_an_account_outside_utc_shows_its_times_and_says_whose_days_are_counted(tiny_db, width):
+    tiny_db.execute(
+        "INSERT INTO accounts (id, timezone, attributes, synced_at) VALUES ('A1', 'Asia/Kolkata', '{}', '')"
+    )
+    report = messages.campaign_report(tiny_db, resolve_period(last="all"))
+    sent = [r["send_time"] for r in report.rows if r["send_time"]]
+    assert sent and report.to_json()["timezone"] == "Asia/Kolkata"
+    assert [r["send_time"] for r in report.to_json()["rows"] if r["send_time"]] == sent  # stored UTC
+    console = Console(record=True, width=width, force_terminal=True)
+    print_report(report, console)
+    text = console.export_text()
+    india = zoneinfo.ZoneInfo("Asia/Kolkata")
+    for stamp in sent:
+        local = datetime.datetime.fromisoformat(stamp).astimezone(india).strftime("%Y-%m-%d %H:%M")
+        assert local in text
+    assert "Days in Asia/Kolkata, the account's timezone (as Klaviyo counts them)" in text
+    assert max(len(line) for line in text.splitlines()) <= width
+    page = html.unescape(render_html(report))
+    assert "Days in Asia/Kolkata" in page
+
+
+def test_a_utc_account_gets_no_timezone_line(tiny_db):
+    report = messages.campaign_report(tiny_db, resolve_period(last="all"))
+    console = Console(record=True, width=120, force_terminal=True)
+    print_report(report, console)
+    assert report.to_json()["timezone"] == "UTC" and "Days in" not in console.export_text()

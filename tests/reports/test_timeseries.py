@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import statistics
 
 import pytest
 
+from klaviyo_etl.db import open_database
+from klaviyo_etl.db.local_days import days_in
 from klaviyo_etl.errors import UsageError
+from klaviyo_etl.reports.periods import in_zone, resolve_period
 from klaviyo_etl.reports.timeseries import (
     backtest,
     bucket_of,
     linear,
+    metric_report,
     moving_average,
     parse_horizon,
     seasonal_naive,
@@ -58,3 +63,25 @@ def test_buckets_and_horizons():
     assert parse_horizon("48h", "hour") == 48
     with pytest.raises(UsageError):
         parse_horizon("0d", "day")
+
+
+@pytest.mark.parametrize(("day", "hours"), [("2026-03-08", 23), ("2026-11-01", 24), ("2026-05-01", 24)])
+def test_an_hourly_series_has_the_accounts_hours_on_its_dst_days(tmp_path, day, hours):
+    """New York's 8 March has no 02:00 (23 buckets); on 1 November 01:00 happens twice, one
+    bucket holding both hours' events (24 buckets, 25 hours); every event of the day counted."""
+    db = open_database(tmp_path / "k.db")
+    db.execute(
+        "INSERT INTO accounts (id, timezone, attributes, synced_at) VALUES ('A1', 'America/New_York', '{}', '')"
+    )
+    db["metrics"].insert({"id": "M1", "name": "Opened Email"}, pk="id", alter=True)
+    start = dt.datetime.fromisoformat(days_in("America/New_York").start_of(day)).replace(tzinfo=dt.UTC)
+    stamps = [start + dt.timedelta(minutes=20 * i) for i in range(3 * 26)]
+    rows = [{"id": f"E{i}", "metric_id": "M1", "datetime": s.isoformat()} for i, s in enumerate(stamps)]
+    db["events"].insert_all(rows, pk="id", alter=True)
+    inside = in_zone(resolve_period(from_=day, to=day), days_in("America/New_York"))
+    counted = sum(1 for s in stamps if inside.contains(s.isoformat()))
+    report = metric_report(db, "Opened Email", resolve_period(from_=day, to=day), interval="hour")
+    assert len(report.rows) == hours
+    assert sum(r["value"] for r in report.rows) == counted == 3 * (hours + (day == "2026-11-01"))
+    if day == "2026-11-01":
+        assert next(r["value"] for r in report.rows if r["bucket"] == "2026-11-01T01:00") == 6

@@ -12,6 +12,7 @@ import pytest
 from klaviyo_etl import conventions as kc
 from klaviyo_etl.sandbox import SandboxData
 from klaviyo_etl.sandbox.events import NONE
+from klaviyo_etl.sandbox.reporting_api import timeframe_bounds
 from klaviyo_etl.sync.streams.reporting import REPORT_STATISTICS
 from klaviyo_etl.timeutil import iso_to_epoch
 from tests.helpers.sandbox import ACCOUNT, make_client, walk
@@ -456,3 +457,75 @@ def test_sms_failures_count_as_failed_not_bounced_and_sms_has_no_open_rates(
         rows = by_channel[channel]
         assert rows and all(s["failed"] == 0 and isinstance(s["open_rate"], float) for s in rows)
     assert sum(s["bounced"] for s in by_channel["email"]) > 0
+
+
+def _aggregate_in(client: httpx.Client, metric: str, interval: str, first: str, end: str, zone: str) -> dict:
+    attributes = {
+        "metric_id": metric,
+        "measurements": ["count"],
+        "interval": interval,
+        "timezone": zone,
+        "filter": [f"greater-or-equal(datetime,{first})", f"less-than(datetime,{end})"],
+    }
+    response = client.post(
+        "/api/metric-aggregates", json={"data": {"type": "metric-aggregate", "attributes": attributes}}
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["data"]["attributes"]
+
+
+def test_metric_aggregates_cut_days_and_hours_on_the_querys_timezone(client: httpx.Client, data: SandboxData):
+    # Spec: `timezone` "used for processing the query", default UTC; bounds without an offset
+    # are that zone's wall clock.
+    metric = data.metric_ids[data.metric_named(kc.OPENED_EMAIL)]
+    ny = _aggregate_in(
+        client, metric, "day", "2026-10-31T00:00:00", "2026-11-03T00:00:00", "America/New_York"
+    )
+    assert ny["dates"] == [
+        "2026-10-31T00:00:00-04:00",
+        "2026-11-01T00:00:00-04:00",
+        "2026-11-02T00:00:00-05:00",
+    ]
+    starts = [iso_to_epoch(d) for d in ny["dates"]]
+    assert [b - a for a, b in zip(starts, starts[1:], strict=False)] == [
+        86_400,
+        90_000,
+    ]  # 1 November: 25 hours
+    india = _aggregate_in(
+        client, metric, "hour", "2026-05-01T00:00:00", "2026-05-01T03:00:00", "Asia/Kolkata"
+    )
+    assert india["dates"] == [f"2026-05-01T0{h}:00:00+05:30" for h in range(3)]
+    utc = _aggregate_in(client, metric, "day", "2026-05-01T00:00:00", "2026-05-02T00:00:00", "UTC")
+    assert utc["dates"] == ["2026-05-01T00:00:00+00:00"]
+    bad = client.post(
+        "/api/metric-aggregates",
+        json={
+            "data": {
+                "type": "metric-aggregate",
+                "attributes": {
+                    "metric_id": metric,
+                    "measurements": ["count"],
+                    "timezone": "Mars/Olympus",
+                    "filter": [
+                        "greater-or-equal(datetime,2026-05-01T00:00:00)",
+                        "less-than(datetime,2026-05-02T00:00:00)",
+                    ],
+                },
+            }
+        },
+    )
+    assert (
+        bad.status_code == 400 and bad.json()["errors"][0]["source"]["pointer"] == "/data/attributes/timezone"
+    )
+
+
+def test_a_custom_timeframe_is_read_on_the_companys_clock():
+    # Spec `CustomTimeframe`: "Offset is ignored and the company timezone is used".
+    now = datetime.fromisoformat("2026-11-02T03:00:00+00:00")  # 1 November, 22:00 in New York
+    frame = {"start": "2026-11-01T00:00:00+00:00", "end": "2026-11-02T00:00:00+00:00"}
+    start, end = timeframe_bounds(frame, now, "America/New_York")
+    assert (start.isoformat(), end.isoformat()) == ("2026-11-01T04:00:00+00:00", "2026-11-02T05:00:00+00:00")
+    start, end = timeframe_bounds({"key": "yesterday"}, now, "America/New_York")
+    assert (start.isoformat(), end.isoformat()) == ("2026-10-31T04:00:00+00:00", "2026-11-01T04:00:00+00:00")
+    start, end = timeframe_bounds({"key": "today"}, now, "Asia/Kolkata")  # already 2 November there
+    assert (start.isoformat(), end.isoformat()) == ("2026-11-01T18:30:00+00:00", "2026-11-02T18:30:00+00:00")

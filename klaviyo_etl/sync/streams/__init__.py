@@ -42,6 +42,9 @@ __all__ = [
 
 def build_streams() -> dict[str, Stream]:
     streams: list[Stream] = [
+        # First: its timezone says what a day is for the rollups the events build and for the
+        # Reporting API's timeframe (`db/local_days.py`); one request.
+        AccountStream(),
         ResourceStream("metrics", "/api/metrics", "metrics"),
         WindowedStream(
             "events",
@@ -82,6 +85,5 @@ def build_streams() -> dict[str, Stream]:
         ResourceStream("templates", "/api/templates", "templates"),
         ResourceStream("tags", "/api/tags", "tags"),
         ReportingStream(),
-        AccountStream(),
     ]
     return {s.name: s for s in streams}

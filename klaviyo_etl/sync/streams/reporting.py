@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from klaviyo_etl import conventions as kc
 from klaviyo_etl.db.conversion import conversion_metric
+from klaviyo_etl.db.local_days import local_days
 from klaviyo_etl.sync.streams.base import Stream
 
 if TYPE_CHECKING:
@@ -88,7 +89,9 @@ class ReportingStream(Stream):
         Klaviyo resolves a key by its own clock when each request arrives. At 2 requests a
         minute a run may straddle midnight, and our clock may be off Klaviyo's, so the day a
         stored key ended on was a guess; with bounds, a stored row says which days Klaviyo
-        counted. (Klaviyo reads both in the company timezone: spec `CustomTimeframe`.)
+        counted. Klaviyo reads both on the company's clock (spec `CustomTimeframe`: the offset
+        is ignored), so `today` is the account's day (`run`: `local_days`) and the bounds are
+        its midnights written as wall-clock times.
         """
         days = kc.TIMEFRAME_DAYS.get(self.timeframe)
         if days is None:
@@ -121,7 +124,10 @@ class ReportingStream(Stream):
             return
         metric_id = picked.id
         fetched = run.now_iso()
-        today = run.server_now().date()  # every batch asks about the same days
+        # Every batch asks about the same days: those before the account's today, as Klaviyo
+        # counts them (UTC's when the account is not synced).
+        days = await run.read(lambda repo: local_days(repo.db))
+        today = days.today(run.server_now())
         timeframe = self.timeframe_bounds(today)
         since = (run.started - dt.timedelta(days=366)).isoformat()
         for report, path, rtype, id_key, message_key, table in self.REPORTS:
