@@ -46,6 +46,15 @@ def serve_command(
     rate_limit_scale: Annotated[
         float, typer.Option(help="Multiply allowed request rates (below 1: 429s sooner).")
     ] = 1.0,
+    timezone: Annotated[
+        str,
+        typer.Option(
+            help="The company's timezone (IANA name): the Reporting API and the reports count its days."
+        ),
+    ] = _DEFAULTS.timezone,
+    currency: Annotated[
+        str, typer.Option(help="The company's preferred currency (for orders that name none).")
+    ] = _DEFAULTS.preferred_currency,
     stats_json: Annotated[
         Path | None,
         typer.Option(
@@ -57,6 +66,7 @@ def serve_command(
     """Generate an account and serve it until Ctrl-C."""
     if stats_json is not None:  # said now, not at shutdown after the run
         check_output_file(stats_json, "--stats-json")
+    _check_account(timezone, currency)
     config = SandboxConfig(
         seed=seed,
         profiles=profiles,
@@ -73,6 +83,8 @@ def serve_command(
         fault_rate=fault_rate,
         rate_limits=rate_limits,
         rate_limit_scale=rate_limit_scale,
+        timezone=timezone,
+        preferred_currency=currency,
     )
     from klaviyo_etl.sandbox.data import SandboxData
     from klaviyo_etl.sandbox.server import SandboxServer
@@ -97,6 +109,25 @@ def serve_command(
     finally:
         if stats_json is not None:
             _write_stats(stats_json, server.stats.snapshot())
+
+
+def _check_account(timezone: str, currency: str) -> None:
+    """An unknown zone would only surface as 400s from the Reporting API, mid-sync."""
+    import zoneinfo
+
+    from klaviyo_etl.errors import UsageError, refuse_blank
+
+    refuse_blank("--timezone", timezone, "an IANA timezone such as America/New_York")
+    try:
+        zoneinfo.ZoneInfo(timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise UsageError(
+            f"--timezone {timezone!r} is not a timezone: give an IANA name such as America/New_York"
+        ) from None
+    if not (len(currency) == 3 and currency.isascii() and currency.isalpha() and currency.isupper()):
+        raise UsageError(
+            f"--currency {currency!r} is not a currency code: give three capital letters such as EUR"
+        )
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -107,3 +107,31 @@ def test_a_port_out_of_range_or_a_stats_file_in_a_missing_folder_is_refused_befo
             raise AssertionError(f"{args}: served instead of refusing") from None
         assert result.returncode == 2, (args, result.stderr)
         assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_company_s_timezone_and_currency_are_served_and_bad_ones_refused() -> None:
+    # Without these options nobody could see the reports count an account's own days (the
+    # sandbox's company was always in UTC) short of writing Python.
+    process, printed = serve(
+        "--profiles", "5", "--events", "10", "--timezone", "Asia/Kolkata", "--currency", "EUR"
+    )
+    try:
+        url, key = printed["KLAVIYO_BASE_URL"], printed["KLAVIYO_API_KEY"]
+        response = httpx.get(
+            f"{url}/api/accounts", headers={"Authorization": f"Klaviyo-API-Key {key}", "revision": REVISION}
+        )
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    attributes = response.json()["data"][0]["attributes"]
+    assert (attributes["timezone"], attributes["preferred_currency"]) == ("Asia/Kolkata", "EUR")
+    for args, message in [
+        (["--timezone", "Mars/Olympus"], "Error: --timezone 'Mars/Olympus' is not a timezone"),
+        (["--timezone", " "], "Error: --timezone is empty"),
+        (["--currency", "euro"], "Error: --currency 'euro' is not a currency code"),
+    ]:
+        result = refused(*args, timeout=20)
+        assert result.returncode == 2, (args, result.stderr)
+        assert message in result.stderr and "Traceback" not in result.stderr
