@@ -15,6 +15,7 @@ from sqlite_utils.migrations import Migrations
 
 from klaviyo_etl.db.privacy import install_erasure
 from klaviyo_etl.errors import DatabaseError
+from klaviyo_etl.timeutil import stored_time
 
 
 class NumberedMigrations(Migrations):
@@ -472,6 +473,29 @@ def m011_accounts(db: sqlite_utils.Database) -> None:
             "test_account": int,
         },
     )
+
+
+@migration
+def m012_events_datetime_in_one_shape(db: sqlite_utils.Database) -> None:
+    """Events stored before `stored_time` with a `datetime` in another shape (Klaviyo sends
+    some space-separated, LIVE_BEHAVIOUR.md §9) are rewritten in the one the reports compare
+    with, and the rollups are rebuilt from them at their next refresh. The rollups' update
+    trigger is set aside meanwhile: the rebuild recounts everything, so marking each row
+    dirty would only cost time."""
+    db.conn.create_function("stored_time", 1, stored_time, deterministic=True)
+    trigger = db.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'events_rollup_update'"
+    ).fetchone()
+    db.execute("DROP TRIGGER IF EXISTS events_rollup_update")
+    changed = db.execute(
+        "UPDATE events SET datetime = stored_time(datetime)"
+        " WHERE NOT (length(datetime) = 25 AND substr(datetime, 11, 1) = 'T'"
+        " AND substr(datetime, 20) = '+00:00') AND datetime IS NOT stored_time(datetime)"
+    ).rowcount
+    if trigger:
+        db.execute(trigger[0])
+    if changed and "rollup_state" in db.table_names():
+        db.execute("DELETE FROM rollup_state WHERE key = 'watermark'")
 
 
 SCHEMA_VERSION = len(MIGRATIONS.names())

@@ -472,3 +472,23 @@ def test_ranges_over_values_out_of_epoch_order_or_missing_match_filtering_each_r
     bounds = [p["attributes"]["updated"] for p in profiles[-60::8]]
     ops = ("greater-than", "less-than")
     assert _check_ranges(api, data, "/api/profiles", "profile", "updated", "100", ops, bounds) > 10
+
+
+def test_events_come_with_their_datetime_in_both_shapes_klaviyo_sends(client: httpx.Client) -> None:
+    """LIVE_BEHAVIOUR.md §9: some `datetime`s are ISO 8601 with a "T", others space-separated
+    with microseconds (Python's `str()` of the time); both name the second `timestamp` does,
+    and the `fields[event]` path renders them the same."""
+    for params in ({"page[size]": "1000"}, {"page[size]": "1000", "fields[event]": "datetime,timestamp"}):
+        items, _ = walk(client, "/api/events", params)
+        shapes = {"T": 0, " ": 0}
+        for item in items:
+            text, ts = item["attributes"]["datetime"], item["attributes"]["timestamp"]
+            shapes[text[10]] += 1
+            moment = dt.datetime.fromisoformat(text)
+            assert moment.utcoffset() == timedelta(0)
+            assert int(moment.timestamp()) == ts
+            if text[10] == " ":
+                assert len(text) == 32 and moment.microsecond > 0, text
+            else:
+                assert text == epoch_to_iso(ts)
+        assert min(shapes.values()) > len(items) // 3, shapes
