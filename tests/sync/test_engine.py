@@ -556,3 +556,23 @@ def test_events_that_appear_days_after_their_datetime_are_read_once_they_are_a_w
         assert iso(state.extra["settled"]) == iso(state.watermark) + dt.timedelta(minutes=10) - dt.timedelta(
             days=7
         )
+
+
+def test_an_event_stamped_ahead_of_klaviyos_clock_never_sends_a_bound_in_the_future(
+    sandbox_factory, tmp_path
+):
+    """LIVE_BEHAVIOUR.md §11: Klaviyo refuses a filter bound ahead of its clock with a 400, so
+    a mark taken from an event dated a month ahead (a skewed integration) would fail every
+    later run (PostHog's connector did, until it clamped its cursor). Our mark stops at the
+    run's start."""
+    with sandbox_factory("tiny") as sb:
+        db_path = tmp_path / "k.db"
+        settings = settings_for(sb.server, sb.config, db_path)
+        now = dt.datetime.fromtimestamp(sb.data.clock(), dt.UTC)
+        ahead = sb.data.add_events(1, start=now + dt.timedelta(days=30), end=now + dt.timedelta(days=30))
+        assert run_sync(settings, SyncOptions(streams=["events"])).ok
+        assert set(ahead) <= live_ids(db_path, "events")
+        fresh = sb.data.add_events(5)
+        second = run_sync(settings, SyncOptions(streams=["events"]))
+        assert second.ok, [(s.stream, s.error) for s in second.streams]
+        assert set(fresh) <= live_ids(db_path, "events")
