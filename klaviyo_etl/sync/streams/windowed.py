@@ -271,7 +271,8 @@ class WindowedStream(Stream):
         if self.lookback and lo is not None and (incremental or not run.since):
             # The stretch up to SETTLE ago is done: the late window read it (a first load or a
             # full scan read everything; a file from before the mark starts it here). A
-            # `--since` run later than the lookback read from its date only: the mark stays.
+            # `--since` from before the lookback read from its date, not the late window: the
+            # mark stays, and the next run reads that window.
             mark = run.started - SETTLE
             if state.extra.get(SETTLED):
                 mark = max(mark, parse_time(state.extra[SETTLED]))
