@@ -183,3 +183,23 @@ def test_events_stored_with_a_space_separated_datetime_are_rewritten_and_recount
     assert db.execute("SELECT count(*) FROM rollup_dirty").fetchone()[0] == 0  # no row marked one by one
     refresh_rollups(db, "")  # what a sync's end asks for: only what changed
     assert db.execute(hours).fetchall() == [("2026-06-23T10", 2), ("2026-06-23T11", 1)]
+
+
+def test_many_events_to_rewrite_have_their_datetime_indexes_built_again_as_they_were(tmp_path):
+    """m012 drops the indexes on `datetime` while it rewrites many rows, and builds them again."""
+    path = tmp_path / "old.db"
+    old = open_database(path, migrate=False)
+    _migrate_as_before(old, [getattr(m, n) for n in m.MIGRATIONS.names()[:11]])
+    old["events"].insert_all(
+        {"id": f"e{i}", "metric_id": "m1", "datetime": f"2026-06-23 10:{i % 60:02d}:{i % 59:02d}+00:00"}
+        for i in range(10_001)
+    )
+    schema = "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = 'events' ORDER BY name"
+    before = old.execute(schema).fetchall()
+    old.close()
+    db = open_database(path)
+    assert db.execute(schema).fetchall() == before
+    assert (
+        db.execute("SELECT count(*) FROM events WHERE substr(datetime, 11, 1) = 'T'").fetchone()[0] == 10_001
+    )
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
