@@ -28,7 +28,7 @@ import orjson
 import sqlite_utils
 
 from klaviyo_etl import conventions as kc
-from klaviyo_etl.timeutil import utcnow_iso
+from klaviyo_etl.timeutil import stored_time, utcnow_iso
 
 if TYPE_CHECKING:
     from klaviyo_etl.models import Resource
@@ -104,7 +104,7 @@ def event_row(r: Resource) -> Row:
     return {
         "metric_id": _related_id(rels, "metric"),
         "profile_id": _related_id(rels, "profile"),
-        "datetime": a.get("datetime"),
+        "datetime": stored_time(a.get("datetime")),
         "timestamp": a.get("timestamp"),
         "uuid": a.get("uuid"),
         "value": event_value(props.get(kc.PROP_VALUE)),
@@ -397,7 +397,7 @@ def event_batch(resources: list[EventResource], now: str) -> Batch:
                 r.id,
                 metric,
                 profile,
-                a.datetime,
+                stored_time(a.datetime),
                 a.timestamp,
                 a.uuid,
                 value,

@@ -52,6 +52,10 @@ DATETIME_FIELDS = {
     "datetime",
 }
 
+# The incremental fields Klaviyo refuses a bound on that lies ahead of its clock, with a 400
+# "End date may not be in the future" (LIVE_BEHAVIOUR.md §11).
+NO_FUTURE_BOUND = {"datetime", "updated", "updated_at"}
+
 # Collections that list only archived=false items unless the filter mentions `archived`
 # (equals(archived,true) lists only the archived ones): LIVE_BEHAVIOUR.md §2.
 HIDES_ARCHIVED = ("/api/campaigns", "/api/flows")
@@ -298,7 +302,10 @@ class Api:
         validate(terms, endpoint.filter_fields)
         for term in terms:
             if term.field in DATETIME_FIELDS and term.op != "has":
-                as_epoch(term.value)  # malformed datetimes are a 400, not an empty page
+                at = as_epoch(term.value)  # malformed datetimes are a 400, not an empty page
+                if term.field in NO_FUTURE_BOUND and term.op in RANGE_OPS and at > self.data.clock():
+                    shown = getattr(term.value, "text", term.value)
+                    raise bad_request(f"End date may not be in the future: {shown}", pointer=term.field)
         return terms
 
     # -- links ---------------------------------------------------------------------------------

@@ -402,7 +402,7 @@ class Renderer:
         attrs = {
             "timestamp": ts,
             "event_properties": data.event_properties(i),
-            "datetime": epoch_to_iso(ts),
+            "datetime": event_datetime(ts, num),
             "uuid": event_uuid(num),
         }
         if self.fields.get("event"):
@@ -457,14 +457,14 @@ class Renderer:
             attributes = {
                 "timestamp": ts,
                 "event_properties": data.event_properties(i),
-                "datetime": epoch_to_iso(ts),
+                "datetime": event_datetime(ts, num),
                 "uuid": event_uuid(num),
             }
             attrs = encode_json(_select(attributes, selected)).decode()
         else:
             attrs = (
                 f'{{"timestamp":{ts},"event_properties":{self.properties(i)},'
-                f'"datetime":"{epoch_to_iso(ts)}","uuid":"{event_uuid(num)}"}}'
+                f'"datetime":"{event_datetime(ts, num)}","uuid":"{event_uuid(num)}"}}'
             )
         profile_id = data.profile_ids[events.profile[i]]
         metric_id = data.metric_ids[events.metric[i]]
@@ -582,6 +582,18 @@ def subscriptions_json(record: dict) -> str:
         f'"consent_timestamp":{_quoted(email_ts) if push else "null"}'
         "}}}"
     )
+
+
+def event_datetime(ts: int, num: int) -> str:
+    """An event's `datetime` in the shapes live Klaviyo sends (LIVE_BEHAVIOUR.md §9): ISO 8601
+    with a "T" (`2026-05-01T10:00:00+00:00`), or Python's `str()` of the time: space-separated,
+    with microseconds. Every odd-numbered event takes the second shape, its fraction made from
+    its number (never .000000, and within the second its `timestamp` names): the sandbox's
+    choice, as the share of each shape live is unknown."""
+    text = epoch_to_iso(ts)
+    if not num & 1:
+        return text
+    return f"{text[:10]} {text[11:19]}.{num * 7919 % 1_000_000:06d}+00:00"
 
 
 _TRUE = {True: "true", False: "false"}

@@ -153,3 +153,53 @@ def test_the_schema_from_empty_matches_the_earlier_recording(tmp_path):
     new = open_database(tmp_path / "new.db")
     query = "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name"
     assert new.execute(query).fetchall() == old.execute(query).fetchall()
+
+
+def test_events_stored_with_a_space_separated_datetime_are_rewritten_and_recounted(tmp_path):
+    """m013 (LIVE_BEHAVIOUR.md §9): a file synced before `stored_time` holds some datetimes as
+    Klaviyo sent them; they are rewritten in the one shape, and the rollups, built while they
+    had no hour, are rebuilt at their next refresh."""
+    from klaviyo_etl.db.rollups import refresh_rollups
+
+    path = tmp_path / "old.db"
+    old = open_database(path, migrate=False)
+    _migrate_as_before(old, [getattr(m, n) for n in m.MIGRATIONS.names()[:12]])
+    old["metrics"].insert({"id": "m1", "name": "Viewed Product"})
+    sent = ["2026-06-23T10:00:00+00:00", "2026-06-23 10:15:23.918411+00:00", "2026-06-23 11:00:00+00:00"]
+    old["events"].insert_all(
+        {"id": f"e{i}", "metric_id": "m1", "profile_id": "p1", "datetime": d} for i, d in enumerate(sent)
+    )
+    refresh_rollups(old)
+    hours = "SELECT hour, sum(events) FROM rollup_metric_hours GROUP BY hour ORDER BY hour"
+    assert old.execute(hours).fetchall() == [("2026-06-23 10", 1), ("2026-06-23 11", 1), ("2026-06-23T10", 1)]
+    old.close()
+
+    db = open_database(path)
+    assert [r[0] for r in db.execute("SELECT datetime FROM events ORDER BY id")] == [
+        "2026-06-23T10:00:00+00:00",
+        "2026-06-23T10:15:23.918411+00:00",
+        "2026-06-23T11:00:00+00:00",
+    ]
+    assert db.execute("SELECT count(*) FROM rollup_dirty").fetchone()[0] == 0  # no row marked one by one
+    refresh_rollups(db, "")  # what a sync's end asks for: only what changed
+    assert db.execute(hours).fetchall() == [("2026-06-23T10", 2), ("2026-06-23T11", 1)]
+
+
+def test_many_events_to_rewrite_have_their_datetime_indexes_built_again_as_they_were(tmp_path):
+    """m013 drops the indexes on `datetime` while it rewrites many rows, and builds them again."""
+    path = tmp_path / "old.db"
+    old = open_database(path, migrate=False)
+    _migrate_as_before(old, [getattr(m, n) for n in m.MIGRATIONS.names()[:12]])
+    old["events"].insert_all(
+        {"id": f"e{i}", "metric_id": "m1", "datetime": f"2026-06-23 10:{i % 60:02d}:{i % 59:02d}+00:00"}
+        for i in range(10_001)
+    )
+    schema = "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = 'events' ORDER BY name"
+    before = old.execute(schema).fetchall()
+    old.close()
+    db = open_database(path)
+    assert db.execute(schema).fetchall() == before
+    assert (
+        db.execute("SELECT count(*) FROM events WHERE substr(datetime, 11, 1) = 'T'").fetchone()[0] == 10_001
+    )
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -214,3 +214,24 @@ def test_our_figures_agree_with_the_sandbox_reporting_api(synced):
         compared = cli_json(base, env, "report", command, "--source", "compare", "--last", "365d")
         assert compared["rows"], command
         assert [(r["name"], r["agree"]) for r in compared["rows"] if r["agree"] != "yes"] == [], command
+
+
+def test_report_metric_by_hour_counts_every_event_whichever_shape_its_datetime_came_in(synced):
+    """LIVE_BEHAVIOUR.md §9: half the sandbox's events come with a space-separated `datetime`.
+    Stored as sent, none of them had an hour: `report metric --interval hour` counted 793 of
+    the 1574 Viewed Product events of 90 days (the day totals were right)."""
+    data, _, base, env = synced
+    events = data.events
+    names = {i: data.resources["metric"][m]["attributes"]["name"] for i, m in enumerate(data.metric_ids)}
+    start = dt.datetime.combine(data.now.date() - dt.timedelta(days=89), dt.time(), dt.UTC).timestamp()
+    for name in (kc.VIEWED_PRODUCT, kc.PLACED_ORDER):
+        expected = sum(
+            1
+            for i in range(len(events))
+            if names[events.metric[i]] == name
+            and events.ts[i] >= start
+            and events.num[i] not in events.deleted
+        )
+        doc = cli_json(base, env, "report", "metric", name, "--last", "90d", "--interval", "hour")
+        assert expected > 100
+        assert doc["total"] == expected, name

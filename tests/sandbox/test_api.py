@@ -386,7 +386,11 @@ def _check_ranges(
 
 @pytest.fixture
 def ranges_account() -> SandboxData:
-    return SandboxData.generate(make_config(profiles=300, events=3000))
+    data = SandboxData.generate(make_config(profiles=300, events=3000))
+    # The walks probe bounds past every value, up to 2100: with the clock past them, none is
+    # refused as a bound in the future (LIVE_BEHAVIOUR.md §11), and the ranges are what is tested.
+    data.clock_skew = dt.timedelta(days=36_600)
+    return data
 
 
 @pytest.mark.parametrize(
@@ -472,3 +476,52 @@ def test_ranges_over_values_out_of_epoch_order_or_missing_match_filtering_each_r
     bounds = [p["attributes"]["updated"] for p in profiles[-60::8]]
     ops = ("greater-than", "less-than")
     assert _check_ranges(api, data, "/api/profiles", "profile", "updated", "100", ops, bounds) > 10
+
+
+def test_events_come_with_their_datetime_in_both_shapes_klaviyo_sends(client: httpx.Client) -> None:
+    """LIVE_BEHAVIOUR.md §9: some `datetime`s are ISO 8601 with a "T", others space-separated
+    with microseconds (Python's `str()` of the time); both name the second `timestamp` does,
+    and the `fields[event]` path renders them the same."""
+    for params in ({"page[size]": "1000"}, {"page[size]": "1000", "fields[event]": "datetime,timestamp"}):
+        items, _ = walk(client, "/api/events", params)
+        shapes = {"T": 0, " ": 0}
+        for item in items:
+            text, ts = item["attributes"]["datetime"], item["attributes"]["timestamp"]
+            shapes[text[10]] += 1
+            moment = dt.datetime.fromisoformat(text)
+            assert moment.utcoffset() == timedelta(0)
+            assert int(moment.timestamp()) == ts
+            if text[10] == " ":
+                assert len(text) == 32 and moment.microsecond > 0, text
+            else:
+                assert text == epoch_to_iso(ts)
+        assert min(shapes.values()) > len(items) // 3, shapes
+
+
+@pytest.mark.parametrize(
+    ("path", "bound"),
+    [
+        ("/api/events", "greater-or-equal(datetime,{t})"),
+        ("/api/events", "less-than(datetime,{t})"),
+        ("/api/profiles", "greater-than(updated,{t})"),
+        ("/api/campaigns", "and(equals(messages.channel,'email'),greater-or-equal(updated_at,{t}))"),
+    ],
+)
+def test_a_bound_ahead_of_klaviyos_clock_on_an_incremental_field_is_refused(
+    client: httpx.Client, data: SandboxData, path: str, bound: str
+) -> None:
+    """LIVE_BEHAVIOUR.md §11: Klaviyo answers 400 "End date may not be in the future"."""
+    ahead = epoch_to_iso(data.clock() + 3600).replace("+00:00", "Z")
+    refused = client.get(path, params={"filter": bound.format(t=ahead)})
+    assert refused.status_code == 400
+    assert refused.json()["errors"][0]["detail"] == f"End date may not be in the future: {ahead}"
+    behind = epoch_to_iso(data.clock() - 3600).replace("+00:00", "Z")
+    assert client.get(path, params={"filter": bound.format(t=behind)}).status_code == 200
+
+
+def test_a_future_bound_on_a_field_that_is_not_incremental_is_still_answered(
+    client: httpx.Client, data: SandboxData
+) -> None:
+    ahead = epoch_to_iso(data.clock() + 86_400).replace("+00:00", "Z")
+    flt = f"and(equals(messages.channel,'email'),less-than(scheduled_at,{ahead}))"
+    assert client.get("/api/campaigns", params={"filter": flt}).status_code == 200

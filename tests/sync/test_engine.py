@@ -529,3 +529,50 @@ def test_a_key_revoked_mid_run_stops_it_keeps_what_is_stored_and_the_next_run_co
         sb.config.api_key = key  # a new key in place: the next run completes the load
         assert run_sync(settings, SyncOptions()).ok
         assert_matches_sandbox(db_path, sb.data)
+
+
+def test_events_that_appear_days_after_their_datetime_are_read_once_they_are_a_week_old(
+    sandbox_factory, tmp_path
+):
+    """LIVE_BEHAVIOUR.md §10: Klaviyo's events are eventually consistent; Estuary saw some
+    appear more than 4 days late. Events dated 4-5 days back that appear after a sync are past
+    the 3-day lookback of every later run: before the settle window none of them was ever
+    stored. Now a run once they are a week old reads them, and only that stretch again."""
+    with sandbox_factory("tiny") as sb:
+        db_path = tmp_path / "k.db"
+        settings = settings_for(sb.server, sb.config, db_path)
+        assert run_sync(settings, SyncOptions(streams=["events"])).ok
+        now = dt.datetime.fromtimestamp(sb.data.clock(), dt.UTC)
+        late = sb.data.add_events(20, start=now - dt.timedelta(days=5), end=now - dt.timedelta(days=4))
+        assert run_sync(settings, SyncOptions(streams=["events"])).ok  # a day later, say
+        assert not set(late) & live_ids(db_path, "events")  # not yet: SETTLE has not passed
+        sb.data.clock_skew = dt.timedelta(days=4)  # four days pass at Klaviyo
+        result = run_sync(settings, SyncOptions(streams=["events"]))
+        assert result.ok
+        assert set(late) <= live_ids(db_path, "events"), (
+            f"{len(set(late) & live_ids(db_path, 'events'))} of 20"
+        )
+        state = StreamState.load(open_database(db_path), "events")
+        assert iso(state.extra["settled"]) == iso(state.watermark) + dt.timedelta(minutes=10) - dt.timedelta(
+            days=7
+        )
+
+
+def test_an_event_stamped_ahead_of_klaviyos_clock_never_sends_a_bound_in_the_future(
+    sandbox_factory, tmp_path
+):
+    """LIVE_BEHAVIOUR.md §11: Klaviyo refuses a filter bound ahead of its clock with a 400, so
+    a mark taken from an event dated a month ahead (a skewed integration) would fail every
+    later run (PostHog's connector did, until it clamped its cursor). Our mark stops at the
+    run's start."""
+    with sandbox_factory("tiny") as sb:
+        db_path = tmp_path / "k.db"
+        settings = settings_for(sb.server, sb.config, db_path)
+        now = dt.datetime.fromtimestamp(sb.data.clock(), dt.UTC)
+        ahead = sb.data.add_events(1, start=now + dt.timedelta(days=30), end=now + dt.timedelta(days=30))
+        assert run_sync(settings, SyncOptions(streams=["events"])).ok
+        assert set(ahead) <= live_ids(db_path, "events")
+        fresh = sb.data.add_events(5)
+        second = run_sync(settings, SyncOptions(streams=["events"]))
+        assert second.ok, [(s.stream, s.error) for s in second.streams]
+        assert set(fresh) <= live_ids(db_path, "events")

@@ -534,3 +534,26 @@ def test_a_parse_pauses_the_collector_and_turns_it_back_on():
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        ("2026-06-23T00:15:23+00:00", "2026-06-23T00:15:23+00:00"),
+        # Klaviyo's other shape (LIVE_BEHAVIOUR.md §9): Python's str() of the time
+        ("2026-06-23 00:15:23.918411+00:00", "2026-06-23T00:15:23.918411+00:00"),
+        ("2026-06-23 00:15:23+00:00", "2026-06-23T00:15:23+00:00"),
+        ("2026-06-23T00:15:23Z", "2026-06-23T00:15:23+00:00"),
+        ("2026-06-23T02:15:23+02:00", "2026-06-23T00:15:23+00:00"),
+        ("2026-06-23 00:15:23", "2026-06-23T00:15:23+00:00"),  # no zone: UTC
+        ("not a time", "not a time"),  # kept as sent
+        (None, None),
+    ],
+)
+def test_an_events_datetime_is_stored_in_one_shape_both_ways(tmp_path, sent, stored):
+    """The reports compare `datetime` as text and take its hour as `substr(datetime, 1, 13)`:
+    a space-separated one fell out of every range bounded within a day, and of every hour."""
+    body = orjson.dumps({"data": [_event("1", {}, datetime=sent)], "links": {"next": None}})
+    rows = _both_ways(tmp_path, [body], "datetime")["events"]
+    assert [r["datetime"] for r in rows] == [stored]
+    assert parse_rows(body, "datetime").last == sent  # the window's progress reads it as sent

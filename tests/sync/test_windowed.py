@@ -14,9 +14,11 @@ from klaviyo_etl.sync import parts
 from klaviyo_etl.sync.engine import SyncOptions, run_sync
 from klaviyo_etl.sync.streams import ProfileStream, WindowedStream, build_streams, windowed
 from klaviyo_etl.sync.streams.windowed import (
+    SETTLE,
     Window,
     busiest_window,
     iso_mark,
+    late_window,
     plan_windows,
     rows_left,
     split_window,
@@ -286,3 +288,17 @@ def test_a_windowed_stream_starts_from_an_oldest_row_read_before_it_was_built_an
     assert streams["profiles"].first == [None]
     with pytest.raises(TypeError, match="tags stream"):
         streams["tags"].use_first_row(T0)
+
+
+def test_the_late_window_is_the_stretch_that_became_a_week_old_since_the_last_run():
+    """LIVE_BEHAVIOUR.md §10: each run reads once more what is now SETTLE old, from the mark
+    the last run left, and no further than its own windows' start."""
+    started = T0 + 30 * DAY
+    lo = started - 3 * DAY  # the lookback's start
+    last = iso_mark(started - HOUR - SETTLE)  # the run an hour before
+    w = late_window(last, lo, started)
+    assert (w.lo, w.hi, w.progress, w.open_ended) == (started - HOUR - SETTLE, started - SETTLE, w.lo, False)
+    assert late_window(None, lo, started) is None  # no mark yet: a file from before, or a first run
+    assert late_window(iso_mark(started - SETTLE), lo, started) is None  # nothing new is a week old
+    long_lookback = started - 10 * DAY  # a lookback past SETTLE re-reads it all anyway
+    assert late_window(last, long_lookback, started) is None

@@ -11,6 +11,11 @@ time. A worker that runs out of windows therefore takes the upper half of the re
 range of the window with the most rows left (estimated from the rows it has read so far);
 the busy window's reader starts again from its progress with the lower half's bound at
 its next page.
+
+Klaviyo's events are eventually consistent: some appear days after their `datetime`
+(LIVE_BEHAVIOUR.md §10). Besides the lookback it re-reads every run, the events stream reads
+each stretch of time once more when it is `SETTLE` old (`late_window`), so an event that
+appears up to `SETTLE` late is stored, at the cost of one interval's events a run.
 """
 
 from __future__ import annotations
@@ -128,6 +133,23 @@ def iso_mark(value: dt.datetime) -> str:
     return fmt_time(value).replace("Z", "+00:00")
 
 
+# How late an event may appear and still be read (LIVE_BEHAVIOUR.md §10): Estuary's connector
+# re-reads events at this horizon after seeing Klaviyo's events appear more than 4 days late.
+SETTLE = dt.timedelta(days=7)
+SETTLED = "settled"  # the state's mark: events dated before it were read once SETTLE old
+
+
+def late_window(settled: str | None, lo: dt.datetime, started: dt.datetime) -> Window | None:
+    """The stretch an incremental run reads again because it is now `SETTLE` old: from the
+    last run's mark to `SETTLE` before this run's start, below the run's own windows (from
+    `lo`). None when there is no mark yet, or nothing between the mark and `lo`."""
+    if not settled:
+        return None
+    end = min(lo, started - SETTLE)
+    start = parse_time(settled)
+    return Window(start, end, start) if start < end else None
+
+
 class WindowedStream(Stream):
     """A big collection fetched as time windows in parallel (events by datetime, profiles by updated).
 
@@ -236,12 +258,25 @@ class WindowedStream(Stream):
         bulk = self.bulk_load and await run.read(lambda repo: repo.is_empty(self.table))
         if bulk:
             await run.commit(lambda repo: repo.defer_indexes(self.table))
+        incremental = lo is not None and lo == resume
         if lo is not None and lo < run.started:
             # The last window is open-ended, so rows newer than the start (or stamped ahead by
             # a skewed clock) are read too; the watermark stops at `hi` = start - safety lag,
             # so the newest rows are read again next time rather than risk missing late ones.
             windows = self.plan(lo, run.started)
+            late = late_window(state.extra.get(SETTLED), lo, run.started) if self.lookback else None
+            if late is not None and incremental:
+                windows.append(late)
             await self.fetch(run, windows, hi, bulk)
+        if self.lookback and lo is not None and (incremental or not run.since):
+            # The stretch up to SETTLE ago is done: the late window read it (a first load or a
+            # full scan read everything; a file from before the mark starts it here). A
+            # `--since` from before the lookback read from its date, not the late window: the
+            # mark stays, and the next run reads that window.
+            mark = run.started - SETTLE
+            if state.extra.get(SETTLED):
+                mark = max(mark, parse_time(state.extra[SETTLED]))
+            state.extra[SETTLED] = iso_mark(mark)
         complete_scan = run.full_scan and not run.since
         # A complete scan flags the rows it did not see as gone. Not a bulk load's: the table
         # was empty when it started, so every row in it is the scan's own and none can be
