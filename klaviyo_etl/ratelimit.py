@@ -81,9 +81,9 @@ class Bucket:
         self.steady = _with_headroom(limit.steady_per_min, headroom)
         self.confirmed = False  # an answer has stated the server's limit (see `learn`)
         self.clock = clock
-        # When each request in flight was sent, by slot number; when those of the last 60 s
-        # were over (answered or failed), ascending.
-        self.pending: dict[int, float] = {}
+        # The slots of the requests in flight; when those of the last 60 s were over
+        # (answered or failed), ascending.
+        self.pending: set[int] = set()
         self.over: list[float] = []
         self.slots = 0  # slots claimed so far: the next one's number
         self.paused_until = 0.0
@@ -163,7 +163,7 @@ class Bucket:
         """Claim a slot now (what `acquire` does once one is free): its number."""
         slot = self.slots
         self.slots += 1
-        self.pending[slot] = self.clock()
+        self.pending.add(slot)
         self.in_flight += 1
         self.idle.clear()
         return slot
@@ -172,7 +172,8 @@ class Bucket:
         """A claimed request is answered (or failed): it is no longer in flight. `answered_at`
         (on this bucket's clock) is when its answer's headers came back; None if none did,
         and then its slot counts from now, when the failure is known."""
-        if self.pending.pop(slot, None) is not None:
+        if slot in self.pending:
+            self.pending.discard(slot)
             bisect.insort(self.over, self.clock() if answered_at is None else answered_at)
         self.in_flight = max(0, self.in_flight - 1)
         if not self.in_flight:
