@@ -236,7 +236,7 @@ class KlaviyoClient:
                 except (httpx.TransportError, httpx.DecodingError) as exc:
                     raise TransientError(f"{method} {shown}: {type(exc).__name__}: {exc}") from exc
                 finally:
-                    # When the answer's headers came back frees its burst slot sooner (ratelimit.py).
+                    # A slot is free a window after its answer's headers came back (ratelimit.py).
                     self.limiter.release(key, claim.slot, answered_at)
                 self.answered = True
                 self._observe_clock(response.headers)

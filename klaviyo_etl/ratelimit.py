@@ -2,8 +2,9 @@
 
 Klaviyo limits each endpoint with two fixed windows (a 1 s burst and a 60 s steady rate, by
 tier; see sandbox/LIVE_BEHAVIOUR.md §6), without saying where a window starts. Proactive: a
-request waits until both windows, kept here as sliding logs, have room; no placement of the
-fixed windows can refuse what a sliding log allows, so a well-behaved run sees no 429s.
+request waits until both windows have room, counted as sliding windows over the time each
+request may have reached the server (below); no placement of the fixed windows can refuse
+what they allow, so a well-behaved run sees no 429s.
 Adaptive: `RateLimit-*` headers and `Retry-After` pause the bucket when the server knows
 better (other clients on the same key, a stricter limit than documented).
 
@@ -26,21 +27,28 @@ spend what is left, the bucket waits for `RateLimit-Reset`.
 Only when no answer states the limit does the probe last `probe_s` (issue 12: the serial
 1.5 s cost a 2.7 s first load of profiles a third of its time).
 
-A slot of the burst window is free again `margin` after its second has passed, or one
-second after its answer came back if that is sooner (issue 12): the server counted the
-request before it answered, so a request sent a second after the answer can never share a
-window with it, however long either took on the way. The margin covers only requests whose
-answer is not in yet (or was slower than the margin). It is load-bearing: at 0, a first load
-of 200,000 events at the cut limits met a 429 in every run, and the caution after it doubled
-the run (issue 12).
+A slot of either window is free again one window's length after its request was over: after
+its answer's headers came back, or after it failed (issue 12). The server counts a request
+between our sending it and its answer, so a request sent a second after the answer of the
+one whose slot it takes can never share a fixed burst window with it, wherever the server
+puts the windows and however long either request took on the way; until its answer is in,
+a request holds its slot. This needs no guess of the network's delay: the former margin
+(a slot free 0.1 s after its second, answer or not) was load-bearing at the sandbox's
+latency (at 0, a first load of 200,000 events at the cut limits met a 429 in every run, and
+the caution after it doubled the run), and a request that reached Klaviyo more than the
+margin after it was sent, over a slow or uneven network, could share a window with one
+sent up to a second later. The price is the answer's time once a window: at the sandbox's
+60 ms it is within the noise, at an even 250 ms (which the margin happened to survive) a
+first load of events took 1-4 % longer and one of profiles 6-15 % (`make bench
+--latency-ms 250`, 2 alternated pairs).
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import math
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
@@ -58,33 +66,32 @@ class Claim(NamedTuple):
 
 
 class Bucket:
-    """Sliding-window log for one endpoint: send times of the last 60 s."""
+    """One endpoint's requests in flight and when those of the last 60 s were over."""
 
-    # Requests reach the server a little after we send them, unevenly: a window we think
-    # has emptied may not have on the server's clock yet.
-    margin = 0.1
     # How long a 429 keeps the bucket cautious (one request in flight, half the burst): the
     # steady window, after which the server's count has surely started afresh.
     caution_s = 60.0
     # How long a new bucket sends one request at a time if no answer states the limit: one
-    # burst window and its margin.
+    # burst window and a half.
     probe_s = 1.5
 
     def __init__(self, limit: RateLimit, *, headroom: float = 0.9, clock: Clock = time.monotonic):
-        # The burst window keeps no headroom: `margin` already covers the skew, and an
-        # overshoot costs one 1 s pause, while 10 % headroom cost 10 % of every first load.
+        # The burst window keeps no headroom: its slots are freed by the answers (see the
+        # module docstring), and 10 % headroom cost 10 % of every first load.
         self.limit = limit
         self.headroom = headroom
         self.burst = max(1, int(limit.burst_per_s))
         self.steady = _with_headroom(limit.steady_per_min, headroom)
         self.confirmed = False  # an answer has stated the server's limit (see `learn`)
         self.clock = clock
-        self.sent: deque[float] = deque()
-        # When the answers came back, by slot number (the slot of `sent[i]` is `dropped + i`).
-        self.answered: dict[int, float] = {}
-        self.dropped = 0
+        # The slots of the requests in flight; when those of the last 60 s were over
+        # (answered or failed), ascending.
+        self.pending: set[int] = set()
+        self.over: list[float] = []
+        self.slots = 0  # slots claimed so far: the next one's number
         self.paused_until = 0.0
         self.lock = asyncio.Lock()
+        self.answer = asyncio.Event()  # set by every `release`: a slot may be free again
         self.throttled_at: float | None = None  # the last 429
         self.created_at = clock()
         self.in_flight = 0
@@ -105,34 +112,29 @@ class Bucket:
         return max(0.0, max(ends, default=now) - now)
 
     def delay(self) -> float:
-        """Seconds until one more request fits both windows (0 if it fits now)."""
+        """Seconds until one more request fits both windows (0 if it fits now; `math.inf` if
+        only an answer still out can free a slot)."""
         now = self.clock()
-        while self.sent and self.sent[0] <= now - 60 - self.margin:
-            self.sent.popleft()
-            self.answered.pop(self.dropped, None)
-            self.dropped += 1
-        waits = [self.paused_until - now, self.burst_wait(now)]
-        if len(self.sent) >= self.steady:
-            waits.append(self.sent[-self.steady] + 60 + self.margin - now)
-        return max(0.0, *waits)
-
-    def burst_wait(self, now: float) -> float:
-        """Seconds until the burst window has a free slot (see the module docstring)."""
+        gone = bisect.bisect_right(self.over, now - 60)
+        if gone:
+            del self.over[:gone]
         burst = max(1, self.burst // 2) if self.cautious() else self.burst
-        horizon = now - 1 - self.margin  # slots sent before it are free, answered or not
-        busy: list[float] = []  # when each slot still taken becomes free
-        i = len(self.sent) - 1
-        while i >= 0 and self.sent[i] > horizon:
-            free = self.sent[i] + 1 + self.margin
-            if (answered := self.answered.get(self.dropped + i)) is not None:
-                free = min(free, answered + 1)
-            if free > now:
-                busy.append(free)
-            i -= 1
-        if len(busy) < burst:
+        return max(
+            0.0,
+            self.paused_until - now,
+            self.window_wait(now, burst, 1.0),
+            self.window_wait(now, self.steady, 60.0),
+        )
+
+    def window_wait(self, now: float, count: int, length: float) -> float:
+        """Seconds until a window of `length` s holding `count` requests has a free slot: each
+        request holds one from when it is sent until `length` after it was over."""
+        recent = bisect.bisect_right(self.over, now - length)  # `over[recent:]` still hold one
+        busy = len(self.pending) + len(self.over) - recent
+        if busy < count:
             return 0.0
-        busy.sort()
-        return busy[len(busy) - burst] - now
+        freed = recent + busy - count  # the slot that frees first enough of them
+        return self.over[freed] + length - now if freed < len(self.over) else math.inf
 
     async def acquire(self) -> Claim:
         """Wait for a slot and claim it.
@@ -142,11 +144,15 @@ class Bucket:
         waited = 0.0
         async with self.lock:
             while True:
-                if (d := self.delay()) > 0:
+                start = self.clock()
+                if math.isinf(d := self.delay()):
+                    self.answer.clear()
+                    await self.answer.wait()
+                    waited += self.clock() - start
+                elif d > 0:
                     await asyncio.sleep(d)
                     waited += d
                 elif self.in_flight and (serial := self.one_at_a_time()) > 0:
-                    start = self.clock()
                     try:
                         await asyncio.wait_for(self.idle.wait(), timeout=serial)
                     except TimeoutError:
@@ -154,20 +160,28 @@ class Bucket:
                     waited += self.clock() - start
                 else:
                     break
-            slot = self.dropped + len(self.sent)
-            self.sent.append(self.clock())
-            self.in_flight += 1
-            self.idle.clear()
-        return Claim(waited, slot)
+            return Claim(waited, self.take())
 
-    def release(self, slot: int | None = None, answered_at: float | None = None) -> None:
+    def take(self) -> int:
+        """Claim a slot now (what `acquire` does once one is free): its number."""
+        slot = self.slots
+        self.slots += 1
+        self.pending.add(slot)
+        self.in_flight += 1
+        self.idle.clear()
+        return slot
+
+    def release(self, slot: int, answered_at: float | None = None) -> None:
         """A claimed request is answered (or failed): it is no longer in flight. `answered_at`
-        (on this bucket's clock) is when its answer came back, None if none did."""
-        if slot is not None and answered_at is not None and slot >= self.dropped:
-            self.answered[slot] = answered_at
+        (on this bucket's clock) is when its answer's headers came back; None if none did,
+        and then its slot counts from now, when the failure is known."""
+        if slot in self.pending:
+            self.pending.discard(slot)
+            bisect.insort(self.over, self.clock() if answered_at is None else answered_at)
         self.in_flight = max(0, self.in_flight - 1)
         if not self.in_flight:
             self.idle.set()
+        self.answer.set()
 
     def learn(self, steady_per_min: int) -> None:
         """The server's steady count (`RateLimit-Limit`): the probe is over, and a count under
@@ -213,7 +227,7 @@ class RateLimiter:
     async def acquire(self, key: str, limit: RateLimit) -> Claim:
         return await self.bucket(key, limit).acquire()
 
-    def release(self, key: str, slot: int | None = None, answered_at: float | None = None) -> None:
+    def release(self, key: str, slot: int, answered_at: float | None = None) -> None:
         if key in self.buckets:
             self.buckets[key].release(slot, answered_at)
 

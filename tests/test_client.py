@@ -422,9 +422,9 @@ async def test_a_body_is_handed_on_whole_and_not_kept_on_the_response():
 
 
 async def test_each_slot_is_released_with_the_time_its_answer_came_back_and_a_failure_without():
-    """The rate limiter frees a burst slot a second after its answer (see ratelimit.py): the
-    client tells it when the headers came back, on the limiter's clock; never for a request
-    that got no answer."""
+    """The rate limiter frees a slot a second after its answer (see ratelimit.py): the client
+    tells it when the headers came back, on the limiter's clock; a request that got no answer
+    holds its slot until the failure is known."""
     ticks = iter(range(1000, 2000))
     limiter = RateLimiter(headroom=1.0, clock=lambda: float(next(ticks)))
     calls = []
@@ -439,8 +439,8 @@ async def test_each_slot_is_released_with_the_time_its_answer_came_back_and_a_fa
         await client.get("/api/metrics")
         await client.get("/api/metrics")  # a timeout, then an answer on the retry
     bucket = next(iter(limiter.buckets.values()))
-    assert len(bucket.sent) == 3 and sorted(bucket.answered) == [0, 2]
-    assert all(bucket.sent[slot] < at for slot, at in bucket.answered.items())
+    # Three slots, each over: two at their answers' headers, the timeout at its failure.
+    assert bucket.slots == 3 and not bucket.pending and len(bucket.over) == 3
 
 
 async def test_a_stop_cuts_a_retry_wait_short_and_sends_nothing_more():

@@ -1,4 +1,5 @@
 import asyncio
+import math
 
 import pytest
 
@@ -14,61 +15,70 @@ class FakeClock:
         return self.t
 
 
-def test_bucket_allows_burst_then_waits_one_second():
-    clock = FakeClock()
-    bucket = Bucket(RateLimit(burst_per_s=3, steady_per_min=60, tier="S"), headroom=1.0, clock=clock)
-    for _ in range(3):
-        assert bucket.delay() == 0
-        bucket.sent.append(clock())
-    assert bucket.delay() == pytest.approx(1.0 + bucket.margin)
-    clock.t += 1.0 + bucket.margin
-    assert bucket.delay() == 0
-
-
-def test_a_burst_slot_is_free_a_second_after_its_answer_when_that_is_sooner_than_the_margin():
-    """The server counted a request before it answered: one second after the answer, no
-    window can hold both. Unanswered slots (or slow answers) keep the margin."""
+def test_bucket_allows_burst_then_waits_one_second_after_the_answers():
     clock = FakeClock()
     bucket = Bucket(RateLimit(burst_per_s=3, steady_per_min=60, tier="S"), headroom=1.0, clock=clock)
     bucket.learn(60)  # the probe is over: requests may overlap
+    slots = []
+    for _ in range(3):
+        assert bucket.delay() == 0
+        slots.append(bucket.take())
+    assert bucket.delay() == math.inf  # only an answer can free a slot
+    clock.t += 0.2
+    for slot in slots:
+        bucket.release(slot, clock())
+    assert bucket.delay() == pytest.approx(1.0)
+    clock.t += 1.0
+    assert bucket.delay() == 0
+
+
+def test_a_slot_is_free_a_second_after_its_answer_and_held_while_the_answer_is_out():
+    """The server counted a request before it answered: one second after the answer, no
+    fixed window can hold both it and the next, however slow the answer was. A request that
+    failed holds its slot until a second after the failure was known."""
+    clock = FakeClock()
+    bucket = Bucket(RateLimit(burst_per_s=3, steady_per_min=60, tier="S"), headroom=1.0, clock=clock)
+    bucket.learn(60)
     claims = [asyncio.run(bucket.acquire()) for _ in range(3)]
     assert [c.slot for c in claims] == [0, 1, 2]
-    assert bucket.delay() == pytest.approx(1.0 + bucket.margin)
-    bucket.release(claims[0].slot, clock() + 0.03)  # a fast answer
-    bucket.release(claims[1].slot, clock() + 0.5)  # slower than the margin: changes nothing
-    bucket.release(claims[2].slot, None)  # no answer (a dropped connection)
-    assert bucket.delay() == pytest.approx(1.03)
-    clock.t += 1.03
+    clock.t += 0.03
+    bucket.release(claims[0].slot, clock())  # a fast answer
+    assert bucket.delay() == pytest.approx(1.0)
+    clock.t += 0.47
+    bucket.release(claims[1].slot, clock() - 0.01)  # its headers came back 10 ms ago
+    clock.t += 0.5
+    bucket.release(claims[2].slot, None)  # a dropped connection, known now
+    assert bucket.over == [1000.03, 1000.49, 1001.0]
+    assert bucket.delay() == pytest.approx(0.03)
+    clock.t += 0.03
     assert bucket.delay() == 0
-    bucket.sent.append(clock())  # the freed slot is taken again
-    assert bucket.delay() == pytest.approx(bucket.margin - 0.03)
-    clock.t += bucket.margin - 0.03
-    assert bucket.delay() == 0
+    bucket.take()  # the freed slot is taken again; the next frees at the slow answer + 1 s
+    assert bucket.delay() == pytest.approx(0.46)
 
 
-def test_the_answers_of_slots_that_left_the_steady_window_are_forgotten():
+def test_slots_over_for_longer_than_the_steady_window_are_forgotten():
     clock = FakeClock()
     bucket = Bucket(RateLimit(burst_per_s=3, steady_per_min=60, tier="S"), headroom=1.0, clock=clock)
     for _ in range(5):
         claim = asyncio.run(bucket.acquire())
         bucket.release(claim.slot, clock() + 0.01)
         clock.t += 30
-    # sent at 1000, 1030, ... 1120: the first two left the window when the fifth was claimed
-    assert list(bucket.sent) == [1060, 1090, 1120] and bucket.dropped == 2
-    assert sorted(bucket.answered) == [2, 3, 4]
-    assert asyncio.run(bucket.acquire()).slot == 5 and sorted(bucket.answered) == [3, 4]
+    # over at 1000.01, 1030.01, ... 1120.01; at 1150 those before 1090 have left the window
+    assert bucket.delay() == 0
+    assert bucket.over == [1090.01, 1120.01] and not bucket.pending
 
 
 def test_bucket_steady_window_paces_a_minute():
     clock = FakeClock()
     bucket = Bucket(RateLimit(burst_per_s=10, steady_per_min=15, tier="XS"), headroom=1.0, clock=clock)
+    bucket.learn(15)
     for i in range(15):
         clock.t = 1000 + i * 1.0  # one per second never trips the burst window
         assert bucket.delay() == 0
-        bucket.sent.append(clock())
+        bucket.release(bucket.take(), clock() + 0.1)
     clock.t = 1015.0
-    # the 16th must wait until the first of the last 15 leaves the 60 s window
-    assert bucket.delay() == pytest.approx(45.0 + bucket.margin)
+    # the 16th must wait until the first of the last 15 has been over for 60 s
+    assert bucket.delay() == pytest.approx(45.1)
 
 
 def test_headroom_keeps_below_documented_limit():
@@ -76,42 +86,66 @@ def test_headroom_keeps_below_documented_limit():
     assert bucket.burst == 350 and bucket.steady == 3150  # the burst keeps no headroom
 
 
-def test_acquire_never_exceeds_burst_in_real_time():
-    async def go() -> list[float]:
-        limiter = RateLimiter(headroom=1.0)
-        limit = RateLimit(burst_per_s=5, steady_per_min=600, tier="M")
-        await asyncio.gather(*(limiter.acquire("k", limit) for _ in range(12)))
-        return list(limiter.buckets["k"].sent)
+async def run_workers(limiter: RateLimiter, limit: RateLimit, requests: int, answer_s: float):
+    """`requests` sent at once through `limiter`, each answered `answer_s` after it was
+    sent: (send time, answer time) of each, in the order sent."""
+    times: list[tuple[float, float]] = []
 
-    sent = asyncio.run(go())
+    async def one() -> None:
+        claim = await limiter.acquire("k", limit)
+        sent = limiter.clock()
+        await asyncio.sleep(answer_s)
+        times.append((sent, limiter.clock()))
+        limiter.release("k", claim.slot, times[-1][1])
+
+    await asyncio.gather(*(one() for _ in range(requests)))
+    return sorted(times)
+
+
+def fits_one_window(times: list[tuple[float, float]], burst: int) -> bool:
+    """Whether `burst` + 1 of these requests may have reached the server within one second:
+    each arrived at some time between its send and its answer, so some fixed window can hold
+    them all when the latest send is less than a second after the earliest answer."""
+    return any(
+        max(sent for sent, _ in group) < min(answer for _, answer in group) + 1.0 - 1e-9
+        for i in range(len(times) - burst)
+        for group in [times[i : i + burst + 1]]
+    )
+
+
+def test_acquire_never_exceeds_burst_in_real_time():
+    limit = RateLimit(burst_per_s=5, steady_per_min=600, tier="M")
+    limiter = RateLimiter(headroom=1.0)
+    limiter.bucket("k", limit).learn(600)
+    times = asyncio.run(run_workers(limiter, limit, 12, 0.0))
+    sent = [t for t, _ in times]
     # any 1-second window holds at most 5 sends
     for i, t in enumerate(sent):
         assert sum(1 for u in sent[i:] if u < t + 1.0 - 1e-9) <= 5
     assert sent[-1] - sent[0] >= 2.0 - 1e-3  # 12 sends at 5/s need two extra seconds
 
 
-def test_acquire_with_quick_answers_never_exceeds_burst_between_answer_and_send():
-    """Workers that release each slot with its answer time: a slot is reused no sooner than
-    a second after that answer, and the run is faster than with the margin alone."""
+def test_answers_slower_than_the_old_margin_never_let_a_window_hold_more_than_the_burst():
+    """Answers 0.25 s after the send: a request may reach Klaviyo any time in between, so a
+    slot freed 0.1 s after its second (the former margin) let four requests of a burst of
+    three land in one fixed window; freed a second after each answer, none can."""
+    limit = RateLimit(burst_per_s=3, steady_per_min=600, tier="M")
+    limiter = RateLimiter(headroom=1.0)
+    limiter.bucket("k", limit).learn(600)
+    times = asyncio.run(run_workers(limiter, limit, 7, 0.25))
+    assert not fits_one_window(times, 3)
+    assert times[-1][0] - times[0][0] < 2 * 1.25 + 0.2  # and no slower than that needs
 
-    async def go(answer_s: float) -> tuple[list[float], list[float]]:
-        limiter = RateLimiter(headroom=1.0)
-        limit = RateLimit(burst_per_s=5, steady_per_min=600, tier="M")
-        answers: list[float] = []
 
-        async def one() -> None:
-            claim = await limiter.acquire("k", limit)
-            await asyncio.sleep(answer_s)
-            answers.append(limiter.clock())
-            limiter.release("k", claim.slot, answers[-1])
-
-        await asyncio.gather(*(one() for _ in range(11)))
-        return list(limiter.buckets["k"].sent), answers
-
-    sent, answers = asyncio.run(go(0.02))
+def test_quick_answers_free_their_slots_a_second_after_the_answer():
+    limit = RateLimit(burst_per_s=5, steady_per_min=600, tier="M")
+    limiter = RateLimiter(headroom=1.0)
+    limiter.bucket("k", limit).learn(600)
+    times = asyncio.run(run_workers(limiter, limit, 11, 0.02))
+    assert not fits_one_window(times, 5)
     for i in range(5, 11):  # the i-th send reuses the slot of the (i-5)-th
-        assert sent[i] >= min(sent[i - 5] + 1.0 + Bucket.margin, answers[i - 5] + 1.0) - 1e-3
-    assert sent[-1] - sent[0] < 2 * (1.0 + Bucket.margin) - 0.1
+        assert times[i][0] >= times[i - 5][1] + 1.0 - 1e-3
+    assert times[-1][0] - times[0][0] < 2 * 1.02 + 0.1
 
 
 def test_observe_retry_after_and_exhausted_budget_pause_the_bucket():
@@ -192,25 +226,24 @@ def simulate(bucket: Bucket, clock: FakeClock, *, requests: int, workers: int, a
     as `acquire` reads them) and get their answer `answer_s` later, with `headers`.
     Returns the send times."""
     ready = [clock.t] * workers
-    answers: list[float] = []  # times at which requests in flight are answered
+    answers: dict[int, float] = {}  # slot -> when the request in flight is answered
     sent: list[float] = []
     while len(sent) < requests:
         i = min(range(workers), key=ready.__getitem__)
         clock.t = ready[i]
-        for done in [a for a in answers if a <= clock.t]:
-            answers.remove(done)
-            if headers:
-                bucket.learn(headers)
-            bucket.release()
+        for slot, done in sorted(answers.items(), key=lambda item: item[1]):
+            if done <= clock.t:
+                del answers[slot]
+                if headers:
+                    bucket.learn(headers)
+                bucket.release(slot, done)
         if (d := bucket.delay()) > 0:
-            ready[i] = clock.t + d
+            ready[i] = clock.t + d if d < math.inf else min(answers.values())
         elif bucket.in_flight and bucket.one_at_a_time() > 0:
-            ready[i] = min(answers)
+            ready[i] = min(answers.values())
         else:
-            bucket.sent.append(clock.t)
-            bucket.in_flight += 1
+            answers[bucket.take()] = clock.t + answer_s
             sent.append(clock.t)
-            answers.append(clock.t + answer_s)
             ready[i] = clock.t + answer_s
     return sent
 
@@ -224,18 +257,16 @@ def test_a_fresh_bucket_whose_first_answer_states_the_limit_keeps_pace_with_the_
     burst, steady, workers, answer_s
 ):
     """200 pages with the streams' workers: the last answer comes within the time the windows
-    allow (the ideal of `make bench`, 200 / burst) and the margin, instead of after 1.5 s of
-    one request at a time first."""
+    allow (the ideal of `make bench`, 200 / burst) and an answer's time a window, instead of
+    after 1.5 s of one request at a time first."""
     ideal = 200 / burst
     clock = FakeClock()
     start = clock.t
     told = Bucket(RateLimit(burst_per_s=burst, steady_per_min=steady, tier="L"), clock=clock)
     sent = simulate(told, clock, requests=200, workers=workers, answer_s=answer_s, headers=steady)
-    assert sent[-1] + answer_s - start <= ideal * (1 + told.margin)
-    # any 1-second window holds at most `burst` sends (with the margin, none at all early)
-    assert all(
-        sum(1 for u in sent[i:] if u < t + 1.0 + told.margin - 1e-9) <= burst for i, t in enumerate(sent)
-    )
+    assert sent[-1] + answer_s - start <= ideal * (1 + answer_s)
+    # a slot is taken again a second after its answer: any 1 s + answer_s holds `burst` sends
+    assert all(sum(1 for u in sent[i:] if u < t + 1.0 + answer_s - 1e-9) <= burst for i, t in enumerate(sent))
     clock = FakeClock()
     silent = Bucket(RateLimit(burst_per_s=burst, steady_per_min=steady, tier="L"), clock=clock)
     slow = simulate(silent, clock, requests=200, workers=workers, answer_s=answer_s, headers=None)
