@@ -14,6 +14,7 @@ its database's with `in_zone(period, local_days(db))`, which resolves a relative
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -52,12 +53,14 @@ class Period:
         """Exclusive upper bound to compare ISO datetime/day/hour strings against."""
         return self.end.isoformat() if self.end else MAX_BOUND
 
-    @property
+    # Cached: outside UTC finding where a day begins takes ~25 µs, and `contains` (or a
+    # comparison per campaign) reads both bounds for every value it is given.
+    @functools.cached_property
     def utc_lo(self) -> str:
         """Inclusive lower bound for stored UTC timestamps: where the first day begins."""
         return days_in(self.zone).start_of(self.start) if self.start else MIN_BOUND
 
-    @property
+    @functools.cached_property
     def utc_hi(self) -> str:
         """Exclusive upper bound for stored UTC timestamps: where the day after the last begins."""
         return days_in(self.zone).start_of(self.end) if self.end else MAX_BOUND
