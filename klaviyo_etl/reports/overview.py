@@ -1,6 +1,7 @@
 """`report overview`: the account's KPI cards for a period, each with its change.
 
-Definitions (all over events inside the period, UTC days):
+Definitions (all over events inside the period: days of the account's timezone, as
+Klaviyo counts them; UTC when no account is synced):
 - revenue / orders: sum of $value / count of the conversion metric's events (the
   `[reports] conversion_metric` setting, or the "Placed Order" metric with most events).
 - active_profiles: distinct profiles with any event.
