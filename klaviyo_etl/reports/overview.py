@@ -26,7 +26,7 @@ from klaviyo_etl.db.local_days import local_days
 from klaviyo_etl.db.rollups import ensure_rollups
 from klaviyo_etl.reports import currency
 from klaviyo_etl.reports.model import IDENTITY, KEY, Column, Report
-from klaviyo_etl.reports.periods import Period, change_pct, in_zone
+from klaviyo_etl.reports.periods import Period, account_periods, change_pct, in_zone
 
 KPIS: list[tuple[str, str, str]] = [
     ("revenue", "Revenue", "money"),
@@ -125,8 +125,7 @@ def overview_report(
 ) -> Report:
     picked = conversion_metric(db, conversion)
     fresh = ensure_rollups(db, conversion=conversion)
-    days = local_days(db)
-    period, compare = in_zone(period, days), in_zone(compare, days)
+    period, compare = account_periods(db, period, compare)
     current = kpis(db, period, conversion)
     previous = kpis(db, compare, conversion) if compare else {}
     rows = []
