@@ -154,12 +154,16 @@ def _max_rowid(db: sqlite_utils.Database) -> int:
     return db.execute("SELECT coalesce(max(rowid), 0) FROM events").fetchone()[0]
 
 
+def _rebuild_due(state: dict[str, str], signature: str) -> bool:
+    """Whether a refresh rebuilds everything: the rollups were never built, or were built for
+    other roles or another timezone than `signature` says."""
+    return "watermark" not in state or state.get("signature") != signature
+
+
 def needs_refresh(db: sqlite_utils.Database, conversion: str | None = None) -> bool:
     """True when events changed since the last refresh (or the rollups were never built)."""
     state = _state(db)
-    if "watermark" not in state or state.get("signature") != _signature(
-        _roles(db, conversion), local_days(db)
-    ):
+    if _rebuild_due(state, _signature(_roles(db, conversion), local_days(db))):
         return True
     if CURRENCY_KEY not in state or int(state["watermark"]) != _max_rowid(db):
         return True
@@ -167,12 +171,9 @@ def needs_refresh(db: sqlite_utils.Database, conversion: str | None = None) -> b
 
 
 def needs_rebuild(db: sqlite_utils.Database, conversion: str | None = None) -> bool:
-    """True when the next refresh rebuilds everything (first use, metrics or the conversion
-    metric changed)."""
-    state = _state(db)
-    return "watermark" not in state or state.get("signature") != _signature(
-        _roles(db, conversion), local_days(db)
-    )
+    """True when the next refresh rebuilds everything (first use, metrics, the conversion
+    metric or the account's timezone changed)."""
+    return _rebuild_due(_state(db), _signature(_roles(db, conversion), local_days(db)))
 
 
 # How long a report waits for a sync's write lock before reading the rollups as they are.
@@ -239,7 +240,7 @@ def refresh_rollups(
             days = local_days(db)
             signature = _signature(roles, days)
             state = _state(db)
-            full = since_datetime is None or "watermark" not in state or state.get("signature") != signature
+            full = since_datetime is None or _rebuild_due(state, signature)
             top = _max_rowid(db)
             _load_roles(db, roles)
             if full:

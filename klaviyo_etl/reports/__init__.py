@@ -17,7 +17,7 @@ CSV or HTML:
 
 Periods come from `periods.resolve_period(from_=, to=, last=)` and
 `periods.compare_period(period, "previous" | "year")`; each report counts them in the days of
-its database's account (`periods.in_zone(period, db.local_days.local_days(db))`, as Klaviyo
+its database's account (`periods.account_periods(db, period, compare)`, as Klaviyo
 counts them; UTC when no account is synced). The rollup tables behind the fast
 reports are kept current by `klaviyo_etl.db.rollups.refresh_rollups(db, since)` (the sync engine) and
 `ensure_rollups(db)` (every report).

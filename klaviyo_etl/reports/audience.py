@@ -12,11 +12,10 @@ from typing import Any
 
 import sqlite_utils
 
-from klaviyo_etl.db.local_days import local_days
 from klaviyo_etl.db.rollups import ensure_rollups
 from klaviyo_etl.reports.messages import role_sums
 from klaviyo_etl.reports.model import IDENTITY, KEY, USEFUL, Column, Report, sort_rows
-from klaviyo_etl.reports.periods import Period, change_pct, in_zone
+from klaviyo_etl.reports.periods import Period, account_periods, change_pct
 
 FORM_COLUMNS = [
     Column("name", "Form", priority=IDENTITY),
@@ -66,8 +65,7 @@ def form_report(
     """Views, submissions and submit rate per form for the period (`conversion`: the
     `[reports] conversion_metric` setting, which the shared rollups are built with)."""
     fresh = ensure_rollups(db, conversion=conversion)
-    days = local_days(db)
-    period, compare = in_zone(period, days), in_zone(compare, days)
+    period, compare = account_periods(db, period, compare)
     forms = {
         fid: {"name": name, "status": status}
         for fid, name, status in db.execute(
@@ -150,8 +148,7 @@ def _group_report(
         if kind == "segment"
         else ("lists", "list_members", "list_id")
     )
-    days = local_days(db)
-    period, compare = in_zone(period, days), in_zone(compare, days)
+    period, compare = account_periods(db, period, compare)
     extra = "is_active" if kind == "segment" else "opt_in_process"
     groups = db.execute(f"SELECT id, name, {extra}, created FROM {table} WHERE deleted_at IS NULL").fetchall()
     members = _membership(db, member_table, key, period)

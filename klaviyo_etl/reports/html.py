@@ -13,11 +13,10 @@ from typing import Any
 
 import sqlite_utils
 
-from klaviyo_etl.db.local_days import local_days
 from klaviyo_etl.reports import charts, messages, overview
 from klaviyo_etl.reports.formatting import cell, format_value
 from klaviyo_etl.reports.model import Column, Report
-from klaviyo_etl.reports.periods import in_zone
+from klaviyo_etl.reports.periods import account_periods
 
 CSS = """
 :root { --ink:#1f2430; --muted:#6b7280; --line:#e5e7eb; --accent:#2563eb; --accent2:#f59e0b;
@@ -272,8 +271,7 @@ def metric_chart(report: Report) -> str:
 def dashboard_html(db: sqlite_utils.Database, period, compare=None, conversion: str | None = None) -> str:
     """KPI cards, revenue and engagement charts, and the campaign and flow tables.
     `conversion`: the `[reports] conversion_metric` setting."""
-    days = local_days(db)
-    period, compare = in_zone(period, days), in_zone(compare, days)
+    period, compare = account_periods(db, period, compare)
     kpis = overview.overview_report(db, period, compare, conversion)
     labels, revenue, previous = charts.revenue_series(db, period, compare, conversion)
     series = {"Revenue": revenue}

@@ -30,7 +30,7 @@ from klaviyo_etl.db.rollups import ensure_rollups
 from klaviyo_etl.errors import UsageError, refuse_blank
 from klaviyo_etl.reports import currency
 from klaviyo_etl.reports.model import IDENTITY, KEY, USEFUL, Column, Report, sort_rows
-from klaviyo_etl.reports.periods import Period, change_pct, in_zone, timeframe_period
+from klaviyo_etl.reports.periods import Period, account_periods, change_pct, timeframe_period
 from klaviyo_etl.wording import counted
 
 # Counts a campaign or flow adds up over its messages (Klaviyo statistic names).
@@ -283,8 +283,7 @@ def campaign_report(
     check_channel(channel)
     if source not in ("events", "klaviyo"):
         raise UsageError(f"--source {source!r} must be events or klaviyo")
-    days = local_days(db)
-    period, compare = in_zone(period, days), in_zone(compare, days)
+    period, compare = account_periods(db, period, compare)
     picked = conversion_metric(db, conversion)
     rows, notes = _campaign_rows(db, period, channel, source, conversion)
     totals: dict[str, Any] = {"campaigns": len(rows), **_totals(rows)}
@@ -474,8 +473,7 @@ def flow_report(
     events inside the period; with `compare`, each row also gets `<figure>_previous` and
     `<figure>_change_pct` for recipients, open rate, click rate and revenue. Archived flows
     keep their history. `conversion`: the `[reports] conversion_metric` setting."""
-    days = local_days(db)
-    period, compare = in_zone(period, days), in_zone(compare, days)
+    period, compare = account_periods(db, period, compare)
     picked = conversion_metric(db, conversion)
     report = _flow_rows(db, period, by=by, channel=channel, source=source, conversion=conversion)
     key = ("message_id",) if by == "message" else ("flow_id", "channel")

@@ -1,6 +1,7 @@
 """`report overview`: the account's KPI cards for a period, each with its change.
 
-Definitions (all over events inside the period, UTC days):
+Definitions (all over events inside the period: days of the account's timezone, as
+Klaviyo counts them; UTC when no account is synced):
 - revenue / orders: sum of $value / count of the conversion metric's events (the
   `[reports] conversion_metric` setting, or the "Placed Order" metric with most events).
 - active_profiles: distinct profiles with any event.
@@ -25,7 +26,7 @@ from klaviyo_etl.db.local_days import local_days
 from klaviyo_etl.db.rollups import ensure_rollups
 from klaviyo_etl.reports import currency
 from klaviyo_etl.reports.model import IDENTITY, KEY, Column, Report
-from klaviyo_etl.reports.periods import Period, change_pct, in_zone
+from klaviyo_etl.reports.periods import Period, account_periods, change_pct, in_zone
 
 KPIS: list[tuple[str, str, str]] = [
     ("revenue", "Revenue", "money"),
@@ -124,8 +125,7 @@ def overview_report(
 ) -> Report:
     picked = conversion_metric(db, conversion)
     fresh = ensure_rollups(db, conversion=conversion)
-    days = local_days(db)
-    period, compare = in_zone(period, days), in_zone(compare, days)
+    period, compare = account_periods(db, period, compare)
     current = kpis(db, period, conversion)
     previous = kpis(db, compare, conversion) if compare else {}
     rows = []

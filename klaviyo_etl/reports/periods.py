@@ -7,20 +7,24 @@ are the UTC instants those days begin, to compare with stored timestamps (ISO 86
 for UTC they are the days themselves, '2026-05-01T10:00:00+00:00' >= '2026-05-01').
 
 A period is resolved before the database is opened (in UTC: its `zone`); a report makes it
-its database's with `in_zone(period, local_days(db))`, which resolves a relative one
-(`--last 30d`, `today`) again from the zone's today, and keeps the days of a `--from/--to`.
+its database's with `account_periods(db, period, compare)` (`in_zone` with the database's
+`local_days`), which resolves a relative one (`--last 30d`, `today`) again from the zone's
+today, and keeps the days of a `--from/--to`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import overload
 
+import sqlite_utils
+
 from klaviyo_etl import conventions as kc
-from klaviyo_etl.db.local_days import UTC, LocalDays, days_in
+from klaviyo_etl.db.local_days import UTC, LocalDays, days_in, local_days
 from klaviyo_etl.errors import UsageError, refuse_blank
 from klaviyo_etl.timeutil import parse_time
 from klaviyo_etl.wording import counted
@@ -52,12 +56,14 @@ class Period:
         """Exclusive upper bound to compare ISO datetime/day/hour strings against."""
         return self.end.isoformat() if self.end else MAX_BOUND
 
-    @property
+    # Cached: outside UTC finding where a day begins takes ~25 µs, and `contains` (or a
+    # comparison per campaign) reads both bounds for every value it is given.
+    @functools.cached_property
     def utc_lo(self) -> str:
         """Inclusive lower bound for stored UTC timestamps: where the first day begins."""
         return days_in(self.zone).start_of(self.start) if self.start else MIN_BOUND
 
-    @property
+    @functools.cached_property
     def utc_hi(self) -> str:
         """Exclusive upper bound for stored UTC timestamps: where the day after the last begins."""
         return days_in(self.zone).start_of(self.end) if self.end else MAX_BOUND
@@ -107,6 +113,16 @@ def in_zone(period: Period | None, days: LocalDays) -> Period | None:
     if period.rebase is not None:
         return replace(period.rebase(days.today()), zone=days.zone, rebase=period.rebase)
     return replace(period, zone=days.zone)
+
+
+def account_periods(
+    db: sqlite_utils.Database, period: Period, compare: Period | None = None
+) -> tuple[Period, Period | None]:
+    """A report's period and the one it compares with, in the days of its database's account
+    (`in_zone`): what a report does first, its periods having been resolved before the
+    database was opened."""
+    days = local_days(db)
+    return in_zone(period, days), in_zone(compare, days)
 
 
 def _parse_date(value: str, option: str) -> dt.date:

@@ -63,17 +63,23 @@ def _bad(detail: str, pointer: str) -> Exception:
     return bad_request(detail, pointer=pointer)
 
 
-def _zone(name: str) -> ZoneInfo:
+def _zone(name: object) -> ZoneInfo | None:
+    """The IANA timezone `name`; None when it names none."""
     try:
-        return ZoneInfo(name)
+        return ZoneInfo(name) if isinstance(name, str) else None
     except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
+        return None
+
+
+def _iso(text: str) -> datetime:
+    """An ISO 8601 datetime as written (naive when it has no offset). Raises ValueError."""
+    return datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
 
 
 def _wall_clock(text: str, zone: ZoneInfo) -> datetime:
     """An ISO datetime's wall-clock time read in `zone`, its offset ignored (spec
     `CustomTimeframe`: "Offset is ignored and the company timezone is used"), as UTC."""
-    naive = datetime.fromisoformat(text.strip().replace("Z", "+00:00")).replace(tzinfo=None)
+    naive = _iso(text).replace(tzinfo=None)
     return naive.replace(tzinfo=zone).astimezone(UTC)
 
 
@@ -85,7 +91,7 @@ def timeframe_bounds(timeframe: Any, now: datetime, timezone: str = "UTC") -> tu
         raise _bad(
             "timeframe must be an object with 'key' or 'start' and 'end'.", "/data/attributes/timeframe"
         )
-    zone = _zone(timezone)
+    zone = _zone(timezone) or ZoneInfo("UTC")
     if "key" in timeframe:
         return _keyed(timeframe["key"], now, zone)
     try:
@@ -411,7 +417,7 @@ def values_report(data: SandboxData, request: Request, path: str) -> dict:
     }
 
 
-INTERVALS = {"hour": 3600, "day": 86_400, "week": 7 * 86_400}
+INTERVALS = ("hour", "day", "week", "month")
 
 
 def _instant(value: Any, zone: ZoneInfo) -> float:
@@ -420,7 +426,7 @@ def _instant(value: Any, zone: ZoneInfo) -> float:
     text = getattr(value, "text", value)
     if isinstance(text, str):
         try:
-            parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+            parsed = _iso(text)
         except ValueError as exc:
             raise FilterError(f"invalid datetime {text!r}") from exc
         if parsed.tzinfo is None:
@@ -456,10 +462,7 @@ def metric_aggregates(data: SandboxData, request: Request) -> dict:
     are in the query's `timezone` (spec: default UTC), as Klaviyo processes them."""
     attributes = _body(request, "metric-aggregate")
     timezone = attributes.get("timezone") or "UTC"
-    try:
-        zone = ZoneInfo(timezone) if isinstance(timezone, str) else None
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = None
+    zone = _zone(timezone)
     if zone is None:
         raise _bad(f"timezone {timezone!r} is not an IANA timezone.", "/data/attributes/timezone")
     metric = data.metric_index.get(attributes.get("metric_id", ""))
@@ -470,7 +473,7 @@ def metric_aggregates(data: SandboxData, request: Request) -> dict:
     if not measurements or any(m not in allowed for m in measurements):
         raise _bad(f"measurements must be a subset of {allowed}.", "/data/attributes/measurements")
     interval = attributes.get("interval", "day")
-    if interval not in (*INTERVALS, "month"):
+    if interval not in INTERVALS:
         raise _bad("interval must be hour, day, week or month.", "/data/attributes/interval")
     if attributes.get("by"):
         raise _bad("'by' is not supported by the sandbox.", "/data/attributes/by")
