@@ -28,6 +28,7 @@ from klaviyo_etl.sync.first_row import FIRST_ROW_PATHS, read_first_row, starts_a
 from klaviyo_etl.sync.memory import tune_malloc
 from klaviyo_etl.sync.names import DEPENDS_ON, STREAM_NAMES, resolve
 from klaviyo_etl.sync.options import Progress, StreamResult, SyncOptions
+from klaviyo_etl.sync.same_account import ensure_same_account
 from klaviyo_etl.sync.status import humanize_age
 from klaviyo_etl.timeutil import utcnow_iso
 
@@ -142,6 +143,8 @@ async def _run_async(
                     await asyncio.to_thread(parts.models)
                 streams: dict[str, Stream] = parts.build_streams()
                 db = await asyncio.to_thread(open_db)
+                # Before any stream writes: a key of another account must not touch this one's data.
+                await ensure_same_account(client, db, settings.db_path, checked := RequestStats())
             except BaseException:
                 for task in [reading, *(task for _, task in firsts.values())]:
                     task.cancel()
@@ -171,8 +174,9 @@ async def _run_async(
                     name, state, client, writer, options, started, full, stop, progress, pools
                 )
                 run.stats = stats
-                if name == names[0]:
-                    stats.add(clock_stats)  # the clock request counts with the first stream
+                if name == names[0]:  # the clock and account requests count with the first stream
+                    stats.add(clock_stats)
+                    stats.add(checked)
                 result = StreamResult(name, "ok", started_at=utcnow_iso())
                 try:
                     if early is not None:
