@@ -160,8 +160,10 @@ class AccountSection(BaseModel):
     def _variable(cls, value: str) -> str:
         value = value.strip()
         if not value:
-            raise ValueError("is empty: name the environment variable that holds the account's key"
-                ' (key_env = "KLAVIYO_KEY_NAME")')
+            raise ValueError(
+                "is empty: name the environment variable that holds the account's key"
+                ' (key_env = "KLAVIYO_KEY_NAME")'
+            )
         if value.lower().startswith("pk_") or not _ENV_NAME_RE.match(value):
             raise ValueError(f"looks like an API key, not an environment variable name; {_KEY_HINT}")
         return value

@@ -269,7 +269,10 @@ def test_accounts_name_their_key_variable_database_and_own_settings(tmp_path):
         # Before: the account's database was "." and its sync exited 1, "cannot open database .".
         ('[accounts.acme]\nkey_env = "K"\ndb = " "\n', "[accounts.acme] db: is empty: give a file"),
         # Before: "looks like an API key", of nothing at all.
-        ('[accounts.acme]\nkey_env = ""\n', "[accounts.acme] key_env: is empty: name the environment variable"),
+        (
+            '[accounts.acme]\nkey_env = ""\n',
+            "[accounts.acme] key_env: is empty: name the environment variable",
+        ),
     ],
 )
 def test_account_mistakes_are_one_line_and_a_key_in_the_file_is_refused(tmp_path, text, message):

@@ -58,6 +58,6 @@ async def ensure_same_account(
         return
     name = f" ({stored.name})" if stored.name else ""
     raise WrongAccount(
-        f"the API key belongs to Klaviyo account {ids[0]}, but {path} holds account {stored.id}{name}: nothing was synced; give this database its own"
-        " account's key, or another --db for that one"
+        f"the API key belongs to Klaviyo account {ids[0]}, but {path} holds account {stored.id}{name}:"
+        " nothing was synced; give this database its own account's key, or another --db for that one"
     )
