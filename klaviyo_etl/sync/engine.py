@@ -28,7 +28,6 @@ from klaviyo_etl.sync.first_row import FIRST_ROW_PATHS, read_first_row, starts_a
 from klaviyo_etl.sync.memory import tune_malloc
 from klaviyo_etl.sync.names import DEPENDS_ON, STREAM_NAMES, resolve
 from klaviyo_etl.sync.options import Progress, StreamResult, SyncOptions
-from klaviyo_etl.sync.same_account import ensure_same_account
 from klaviyo_etl.sync.status import humanize_age
 from klaviyo_etl.timeutil import utcnow_iso
 
@@ -144,7 +143,7 @@ async def _run_async(
                 streams: dict[str, Stream] = parts.build_streams()
                 db = await asyncio.to_thread(open_db)
                 # Before any stream writes: a key of another account must not touch this one's data.
-                await ensure_same_account(client, db, settings.db_path, checked := RequestStats())
+                await parts.ensure_same_account(client, db, settings.db_path, checked := RequestStats())
             except BaseException:
                 for task in [reading, *(task for _, task in firsts.values())]:
                     task.cancel()
@@ -179,6 +178,9 @@ async def _run_async(
                     stats.add(checked)
                 result = StreamResult(name, "ok", started_at=utcnow_iso())
                 try:
+                    # `running` until `record` says how it ended: a kill -9 leaves it, and
+                    # `status` then says the run was killed instead of nothing at all.
+                    await writer.write(lambda repo: parts.start_run(repo.db, run_id, name, result.started_at))
                     if early is not None:
                         raise early
                     await stream.run(run)
