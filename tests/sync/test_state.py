@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 from klaviyo_etl.db import open_database
 from klaviyo_etl.models import Resource
+from klaviyo_etl.sync.options import StreamResult
 from klaviyo_etl.sync.state import StreamState, record_run, start_run
 from klaviyo_etl.sync.status import stream_status
 from klaviyo_etl.sync.streams.base import clamp, earlier, later, latest
@@ -136,22 +137,9 @@ def test_a_running_stream_reads_running_until_its_process_is_gone_then_killed(tm
     # The next run holds the lock: the dead run's row is settled in the history, and the new
     # run's own row is recorded in place of its `running` one.
     start_run(db, "run2", "events", "2026-05-01T01:00:00+00:00")
-    record_run(
-        db,
-        "run2",
-        SimpleNamespace(
-            stream="events",
-            status="ok",
-            rows=5,
-            pages=1,
-            requests=1,
-            retries=0,
-            throttled=0,
-            warnings=0,
-            error=None,
-            started_at="2026-05-01T01:00:00+00:00",
-            ended_at="2026-05-01T01:01:00+00:00",
-        ),
+    ended = StreamResult(
+        "events", "ok", rows=5, started_at="2026-05-01T01:00:00+00:00", ended_at="2026-05-01T01:01:00+00:00"
     )
+    record_run(db, "run2", ended)
     assert [(r["run_id"], r["status"]) for r in db["sync_runs"].rows] == [("run1", "killed"), ("run2", "ok")]
     assert events() == ("ok", None)
