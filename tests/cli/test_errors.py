@@ -66,6 +66,16 @@ def test_a_since_in_the_future_is_refused(db_path):
     )
 
 
+@pytest.mark.parametrize("since", ["0226-01-01", "0001-01-01", "1969-12-31T23:59:59Z"])
+def test_a_since_before_1970_is_refused(db_path, since):
+    # A mistyped year: profiles and lists failed on an OverflowError or a 400 ("invalid
+    # value '1-01-01T00:00:00Z'"), and events with a year before 1000 hung, ignoring SIGTERM.
+    result = run(
+        ["--db", str(db_path), "--base-url", "http://127.0.0.1:9", "sync", "events", "--since", since]
+    )
+    assert_one_line_error(result, 2, f"--since {since} is before 1970: Klaviyo holds nothing older")
+
+
 def test_unreachable_server_stops_the_run_at_once_naming_the_url_and_keeps_the_database(db_path):
     began = time.monotonic()
     result = run(["--db", str(db_path), "--quiet", "--base-url", "http://127.0.0.1:9", "sync", "metrics"])
