@@ -48,9 +48,12 @@ def test_days_beyond_a_century_are_refused_before_the_run(db_path, option, days)
     assert "Traceback" not in result.output
 
 
-def test_missing_api_key(db_path):
-    result = run(["--db", str(db_path), "sync", "metrics"], env={"KLAVIYO_API_KEY": ""})
-    assert_one_line_error(result, 2, "KLAVIYO_API_KEY")
+@pytest.mark.parametrize("key", ["", " ", "\t\n"])
+def test_missing_api_key(db_path, key):
+    # Before, a blank key was sent: "Illegal header value", retried as transient for ~60 s
+    # (8 attempts), then exit 1 "the next sync tries again", at every cron run.
+    result = run(["--db", str(db_path), "sync", "metrics"], env={"KLAVIYO_API_KEY": key})
+    assert_one_line_error(result, 2, "no API key: set KLAVIYO_API_KEY")
 
 
 def test_bad_since(db_path):
