@@ -97,6 +97,14 @@ class DefaultsSection(BaseModel):
     db: Path | None = None
     base_url: str | None = None
 
+    @field_validator("db", mode="before")
+    @classmethod
+    def _not_blank(cls, value: Any) -> Any:
+        # Path("") is "." (the current folder), which no command can open as a database.
+        if isinstance(value, str) and not value.strip():
+            raise ValueError('is empty: give a file, in quotes (e.g. "~/klaviyo.db"), or leave it out')
+        return value
+
     @field_validator("db")
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
@@ -151,9 +159,19 @@ class AccountSection(BaseModel):
     @classmethod
     def _variable(cls, value: str) -> str:
         value = value.strip()
+        if not value:
+            raise ValueError(
+                "is empty: name the environment variable that holds the account's key"
+                ' (key_env = "KLAVIYO_KEY_NAME")'
+            )
         if value.lower().startswith("pk_") or not _ENV_NAME_RE.match(value):
             raise ValueError(f"looks like an API key, not an environment variable name; {_KEY_HINT}")
         return value
+
+    @field_validator("db", mode="before")
+    @classmethod
+    def _not_blank(cls, value: Any) -> Any:
+        return DefaultsSection._not_blank(value)
 
     @field_validator("db")
     @classmethod

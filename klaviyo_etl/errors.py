@@ -18,6 +18,7 @@ Our exception hierarchy:
   |  + NotFound
   |  + RevisionRetired               (410, also a FatalError)
   + StreamSkipped                    (skip-and-note: this stream cannot run here; the run goes on)
+  + PaginationLoop                   (a next link repeats: fails its stream, the others go on)
   + FatalError                       (stop the run: 401, 410)
   |  + Unreachable                   (no connection before any answer: wrong URL, server down)
   + TransientError                   (retry: 5xx, 429, dropped connection, truncated body)
@@ -80,6 +81,12 @@ class StreamSkipped(KlaviyoEtlError):
     The run goes on and its exit code is unaffected; `sync_runs` and `status` keep the reason.
     For a stream the tool can do without (the account, shown for display only).
     """
+
+
+class PaginationLoop(KlaviyoEtlError):
+    """A page's next link is one this walk already followed: reading on would loop for ever,
+    holding the database lock against every later run. Fails the stream; the next sync tries
+    again from its stored watermark."""
 
 
 class FatalError(KlaviyoEtlError):

@@ -60,6 +60,9 @@ class Settings:
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT  # seconds, per request (each attempt)
 
     def __post_init__(self) -> None:
+        # A key pasted with blanks around it went into the header as it was ("Illegal header
+        # value", retried as if the network had failed); a blank one is no key at all.
+        self.api_key = (self.api_key or "").strip() or None
         # A URL no request can reach is a configuration error, found now rather than
         # retried as if the network had failed.
         try:

@@ -125,6 +125,8 @@ base_url = "http://127.0.0.1:8080/"
         ('[sync]\nreconcile_days = "weekly"\n', "[sync] reconcile_days: Input should be a valid number"),
         ('[defaults]\nbase_url = "a.klaviyo.com"\n', "[defaults] base_url: must start with http://"),
         ("[defaults]\ndb = 5\n", '[defaults] db: must be a path, in quotes (e.g. "~/klaviyo.db") (got 5)'),
+        # Before: read as "." (the current folder): "cannot open database ." at the first command.
+        ('[defaults]\ndb = ""\n', "[defaults] db: is empty: give a file, in quotes"),
         (
             "[schedules]\n",
             "[schedules]: unknown section (known: schedule, sync, defaults, reports, accounts)",
@@ -264,6 +266,13 @@ def test_accounts_name_their_key_variable_database_and_own_settings(tmp_path):
         ('[accounts."a b"]\nkey_env = "K"\n', "[accounts.a b]: an account name may hold letters"),
         ('accounts = "acme"\n', "[accounts]: Input should be a valid dictionary"),
         ('[accounts.acme]\nkey_env = "K"\ndb = 5\n', "[accounts.acme] db: must be a path, in quotes"),
+        # Before: the account's database was "." and its sync exited 1, "cannot open database .".
+        ('[accounts.acme]\nkey_env = "K"\ndb = " "\n', "[accounts.acme] db: is empty: give a file"),
+        # Before: "looks like an API key", of nothing at all.
+        (
+            '[accounts.acme]\nkey_env = ""\n',
+            "[accounts.acme] key_env: is empty: name the environment variable",
+        ),
     ],
 )
 def test_account_mistakes_are_one_line_and_a_key_in_the_file_is_refused(tmp_path, text, message):

@@ -112,3 +112,10 @@ def test_plain_http_elsewhere_is_refused_unless_allowed(url):
     with pytest.raises(ConfigError, match="--allow-insecure"):
         Settings(api_key=KEY, base_url=url).require_api_key()
     assert Settings(api_key=KEY, base_url=url, allow_insecure=True).require_api_key() == KEY
+
+
+def test_a_key_is_read_without_the_blanks_around_it():
+    # A key pasted with a space or a newline (KLAVIYO_API_KEY="pk_... ") went into the header
+    # as it was: "Illegal header value", retried as transient for ~60 s, every run.
+    assert Settings(api_key=" pk_live_abcd1234\n").api_key == "pk_live_abcd1234"
+    assert Settings(api_key=" \t").api_key is None

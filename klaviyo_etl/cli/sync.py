@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import sys
 import threading
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
     from klaviyo_etl.sync.engine import SyncOptions
 
 
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
 def _valid_date(value: str | None) -> str | None:
     if value is None:
         return None
@@ -34,6 +38,11 @@ def _valid_date(value: str | None) -> str | None:
         raise UsageError(f"--since {value!r} is not a date (use YYYY-MM-DD or ISO 8601)") from None
     if beyond_tomorrow(since):
         raise UsageError(f"--since {value} is in the future: give the past date to re-read from")
+    if since < EPOCH:  # a mistyped year ("0226"): years before 1000 hung the events stream
+        raise UsageError(
+            f"--since {value} is before 1970: Klaviyo holds nothing older; give a later date, or"
+            " --full-refresh to re-read everything"
+        )
     return since.isoformat()
 
 

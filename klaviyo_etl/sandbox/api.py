@@ -670,7 +670,7 @@ class Api:
         wanted = (self._options(request)[0]).get("account")
         if wanted:
             attributes = {k: v for k, v in attributes.items() if k in wanted}
-        account_id = "SbxAcct"
+        account_id = config.account_id
         return {
             "data": [
                 {

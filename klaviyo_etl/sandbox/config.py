@@ -41,6 +41,8 @@ class SandboxConfig:
     # days in its timezone, as Klaviyo does (LIVE_BEHAVIOUR.md §6, §8).
     timezone: str = "UTC"
     preferred_currency: str = "USD"
+    # Its id: another value stands for another company's account (a key for the wrong one).
+    account_id: str = "SbxAcct"
 
     def anchored_now(self) -> datetime:
         now = self.now or default_now()

@@ -26,6 +26,7 @@ import sqlite_utils
 
 from klaviyo_etl.config_file import Config, Interval
 from klaviyo_etl.sync.names import ALIASES
+from klaviyo_etl.sync.status import run_status
 from klaviyo_etl.timeutil import parse_time_or_none, utcnow
 
 BACKOFF_BASE = dt.timedelta(minutes=5)
@@ -130,8 +131,7 @@ def _recent_runs(db: sqlite_utils.Database, stream: str) -> list[LastRun]:
             parse_time_or_none(run_start),
             parse_time_or_none(start),
             parse_time_or_none(end),
-            status,
-            error,
+            *run_status(status, error),
             requests or 0,
         )
         for run_start, start, end, status, error, requests in rows

@@ -142,6 +142,8 @@ async def _run_async(
                     await asyncio.to_thread(parts.models)
                 streams: dict[str, Stream] = parts.build_streams()
                 db = await asyncio.to_thread(open_db)
+                # Before any stream writes: a key of another account must not touch this one's data.
+                await parts.ensure_same_account(client, db, settings.db_path, checked := RequestStats())
             except BaseException:
                 for task in [reading, *(task for _, task in firsts.values())]:
                     task.cancel()
@@ -171,10 +173,14 @@ async def _run_async(
                     name, state, client, writer, options, started, full, stop, progress, pools
                 )
                 run.stats = stats
-                if name == names[0]:
-                    stats.add(clock_stats)  # the clock request counts with the first stream
+                if name == names[0]:  # the clock and account requests count with the first stream
+                    stats.add(clock_stats)
+                    stats.add(checked)
                 result = StreamResult(name, "ok", started_at=utcnow_iso())
                 try:
+                    # `running` until `record` says how it ended: a kill -9 leaves it, and
+                    # `status` then says the run was killed instead of nothing at all.
+                    await writer.write(lambda repo: parts.start_run(repo.db, run_id, name, result.started_at))
                     if early is not None:
                         raise early
                     await stream.run(run)

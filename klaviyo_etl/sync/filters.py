@@ -10,8 +10,9 @@ ONE_SECOND = dt.timedelta(seconds=1)
 
 
 def fmt_time(value: dt.datetime) -> str:
-    """Klaviyo filter datetimes are unquoted ISO 8601 in UTC."""
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """Klaviyo filter datetimes are unquoted ISO 8601 in UTC, the year in four digits
+    (strftime's %Y wrote year 999 as "999", which no server reads as a date)."""
+    return value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
 
 
 def quote(value: str) -> str:

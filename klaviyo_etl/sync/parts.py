@@ -13,7 +13,8 @@ from klaviyo_etl.db.database import open_database
 from klaviyo_etl.db.rollups import ensure_rollups
 from klaviyo_etl.sync.parsing import models
 from klaviyo_etl.sync.run import ParserPools, Stopped, StreamRun, Writer
-from klaviyo_etl.sync.state import StreamState, record_run
+from klaviyo_etl.sync.same_account import ensure_same_account
+from klaviyo_etl.sync.state import StreamState, record_run, start_run
 from klaviyo_etl.sync.streams import build_streams
 
 __all__ = [
@@ -23,8 +24,10 @@ __all__ = [
     "StreamState",
     "Writer",
     "build_streams",
+    "ensure_same_account",
     "ensure_rollups",
     "models",
     "open_database",
     "record_run",
+    "start_run",
 ]

@@ -18,6 +18,7 @@ import sqlite_utils
 
 from klaviyo_etl.client import KlaviyoClient, RequestStats
 from klaviyo_etl.db.repositories import Repository
+from klaviyo_etl.errors import PaginationLoop
 from klaviyo_etl.sync.options import Progress, SyncOptions
 from klaviyo_etl.sync.parsing import ModelPage, parser_pool
 from klaviyo_etl.sync.state import StreamState
@@ -147,11 +148,23 @@ class StreamRun:
         return self.client.server_now()
 
     async def pages(self, path: str, params: dict[str, Any], **parsing: Any):
+        """The pages of one walk; a next link it already followed ends it with
+        `PaginationLoop` (after the page that sent it, which is stored as usual)."""
         parsing.setdefault("parse", ModelPage.parse_json)
+        followed: set[str] = set()
         async for page in self.client.pages(path, params, stats=self.stats, **parsing):
             if self.stop.is_set():
                 raise Stopped()
+            link = page.links.next
             yield page
+            if link in followed:
+                raise PaginationLoop(
+                    f"GET {path}: Klaviyo's next link repeats one already followed (after"
+                    f" {len(followed) + 1} pages); stopped rather than read the same pages for ever;"
+                    " the next sync tries again"
+                )
+            if link:
+                followed.add(link)
 
     async def post(self, path: str, body: Any) -> dict[str, Any]:
         if self.stop.is_set():

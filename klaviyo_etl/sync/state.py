@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlite_utils
+
+from klaviyo_etl.sync.status import KILLED, KILLED_ERROR, RUNNING
 
 
 @dataclass
@@ -50,9 +53,35 @@ class StreamState:
         db["sync_state"].upsert({**(snapshot or self.snapshot()), **columns}, pk="stream")
 
 
-def record_run(db: sqlite_utils.Database, run_id: str, result: Any) -> None:
-    """One `sync_runs` row per stream per run, and the stream's summary in `sync_state`."""
+def start_run(db: sqlite_utils.Database, run_id: str, stream: str, started_at: str) -> None:
+    """The stream's `sync_runs` row, `running` until `record_run` says how it ended.
+
+    Called under the database lock, so an older `running` row of the stream belongs to a
+    run that died: it is marked `killed` now."""
     with db.atomic():
+        db.execute(
+            "UPDATE sync_runs SET status = ?, error = ? WHERE stream = ? AND status = ?",
+            [KILLED, KILLED_ERROR, stream, RUNNING],
+        )
+        db["sync_runs"].insert(
+            {
+                "run_id": run_id,
+                "stream": stream,
+                "started_at": started_at,
+                "status": RUNNING,
+                "error": f"pid {os.getpid()}",
+            }
+        )
+
+
+def record_run(db: sqlite_utils.Database, run_id: str, result: Any) -> None:
+    """One `sync_runs` row per stream per run (the one `start_run` made, if it did), and the
+    stream's summary in `sync_state`."""
+    with db.atomic():
+        db.execute(
+            "DELETE FROM sync_runs WHERE run_id = ? AND stream = ? AND status = ?",
+            [run_id, result.stream, RUNNING],
+        )
         db["sync_runs"].insert(
             {
                 "run_id": run_id,

@@ -3,12 +3,44 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from typing import TYPE_CHECKING, Any
 
 from klaviyo_etl.sync.names import ALIASES, STREAM_NAMES
 
 if TYPE_CHECKING:
     import sqlite_utils
+
+# A stream's `sync_runs` row while it runs: `error` names the process, so that a run killed
+# before it could record how it ended (kill -9, the machine stopped) is told from a live one.
+RUNNING = "running"
+KILLED = "killed"
+KILLED_ERROR = (
+    "the sync died before this stream finished (killed, out of memory, machine stopped);"
+    " the next sync resumes from its stored pages"
+)
+
+
+def run_status(status: str | None, error: str | None) -> tuple[str | None, str | None]:
+    """A `sync_runs` row's status and error as they stand: a `running` row whose process is
+    gone is `killed` (see `start_run`)."""
+    if status != RUNNING:
+        return status, error
+    pid = int(error[4:]) if error and error.startswith("pid ") and error[4:].isdigit() else None
+    if pid is not None and _alive(pid):
+        return status, None
+    return KILLED, KILLED_ERROR
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
 
 STREAM_TABLES = {name: name for name in STREAM_NAMES if name != "reports"} | {"reports": "report_values"}
 
@@ -41,6 +73,7 @@ def stream_status(db: sqlite_utils.Database, now: dt.datetime | None = None) -> 
             + (" WHERE deleted_at IS NULL" if table != "report_values" else "")
         ).fetchone()[0]
         success = state.get("last_success_at")
+        run_state, run_error = run_status(run.get("status"), run.get("error"))
         age = humanize_age((now - dt.datetime.fromisoformat(success)).total_seconds()) if success else None
         out.append(
             {
@@ -49,10 +82,11 @@ def stream_status(db: sqlite_utils.Database, now: dt.datetime | None = None) -> 
                 "age": age,
                 "watermark": state.get("watermark"),
                 "rows": count,
-                "last_status": run.get("status"),
-                "last_error": state.get("last_error"),
+                "last_status": run_state,
+                # A killed run's own words: an older error would read as what stopped it.
+                "last_error": run_error if run_state != run.get("status") else state.get("last_error"),
                 # Why the last run did not sync it (a stream it reads from did not finish).
-                "skipped_because": run.get("error") if run.get("status") == "skipped" else None,
+                "skipped_because": run_error if run_state == "skipped" else None,
             }
         )
     return out

@@ -48,9 +48,12 @@ def test_days_beyond_a_century_are_refused_before_the_run(db_path, option, days)
     assert "Traceback" not in result.output
 
 
-def test_missing_api_key(db_path):
-    result = run(["--db", str(db_path), "sync", "metrics"], env={"KLAVIYO_API_KEY": ""})
-    assert_one_line_error(result, 2, "KLAVIYO_API_KEY")
+@pytest.mark.parametrize("key", ["", " ", "\t\n"])
+def test_missing_api_key(db_path, key):
+    # Before, a blank key was sent: "Illegal header value", retried as transient for ~60 s
+    # (8 attempts), then exit 1 "the next sync tries again", at every cron run.
+    result = run(["--db", str(db_path), "sync", "metrics"], env={"KLAVIYO_API_KEY": key})
+    assert_one_line_error(result, 2, "no API key: set KLAVIYO_API_KEY")
 
 
 def test_bad_since(db_path):
@@ -64,6 +67,16 @@ def test_a_since_in_the_future_is_refused(db_path):
     assert_one_line_error(
         result, 2, "--since 2062-01-01 is in the future: give the past date to re-read from"
     )
+
+
+@pytest.mark.parametrize("since", ["0226-01-01", "0001-01-01", "1969-12-31T23:59:59Z"])
+def test_a_since_before_1970_is_refused(db_path, since):
+    # A mistyped year: profiles and lists failed on an OverflowError or a 400 ("invalid
+    # value '1-01-01T00:00:00Z'"), and events with a year before 1000 hung, ignoring SIGTERM.
+    result = run(
+        ["--db", str(db_path), "--base-url", "http://127.0.0.1:9", "sync", "events", "--since", since]
+    )
+    assert_one_line_error(result, 2, f"--since {since} is before 1970: Klaviyo holds nothing older")
 
 
 def test_unreachable_server_stops_the_run_at_once_naming_the_url_and_keeps_the_database(db_path):

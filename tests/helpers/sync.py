@@ -106,12 +106,13 @@ def start_sync(
     )
 
 
-def count_rows(db_path: Path, table: str) -> int:
-    """Rows in `table`, read while a sync may be writing; 0 before the table exists."""
+def count_rows(db_path: Path, table: str, where: str = "1") -> int:
+    """Rows in `table` (those matching `where`), read while a sync may be writing; 0 before the
+    table exists."""
     try:
         conn = sqlite3.connect(db_path, timeout=5)
         try:
-            return conn.execute(f"SELECT COUNT(*) FROM [{table}]").fetchone()[0]
+            return conn.execute(f"SELECT COUNT(*) FROM [{table}] WHERE {where}").fetchone()[0]
         finally:
             conn.close()
     except sqlite3.OperationalError:
@@ -119,13 +120,18 @@ def count_rows(db_path: Path, table: str) -> int:
 
 
 def wait_for_rows(
-    proc: subprocess.Popen, db_path: Path, table: str, at_least: int = 1, timeout: float = 60
+    proc: subprocess.Popen,
+    db_path: Path,
+    table: str,
+    at_least: int = 1,
+    timeout: float = 60,
+    where: str = "1",
 ) -> int:
-    """Poll until `table` holds `at_least` rows, the process ends or `timeout` seconds pass;
-    the count last seen."""
+    """Poll until `table` holds `at_least` rows (matching `where`), the process ends or
+    `timeout` seconds pass; the count last seen."""
     deadline = time.monotonic() + timeout
     while (
-        (rows := count_rows(db_path, table)) < at_least
+        (rows := count_rows(db_path, table, where)) < at_least
         and proc.poll() is None
         and time.monotonic() < deadline
     ):

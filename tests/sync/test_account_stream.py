@@ -75,3 +75,42 @@ def test_a_key_without_accounts_read_skips_the_stream_with_a_note_and_the_run_ex
     assert status.exit_code == 0, status.output
     shown = {s["stream"]: s for s in json.loads(status.stdout)}
     assert "lacks accounts:read" in shown["accounts"]["skipped_because"]
+
+
+def test_a_key_of_another_account_is_refused_before_it_writes_into_this_accounts_database(
+    sandbox_factory, tmp_path
+):
+    # Before: a cron line with the wrong key (another client's, or an agency's other
+    # account) synced that account into this database and its reconciliation flagged every
+    # profile of this one deleted and erased their personal data at once (150 of 150).
+    path = tmp_path / "acme.db"
+    with sandbox_factory("tiny", seed=3) as acme:
+        ours = Settings(db_path=path, api_key=acme.config.api_key, base_url=acme.server.url)
+        assert run_sync(ours, SyncOptions(streams=["all"])).ok
+    db = open_database(path)
+    try:
+        before = _kept(db)
+        assert before["profiles"][1] > 0 and before["events"] > 0
+    finally:
+        db.close()
+    with sandbox_factory("tiny", seed=4, account_id="GlobexX") as globex:
+        result = invoke(globex.server, globex.config, tmp_path, "sync", "all", "--reconcile", db=path)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    (line,) = [x for x in result.output.splitlines() if x.startswith("Error:")]
+    assert "GlobexX" in line and "SbxAcct" in line
+    db = open_database(path)
+    try:
+        assert _kept(db) == before
+    finally:
+        db.close()
+
+
+def _kept(db) -> dict:
+    """What a wrong key must not touch: the profiles and their emails, the live events, the
+    account."""
+    return {
+        "profiles": db.execute("SELECT count(*), count(email), count(deleted_at) FROM profiles").fetchone(),
+        "events": db.execute("SELECT count(*) FROM events WHERE deleted_at IS NULL").fetchone()[0],
+        "accounts": [r["id"] for r in db["accounts"].rows],
+    }

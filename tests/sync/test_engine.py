@@ -576,3 +576,36 @@ def test_an_event_stamped_ahead_of_klaviyos_clock_never_sends_a_bound_in_the_fut
         second = run_sync(settings, SyncOptions(streams=["events"]))
         assert second.ok, [(s.stream, s.error) for s in second.streams]
         assert set(fresh) <= live_ids(db_path, "events")
+
+
+def test_a_next_link_that_repeats_fails_its_stream_instead_of_looping_for_ever(sandbox, tmp_path):
+    # Before: a server whose cursor came back to a page already read (here: list pages pointing
+    # at themselves) kept the sync reading that page until it was stopped, holding the
+    # database lock, so every cron run after it was refused. Now the stream fails with one
+    # line after the repeat, and the others complete.
+    server, data, config = sandbox
+    settings = settings_for(server, config, tmp_path / "k.db")
+    stop, lists = threading.Event(), []
+
+    def rewrite(request: httpx.Request, body: dict) -> dict:
+        if request.url.path == "/api/lists":
+            body["links"]["next"] = str(request.url)
+        return body
+
+    async def before(request: httpx.Request) -> None:
+        if request.url.path == "/api/lists":
+            lists.append(request.url)
+            if len(lists) > 20:  # without the guard: end the test, not the machine
+                stop.set()
+
+    result = run_sync(
+        settings,
+        SyncOptions(streams=["lists", "tags"]),
+        stop=stop,
+        client_factory=client_through(settings, Seam(before=before, rewrite=rewrite)),
+    )
+    by_stream = {s.stream: s for s in result.streams}
+    assert by_stream["lists"].status == "failed", by_stream["lists"]
+    assert "repeats" in by_stream["lists"].error and "\n" not in by_stream["lists"].error
+    assert len(lists) == 2  # the first page, and its link to itself: once
+    assert by_stream["tags"].status == "ok" and result.exit_code == 1

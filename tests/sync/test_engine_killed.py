@@ -8,7 +8,9 @@ import sqlite3
 import subprocess
 import time
 
+from klaviyo_etl.db import open_database
 from klaviyo_etl.sync.engine import SyncOptions, run_sync
+from klaviyo_etl.sync.status import stream_status
 from tests.helpers.sync import count_rows, settings_for, start_sync, wait_for_rows
 
 COMPARED = {
@@ -41,6 +43,14 @@ def snapshot(path) -> dict[str, set]:
         conn.close()
 
 
+def _status_of(path, stream: str) -> dict:
+    db = open_database(path, create=False)
+    try:
+        return next(r for r in stream_status(db) if r["stream"] == stream)
+    finally:
+        db.close()
+
+
 def indexes(path) -> set[str]:
     conn = sqlite3.connect(path)
     try:
@@ -49,7 +59,9 @@ def indexes(path) -> set[str]:
         conn.close()
 
 
-def test_kill_mid_sync_then_resume_equals_uninterrupted(sandbox_factory, tmp_path):
+def test_kill_mid_sync_then_resume_equals_uninterrupted_and_status_says_it_was_killed(
+    sandbox_factory, tmp_path
+):
     with sandbox_factory("small", events=6000, profiles=300, latency_ms=15) as sb:
         server, config = sb.server, sb.config
         killed_db = tmp_path / "killed.db"
@@ -62,9 +74,23 @@ def test_kill_mid_sync_then_resume_equals_uninterrupted(sandbox_factory, tmp_pat
         assert 0 < interrupted_events < 6000
         # the first load went in without secondary indexes; they are listed for rebuilding
         assert count_rows(killed_db, "_deferred_indexes") > 0
+        # Before: no trace of the run, "last run" blank and "never" succeeded, as if no sync
+        # had been tried; now the stream's row says it was killed.
+        events = _status_of(killed_db, "events")
+        assert (events["last_status"], events["last_success_at"]) == ("killed", None)
+        assert "killed" in events["last_error"] and "next sync resumes" in events["last_error"]
 
         settings = settings_for(server, config, killed_db)
         assert run_sync(settings, SyncOptions()).ok
+        assert _status_of(killed_db, "events")["last_status"] == "ok"
+        conn = sqlite3.connect(killed_db)
+        try:  # the history keeps the killed run, settled by the run that came next
+            statuses = [
+                r[0] for r in conn.execute("SELECT status FROM sync_runs WHERE stream = 'events' ORDER BY id")
+            ]
+        finally:
+            conn.close()
+        assert statuses == ["killed", "ok"]
         clean_db = tmp_path / "clean.db"
         assert run_sync(settings_for(server, config, clean_db), SyncOptions()).ok
 

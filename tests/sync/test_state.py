@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
+import sys
 from types import SimpleNamespace
 
 from klaviyo_etl.db import open_database
 from klaviyo_etl.models import Resource
-from klaviyo_etl.sync.state import StreamState, record_run
+from klaviyo_etl.sync.options import StreamResult
+from klaviyo_etl.sync.state import StreamState, record_run, start_run
+from klaviyo_etl.sync.status import stream_status
 from klaviyo_etl.sync.streams.base import clamp, earlier, later, latest
 
 
@@ -113,3 +117,29 @@ def test_since_against_a_stored_mark_takes_the_earlier_and_a_mark_never_passes_t
     start = dt.datetime(2026, 5, 1, 9, 30, tzinfo=dt.UTC)
     assert clamp(a, start) == "2026-05-01T09:30:00+00:00"
     assert clamp(b, start) == b and clamp(None, start) is None
+
+
+def test_a_running_stream_reads_running_until_its_process_is_gone_then_killed(tmp_path):
+    db = open_database(tmp_path / "k.db")
+
+    def events() -> tuple:
+        row = next(r for r in stream_status(db) if r["stream"] == "events")
+        return row["last_status"], row["last_error"]
+
+    start_run(db, "run1", "events", "2026-05-01T00:00:00+00:00")
+    assert events() == ("running", None)  # this process runs it
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    db.execute("UPDATE sync_runs SET error = ? WHERE run_id = 'run1'", [f"pid {gone.stdout.strip()}"])
+    status, error = events()
+    assert status == "killed" and error.startswith("the sync died before this stream finished")
+    # The next run holds the lock: the dead run's row is settled in the history, and the new
+    # run's own row is recorded in place of its `running` one.
+    start_run(db, "run2", "events", "2026-05-01T01:00:00+00:00")
+    ended = StreamResult(
+        "events", "ok", rows=5, started_at="2026-05-01T01:00:00+00:00", ended_at="2026-05-01T01:01:00+00:00"
+    )
+    record_run(db, "run2", ended)
+    assert [(r["run_id"], r["status"]) for r in db["sync_runs"].rows] == [("run1", "killed"), ("run2", "ok")]
+    assert events() == ("ok", None)
