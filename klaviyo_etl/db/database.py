@@ -12,6 +12,9 @@ from klaviyo_etl.db.migrations import migrate as apply_migrations
 from klaviyo_etl.db.private import create_private
 from klaviyo_etl.errors import DatabaseError
 
+# How long a connection waits for another writer (a sync's transaction, a schema upgrade).
+BUSY_TIMEOUT_MS = 30_000
+
 
 def require_database(path: str | Path) -> Path:
     """`path` expanded, if a database file is there; a command that only uses an existing one
@@ -34,7 +37,7 @@ def open_database(path: str | Path, *, migrate: bool = True, create: bool = True
     try:
         create_private(path)
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout = 30000")
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         db = sqlite_utils.Database(conn)
         foreign = foreign_tables(db)
         if foreign:  # before any write: not even WAL mode is set on another program's file
@@ -50,5 +53,13 @@ def open_database(path: str | Path, *, migrate: bool = True, create: bool = True
     except (sqlite3.DatabaseError, OSError) as exc:
         raise DatabaseError(f"cannot open database {path}: {exc}") from exc
     if migrate:
-        apply_migrations(db)
+        try:
+            apply_migrations(db)
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+            raise DatabaseError(
+                f"database {path} stayed busy: another klaviyo-etl is writing to it (upgrading its"
+                " schema, or syncing); run this again when it has finished"
+            ) from exc
     return db

@@ -588,17 +588,36 @@ def migration_status(db: sqlite_utils.Database) -> list[dict]:
 
 
 def migrate(db: sqlite_utils.Database) -> list[str]:
-    """Apply pending migrations, each in its own transaction; return the names applied.
+    """Apply pending migrations in one transaction; return the names applied.
 
     Refuses a file written by a newer klaviyo-etl rather than guessing at its schema.
+
+    After an upgrade, the cron's sync and a report typed meanwhile may open the file at once.
+    Each would apply the same migrations: the second then recorded a version twice, or, its
+    read snapshot overtaken by the first's commit, failed at once with "database is locked"
+    (SQLite does not make a reader that turns writer wait). So the pending list is read again
+    once this connection holds the write lock (`BEGIN IMMEDIATE` waits out the other, within
+    the busy timeout), and a migration another process applied meanwhile is not run again.
     """
+    if not _pending(db):
+        return []
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        pending = _pending(db)
+        MIGRATIONS.apply(db)  # each migration's own transaction nests as a savepoint
+        db.execute("COMMIT")
+    except BaseException:
+        if db.conn.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return pending
+
+
+def _pending(db: sqlite_utils.Database) -> list[str]:
     newest = MIGRATIONS.newest_version(db)
     if newest > SCHEMA_VERSION:
         raise DatabaseError(
             f"database schema version {newest} is newer than this klaviyo-etl "
             f"(knows {SCHEMA_VERSION}); upgrade klaviyo-etl"
         )
-    pending = [m.name for m in MIGRATIONS.pending(db)]
-    if pending:
-        MIGRATIONS.apply(db)
-    return pending
+    return [m.name for m in MIGRATIONS.pending(db)]

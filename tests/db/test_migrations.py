@@ -203,3 +203,51 @@ def test_many_events_to_rewrite_have_their_datetime_indexes_built_again_as_they_
         db.execute("SELECT count(*) FROM events WHERE substr(datetime, 11, 1) = 'T'").fetchone()[0] == 10_001
     )
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_several_processes_opening_a_database_that_needs_migrations_all_succeed(tmp_path):
+    """After an upgrade, the cron's sync and a `report` or `status` typed meanwhile open the
+    file at once; each applied the pending migrations itself, and the one whose read snapshot
+    was overtaken by another's commit failed at once with "database is locked" (SQLite does not
+    wait for a reader that wants to write), shown as an unexpected error."""
+    import subprocess
+    import sys
+
+    for attempt in range(3):
+        path = tmp_path / f"old{attempt}.db"
+        old = open_database(path, migrate=False)
+        _migrate_as_before(old, [getattr(m, n) for n in m.MIGRATIONS.names()[:11]])
+        old["events"].insert_all(
+            {"id": f"e{i}", "metric_id": "m1", "datetime": f"2026-06-23 10:{i % 60:02d}:00+00:00"}
+            for i in range(3000)
+        )
+        old.close()
+        opener = "import sys; from klaviyo_etl.db import open_database; open_database(sys.argv[1])"
+        processes = [
+            subprocess.Popen([sys.executable, "-c", opener, str(path)], stderr=subprocess.PIPE, text=True)
+            for _ in range(4)
+        ]
+        errors = [p.communicate(timeout=60)[1] for p in processes]
+        assert [p.returncode for p in processes] == [0] * 4, errors
+        db = open_database(path)
+        assert [
+            r[0] for r in db.execute("SELECT name FROM _migrations ORDER BY version")
+        ] == m.MIGRATIONS.names()
+
+
+def test_a_database_another_writer_keeps_busy_past_the_timeout_is_a_one_line_error(tmp_path, monkeypatch):
+    from klaviyo_etl.db import database
+    from klaviyo_etl.errors import DatabaseError
+
+    path = tmp_path / "old.db"
+    old = open_database(path, migrate=False)
+    _migrate_as_before(old, [getattr(m, n) for n in m.MIGRATIONS.names()[:11]])
+    old.execute("BEGIN IMMEDIATE")  # another process, mid-write
+    monkeypatch.setattr(database, "BUSY_TIMEOUT_MS", 100)
+    try:
+        with pytest.raises(DatabaseError, match="stayed busy: another klaviyo-etl is writing to it"):
+            open_database(path)
+    finally:
+        old.execute("ROLLBACK")
+    migrated = open_database(path)
+    assert migrated.execute("SELECT count(*) FROM _migrations").fetchone()[0] == len(m.MIGRATIONS.names())
