@@ -57,6 +57,10 @@ class DatabaseError(KlaviyoEtlError):
     exit_code = 2
 
 
+class NoDatabase(DatabaseError):
+    """No database file where one is needed: a sync creates it."""
+
+
 class DatabaseLocked(DatabaseError):
     """Another sync holds the database lock."""
 

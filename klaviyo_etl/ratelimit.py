@@ -153,8 +153,12 @@ class Bucket:
                     await asyncio.sleep(d)
                     waited += d
                 elif self.in_flight and (serial := self.one_at_a_time()) > 0:
+                    # `asyncio.timeout`, not `wait_for`: in Python 3.11 `wait_for` drops a
+                    # cancel that comes in the turn its wait ends, and the cancelled worker
+                    # read on, then waited for ever for a window a failed sibling left.
                     try:
-                        await asyncio.wait_for(self.idle.wait(), timeout=serial)
+                        async with asyncio.timeout(serial):
+                            await self.idle.wait()
                     except TimeoutError:
                         pass  # the caution is over: requests may overlap again
                     waited += self.clock() - start

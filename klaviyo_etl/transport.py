@@ -156,10 +156,12 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
     ) -> httpcore.AsyncNetworkStream:
         loop = asyncio.get_running_loop()
         try:
-            tls = await asyncio.wait_for(
-                loop.start_tls(self.transport, self.protocol, ssl_context, server_hostname=server_hostname),
-                timeout,
-            )
+            # `asyncio.timeout`, not `wait_for`, which in Python 3.11 drops a cancel that comes
+            # in the turn its wait ends (see `Bucket.acquire`).
+            async with asyncio.timeout(timeout):
+                tls = await loop.start_tls(
+                    self.transport, self.protocol, ssl_context, server_hostname=server_hostname
+                )
         except TimeoutError as exc:
             self.transport.close()
             raise httpcore.ConnectTimeout("timed out during the TLS handshake") from exc
@@ -212,8 +214,8 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
     ) -> httpcore.AsyncNetworkStream:
         loop = asyncio.get_running_loop()
         try:
-            transport, protocol = await asyncio.wait_for(
-                loop.create_connection(
+            async with asyncio.timeout(timeout):  # not `wait_for` (see `start_tls`)
+                transport, protocol = await loop.create_connection(
                     _Protocol,
                     host,
                     port,
@@ -221,9 +223,7 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
                     # Several addresses (IPv6 and IPv4) are tried as anyio tries them: the next
                     # after 250 ms, so one that drops packets does not hold up the rest.
                     happy_eyeballs_delay=0.25,
-                ),
-                timeout,
-            )
+                )
         except TimeoutError as exc:
             raise httpcore.ConnectTimeout(f"timed out connecting to {host}:{port}") from exc
         except OSError as exc:

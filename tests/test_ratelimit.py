@@ -271,3 +271,34 @@ def test_a_fresh_bucket_whose_first_answer_states_the_limit_keeps_pace_with_the_
     silent = Bucket(RateLimit(burst_per_s=burst, steady_per_min=steady, tier="L"), clock=clock)
     slow = simulate(silent, clock, requests=200, workers=workers, answer_s=answer_s, headers=None)
     assert slow[-1] - sent[-1] > 0.5  # what the serial probe cost
+
+
+def test_a_cancel_in_the_turn_the_request_in_flight_is_answered_ends_the_waiting_acquire():
+    """A worker waiting for the one request in flight (a new bucket's probe) is cancelled in
+    the turn that request is answered: a sibling failed on that answer (a 400). The cancel
+    must end its wait. Python 3.11's `asyncio.wait_for` returned the answer and dropped the
+    cancel: the worker went on alone, then waited for ever for the failed window, deaf to
+    SIGTERM (`sync events --since 0999-06-01`, killed by hand after 11 min)."""
+
+    async def cancel_after(turns: int) -> bool:
+        """Whether the cancel was kept (True) or dropped (False); True too when the acquire
+        was over before the cancel."""
+        bucket = Bucket(RateLimit(burst_per_s=3, steady_per_min=60, tier="S"), headroom=1.0)
+        first = await bucket.acquire()
+        waiting = asyncio.ensure_future(bucket.acquire())
+        await asyncio.sleep(0)
+        bucket.release(first.slot)
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        if not waiting.cancel():
+            return True  # already over: nothing to cancel
+        try:
+            await waiting
+        except asyncio.CancelledError:
+            return True
+        return False
+
+    async def every_turn() -> list[bool]:
+        return [await cancel_after(turns) for turns in range(6)]
+
+    assert all(asyncio.run(every_turn()))

@@ -122,7 +122,7 @@ def _check_one(
         run_access_check,
     )
     from klaviyo_etl.db import open_database
-    from klaviyo_etl.errors import DatabaseError
+    from klaviyo_etl.errors import DatabaseError, NoDatabase
     from klaviyo_etl.sync.engine import SyncOptions, make_client, run_sync
 
     access = run_access_check(make_client(settings))
@@ -135,7 +135,10 @@ def _check_one(
     try:
         db = open_database(settings.db_path, create=False)
     except DatabaseError as exc:  # still show what the probes found
-        figures = Figures(period, tolerance, floor, {}, [], [f"{exc} (or pass --sync)"])
+        # Only a missing file is what --sync mends: a file from a newer klaviyo-etl, another
+        # program's or an unreadable one stops the sync the same way.
+        hint = " (or pass --sync)" if isinstance(exc, NoDatabase) and not sync else ""
+        figures = Figures(period, tolerance, floor, {}, [], [f"{exc}{hint}"])
     else:
         try:
             figures = compare_figures(db, period, tolerance=tolerance, floor=floor, conversion=conversion)

@@ -7,6 +7,7 @@ A leaf: it imports no command module, so `cli/__init__` can name them all withou
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass
@@ -194,14 +195,49 @@ def flow_paragraphs(text: str) -> str:
     )
 
 
+def _format_help_folded(format_help: Callable, ctx, formatter) -> None:
+    """Print a command's help with `fold_help_values` in force (Typer's Rich help loads only
+    to print a help, so it is patched then, not on every run)."""
+    fold_help_values()
+    return format_help(ctx, formatter)
+
+
+def fold_help_values() -> None:
+    """An option's env var or default wider than the help column is folded onto the next line
+    rather than cut with "…" (at 80 columns `--db`'s default path and
+    `KLAVIYO_ETL_REQUEST_TIMEOUT` were cut, and `sandbox serve`'s `--rate-limit-scale` name
+    with them). Typer builds those texts with Rich's default overflow and no setting for it."""
+    from rich.text import Text
+    from typer import rich_utils
+
+    original = rich_utils._get_parameter_help
+    if getattr(original, "folds", False):
+        return
+
+    def folded(**kwargs):
+        columns = original(**kwargs)
+        for item in columns.renderables:
+            if isinstance(item, Text):
+                item.overflow = "fold"
+        return columns
+
+    folded.folds = True  # type: ignore[attr-defined]
+    rich_utils._get_parameter_help = folded
+    # One space between the options table's columns, not two: the empty columns (short names,
+    # `--no-…` forms) cost less, and the names keep their width at 80 columns.
+    rich_utils.STYLE_OPTIONS_TABLE_PADDING = (0, 1, 0, 0)
+
+
 def _tidy_help(command) -> None:
     """Fix what Typer's help would print wrong: metavars, and brackets read as Rich markup.
 
     Idempotent: the root runs it again for the options Typer adds late (shell completion).
     """
     rich = getattr(command, "rich_markup_mode", "rich") == "rich"
-    if rich and command.help and not getattr(command, "_help_tidied", False):
-        command.help = escape(flow_paragraphs(command.help))  # `[default: …]` would vanish as a tag
+    if not getattr(command, "_help_tidied", False):
+        if rich and command.help:
+            command.help = escape(flow_paragraphs(command.help))  # `[default: …]` would vanish as a tag
+        command.format_help = functools.partial(_format_help_folded, command.format_help)
     command._help_tidied = True
 
     help_option = command.get_help_option(typer.Context(command))

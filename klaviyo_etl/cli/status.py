@@ -65,7 +65,7 @@ def status(
             typer.echo(json.dumps(rows, indent=2))
             return
         console = Console()
-        console.print(status_table(rows, width=console.width if console.is_terminal else None))
+        print_fitted(console, status_table(rows, width=console.width if console.is_terminal else None))
         return
     by_account: dict[str, list[dict]] = {}
     failed: dict[str, str] = {}
@@ -90,8 +90,17 @@ def status(
                 width = console.width if console.is_terminal else None
                 table = status_table(by_account[account.name], width=width)
                 table.title, table.title_justify = f"{account.name} ({account.settings.db_path})", "left"
-                console.print(table)
+                print_fitted(console, table)
     exit_if_failed(failed)
+
+
+def print_fitted(console: Console, table: Table) -> None:
+    """Print `table`; piped or to a log file, as wide as it needs (up to 400 columns), as a
+    report is (`reports.render.print_report`): each row on one line. At the pipe's 80 columns
+    the boxed table folded the error's words ("campaign" / "s")."""
+    if not console.is_terminal:
+        console.width = max(console.width, min(Console(width=1000).measure(table).maximum, 400))
+    console.print(table)
 
 
 def status_table(

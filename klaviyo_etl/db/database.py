@@ -10,7 +10,7 @@ import sqlite_utils
 from klaviyo_etl.db.migrations import foreign_tables
 from klaviyo_etl.db.migrations import migrate as apply_migrations
 from klaviyo_etl.db.private import create_private
-from klaviyo_etl.errors import DatabaseError
+from klaviyo_etl.errors import DatabaseError, NoDatabase
 
 # How long a connection waits for another writer (a sync's transaction, a schema upgrade).
 BUSY_TIMEOUT_MS = 30_000
@@ -21,7 +21,7 @@ def require_database(path: str | Path) -> Path:
     asks first, so a mistyped --db leaves nothing behind (an empty database, a lock file)."""
     path = Path(path).expanduser()
     if not path.exists():
-        raise DatabaseError(
+        raise NoDatabase(
             f"no database at {path}: run `klaviyo-etl sync` first, or point --db / KLAVIYO_ETL_DB at one"
         )
     return path

@@ -8,9 +8,11 @@ import shutil
 import sqlite3
 
 import pytest
+import sqlite_utils
 from typer.testing import CliRunner
 
 from klaviyo_etl.cli import app
+from klaviyo_etl.db.migrations import SCHEMA_VERSION
 from tests.helpers.sandbox import scopes_missing
 
 
@@ -111,6 +113,18 @@ def test_nothing_stored_says_which_sync_to_run_and_exits_2(sandbox, tmp_path):
     result = check(sandbox, tmp_path / "missing.db")
     assert result.exit_code == 2, result.output
     assert "no database at" in result.output and "(or pass --sync)" in result.output
+
+
+@pytest.mark.parametrize("sync", [False, True], ids=["without --sync", "with --sync"])
+def test_a_database_of_a_newer_schema_is_not_told_to_pass_sync(sandbox, db_path, sync):
+    # "(or pass --sync)" followed the refusal, yet a sync refuses that file the same way.
+    db = sqlite_utils.Database(db_path)
+    db["_migrations"].insert({"version": SCHEMA_VERSION + 1, "name": "m999_future", "applied_at": "x"})
+    db.close()
+    result = check(sandbox, db_path, *(["--sync"] if sync else []))
+    assert result.exit_code == 2, result.output
+    assert "newer than this klaviyo-etl" in result.output
+    assert "upgrade klaviyo-etl" in result.output and "--sync" not in result.output, result.output
 
 
 def test_sync_first_then_compare(sandbox, tmp_path):

@@ -7,6 +7,7 @@ import re
 
 import pytest
 import typer.main
+import typer.rich_utils
 from typer.testing import CliRunner
 
 from klaviyo_etl.cli import app
@@ -115,3 +116,26 @@ def test_a_help_paragraph_flows_to_the_terminal_s_width_and_keeps_no_source_line
             continue  # an indented block (an example), still indented: its lines are its own
         for line in lines[:-1]:
             assert len(line) >= 60, (path, line, result.output)
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=lambda p: " ".join(p) or "root")
+def test_every_help_at_80_columns_cuts_no_option_name_env_var_or_default(path, monkeypatch):
+    """At 80 columns Rich cut what was wider than its column with "…": `--db`'s default path,
+    `KLAVIYO_ETL_REQUEST_TIMEOUT`, `sandbox serve`'s `--rate-limit-scale`. Every option name,
+    env var and default must be there whole (folded onto the next line is fine)."""
+    # Typer reads the width once, as its Rich help loads (maybe in an earlier, wider test).
+    monkeypatch.setattr(typer.rich_utils, "MAX_WIDTH", 80)
+    result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "80", "TERMINAL_WIDTH": "80"})
+    assert result.exit_code == 0, result.output
+    assert max(len(line) for line in result.output.splitlines()) <= 80
+    command = dict(walk_commands(ROOT))[path]
+    declared = "".join([command.help or ""] + [param.help or "" for param in command.params])
+    cut = [line for line in result.output.splitlines() if "…" in line]
+    assert "…" in declared or not cut, cut
+    # Whole once the panel's borders and the folds are taken out.
+    joined = "".join(line.strip("│ ").replace(" ", "") for line in result.output.splitlines())
+    for param in (p for p in command.params if p.param_type_name == "option"):
+        for name in [*param.opts, *param.secondary_opts]:
+            assert name in joined, name
+        if isinstance(param.envvar, str) and param.show_envvar:
+            assert param.envvar in joined, param.envvar

@@ -7,7 +7,7 @@ import io
 
 from rich.console import Console
 
-from klaviyo_etl.cli.status import compact_time, status_table
+from klaviyo_etl.cli.status import compact_time, print_fitted, status_table
 
 NOW = dt.datetime(2026, 12, 1, 20, 40, tzinfo=dt.UTC)
 
@@ -124,3 +124,25 @@ def test_an_error_is_shown_as_it_is_never_read_as_markup():
     ]
     flat = " ".join(fitted_status(rows, 120).split())
     assert '[schedule] (accounts = "off") or [bold]' in flat, flat
+
+
+def test_piped_the_status_table_keeps_each_row_on_one_line():
+    # Piped or in a log file (no terminal: Rich's 80 columns), the boxed table folded the
+    # error's words: "campaign" / "s".
+    error = "AuthError: 403: the API key lacks a required scope (GET /api/campaigns) for the campaigns stream"
+    rows = [
+        {
+            "stream": "campaign_messages",
+            "last_success_at": "2026-12-01T18:58:03+00:00",
+            "watermark": "2026-11-09T02:35:44+00:00",
+            "rows": 60000,
+            "last_status": "failed",
+            "last_error": error,
+        }
+    ]
+    out = io.StringIO()
+    console = Console(file=out)  # not a terminal, as in a pipe
+    assert not console.is_terminal and console.width == 80
+    print_fitted(console, status_table(rows, NOW, dt.UTC))
+    row = next(line for line in out.getvalue().splitlines() if "campaign_messages" in line)
+    assert error in row, out.getvalue()

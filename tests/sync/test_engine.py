@@ -609,3 +609,34 @@ def test_a_next_link_that_repeats_fails_its_stream_instead_of_looping_for_ever(s
     assert "repeats" in by_stream["lists"].error and "\n" not in by_stream["lists"].error
     assert len(lists) == 2  # the first page, and its link to itself: once
     assert by_stream["tags"].status == "ok" and result.exit_code == 1
+
+
+def test_a_window_refused_while_the_others_wait_for_the_probe_ends_the_run(
+    sandbox_factory, tmp_path, monkeypatch
+):
+    """`sync events --since 0999-06-01` before filters wrote four-digit years: the first
+    window's filter was refused (400) while the other workers waited for the new bucket's
+    one request in flight; one of them lost the failing stream's cancel (Python 3.11's
+    `wait_for`), read on alone and then waited for ever for the refused window, deaf to
+    SIGTERM. The run must end, the stream failed with the 400, and a stop must end it too."""
+    from klaviyo_etl.sync import filters
+
+    # The filter times as they were written then: year 999 as "999-06-01T00:00:00Z".
+    monkeypatch.setattr(
+        filters, "fmt_time", lambda value: value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    )
+    with sandbox_factory("tiny") as sb:
+        settings = settings_for(sb.server, sb.config, tmp_path / "k.db")
+        stop = threading.Event()
+        results: list = []
+        options = SyncOptions(streams=["events"], since="0999-06-01T00:00:00+00:00")
+        runner = threading.Thread(
+            target=lambda: results.append(run_sync(settings, options, stop=stop)), daemon=True
+        )
+        runner.start()
+        runner.join(10)
+        stop.set()  # were it still running: a stop ends it too, promptly
+        runner.join(5)
+        assert not runner.is_alive(), "the sync neither ended nor honoured the stop"
+    [events] = results[0].streams
+    assert events.status == "failed" and "400" in (events.error or ""), events
