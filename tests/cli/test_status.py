@@ -84,14 +84,9 @@ def test_a_skipped_run_shows_why_instead_of_an_older_error():
         assert "older run" not in text and "lacks a required scope" in flat
 
 
-def test_a_long_last_error_is_shown_whole_at_80_columns():
-    # The error is what a failed stream's row is for; at 80 columns it got 9 cells and each
-    # long word was cut: "Retriabl…", "Unavaila…", "/api/eve…".
-    error = (
-        "RetriableAPIError: 503 Service Unavailable from GET"
-        " /api/events/?filter=greater-or-equal(datetime,2026-11-29T08:16:00+00:00) after 7 retries"
-    )
-    rows = [
+def failed_after_success(error: str) -> list[dict]:
+    """Status rows of one stream that synced before and failed since, with `error`."""
+    return [
         {
             "stream": "campaign_messages",
             "last_success_at": "2026-12-01T18:58:03+00:00",
@@ -101,6 +96,16 @@ def test_a_long_last_error_is_shown_whole_at_80_columns():
             "last_error": error,
         }
     ]
+
+
+def test_a_long_last_error_is_shown_whole_at_80_columns():
+    # The error is what a failed stream's row is for; at 80 columns it got 9 cells and each
+    # long word was cut: "Retriabl…", "Unavaila…", "/api/eve…".
+    error = (
+        "RetriableAPIError: 503 Service Unavailable from GET"
+        " /api/events/?filter=greater-or-equal(datetime,2026-11-29T08:16:00+00:00) after 7 retries"
+    )
+    rows = failed_after_success(error)
     for width in (80, 100, 120):
         text = fitted_status(rows, width)
         for word in ("RetriableAPIError:", "Unavailable", "after"):
@@ -130,16 +135,7 @@ def test_piped_the_status_table_keeps_each_row_on_one_line():
     # Piped or in a log file (no terminal: Rich's 80 columns), the boxed table folded the
     # error's words: "campaign" / "s".
     error = "AuthError: 403: the API key lacks a required scope (GET /api/campaigns) for the campaigns stream"
-    rows = [
-        {
-            "stream": "campaign_messages",
-            "last_success_at": "2026-12-01T18:58:03+00:00",
-            "watermark": "2026-11-09T02:35:44+00:00",
-            "rows": 60000,
-            "last_status": "failed",
-            "last_error": error,
-        }
-    ]
+    rows = failed_after_success(error)
     out = io.StringIO()
     console = Console(file=out)  # not a terminal, as in a pipe
     assert not console.is_terminal and console.width == 80
