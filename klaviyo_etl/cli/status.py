@@ -95,11 +95,13 @@ def status(
 
 
 def print_fitted(console: Console, table: Table) -> None:
-    """Print `table`; piped or to a log file, as wide as it needs (up to 400 columns), as a
-    report is (`reports.render.print_report`): each row on one line. At the pipe's 80 columns
-    the boxed table folded the error's words ("campaign" / "s")."""
+    """Print `table`; piped or to a log file, as wide as it needs, as a report is: each row on
+    one line. At the pipe's 80 columns the boxed table folded the error's words ("campaign" /
+    "s")."""
     if not console.is_terminal:
-        console.width = max(console.width, min(Console(width=1000).measure(table).maximum, 400))
+        from klaviyo_etl.reports.render import widen_for
+
+        widen_for(console, table)
     console.print(table)
 
 

@@ -345,6 +345,12 @@ def _needed(table: Table) -> int:
     return Console(width=2000).measure(table).maximum
 
 
+def widen_for(console: Console, table: Table) -> None:
+    """Give `table` the width it needs on `console`, at most 400 columns: piped, written to a
+    file or `--wide`, each row stays on one line instead of folding at Rich's 80."""
+    console.width = max(console.width, min(_needed(table), 400))
+
+
 def print_report(
     report: Report,
     console: Console,
@@ -383,8 +389,7 @@ def print_report(
             # Picked columns may not fit even at their narrowest: wider, rather than cut.
             console.width = max(console.width, layout.width())
         if layout.widths is None:
-            # Piped, written to a file or --wide: give the table the width it needs.
-            console.width = max(console.width, min(_needed(grid), 400))
+            widen_for(console, grid)  # piped, written to a file or --wide
         console.print(Text(_title(report), style="table.title"))
         console.print(grid)
         if layout.hidden and report.rows:
