@@ -184,6 +184,22 @@ def message_counts(roles: dict[str, dict[str, float]]) -> dict[str, float]:
     return counts
 
 
+def bot_clicks(roles: dict[str, dict[str, float]]) -> int:
+    """One message's clicks by bots (their `Bot Click` true), which no figure counts."""
+    return int(roles.get("bot_clicked", {}).get("events", 0))
+
+
+def bot_note(bots: int) -> list[str]:
+    """The note saying that bots' clicks were left out, when there were any (LIVE_BEHAVIOUR.md
+    §12): an account that kept them in its reporting sees higher clicks in Klaviyo."""
+    if not bots:
+        return []
+    return [
+        f"{counted(bots, 'click', grouped=True)} by bots (Bot Click true) left out of clicks and"
+        " click rates, as Klaviyo's reporting leaves them out by default."
+    ]
+
+
 def _sum_into(total: dict[str, float], counts: dict[str, float]) -> None:
     for name in COUNTS:
         total[name] += counts.get(name) or 0
@@ -340,11 +356,14 @@ def _campaign_rows(
         by_campaign = campaign_entities(db, [c["campaign_id"] for c in campaigns])
         entity_ids = [m for mids in by_campaign.values() for m in mids]
         sums = role_sums(db, "message", None, entity_ids)
+        bots = 0
         for row in campaigns:
             total = _empty_counts()
             for mid in by_campaign.get(row["campaign_id"], []):
                 _sum_into(total, message_counts(sums.get(mid, {})))
+                bots += bot_clicks(sums.get(mid, {}))
             row.update(add_rates(total, row["channel"]))
+        notes.extend(bot_note(bots))
     else:
         stored = klaviyo_values(db, "campaign-values", [c["campaign_id"] for c in campaigns])
         timeframe = stored_timeframe(db)
@@ -558,6 +577,15 @@ def _flow_rows(
             mid: add_rates(message_counts(sums.get(mid, {})), info["channel"])
             for mid, info in messages.items()
         }
+        notes.extend(
+            bot_note(
+                sum(
+                    bot_clicks(sums.get(mid, {}))
+                    for mid, info in messages.items()
+                    if not channel or info["channel"] == channel
+                )
+            )
+        )
     else:
         stored = klaviyo_values(db, "flow-values", None, key=("entity_id", "message_id", "channel"))
         per_message = {}
