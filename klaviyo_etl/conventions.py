@@ -89,7 +89,9 @@ ATTRIBUTION_WINDOW_DAYS = 5
 # (per message; a campaign or flow sums its messages):
 #   recipients          distinct profiles with a received, bounced or failed event for the message
 #   delivered           distinct profiles with a received event
-#   opens / opens_unique, clicks / clicks_unique   event count / distinct profiles
+#   opens / opens_unique, clicks / clicks_unique   event count / distinct profiles; a click
+#                       whose `Bot Click` is true (a machine's) is not counted, as Klaviyo's
+#                       reporting leaves bot clicks out by default (LIVE_BEHAVIOUR.md §12)
 #   open_rate = opens_unique / delivered;  click_rate = clicks_unique / delivered
 #   click_to_open_rate = clicks_unique / opens_unique
 #   conversions         Placed Order events whose $attributed_message is the message

@@ -4,8 +4,8 @@ Four derived tables (created by migration m004) hold everything `report campaign
 `report flows`, `report forms`, `report overview` and `report metric` need:
 
 - `rollup_entity_days`: per message (kind 'message') or form (kind 'form'), role
-  (received, opened, clicked, bounced, failed, unsubscribed, spam, recipients, conversion /
-  viewed, submitted) and day: events, value and distinct profiles. Distinct counts do not add up
+  (received, opened, clicked, bot_clicked, bounced, failed, unsubscribed, spam, recipients,
+  conversion / viewed, submitted) and day: events, value and distinct profiles. Distinct counts do not add up
   across days, so each row also carries `prev_day`, the profile's previous day with the same
   role on the same entity ('' for its first). The distinct profiles over any day range
   [A, B] are then exactly the sum of `profiles` over rows with A <= day <= B and
@@ -30,6 +30,9 @@ nothing on upgrade.
 Entities are keyed by the raw `$message` (or `$attributed_message`) of the events: a campaign
 id or a campaign-message id for campaigns (live accounts send the campaign id), a
 flow-message id for flows. The reports resolve those ids to campaigns and flows.
+
+A click whose `Bot Click` property is true plays 'bot_clicked', not 'clicked' (`ROLE`): Klaviyo's
+reporting leaves bots' clicks out of clicks and click rates by default (LIVE_BEHAVIOUR.md §12).
 
 Conversions are the events of ONE metric, `klaviyo_etl.db.conversion.conversion_metric`
 (the configured one, or the "Placed Order" with most events); its id is part of the

@@ -10,6 +10,8 @@ older data and our sandbox used the campaign-message id. The rollups keep the ra
 campaign sums the entities keyed by its own id AND by its messages' ids, so both conventions
 give the campaign its figures. Only sent campaigns count (`conventions.SENT_STATUSES`),
 archived ones included. SMS has no opens: its open rate and click-to-open rate are None.
+Bots' clicks (`Bot Click` true) are left out of clicks and click rates, as Klaviyo leaves them
+out by default, and a note says how many (LIVE_BEHAVIOUR.md §12).
 
 `--source klaviyo` reads Klaviyo's own Reporting API figures stored by `sync reports` in
 `report_values` instead, in the same row shape, so the two can be set side by side.
@@ -195,8 +197,8 @@ def bot_note(bots: int) -> list[str]:
     if not bots:
         return []
     return [
-        f"{counted(bots, 'click', grouped=True)} by bots (Bot Click true) left out of clicks and"
-        " click rates, as Klaviyo's reporting leaves them out by default."
+        f"{counted(bots, 'bot click', grouped=True)} (Bot Click true) left out of clicks and click"
+        " rates, as Klaviyo does by default."
     ]
 
 

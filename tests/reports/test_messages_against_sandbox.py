@@ -266,7 +266,7 @@ def test_bot_clicks_are_kept_but_left_out_of_our_clicks_as_out_of_klaviyos(synce
             doc = cli_json(base, env, "report", command, "--source", source, "--last", "365d")
             clicks[(source, command)] = (doc["totals"]["clicks"], doc["totals"]["clicks_unique"])
             # Our reports say how many bots' clicks they left out.
-            said = [n for n in doc["notes"] if "by bots" in n]
+            said = [n for n in doc["notes"] if "(Bot Click true) left out of clicks" in n]
             assert len(said) == (source == "events"), (source, command, doc["notes"])
             bots += sum(int(n.split()[0].replace(",", "")) for n in said)
     for command in ("campaigns", "flows"):
