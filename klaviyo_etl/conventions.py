@@ -12,12 +12,13 @@ BOUNCED_EMAIL = "Bounced Email"
 DROPPED_EMAIL = "Dropped Email"
 MARKED_SPAM = "Marked Email as Spam"
 UNSUBSCRIBED = "Unsubscribed"
-# SMS
-SENT_SMS = "Sent SMS"
-RECEIVED_SMS = "Received SMS"
-CLICKED_SMS = "Clicked SMS"
-FAILED_SMS = "Failed to Deliver SMS"
-UNSUBSCRIBED_SMS = "Unsubscribed from SMS"
+# SMS: Klaviyo renamed its SMS metrics "... Text Message" in July 2026 (LIVE_BEHAVIOUR.md §13);
+# `FORMER_NAMES` keeps what they were called before.
+SENT_SMS = "Sent Text Message"
+RECEIVED_SMS = "Received Text Message"
+CLICKED_SMS = "Clicked Text Message"
+FAILED_SMS = "Failed to Deliver Text Message"
+UNSUBSCRIBED_SMS = "Unsubscribed from Text Messaging Marketing"
 # Push
 RECEIVED_PUSH = "Received Push"
 OPENED_PUSH = "Opened Push"
@@ -68,6 +69,23 @@ CHANNEL_METRICS: dict[str, dict[str, str | None]] = {
         "spam": None,
     },
 }
+
+# Earlier names of a metric, which a database synced before the rename, or an account whose
+# older events stay under the metric of the old name, still holds: every report counts a
+# metric under any of its names (LIVE_BEHAVIOUR.md §13).
+FORMER_NAMES: dict[str, tuple[str, ...]] = {
+    SENT_SMS: ("Sent SMS",),
+    RECEIVED_SMS: ("Received SMS",),
+    CLICKED_SMS: ("Clicked SMS",),
+    FAILED_SMS: ("Failed to Deliver SMS",),
+    UNSUBSCRIBED_SMS: ("Unsubscribed from SMS Marketing", "Unsubscribed from SMS"),
+}
+
+
+def known_as(name: str) -> tuple[str, ...]:
+    """`name` and the names the same metric had before (`FORMER_NAMES`)."""
+    return (name, *FORMER_NAMES.get(name, ()))
+
 
 # Event-property keys (Klaviyo's `$`-prefixed conventions).
 # $message: on campaign events the campaign id (live) or the campaign-message id (older data);

@@ -93,12 +93,13 @@ ROLLUP_VERSION = 3  # 2: SMS 'failed' apart from 'bounced'; one conversion metri
 # rebuilding everything (~100 s) under a new ROLLUP_VERSION.
 CURRENCY_KEY = "currency_days"
 
-# metric name -> (channel, role) for message events.
+# metric name -> (channel, role) for message events, under every name the metric has had.
 MESSAGE_ROLES: dict[str, tuple[str, str]] = {
-    name: (channel, role)
+    known: (channel, role)
     for channel, roles in kc.CHANNEL_METRICS.items()
     for role, name in roles.items()
     if name
+    for known in kc.known_as(name)
 }
 FORM_ROLES: dict[str, str] = {kc.VIEWED_FORM: "viewed", kc.SUBMITTED_FORM: "submitted"}
 

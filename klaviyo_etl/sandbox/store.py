@@ -38,7 +38,7 @@ TYPES = (
 
 
 CAMPAIGN_NAME = "Campaign Name"  # on campaign events, even after the campaign is deleted
-FAILURE_TYPE = "Failure Type"  # on Failed to Deliver SMS; the event's aux column indexes this list
+FAILURE_TYPE = "Failure Type"  # on failed SMS (kc.FAILED_SMS); the event's aux column indexes this list
 SMS_FAILURE_TYPES = (
     "Device Unreachable",
     "Device Disconnected",
@@ -47,7 +47,7 @@ SMS_FAILURE_TYPES = (
     "Device Incapable of Receiving SMS",
     "Unknown",
 )
-# On Clicked Email and Clicked SMS: whether a machine made the click (an inbox provider's or a
+# On Clicked Email and kc.CLICKED_SMS: whether a machine made the click (an inbox provider's or a
 # security scanner's link check, a phone's link preview). Klaviyo leaves bot clicks out of
 # clicks and click rates by default (LIVE_BEHAVIOUR.md §12).
 BOT_CLICK = "Bot Click"

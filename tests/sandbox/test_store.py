@@ -141,3 +141,29 @@ def test_clicks_say_whether_a_bot_made_them(data: SandboxData, client) -> None:
     assert flags == [bot_click(event_num(e["id"])) for e in served]
     others = [e for e in items if e["relationships"]["metric"]["data"]["id"] not in clicks]
     assert not any(BOT_CLICK in e["attributes"]["event_properties"] for e in others)
+
+
+def test_sms_metrics_carry_the_text_message_names_klaviyo_gave_them_in_july_2026(
+    data: SandboxData, client
+) -> None:
+    # LIVE_BEHAVIOUR.md §13: the SMS metrics are named "... Text Message" now, and the SMS
+    # campaigns' and flows' events come under those names.
+    metrics, _ = walk(client, "/api/metrics")
+    names = {m["id"]: m["attributes"]["name"] for m in metrics}
+    renamed = {
+        "Sent Text Message",
+        "Received Text Message",
+        "Clicked Text Message",
+        "Failed to Deliver Text Message",
+        "Unsubscribed from Text Messaging Marketing",
+    }
+    assert renamed <= set(names.values())
+    assert not {n for n in names.values() if n.endswith("SMS") or "from SMS" in n}
+    sms = {
+        names[data.metric_ids[data.events.metric[i]]]
+        for i in range(len(data.events))
+        if data.events.msg[i] != NONE and data.messages[data.events.msg[i]].channel == "sms"
+    }
+    assert (
+        {"Received Text Message", "Clicked Text Message", "Failed to Deliver Text Message"} <= sms <= renamed
+    )
