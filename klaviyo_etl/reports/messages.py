@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 import sqlite_utils
@@ -202,6 +203,25 @@ def bot_note(bots: int) -> list[str]:
     ]
 
 
+def unknown_metric_notes(db: sqlite_utils.Database, channels: Iterable[str | None]) -> list[str]:
+    """A note per channel of the rows whose deliveries no synced metric records under a name
+    the reports know (`conventions.known_as`): they count 0, as every SMS delivery did once
+    Klaviyo renamed its SMS metrics (LIVE_BEHAVIOUR.md §13), and a 0 must not pass for no
+    sends. Nothing when no metric is synced at all."""
+    synced = {name for (name,) in db.execute("SELECT name FROM metrics WHERE deleted_at IS NULL")}
+    notes = []
+    for channel in sorted({c for c in channels if c in kc.CHANNEL_METRICS}):
+        received = kc.CHANNEL_METRICS[channel]["received"] or ""
+        names = kc.known_as(received)
+        if synced and not synced & set(names):
+            listed = " or ".join(f'"{n}"' for n in names)
+            notes.append(
+                f"No {channel} deliveries counted: no synced metric is named {listed}"
+                " (has Klaviyo renamed it?)."
+            )
+    return notes
+
+
 def _sum_into(total: dict[str, float], counts: dict[str, float]) -> None:
     for name in COUNTS:
         total[name] += counts.get(name) or 0
@@ -366,6 +386,7 @@ def _campaign_rows(
                 bots += bot_clicks(sums.get(mid, {}))
             row.update(add_rates(total, row["channel"]))
         notes.extend(bot_note(bots))
+        notes.extend(unknown_metric_notes(db, (row["channel"] for row in campaigns)))
     else:
         stored = klaviyo_values(db, "campaign-values", [c["campaign_id"] for c in campaigns])
         timeframe = stored_timeframe(db)
@@ -586,6 +607,11 @@ def _flow_rows(
                     for mid, info in messages.items()
                     if not channel or info["channel"] == channel
                 )
+            )
+        )
+        notes.extend(
+            unknown_metric_notes(
+                db, (i["channel"] for i in messages.values() if not channel or i["channel"] == channel)
             )
         )
     else:

@@ -283,3 +283,19 @@ def test_sms_figures_count_under_the_metric_names_of_before_and_after_the_rename
     for metric_id, name in renamed.items():
         tiny_db["metrics"].update(metric_id, {"name": name})
     assert _sms_figures(tiny_db) == expected
+
+
+def test_a_channel_whose_delivery_metric_goes_by_an_unknown_name_is_said_to_count_none(tiny_db):
+    # Were Klaviyo to rename its SMS metrics again (LIVE_BEHAVIOUR.md §13), no SMS delivery
+    # would count: the reports say so instead of showing a 0 that passes for no sends.
+    said = [n for n in messages.campaign_report(tiny_db, MAY).notes if "deliveries counted" in n]
+    assert said == []
+    tiny_db["metrics"].update("mRS", {"name": "Received Texts"})
+    note = 'No sms deliveries counted: no synced metric is named "Received Text Message" or "Received SMS"'
+    for report in (messages.campaign_report(tiny_db, MAY), messages.flow_report(tiny_db, MAY)):
+        assert [n for n in report.notes if "deliveries counted" in n] == [
+            f"{note} (has Klaviyo renamed it?)."
+        ]
+    assert not [
+        n for n in messages.flow_report(tiny_db, MAY, channel="email").notes if "deliveries counted" in n
+    ]
