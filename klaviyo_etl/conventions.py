@@ -12,12 +12,13 @@ BOUNCED_EMAIL = "Bounced Email"
 DROPPED_EMAIL = "Dropped Email"
 MARKED_SPAM = "Marked Email as Spam"
 UNSUBSCRIBED = "Unsubscribed"
-# SMS
-SENT_SMS = "Sent SMS"
-RECEIVED_SMS = "Received SMS"
-CLICKED_SMS = "Clicked SMS"
-FAILED_SMS = "Failed to Deliver SMS"
-UNSUBSCRIBED_SMS = "Unsubscribed from SMS"
+# SMS: Klaviyo renamed its SMS metrics "... Text Message" in July 2026 (LIVE_BEHAVIOUR.md §13);
+# `FORMER_NAMES` keeps what they were called before.
+SENT_SMS = "Sent Text Message"
+RECEIVED_SMS = "Received Text Message"
+CLICKED_SMS = "Clicked Text Message"
+FAILED_SMS = "Failed to Deliver Text Message"
+UNSUBSCRIBED_SMS = "Unsubscribed from Text Messaging Marketing"
 # Push
 RECEIVED_PUSH = "Received Push"
 OPENED_PUSH = "Opened Push"
@@ -69,6 +70,23 @@ CHANNEL_METRICS: dict[str, dict[str, str | None]] = {
     },
 }
 
+# Earlier names of a metric, which a database synced before the rename, or an account whose
+# older events stay under the metric of the old name, still holds: every report counts a
+# metric under any of its names (LIVE_BEHAVIOUR.md §13).
+FORMER_NAMES: dict[str, tuple[str, ...]] = {
+    SENT_SMS: ("Sent SMS",),
+    RECEIVED_SMS: ("Received SMS",),
+    CLICKED_SMS: ("Clicked SMS",),
+    FAILED_SMS: ("Failed to Deliver SMS",),
+    UNSUBSCRIBED_SMS: ("Unsubscribed from SMS Marketing", "Unsubscribed from SMS"),
+}
+
+
+def known_as(name: str) -> tuple[str, ...]:
+    """`name` and the names the same metric had before (`FORMER_NAMES`)."""
+    return (name, *FORMER_NAMES.get(name, ()))
+
+
 # Event-property keys (Klaviyo's `$`-prefixed conventions).
 # $message: on campaign events the campaign id (live) or the campaign-message id (older data);
 # on flow events the flow-message id.
@@ -89,7 +107,9 @@ ATTRIBUTION_WINDOW_DAYS = 5
 # (per message; a campaign or flow sums its messages):
 #   recipients          distinct profiles with a received, bounced or failed event for the message
 #   delivered           distinct profiles with a received event
-#   opens / opens_unique, clicks / clicks_unique   event count / distinct profiles
+#   opens / opens_unique, clicks / clicks_unique   event count / distinct profiles; a click
+#                       whose `Bot Click` is true (a machine's) is not counted, as Klaviyo's
+#                       reporting leaves bot clicks out by default (LIVE_BEHAVIOUR.md §12)
 #   open_rate = opens_unique / delivered;  click_rate = clicks_unique / delivered
 #   click_to_open_rate = clicks_unique / opens_unique
 #   conversions         Placed Order events whose $attributed_message is the message

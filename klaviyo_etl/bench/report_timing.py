@@ -238,6 +238,7 @@ def build_bench_db(
         " synced_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
     rows: list[tuple] = []
+    clicks = {metric[kc.CLICKED_EMAIL], metric[kc.CLICKED_SMS]}
     for day in sorted(buckets):
         for ts, metric_id, profile, message, flow, value, attributed, form in sorted(
             buckets.pop(day), key=lambda r: r[0]
@@ -255,6 +256,8 @@ def build_bench_db(
                 props[kc.PROP_ATTRIBUTED_MESSAGE] = attributed[0]
             if form:
                 props[kc.PROP_FORM_ID] = form
+            if metric_id in clicks:  # every fourth click a bot's (LIVE_BEHAVIOUR.md §12)
+                props["Bot Click"] = written % 4 == 0
             when = _iso(ts)
             attributes = json.dumps(
                 {"timestamp": ts, "datetime": when, "uuid": event_id, "event_properties": props},

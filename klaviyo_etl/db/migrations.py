@@ -549,6 +549,36 @@ def m013_events_datetime_in_one_shape(db: sqlite_utils.Database) -> None:
         db.execute("DELETE FROM rollup_state WHERE key = 'watermark'")
 
 
+def _property_changed(*names: str) -> str:
+    """An update trigger's test that one of the event properties `names` changed: compared
+    only when the stored `attributes` text differs, so that a re-synced event Klaviyo sends
+    unchanged costs one string comparison and only a changed body pays for its JSON."""
+    tests = []
+    for name in names:
+        value = (
+            "CASE WHEN json_valid({r}.attributes) THEN"
+            f" json_extract({{r}}.attributes, '$.event_properties.\"{name}\"') END"
+        )
+        tests.append(f"{value.format(r='OLD')} IS NOT {value.format(r='NEW')}")
+    return f" OR (OLD.attributes IS NOT NEW.attributes AND ({' OR '.join(tests)}))"
+
+
+@migration
+def m014_rollup_dirty_bot_click(db: sqlite_utils.Database) -> None:
+    """An update that changes a click's `Bot Click` (in `attributes`) marks its day and messages
+    dirty too: the rollups count a bot's click apart from the others (LIVE_BEHAVIOUR.md §12;
+    `klaviyo_etl.db.rollups.ROLE`), and Klaviyo may send a click again with another verdict.
+    Upgrading replaces the trigger: no row is read (the rollups rebuild once, for their new
+    version)."""
+    changed = _any_changed((*_COUNTED, "attributed_flow_id"))
+    changed += _property_changed("$currency_code", "Bot Click")
+    db.execute("DROP TRIGGER IF EXISTS events_rollup_update")
+    db.execute(
+        f"""CREATE TRIGGER events_rollup_update AFTER UPDATE ON events
+            WHEN {changed} BEGIN {_DIRTY_KEYS.format(r="OLD")} {_DIRTY_KEYS.format(r="NEW")} END"""
+    )
+
+
 SCHEMA_VERSION = len(MIGRATIONS.names())
 
 # Bookkeeping that is not for analysts: the migration and export records, the derived rollups.

@@ -4,8 +4,8 @@ Four derived tables (created by migration m004) hold everything `report campaign
 `report flows`, `report forms`, `report overview` and `report metric` need:
 
 - `rollup_entity_days`: per message (kind 'message') or form (kind 'form'), role
-  (received, opened, clicked, bounced, failed, unsubscribed, spam, recipients, conversion /
-  viewed, submitted) and day: events, value and distinct profiles. Distinct counts do not add up
+  (received, opened, clicked, bot_clicked, bounced, failed, unsubscribed, spam, recipients,
+  conversion / viewed, submitted) and day: events, value and distinct profiles. Distinct counts do not add up
   across days, so each row also carries `prev_day`, the profile's previous day with the same
   role on the same entity ('' for its first). The distinct profiles over any day range
   [A, B] are then exactly the sum of `profiles` over rows with A <= day <= B and
@@ -30,6 +30,9 @@ nothing on upgrade.
 Entities are keyed by the raw `$message` (or `$attributed_message`) of the events: a campaign
 id or a campaign-message id for campaigns (live accounts send the campaign id), a
 flow-message id for flows. The reports resolve those ids to campaigns and flows.
+
+A click whose `Bot Click` property is true plays 'bot_clicked', not 'clicked' (`ROLE`): Klaviyo's
+reporting leaves bots' clicks out of clicks and click rates by default (LIVE_BEHAVIOUR.md §12).
 
 Conversions are the events of ONE metric, `klaviyo_etl.db.conversion.conversion_metric`
 (the configured one, or the "Placed Order" with most events); its id is part of the
@@ -59,7 +62,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -84,18 +87,19 @@ ROLLUP_TABLES = (
     "rollup_currency_days",
 )
 # Bump when the rollup logic changes so existing databases rebuild once.
-ROLLUP_VERSION = 2  # 2: SMS 'failed' apart from 'bounced'; one conversion metric
+ROLLUP_VERSION = 3  # 2: SMS 'failed' apart from 'bounced'; one conversion metric; 3: bot clicks
 # Set once `rollup_currency_days` holds every day: a database whose rollups were built before
 # that table (migration m010) fills it alone, from its orders (~2 s at 10 M events), instead of
 # rebuilding everything (~100 s) under a new ROLLUP_VERSION.
 CURRENCY_KEY = "currency_days"
 
-# metric name -> (channel, role) for message events.
+# metric name -> (channel, role) for message events, under every name the metric has had.
 MESSAGE_ROLES: dict[str, tuple[str, str]] = {
-    name: (channel, role)
+    known: (channel, role)
     for channel, roles in kc.CHANNEL_METRICS.items()
     for role, name in roles.items()
     if name
+    for known in kc.known_as(name)
 }
 FORM_ROLES: dict[str, str] = {kc.VIEWED_FORM: "viewed", kc.SUBMITTED_FORM: "submitted"}
 
@@ -628,6 +632,23 @@ def _metric_hours(db: sqlite_utils.Database, start: str, end: str, days: LocalDa
     )
 
 
+# Whether a click event is a bot's: its `Bot Click` property (LIVE_BEHAVIOUR.md §12) true, as
+# Klaviyo sends it (JSON true), or as text or a number that says so. A CASE, as SQLite
+# evaluates its branches lazily: only the events naming the property pay for their JSON.
+BOT_CLICK = (
+    "CASE WHEN instr({a}, '\"Bot Click\"') = 0 THEN 0 WHEN json_valid({a}) THEN"
+    " json_extract({a}, '$.event_properties.\"Bot Click\"') IN (1, 'true', 'True', '1', '1.0')"
+    " ELSE 0 END"
+)
+# The role a message event plays: a bot's click is 'bot_clicked', apart from 'clicked', as
+# Klaviyo's reporting leaves bot clicks out of clicks and click rates by default.
+ROLE = (
+    "CASE WHEN r.role != 'clicked' THEN r.role WHEN "
+    + BOT_CLICK.format(a="e.attributes")
+    + " THEN 'bot_clicked' ELSE r.role END"
+)
+
+
 # An event's currency: `$currency_code` in its properties (LIVE_BEHAVIOUR.md §7), upper case.
 CURRENCY = (
     "CASE WHEN json_valid(attributes) THEN upper(trim(coalesce("
@@ -860,11 +881,11 @@ def _recompute_whole(db: sqlite_utils.Database, kind: str, only: str, days: Loca
     if kind in with_roles:
         db.execute(
             f"""INSERT INTO temp._pd
-                SELECT e.{key}, r.role, max(r.channel), max(e.flow_id), coalesce(e.profile_id, ''),
+                SELECT e.{key}, {ROLE}, max(r.channel), max(e.flow_id), coalesce(e.profile_id, ''),
                        {day}, count(*), total(e.value)
                 FROM events e JOIN temp._roles r ON r.metric_id = e.metric_id AND r.kind = ?
                 WHERE e.{key} {only} AND e.deleted_at IS NULL AND e.datetime IS NOT NULL
-                GROUP BY e.{key}, r.role, coalesce(e.profile_id, ''), {day}""",
+                GROUP BY e.{key}, {ROLE}, coalesce(e.profile_id, ''), {day}""",
             [kind],
         )
     if kind == "message" and "conversion" in with_roles:
@@ -915,18 +936,20 @@ def _recompute_from(db: sqlite_utils.Database, kind: str, start: dict[str, str],
             ("attributed_message_id", "attributed_flow_id", {m: [("conversion", None)] for m in conversions})
         )
     first = min(start.values())
+    clicks = "(SELECT metric_id FROM temp._roles WHERE role = 'clicked')"
+    bot = f"CASE WHEN metric_id IN {clicks} THEN {BOT_CLICK.format(a='attributes')} ELSE 0 END"
     for column, flow_column, role_map in columns:
         # The unary + keeps SQLite on the datetime index: the entity index would read the
         # entities' whole history, which is what this path avoids.
-        for entity_id, metric_id, profile_id, day, value, flow_id in db.conn.execute(
+        for entity_id, metric_id, profile_id, day, value, flow_id, is_bot in db.conn.execute(
             f"SELECT {column}, metric_id, coalesce(profile_id, ''), {days.day_sql()},"
-            f" value, {flow_column} FROM events WHERE datetime >= ? AND deleted_at IS NULL"
+            f" value, {flow_column}, {bot} FROM events WHERE datetime >= ? AND deleted_at IS NULL"
             f" AND +{column} IN (SELECT key FROM temp._ents WHERE day IS NOT NULL)",
             [_since(days, first)],
         ):
             if day < start[entity_id]:
                 continue
-            for role, channel in role_map.get(metric_id, ()):
+            for role, channel in _bot_roles(role_map.get(metric_id, ()), is_bot):
                 cell = cells.get((entity_id, role, profile_id, day))
                 if cell is None:
                     cells[(entity_id, role, profile_id, day)] = [1, value or 0.0]
@@ -946,13 +969,13 @@ def _recompute_from(db: sqlite_utils.Database, kind: str, start: dict[str, str],
             if kind == "message"
             else []
         ):
-            for metric_id, last in db.conn.execute(
+            for metric_id, is_bot, last in db.conn.execute(
                 # The unary + steers SQLite to the (profile_id, datetime) index.
-                f"SELECT metric_id, max(datetime) FROM events WHERE profile_id = ? AND datetime < ?"
-                f" AND deleted_at IS NULL AND +{column} = ? GROUP BY metric_id",
+                f"SELECT metric_id, {bot}, max(datetime) FROM events WHERE profile_id = ? AND datetime < ?"
+                f" AND deleted_at IS NULL AND +{column} = ? GROUP BY 1, 2",
                 [profile_id, _since(days, start[entity_id]), entity_id],
             ):
-                for role, _channel in role_map.get(metric_id, ()):
+                for role, _channel in _bot_roles(role_map.get(metric_id, ()), is_bot):
                     k = (entity_id, role, profile_id)
                     previous[k] = max(previous.get(k, ""), days.day_of(last))
     _store_days(db, kind, ((e, r, p, d, n, v) for (e, r, p, d), (n, v) in sorted(cells.items())), previous)
@@ -977,6 +1000,13 @@ def _recompute_from(db: sqlite_utils.Database, kind: str, start: dict[str, str],
                 entity_id,
             ],
         )
+
+
+def _bot_roles(roles: Sequence[tuple[str, str | None]], is_bot: object) -> Sequence[tuple[str, str | None]]:
+    """A metric's (role, channel) pairs for one event: a bot's click is 'bot_clicked' (`ROLE`)."""
+    if not is_bot:
+        return roles
+    return [("bot_clicked" if role == "clicked" else role, channel) for role, channel in roles]
 
 
 def _finish_entities(db: sqlite_utils.Database, kind: str, only: str) -> int:

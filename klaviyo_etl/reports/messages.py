@@ -10,6 +10,8 @@ older data and our sandbox used the campaign-message id. The rollups keep the ra
 campaign sums the entities keyed by its own id AND by its messages' ids, so both conventions
 give the campaign its figures. Only sent campaigns count (`conventions.SENT_STATUSES`),
 archived ones included. SMS has no opens: its open rate and click-to-open rate are None.
+Bots' clicks (`Bot Click` true) are left out of clicks and click rates, as Klaviyo leaves them
+out by default, and a note says how many (LIVE_BEHAVIOUR.md §12).
 
 `--source klaviyo` reads Klaviyo's own Reporting API figures stored by `sync reports` in
 `report_values` instead, in the same row shape, so the two can be set side by side.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 import sqlite_utils
@@ -184,6 +187,41 @@ def message_counts(roles: dict[str, dict[str, float]]) -> dict[str, float]:
     return counts
 
 
+def bot_clicks(roles: dict[str, dict[str, float]]) -> int:
+    """One message's clicks by bots (their `Bot Click` true), which no figure counts."""
+    return int(roles.get("bot_clicked", {}).get("events", 0))
+
+
+def bot_note(bots: int) -> list[str]:
+    """The note saying that bots' clicks were left out, when there were any (LIVE_BEHAVIOUR.md
+    §12): an account that kept them in its reporting sees higher clicks in Klaviyo."""
+    if not bots:
+        return []
+    return [
+        f"{counted(bots, 'bot click', grouped=True)} (Bot Click true) left out of clicks and click"
+        " rates, as Klaviyo does by default."
+    ]
+
+
+def unknown_metric_notes(db: sqlite_utils.Database, channels: Iterable[str | None]) -> list[str]:
+    """A note per channel of the rows whose deliveries no synced metric records under a name
+    the reports know (`conventions.known_as`): they count 0, as every SMS delivery did once
+    Klaviyo renamed its SMS metrics (LIVE_BEHAVIOUR.md §13), and a 0 must not pass for no
+    sends. Nothing when no metric is synced at all."""
+    synced = {name for (name,) in db.execute("SELECT name FROM metrics WHERE deleted_at IS NULL")}
+    notes = []
+    for channel in sorted({c for c in channels if c in kc.CHANNEL_METRICS}):
+        received = kc.CHANNEL_METRICS[channel]["received"] or ""
+        names = kc.known_as(received)
+        if synced and not synced & set(names):
+            listed = " or ".join(f'"{n}"' for n in names)
+            notes.append(
+                f"No {channel} deliveries counted: no synced metric is named {listed}"
+                " (has Klaviyo renamed it?)."
+            )
+    return notes
+
+
 def _sum_into(total: dict[str, float], counts: dict[str, float]) -> None:
     for name in COUNTS:
         total[name] += counts.get(name) or 0
@@ -340,11 +378,15 @@ def _campaign_rows(
         by_campaign = campaign_entities(db, [c["campaign_id"] for c in campaigns])
         entity_ids = [m for mids in by_campaign.values() for m in mids]
         sums = role_sums(db, "message", None, entity_ids)
+        bots = 0
         for row in campaigns:
             total = _empty_counts()
             for mid in by_campaign.get(row["campaign_id"], []):
                 _sum_into(total, message_counts(sums.get(mid, {})))
+                bots += bot_clicks(sums.get(mid, {}))
             row.update(add_rates(total, row["channel"]))
+        notes.extend(bot_note(bots))
+        notes.extend(unknown_metric_notes(db, (row["channel"] for row in campaigns)))
     else:
         stored = klaviyo_values(db, "campaign-values", [c["campaign_id"] for c in campaigns])
         timeframe = stored_timeframe(db)
@@ -558,6 +600,20 @@ def _flow_rows(
             mid: add_rates(message_counts(sums.get(mid, {})), info["channel"])
             for mid, info in messages.items()
         }
+        notes.extend(
+            bot_note(
+                sum(
+                    bot_clicks(sums.get(mid, {}))
+                    for mid, info in messages.items()
+                    if not channel or info["channel"] == channel
+                )
+            )
+        )
+        notes.extend(
+            unknown_metric_notes(
+                db, (i["channel"] for i in messages.values() if not channel or i["channel"] == channel)
+            )
+        )
     else:
         stored = klaviyo_values(db, "flow-values", None, key=("entity_id", "message_id", "channel"))
         per_message = {}

@@ -105,7 +105,9 @@ def kpis(db: sqlite_utils.Database, period: Period, conversion: str | None = Non
     ).fetchone()[0]
     for channel, key in (("email", "email_sends"), ("sms", "sms_sends")):
         roles = kc.CHANNEL_METRICS[channel]
-        sends = [roles[r] for r in ("received", "bounced", "failed") if roles[r]]
+        sends = [
+            known for r in ("received", "bounced", "failed") if roles[r] for known in kc.known_as(roles[r])
+        ]
         out[key] = _hour_sums(db, metric_ids(db, *sends), period)[0]
     pairs = _pair_uniques(db, period)
     email = pairs.get("email", {})

@@ -41,6 +41,10 @@ class SandboxConfig:
     # days in its timezone, as Klaviyo does (LIVE_BEHAVIOUR.md §6, §8).
     timezone: str = "UTC"
     preferred_currency: str = "USD"
+    # The account's "exclude bot clicks" setting (email and SMS): on, Klaviyo's reporting and
+    # so its Reporting API leave clicks whose `Bot Click` is true out of clicks and click
+    # rates. On by default for accounts made since 2024-08-27 (LIVE_BEHAVIOUR.md §12).
+    exclude_bot_clicks: bool = True
     # Its id: another value stands for another company's account (a key for the wrong one).
     account_id: str = "SbxAcct"
 

@@ -15,6 +15,7 @@ import orjson
 from klaviyo_etl import conventions as kc
 from klaviyo_etl.sandbox.data import SandboxData
 from klaviyo_etl.sandbox.ids import event_id, event_uuid
+from klaviyo_etl.sandbox.store import bot_click
 from klaviyo_etl.timeutil import epoch_to_iso
 
 PLURAL = {
@@ -154,6 +155,7 @@ class PropertiesText:
         self.version = -1
         self.text: dict[tuple, str] = {}
         self.orders: frozenset[int] = frozenset()
+        self.clicks: frozenset[int] = frozenset()
 
     def __call__(self, i: int) -> str:
         data = self.data
@@ -162,10 +164,15 @@ class PropertiesText:
             self.text.clear()
             self.version = data.version
             self.orders = frozenset(data.metrics_named.get(kc.PLACED_ORDER, ()))
+            self.clicks = frozenset(
+                m for name in (kc.CLICKED_EMAIL, kc.CLICKED_SMS) for m in data.metrics_named.get(name, ())
+            )
         metric = events.metric[i]
         if metric in self.orders:
             return encode_json(data.event_properties(i)).decode()
-        key = (metric, events.msg[i], events.aux[i], events.attr[i], events.value[i])
+        # A click's `Bot Click` follows its number, not these columns.
+        bot = metric in self.clicks and bot_click(events.num[i])
+        key = (metric, events.msg[i], events.aux[i], events.attr[i], events.value[i], bot)
         text = self.text.get(key)
         if text is None:
             if len(self.text) >= self.LIMIT:

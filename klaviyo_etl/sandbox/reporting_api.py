@@ -22,7 +22,7 @@ from klaviyo_etl.endpoints import contract
 from klaviyo_etl.sandbox.data import SandboxData
 from klaviyo_etl.sandbox.events import NONE
 from klaviyo_etl.sandbox.filters import FilterError, Term, as_epoch, matches, parse_filter
-from klaviyo_etl.sandbox.store import MessageInfo
+from klaviyo_etl.sandbox.store import MessageInfo, bot_click
 from klaviyo_etl.sandbox.wire import Request, bad_request
 from klaviyo_etl.timeutil import epoch_to_iso
 
@@ -225,6 +225,7 @@ def message_figures(
     messages = data.messages
     out: dict[int, MessageFigures] = {}
     deleted = events.deleted
+    skip_bots = data.config.exclude_bot_clicks  # the account's setting (LIVE_BEHAVIOUR.md §12)
     ev_msg, ev_attr, ev_metric, ev_profile = events.msg, events.attr, events.metric, events.profile
     for i in range(lo, hi):
         mi = ev_msg[i]
@@ -257,6 +258,8 @@ def message_figures(
                 f.opens += 1
                 f.openers.add(p)
             elif role == "clicked":
+                if skip_bots and bot_click(events.num[i]):
+                    continue
                 f.clicks += 1
                 f.clickers.add(p)
             elif role == "unsubscribed":

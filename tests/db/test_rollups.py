@@ -80,14 +80,17 @@ def ids_of(db, *names):
 def brute_message(db, message_id, lo="", hi="9999"):
     """Figures for one message straight from events, by the definitions in conventions.py."""
 
-    def q(sql, names, column="message_id"):
+    def q(sql, names, column="message_id", where=""):
         ids = ids_of(db, *names)
         marks = ",".join("?" * len(ids))
         return db.execute(
             f"SELECT {sql} FROM events WHERE {column} = ? AND metric_id IN ({marks})"
-            " AND deleted_at IS NULL AND datetime >= ? AND datetime < ?",
+            f" AND deleted_at IS NULL AND datetime >= ? AND datetime < ?{where}",
             [message_id, *ids, lo, hi],
         ).fetchone()[0]
+
+    # People's clicks: a click whose `Bot Click` is true is left out (LIVE_BEHAVIOUR.md §12).
+    people = " AND json_extract(attributes, '$.event_properties.\"Bot Click\"') IS NOT 1"
 
     distinct, count = "count(DISTINCT profile_id)", "count(*)"
     received = [kc.RECEIVED_EMAIL, kc.RECEIVED_SMS, kc.RECEIVED_PUSH]
@@ -98,8 +101,8 @@ def brute_message(db, message_id, lo="", hi="9999"):
         "delivered": q(distinct, received),
         "opens": q(count, [kc.OPENED_EMAIL, kc.OPENED_PUSH]),
         "opens_unique": q(distinct, [kc.OPENED_EMAIL, kc.OPENED_PUSH]),
-        "clicks": q(count, [kc.CLICKED_EMAIL, kc.CLICKED_SMS]),
-        "clicks_unique": q(distinct, [kc.CLICKED_EMAIL, kc.CLICKED_SMS]),
+        "clicks": q(count, [kc.CLICKED_EMAIL, kc.CLICKED_SMS], where=people),
+        "clicks_unique": q(distinct, [kc.CLICKED_EMAIL, kc.CLICKED_SMS], where=people),
         "conversions": q(count, [kc.PLACED_ORDER], "attributed_message_id"),
         "conversion_uniques": q(distinct, [kc.PLACED_ORDER], "attributed_message_id"),
         "conversion_value": round(q("total(value)", [kc.PLACED_ORDER], "attributed_message_id"), 2),
@@ -140,9 +143,13 @@ def check_everything(db, rng, now=NOW):
         assert {k: row[k] for k in messages.COUNTS} == pytest.approx(expected), row["name"]
     # Flow messages and the overview over random windows.
     zone = local_days(db).zone
-    for _ in range(4):
+    # The last week too, where a daily sync's events land.
+    last_week = Period(now.date() - dt.timedelta(days=7), now.date() + dt.timedelta(days=1), "week", zone)
+    for k in range(5):
         start = now.date() - dt.timedelta(days=60) + dt.timedelta(days=rng.randrange(60))
-        period = Period(start, start + dt.timedelta(days=rng.randrange(1, 25)), "random", zone)
+        period = (
+            Period(start, start + dt.timedelta(days=rng.randrange(1, 25)), "random", zone) if k else last_week
+        )
         for row in messages.flow_report(db, period, by="message").rows:
             expected = brute_message(db, row["message_id"], period.utc_lo, period.utc_hi)
             assert {k: row[k] for k in messages.COUNTS} == pytest.approx(expected)
@@ -228,6 +235,7 @@ def every_kind_of_change(db, now):
         name: ids_of(db, name)[0]
         for name in (kc.RECEIVED_EMAIL, kc.OPENED_EMAIL, kc.PLACED_ORDER, kc.VIEWED_FORM)
     }
+    clicked = ids_of(db, kc.CLICKED_EMAIL)[0]
     form_id = db.execute("SELECT id FROM forms LIMIT 1").fetchone()[0]
     new = []
     for i in range(150):
@@ -282,6 +290,18 @@ def every_kind_of_change(db, now):
                 "message_id": rng.choice(flow_messages),
             }
         )
+        if i % 3 == 0:  # a click, a bot's every other time: counted apart from people's
+            body = {"event_properties": {"Bot Click": i % 2 == 0}}
+            daily.append(
+                {
+                    "id": f"dailyclick{i}",
+                    "metric_id": clicked,
+                    "profile_id": rng.choice(profiles),
+                    "datetime": when,
+                    "message_id": rng.choice(flow_messages),
+                    "attributes": json.dumps(body),
+                }
+            )
         daily.append(
             {
                 "id": f"dailyform{i}",
@@ -411,6 +431,26 @@ def test_a_resynced_order_whose_currency_alone_changed_refreshes_its_day(db):
     body["event_properties"]["note"] = "gift"
     Repository(db).upsert("events", [{"id": order, "attributes": json.dumps(body)}])
     assert not needs_refresh(db)
+
+
+def test_a_resynced_click_whose_bot_verdict_alone_changed_refreshes_its_message(db):
+    # LIVE_BEHAVIOUR.md §12: Klaviyo sends a click again with `Bot Click` changed; only
+    # `attributes` changes, and the message's clicks must follow it both ways.
+    ensure_rollups(db)
+    click, message, attributes = db.execute(
+        "SELECT e.id, e.message_id, e.attributes FROM events e JOIN metrics m ON m.id = e.metric_id"
+        " WHERE m.name = ? AND e.deleted_at IS NULL AND e.attributes LIKE '%\"Bot Click\":false%' LIMIT 1",
+        [kc.CLICKED_EMAIL],
+    ).fetchone()
+    people = "SELECT events FROM rollup_entity_totals WHERE entity_id = ? AND role = 'clicked'"
+    before = db.execute(people, [message]).fetchone()[0]
+    body = json.loads(attributes)
+    for verdict, change in ((True, -1), (False, 0)):
+        body["event_properties"]["Bot Click"] = verdict
+        Repository(db).upsert("events", [{"id": click, "attributes": json.dumps(body)}])
+        assert_refreshed_as_rebuilt(db)
+        assert (db.execute(people, [message]).fetchone() or [0])[0] == before + change
+        assert brute_message(db, message)["clicks"] == before + change
 
 
 def test_a_conversion_whose_attributed_flow_alone_changed_refreshes_its_message(db):

@@ -244,3 +244,58 @@ def test_metric_series_starts_at_the_first_event(tiny_db):
     # The only submission is on 05-02: before it the metric did not exist yet.
     assert [r["bucket"] for r in rows][:2] == ["2026-05-02", "2026-05-03"]
     assert len(rows) == 9 and rows[0]["value"] == 1
+
+
+# LIVE_BEHAVIOUR.md §13: Klaviyo's SMS metrics as named since July 2026, and before.
+TEXT_MESSAGE_NAMES = {
+    "mRS": "Received Text Message",
+    "mCS": "Clicked Text Message",
+    "mFS": "Failed to Deliver Text Message",
+}
+SMS_NAMES = {"mRS": "Received SMS", "mCS": "Clicked SMS", "mFS": "Failed to Deliver SMS"}
+
+
+def _sms_figures(db) -> tuple:
+    c2 = by(messages.campaign_report(db, MAY).rows, "campaign_id")["C2"]
+    fm2 = by(messages.flow_report(db, MAY, by="message").rows, "message_id")["FM2"]
+    sends = by(overview.overview_report(db, MAY).rows, "kpi")["sms_sends"]["value"]
+    return (
+        {k: c2[k] for k in (*messages.COUNTS, *messages.RATES)},
+        {k: fm2[k] for k in (*messages.COUNTS, *messages.RATES)},
+        sends,
+    )
+
+
+@pytest.mark.parametrize("names", ["text message", "sms", "both"])
+def test_sms_figures_count_under_the_metric_names_of_before_and_after_the_rename(tiny_db, names):
+    expected = _sms_figures(tiny_db)
+    assert expected[0]["recipients"] == 3 and expected[1]["clicks_unique"] == 1 and expected[2] == 4
+    if names == "both":
+        # An account whose older events stay under the old metric: p1's receipt and the flow's
+        # under "Received SMS", the others under "Received Text Message".
+        tiny_db["metrics"].insert({"id": "mRSold", "name": "Received SMS"})
+        tiny_db.execute(
+            "UPDATE events SET metric_id = 'mRSold' WHERE metric_id = 'mRS' AND profile_id IN ('p1', 'p4')"
+        )
+        renamed = TEXT_MESSAGE_NAMES
+    else:
+        renamed = TEXT_MESSAGE_NAMES if names == "text message" else SMS_NAMES
+    for metric_id, name in renamed.items():
+        tiny_db["metrics"].update(metric_id, {"name": name})
+    assert _sms_figures(tiny_db) == expected
+
+
+def test_a_channel_whose_delivery_metric_goes_by_an_unknown_name_is_said_to_count_none(tiny_db):
+    # Were Klaviyo to rename its SMS metrics again (LIVE_BEHAVIOUR.md §13), no SMS delivery
+    # would count: the reports say so instead of showing a 0 that passes for no sends.
+    said = [n for n in messages.campaign_report(tiny_db, MAY).notes if "deliveries counted" in n]
+    assert said == []
+    tiny_db["metrics"].update("mRS", {"name": "Received Texts"})
+    note = 'No sms deliveries counted: no synced metric is named "Received Text Message" or "Received SMS"'
+    for report in (messages.campaign_report(tiny_db, MAY), messages.flow_report(tiny_db, MAY)):
+        assert [n for n in report.notes if "deliveries counted" in n] == [
+            f"{note} (has Klaviyo renamed it?)."
+        ]
+    assert not [
+        n for n in messages.flow_report(tiny_db, MAY, channel="email").notes if "deliveries counted" in n
+    ]

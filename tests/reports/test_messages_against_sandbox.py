@@ -1,6 +1,7 @@
 """Issue 8's "Done when", end to end: `sync all` then `report campaigns` and `report flows`
 against a sandbox that follows the live conventions (campaign id in `$message`, archived
-items hidden by default, statuses that are not sends, two "Placed Order" metrics, failed SMS).
+items hidden by default, statuses that are not sends, two "Placed Order" metrics, failed SMS,
+bot clicks left out of clicks).
 
 The expected figures are computed here straight from the sandbox's own event store, by the
 definitions in conventions.py, without any of our sync, rollup or report code.
@@ -78,7 +79,7 @@ def truth(data, kind: str, lo: int | None = None, hi: int | None = None):
                 ("opens_unique", OPEN_METRICS),
                 ("clicks_unique", CLICK_METRICS),
             ):
-                if name in metrics:
+                if name in metrics and not (role == "clicks_unique" and _bot_click(data, i)):
                     profiles[key][role].add(events.profile[i])
         if ai != -1 and events.metric[i] == conversion and data.messages[ai].kind == kind:
             key = data.messages[ai].parent_id if kind == "campaign" else data.messages[ai].id
@@ -90,6 +91,12 @@ def truth(data, kind: str, lo: int | None = None, hi: int | None = None):
         }
         out[key]["conversion_value"] = round(value[key], 2)
     return out, data.metric_ids[conversion]
+
+
+def _bot_click(data, i: int) -> bool:
+    """Whether event `i` is a bot's click (its `Bot Click` true): Klaviyo's reporting counts
+    only people's clicks by default (LIVE_BEHAVIOUR.md §12)."""
+    return data.event_properties(i).get("Bot Click") is True
 
 
 def test_sync_all_stores_every_campaign_and_flow_archived_ones_included(synced):
@@ -235,3 +242,34 @@ def test_report_metric_by_hour_counts_every_event_whichever_shape_its_datetime_c
         doc = cli_json(base, env, "report", "metric", name, "--last", "90d", "--interval", "hour")
         assert expected > 100
         assert doc["total"] == expected, name
+
+
+def test_bot_clicks_are_kept_but_left_out_of_our_clicks_as_out_of_klaviyos(synced):
+    """LIVE_BEHAVIOUR.md §12: the sync stores every click with its `Bot Click`; our clicks and
+    unique clicks count people's only, as Klaviyo's Reporting API does (and so the click rates:
+    `test_our_figures_agree_with_the_sandbox_reporting_api` compares them row by row)."""
+    _, db_path, base, env = synced
+    db = open_database(db_path)
+    verdicts = dict(
+        db.execute(
+            "SELECT json_extract(e.attributes, '$.event_properties.\"Bot Click\"'), count(*)"
+            " FROM events e JOIN metrics m ON m.id = e.metric_id"
+            " WHERE m.name IN (?, ?) AND e.message_id IS NOT NULL GROUP BY 1",
+            [kc.CLICKED_EMAIL, kc.CLICKED_SMS],
+        ).fetchall()
+    )
+    db.close()
+    assert set(verdicts) == {0, 1} and verdicts[1] > 0
+    clicks, bots = {}, 0
+    for source in ("events", "klaviyo"):
+        for command in ("campaigns", "flows"):
+            doc = cli_json(base, env, "report", command, "--source", source, "--last", "365d")
+            clicks[(source, command)] = (doc["totals"]["clicks"], doc["totals"]["clicks_unique"])
+            # Our reports say how many bots' clicks they left out.
+            said = [n for n in doc["notes"] if "(Bot Click true) left out of clicks" in n]
+            assert len(said) == (source == "events"), (source, command, doc["notes"])
+            bots += sum(int(n.split()[0].replace(",", "")) for n in said)
+    for command in ("campaigns", "flows"):
+        assert clicks[("events", command)] == clicks[("klaviyo", command)], command
+    assert sum(clicks[("events", c)][0] for c in ("campaigns", "flows")) <= verdicts[0]
+    assert bots == verdicts[1]

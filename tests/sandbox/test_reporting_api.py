@@ -13,6 +13,7 @@ from klaviyo_etl import conventions as kc
 from klaviyo_etl.sandbox import SandboxData
 from klaviyo_etl.sandbox.events import NONE
 from klaviyo_etl.sandbox.reporting_api import timeframe_bounds
+from klaviyo_etl.sandbox.store import BOT_CLICK
 from klaviyo_etl.sync.streams.reporting import REPORT_STATISTICS
 from klaviyo_etl.timeutil import iso_to_epoch
 from tests.helpers.sandbox import ACCOUNT, make_client, walk
@@ -83,6 +84,8 @@ def expected_figures(
                 sets[entity]["recipients"].add(profile)
             if role == "received":
                 sets[entity]["delivered"].add(profile)
+            elif role == "clicked" and props[BOT_CLICK] is True:
+                pass  # a bot's click: left out of clicks, as Klaviyo does by default (§12)
             elif role in ("opened", "clicked", "unsubscribed", "bounced", "failed", "spam"):
                 sets[entity][role].add(profile)
                 counts[entity][role] += 1
@@ -529,3 +532,49 @@ def test_a_custom_timeframe_is_read_on_the_companys_clock():
     assert (start.isoformat(), end.isoformat()) == ("2026-10-31T04:00:00+00:00", "2026-11-01T04:00:00+00:00")
     start, end = timeframe_bounds({"key": "today"}, now, "Asia/Kolkata")  # already 2 November there
     assert (start.isoformat(), end.isoformat()) == ("2026-11-01T18:30:00+00:00", "2026-11-02T18:30:00+00:00")
+
+
+def test_bot_clicks_are_left_out_of_clicks_unless_the_account_counts_them(sandbox_factory) -> None:
+    # LIVE_BEHAVIOUR.md §12: with the account's "exclude bot clicks" setting on (the default),
+    # clicks, unique clicks, the click rate and the click-to-open rate count people's clicks only.
+    with sandbox_factory("default", **ACCOUNT) as sb, make_client(sb.server) as client:
+        data = sb.data
+        clicked = {data.metric_ids[data.metric_named(n)] for n in (kc.CLICKED_EMAIL, kc.CLICKED_SMS)}
+        items, _ = walk(client, "/api/events", {"page[size]": "1000"})
+        clicks: dict[bool, list[tuple[str, str]]] = defaultdict(list)  # bot? -> (entity, profile)
+        for e in items:
+            if e["relationships"]["metric"]["data"]["id"] in clicked:
+                props = e["attributes"]["event_properties"]
+                if kc.PROP_MESSAGE in props:
+                    clicks[props[BOT_CLICK]].append(
+                        (props[kc.PROP_MESSAGE], e["relationships"]["profile"]["data"]["id"])
+                    )
+        assert clicks[True] and clicks[False]
+        statistics = [
+            "clicks",
+            "clicks_unique",
+            "click_rate",
+            "click_to_open_rate",
+            "delivered",
+            "opens_unique",
+        ]
+
+        def totals() -> tuple[int, int, list[dict]]:
+            rows = [
+                row["statistics"]
+                for kind in ("campaign", "flow")
+                for row in _rows(client, kind, data, statistics=statistics)
+            ]
+            return sum(r["clicks"] for r in rows), sum(r["clicks_unique"] for r in rows), rows
+
+        people = clicks[False]
+        count, unique, rows = totals()
+        assert (count, unique) == (len(people), len(set(people)))
+        for r in rows:
+            assert r["click_rate"] == pytest.approx(
+                r["clicks_unique"] / r["delivered"] if r["delivered"] else 0
+            )
+        data.config.exclude_bot_clicks = False  # an account made before 2024-08-27 that kept them
+        everyone = people + clicks[True]
+        assert totals()[:2] == (len(everyone), len(set(everyone)))
+        assert len(set(everyone)) > len(set(people))

@@ -1,6 +1,6 @@
 """The event properties the store builds follow live Klaviyo's conventions (LIVE_BEHAVIOUR.md §1,
-§4, §5): what `$message` names, what a deleted campaign leaves behind, and metric names that
-several integrations share."""
+§4, §5, §12): what `$message` names, what a deleted campaign leaves behind, metric names that
+several integrations share, and which clicks a bot made."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 from klaviyo_etl import conventions as kc
 from klaviyo_etl.sandbox import SandboxData
 from klaviyo_etl.sandbox.events import NONE
-from klaviyo_etl.sandbox.store import SMS_FAILURE_TYPES
+from klaviyo_etl.sandbox.ids import event_num
+from klaviyo_etl.sandbox.store import BOT_CLICK, SMS_FAILURE_TYPES, bot_click
 from tests.helpers.sandbox import walk
 
 
@@ -125,3 +126,44 @@ def test_every_placed_order_names_its_currency(data: SandboxData) -> None:
     assert orders
     assert {props["$currency_code"] for props in orders} == {"USD"}
     assert all(isinstance(props[kc.PROP_VALUE], float) for props in orders)
+
+
+def test_clicks_say_whether_a_bot_made_them(data: SandboxData, client) -> None:
+    # LIVE_BEHAVIOUR.md §12: every Clicked Email and Clicked SMS carries `Bot Click`, a JSON
+    # boolean; some clicks are a bot's, most a person's, and an event keeps its answer.
+    clicks = {data.metric_ids[data.metric_named(name)] for name in (kc.CLICKED_EMAIL, kc.CLICKED_SMS)}
+    items, _ = walk(client, "/api/events", {"page[size]": "1000"})
+    served = [e for e in items if e["relationships"]["metric"]["data"]["id"] in clicks]
+    assert served
+    flags = [e["attributes"]["event_properties"][BOT_CLICK] for e in served]
+    assert all(isinstance(flag, bool) for flag in flags)
+    assert 0 < flags.count(True) < flags.count(False)
+    assert flags == [bot_click(event_num(e["id"])) for e in served]
+    others = [e for e in items if e["relationships"]["metric"]["data"]["id"] not in clicks]
+    assert not any(BOT_CLICK in e["attributes"]["event_properties"] for e in others)
+
+
+def test_sms_metrics_carry_the_text_message_names_klaviyo_gave_them_in_july_2026(
+    data: SandboxData, client
+) -> None:
+    # LIVE_BEHAVIOUR.md §13: the SMS metrics are named "... Text Message" now, and the SMS
+    # campaigns' and flows' events come under those names.
+    metrics, _ = walk(client, "/api/metrics")
+    names = {m["id"]: m["attributes"]["name"] for m in metrics}
+    renamed = {
+        "Sent Text Message",
+        "Received Text Message",
+        "Clicked Text Message",
+        "Failed to Deliver Text Message",
+        "Unsubscribed from Text Messaging Marketing",
+    }
+    assert renamed <= set(names.values())
+    assert not {n for n in names.values() if n.endswith("SMS") or "from SMS" in n}
+    sms = {
+        names[data.metric_ids[data.events.metric[i]]]
+        for i in range(len(data.events))
+        if data.events.msg[i] != NONE and data.messages[data.events.msg[i]].channel == "sms"
+    }
+    assert (
+        {"Received Text Message", "Clicked Text Message", "Failed to Deliver Text Message"} <= sms <= renamed
+    )
