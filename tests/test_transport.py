@@ -4,10 +4,13 @@ bodies of many pieces, keep-alive, a server that goes away, timeouts, TLS."""
 from __future__ import annotations
 
 import asyncio
+import random
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from types import SimpleNamespace
 
+import httpcore
 import httpx
 import pytest
 import trustme
@@ -15,7 +18,7 @@ import trustme
 from klaviyo_etl.client import KlaviyoClient
 from klaviyo_etl.errors import TransientError, Unreachable
 from klaviyo_etl.ratelimit import RateLimiter
-from klaviyo_etl.transport import MAX_PIECES, READ_SIZE, AsyncioBackend, Transport
+from klaviyo_etl.transport import MAX_PIECES, READ_SIZE, AsyncioBackend, Pool, Transport
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -186,3 +189,130 @@ async def test_tls_reads_a_body_of_many_pieces(authority):
     async with server(handler, served) as url, httpx.AsyncClient(transport=Transport(verify=trusted)) as http:
         response = await http.get(url)
     assert response.content == payload
+
+
+class FakeConnection:
+    """What the pool asks of a connection, counted: its state never changes here."""
+
+    def __init__(self, state: str, origin: str = "a", calls: list[str] | None = None):
+        self.state, self.origin, self.calls = state, origin, calls if calls is not None else []
+
+    def is_closed(self) -> bool:
+        return self.state == "closed"
+
+    def has_expired(self) -> bool:
+        return self.state == "expired"
+
+    def is_idle(self) -> bool:
+        self.calls.append("is_idle")
+        return self.state in ("idle", "expired")
+
+    def is_available(self) -> bool:
+        return self.state == "idle"
+
+    def can_handle_request(self, origin: str) -> bool:
+        return origin == self.origin
+
+
+class FakeRequest:
+    def __init__(self, queued: bool, origin: str = "a"):
+        self.queued, self.request, self.connection = (
+            queued,
+            SimpleNamespace(url=SimpleNamespace(origin=origin)),
+            None,
+        )
+
+    def is_queued(self) -> bool:
+        return self.queued
+
+    def assign_to_connection(self, connection) -> None:
+        self.connection = connection
+
+
+def pool_state(pool: httpcore.AsyncConnectionPool, seed: int) -> tuple[list, list]:
+    """A random pool: connections in every state, queued and running requests, two origins."""
+    rng = random.Random(seed)
+    states = ["closed", "expired", "idle", "busy"]
+    connections = [FakeConnection(rng.choice(states), rng.choice("ab")) for _ in range(rng.randint(0, 8))]
+    requests = [FakeRequest(rng.random() < 0.7, rng.choice("ab")) for _ in range(rng.randint(0, 5))]
+    pool._connections = list(connections)
+    pool._requests = list(requests)
+    pool._max_connections = rng.randint(1, 9)
+    pool._max_keepalive_connections = rng.randint(0, 9)
+    pool.create_connection = lambda origin: FakeConnection("new", origin)  # type: ignore[method-assign]
+    return connections, requests
+
+
+def outcome(pool, connections, requests, closing) -> tuple:
+    """The pool's decisions, by position in the state it started from."""
+
+    def name(c) -> str:
+        return f"old{connections.index(c)}" if c in connections else f"new:{c.origin}"
+
+    return (
+        [name(c) for c in pool._connections],
+        [name(c) for c in closing],
+        [None if r.connection is None else name(r.connection) for r in requests],
+    )
+
+
+def test_our_pool_hands_out_connections_as_httpcores_does():
+    """With a request to place, ours decides as httpcore 1.0's own pass does, in any state:
+    the same connections dropped, closed and created, the same connection for each queued
+    request. With none, it leaves an expired connection for the next request (not asking
+    each idle one whether the server closed it), and otherwise decides the same."""
+    ours = Pool(network_backend=AsyncioBackend())
+    theirs = Pool(network_backend=AsyncioBackend())
+    compared = 0
+    for seed in range(3000):
+        connections, requests = pool_state(ours, seed)
+        mine = outcome(ours, connections, requests, ours._assign_requests_to_connections())
+        connections, requests = pool_state(theirs, seed)
+        if not any(r.queued for r in requests):
+            for c in connections:  # httpcore's pass then differs only by the expired ones
+                if c.state == "expired":
+                    c.state = "idle"
+        closing = httpcore.AsyncConnectionPool._assign_requests_to_connections(theirs)
+        assert mine == outcome(theirs, connections, requests, closing), seed
+        compared += any(r.queued for r in requests)
+    assert compared > 1000
+
+
+def test_a_pass_over_idle_connections_asks_each_once():
+    """Under the rate limit most connections wait idle between windows, and the pass runs at
+    every request and every answer: httpcore's counts the connections once for every idle
+    one (400 questions for 20 connections)."""
+    calls: list[str] = []
+    client = KlaviyoClient("pk_test_abcd", base_url="http://127.0.0.1:1")
+    pool = client.http._transport._pool
+    pool._connections = [FakeConnection("idle", "a", calls) for _ in range(20)]
+    pool._requests = [FakeRequest(True)]
+    pool._assign_requests_to_connections()
+    assert len(calls) <= 2 * 20
+
+
+def test_a_pass_that_places_no_request_asks_no_connection_whether_it_was_closed():
+    """A request ending runs the pass too: under the rate limit, with most of 20 connections
+    idle, httpcore's `poll`ed each of them at every answer."""
+    asked: list[str] = []
+
+    class Counted(FakeConnection):
+        def has_expired(self) -> bool:
+            asked.append(self.state)
+            return super().has_expired()
+
+    client = KlaviyoClient("pk_test_abcd", base_url="http://127.0.0.1:1")
+    pool = client.http._transport._pool
+    pool._connections = [Counted("idle") for _ in range(20)]
+    pool._requests = [FakeRequest(False)]
+    pool._assign_requests_to_connections()
+    assert asked == []
+    pool._requests = [FakeRequest(True)]
+    pool._assign_requests_to_connections()
+    assert len(asked) == 20
+
+
+def test_httpcore_still_has_the_pass_our_pool_replaces():
+    """If httpcore renames it, ours no longer runs (slower, not wrong): this says so."""
+    assert callable(getattr(httpcore.AsyncConnectionPool, "_assign_requests_to_connections", None))
+    assert "_assign_requests_to_connections" in Pool.__dict__

@@ -412,6 +412,15 @@ class ProfileStream(WindowedStream):
             # windows cost more partial last pages: 24 made 223-225 requests of the 225 that
             # three bursts allow. One window each: most profiles were updated lately, so the
             # last window holds most rows whatever the count, and idle workers split the busiest.
+            # What binds (traced 2026-12-02, 20,000 at the L tier): the 2nd and 3rd bursts go
+            # out as the slots free (1-4 ms after, median), so they replay the 1st burst's
+            # answer times a second later each, and the run ends ~2 s + 2 answers after the
+            # k-th answer of the 1st burst (k = requests - 150, ~69). The 1st burst takes ~4
+            # rounds of 20 (~0.08 s each: the answer, plus the herd queueing in the sandbox
+            # and here). Tried and dropped: 25-32 in flight (225-233 requests, a 4th burst or
+            # no faster: a round of 25 answers takes longer), splitting only windows with 4-10
+            # pages left (216-220 requests, but the 3rd burst has too few windows left to
+            # follow the freed slots: wall 3.14-3.53 s against 3.10).
             concurrency=20,
             min_window=dt.timedelta(days=2),
             reconcilable=True,
