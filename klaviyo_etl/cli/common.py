@@ -204,11 +204,14 @@ def _format_help_folded(format_help: Callable, ctx, formatter) -> None:
 
 def fold_help_values() -> None:
     """An option's env var or default wider than the help column is folded onto the next line
-    rather than cut with "…" (at 80 columns `--db`'s default path and
-    `KLAVIYO_ETL_REQUEST_TIMEOUT` were cut, and `sandbox serve`'s `--rate-limit-scale` name
-    with them). Typer builds those texts with Rich's default overflow and no setting for it."""
+    after a separator in it (`help_folding`) rather than cut with "…" (at 80 columns `--db`'s
+    default path and `KLAVIYO_ETL_REQUEST_TIMEOUT` were cut, and `sandbox serve`'s
+    `--rate-limit-scale` name with them). Typer builds those texts with Rich's default
+    overflow and no setting for it."""
     from rich.text import Text
     from typer import rich_utils
+
+    from klaviyo_etl.cli.help_folding import FoldedAtSeparators
 
     original = rich_utils._get_parameter_help
     if getattr(original, "folds", False):
@@ -216,9 +219,9 @@ def fold_help_values() -> None:
 
     def folded(**kwargs):
         columns = original(**kwargs)
-        for item in columns.renderables:
-            if isinstance(item, Text):
-                item.overflow = "fold"
+        columns.renderables = [
+            FoldedAtSeparators.of(item) if isinstance(item, Text) else item for item in columns.renderables
+        ]
         return columns
 
     folded.folds = True  # type: ignore[attr-defined]
