@@ -8,11 +8,14 @@ A leaf: it imports no command module, so `cli/__init__` can name them all withou
 from __future__ import annotations
 
 import functools
+import os
 import re
+import shutil
 from collections.abc import Callable, Iterator, MutableMapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 import typer
 from typer._click.exceptions import BadParameter, MissingParameter, NoArgsIsHelpError
@@ -165,6 +168,35 @@ def check_output_file(path: Path, option: str) -> None:
 def output_error(path: Path, option: str, exc: OSError) -> UsageError:
     """The one-line error for a file to write that the system refused (permissions, disk)."""
     return UsageError(f"cannot write {option} {path}: {exc.strerror or exc}")
+
+
+@contextmanager
+def replacing(path: Path, option: str) -> Iterator[TextIO]:
+    """A handle whose text replaces the file `path` only once all of it is written: a report
+    that fails part way (a wrong --format or --columns, a full disk) leaves the file as it was.
+    Before, the file was emptied first, and yesterday's report was lost to a typo.
+
+    A path that is no regular file (`/dev/stdout`, a pipe) is written as it is: replacing
+    it would put a file where the device was. A symlink's target is replaced, not the link."""
+    if path.exists() and not path.is_file():  # (both follow a symlink)
+        try:
+            with open(path, "w", encoding="utf-8") as handle:
+                yield handle
+        except OSError as exc:
+            raise output_error(path, option, exc) from None
+        return
+    target = path.resolve() if path.is_symlink() else path
+    aside = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        with open(aside, "w", encoding="utf-8") as handle:
+            yield handle
+        if target.exists():
+            shutil.copymode(target, aside)  # a file the user made private stays private
+        os.replace(aside, target)
+    except OSError as exc:
+        raise output_error(path, option, exc) from None
+    finally:
+        aside.unlink(missing_ok=True)
 
 
 def unboxed_to_fit(table: Table, width: int | None) -> None:

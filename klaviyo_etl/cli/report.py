@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from klaviyo_etl.cli.account_options import account_options
-from klaviyo_etl.cli.common import check_output_file, output_error
+from klaviyo_etl.cli.common import check_output_file, replacing
 from klaviyo_etl.cli.report_options import MaxAge, OutputOptions, report_options
 from klaviyo_etl.errors import KlaviyoEtlError, UsageError
 from klaviyo_etl.reports.periods import COMPARE_CHOICES, Period, compare_mode, compare_period
@@ -77,8 +77,9 @@ def _run(
     several accounts each account's report is built (without the limit) from its own
     database, and `reports.accounts.combine` merges them, then sorts and limits.
     """
-    from klaviyo_etl.reports.render import render
+    from klaviyo_etl.reports.render import check_format, render
 
+    check_format(out.fmt)  # before a --max-age sync and the report's build
     if accounts is None:
         settings, conversion = configured_report(ctx)
         report = _build_one(settings, conversion, name, build, out, source, limit)
@@ -101,11 +102,8 @@ def _run(
     else:
         from rich.console import Console
 
-        try:
-            with open(out.output, "w", encoding="utf-8") as handle:
-                render(report, out.fmt, handle, Console(file=handle, width=200), **shape, table=table)
-        except OSError as exc:
-            raise output_error(out.output, "--output", exc) from None
+        with replacing(out.output, "--output") as handle:
+            render(report, out.fmt, handle, Console(file=handle, width=200), **shape, table=table)
         if not settings.quiet:
             typer.echo(f"wrote {out.output}", err=True)
 
@@ -415,7 +413,14 @@ def dashboard_cmd(
     html_file: Annotated[Path, typer.Option("--html", help="HTML file to write.")],
     period: Period,
     accounts: list[AccountTarget] | None,
-    compare: Annotated[str | None, typer.Option("--compare", help="previous | year | none.")] = "previous",
+    compare: Annotated[
+        str | None,
+        typer.Option(
+            "--compare",
+            help="previous | year | none. [default: previous; none for a period open at one end]",
+            show_default=False,
+        ),
+    ] = None,
     max_age: MaxAge = None,
 ) -> None:
     """One self-contained HTML page: KPI cards, charts, campaign and flow tables (one account)."""
@@ -423,7 +428,9 @@ def dashboard_cmd(
     from klaviyo_etl.db import open_database
     from klaviyo_etl.reports.html import dashboard_html
 
-    word = None if compare is None else compare_mode(compare, (*COMPARE_CHOICES, "none"))
+    if compare is None:  # not asked for: `--from DAY` alone was refused for the default's sake
+        compare = "previous" if period.start is not None and period.end is not None else "none"
+    word = compare_mode(compare, (*COMPARE_CHOICES, "none"))
     against = compare_period(period, None if word == "none" else word)
     check_output_file(html_file, "--html")
     settings, conversion = configured_report(ctx)
@@ -439,9 +446,7 @@ def dashboard_cmd(
         page = dashboard_html(db, period, against, conversion)
     finally:
         db.close()
-    try:
-        html_file.write_text(page, encoding="utf-8")
-    except OSError as exc:
-        raise output_error(html_file, "--html", exc) from None
+    with replacing(html_file, "--html") as handle:
+        handle.write(page)
     if not settings.quiet:
         typer.echo(f"wrote {html_file}")

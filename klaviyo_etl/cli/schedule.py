@@ -339,4 +339,6 @@ def _status(settings, config, as_json: bool) -> None:
             )
         )
     due = [p.stream for p in plans if p.is_due(now)]
-    console.print(Text(f"Due now: {', '.join(due) if due else 'nothing'}  (db {settings.db_path})"))
+    # A mistyped --db reads as an install that never synced: say there is no database there.
+    where = f"db {settings.db_path}" + ("" if settings.db_path.expanduser().exists() else ": none yet")
+    console.print(Text(f"Due now: {', '.join(due) if due else 'nothing'}  ({where})"))

@@ -1,5 +1,7 @@
 """Bad input: one clear line, a non-zero exit, no traceback, stored data untouched."""
 
+import json
+import os
 import time
 
 import pytest
@@ -192,3 +194,106 @@ def test_a_group_without_its_command_still_prints_its_help(db_path):
     result = run(["--db", str(db_path), "report"])
     assert result.exit_code == 2 and "Usage: root report" in result.output
     assert "campaigns" in result.output and "Error" not in result.output
+
+
+@pytest.mark.parametrize("mistake", [["-f", "xml"], ["--columns", "nope"]], ids=["format", "columns"])
+def test_a_report_that_fails_leaves_the_output_file_it_would_replace_as_it_was(
+    tiny_db_path, tmp_path, mistake
+):
+    # The file was opened (emptied) first: a typo in --format or --columns lost yesterday's report.
+    kept = tmp_path / "campaigns.csv"
+    kept.write_text("yesterday's report\n")
+    result = run(["--db", str(tiny_db_path), "report", "campaigns", "-o", str(kept), *mistake])
+    assert_one_line_error(result, 2, mistake[0])
+    assert kept.read_text() == "yesterday's report\n"
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("tiny.db")) == ["campaigns.csv"]
+
+
+def test_an_output_file_s_extension_names_its_format_unless_format_is_given(tiny_db_path, tmp_path):
+    # `-o campaigns.csv` wrote the terminal's box-drawn table into the .csv file.
+    base = ["--db", str(tiny_db_path), "report", "campaigns", "--last", "all"]
+    for name, starts in (
+        ("c.csv", "campaign_id,"),
+        ("c.JSON", "{"),
+        ("c.html", "<!doctype html>"),
+        ("c.txt", "C"),
+    ):
+        assert run([*base, "-o", str(tmp_path / name)]).exit_code == 0
+        assert (tmp_path / name).read_text().lower().startswith(starts.lower()), name
+    assert run([*base, "-o", str(tmp_path / "t.csv"), "-f", "table"]).exit_code == 0
+    assert "Campaigns" in (tmp_path / "t.csv").read_text().splitlines()[0]
+    # `-o -` is stdout, as other tools read it (it wrote a file named "-").
+    result = run([*base, "-o", "-", "-f", "json"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["report"] == "campaigns"
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ["report", "campaigns", "--max-age", "99999999999999999999d"],
+            "--max-age '99999999999999999999d' is too long",
+        ),
+        (["report", "metric", "Placed Order", "--window", "100000000"], "--window 100000000 is too long"),
+        (["report", "metric", "Placed Order", "--from", "0001-01-01"], "--from 0001-01-01 is before 1970"),
+        (
+            ["report", "campaigns", "--from", "0001-01-01", "--to", "0001-01-02", "--compare", "year"],
+            "before 1970",
+        ),
+        (["report", "campaigns", "--to", "9999-12-31"], "--to 9999-12-31 is after 2999"),
+        (
+            ["report", "overview", "--from", "2026-01-01", "--to", "9999-12-30", "--compare", "previous"],
+            "after 2999",
+        ),
+        (["report", "campaigns", "--from", "2026-01-01garbage"], "'2026-01-01garbage' is not a date"),
+    ],
+)
+def test_a_value_past_the_calendar_s_ends_is_one_line_exit_2(db_path, args, line):
+    # Each ended in "Error: unexpected OverflowError" (or ValueError: year 0), exit 1.
+    assert_one_line_error(run(["--db", str(db_path), *args], env={"COLUMNS": "200"}), 2, line)
+
+
+def test_a_schedule_interval_past_the_calendar_is_a_config_error(db_path, tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text('[schedule]\nevents = "99999999999d"\n')
+    result = run(["--db", str(db_path), "schedule", "status"], env={"KLAVIYO_ETL_CONFIG": str(config)})
+    assert_one_line_error(result, 2, "'99999999999d' is too long; the longest interval is 9999d")
+
+
+@pytest.mark.parametrize("args", [["status"], ["sync", "metrics"], ["report", "campaigns"], ["migrate"]])
+def test_a_database_path_that_is_no_file_is_refused_and_nothing_is_made_beside_it(tmp_path, args):
+    # A device or a pipe: `--db /dev/null status` ended in "unexpected OperationalError: disk I/O
+    # error" and left /dev/null-journal and /dev/null.lock behind.
+    fifo = tmp_path / "k.db"
+    os.mkfifo(fifo)
+    result = run(["--db", str(fifo), *args], env={"COLUMNS": "200", "KLAVIYO_API_KEY": "pk_test_abcd1234"})
+    assert_one_line_error(result, 2, f"cannot open database {fifo}: it is not a regular file")
+    assert [p.name for p in tmp_path.iterdir()] == ["k.db"]
+
+
+def test_a_dashboard_over_a_period_open_at_one_end_is_drawn_without_a_comparison(tiny_db_path, tmp_path):
+    # Refused for the default `--compare previous` the user never gave.
+    page = tmp_path / "d.html"
+    result = run(
+        ["--db", str(tiny_db_path), "report", "dashboard", "--html", str(page), "--from", "2026-05-01"]
+    )
+    assert result.exit_code == 0, result.output
+    assert page.exists()
+
+
+def test_migrate_status_of_a_newer_database_lists_its_newer_migrations_and_says_so(db_path):
+    db = open_database(db_path)
+    db["_migrations"].insert({"version": 999, "name": "m999_from_the_future", "applied_at": "2030-01-01"})
+    db.close()
+    result = run(["--db", str(db_path), "migrate", "status"], env={"COLUMNS": "200"})
+    assert result.exit_code == 2, result.output
+    assert "m999_from_the_future" in result.output
+    assert "database schema version 999 is newer than this klaviyo-etl" in result.output
+
+
+def test_schedule_status_says_there_is_no_database_yet(tmp_path):
+    missing = tmp_path / "typo.db"
+    result = run(["--db", str(missing), "schedule", "status"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert f"(db {missing}: none yet)" in " ".join(result.output.split())
+    assert not missing.exists()
