@@ -58,6 +58,16 @@ def test_missing_api_key(db_path, key):
     assert_one_line_error(result, 2, "no API key: set KLAVIYO_API_KEY")
 
 
+@pytest.mark.parametrize("key", ["pk_ünïcode_abcd", "pk_abc def", "pk_abc\tdef"])
+def test_an_api_key_no_header_can_carry_is_refused_before_the_run(db_path, key):
+    # "unexpected UnicodeEncodeError: 'ascii' codec can't encode character", exit 1.
+    result = run(
+        ["--db", str(db_path), "--base-url", "http://127.0.0.1:9", "sync", "metrics"],
+        env={"KLAVIYO_API_KEY": key},
+    )
+    assert_one_line_error(result, 2, "holds a space or a character no key has")
+
+
 def test_bad_since(db_path):
     result = run(["--db", str(db_path), "sync", "events", "--since", "yesterday-ish"])
     assert_one_line_error(result, 2, "--since 'yesterday-ish' is not a date")
