@@ -7,10 +7,12 @@ A leaf: it imports no command module, so `cli/__init__` can name them all withou
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -159,10 +161,13 @@ def walk_commands(command, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[s
 def check_output_file(path: Path, option: str) -> None:
     """Refuse, before any work, a file to write that cannot be one: a folder, or a file in a
     folder that does not exist (what `open` would only say after the report was built)."""
-    if path.is_dir():
-        raise UsageError(f"{option} {path} is a folder: give the path of a file to write")
-    if not path.parent.is_dir():
-        raise UsageError(f"{option} {path}: the folder {path.parent} does not exist; create it first")
+    try:
+        if path.is_dir():
+            raise UsageError(f"{option} {path} is a folder: give the path of a file to write")
+        if not path.parent.is_dir():
+            raise UsageError(f"{option} {path}: the folder {path.parent} does not exist; create it first")
+    except OSError as exc:  # a name longer than the system takes: "unexpected OSError"
+        raise output_error(path, option, exc) from None
 
 
 def output_error(path: Path, option: str, exc: OSError) -> UsageError:
@@ -186,17 +191,31 @@ def replacing(path: Path, option: str) -> Iterator[TextIO]:
             raise output_error(path, option, exc) from None
         return
     target = path.resolve() if path.is_symlink() else path
-    aside = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    aside: Path | None = None
     try:
-        with open(aside, "w", encoding="utf-8") as handle:
+        # A short name of its own: the file's name and more may be longer than the system takes.
+        fd, name = tempfile.mkstemp(prefix=".klaviyo-etl-", suffix=".tmp", dir=target.parent)
+        aside = Path(name)
+        with open(fd, "w", encoding="utf-8") as handle:
             yield handle
         if target.exists():
             shutil.copymode(target, aside)  # a file the user made private stays private
+        else:
+            os.chmod(aside, 0o666 & ~_umask())  # as `open` would have made it, not mkstemp's 0600
         os.replace(aside, target)
+        aside = None
     except OSError as exc:
         raise output_error(path, option, exc) from None
     finally:
-        aside.unlink(missing_ok=True)
+        if aside is not None:
+            with contextlib.suppress(OSError):
+                aside.unlink()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def unboxed_to_fit(table: Table, width: int | None) -> None:

@@ -307,3 +307,17 @@ def test_schedule_status_says_there_is_no_database_yet(tmp_path):
     assert result.exit_code == 0, result.output
     assert f"(db {missing}: none yet)" in " ".join(result.output.split())
     assert not missing.exists()
+
+
+def test_an_output_name_longer_than_the_system_takes_is_one_line_and_the_longest_it_takes_is_written(
+    tiny_db_path, tmp_path
+):
+    # 300 characters: "unexpected OSError: [Errno 36] File name too long", exit 1. 245: written (the
+    # report goes aside under a short name of its own, not the file's name and more).
+    base = ["--db", str(tiny_db_path), "report", "campaigns", "-f", "csv", "-o"]
+    too_long = tmp_path / ("x" * 300 + ".csv")
+    assert_one_line_error(run([*base, str(too_long)], env={"COLUMNS": "400"}), 2, "File name too long")
+    longest = tmp_path / ("y" * 245 + ".csv")
+    assert run([*base, str(longest)]).exit_code == 0
+    assert longest.read_text().startswith("campaign_id,")
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("tiny.db")) == [longest.name]
