@@ -208,9 +208,12 @@ def _span(delta: dt.timedelta) -> str:
 
 
 def _local(when: dt.datetime, now: dt.datetime) -> str:
-    """Local wall-clock time, with the date only when it is not today."""
-    local = when.astimezone()
-    return local.strftime("%H:%M" if local.date() == now.astimezone().date() else "%b %d %H:%M")
+    """Local wall-clock time, with the date only when it is not today, and the year only when
+    it is not this one (a "9999d" interval's next run read "Apr 18", 27 years off)."""
+    local, today = when.astimezone(), now.astimezone().date()
+    if local.date() == today:
+        return local.strftime("%H:%M")
+    return local.strftime("%b %d %H:%M" if local.year == today.year else "%Y-%m-%d %H:%M")
 
 
 def _next(p: StreamPlan, now: dt.datetime) -> str:
