@@ -8,6 +8,7 @@ A leaf: it imports no command module, so `cli/__init__` can name them all withou
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import re
@@ -191,6 +192,8 @@ def replacing(path: Path, option: str) -> Iterator[TextIO]:
             raise output_error(path, option, exc) from None
         return
     target = path.resolve() if path.is_symlink() else path
+    if target.exists() and not os.access(target, os.W_OK):  # a file made read-only stays as it is
+        raise output_error(path, option, PermissionError(errno.EACCES, os.strerror(errno.EACCES)))
     aside: Path | None = None
     try:
         # A short name of its own: the file's name and more may be longer than the system takes.

@@ -321,3 +321,15 @@ def test_an_output_name_longer_than_the_system_takes_is_one_line_and_the_longest
     assert run([*base, str(longest)]).exit_code == 0
     assert longest.read_text().startswith("campaign_id,")
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("tiny.db")) == [longest.name]
+
+
+def test_a_read_only_output_file_is_one_line_and_stays_as_it_was(tiny_db_path, tmp_path):
+    # Written aside and renamed, it would replace a file made read-only (the folder allows it).
+    kept = tmp_path / "campaigns.csv"
+    kept.write_text("yesterday's report\n")
+    kept.chmod(0o444)
+    if os.access(kept, os.W_OK):
+        pytest.skip("file modes are not enforced for this user (root)")
+    result = run(["--db", str(tiny_db_path), "report", "campaigns", "-o", str(kept)])
+    assert_one_line_error(result, 2, f"cannot write --output {kept}: Permission denied")
+    assert kept.read_text() == "yesterday's report\n"
