@@ -485,8 +485,23 @@ class ErrorHandlingGroup(TyperGroup):
             settings = ctx.obj if isinstance(ctx.obj, Settings) else None
             if settings and settings.verbose:
                 raise
+            if _disk_full(exc):  # no bug: "unexpected OperationalError: database or disk is full"
+                raise _fail(
+                    f"the disk is full ({exc}): free space where the database (or the file written)"
+                    " is, then run this again; what was stored before is kept, and a sync resumes"
+                    " from it",
+                    1,
+                    ctx,
+                ) from None
             # a bug: still one line; the traceback only with --verbose
             raise _fail(f"unexpected {type(exc).__name__}: {exc} (rerun with --verbose)", 1, ctx) from None
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """SQLite's SQLITE_FULL (13), or the system's ENOSPC: told without importing sqlite3."""
+    return getattr(exc, "sqlite_errorcode", None) == 13 or (
+        isinstance(exc, OSError) and exc.errno == errno.ENOSPC
+    )
 
 
 def settings_of(ctx: typer.Context) -> Settings:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import sqlite3
 import time
 
 import pytest
@@ -333,3 +334,34 @@ def test_a_read_only_output_file_is_one_line_and_stays_as_it_was(tiny_db_path, t
     result = run(["--db", str(tiny_db_path), "report", "campaigns", "-o", str(kept)])
     assert_one_line_error(result, 2, f"cannot write --output {kept}: Permission denied")
     assert kept.read_text() == "yesterday's report\n"
+
+
+def _disk_full_error() -> Exception:
+    """SQLite's own error for a full disk (SQLITE_FULL), from a database that may not grow."""
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE t (x)")
+    (pages,) = conn.execute("PRAGMA page_count").fetchone()
+    conn.execute(f"PRAGMA max_page_count = {pages}")
+    try:
+        conn.execute("INSERT INTO t VALUES (randomblob(100000))")
+    except sqlite3.OperationalError as exc:
+        return exc
+    finally:
+        conn.close()
+    raise AssertionError("the database grew past its max_page_count")
+
+
+def test_a_full_disk_is_said_in_one_line_not_as_a_bug(db_path, monkeypatch):
+    # A sync that filled its disk: "Error: unexpected OperationalError: database or disk is
+    # full (rerun with --verbose)", as if klaviyo-etl had a bug.
+    import klaviyo_etl.sync.engine
+
+    def fills_the_disk(*args, **kwargs):
+        raise _disk_full_error()
+
+    monkeypatch.setattr(klaviyo_etl.sync.engine, "run_sync", fills_the_disk)
+    result = run(
+        ["--db", str(db_path), "sync", "metrics"], env={"COLUMNS": "300", "KLAVIYO_API_KEY": "pk_x_abcd"}
+    )
+    assert_one_line_error(result, 1, "Error: the disk is full (database or disk is full): free space")
+    assert "unexpected" not in result.output
