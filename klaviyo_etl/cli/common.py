@@ -171,6 +171,13 @@ def check_output_file(path: Path, option: str) -> None:
         raise output_error(path, option, exc) from None
 
 
+def word_choice(value: str | None) -> str | None:
+    """An option that takes one of a few words, as --last and --compare take them: any case,
+    spaces around (`-f JSON`, `--channel Email` and `--interval Day` were refused). A typer
+    option callback."""
+    return value.strip().lower() if isinstance(value, str) else value
+
+
 def output_error(path: Path, option: str, exc: OSError) -> UsageError:
     """The one-line error for a file to write that the system refused (permissions, disk)."""
     return UsageError(f"cannot write {option} {path}: {exc.strerror or exc}")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from klaviyo_etl.cli.account_options import account_options
-from klaviyo_etl.cli.common import check_output_file, replacing
+from klaviyo_etl.cli.common import check_output_file, replacing, word_choice
 from klaviyo_etl.cli.report_options import MaxAge, OutputOptions, report_options
 from klaviyo_etl.errors import KlaviyoEtlError, UsageError
 from klaviyo_etl.reports.periods import COMPARE_CHOICES, Period, compare_mode, compare_period
@@ -31,7 +31,9 @@ app = typer.Typer(
 
 Sort = Annotated[str | None, typer.Option("--sort", help="Column to sort by; add :asc or :desc.")]
 Limit = Annotated[int | None, typer.Option("--limit", min=1, help="Show at most this many rows.")]
-Channel = Annotated[str | None, typer.Option("--channel", help="email | sms | mobile_push.")]
+Channel = Annotated[
+    str | None, typer.Option("--channel", help="email | sms | mobile_push.", callback=word_choice)
+]
 SOURCES = ("events", "klaviyo", "compare")
 Source = Annotated[
     str,
@@ -39,6 +41,7 @@ Source = Annotated[
         "--source",
         help="events (computed here) | klaviyo (stored Reporting API) | compare (both, over"
         " Klaviyo's timeframe, with the differences).",
+        callback=word_choice,
     ),
 ]
 
@@ -228,7 +231,9 @@ def flows_cmd(
     against: Period | None,
     out: OutputOptions,
     accounts: list[AccountTarget] | None,
-    by: Annotated[str, typer.Option("--by", help="flow (per flow and channel) | message.")] = "flow",
+    by: Annotated[
+        str, typer.Option("--by", help="flow (per flow and channel) | message.", callback=word_choice)
+    ] = "flow",
     sort: Sort = None,
     limit: Limit = None,
     channel: Channel = None,
@@ -307,9 +312,14 @@ def metric_cmd(
     against: Period | None,
     out: OutputOptions,
     accounts: list[AccountTarget] | None,
-    interval: Annotated[str, typer.Option("--interval", help="hour | day | week | month.")] = "day",
+    interval: Annotated[
+        str, typer.Option("--interval", help="hour | day | week | month.", callback=word_choice)
+    ] = "day",
     measure: Annotated[
-        str, typer.Option("--measure", help="count | value ($value sum) | uniques (profiles).")
+        str,
+        typer.Option(
+            "--measure", help="count | value ($value sum) | uniques (profiles).", callback=word_choice
+        ),
     ] = "count",
     window: Annotated[int, typer.Option("--window", help="Buckets in the moving average and z-score.")] = 7,
     z: Annotated[float, typer.Option("--z", help="|z-score| that flags an anomaly.")] = 3.0,
@@ -317,7 +327,10 @@ def metric_cmd(
         str | None, typer.Option("--forecast", help="Forecast horizon, e.g. 30d, 12w.")
     ] = None,
     method: Annotated[
-        str, typer.Option("--method", help="auto | seasonal | linear (auto: best back-test).")
+        str,
+        typer.Option(
+            "--method", help="auto | seasonal | linear (auto: best back-test).", callback=word_choice
+        ),
     ] = "auto",
     table: Annotated[
         bool, typer.Option("--table", help="Print the table of buckets under the chart.")
@@ -361,7 +374,7 @@ def rfm_cmd(
     against: Period | None,
     out: OutputOptions,
     accounts: list[AccountTarget] | None,
-    by: Annotated[str, typer.Option("--by", help="segment | profile.")] = "segment",
+    by: Annotated[str, typer.Option("--by", help="segment | profile.", callback=word_choice)] = "segment",
     sort: Sort = None,
     limit: Limit = None,
 ) -> None:

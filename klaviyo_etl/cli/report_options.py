@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
-from klaviyo_etl.cli.common import check_output_file
+from klaviyo_etl.cli.common import check_output_file, word_choice
 from klaviyo_etl.errors import UsageError
 from klaviyo_etl.reports.periods import LAST_CHOICES, compare_period, resolve_period, utc_today
 from klaviyo_etl.timeutil import beyond_tomorrow
@@ -42,6 +42,7 @@ Format = Annotated[
         metavar="FORMAT",
         help="table | json | csv | html. [default: --output's extension (.json, .csv, .html), else table]",
         show_default=False,
+        callback=word_choice,
     ),
 ]
 # The format an --output file's extension names, when --format is not given: `-o report.csv`
