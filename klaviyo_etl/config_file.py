@@ -36,9 +36,9 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from klaviyo_etl import conventions as kc
 from klaviyo_etl.config_values import (
@@ -82,13 +82,25 @@ __all__ = [
 ]
 
 
+def _not_a_bool(value: Any) -> Any:
+    """A number's setting refuses true/false, which pydantic reads as 1/0: `request_timeout =
+    true` gave every request one second, `lookback_days = false` re-read no late events."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true or false")
+    return value
+
+
+Number = Annotated[float, BeforeValidator(_not_a_bool)]
+Count = Annotated[int, BeforeValidator(_not_a_bool)]
+
+
 class SyncSection(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    lookback_days: float = Field(DEFAULT_LOOKBACK_DAYS, ge=0, le=MAX_DAYS)
-    reconcile_days: float = Field(DEFAULT_RECONCILE_DAYS, gt=0, le=MAX_DAYS)
-    parse_workers: int = Field(DEFAULT_PARSE_WORKERS, ge=0, le=64)
-    request_timeout: float = Field(DEFAULT_REQUEST_TIMEOUT, gt=0, le=MAX_REQUEST_TIMEOUT)
+    lookback_days: Number = Field(DEFAULT_LOOKBACK_DAYS, ge=0, le=MAX_DAYS)
+    reconcile_days: Number = Field(DEFAULT_RECONCILE_DAYS, gt=0, le=MAX_DAYS)
+    parse_workers: Count = Field(DEFAULT_PARSE_WORKERS, ge=0, le=64)
+    request_timeout: Number = Field(DEFAULT_REQUEST_TIMEOUT, gt=0, le=MAX_REQUEST_TIMEOUT)
 
 
 class DefaultsSection(BaseModel):
@@ -150,8 +162,8 @@ class AccountSection(BaseModel):
     key_env: str
     db: Path | None = None
     base_url: str | None = None
-    lookback_days: float | None = Field(None, ge=0, le=MAX_DAYS)
-    reconcile_days: float | None = Field(None, gt=0, le=MAX_DAYS)
+    lookback_days: Number | None = Field(None, ge=0, le=MAX_DAYS)
+    reconcile_days: Number | None = Field(None, gt=0, le=MAX_DAYS)
     conversion_metric: str | None = None
     schedule: dict[str, Any] = {}
 

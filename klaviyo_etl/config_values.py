@@ -47,6 +47,7 @@ DEFAULT_PARSE_WORKERS = 0  # issue 12: a parse thread keeps up at a third of the
 
 _UNITS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60}
 _INTERVAL_RE = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
+_LONGEST_DAYS = 9999
 _INTERVAL_HELP = 'use a number and unit like "30m", "1h", "3h", "1d", "1h30m", or "off"'
 
 
@@ -71,6 +72,8 @@ class Interval:
         # cron cannot fire more often than once a minute, and neither should we.
         if seconds < 60:
             raise ValueError(f"{text!r} is too short; the shortest interval is 1m")
+        if seconds > _LONGEST_DAYS * 86400:  # its due time left the calendar: "unexpected OverflowError"
+            raise ValueError(f'{text!r} is too long; the longest interval is {_LONGEST_DAYS}d (or "off")')
         return cls(seconds)
 
     @property

@@ -98,6 +98,12 @@ class Settings:
         """The key, for a command about to send it: only over TLS, or plain HTTP on loopback."""
         if not self.api_key:
             raise ConfigError("no API key: set KLAVIYO_API_KEY to a private key (pk_…)")
+        if not (self.api_key.isascii() and self.api_key.isprintable()) or " " in self.api_key:
+            # It cannot go in a header: "unexpected UnicodeEncodeError", exit 1.
+            raise ConfigError(
+                f"the API key {mask_key(self.api_key)} holds a space or a character no key has"
+                " (outside ASCII): set KLAVIYO_API_KEY to the private key (pk_…) as Klaviyo shows it"
+            )
         if not self.allow_insecure and not key_travels_safely(self.base_url):
             raise ConfigError(
                 f"refusing to send the API key over plain HTTP to {self.base_url}: use https://, "

@@ -51,7 +51,9 @@ def test_intervals_parse_and_print(text, seconds, shown):
     assert Interval.parse(str(interval)) == interval
 
 
-@pytest.mark.parametrize("text", ["", "1", "h", "1x", "30s", "0m", "1.5h", "-1h", "1m1h", "never"])
+@pytest.mark.parametrize(
+    "text", ["", "1", "h", "1x", "30s", "0m", "1.5h", "-1h", "1m1h", "never", "10000d", "99999999999d"]
+)
 def test_bad_intervals_are_refused(text):
     with pytest.raises(ValueError):
         Interval.parse(text)
@@ -123,6 +125,12 @@ base_url = "http://127.0.0.1:8080/"
             "[sync] reconcile_days: Input should be less than or equal to 36500",
         ),
         ('[sync]\nreconcile_days = "weekly"\n', "[sync] reconcile_days: Input should be a valid number"),
+        # Read as 1 and 0: every request given one second, no late events re-read.
+        ("[sync]\nrequest_timeout = true\n", "[sync] request_timeout: must be a number, not true or false"),
+        ("[sync]\nlookback_days = false\n", "[sync] lookback_days: must be a number, not true or false"),
+        ("[sync]\nparse_workers = true\n", "[sync] parse_workers: must be a number, not true or false"),
+        # "99999999999d": its due time left the calendar, "unexpected OverflowError" at every run.
+        ('[schedule]\nevents = "99999999999d"\n', "[schedule] events: '99999999999d' is too long"),
         ('[defaults]\nbase_url = "a.klaviyo.com"\n', "[defaults] base_url: must start with http://"),
         ("[defaults]\ndb = 5\n", '[defaults] db: must be a path, in quotes (e.g. "~/klaviyo.db") (got 5)'),
         # Before: read as "." (the current folder): "cannot open database ." at the first command.
@@ -254,6 +262,10 @@ def test_accounts_name_their_key_variable_database_and_own_settings(tmp_path):
         (
             '[accounts.acme]\nkey_env = "K"\nlookback_days = -1\n',
             "[accounts.acme] lookback_days: Input should be",
+        ),
+        (
+            '[accounts.acme]\nkey_env = "K"\nreconcile_days = true\n',
+            "[accounts.acme] reconcile_days: must be a number, not true or false",
         ),
         (
             '[accounts.acme]\nkey_env = "K"\nschedule = { event = "1h" }\n',

@@ -35,6 +35,7 @@ import orjson
 from klaviyo_etl import conventions as kc
 from klaviyo_etl.db import open_database
 from klaviyo_etl.endpoints import contract
+from klaviyo_etl.processes import stat_fields
 from klaviyo_etl.sandbox.api import Api
 from klaviyo_etl.sandbox.config import SandboxConfig
 from klaviyo_etl.sandbox.data import SandboxData
@@ -157,9 +158,11 @@ def _rss_and_parent() -> dict[int, tuple[int, int]]:
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
+        fields = stat_fields(name)
+        if fields is None:
+            continue
+        ppid = int(fields[1])
         try:
-            with open(f"/proc/{name}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
             with open(f"/proc/{name}/statm") as f:
                 rss = int(f.read().split()[1]) * _PAGE
         except (OSError, ValueError, IndexError):
@@ -216,7 +219,9 @@ def _children_cpu() -> float:
 
 
 def _process_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = stat_fields(pid)
+    if fields is None:
+        raise ProcessLookupError(f"process {pid} is gone")
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from klaviyo_etl.cli.account_options import account_options
+from klaviyo_etl.cli.common import word_choice
 from klaviyo_etl.cli.report_options import report_options
 from klaviyo_etl.reports.periods import Period
 from klaviyo_etl.settings import Settings
@@ -47,7 +48,7 @@ Sync = Annotated[
         help="Sync what the comparison reads first (accounts, metrics, events, campaigns, flows, reports).",
     ),
 ]
-Format = Annotated[str, typer.Option("--format", "-f", help="table | json.")]
+Format = Annotated[str, typer.Option("--format", "-f", help="table | json.", callback=word_choice)]
 
 
 @report_options(compare=False, output=False)

@@ -7,12 +7,18 @@ A leaf: it imports no command module, so `cli/__init__` can name them all withou
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
+import os
 import re
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator, MutableMapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 import typer
 from typer._click.exceptions import BadParameter, MissingParameter, NoArgsIsHelpError
@@ -156,15 +162,70 @@ def walk_commands(command, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[s
 def check_output_file(path: Path, option: str) -> None:
     """Refuse, before any work, a file to write that cannot be one: a folder, or a file in a
     folder that does not exist (what `open` would only say after the report was built)."""
-    if path.is_dir():
-        raise UsageError(f"{option} {path} is a folder: give the path of a file to write")
-    if not path.parent.is_dir():
-        raise UsageError(f"{option} {path}: the folder {path.parent} does not exist; create it first")
+    try:
+        if path.is_dir():
+            raise UsageError(f"{option} {path} is a folder: give the path of a file to write")
+        if not path.parent.is_dir():
+            raise UsageError(f"{option} {path}: the folder {path.parent} does not exist; create it first")
+    except OSError as exc:  # a name longer than the system takes: "unexpected OSError"
+        raise output_error(path, option, exc) from None
+
+
+def word_choice(value: str | None) -> str | None:
+    """An option that takes one of a few words, as --last and --compare take them: any case,
+    spaces around (`-f JSON`, `--channel Email` and `--interval Day` were refused). A typer
+    option callback."""
+    return value.strip().lower() if isinstance(value, str) else value
 
 
 def output_error(path: Path, option: str, exc: OSError) -> UsageError:
     """The one-line error for a file to write that the system refused (permissions, disk)."""
     return UsageError(f"cannot write {option} {path}: {exc.strerror or exc}")
+
+
+@contextmanager
+def replacing(path: Path, option: str) -> Iterator[TextIO]:
+    """A handle whose text replaces the file `path` only once all of it is written: a report
+    that fails part way (a wrong --format or --columns, a full disk) leaves the file as it was.
+    Before, the file was emptied first, and yesterday's report was lost to a typo.
+
+    A path that is no regular file (`/dev/stdout`, a pipe) is written as it is: replacing
+    it would put a file where the device was. A symlink's target is replaced, not the link."""
+    if path.exists() and not path.is_file():  # (both follow a symlink)
+        try:
+            with open(path, "w", encoding="utf-8") as handle:
+                yield handle
+        except OSError as exc:
+            raise output_error(path, option, exc) from None
+        return
+    target = path.resolve() if path.is_symlink() else path
+    if target.exists() and not os.access(target, os.W_OK):  # a file made read-only stays as it is
+        raise output_error(path, option, PermissionError(errno.EACCES, os.strerror(errno.EACCES)))
+    aside: Path | None = None
+    try:
+        # A short name of its own: the file's name and more may be longer than the system takes.
+        fd, name = tempfile.mkstemp(prefix=".klaviyo-etl-", suffix=".tmp", dir=target.parent)
+        aside = Path(name)
+        with open(fd, "w", encoding="utf-8") as handle:
+            yield handle
+        if target.exists():
+            shutil.copymode(target, aside)  # a file the user made private stays private
+        else:
+            os.chmod(aside, 0o666 & ~_umask())  # as `open` would have made it, not mkstemp's 0600
+        os.replace(aside, target)
+        aside = None
+    except OSError as exc:
+        raise output_error(path, option, exc) from None
+    finally:
+        if aside is not None:
+            with contextlib.suppress(OSError):
+                aside.unlink()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def unboxed_to_fit(table: Table, width: int | None) -> None:
@@ -204,11 +265,14 @@ def _format_help_folded(format_help: Callable, ctx, formatter) -> None:
 
 def fold_help_values() -> None:
     """An option's env var or default wider than the help column is folded onto the next line
-    rather than cut with "…" (at 80 columns `--db`'s default path and
-    `KLAVIYO_ETL_REQUEST_TIMEOUT` were cut, and `sandbox serve`'s `--rate-limit-scale` name
-    with them). Typer builds those texts with Rich's default overflow and no setting for it."""
+    after a separator in it (`help_folding`) rather than cut with "…" (at 80 columns `--db`'s
+    default path and `KLAVIYO_ETL_REQUEST_TIMEOUT` were cut, and `sandbox serve`'s
+    `--rate-limit-scale` name with them). Typer builds those texts with Rich's default
+    overflow and no setting for it."""
     from rich.text import Text
     from typer import rich_utils
+
+    from klaviyo_etl.cli.help_folding import FoldedAtSeparators
 
     original = rich_utils._get_parameter_help
     if getattr(original, "folds", False):
@@ -216,9 +280,9 @@ def fold_help_values() -> None:
 
     def folded(**kwargs):
         columns = original(**kwargs)
-        for item in columns.renderables:
-            if isinstance(item, Text):
-                item.overflow = "fold"
+        columns.renderables = [
+            FoldedAtSeparators.of(item) if isinstance(item, Text) else item for item in columns.renderables
+        ]
         return columns
 
     folded.folds = True  # type: ignore[attr-defined]
@@ -428,8 +492,23 @@ class ErrorHandlingGroup(TyperGroup):
             settings = ctx.obj if isinstance(ctx.obj, Settings) else None
             if settings and settings.verbose:
                 raise
+            if _disk_full(exc):  # no bug: "unexpected OperationalError: database or disk is full"
+                raise _fail(
+                    f"the disk is full ({exc}): free space where the database (or the file written)"
+                    " is, then run this again; what was stored before is kept, and a sync resumes"
+                    " from it",
+                    1,
+                    ctx,
+                ) from None
             # a bug: still one line; the traceback only with --verbose
             raise _fail(f"unexpected {type(exc).__name__}: {exc} (rerun with --verbose)", 1, ctx) from None
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """SQLite's SQLITE_FULL (13), or the system's ENOSPC: told without importing sqlite3."""
+    return getattr(exc, "sqlite_errorcode", None) == 13 or (
+        isinstance(exc, OSError) and exc.errno == errno.ENOSPC
+    )
 
 
 def settings_of(ctx: typer.Context) -> Settings:

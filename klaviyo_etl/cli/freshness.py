@@ -37,12 +37,18 @@ def streams_for(report: str, source: str = "events") -> list[str]:
     return streams
 
 
+# The longest --max-age, as --last's longest period.
+MAX_AGE_DAYS = 9999
+
+
 def parse_age(text: str) -> dt.timedelta:
     """'90s', '15m', '6h', '2d' -> timedelta."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text or "")
     if not match:
         raise UsageError(f"--max-age {text!r} is not a duration (use e.g. 30m, 6h, 2d)")
     seconds = float(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+    if seconds > MAX_AGE_DAYS * 86400:  # beyond timedelta's range ended in "unexpected OverflowError"
+        raise UsageError(f"--max-age {text!r} is too long: at most {MAX_AGE_DAYS}d")
     return dt.timedelta(seconds=seconds)
 
 

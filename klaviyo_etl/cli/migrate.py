@@ -31,10 +31,18 @@ def apply(ctx: typer.Context) -> None:
 def status(ctx: typer.Context) -> None:
     """List migrations and when each was applied."""
     from klaviyo_etl.cli.config import configured
-    from klaviyo_etl.db import migration_status, open_database
+    from klaviyo_etl.db import SCHEMA_VERSION, migration_status, open_database
+    from klaviyo_etl.errors import DatabaseError
 
     db = open_database(configured(ctx)[0].db_path, migrate=False, create=False)
     table = Table("version", "name", "applied at")
-    for row in migration_status(db):
+    rows = migration_status(db)
+    for row in rows:
         table.add_row(str(row["version"]), row["name"], row["applied_at"] or "pending")
     Console().print(table)
+    newer = [row for row in rows if row["version"] > SCHEMA_VERSION]
+    if newer:
+        raise DatabaseError(
+            f"database schema version {newer[-1]['version']} is newer than this klaviyo-etl (knows"
+            f" {SCHEMA_VERSION}); upgrade klaviyo-etl"
+        )

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from klaviyo_etl.cli.account_options import account_options
-from klaviyo_etl.cli.common import check_output_file, output_error
+from klaviyo_etl.cli.common import check_output_file, replacing, word_choice
 from klaviyo_etl.cli.report_options import MaxAge, OutputOptions, report_options
 from klaviyo_etl.errors import KlaviyoEtlError, UsageError
 from klaviyo_etl.reports.periods import COMPARE_CHOICES, Period, compare_mode, compare_period
@@ -31,7 +31,9 @@ app = typer.Typer(
 
 Sort = Annotated[str | None, typer.Option("--sort", help="Column to sort by; add :asc or :desc.")]
 Limit = Annotated[int | None, typer.Option("--limit", min=1, help="Show at most this many rows.")]
-Channel = Annotated[str | None, typer.Option("--channel", help="email | sms | mobile_push.")]
+Channel = Annotated[
+    str | None, typer.Option("--channel", help="email | sms | mobile_push.", callback=word_choice)
+]
 SOURCES = ("events", "klaviyo", "compare")
 Source = Annotated[
     str,
@@ -39,6 +41,7 @@ Source = Annotated[
         "--source",
         help="events (computed here) | klaviyo (stored Reporting API) | compare (both, over"
         " Klaviyo's timeframe, with the differences).",
+        callback=word_choice,
     ),
 ]
 
@@ -77,8 +80,9 @@ def _run(
     several accounts each account's report is built (without the limit) from its own
     database, and `reports.accounts.combine` merges them, then sorts and limits.
     """
-    from klaviyo_etl.reports.render import render
+    from klaviyo_etl.reports.render import check_format, render
 
+    check_format(out.fmt)  # before a --max-age sync and the report's build
     if accounts is None:
         settings, conversion = configured_report(ctx)
         report = _build_one(settings, conversion, name, build, out, source, limit)
@@ -101,11 +105,8 @@ def _run(
     else:
         from rich.console import Console
 
-        try:
-            with open(out.output, "w", encoding="utf-8") as handle:
-                render(report, out.fmt, handle, Console(file=handle, width=200), **shape, table=table)
-        except OSError as exc:
-            raise output_error(out.output, "--output", exc) from None
+        with replacing(out.output, "--output") as handle:
+            render(report, out.fmt, handle, Console(file=handle, width=200), **shape, table=table)
         if not settings.quiet:
             typer.echo(f"wrote {out.output}", err=True)
 
@@ -230,7 +231,9 @@ def flows_cmd(
     against: Period | None,
     out: OutputOptions,
     accounts: list[AccountTarget] | None,
-    by: Annotated[str, typer.Option("--by", help="flow (per flow and channel) | message.")] = "flow",
+    by: Annotated[
+        str, typer.Option("--by", help="flow (per flow and channel) | message.", callback=word_choice)
+    ] = "flow",
     sort: Sort = None,
     limit: Limit = None,
     channel: Channel = None,
@@ -309,9 +312,14 @@ def metric_cmd(
     against: Period | None,
     out: OutputOptions,
     accounts: list[AccountTarget] | None,
-    interval: Annotated[str, typer.Option("--interval", help="hour | day | week | month.")] = "day",
+    interval: Annotated[
+        str, typer.Option("--interval", help="hour | day | week | month.", callback=word_choice)
+    ] = "day",
     measure: Annotated[
-        str, typer.Option("--measure", help="count | value ($value sum) | uniques (profiles).")
+        str,
+        typer.Option(
+            "--measure", help="count | value ($value sum) | uniques (profiles).", callback=word_choice
+        ),
     ] = "count",
     window: Annotated[int, typer.Option("--window", help="Buckets in the moving average and z-score.")] = 7,
     z: Annotated[float, typer.Option("--z", help="|z-score| that flags an anomaly.")] = 3.0,
@@ -319,7 +327,10 @@ def metric_cmd(
         str | None, typer.Option("--forecast", help="Forecast horizon, e.g. 30d, 12w.")
     ] = None,
     method: Annotated[
-        str, typer.Option("--method", help="auto | seasonal | linear (auto: best back-test).")
+        str,
+        typer.Option(
+            "--method", help="auto | seasonal | linear (auto: best back-test).", callback=word_choice
+        ),
     ] = "auto",
     table: Annotated[
         bool, typer.Option("--table", help="Print the table of buckets under the chart.")
@@ -363,7 +374,7 @@ def rfm_cmd(
     against: Period | None,
     out: OutputOptions,
     accounts: list[AccountTarget] | None,
-    by: Annotated[str, typer.Option("--by", help="segment | profile.")] = "segment",
+    by: Annotated[str, typer.Option("--by", help="segment | profile.", callback=word_choice)] = "segment",
     sort: Sort = None,
     limit: Limit = None,
 ) -> None:
@@ -415,7 +426,14 @@ def dashboard_cmd(
     html_file: Annotated[Path, typer.Option("--html", help="HTML file to write.")],
     period: Period,
     accounts: list[AccountTarget] | None,
-    compare: Annotated[str | None, typer.Option("--compare", help="previous | year | none.")] = "previous",
+    compare: Annotated[
+        str | None,
+        typer.Option(
+            "--compare",
+            help="previous | year | none. [default: previous; none for a period open at one end]",
+            show_default=False,
+        ),
+    ] = None,
     max_age: MaxAge = None,
 ) -> None:
     """One self-contained HTML page: KPI cards, charts, campaign and flow tables (one account)."""
@@ -423,7 +441,9 @@ def dashboard_cmd(
     from klaviyo_etl.db import open_database
     from klaviyo_etl.reports.html import dashboard_html
 
-    word = None if compare is None else compare_mode(compare, (*COMPARE_CHOICES, "none"))
+    if compare is None:  # not asked for: `--from DAY` alone was refused for the default's sake
+        compare = "previous" if period.start is not None and period.end is not None else "none"
+    word = compare_mode(compare, (*COMPARE_CHOICES, "none"))
     against = compare_period(period, None if word == "none" else word)
     check_output_file(html_file, "--html")
     settings, conversion = configured_report(ctx)
@@ -439,9 +459,7 @@ def dashboard_cmd(
         page = dashboard_html(db, period, against, conversion)
     finally:
         db.close()
-    try:
-        html_file.write_text(page, encoding="utf-8")
-    except OSError as exc:
-        raise output_error(html_file, "--html", exc) from None
+    with replacing(html_file, "--html") as handle:
+        handle.write(page)
     if not settings.quiet:
         typer.echo(f"wrote {html_file}")

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
-from klaviyo_etl.cli.common import check_output_file
+from klaviyo_etl.cli.common import check_output_file, word_choice
 from klaviyo_etl.errors import UsageError
 from klaviyo_etl.reports.periods import LAST_CHOICES, compare_period, resolve_period, utc_today
 from klaviyo_etl.timeutil import beyond_tomorrow
@@ -34,7 +34,20 @@ To = Annotated[
 Compare = Annotated[
     str | None, typer.Option("--compare", metavar="PERIOD", help="Add the change vs: previous | year.")
 ]
-Format = Annotated[str, typer.Option("--format", "-f", metavar="FORMAT", help="table | json | csv | html.")]
+Format = Annotated[
+    str | None,
+    typer.Option(
+        "--format",
+        "-f",
+        metavar="FORMAT",
+        help="table | json | csv | html. [default: --output's extension (.json, .csv, .html), else table]",
+        show_default=False,
+        callback=word_choice,
+    ),
+]
+# The format an --output file's extension names, when --format is not given: `-o report.csv`
+# wrote the terminal's box-drawn table into report.csv.
+FORMAT_OF_SUFFIX = {".json": "json", ".csv": "csv", ".html": "html", ".htm": "html"}
 
 
 def last_option(default: str) -> Any:
@@ -49,7 +62,9 @@ def last_option(default: str) -> Any:
     ]
 
 
-Output = Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")]
+Output = Annotated[
+    Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout ('-': stdout).")
+]
 Columns = Annotated[
     str | None,
     typer.Option(
@@ -105,7 +120,7 @@ def report_options(
         period_options.append(_option("compare", Compare, None))
     output_options = (
         [
-            _option("fmt", Format, "table"),
+            _option("fmt", Format, None),
             _option("output", Output, None),
             _option("max_age", MaxAge, None),
             _option("columns", Columns, None),
@@ -139,11 +154,17 @@ def report_options(
                 kwargs["against"] = compare_period(period, kwargs.pop("compare"))
             if output:
                 columns = kwargs.pop("columns")
-                if kwargs["output"] is not None:
-                    check_output_file(kwargs["output"], "--output")
+                path = kwargs.pop("output")
+                if path is not None and str(path) == "-":  # as other tools read it (it wrote a file "-")
+                    path = None
+                if path is not None:
+                    check_output_file(path, "--output")
+                fmt = kwargs.pop("fmt")
+                if fmt is None:
+                    fmt = FORMAT_OF_SUFFIX.get(path.suffix.lower(), "table") if path else "table"
                 kwargs["out"] = OutputOptions(
-                    kwargs.pop("fmt"),
-                    kwargs.pop("output"),
+                    fmt,
+                    path,
                     kwargs.pop("max_age"),
                     tuple(columns.split(",")) if columns is not None else None,
                     kwargs.pop("wide"),

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from klaviyo_etl.cli.common import check_output_file
+from klaviyo_etl.errors import UsageError
 from klaviyo_etl.sandbox.config import SandboxConfig
 
 app = typer.Typer(help="A local server that speaks Klaviyo's API over generated data.", no_args_is_help=True)
@@ -35,7 +36,7 @@ def serve_command(
     forms: Annotated[int, typer.Option(min=0, help="Forms to generate.")] = _DEFAULTS.forms,
     templates: Annotated[int, typer.Option(min=0, help="Templates to generate.")] = _DEFAULTS.templates,
     tags: Annotated[int, typer.Option(min=0, help="Tags to generate.")] = _DEFAULTS.tags,
-    days: Annotated[int, typer.Option(help="Days of event history before now.")] = _DEFAULTS.days,
+    days: Annotated[int, typer.Option(min=1, help="Days of event history before now.")] = _DEFAULTS.days,
     latency_ms: Annotated[float, typer.Option(min=0, help="Delay added to every answer (ms).")] = 0.0,
     fault_rate: Annotated[
         float, typer.Option(min=0, max=1, help="Share of requests that fail (5xx, dropped, truncated).")
@@ -67,6 +68,10 @@ def serve_command(
     if stats_json is not None:  # said now, not at shutdown after the run
         check_output_file(stats_json, "--stats-json")
     _check_account(timezone, currency)
+    if not rate_limit_scale > 0:  # 0 or less: one request a second everywhere; nan: every request dropped
+        raise UsageError(
+            f"--rate-limit-scale {rate_limit_scale} must be above 0 (e.g. 0.1: 429s ten times sooner)"
+        )
     config = SandboxConfig(
         seed=seed,
         profiles=profiles,
@@ -93,8 +98,6 @@ def serve_command(
     try:
         server = SandboxServer(data, config, host, port)
     except OSError as exc:
-        from klaviyo_etl.errors import UsageError
-
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     typer.echo(f"Klaviyo sandbox serving {profiles:,} profiles and {events:,} events at {server.url}")
     typer.echo(f"  export KLAVIYO_BASE_URL={server.url}")
@@ -115,7 +118,7 @@ def _check_account(timezone: str, currency: str) -> None:
     """An unknown zone would only surface as 400s from the Reporting API, mid-sync."""
     import zoneinfo
 
-    from klaviyo_etl.errors import UsageError, refuse_blank
+    from klaviyo_etl.errors import refuse_blank
 
     refuse_blank("--timezone", timezone, "an IANA timezone such as America/New_York")
     try:

@@ -208,9 +208,12 @@ def _span(delta: dt.timedelta) -> str:
 
 
 def _local(when: dt.datetime, now: dt.datetime) -> str:
-    """Local wall-clock time, with the date only when it is not today."""
-    local = when.astimezone()
-    return local.strftime("%H:%M" if local.date() == now.astimezone().date() else "%b %d %H:%M")
+    """Local wall-clock time, with the date only when it is not today, and the year only when
+    it is not this one (a "9999d" interval's next run read "Apr 18", 27 years off)."""
+    local, today = when.astimezone(), now.astimezone().date()
+    if local.date() == today:
+        return local.strftime("%H:%M")
+    return local.strftime("%b %d %H:%M" if local.year == today.year else "%Y-%m-%d %H:%M")
 
 
 def _next(p: StreamPlan, now: dt.datetime) -> str:
@@ -339,4 +342,6 @@ def _status(settings, config, as_json: bool) -> None:
             )
         )
     due = [p.stream for p in plans if p.is_due(now)]
-    console.print(Text(f"Due now: {', '.join(due) if due else 'nothing'}  (db {settings.db_path})"))
+    # A mistyped --db reads as an install that never synced: say there is no database there.
+    where = f"db {settings.db_path}" + ("" if settings.db_path.expanduser().exists() else ": none yet")
+    console.print(Text(f"Due now: {', '.join(due) if due else 'nothing'}  ({where})"))

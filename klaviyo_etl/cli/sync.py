@@ -14,7 +14,7 @@ import typer
 from klaviyo_etl.cli.account_options import account_options
 from klaviyo_etl.cli.common import LOG_TIMES, echo_line
 from klaviyo_etl.errors import UsageError
-from klaviyo_etl.sync.names import STREAM_NAMES
+from klaviyo_etl.sync.names import STREAM_NAMES, resolve
 from klaviyo_etl.sync.options import MAX_DAYS
 
 if TYPE_CHECKING:
@@ -110,7 +110,15 @@ def sync(
     if due and not sys.stderr.isatty():  # the crontab line's run: every line to its log dated
         ctx.meta[LOG_TIMES] = True
     settings, config = configured(ctx)
-    names = [n for n in (streams or []) if n != "all"] or None
+    names = list(streams or []) or None
+    if names and "all" in names:  # `sync all events` synced events alone
+        resolve(names)  # a mistyped name beside `all` is still refused
+        names = None
+    if due and names:  # `sync --due events` ignored `events` without a word
+        raise UsageError(
+            f"give stream names ({', '.join(names)}) or --due, not both: --due syncs the streams"
+            " the schedule says are due"
+        )
     since = _valid_date(since)
 
     def options_for(settings: Settings, config: Config) -> SyncOptions | None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from klaviyo_etl.db.lock import refuse_other_than_a_file
 from klaviyo_etl.db.migrations import foreign_tables
 from klaviyo_etl.db.migrations import migrate as apply_migrations
 from klaviyo_etl.db.private import create_private
@@ -34,6 +35,7 @@ def open_database(path: str | Path, *, migrate: bool = True, create: bool = True
     between the single writer's transactions.
     """
     path = require_database(path) if not create else Path(path).expanduser()
+    refuse_other_than_a_file(path)
     try:
         create_private(path)
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)

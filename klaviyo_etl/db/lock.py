@@ -17,6 +17,18 @@ def lock_path(db_path: str | Path) -> Path:
     return Path(str(Path(db_path).expanduser()) + ".lock")
 
 
+def refuse_other_than_a_file(path: Path) -> None:
+    """Refuse a --db that is there but is no file: SQLite opens a folder, a device or a pipe
+    and fails later (`--db /dev/null`: "unexpected OperationalError: disk I/O error", after
+    leaving /dev/null-journal and /dev/null.lock behind)."""
+    if path.exists() and not path.is_file():
+        kind = "a folder" if path.is_dir() else "not a regular file (a device, a pipe or a socket)"
+        raise DatabaseError(
+            f"cannot open database {path}: it is {kind}; point --db / KLAVIYO_ETL_DB at a database file"
+            " or a new file"
+        )
+
+
 def check_writable(db_path: str | Path) -> None:
     """Refuse a read-only database file to a command that writes to it (sync, purge, export),
     which SQLite would only refuse at its first write, deep in the work."""
@@ -36,6 +48,7 @@ def database_lock(db_path: str | Path, *, timeout: float = 0) -> Iterator[None]:
     killed sync never leaves a stale lock behind.
     """
     path = lock_path(db_path)
+    refuse_other_than_a_file(Path(db_path).expanduser())
     check_writable(db_path)
     lock = FileLock(str(path), timeout=timeout, thread_local=False)
     try:

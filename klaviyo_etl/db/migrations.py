@@ -611,10 +611,22 @@ def foreign_tables(db: sqlite_utils.Database) -> list[str]:
 def migration_status(db: sqlite_utils.Database) -> list[dict]:
     """Every known migration and whether (and when) it was applied to this file."""
     applied = {m.name: m.applied_at for m in MIGRATIONS.applied(db)}
-    return [
-        {"version": i, "name": name, "applied_at": applied.get(name)}
-        for i, name in enumerate(MIGRATIONS.names(), start=1)
+    known = MIGRATIONS.names()
+    rows = [
+        {"version": i, "name": name, "applied_at": applied.get(name)} for i, name in enumerate(known, start=1)
     ]
+    # A newer klaviyo-etl's own migrations too: the list ended at this build's last one, and a
+    # file every other command refuses as newer looked up to date.
+    if MIGRATIONS.newest_version(db) > SCHEMA_VERSION:
+        rows += [
+            {"version": version, "name": name, "applied_at": at}
+            for version, name, at in db.execute(
+                f"SELECT version, name, applied_at FROM {MIGRATIONS.migrations_table} WHERE version > ?"
+                " ORDER BY version",
+                [SCHEMA_VERSION],
+            )
+        ]
+    return rows
 
 
 def migrate(db: sqlite_utils.Database) -> list[str]:

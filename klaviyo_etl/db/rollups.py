@@ -268,7 +268,10 @@ def refresh_rollups(
                 db.execute("INSERT OR REPLACE INTO rollup_state (key, value) VALUES (?, ?)", [key, value])
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            # SQLite may have rolled it back itself (a full disk): a ROLLBACK then raised "cannot
+            # rollback - no transaction is active" in place of the error that says what happened.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
         finally:
             _drop_temp_tables(conn)

@@ -34,6 +34,9 @@ COMPARE_CHOICES = ("previous", "year")
 # Bounds that sort before and after every ISO datetime, for open-ended periods.
 MIN_BOUND = ""
 MAX_BOUND = "9999-12-31T99"
+# The days --from and --to may name (`_parse_date`).
+EARLIEST_DAY = dt.date(1970, 1, 1)
+LATEST_DAY = dt.date(2999, 12, 31)
 
 
 @dataclass(frozen=True)
@@ -126,10 +129,19 @@ def account_periods(
 
 
 def _parse_date(value: str, option: str) -> dt.date:
+    """A day of --from/--to: a date, or the day of an ISO 8601 time. Between 1970 and 2999, so
+    that the periods worked out from it (`--compare`, a metric's warm-up) stay in the calendar:
+    `--to 9999-12-31` and `--from 0001-01-01 --to 0001-01-02 --compare year` ended in
+    "unexpected OverflowError" and "unexpected ValueError: year 0 is out of range"."""
     try:
-        return dt.date.fromisoformat(value.strip()[:10])
+        day = dt.datetime.fromisoformat(value.strip()).date()  # "2026-01-01garbage" is no date
     except ValueError:
         raise UsageError(f"{option} {value!r} is not a date (use YYYY-MM-DD)") from None
+    if day < EARLIEST_DAY:
+        raise UsageError(f"{option} {value} is before 1970: Klaviyo holds nothing older; give a later date")
+    if day > LATEST_DAY:
+        raise UsageError(f"{option} {value} is after 2999: give an earlier date")
+    return day
 
 
 def _month_start(day: dt.date, back: int = 0) -> dt.date:

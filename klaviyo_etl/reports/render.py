@@ -485,6 +485,11 @@ def to_json(report: Report) -> str:
     return json.dumps(report.to_json(), indent=2, default=str)
 
 
+def check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise UsageError(f"--format {fmt!r} must be one of {', '.join(FORMATS)}")
+
+
 def render(
     report: Report,
     fmt: str,
@@ -497,8 +502,7 @@ def render(
 ) -> None:
     """Write the report in `fmt` to `out` (stdout by default); `columns` and `wide` shape
     the table only (JSON and CSV always hold every field); `table` as in `print_report`."""
-    if fmt not in FORMATS:
-        raise UsageError(f"--format {fmt!r} must be one of {', '.join(FORMATS)}")
+    check_format(fmt)
     if columns:
         select_columns(report, columns)  # a wrong key is an error in every format
     if fmt == "table":

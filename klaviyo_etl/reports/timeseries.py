@@ -147,6 +147,10 @@ def _raw_series(
     return out
 
 
+# The most buckets --window may span: 10,000 months of warm-up reach back ~850 years.
+MAX_WINDOW = 10_000
+
+
 def _warm_up(
     db: sqlite_utils.Database,
     ids: list[str],
@@ -269,6 +273,8 @@ def metric_report(
         raise UsageError(f"--method {method!r} must be one of {', '.join(METHODS)}")
     if window < 2:
         raise UsageError("--window must be at least 2")
+    if window > MAX_WINDOW:  # the warm-up before the period reached back past year 1
+        raise UsageError(f"--window {window} is too long: at most {MAX_WINDOW} buckets")
     if not threshold > 0:  # 0 or below flagged every bucket, nan none
         raise UsageError(f"--z {threshold} must be above 0 (e.g. 3: flag buckets 3 deviations off the trend)")
     fresh = ensure_rollups(db, conversion=conversion)  # the shared rollups' setting

@@ -24,6 +24,7 @@ from klaviyo_etl.db.lock import database_lock
 from klaviyo_etl.errors import FatalError, KlaviyoEtlError, StreamSkipped, TransientError
 from klaviyo_etl.ratelimit import RateLimiter
 from klaviyo_etl.settings import Settings
+from klaviyo_etl.sync.concurrency import gather_or_cancel
 from klaviyo_etl.sync.first_row import FIRST_ROW_PATHS, read_first_row, starts_at_first_row
 from klaviyo_etl.sync.memory import tune_malloc
 from klaviyo_etl.sync.names import DEPENDS_ON, STREAM_NAMES, resolve
@@ -248,7 +249,11 @@ async def _run_async(
                 finally:
                     finished[name].set()
 
-            await asyncio.gather(*(run_when_ready(n) for n in names))
+            # A failure no stream catches (its bookkeeping write on a full disk) cancels the
+            # others and waits for them: left to asyncio.run's shutdown, a window whose write
+            # failed meanwhile logged "unhandled exception during asyncio.run() shutdown" and
+            # its traceback, under --quiet too.
+            await gather_or_cancel(*(run_when_ready(n) for n in names))
             if any(r.rows for r in results.values()) and not stop.is_set():
                 # Keep the report rollups current here, so the first report after a big
                 # sync answers at once instead of catching up.

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlite_utils
 
+from klaviyo_etl.processes import process_mark
 from klaviyo_etl.sync.status import KILLED, KILLED_ERROR, RUNNING
 
 
@@ -69,7 +69,7 @@ def start_run(db: sqlite_utils.Database, run_id: str, stream: str, started_at: s
                 "stream": stream,
                 "started_at": started_at,
                 "status": RUNNING,
-                "error": f"pid {os.getpid()}",
+                "error": process_mark(),
             }
         )
 

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 from typing import TYPE_CHECKING, Any
 
+from klaviyo_etl.processes import is_running
 from klaviyo_etl.sync.names import ALIASES, STREAM_NAMES
 
 if TYPE_CHECKING:
     import sqlite_utils
 
-# A stream's `sync_runs` row while it runs: `error` names the process, so that a run killed
-# before it could record how it ended (kill -9, the machine stopped) is told from a live one.
+# A stream's `sync_runs` row while it runs: `error` names the process (`process_mark`: its pid
+# and start time), so that a run killed before it could record how it ended (kill -9, the
+# machine stopped) is told from a live one, even once another process holds its pid.
 RUNNING = "running"
 KILLED = "killed"
 KILLED_ERROR = (
@@ -23,23 +24,12 @@ KILLED_ERROR = (
 
 def run_status(status: str | None, error: str | None) -> tuple[str | None, str | None]:
     """A `sync_runs` row's status and error as they stand: a `running` row whose process is
-    gone is `killed` (see `start_run`)."""
+    gone is `killed` (see `start_run`); so is one whose pid another process took since."""
     if status != RUNNING:
         return status, error
-    pid = int(error[4:]) if error and error.startswith("pid ") and error[4:].isdigit() else None
-    if pid is not None and _alive(pid):
+    if is_running(error):
         return status, None
     return KILLED, KILLED_ERROR
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process: alive
-        return True
-    return True
 
 
 STREAM_TABLES = {name: name for name in STREAM_NAMES if name != "reports"} | {"reports": "report_values"}

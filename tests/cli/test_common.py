@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from klaviyo_etl.cli import app
 from klaviyo_etl.cli.common import hoist_global_options, walk_commands
+from klaviyo_etl.cli.help_folding import SEPARATORS, separator_cuts
 
 ROOT = typer.main.get_command(app)
 COMMANDS = [path for path, _ in walk_commands(ROOT)]
@@ -118,15 +119,20 @@ def test_a_help_paragraph_flows_to_the_terminal_s_width_and_keeps_no_source_line
             assert len(line) >= 60, (path, line, result.output)
 
 
+def _help_at_80(path: tuple[str, ...], monkeypatch):
+    # Typer reads the width once, as its Rich help loads (maybe in an earlier, wider test).
+    monkeypatch.setattr(typer.rich_utils, "MAX_WIDTH", 80)
+    result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "80", "TERMINAL_WIDTH": "80"})
+    assert result.exit_code == 0, result.output
+    return result
+
+
 @pytest.mark.parametrize("path", COMMANDS, ids=lambda p: " ".join(p) or "root")
 def test_every_help_at_80_columns_cuts_no_option_name_env_var_or_default(path, monkeypatch):
     """At 80 columns Rich cut what was wider than its column with "…": `--db`'s default path,
     `KLAVIYO_ETL_REQUEST_TIMEOUT`, `sandbox serve`'s `--rate-limit-scale`. Every option name,
     env var and default must be there whole (folded onto the next line is fine)."""
-    # Typer reads the width once, as its Rich help loads (maybe in an earlier, wider test).
-    monkeypatch.setattr(typer.rich_utils, "MAX_WIDTH", 80)
-    result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "80", "TERMINAL_WIDTH": "80"})
-    assert result.exit_code == 0, result.output
+    result = _help_at_80(path, monkeypatch)
     assert max(len(line) for line in result.output.splitlines()) <= 80
     command = dict(walk_commands(ROOT))[path]
     declared = "".join([command.help or ""] + [param.help or "" for param in command.params])
@@ -139,3 +145,25 @@ def test_every_help_at_80_columns_cuts_no_option_name_env_var_or_default(path, m
             assert name in joined, name
         if isinstance(param.envvar, str) and param.show_envvar:
             assert param.envvar in joined, param.envvar
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=lambda p: " ".join(p) or "root")
+def test_every_help_at_80_columns_folds_a_long_value_after_a_separator_not_mid_word(path, monkeypatch):
+    """A value wider than its column is folded: Rich folded it at the column's last cell
+    (`/root/.local/share/klaviyo` / `-etl/klaviyo.db]`, `KLAVIYO_ETL_REQUEST_TIMEOU` / `T]`).
+    A folded piece fills its line alone; it must end at a separator."""
+    lines = _help_at_80(path, monkeypatch).output.splitlines()
+    for line, after in zip(lines, lines[1:], strict=False):
+        piece = re.fullmatch(r"│ +(\S+) │", line)
+        continued = re.match(r"│ {20,}\S", after)
+        if piece and len(line) == 80 and continued:
+            assert piece[1][-1] in SEPARATORS, f"folded mid-word: {line!r} / {after!r}"
+
+
+def test_a_value_is_cut_after_its_last_separator_that_fits_or_at_the_width_if_none_does():
+    assert separator_cuts("KLAVIYO_ETL_REQUEST_TIMEOUT]", 26) == [20]  # KLAVIYO_ETL_REQUEST_ / TIMEOUT]
+    path = "/root/.local/share/klaviyo-etl/klaviyo.db]"
+    assert separator_cuts(path, 26) == [19]  # /root/.local/share/ / klaviyo-etl/klaviyo.db]
+    assert separator_cuts(path, 12) == [7, 19, 31]  # /root/. local/share/ klaviyo-etl/ klaviyo.db]
+    assert separator_cuts("/abcdefghijkl", 5) == [5, 10]  # no separator but the first: at the width
+    assert separator_cuts("short", 26) == []

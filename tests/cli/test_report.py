@@ -383,3 +383,18 @@ def test_an_empty_choice_is_a_usage_error_naming_the_choices_not_the_default(tin
     assert result.exit_code == 2, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and said in lines[0], result.output
+
+
+def test_an_option_s_word_is_taken_in_any_case_as_last_and_compare_are(tiny_db_path):
+    # `-f JSON`, `--channel Email`, `--interval Day` were refused ("must be one of ..."),
+    # while `--last This-Month` and `--compare Previous` were taken.
+    result = run(tiny_db_path, "campaigns", *MAY, "-f", "JSON", "--channel", " Email", "--source", "Events")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["report"] == "campaigns"
+    for args in (
+        ["metric", "Placed Order", *MAY, "--interval", "Day", "--measure", "Value", "--method", "Linear"],
+        ["flows", *MAY, "--by", "Message"],
+        ["rfm", *MAY, "--by", "PROFILE"],
+    ):
+        result = run(tiny_db_path, *args)
+        assert result.exit_code == 0, (args, result.output)

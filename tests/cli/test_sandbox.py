@@ -97,6 +97,13 @@ def test_a_port_out_of_range_or_a_stats_file_in_a_missing_folder_is_refused_befo
         (["--profiles", "-5"], "Invalid value for '--profiles'"),
         (["--events", "-1"], "Invalid value for '--events'"),
         (["--latency-ms", "-10"], "Invalid value for '--latency-ms'"),
+        # served: no events history (0) or one in the future (-5); a scale of 0 or less one
+        # request a second on every endpoint, nan dropped every request on a ValueError
+        (["--days", "0"], "Invalid value for '--days'"),
+        (["--days", "-5"], "Invalid value for '--days'"),
+        (["--rate-limit-scale", "0"], "--rate-limit-scale 0.0 must be above 0"),
+        (["--rate-limit-scale", "-1"], "--rate-limit-scale -1.0 must be above 0"),
+        (["--rate-limit-scale", "nan"], "--rate-limit-scale nan must be above 0"),
         # was found only at shutdown, after the whole run: the stats lost, "unexpected FileNotFoundError"
         (["--port", "0", "--stats-json", str(missing)], f"Error: --stats-json {missing}: the folder"),
     ]

@@ -323,3 +323,13 @@ def test_status_shows_now_for_a_stream_due_within_crons_lag(tmp_path, env):
     assert result.exit_code == 0, result.output
     events = next(line for line in result.output.splitlines() if " events " in line)
     assert [cell.strip() for cell in events.split("│")][5:7] == ["now", "yes"]
+
+
+def test_a_next_run_in_another_year_shows_its_year():
+    # A "9999d" interval's next run read "Apr 18 16:24", 27 years off.
+    from klaviyo_etl.cli.schedule import _local
+
+    now = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
+    later = now + dt.timedelta(days=9999)
+    assert _local(later, now).startswith(f"{later.astimezone().year}-")
+    assert not _local(now + dt.timedelta(days=2), now).startswith("2026")  # this year: "Jun 03 12:00"

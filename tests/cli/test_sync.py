@@ -254,3 +254,22 @@ def test_a_stream_whose_first_request_gives_up_counts_the_retries_in_its_time(sa
     seconds = re.search(r"events: FAILED after ([0-9.]+)s", result.stderr)
     assert seconds is not None, result.stderr
     assert float(seconds.group(1)) > 0.0, result.stderr
+
+
+def test_all_beside_stream_names_syncs_every_stream(sandbox, tmp_path):
+    # `sync all events` dropped `all` and synced events alone.
+    server, config = sandbox
+    result = invoke(server, config, tmp_path, "sync", "all", "tags", "--json")
+    assert result.exit_code == 0, result.output
+    synced = {s["stream"] for s in json.loads(result.stdout)["streams"]}
+    assert {"metrics", "events", "profiles", "tags", "campaigns"} <= synced
+    assert invoke(server, config, tmp_path, "sync", "all", "tgas").exit_code == 2
+
+
+def test_stream_names_with_due_are_refused_rather_than_ignored(sandbox, tmp_path):
+    # `sync --due events` ignored `events`: it synced whatever was due, or said "nothing is due".
+    server, config = sandbox
+    result = invoke(server, config, tmp_path, "sync", "--due", "events")
+    assert result.exit_code == 2, result.output
+    assert "give stream names (events) or --due, not both" in result.output
+    assert not (tmp_path / "k.db").exists()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+import sqlite3
 import zoneinfo
 
 import pytest
@@ -476,3 +477,19 @@ def test_a_newly_synced_timezone_rebuilds_the_rollups_once_and_utc_rebuilds_noth
     assert ensure_rollups(db).mode == "none"
     db.execute("DELETE FROM accounts")  # a key without accounts:read: UTC days again
     assert ensure_rollups(db).mode == "full"
+
+
+def test_a_rebuild_the_disk_cannot_hold_fails_on_the_full_disk_not_on_its_rollback(db):
+    # SQLite rolls the transaction back itself on a full disk; the ROLLBACK after it raised
+    # "cannot rollback - no transaction is active", and the report said that instead.
+    for table in ROLLUP_TABLES:  # a rebuild is due, and the file holds no room for it
+        db.execute(f"DELETE FROM [{table}]")
+    db.execute("DELETE FROM rollup_state")
+    db.execute("VACUUM")
+    (pages,) = db.execute("PRAGMA page_count").fetchone()
+    db.execute(f"PRAGMA max_page_count = {pages}")  # the disk holds no page more
+    with pytest.raises(sqlite3.OperationalError, match="database or disk is full"):
+        ensure_rollups(db)
+    db.execute("PRAGMA max_page_count = 1073741823")
+    assert ensure_rollups(db) is not None  # space again: the rebuild goes through
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

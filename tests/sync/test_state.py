@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import re
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -143,3 +145,25 @@ def test_a_running_stream_reads_running_until_its_process_is_gone_then_killed(tm
     record_run(db, "run2", ended)
     assert [(r["run_id"], r["status"]) for r in db["sync_runs"].rows] == [("run1", "killed"), ("run2", "ok")]
     assert events() == ("ok", None)
+
+
+def test_a_killed_run_whose_pid_another_process_took_reads_killed_not_running(tmp_path):
+    """A pid is reused once its process is gone: the row named only the pid, and a killed run
+    whose pid another process now held read `running` for ever (and `schedule` waited on it)."""
+    path = tmp_path / "k.db"
+    open_database(path).close()
+    code = (
+        "import sys; from klaviyo_etl.db import open_database; from klaviyo_etl.sync.state import start_run;"
+        " start_run(open_database(sys.argv[1]), 'run1', 'events', '2026-05-01T00:00:00+00:00')"
+    )
+    subprocess.run([sys.executable, "-c", code, str(path)], check=True)  # it dies `running`
+    db = open_database(path)
+    (mark,) = db.execute("SELECT error FROM sync_runs WHERE run_id = 'run1'").fetchone()
+    # Another process (this one) now holds the dead run's pid.
+    reused = re.sub(r"^pid \d+", f"pid {os.getpid()}", mark)
+    db.execute("UPDATE sync_runs SET error = ? WHERE run_id = 'run1'", [reused])
+    row = next(r for r in stream_status(db) if r["stream"] == "events")
+    assert row["last_status"] == "killed", (mark, row)
+    # A row written before start times were recorded (`pid N`) is still judged by its pid.
+    db.execute("UPDATE sync_runs SET error = ? WHERE run_id = 'run1'", [f"pid {os.getpid()}"])
+    assert next(r for r in stream_status(db) if r["stream"] == "events")["last_status"] == "running"
