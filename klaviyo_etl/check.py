@@ -431,7 +431,7 @@ def compare_figures(
                     told.add(total["channel"])
                 else:
                     rows.append(found | {"differences": figures})
-            elif _bots_count_the_other_way(total)[1] and not _agrees_the_other_way(total, tolerance, floor):
+            elif total["bot_clicks"] and not _agrees_the_other_way(total, tolerance, floor):
                 told.add(total["channel"])  # agrees, and would not with bots counted the other way
     rows.sort(key=lambda r: (r["kind"], r["name"] or "", r["channel"] or ""))
     bot_rows.sort(key=lambda r: (r["kind"], r["name"] or "", r["channel"] or ""))
@@ -450,20 +450,20 @@ def compare_figures(
     )
 
 
-def _bots_count_the_other_way(total: dict[str, Any]) -> tuple[dict[str, float], int]:
+def _bots_count_the_other_way(total: dict[str, Any]) -> dict[str, float]:
     """Our clicks and unique clicks with the bots' clicks counted the other way (out if we
-    counted them, in if not), and how many bots' clicks there were."""
+    counted them, in if not)."""
     sign = -1 if total["bots_counted"] else 1
     other = {
         "clicks": total["ours"].get("clicks", 0) + sign * total["bot_clicks"],
         "clicks_unique": total["ours"].get("clicks_unique", 0) + sign * total["bot_clickers"],
     }
-    return other, total["bot_clicks"]
+    return other
 
 
 def _agrees_the_other_way(total: dict[str, Any], tolerance: float, floor: float) -> bool:
     """Whether the clicks counted the other way agree with Klaviyo's too."""
-    other, _ = _bots_count_the_other_way(total)
+    other = _bots_count_the_other_way(total)
     return not any(
         differs(value, total["klaviyo"].get(name), tolerance, floor)
         for name, value in other.items()

@@ -184,7 +184,9 @@ def overview_cmd(
     _run(
         ctx,
         "overview",
-        lambda db, config, _limit: overview.overview_report(db, period, against, config.conversion_metric),
+        lambda db, config, _limit: overview.overview_report(
+            db, period, against, config.conversion_metric, config.exclude_bot_clicks
+        ),
         out,
         accounts=accounts,
     )

@@ -280,10 +280,9 @@ def dashboard_html(
 ) -> str:
     """KPI cards, revenue and engagement charts, and the campaign and flow tables.
     `conversion`: the `[reports] conversion_metric` setting; `exclude_bot_clicks`: the
-    `[reports] exclude_bot_clicks` one (the tables follow it; the cards' click rate leaves
-    bots' clicks out)."""
+    `[reports] exclude_bot_clicks` one (the engagement chart counts people's clicks only)."""
     period, compare = account_periods(db, period, compare)
-    kpis = overview.overview_report(db, period, compare, conversion)
+    kpis = overview.overview_report(db, period, compare, conversion, exclude_bot_clicks)
     labels, revenue, previous = charts.revenue_series(db, period, compare, conversion)
     series = {"Revenue": revenue}
     if previous is not None:

@@ -293,3 +293,30 @@ def test_an_account_that_counts_bot_clicks_gets_them_counted(synced, tmp_path):
         people, everyone = out["totals"]["clicks_unique"], counted_in["totals"]["clicks_unique"]
         assert people < everyone <= people + bots, command
         assert counted_in["totals"]["click_rate"] > out["totals"]["click_rate"]
+
+
+def test_the_overview_click_rate_counts_bot_clicks_when_email_is_not_excluded(synced, tmp_path):
+    """The overview card, as Klaviyo's Overview dashboard, follows the setting: every distinct
+    (message, profile) email click over the distinct deliveries, bots' clicks included."""
+    _, db_path, base, env = synced
+    counting = {**env, "KLAVIYO_ETL_CONFIG": str(tmp_path / "count.toml")}
+    (tmp_path / "count.toml").write_text('[reports]\nexclude_bot_clicks = ["sms"]\n')
+
+    def click_rate(environment):
+        doc = cli_json(base, environment, "report", "overview", "--last", "all")
+        return {r["kpi"]: r["value"] for r in doc["rows"]}["click_rate"]
+
+    db = open_database(db_path)
+
+    def pairs(name):
+        return db.execute(
+            "SELECT count(DISTINCT e.message_id || '|' || coalesce(e.profile_id, '')) FROM events e"
+            " JOIN metrics m ON m.id = e.metric_id WHERE m.name = ? AND e.message_id IS NOT NULL"
+            " AND e.deleted_at IS NULL",
+            [name],
+        ).fetchone()[0]
+
+    everyone = round(pairs(kc.CLICKED_EMAIL) / pairs(kc.RECEIVED_EMAIL), 6)
+    db.close()
+    assert click_rate(counting) == everyone
+    assert click_rate(env) < everyone
