@@ -19,6 +19,9 @@ Three questions, each answered from what the account itself says:
 
    so with the defaults (2 %, floor 1) 1 vs 0 agrees and 2 vs 0 does not, and large
    counts may differ by 2 % (an event arriving late can reach one side before the other).
+   A campaign or flow whose clicks alone differ, by exactly its bots' clicks (`Bot Click`
+   true, LIVE_BEHAVIOUR.md §12), is not listed: one line says that the account's Klaviyo
+   setting counts them the other way and names the `[reports] exclude_bot_clicks` to set.
 
 What it does not prove: the comparison uses the figures the last `sync reports` stored and
 the events the last `sync events` stored, so it checks our arithmetic on the account's own
@@ -37,13 +40,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import sqlite_utils
 
+from klaviyo_etl import conventions as kc
 from klaviyo_etl.client import KlaviyoClient
 from klaviyo_etl.db.account import synced_account
 from klaviyo_etl.db.local_days import UTC, local_days
@@ -55,6 +59,7 @@ from klaviyo_etl.reports.periods import Period, in_zone
 from klaviyo_etl.settings import mask_key
 from klaviyo_etl.sync.streams import Stream, build_streams
 from klaviyo_etl.timeutil import parse_time, parse_time_or_none
+from klaviyo_etl.wording import counted
 
 DEFAULT_TOLERANCE = 0.02
 DEFAULT_FLOOR = 1.0
@@ -234,6 +239,37 @@ class Figures:
     advice: list[str]  # what to sync first, and why
     timezone: str = UTC  # whose days both sides count (the account's; UTC: none synced)
     account_synced: bool = True
+    # Rows (as `rows`) whose clicks alone differ, by exactly their bots' clicks
+    bot_rows: list[dict[str, Any]] = field(default_factory=list)
+    exclude_bot_clicks: tuple[str, ...] = kc.BOT_CLICK_CHANNELS  # the setting they were counted by
+    # Channels whose bots' clicks made no difference to any comparison: their setting unknown
+    bots_untold: tuple[str, ...] = ()
+
+    @property
+    def bot_clicks_note(self) -> str | None:
+        """One line for `bot_rows`: which way the account counts bots' clicks and the
+        `[reports] exclude_bot_clicks` that makes ours count them the same way."""
+        if not self.bot_rows:
+            return None
+        channels = sorted({r["channel"] for r in self.bot_rows if r["channel"]})
+        counted_here = self.bot_rows[0]["bots_counted"]
+        if counted_here:
+            wanted = {*self.exclude_bot_clicks, *channels}
+            setting = [c for c in kc.BOT_CLICK_CHANNELS if c in wanted]
+            ways = "Klaviyo leaves them out and we count them"
+        else:
+            setting = [c for c in self.exclude_bot_clicks if c not in channels]
+            ways = "Klaviyo counts them and we leave them out"
+        kinds = {
+            kind: len({r["id"] for r in self.bot_rows if r["kind"] == kind}) for kind in ("campaign", "flow")
+        }
+        which = " and ".join(counted(n, kind) for kind, n in kinds.items() if n)
+        shown = ", ".join(f'"{c}"' for c in setting)
+        untold = f" (too few bot clicks on {', '.join(self.bots_untold)} to tell)" if self.bots_untold else ""
+        return (
+            f"{which} differ by exactly their bot clicks (Bot Click true) on {', '.join(channels)}:"
+            f" {ways}; set [reports] exclude_bot_clicks = [{shown}] to agree{untold}"
+        )
 
     @property
     def timezone_note(self) -> str | None:
@@ -262,6 +298,8 @@ class Figures:
             "advice": self.advice,
             "account_timezone": self.timezone,  # whose days both sides count
             "timezone_note": self.timezone_note,
+            "differ_by_bot_clicks": self.bot_rows,
+            "bot_clicks_note": self.bot_clicks_note,
         }
 
 
@@ -335,17 +373,24 @@ def compare_figures(
     tolerance: float = DEFAULT_TOLERANCE,
     floor: float = DEFAULT_FLOOR,
     conversion: str | None = None,
+    exclude_bot_clicks: Collection[str] = kc.BOT_CLICK_CHANNELS,
 ) -> Figures:
     """Our figures beside Klaviyo's stored ones, summed per campaign or flow and channel.
 
-    `conversion`: the `[reports] conversion_metric` setting, the one `sync reports` sent."""
+    `conversion`: the `[reports] conversion_metric` setting, the one `sync reports` sent;
+    `exclude_bot_clicks`: the `[reports] exclude_bot_clicks` one."""
     days = local_days(db)
     period = in_zone(period, days)
     rows: list[dict[str, Any]] = []
+    bot_rows: list[dict[str, Any]] = []
+    told: set[str] = set()  # channels whose bots' clicks decided a comparison, either way
     compared: dict[str, int] = {}
     for kind, report in _KINDS:
         totals: dict[tuple[str, str], dict[str, Any]] = {}
-        for row in compare_report(db, report, period, conversion=conversion).rows:
+        compared_rows = compare_report(
+            db, report, period, conversion=conversion, exclude_bot_clicks=exclude_bot_clicks
+        ).rows
+        for row in compared_rows:
             if row.get("agree") is None:
                 continue  # a timeframe we cannot resolve: nothing to recompute over
             key = (row["entity_id"], row["channel"])
@@ -359,8 +404,13 @@ def compare_figures(
                     "timeframe": row["timeframe"],
                     "ours": {},
                     "klaviyo": {},
+                    "bots_counted": row["bots_counted"],
+                    "bot_clicks": 0,
+                    "bot_clickers": 0,
                 },
             )
+            total["bot_clicks"] += row["bot_clicks"]
+            total["bot_clickers"] += row["bot_clickers"]
             for figure in COUNTS:
                 theirs = row.get(f"klaviyo_{figure}")
                 if theirs is None:
@@ -375,11 +425,16 @@ def compare_figures(
                 if differs(total["ours"][figure], theirs, tolerance, floor)
             }
             if figures:
-                rows.append(
-                    {k: total[k] for k in ("kind", "id", "name", "channel", "timeframe")}
-                    | {"differences": figures}
-                )
+                found = {k: total[k] for k in ("kind", "id", "name", "channel", "timeframe")}
+                if _bots_make_the_difference(total, figures, tolerance, floor):
+                    bot_rows.append(found | {"differences": figures, "bots_counted": total["bots_counted"]})
+                    told.add(total["channel"])
+                else:
+                    rows.append(found | {"differences": figures})
+            elif total["bot_clicks"] and not _agrees_the_other_way(total, tolerance, floor):
+                told.add(total["channel"])  # agrees, and would not with bots counted the other way
     rows.sort(key=lambda r: (r["kind"], r["name"] or "", r["channel"] or ""))
+    bot_rows.sort(key=lambda r: (r["kind"], r["name"] or "", r["channel"] or ""))
     return Figures(
         period,
         tolerance,
@@ -389,4 +444,38 @@ def compare_figures(
         readiness(db, period),
         days.zone,
         synced_account(db) is not None,
+        bot_rows,
+        tuple(exclude_bot_clicks),
+        tuple(c for c in kc.BOT_CLICK_CHANNELS if c not in told),
     )
+
+
+def _bots_count_the_other_way(total: dict[str, Any]) -> dict[str, float]:
+    """Our clicks and unique clicks with the bots' clicks counted the other way (out if we
+    counted them, in if not)."""
+    sign = -1 if total["bots_counted"] else 1
+    other = {
+        "clicks": total["ours"].get("clicks", 0) + sign * total["bot_clicks"],
+        "clicks_unique": total["ours"].get("clicks_unique", 0) + sign * total["bot_clickers"],
+    }
+    return other
+
+
+def _agrees_the_other_way(total: dict[str, Any], tolerance: float, floor: float) -> bool:
+    """Whether the clicks counted the other way agree with Klaviyo's too."""
+    other = _bots_count_the_other_way(total)
+    return not any(
+        differs(value, total["klaviyo"].get(name), tolerance, floor)
+        for name, value in other.items()
+        if name in total["klaviyo"]
+    )
+
+
+def _bots_make_the_difference(
+    total: dict[str, Any], figures: dict[str, Any], tolerance: float, floor: float
+) -> bool:
+    """Whether only the clicks differ, and counting the bots' clicks the other way makes them
+    agree: the account's setting is the other one."""
+    if not total["bot_clicks"] or not set(figures) <= {"clicks", "clicks_unique"}:
+        return False
+    return _agrees_the_other_way(total, tolerance, floor)

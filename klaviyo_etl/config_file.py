@@ -23,11 +23,14 @@ and the problem, because a scheduler that silently ignores a typo never runs the
     [reports]
     conversion_metric = "Placed Order"   # a metric name or id; default: the "Placed Order"
                                          # metric with the most events
+    exclude_bot_clicks = ["email", "sms"]  # channels whose bots' clicks are not clicks
+                                           # (default both, as Klaviyo; [] or false: count them)
 
     [accounts.acme]                      # optional: several accounts, `--account acme`
     key_env = "KLAVIYO_KEY_ACME"         # the environment variable holding its key, never the key
     db = "~/klaviyo-acme.db"             # default: klaviyo-acme.db beside the default database
-    lookback_days = 5                    # also: reconcile_days, conversion_metric, base_url
+    lookback_days = 5                    # also: reconcile_days, conversion_metric, base_url,
+                                         # exclude_bot_clicks
     schedule = { events = "30m" }        # over [schedule], for this account only
 """
 
@@ -55,6 +58,7 @@ from klaviyo_etl.config_values import (
     _num,
     account_db_path,
     apply_defaults,
+    bot_click_channels,
     default_schedule,
 )
 from klaviyo_etl.errors import ConfigError
@@ -134,6 +138,7 @@ class ReportsSection(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     conversion_metric: str | None = None
+    exclude_bot_clicks: tuple[str, ...] = kc.BOT_CLICK_CHANNELS
 
     @field_validator("conversion_metric")
     @classmethod
@@ -141,6 +146,27 @@ class ReportsSection(BaseModel):
         if value is not None and not value.strip():
             raise ValueError("must be a metric name or id, not empty")
         return value.strip() if value is not None else None
+
+    @field_validator("exclude_bot_clicks", mode="before")
+    @classmethod
+    def _channels(cls, value: Any) -> Any:
+        return bot_click_setting(value)
+
+
+def bot_click_setting(value: Any) -> tuple[str, ...]:
+    """`exclude_bot_clicks` read: a list of channels (Klaviyo's setting is per channel), or true
+    (every one) / false (none: bots' clicks count as clicks, as when the account turned it off)."""
+    if isinstance(value, bool):
+        return kc.BOT_CLICK_CHANNELS if value else ()
+    if not isinstance(value, list | tuple) or not all(isinstance(c, str) for c in value):
+        raise ValueError(f"must be a list of channels ({', '.join(kc.BOT_CLICK_CHANNELS)}), true or false")
+    unknown = [c for c in value if c.strip().lower() not in kc.BOT_CLICK_CHANNELS]
+    if unknown:
+        raise ValueError(
+            f"{unknown[0]!r} is not a channel Klaviyo marks bot clicks on:"
+            f" give {', '.join(kc.BOT_CLICK_CHANNELS)}"
+        )
+    return tuple(c for c in kc.BOT_CLICK_CHANNELS if c in {v.strip().lower() for v in value})
 
 
 # An account's name: what `--account NAME` takes and what its default database file carries.
@@ -165,7 +191,13 @@ class AccountSection(BaseModel):
     lookback_days: Number | None = Field(None, ge=0, le=MAX_DAYS)
     reconcile_days: Number | None = Field(None, gt=0, le=MAX_DAYS)
     conversion_metric: str | None = None
+    exclude_bot_clicks: tuple[str, ...] | None = None
     schedule: dict[str, Any] = {}
+
+    @field_validator("exclude_bot_clicks", mode="before")
+    @classmethod
+    def _channels(cls, value: Any) -> Any:
+        return None if value is None else bot_click_setting(value)
 
     @field_validator("key_env")
     @classmethod
@@ -250,6 +282,7 @@ def load_config(path: str | Path | None = None) -> Config:
             lookback_days=section.lookback_days,
             reconcile_days=section.reconcile_days,
             conversion_metric=section.conversion_metric,
+            exclude_bot_clicks=section.exclude_bot_clicks,
             schedule=tuple(own.items()),
         )
 
@@ -267,6 +300,7 @@ def load_config(path: str | Path | None = None) -> Config:
         base_url=contents.defaults.base_url,
         from_file=frozenset(from_file),
         conversion_metric=contents.reports.conversion_metric,
+        exclude_bot_clicks=contents.reports.exclude_bot_clicks,
         accounts=accounts,
         parse_workers=contents.sync.parse_workers,
         request_timeout=contents.sync.request_timeout,
@@ -375,13 +409,18 @@ def default_config_text() -> str:
         "# The metric counted as a conversion (a name or an id), in every report and in the",
         f"# Reporting API requests. Default: the {kc.PLACED_ORDER!r} metric with the most events.",
         f'# conversion_metric = "{kc.PLACED_ORDER}"',
+        "# The channels whose bots' clicks (Bot Click true) are left out of clicks and click rates,",
+        "# as Klaviyo's reporting leaves them out by default. An account whose Klaviyo setting",
+        "# counts them: drop its channel here ([] or false: count them on every channel).",
+        f"exclude_bot_clicks = {bot_click_channels(kc.BOT_CLICK_CHANNELS)}",
         "",
         "# Several accounts: one section each, then `--account NAME` or `--all-accounts`.",
         "# Keys never go in this file: key_env names the environment variable holding the key.",
         "# [accounts.acme]",
         '# key_env = "KLAVIYO_KEY_ACME"',
         '# db = "~/klaviyo-acme.db"        # default: klaviyo-acme.db beside the default database',
-        "# lookback_days = 5              # also reconcile_days, conversion_metric, base_url",
+        "# lookback_days = 5              # also reconcile_days, conversion_metric, base_url,",
+        "#                                # exclude_bot_clicks",
         '# schedule = { events = "30m" }  # over [schedule], for this account only',
         "",
     ]

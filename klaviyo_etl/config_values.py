@@ -115,6 +115,7 @@ class Account:
     lookback_days: float | None = None
     reconcile_days: float | None = None
     conversion_metric: str | None = None
+    exclude_bot_clicks: tuple[str, ...] | None = None
     schedule: tuple[tuple[str, Interval], ...] = ()
 
 
@@ -145,6 +146,8 @@ class Config:
     base_url: str | None
     from_file: frozenset[str]  # dotted keys the file sets, e.g. "schedule.events"
     conversion_metric: str | None = None  # [reports]: a metric name or id (None: the default rule)
+    # [reports]: the channels whose bots' clicks the reports leave out of clicks (LIVE_BEHAVIOUR.md §12)
+    exclude_bot_clicks: tuple[str, ...] = kc.BOT_CLICK_CHANNELS
     parse_workers: int = DEFAULT_PARSE_WORKERS  # [sync]: processes parsing bulk loads (0: a thread)
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT  # [sync]: seconds a request waits for its answer
     accounts: dict[str, Account] = dc_field(default_factory=dict)  # [accounts.NAME], by name
@@ -153,7 +156,7 @@ class Config:
         """This config as account `name` sees it: its own windows, metric and schedule first."""
         account = self.accounts[name]
         changes: dict[str, Any] = {"schedule": {**self.schedule, **dict(account.schedule)}}
-        for key in ("lookback_days", "reconcile_days", "conversion_metric"):
+        for key in ("lookback_days", "reconcile_days", "conversion_metric", "exclude_bot_clicks"):
             value = getattr(account, key)
             if value is not None:
                 changes[key] = value
@@ -185,16 +188,35 @@ class Config:
                 source("reports.conversion_metric"),
             )
         )
+        rows.append(
+            Setting(
+                "reports.exclude_bot_clicks",
+                bot_click_channels(self.exclude_bot_clicks),
+                source("reports.exclude_bot_clicks"),
+            )
+        )
         for account in self.accounts.values():
             prefix = f"accounts.{account.name}"
             rows.append(Setting(f"{prefix}.key_env", account.key_env, "file"))
             rows.append(
                 Setting(f"{prefix}.db", str(account.db) if account.db else "(beside the default db)", "file")
             )
-            for key in ("base_url", "lookback_days", "reconcile_days", "conversion_metric"):
+            for key in (
+                "base_url",
+                "lookback_days",
+                "reconcile_days",
+                "conversion_metric",
+                "exclude_bot_clicks",
+            ):
                 value = getattr(account, key)
                 if value is not None:
-                    shown = _num(value) if isinstance(value, float) else str(value)
+                    shown = (
+                        _num(value)
+                        if isinstance(value, float)
+                        else bot_click_channels(value)
+                        if isinstance(value, tuple)
+                        else str(value)
+                    )
                     rows.append(Setting(f"{prefix}.{key}", shown, "file"))
             for stream, interval in account.schedule:
                 rows.append(Setting(f"{prefix}.schedule.{stream}", str(interval), "file"))
@@ -219,6 +241,11 @@ def apply_defaults(
     if "sync.request_timeout" in config.from_file and not request_timeout_given:
         changes["request_timeout"] = config.request_timeout
     return replace(settings, **changes) if changes else settings
+
+
+def bot_click_channels(channels: tuple[str, ...]) -> str:
+    """`exclude_bot_clicks` as the file writes it: ["email", "sms"], or [] (bots' clicks counted)."""
+    return "[" + ", ".join(f'"{c}"' for c in channels) + "]"
 
 
 def _num(value: float) -> str:

@@ -109,7 +109,8 @@ ATTRIBUTION_WINDOW_DAYS = 5
 #   delivered           distinct profiles with a received event
 #   opens / opens_unique, clicks / clicks_unique   event count / distinct profiles; a click
 #                       whose `Bot Click` is true (a machine's) is not counted, as Klaviyo's
-#                       reporting leaves bot clicks out by default (LIVE_BEHAVIOUR.md §12)
+#                       reporting leaves bot clicks out by default (LIVE_BEHAVIOUR.md §12);
+#                       on a channel not in `[reports] exclude_bot_clicks` it counts
 #   open_rate = opens_unique / delivered;  click_rate = clicks_unique / delivered
 #   click_to_open_rate = clicks_unique / opens_unique
 #   conversions         Placed Order events whose $attributed_message is the message
@@ -125,6 +126,10 @@ ATTRIBUTION_WINDOW_DAYS = 5
 # Klaviyo's message channels, as campaigns and messages name them (the campaigns endpoint
 # requires one in its filter, so the sync scans campaigns once per channel).
 CAMPAIGN_CHANNELS = ("email", "sms", "mobile_push")
+# The channels whose clicks Klaviyo marks `Bot Click` and whose reporting leaves them out, each
+# by its own account setting, on by default (LIVE_BEHAVIOUR.md §12): `[reports]
+# exclude_bot_clicks` names those an account keeps on.
+BOT_CLICK_CHANNELS = ("email", "sms")
 
 # Campaign statuses that are a send. Every other status (Draft, Scheduled, Preparing to
 # schedule, Preparing to send, Adding Recipients, Queued without Recipients, Cancelled, every

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -204,9 +205,47 @@ def test_the_conversion_metric_setting_is_a_name_or_an_id(tmp_path):
     assert (shown.value, shown.source) == ("Placed Order", "file")
     with pytest.raises(ConfigError, match=r"\[reports\] conversion_metric: must be a metric name or id"):
         _load(tmp_path, '[reports]\nconversion_metric = ""\n')
-    with pytest.raises(ConfigError, match=r"\[reports\] metric: unknown key \(known: conversion_metric\)"):
+    with pytest.raises(
+        ConfigError, match=r"\[reports\] metric: unknown key \(known: conversion_metric, exclude_bot_clicks\)"
+    ):
         _load(tmp_path, '[reports]\nmetric = "x"\n')
     assert load_config(write_default_config(tmp_path / "d.toml")).conversion_metric is None
+
+
+@pytest.mark.parametrize(
+    "text, channels",
+    [
+        (None, ("email", "sms")),  # Klaviyo's default for an account made since 2024-08-27
+        ("true", ("email", "sms")),
+        ("false", ()),
+        ("[]", ()),
+        ('["SMS "]', ("sms",)),
+        ('["sms", "email"]', ("email", "sms")),
+    ],
+)
+def test_exclude_bot_clicks_names_the_channels_whose_bot_clicks_are_not_clicks(tmp_path, text, channels):
+    config = _load(tmp_path, "" if text is None else f"[reports]\nexclude_bot_clicks = {text}\n")
+    assert config.exclude_bot_clicks == channels
+    shown = {s.key: s for s in config.settings()}["reports.exclude_bot_clicks"]
+    assert shown.value == "[" + ", ".join(f'"{c}"' for c in channels) + "]"
+    assert shown.source == ("default" if text is None else "file")
+    # An account's own setting goes over the file's; without one it has the file's.
+    own = "" if text is None else f"exclude_bot_clicks = {text}\n"
+    config = _load(tmp_path, f'[reports]\nexclude_bot_clicks = ["sms"]\n[accounts.old]\nkey_env = "K"\n{own}')
+    assert config.for_account("old").exclude_bot_clicks == (("sms",) if text is None else channels)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('"email"', "must be a list of channels (email, sms), true or false"),
+        ('["push"]', "'push' is not a channel Klaviyo marks bot clicks on: give email, sms"),
+    ],
+)
+def test_exclude_bot_clicks_refuses_what_is_no_channel(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=re.escape(f"[reports] exclude_bot_clicks: {message}")):
+        _load(tmp_path, f"[reports]\nexclude_bot_clicks = {text}\n")
+    assert load_config(write_default_config(tmp_path / "d.toml")).exclude_bot_clicks == ("email", "sms")
 
 
 ACCOUNTS = """

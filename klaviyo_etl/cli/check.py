@@ -24,6 +24,7 @@ from klaviyo_etl.wording import counted
 if TYPE_CHECKING:
     from klaviyo_etl.accounts import AccountTarget
     from klaviyo_etl.check import Access, Figures
+    from klaviyo_etl.config_values import Config
 
 Tolerance = Annotated[
     float,
@@ -77,8 +78,8 @@ def check(
     if fmt not in ("table", "json"):
         raise UsageError(f"--format {fmt!r} must be table or json")
     if accounts is None:
-        settings, conversion = configured_report(ctx)
-        access, figures, exit_code = _check_one(settings, conversion, period, tolerance, floor, sync)
+        settings, config = configured_report(ctx)
+        access, figures, exit_code = _check_one(settings, config, period, tolerance, floor, sync)
         if fmt == "json":
             typer.echo(json.dumps(_json(access, figures, exit_code), indent=2))
         else:
@@ -93,7 +94,7 @@ def check(
         try:
             account.require_api_key()
             access, figures, code = _check_one(
-                account.settings, account.config.conversion_metric, period, tolerance, floor, sync
+                account.settings, account.config, period, tolerance, floor, sync
             )
         except KlaviyoEtlError as exc:
             message = str(exc).replace("KLAVIYO_API_KEY", account.key_env)
@@ -112,7 +113,7 @@ def check(
 
 
 def _check_one(
-    settings: Settings, conversion: str | None, period: Period, tolerance: float, floor: float, sync: bool
+    settings: Settings, config: Config, period: Period, tolerance: float, floor: float, sync: bool
 ) -> tuple[Access, Figures, int]:
     """One account's check: what the probes found, the figures compared, the exit code."""
     from klaviyo_etl.check import (
@@ -126,6 +127,7 @@ def _check_one(
     from klaviyo_etl.errors import DatabaseError, NoDatabase
     from klaviyo_etl.sync.engine import SyncOptions, make_client, run_sync
 
+    conversion = config.conversion_metric
     access = run_access_check(make_client(settings))
     if sync:
         result = run_sync(settings, SyncOptions(streams=CHECK_SYNC_STREAMS, conversion_metric=conversion))
@@ -142,10 +144,17 @@ def _check_one(
         figures = Figures(period, tolerance, floor, {}, [], [f"{exc}{hint}"])
     else:
         try:
-            figures = compare_figures(db, period, tolerance=tolerance, floor=floor, conversion=conversion)
+            figures = compare_figures(
+                db,
+                period,
+                tolerance=tolerance,
+                floor=floor,
+                conversion=conversion,
+                exclude_bot_clicks=config.exclude_bot_clicks,
+            )
         finally:
             db.close()
-    problems = access.missing_scopes or access.failed or figures.rows
+    problems = access.missing_scopes or access.failed or figures.rows or figures.bot_rows
     exit_code = 2 if figures.advice and not figures.comparable else 1 if problems else 0
     return access, figures, exit_code
 
@@ -234,6 +243,8 @@ def _print(console: Console, access: Access, figures: Figures) -> None:
                 ),
             )
         console.print(table)
+    if figures.bot_clicks_note:
+        _say(console, f"clicks    {figures.bot_clicks_note}", "yellow")
     for advice in figures.advice:
         _say(console, advice, "yellow")
 

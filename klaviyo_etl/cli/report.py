@@ -16,6 +16,7 @@ from klaviyo_etl.reports.periods import COMPARE_CHOICES, Period, compare_mode, c
 
 if TYPE_CHECKING:
     from klaviyo_etl.accounts import AccountTarget
+    from klaviyo_etl.config_values import Config
     from klaviyo_etl.reports.model import Report
     from klaviyo_etl.settings import Settings
 
@@ -52,13 +53,12 @@ def check_source(source: str) -> None:
         raise UsageError(f"--source {source!r} must be one of {', '.join(SOURCES)}")
 
 
-def configured_report(ctx: typer.Context) -> tuple[Settings, str | None]:
+def configured_report(ctx: typer.Context) -> tuple[Settings, Config]:
     """The settings with the config file's [defaults] (its `db`, `base_url`) applied, as sync
-    applies them, and its `[reports] conversion_metric` (None: the default rule)."""
+    applies them, and the config, whose `[reports]` the reports follow."""
     from klaviyo_etl.cli.config import configured
 
-    settings, config = configured(ctx)
-    return settings, config.conversion_metric
+    return configured(ctx)
 
 
 def _run(
@@ -75,8 +75,9 @@ def _run(
 ) -> None:
     """Open the database, sync first if --max-age asks, build the report and render it.
 
-    `build(db, conversion, limit)` gets the `[reports] conversion_metric` setting; every
-    report names the conversion metric in its header and `meta.conversion_metric`. With
+    `build(db, config, limit)` gets the account's config (its `[reports]` conversion_metric
+    and exclude_bot_clicks); every report names the conversion metric in its header and
+    `meta.conversion_metric`. With
     several accounts each account's report is built (without the limit) from its own
     database, and `reports.accounts.combine` merges them, then sorts and limits.
     """
@@ -84,14 +85,14 @@ def _run(
 
     check_format(out.fmt)  # before a --max-age sync and the report's build
     if accounts is None:
-        settings, conversion = configured_report(ctx)
-        report = _build_one(settings, conversion, name, build, out, source, limit)
+        settings, config = configured_report(ctx)
+        report = _build_one(settings, config, name, build, out, source, limit)
     else:
         reports = {}
         for account in accounts:
             try:
                 reports[account.name] = _build_one(
-                    account.settings, account.config.conversion_metric, name, build, out, source, None
+                    account.settings, account.config, name, build, out, source, None
                 )
             except KlaviyoEtlError as exc:  # say which account's database or sync failed
                 exc.args = (f"account {account.name}: {exc}",)
@@ -113,7 +114,7 @@ def _run(
 
 def _build_one(
     settings: Settings,
-    conversion: str | None,
+    config: Config,
     name: str,
     build: Callable[..., Report],
     out: OutputOptions,
@@ -126,12 +127,13 @@ def _build_one(
     from klaviyo_etl.db.conversion import conversion_metric
 
     max_age = out.max_age
+    conversion = config.conversion_metric
     db = open_database(settings.db_path, create=max_age is not None)  # --max-age may sync first
     try:
         ensure_fresh(settings, db, name, max_age, source=source, conversion=conversion)
         _announce_unfinished(db, streams_for(name, source), settings.quiet)
         _announce_rebuild(db, settings.quiet, conversion)
-        report = build(db, conversion, limit)
+        report = build(db, config, limit)
         if "conversion_metric" not in report.meta:
             report.set_conversion(conversion_metric(db, conversion))
         return report
@@ -183,7 +185,9 @@ def overview_cmd(
     _run(
         ctx,
         "overview",
-        lambda db, conversion, _limit: overview.overview_report(db, period, against, conversion),
+        lambda db, config, _limit: overview.overview_report(
+            db, period, against, config.conversion_metric, config.exclude_bot_clicks
+        ),
         out,
         accounts=accounts,
     )
@@ -206,17 +210,18 @@ def campaigns_cmd(
     """Per campaign sent in the period: recipients, opens, clicks, conversions, revenue ..."""
     check_source(source)
 
-    def build(db, conversion, limit):
+    def build(db, config, limit):
+        settings = {"conversion": config.conversion_metric, "exclude_bot_clicks": config.exclude_bot_clicks}
         if source == "compare":
             from klaviyo_etl.reports.compare import compare_report
 
             return compare_report(
-                db, "campaign-values", period, channel=channel, sort=sort, limit=limit, conversion=conversion
+                db, "campaign-values", period, channel=channel, sort=sort, limit=limit, **settings
             )
         from klaviyo_etl.reports import messages
 
         return messages.campaign_report(
-            db, period, against, channel=channel, sort=sort, limit=limit, source=source, conversion=conversion
+            db, period, against, channel=channel, sort=sort, limit=limit, source=source, **settings
         )
 
     _run(ctx, "campaigns", build, out, source, accounts=accounts, sort=sort, limit=limit)
@@ -242,12 +247,13 @@ def flows_cmd(
     """Per flow (and channel) or per flow message: the campaign figures over the period."""
     check_source(source)
 
-    def build(db, conversion, limit):
+    def build(db, config, limit):
+        settings = {"conversion": config.conversion_metric, "exclude_bot_clicks": config.exclude_bot_clicks}
         if source == "compare":
             from klaviyo_etl.reports.compare import compare_report
 
             return compare_report(
-                db, "flow-values", period, channel=channel, sort=sort, limit=limit, conversion=conversion
+                db, "flow-values", period, channel=channel, sort=sort, limit=limit, **settings
             )
         from klaviyo_etl.reports import messages
 
@@ -260,7 +266,7 @@ def flows_cmd(
             limit=limit,
             source=source,
             compare=against,
-            conversion=conversion,
+            **settings,
         )
 
     _run(ctx, "flows", build, out, source, accounts=accounts, sort=sort, limit=limit)
@@ -283,8 +289,9 @@ def _audience_command(name: str, report: str, doc: str) -> Callable:
 
         build = getattr(audience, report)
 
-        def build_one(db, conversion, limit):
-            extra = {"conversion": conversion} if name == "forms" else {}  # forms read the rollups
+        def build_one(db, config, limit):
+            # forms read the rollups
+            extra = {"conversion": config.conversion_metric} if name == "forms" else {}
             return build(db, period, against, sort=sort, limit=limit, **extra)
 
         _run(ctx, name, build_one, out, accounts=accounts, sort=sort, limit=limit)
@@ -346,7 +353,7 @@ def metric_cmd(
     _run(
         ctx,
         "metric",
-        lambda db, conversion, _limit: timeseries.metric_report(
+        lambda db, config, _limit: timeseries.metric_report(
             db,
             name,
             period,
@@ -357,7 +364,7 @@ def metric_cmd(
             forecast=forecast,
             method=method,
             compare=against,
-            conversion=conversion,
+            conversion=config.conversion_metric,
         ),
         out,
         table=table,
@@ -384,8 +391,8 @@ def rfm_cmd(
     _run(
         ctx,
         "rfm",
-        lambda db, conversion, limit: customers.rfm_report(
-            db, period, against, by=by, sort=sort, limit=limit, conversion=conversion
+        lambda db, config, limit: customers.rfm_report(
+            db, period, against, by=by, sort=sort, limit=limit, conversion=config.conversion_metric
         ),
         out,
         accounts=accounts,
@@ -410,8 +417,8 @@ def cohorts_cmd(
     _run(
         ctx,
         "cohorts",
-        lambda db, conversion, _limit: customers.cohort_report(
-            db, period, months=months, conversion=conversion
+        lambda db, config, _limit: customers.cohort_report(
+            db, period, months=months, conversion=config.conversion_metric
         ),
         out,
         accounts=accounts,
@@ -446,17 +453,18 @@ def dashboard_cmd(
     word = compare_mode(compare, (*COMPARE_CHOICES, "none"))
     against = compare_period(period, None if word == "none" else word)
     check_output_file(html_file, "--html")
-    settings, conversion = configured_report(ctx)
+    settings, config = configured_report(ctx)
     if accounts is not None:
         if len(accounts) != 1:
             raise UsageError("report dashboard is one account's page: give one --account")
-        settings, conversion = accounts[0].settings, accounts[0].config.conversion_metric
+        settings, config = accounts[0].settings, accounts[0].config
+    conversion = config.conversion_metric
     db = open_database(settings.db_path, create=max_age is not None)
     try:
         ensure_fresh(settings, db, "dashboard", max_age, conversion=conversion)
         _announce_unfinished(db, streams_for("dashboard"), settings.quiet)
         _announce_rebuild(db, settings.quiet, conversion)
-        page = dashboard_html(db, period, against, conversion)
+        page = dashboard_html(db, period, against, conversion, exclude_bot_clicks=config.exclude_bot_clicks)
     finally:
         db.close()
     with replacing(html_file, "--html") as handle:

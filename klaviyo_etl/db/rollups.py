@@ -101,6 +101,8 @@ MESSAGE_ROLES: dict[str, tuple[str, str]] = {
     if name
     for known in kc.known_as(name)
 }
+# The click metrics, under every name they have had: the events a bot's click may be.
+CLICK_METRICS = tuple(name for name, (_channel, role) in MESSAGE_ROLES.items() if role == "clicked")
 FORM_ROLES: dict[str, str] = {kc.VIEWED_FORM: "viewed", kc.SUBMITTED_FORM: "submitted"}
 
 
@@ -1003,6 +1005,61 @@ def _recompute_from(db: sqlite_utils.Database, kind: str, start: dict[str, str],
                 entity_id,
             ],
         )
+
+
+def clickers_of_both(
+    db: sqlite_utils.Database,
+    entity_ids: Sequence[str] | None,
+    lo: str | None = None,
+    hi: str | None = None,
+    *,
+    channel: str | None = None,
+) -> dict[str, int]:
+    """Per message: the profiles with both a person's and a bot's click on it on the account's
+    days [lo, hi) (None: all time). The rollups count 'clicked' and 'bot_clicked' profiles
+    apart, so a report that counts bots' clicks as clicks (`[reports] exclude_bot_clicks`)
+    takes these off their sum to get the distinct clickers, with no rollup rebuild.
+    `entity_ids` None: every message (of `channel`, if given)."""
+    names = [n for n in CLICK_METRICS if channel is None or MESSAGE_ROLES[n][0] == channel]
+    clicks = [
+        metric_id
+        for (metric_id,) in db.execute(
+            f"SELECT id FROM metrics WHERE deleted_at IS NULL AND name IN ({','.join('?' * len(names))})",
+            names,
+        )
+    ]
+    if entity_ids is not None and not entity_ids or not clicks:
+        return {}
+    days = local_days(db)
+    where, params = "", []
+    if lo is not None:
+        where += f" AND {days.day_sql()} >= ?"
+        params.append(lo)
+    if hi is not None:
+        where += f" AND {days.day_sql()} < ?"
+        params.append(hi)
+    out: dict[str, int] = {}
+    chunks = (
+        [list(entity_ids[start : start + 500]) for start in range(0, len(entity_ids), 500)]
+        if entity_ids is not None
+        else [None]
+    )
+    for chunk in chunks:
+        which = "IS NOT NULL" if chunk is None else f"IN ({','.join('?' * len(chunk))})"
+        for entity_id, both in db.execute(
+            f"""SELECT message_id, count(*) FROM (
+                  SELECT message_id, coalesce(profile_id, '') FROM events
+                  WHERE message_id {which}
+                    AND metric_id IN ({",".join("?" * len(clicks))})
+                    AND deleted_at IS NULL AND datetime IS NOT NULL{where}
+                  GROUP BY 1, 2
+                  HAVING max(coalesce({BOT_CLICK.format(a="attributes")}, 0)) = 1
+                     AND min(coalesce({BOT_CLICK.format(a="attributes")}, 0)) = 0)
+                GROUP BY 1""",
+            [*(chunk or []), *clicks, *params],
+        ):
+            out[entity_id] = both
+    return out
 
 
 def _bot_roles(roles: Sequence[tuple[str, str | None]], is_bot: object) -> Sequence[tuple[str, str | None]]:

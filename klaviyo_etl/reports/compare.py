@@ -12,25 +12,33 @@ Campaigns are compared per campaign and channel: live events carry the campaign 
 `$message`, so our side sums the entities keyed by the campaign id and by its messages' ids
 (`messages.campaign_entities`), and Klaviyo's side sums its rows of the campaign's messages.
 Flows are compared per flow message, the id their events carry.
+
+Bots' clicks count as `[reports] exclude_bot_clicks` says; each row also holds them
+(`bot_clicks`, and `bot_clickers`: the clickers they add) so that `klaviyo-etl check` can tell a
+difference that is exactly the bots' clicks, the account's Klaviyo setting being the other one.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from typing import Any
 
 import sqlite_utils
 
+from klaviyo_etl import conventions as kc
 from klaviyo_etl.db.conversion import conversion_metric
 from klaviyo_etl.db.local_days import local_days
-from klaviyo_etl.db.rollups import ensure_rollups
+from klaviyo_etl.db.rollups import clickers_of_both, ensure_rollups
 from klaviyo_etl.reports import currency
 from klaviyo_etl.reports.messages import (
     COUNTS,
     add_rates,
+    bot_clicks,
     campaign_entities,
     campaigns_sent,
     check_channel,
+    counts_bots,
     message_counts,
     role_sums,
 )
@@ -110,13 +118,15 @@ def compare_report(
     sort: str | None = None,
     limit: int | None = None,
     conversion: str | None = None,
+    exclude_bot_clicks: Collection[str] = kc.BOT_CLICK_CHANNELS,
 ) -> Report:
     """One row per stored Klaviyo row (per campaign and channel for campaigns): both sides'
     figures and the ones that differ.
 
     For campaigns the period picks campaigns by send time, as in `report campaigns`; for
     flows every stored row is compared (its timeframe is Klaviyo's, not --from/--to).
-    `conversion`: the `[reports] conversion_metric` setting.
+    `conversion`: the `[reports] conversion_metric` setting; `exclude_bot_clicks`: the
+    `[reports] exclude_bot_clicks` one.
     """
     check_channel(channel)
     picked = conversion_metric(db, conversion)
@@ -156,11 +166,19 @@ def compare_report(
             continue
         keys = entities.get(stored["entity_id"]) or [stored["message_id"]]
         sums = role_sums(db, "message", timeframe, keys)
+        with_bots = counts_bots(stored["channel"], exclude_bot_clicks)
+        bots = {key: sums.get(key, {}).get("bot_clicked", {}) for key in keys}
+        with_bots_keys = [key for key in keys if bot_clicks(sums.get(key, {}))]
+        both = clickers_of_both(db, with_bots_keys, timeframe.lo, timeframe.hi) if with_bots_keys else {}
         ours = {name: 0 for name in COUNTS}
         for key in keys:
-            for name, value in message_counts(sums.get(key, {})).items():
+            counts = message_counts(sums.get(key, {}), count_bots=with_bots, both=both.get(key, 0))
+            for name, value in counts.items():
                 ours[name] += value
         ours = add_rates(ours, stored["channel"])
+        row["bots_counted"] = with_bots
+        row["bot_clicks"] = sum(b.get("events", 0) for b in bots.values())
+        row["bot_clickers"] = sum(b.get("profiles", 0) - both.get(k, 0) for k, b in bots.items())
         differences = {}
         for figure in COUNTS:
             mine, klaviyo = ours.get(figure), theirs.get(figure)

@@ -9,10 +9,12 @@ from __future__ import annotations
 import datetime as dt
 import html
 import math
+from collections.abc import Collection
 from typing import Any
 
 import sqlite_utils
 
+from klaviyo_etl import conventions as kc
 from klaviyo_etl.reports import charts, messages, overview
 from klaviyo_etl.reports.formatting import cell, format_value
 from klaviyo_etl.reports.model import Column, Report
@@ -268,11 +270,19 @@ def metric_chart(report: Report) -> str:
     return chart_html(report.title, labels, series, kind="float", width=960, height=300)
 
 
-def dashboard_html(db: sqlite_utils.Database, period, compare=None, conversion: str | None = None) -> str:
+def dashboard_html(
+    db: sqlite_utils.Database,
+    period,
+    compare=None,
+    conversion: str | None = None,
+    *,
+    exclude_bot_clicks: Collection[str] = kc.BOT_CLICK_CHANNELS,
+) -> str:
     """KPI cards, revenue and engagement charts, and the campaign and flow tables.
-    `conversion`: the `[reports] conversion_metric` setting."""
+    `conversion`: the `[reports] conversion_metric` setting; `exclude_bot_clicks`: the
+    `[reports] exclude_bot_clicks` one (the engagement chart counts people's clicks only)."""
     period, compare = account_periods(db, period, compare)
-    kpis = overview.overview_report(db, period, compare, conversion)
+    kpis = overview.overview_report(db, period, compare, conversion, exclude_bot_clicks)
     labels, revenue, previous = charts.revenue_series(db, period, compare, conversion)
     series = {"Revenue": revenue}
     if previous is not None:
@@ -288,8 +298,9 @@ def dashboard_html(db: sqlite_utils.Database, period, compare=None, conversion: 
     )
     labels, engagement = charts.engagement_series(db, period)
     engagement_svg = chart_html("Email engagement (unique per message)", labels, engagement)
-    campaigns = messages.campaign_report(db, period, limit=25, conversion=conversion)
-    flows = messages.flow_report(db, period, conversion=conversion)
+    bots = {"conversion": conversion, "exclude_bot_clicks": exclude_bot_clicks}
+    campaigns = messages.campaign_report(db, period, limit=25, **bots)
+    flows = messages.flow_report(db, period, **bots)
     body = (
         cards_html(kpis) + f'<h2>Trends</h2><div class="charts"><div class="chart" id="revenue-chart">'
         f'{revenue_svg}</div><div class="chart" id="engagement-chart">{engagement_svg}</div></div>'

@@ -11,7 +11,10 @@ campaign sums the entities keyed by its own id AND by its messages' ids, so both
 give the campaign its figures. Only sent campaigns count (`conventions.SENT_STATUSES`),
 archived ones included. SMS has no opens: its open rate and click-to-open rate are None.
 Bots' clicks (`Bot Click` true) are left out of clicks and click rates, as Klaviyo leaves them
-out by default, and a note says how many (LIVE_BEHAVIOUR.md §12).
+out by default, and a note says how many (LIVE_BEHAVIOUR.md §12). An account whose Klaviyo
+setting counts them drops its channel from `[reports] exclude_bot_clicks`: the rollups keep bots'
+clicks apart ('bot_clicked'), so the reports add them back without a rebuild, taking off the
+profiles with both kinds of click once (`rollups.clickers_of_both`), and the note says so.
 
 `--source klaviyo` reads Klaviyo's own Reporting API figures stored by `sync reports` in
 `report_values` instead, in the same row shape, so the two can be set side by side.
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 import sqlite_utils
@@ -29,7 +32,7 @@ import sqlite_utils
 from klaviyo_etl import conventions as kc
 from klaviyo_etl.db.conversion import conversion_metric
 from klaviyo_etl.db.local_days import local_days
-from klaviyo_etl.db.rollups import ensure_rollups
+from klaviyo_etl.db.rollups import clickers_of_both, ensure_rollups
 from klaviyo_etl.errors import UsageError, refuse_blank
 from klaviyo_etl.reports import currency
 from klaviyo_etl.reports.model import IDENTITY, KEY, USEFUL, Column, Report, sort_rows
@@ -179,28 +182,68 @@ def role_sums(
     return out
 
 
-def message_counts(roles: dict[str, dict[str, float]]) -> dict[str, float]:
-    """One message's counts from its role sums."""
+def message_counts(
+    roles: dict[str, dict[str, float]], *, count_bots: bool = False, both: int = 0
+) -> dict[str, float]:
+    """One message's counts from its role sums. `count_bots`: its bots' clicks count as clicks
+    too, and `both` (`rollups.clickers_of_both`) profiles that clicked as people and as bots
+    count once among the clickers."""
     counts = _empty_counts()
     for statistic, role, measure in _FROM_ROLES:
         counts[statistic] = roles.get(role, {}).get(measure, 0)
+    if count_bots:
+        bots = roles.get("bot_clicked", {})
+        counts["clicks"] += bots.get("events", 0)
+        counts["clicks_unique"] += bots.get("profiles", 0) - both
     return counts
 
 
 def bot_clicks(roles: dict[str, dict[str, float]]) -> int:
-    """One message's clicks by bots (their `Bot Click` true), which no figure counts."""
+    """One message's clicks by bots (their `Bot Click` true)."""
     return int(roles.get("bot_clicked", {}).get("events", 0))
 
 
-def bot_note(bots: int) -> list[str]:
-    """The note saying that bots' clicks were left out, when there were any (LIVE_BEHAVIOUR.md
-    §12): an account that kept them in its reporting sees higher clicks in Klaviyo."""
-    if not bots:
-        return []
-    return [
-        f"{counted(bots, 'bot click', grouped=True)} (Bot Click true) left out of clicks and click"
-        " rates, as Klaviyo does by default."
+def counts_bots(channel: str | None, exclude_bot_clicks: Collection[str]) -> bool:
+    """Whether a channel's bots' clicks count as clicks: not when `[reports] exclude_bot_clicks`
+    names it (the default names every channel Klaviyo marks bots' clicks on)."""
+    return channel in kc.BOT_CLICK_CHANNELS and channel not in exclude_bot_clicks
+
+
+def both_kinds(
+    db: sqlite_utils.Database,
+    sums: dict[str, dict[str, dict[str, float]]],
+    channels: dict[str, str | None],
+    exclude_bot_clicks: Collection[str],
+    period: Period | None = None,
+) -> dict[str, int]:
+    """`rollups.clickers_of_both` for the messages (id -> channel) whose bots' clicks count and
+    that have any; nothing read when none does."""
+    wanted = [
+        mid
+        for mid, channel in channels.items()
+        if bot_clicks(sums.get(mid, {})) and counts_bots(channel, exclude_bot_clicks)
     ]
+    if not wanted:
+        return {}
+    whole = period is None or (period.start is None and period.end is None)
+    return clickers_of_both(db, wanted, None if whole else period.lo, None if whole else period.hi)
+
+
+def bot_note(left_out: int, counted_in: int = 0) -> list[str]:
+    """What was done with bots' clicks, when there were any (LIVE_BEHAVIOUR.md §12): an account
+    whose Klaviyo setting differs from `[reports] exclude_bot_clicks` sees other clicks there."""
+    notes = []
+    if left_out:
+        notes.append(
+            f"{counted(left_out, 'bot click', grouped=True)} (Bot Click true) left out of clicks and"
+            " click rates, as Klaviyo does by default ([reports] exclude_bot_clicks)."
+        )
+    if counted_in:
+        notes.append(
+            f"{counted(counted_in, 'bot click', grouped=True)} (Bot Click true) counted in clicks and"
+            " click rates, as [reports] exclude_bot_clicks asks (Klaviyo leaves them out by default)."
+        )
+    return notes
 
 
 def unknown_metric_notes(db: sqlite_utils.Database, channels: Iterable[str | None]) -> list[str]:
@@ -311,23 +354,25 @@ def campaign_report(
     limit: int | None = None,
     source: str = "events",
     conversion: str | None = None,
+    exclude_bot_clicks: Collection[str] = kc.BOT_CLICK_CHANNELS,
 ) -> Report:
     """Per campaign sent in the period: every figure, from events (default) or from Klaviyo.
 
     `meta.totals` sums every campaign of the period (before --limit); with `compare` it
     also holds the campaigns sent in the compare period and the change of each figure.
-    `conversion` is the `[reports] conversion_metric` setting (None: the default rule).
+    `conversion` is the `[reports] conversion_metric` setting (None: the default rule),
+    `exclude_bot_clicks` the `[reports] exclude_bot_clicks` one.
     """
     check_channel(channel)
     if source not in ("events", "klaviyo"):
         raise UsageError(f"--source {source!r} must be events or klaviyo")
     period, compare = account_periods(db, period, compare)
     picked = conversion_metric(db, conversion)
-    rows, notes = _campaign_rows(db, period, channel, source, conversion)
+    rows, notes = _campaign_rows(db, period, channel, source, conversion, exclude_bot_clicks)
     totals: dict[str, Any] = {"campaigns": len(rows), **_totals(rows)}
     meta: dict[str, Any] = {"source": source, "totals": totals}
     if compare:
-        before, _ = _campaign_rows(db, compare, channel, source, conversion)
+        before, _ = _campaign_rows(db, compare, channel, source, conversion, exclude_bot_clicks)
         meta["previous_totals"] = {"campaigns": len(before), **_totals(before)}
         meta["change_pct"] = {k: change_pct(v, meta["previous_totals"].get(k)) for k, v in totals.items()}
     rows = sort_rows(rows, CAMPAIGN_JSON_COLUMNS, sort, default="send_time:desc")
@@ -369,7 +414,12 @@ def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _campaign_rows(
-    db: sqlite_utils.Database, period: Period, channel: str | None, source: str, conversion: str | None = None
+    db: sqlite_utils.Database,
+    period: Period,
+    channel: str | None,
+    source: str,
+    conversion: str | None = None,
+    exclude_bot_clicks: Collection[str] = kc.BOT_CLICK_CHANNELS,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     campaigns = campaigns_sent(db, period, channel)
     notes: list[str] = []
@@ -378,14 +428,21 @@ def _campaign_rows(
         by_campaign = campaign_entities(db, [c["campaign_id"] for c in campaigns])
         entity_ids = [m for mids in by_campaign.values() for m in mids]
         sums = role_sums(db, "message", None, entity_ids)
-        bots = 0
+        channels = {mid: row["channel"] for row in campaigns for mid in by_campaign[row["campaign_id"]]}
+        both = both_kinds(db, sums, channels, exclude_bot_clicks)
+        left_out = counted_in = 0
         for row in campaigns:
             total = _empty_counts()
+            with_bots = counts_bots(row["channel"], exclude_bot_clicks)
             for mid in by_campaign.get(row["campaign_id"], []):
-                _sum_into(total, message_counts(sums.get(mid, {})))
-                bots += bot_clicks(sums.get(mid, {}))
+                roles = sums.get(mid, {})
+                _sum_into(total, message_counts(roles, count_bots=with_bots, both=both.get(mid, 0)))
+                if with_bots:
+                    counted_in += bot_clicks(roles)
+                else:
+                    left_out += bot_clicks(roles)
             row.update(add_rates(total, row["channel"]))
-        notes.extend(bot_note(bots))
+        notes.extend(bot_note(left_out, counted_in))
         notes.extend(unknown_metric_notes(db, (row["channel"] for row in campaigns)))
     else:
         stored = klaviyo_values(db, "campaign-values", [c["campaign_id"] for c in campaigns])
@@ -510,14 +567,17 @@ def flow_report(
     source: str = "events",
     compare: Period | None = None,
     conversion: str | None = None,
+    exclude_bot_clicks: Collection[str] = kc.BOT_CLICK_CHANNELS,
 ) -> Report:
     """Per flow and channel (by='flow') or per flow message (by='message'), over the
     events inside the period; with `compare`, each row also gets `<figure>_previous` and
     `<figure>_change_pct` for recipients, open rate, click rate and revenue. Archived flows
-    keep their history. `conversion`: the `[reports] conversion_metric` setting."""
+    keep their history. `conversion`: the `[reports] conversion_metric` setting;
+    `exclude_bot_clicks`: the `[reports] exclude_bot_clicks` one."""
     period, compare = account_periods(db, period, compare)
     picked = conversion_metric(db, conversion)
-    report = _flow_rows(db, period, by=by, channel=channel, source=source, conversion=conversion)
+    bots = {"conversion": conversion, "exclude_bot_clicks": exclude_bot_clicks}
+    report = _flow_rows(db, period, by=by, channel=channel, source=source, **bots)
     key = ("message_id",) if by == "message" else ("flow_id", "channel")
     report.meta["totals"] = {"rows": len(report.rows), **_totals(report.rows)}
     if compare:
@@ -526,7 +586,7 @@ def flow_report(
                 "--compare needs --source events (stored Klaviyo figures cover"
                 " the timeframe they were fetched for)"
             )
-        before = _flow_rows(db, compare, by=by, channel=channel, source=source, conversion=conversion)
+        before = _flow_rows(db, compare, by=by, channel=channel, source=source, **bots)
         previous = {tuple(r[k] for k in key): r for r in before.rows}
         for row in report.rows:
             old = previous.get(tuple(row[k] for k in key), {})
@@ -566,6 +626,7 @@ def _flow_rows(
     channel: str | None,
     source: str,
     conversion: str | None = None,
+    exclude_bot_clicks: Collection[str] = kc.BOT_CLICK_CHANNELS,
 ) -> Report:
     check_channel(channel)
     if by not in ("flow", "message"):
@@ -596,17 +657,30 @@ def _flow_rows(
             info["channel"] = info["channel"] or ch
         messages = {m: i for m, i in messages.items() if i["flow_id"] and i["flow_id"] not in deleted_flows}
         sums = role_sums(db, "message", period, list(messages))
+        channels = {mid: info["channel"] for mid, info in messages.items()}
+        both = both_kinds(db, sums, channels, exclude_bot_clicks, period)
         per_message = {
-            mid: add_rates(message_counts(sums.get(mid, {})), info["channel"])
-            for mid, info in messages.items()
+            mid: add_rates(
+                message_counts(
+                    sums.get(mid, {}),
+                    count_bots=counts_bots(ch, exclude_bot_clicks),
+                    both=both.get(mid, 0),
+                ),
+                ch,
+            )
+            for mid, ch in channels.items()
         }
+        shown = [mid for mid, ch in channels.items() if not channel or ch == channel]
         notes.extend(
             bot_note(
                 sum(
-                    bot_clicks(sums.get(mid, {}))
-                    for mid, info in messages.items()
-                    if not channel or info["channel"] == channel
-                )
+                    bot_clicks(sums.get(m, {}))
+                    for m in shown
+                    if not counts_bots(channels[m], exclude_bot_clicks)
+                ),
+                sum(
+                    bot_clicks(sums.get(m, {})) for m in shown if counts_bots(channels[m], exclude_bot_clicks)
+                ),
             )
         )
         notes.extend(

@@ -10,7 +10,8 @@ Klaviyo counts them; UTC when no account is synced):
   channel (a send that failed is still a send).
 - open_rate / click_rate: over email messages, distinct (message, profile) opens or clicks
   divided by distinct (message, profile) deliveries, the campaign definitions applied to
-  the period's events.
+  the period's events; bots' clicks count only when `[reports] exclude_bot_clicks` leaves
+  email out (LIVE_BEHAVIOUR.md §12).
 - conversion_rate: distinct (message, profile) attributed conversions over distinct
   deliveries, all channels.
 - form_submissions: "Form submitted by profile" events.
@@ -18,15 +19,20 @@ Klaviyo counts them; UTC when no account is synced):
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import sqlite_utils
 
 from klaviyo_etl import conventions as kc
 from klaviyo_etl.db.conversion import conversion_metric
 from klaviyo_etl.db.local_days import local_days
-from klaviyo_etl.db.rollups import ensure_rollups
+from klaviyo_etl.db.rollups import clickers_of_both, ensure_rollups
 from klaviyo_etl.reports import currency
 from klaviyo_etl.reports.model import IDENTITY, KEY, Column, Report
 from klaviyo_etl.reports.periods import Period, account_periods, change_pct, in_zone
+
+if TYPE_CHECKING:
+    from collections.abc import Collection
 
 KPIS: list[tuple[str, str, str]] = [
     ("revenue", "Revenue", "money"),
@@ -88,7 +94,12 @@ def conversion_ids(db: sqlite_utils.Database, conversion: str | None = None) -> 
     return [picked.id] if picked else []
 
 
-def kpis(db: sqlite_utils.Database, period: Period, conversion: str | None = None) -> dict[str, float]:
+def kpis(
+    db: sqlite_utils.Database,
+    period: Period,
+    conversion: str | None = None,
+    exclude_bot_clicks: Collection[str] = kc.BOT_CLICK_CHANNELS,
+) -> dict[str, float]:
     """Every KPI for one period (the rollups must be current: see ensure_rollups)."""
     period = in_zone(period, local_days(db))
     out: dict[str, float] = {}
@@ -113,7 +124,11 @@ def kpis(db: sqlite_utils.Database, period: Period, conversion: str | None = Non
     email = pairs.get("email", {})
     delivered = email.get("received", 0)
     out["open_rate"] = round(email.get("opened", 0) / delivered, 6) if delivered else 0.0
-    out["click_rate"] = round(email.get("clicked", 0) / delivered, 6) if delivered else 0.0
+    clicked = email.get("clicked", 0)
+    if "email" not in exclude_bot_clicks and email.get("bot_clicked"):
+        both = clickers_of_both(db, None, period.lo, period.hi, channel="email")
+        clicked += email["bot_clicked"] - sum(both.values())
+    out["click_rate"] = round(clicked / delivered, 6) if delivered else 0.0
     delivered_all = pairs["*"].get("received", 0)
     out["conversion_rate"] = (
         round(pairs["*"].get("conversion", 0) / delivered_all, 6) if delivered_all else 0.0
@@ -123,13 +138,18 @@ def kpis(db: sqlite_utils.Database, period: Period, conversion: str | None = Non
 
 
 def overview_report(
-    db: sqlite_utils.Database, period: Period, compare: Period | None = None, conversion: str | None = None
+    db: sqlite_utils.Database,
+    period: Period,
+    compare: Period | None = None,
+    conversion: str | None = None,
+    exclude_bot_clicks: Collection[str] = kc.BOT_CLICK_CHANNELS,
 ) -> Report:
+    """The KPI cards; `conversion` and `exclude_bot_clicks`: the `[reports]` settings."""
     picked = conversion_metric(db, conversion)
     fresh = ensure_rollups(db, conversion=conversion)
     period, compare = account_periods(db, period, compare)
-    current = kpis(db, period, conversion)
-    previous = kpis(db, compare, conversion) if compare else {}
+    current = kpis(db, period, conversion, exclude_bot_clicks)
+    previous = kpis(db, compare, conversion, exclude_bot_clicks) if compare else {}
     rows = []
     for key, label, kind in KPIS:
         prev = previous.get(key) if compare else None

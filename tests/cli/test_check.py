@@ -3,6 +3,7 @@ figure that differs, 2 (one line) for a rejected key, a retired revision or noth
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 import sqlite3
@@ -11,8 +12,11 @@ import pytest
 import sqlite_utils
 from typer.testing import CliRunner
 
+from klaviyo_etl.check import CHECK_STREAMS
 from klaviyo_etl.cli import app
 from klaviyo_etl.db.migrations import SCHEMA_VERSION
+from klaviyo_etl.settings import Settings
+from klaviyo_etl.sync.engine import SyncOptions, run_sync
 from tests.helpers.sandbox import scopes_missing
 
 
@@ -245,3 +249,90 @@ def test_a_key_without_accounts_read_passes_and_says_the_optional_scope(sandbox,
     assert "scope     missing accounts:read (optional: accounts is skipped without it)" in result.output
     assert data["ok"] is True and data["scopes_missing"] == []
     assert data["scopes_optional_missing"] == ["accounts:read"]
+
+
+@pytest.fixture(scope="module")
+def bots_account(sandbox_factory, tmp_path_factory):
+    """An account with bots' clicks on campaigns and flows, email and SMS (the check account
+    has a few, on email flows only), synced with what `check` reads."""
+    path = tmp_path_factory.mktemp("bots") / "synced.db"
+    now = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    with sandbox_factory("small", seed=7, profiles=800, events=20000, campaigns=12, now=now) as sb:
+        settings = Settings(db_path=path, api_key=sb.config.api_key, base_url=sb.server.url)
+        result = run_sync(settings, SyncOptions(streams=CHECK_STREAMS))
+        assert result.ok, [(s.stream, s.error) for s in result.streams]
+        yield sb, path
+
+
+@pytest.fixture
+def bots_db(bots_account, tmp_path):
+    path = tmp_path / "k.db"
+    shutil.copy(bots_account[1], path)
+    return path
+
+
+def _bot_clicks_counted_by_klaviyo(sandbox, db_path, setting: str | None, *args: str):
+    """`check --sync` against an account whose Klaviyo setting counts bots' clicks (made
+    before 2024-08-27, or turned off: LIVE_BEHAVIOUR.md §12), with `[reports]
+    exclude_bot_clicks = setting` in our config file (None: no file, the default)."""
+    if setting is not None:
+        (db_path.parent / "none.toml").write_text(f"[reports]\nexclude_bot_clicks = {setting}\n")
+    config = sandbox[0].data.config
+    config.exclude_bot_clicks = False
+    try:
+        return check(sandbox, db_path, "--last", "all", "--sync", *args)
+    finally:
+        config.exclude_bot_clicks = True
+
+
+def _clicks_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("clicks    ")]
+
+
+def test_clicks_that_differ_by_their_bot_clicks_name_the_setting_to_change(bots_account, bots_db):
+    # Before: every campaign and flow with bots' clicks was listed as a difference in clicks,
+    # with nothing to say why.
+    result = _bot_clicks_counted_by_klaviyo(bots_account, bots_db, None)
+    assert result.exit_code == 1, result.output
+    assert ": 0 differ" in result.output and "Differences" not in result.output
+    [line] = _clicks_lines(result.output)
+    assert "differ by exactly their bot clicks (Bot Click true) on email, sms:" in line
+    assert "Klaviyo counts them and we leave them out" in line
+    assert line.endswith("set [reports] exclude_bot_clicks = [] to agree")
+
+    out = json.loads(check(bots_account, bots_db, "--last", "all", "-f", "json").stdout)
+    assert out["ok"] is False and out["figures"]["differ"] == []
+    rows = out["figures"]["differ_by_bot_clicks"]
+    assert {r["kind"] for r in rows} == {"campaign", "flow"}
+    assert all(set(r["differences"]) <= {"clicks", "clicks_unique"} for r in rows)
+    assert all(r["differences"]["clicks"]["ours"] < r["differences"]["clicks"]["klaviyo"] for r in rows)
+    assert out["figures"]["bot_clicks_note"] == line.removeprefix("clicks    ")
+
+
+@pytest.mark.parametrize("setting", ["[]", "false"])
+def test_counting_bot_clicks_agrees_with_an_account_that_counts_them(bots_account, bots_db, setting):
+    result = _bot_clicks_counted_by_klaviyo(
+        bots_account, bots_db, setting, "--tolerance", "0", "--floor", "0"
+    )
+    assert result.exit_code == 0, result.output
+    assert ": 0 differ" in result.output and not _clicks_lines(result.output)
+
+
+def test_counting_bot_clicks_on_an_account_that_leaves_them_out_names_the_setting(bots_account, bots_db):
+    (bots_db.parent / "none.toml").write_text('[reports]\nexclude_bot_clicks = ["sms"]\n')
+    result = check(bots_account, bots_db, "--last", "all", "--sync")
+    assert result.exit_code == 1, result.output
+    [line] = _clicks_lines(result.output)
+    assert "on email: Klaviyo leaves them out and we count them" in line
+    assert line.endswith('set [reports] exclude_bot_clicks = ["email", "sms"] to agree')
+
+
+def test_a_channel_without_bot_clicks_is_said_to_be_untold(sandbox, db_path):
+    # The check account's few bots' clicks are all on email flows: nothing tells its SMS setting.
+    result = _bot_clicks_counted_by_klaviyo(sandbox, db_path, None)
+    [line] = _clicks_lines(result.output)
+    assert line == (
+        "clicks    3 flows differ by exactly their bot clicks (Bot Click true) on email: Klaviyo"
+        ' counts them and we leave them out; set [reports] exclude_bot_clicks = ["sms"] to agree'
+        " (too few bot clicks on sms to tell)"
+    )

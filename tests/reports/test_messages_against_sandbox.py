@@ -273,3 +273,50 @@ def test_bot_clicks_are_kept_but_left_out_of_our_clicks_as_out_of_klaviyos(synce
         assert clicks[("events", command)] == clicks[("klaviyo", command)], command
     assert sum(clicks[("events", c)][0] for c in ("campaigns", "flows")) <= verdicts[0]
     assert bots == verdicts[1]
+
+
+def test_an_account_that_counts_bot_clicks_gets_them_counted(synced, tmp_path):
+    """`[reports] exclude_bot_clicks = []` (LIVE_BEHAVIOUR.md §12, an account whose Klaviyo
+    setting is off): clicks are people's and bots', each clicker once, and the note says the
+    bots' clicks were counted. (Exactly Klaviyo's figures: tests/cli/test_check.py.)"""
+    data, db_path, base, env = synced
+    counting = {**env, "KLAVIYO_ETL_CONFIG": str(tmp_path / "count.toml")}
+    (tmp_path / "count.toml").write_text("[reports]\nexclude_bot_clicks = []\n")
+    for command in ("campaigns", "flows"):
+        out = cli_json(base, env, "report", command, "--last", "365d")
+        counted_in = cli_json(base, counting, "report", command, "--last", "365d")
+        [left] = [n for n in out["notes"] if "(Bot Click true) left out of clicks" in n]
+        [said] = [n for n in counted_in["notes"] if "(Bot Click true) counted in clicks" in n]
+        bots = int(left.split()[0].replace(",", ""))
+        assert bots > 0 and said.startswith(f"{bots:,} bot click")
+        assert counted_in["totals"]["clicks"] == out["totals"]["clicks"] + bots, command
+        people, everyone = out["totals"]["clicks_unique"], counted_in["totals"]["clicks_unique"]
+        assert people < everyone <= people + bots, command
+        assert counted_in["totals"]["click_rate"] > out["totals"]["click_rate"]
+
+
+def test_the_overview_click_rate_counts_bot_clicks_when_email_is_not_excluded(synced, tmp_path):
+    """The overview card, as Klaviyo's Overview dashboard, follows the setting: every distinct
+    (message, profile) email click over the distinct deliveries, bots' clicks included."""
+    _, db_path, base, env = synced
+    counting = {**env, "KLAVIYO_ETL_CONFIG": str(tmp_path / "count.toml")}
+    (tmp_path / "count.toml").write_text('[reports]\nexclude_bot_clicks = ["sms"]\n')
+
+    def click_rate(environment):
+        doc = cli_json(base, environment, "report", "overview", "--last", "all")
+        return {r["kpi"]: r["value"] for r in doc["rows"]}["click_rate"]
+
+    db = open_database(db_path)
+
+    def pairs(name):
+        return db.execute(
+            "SELECT count(DISTINCT e.message_id || '|' || coalesce(e.profile_id, '')) FROM events e"
+            " JOIN metrics m ON m.id = e.metric_id WHERE m.name = ? AND e.message_id IS NOT NULL"
+            " AND e.deleted_at IS NULL",
+            [name],
+        ).fetchone()[0]
+
+    everyone = round(pairs(kc.CLICKED_EMAIL) / pairs(kc.RECEIVED_EMAIL), 6)
+    db.close()
+    assert click_rate(counting) == everyone
+    assert click_rate(env) < everyone
