@@ -41,14 +41,15 @@ or that are deleted. `refresh_rollups` recomputes only what those touch; `ensure
 called by every report, makes that a no-op costing two lookups when nothing changed.
 
 A first load's end: while the writer rebuilds the events' deferred indexes (SQLite, without
-the GIL), `build_beside` reads the metric hours and the active profiles on a second
-connection, in one pass, and the full rebuild that follows keeps them if no event changed in
-between (measured at 200,000 events: the tail after the last page 1.32 -> 0.88 s wall with
-the hours alone, the same CPU; the active profiles too took the rebuild after the index
-builds from ~0.18 to ~0.07 s). The writer, its index builds done before the reader is
+the GIL), `build_beside` makes the metric hours and the active profiles on a second
+connection, from the load's own fold of its pages (`klaviyo_etl.db.load_rollups`), or by
+reading every event in one pass when there is no fold it can use; the full rebuild that
+follows keeps them if no event changed in between (measured at 200,000 events: the tail
+after the last page 1.32 -> 0.88 s wall with the hours read beside the index builds; folded
+during the load, the pass's 0.31 s of CPU is gone too). The writer, its index builds done
 (idx_events_datetime is kept up during the load), builds the message and form rollups in
-the meantime, so the rebuild after it has nothing left to read (the bench's 200,000
-events without metrics: 0.06-0.09 s; with the metrics synced, 0.33-0.48 s).
+the meantime, so the rebuild after it has nothing left to read (the bench's 200,000 events
+without metrics: 0.06-0.09 s; with the metrics synced, 0.33-0.48 s).
 """
 
 from __future__ import annotations
