@@ -46,7 +46,8 @@ connection, from the load's own fold of its pages (`klaviyo_etl.db.load_rollups`
 reading every event in one pass when there is no fold it can use; the full rebuild that
 follows keeps them if no event changed in between (measured at 200,000 events: the tail
 after the last page 1.32 -> 0.88 s wall with the hours read beside the index builds; folded
-during the load, the pass's 0.31 s of CPU is gone too). The writer, its index builds done
+during the load, 0.60 -> 0.47 s, medians of 3 traced runs alternated: the pass no longer
+slows the index builds beside it, and its ~0.4 s of CPU is gone). The writer, its index builds done
 (idx_events_datetime is kept up during the load), builds the message and form rollups in
 the meantime, so the rebuild after it has nothing left to read (the bench's 200,000 events
 without metrics: 0.06-0.09 s; with the metrics synced, 0.33-0.48 s).
