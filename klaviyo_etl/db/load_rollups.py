@@ -32,7 +32,7 @@ from operator import itemgetter
 from sys import intern
 from typing import TYPE_CHECKING, Any
 
-from klaviyo_etl.db.local_days import INSTANT, LocalDays, local_days
+from klaviyo_etl.db.local_days import INSTANT, LocalDays
 from klaviyo_etl.db.repositories import EVENT_COLUMNS, Batch
 
 if TYPE_CHECKING:
@@ -117,11 +117,6 @@ class LoadRollups:
             " datetime >= '' AND datetime < '9999', deleted_at IS NULL FROM events WHERE rowid > ?"
             " ORDER BY rowid"
         )
-
-    @classmethod
-    def of(cls, repo: Repository) -> LoadRollups:
-        """A fold for the days of `repo`'s database (its account's timezone)."""
-        return cls(local_days(repo.db))
 
     def write(self, repo: Repository, rows: dict[str, list[Row] | Batch], window: Any) -> int:
         """Store one page's rows (`Repository.write_rows`) and fold its new events; `window`

@@ -383,6 +383,13 @@ def build_beside(
     return result
 
 
+def load_fold(db: sqlite_utils.Database) -> LoadRollups | None:
+    """A fold for a bulk load's pages (`build_beside` then stores what it folded), or None
+    once the rollups were built: `build_beside` stores nothing then (the next refresh reads
+    the new events itself), and folding them would only cost the load CPU."""
+    return None if "watermark" in _state(db) else LoadRollups(local_days(db))
+
+
 def _build_entities(db: sqlite_utils.Database, conversion: str | None, days: LocalDays) -> str | None:
     """The message and form rollups as a full rebuild makes them, on `db` (so through the same
     indexes, in the same order: the same floats); the roles' signature, or None when the

@@ -14,7 +14,8 @@ from klaviyo_etl.db import open_database, rollups
 from klaviyo_etl.db.load_rollups import LoadRollups, hours_never_go_back
 from klaviyo_etl.db.local_days import days_in, local_days
 from klaviyo_etl.db.repositories import EVENT_COLUMNS, Batch, Repository
-from klaviyo_etl.db.rollups import PREBUILT_KEY, ROLLUP_TABLES, build_beside, ensure_rollups
+from klaviyo_etl.db.rollups import PREBUILT_KEY, ROLLUP_TABLES, build_beside, ensure_rollups, load_fold
+from klaviyo_etl.sync.streams import windowed
 from tests.db.test_rollups_prebuild import snapshot, the_old_way
 from tests.helpers.sync import sync_ok
 
@@ -41,10 +42,8 @@ def in_currencies(sb) -> None:
 def test_a_first_load_folds_the_rollups_a_full_rebuild_makes(sandbox_factory, tmp_path, monkeypatch, zone):
     path = tmp_path / "k.db"
     folds: list[LoadRollups] = []
-    fold_for = LoadRollups.of
-    monkeypatch.setattr(
-        LoadRollups, "of", classmethod(lambda cls, repo: folds.append(fold_for(repo)) or folds[-1])
-    )
+    fold_for = windowed.load_fold
+    monkeypatch.setattr(windowed, "load_fold", lambda db: folds.append(fold_for(db)) or folds[-1])
     with sandbox_factory("small", events=20_000, profiles=300, days=4, now=NOW, timezone=zone) as sb:
         in_currencies(sb)
         # The account first, as the `accounts` stream stores it before the events' first page;
@@ -114,7 +113,8 @@ def load_through_a_fold(source, tmp_path, zone: str, order, around=()) -> tuple:
     repo = Repository(db)
     with db.atomic():
         repo.defer_indexes("events")
-    fold = LoadRollups.of(repo)
+    fold = load_fold(db)
+    assert fold is not None
     for rows in around:
         with db.atomic():
             repo.write_rows({"events": Batch(EVENT_COLUMNS, rows)})
@@ -177,3 +177,17 @@ def test_zones_whose_hours_go_back_are_not_folded():
     # Until 2011 St. John's turned its clocks back at 00:01, to 23:01 of the day before.
     assert not hours_never_go_back(days_in("America/St_Johns"))
     assert not LoadRollups(days_in("America/St_Johns")).valid
+
+
+def test_no_fold_once_the_rollups_exist(sandbox_factory, tmp_path, monkeypatch):
+    """A first load of the events after a sync that built the rollups (of the metrics alone):
+    the load's end stores nothing for the refresh, so the load folds nothing either."""
+    path = tmp_path / "k.db"
+    with sandbox_factory("small") as sb:
+        sync_ok(sb.server, sb.config, path, streams=["metrics"])
+        monkeypatch.setattr(LoadRollups, "__init__", lambda *args: pytest.fail("folded the load"))
+        sync_ok(sb.server, sb.config, path, streams=["events"])
+    db = open_database(path)
+    after_sync = snapshot(db)
+    db.close()
+    assert after_sync["rollup_metric_hours"] and after_sync == the_old_way(path)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from klaviyo_etl.db.load_rollups import LoadRollups
-from klaviyo_etl.db.rollups import build_beside
+from klaviyo_etl.db.rollups import build_beside, load_fold
 from klaviyo_etl.endpoints import contract
 from klaviyo_etl.sync.concurrency import gather_or_cancel
 from klaviyo_etl.sync.filters import fmt_time, time_range
@@ -260,7 +260,7 @@ class WindowedStream(Stream):
         if bulk:
             await run.commit(lambda repo: repo.defer_indexes(self.table))
         # The rollups' metric hours and active profiles, folded as the pages are stored.
-        fold = await run.read(LoadRollups.of) if bulk and self.prebuilds_rollups else None
+        fold = await run.read(lambda repo: load_fold(repo.db)) if bulk and self.prebuilds_rollups else None
         incremental = lo is not None and lo == resume
         if lo is not None and lo < run.started:
             # The last window is open-ended, so rows newer than the start (or stamped ahead by
