@@ -32,7 +32,7 @@ from operator import itemgetter
 from sys import intern
 from typing import TYPE_CHECKING, Any
 
-from klaviyo_etl.db.local_days import INSTANT, LocalDays
+from klaviyo_etl.db.local_days import INSTANT, LocalDays, local_days
 from klaviyo_etl.db.repositories import EVENT_COLUMNS, Batch
 
 if TYPE_CHECKING:
@@ -102,15 +102,25 @@ class LoadRollups:
     and the first of the other, so each window keeps its first hour's values as they came,
     and the sum goes on with them in the windows' order at the end."""
 
-    def __init__(self, days: LocalDays):
-        self.days = days
+    def __init__(self, days: LocalDays | None = None):
+        """`days`: those the hours are counted in; None for the database's as its first page
+        is stored (a first `sync` of every stream stores the account's timezone beside the
+        events' first requests: read when the fold is made, it was UTC's 2 times in 5)."""
         # (metric, hour, window) -> [events, value, the values as they came or None]
         self.sums: dict[tuple[str, str, Any], list[Any]] = {}
         self.first_hours: dict[Any, str] = {}  # window -> the hour of its first row counted
         self.profile_days: dict[str, set[str]] | None = {}
         self.redo_days: set[str] = set()  # local days whose hours are summed again at the end
         self.rows = 0  # events rows stored through the fold
-        self.valid = hours_never_go_back(days)
+        self.valid = True
+        self.days: LocalDays | None = None
+        self._sql = ""
+        if days is not None:
+            self._count_in(days)
+
+    def _count_in(self, days: LocalDays) -> None:
+        self.days = days
+        self.valid = self.valid and hours_never_go_back(days)
         # The new rows in rowid order: the order a window stored them in.
         self._sql = (
             f"SELECT metric_id, {days.hour_sql()}, value, profile_id,"
@@ -121,6 +131,8 @@ class LoadRollups:
     def write(self, repo: Repository, rows: dict[str, list[Row] | Batch], window: Any) -> int:
         """Store one page's rows (`Repository.write_rows`) and fold its new events; `window`
         is where the window that read the page begins (its key: windows do not overlap)."""
+        if self.days is None:
+            self._count_in(local_days(repo.db))
         conn = repo.db.conn
         top = "SELECT coalesce(max(rowid), 0) FROM events"
         before = conn.execute(top).fetchone()[0]

@@ -387,7 +387,7 @@ def load_fold(db: sqlite_utils.Database) -> LoadRollups | None:
     """A fold for a bulk load's pages (`build_beside` then stores what it folded), or None
     once the rollups were built: `build_beside` stores nothing then (the next refresh reads
     the new events itself), and folding them would only cost the load CPU."""
-    return None if "watermark" in _state(db) else LoadRollups(local_days(db))
+    return None if "watermark" in _state(db) else LoadRollups()
 
 
 def _build_entities(db: sqlite_utils.Database, conversion: str | None, days: LocalDays) -> str | None:

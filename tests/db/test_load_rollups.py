@@ -107,7 +107,6 @@ def load_through_a_fold(source, tmp_path, zone: str, order, around=()) -> tuple:
     db.close()
     db = open_database(tmp_path / "new.db")
     with db.conn:
-        db.execute("UPDATE accounts SET timezone = ?", [zone])
         for table in (*ROLLUP_TABLES, "events", "rollup_dirty", "rollup_state"):
             db.execute(f"DELETE FROM {table}")
     repo = Repository(db)
@@ -115,6 +114,8 @@ def load_through_a_fold(source, tmp_path, zone: str, order, around=()) -> tuple:
         repo.defer_indexes("events")
     fold = load_fold(db)
     assert fold is not None
+    with db.conn:  # the account's timezone stored after the fold was made, before the first page
+        db.execute("UPDATE accounts SET timezone = ?", [zone])
     for rows in around:
         with db.atomic():
             repo.write_rows({"events": Batch(EVENT_COLUMNS, rows)})
