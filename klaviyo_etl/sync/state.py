@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlite_utils
 
+from klaviyo_etl.db.repositories import Repository
 from klaviyo_etl.processes import process_mark
 from klaviyo_etl.sync.status import KILLED, KILLED_ERROR, RUNNING
 
@@ -49,8 +50,12 @@ class StreamState:
         }
 
     def save(self, db: sqlite_utils.Database, snapshot: dict[str, Any] | None = None, **columns: Any) -> None:
-        """Upsert a snapshot of this state (inside the caller's transaction)."""
-        db["sync_state"].upsert({**(snapshot or self.snapshot()), **columns}, pk="stream")
+        """Upsert a snapshot of this state (inside the caller's transaction).
+
+        One prepared statement (`Repository.upsert`): this runs with every page, and
+        sqlite-utils' `upsert` reads the schema each time (~1 ms a page under a first load,
+        ~0.5 us of CPU per event; issue 12)."""
+        Repository(db).upsert("sync_state", [{**(snapshot or self.snapshot()), **columns}], pk="stream")
 
 
 def start_run(db: sqlite_utils.Database, run_id: str, stream: str, started_at: str) -> None:

@@ -27,7 +27,8 @@ import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from klaviyo_etl.db.rollups import build_beside
+from klaviyo_etl.db.load_rollups import LoadRollups
+from klaviyo_etl.db.rollups import build_beside, load_fold
 from klaviyo_etl.endpoints import contract
 from klaviyo_etl.sync.concurrency import gather_or_cancel
 from klaviyo_etl.sync.filters import fmt_time, time_range
@@ -258,6 +259,8 @@ class WindowedStream(Stream):
         bulk = self.bulk_load and await run.read(lambda repo: repo.is_empty(self.table))
         if bulk:
             await run.commit(lambda repo: repo.defer_indexes(self.table))
+        # The rollups' metric hours and active profiles, folded as the pages are stored.
+        fold = await run.read(lambda repo: load_fold(repo.db)) if bulk and self.prebuilds_rollups else None
         incremental = lo is not None and lo == resume
         if lo is not None and lo < run.started:
             # The last window is open-ended, so rows newer than the start (or stamped ahead by
@@ -267,7 +270,7 @@ class WindowedStream(Stream):
             late = late_window(state.extra.get(SETTLED), lo, run.started) if self.lookback else None
             if late is not None and incremental:
                 windows.append(late)
-            await self.fetch(run, windows, hi, bulk)
+            await self.fetch(run, windows, hi, bulk, fold)
         if self.lookback and lo is not None and (incremental or not run.since):
             # The stretch up to SETTLE ago is done: the late window read it (a first load or a
             # full scan read everything; a file from before the mark starts it here). A
@@ -302,15 +305,24 @@ class WindowedStream(Stream):
                     repo.db,
                     lambda: repo.restore_indexes(self.table),
                     conversion=run.options.conversion_metric,
+                    folded=fold,
                 )
             else:
                 repo.restore_indexes(self.table)
 
         await run.commit(finish, **({"last_reconcile_at": scan_started} if complete_scan else {}))
 
-    async def fetch(self, run: StreamRun, windows: list[Window], hi: dt.datetime, bulk: bool) -> None:
+    async def fetch(
+        self,
+        run: StreamRun,
+        windows: list[Window],
+        hi: dt.datetime,
+        bulk: bool,
+        fold: LoadRollups | None = None,
+    ) -> None:
         """Read `windows` with up to `concurrency` workers; a worker left without a window
-        splits the busiest one (`split_window`), or waits for the next page to try again."""
+        splits the busiest one (`split_window`), or waits for the next page to try again.
+        Pages are stored through `fold` when there is one."""
         queue = list(windows)
         queue.reverse()  # popped from the end: the first window first
         # A bulk load parses beside the event loop (`ParserPools`: one thread by default, or
@@ -335,7 +347,7 @@ class WindowedStream(Stream):
                         await changed.wait()
                     continue
                 try:
-                    await self.read(run, w, windows, hi, parsing, changed)
+                    await self.read(run, w, windows, hi, parsing, changed, fold)
                 finally:
                     async with changed:
                         changed.notify_all()
@@ -352,6 +364,7 @@ class WindowedStream(Stream):
         hi: dt.datetime,
         parsing: dict[str, Any],
         changed: asyncio.Condition,
+        fold: LoadRollups | None = None,
     ) -> None:
         """Read one window to its end, ascending; again from its progress whenever a split
         has moved its end (the cursor it follows still runs to the old end)."""
@@ -382,7 +395,9 @@ class WindowedStream(Stream):
                         state.watermark = windows_watermark(windows, hi)
                         run.covered = windows_covered(windows)
                         pending = run.queue(
-                            lambda repo, page=page: repo.write_rows(page.rows),
+                            (lambda repo, page=page: repo.write_rows(page.rows))
+                            if fold is None
+                            else (lambda repo, page=page: fold.write(repo, page.rows, w.lo)),
                             page.count,
                             warnings=page.warnings,
                         )
