@@ -52,8 +52,22 @@ def test_check_on_an_ascii_stream_says_the_key_with_its_ellipsis_in_dots(check_a
 def test_the_installed_command_on_an_ascii_terminal_replaces_too(tiny_db_path):
     # The real sys.stdout (not the test runner's): PYTHONIOENCODING=ascii makes it strict.
     result = subprocess.run(
-        [sys.executable, "-m", "klaviyo_etl", "--db", str(tiny_db_path), "report", "campaigns", "--last", "all"],
-        env={**os.environ, "PYTHONIOENCODING": "ascii", "KLAVIYO_ETL_CONFIG": str(tiny_db_path.parent / "x.toml")},
+        [
+            sys.executable,
+            "-m",
+            "klaviyo_etl",
+            "--db",
+            str(tiny_db_path),
+            "report",
+            "campaigns",
+            "--last",
+            "all",
+        ],
+        env={
+            **os.environ,
+            "PYTHONIOENCODING": "ascii",
+            "KLAVIYO_ETL_CONFIG": str(tiny_db_path.parent / "x.toml"),
+        },
         capture_output=True,
         timeout=60,
     )
