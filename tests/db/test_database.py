@@ -77,7 +77,10 @@ def _sqlite_errors(tmp_path) -> list[sqlite3.Error]:
         sqlite3.connect(tmp_path / "no-such-folder" / "k.db").execute("SELECT 1")
     except sqlite3.Error as exc:
         errors.append(exc)
-    assert [str(e) for e in errors] == ["attempt to write a readonly database", "unable to open database file"]
+    assert [str(e) for e in errors] == [
+        "attempt to write a readonly database",
+        "unable to open database file",
+    ]
     return errors
 
 
