@@ -22,6 +22,7 @@ Three questions, each answered from what the account itself says:
    A campaign or flow whose clicks alone differ, by exactly its bots' clicks (`Bot Click`
    true, LIVE_BEHAVIOUR.md §12), is not listed: one line says that the account's Klaviyo
    setting counts them the other way and names the `[reports] exclude_bot_clicks` to set.
+   It still differs (counted among the differences, exit 1) until the setting agrees.
 
 What it does not prove: the comparison uses the figures the last `sync reports` stored and
 the events the last `sync events` stored, so it checks our arithmetic on the account's own

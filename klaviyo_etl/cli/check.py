@@ -66,9 +66,11 @@ def check(
     """Check the API key's scopes, the pinned revision, and our figures against Klaviyo's.
 
     The figures: `report campaigns` / `report flows` against Klaviyo's Reporting API figures.
-    Exit 0: all good; 1: a scope is missing or figures differ; 2: key rejected, revision
-    retired, or nothing stored to compare yet. With several accounts, each is checked under
-    its name and the exit code is the worst of theirs.
+    Exit 0: all good; 1: a scope is missing or figures differ (clicks that differ by
+    exactly their bot clicks too, until [reports] exclude_bot_clicks counts them as the
+    account does); 2: key rejected, revision retired, or nothing stored to compare yet.
+    With several accounts, each is checked under its name and the exit code is the worst
+    of theirs.
 
     Example: KLAVIYO_API_KEY=pk_... klaviyo-etl check --last 30d --sync
     """
@@ -222,10 +224,14 @@ def _print(console: Console, access: Access, figures: Figures) -> None:
     for probe in access.failed:
         _say(console, f"          {probe.path} answered {probe.status}: {probe.detail}", "yellow")
     compared = ", ".join(f"{n} {kind}" for kind, n in figures.compared.items()) or "nothing"
+    differ = f"{len(figures.rows) + len(figures.bot_rows)} differ"
+    if figures.bot_rows:  # they differ (exit 1) until the setting agrees with the account's
+        which = f"{len(figures.bot_rows)} of them" if figures.rows else "all"
+        differ += f", {which} by exactly their bot clicks (see clicks)"
     _say(
         console,
         f"figures   {compared} compared ({figures.period.describe()}); tolerance"
-        f" {figures.tolerance * 100:g} %, floor {figures.floor:g}: {len(figures.rows)} differ",
+        f" {figures.tolerance * 100:g} %, floor {figures.floor:g}: {differ}",
     )
     if figures.timezone_note:
         _say(console, f"timezone  {figures.timezone_note}", None if figures.account_synced else "yellow")

@@ -7,12 +7,14 @@ A leaf: it imports no command module, so `cli/__init__` can name them all withou
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import errno
 import functools
 import os
 import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
@@ -436,6 +438,30 @@ class LazyCommands(MutableMapping):
         return len(set(self._summaries) | set(self._commands))
 
 
+# What our own output's non-ASCII characters become on a stream that cannot encode them.
+PLAIN = {"—": "-", "–": "-", "−": "-", "…": "...", "·": "-", "→": "->", "≥": ">=", "±": "+/-", "•": "*"}
+UNENCODABLE = "klaviyo-etl-plain"
+
+
+def _plain(exc: UnicodeError) -> tuple[str, int]:
+    """A codec error handler: our punctuation in ASCII (`PLAIN`), anything else "?"."""
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    return "".join(PLAIN.get(c, "?") for c in exc.object[exc.start : exc.end]), exc.end
+
+
+codecs.register_error(UNENCODABLE, _plain)
+
+
+def replace_what_cannot_be_encoded() -> None:
+    """Let stdout and stderr write a stand-in for a character their encoding lacks (a
+    report's "—" on PYTHONIOENCODING=ascii, or LANG=C): output degrades instead of failing
+    with "unexpected UnicodeEncodeError" after half a report."""
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors=UNENCODABLE)
+
+
 class ErrorHandlingGroup(TyperGroup):
     """The root group: one line and an exit code for every library error, never a traceback.
 
@@ -462,6 +488,10 @@ class ErrorHandlingGroup(TyperGroup):
             return super().format_help(ctx, formatter)
         finally:
             commands.listing = False
+
+    def main(self, *args, **kwargs):
+        replace_what_cannot_be_encoded()
+        return super().main(*args, **kwargs)
 
     def parse_args(self, ctx, args):
         if ctx.parent is None:

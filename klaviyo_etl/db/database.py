@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -26,6 +27,27 @@ def require_database(path: str | Path) -> Path:
             f"no database at {path}: run `klaviyo-etl sync` first, or point --db / KLAVIYO_ETL_DB at one"
         )
     return path
+
+
+# SQLite's primary result codes for a file it may not write or cannot open.
+SQLITE_READONLY, SQLITE_CANTOPEN = 8, 14
+
+
+def open_error(path: Path, exc: BaseException, *, folder_writable: bool | None = None) -> DatabaseError:
+    """The one line for a database that would not open. In WAL mode even a reader makes
+    `NAME-wal` and `NAME-shm` beside the file; in a folder it may not write, SQLite says only
+    "attempt to write a readonly database" or "unable to open database file" (as a `-wal`
+    is there or not). `folder_writable` None: ask the system (root may write anywhere)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if folder_writable is None:
+        folder_writable = os.access(path.parent, os.W_OK)
+    if code is not None and code & 0xFF in (SQLITE_READONLY, SQLITE_CANTOPEN) and not folder_writable:
+        return DatabaseError(
+            f"cannot open database {path}: its folder {path.parent} is not writable, and SQLite must"
+            f" create {path.name}-wal and {path.name}-shm there even to read it; make the folder"
+            " writable, or copy the file to a folder you can write and point --db at the copy"
+        )
+    return DatabaseError(f"cannot open database {path}: {exc}")
 
 
 def open_database(path: str | Path, *, migrate: bool = True, create: bool = True) -> sqlite_utils.Database:
@@ -53,7 +75,7 @@ def open_database(path: str | Path, *, migrate: bool = True, create: bool = True
             db.enable_wal()
         conn.execute("PRAGMA synchronous = NORMAL")
     except (sqlite3.DatabaseError, OSError) as exc:
-        raise DatabaseError(f"cannot open database {path}: {exc}") from exc
+        raise open_error(path, exc) from exc
     if migrate:
         try:
             apply_migrations(db)

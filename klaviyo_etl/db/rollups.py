@@ -1030,6 +1030,37 @@ def _recompute_from(db: sqlite_utils.Database, kind: str, start: dict[str, str],
         )
 
 
+def _click_ids(db: sqlite_utils.Database, channel: str | None) -> list[str]:
+    """The ids of the synced click metrics (of `channel`, if given)."""
+    names = [n for n in CLICK_METRICS if channel is None or MESSAGE_ROLES[n][0] == channel]
+    return [
+        metric_id
+        for (metric_id,) in db.execute(
+            f"SELECT id FROM metrics WHERE deleted_at IS NULL AND name IN ({','.join('?' * len(names))})",
+            names,
+        )
+    ]
+
+
+def _days_between(days: LocalDays, lo: str | None, hi: str | None) -> tuple[str, list[str]]:
+    """SQL (and its parameters) keeping the events on the account's days [lo, hi)."""
+    where, params = "", []
+    if lo is not None:
+        where += f" AND {days.day_sql()} >= ?"
+        params.append(lo)
+    if hi is not None:
+        where += f" AND {days.day_sql()} < ?"
+        params.append(hi)
+    return where, params
+
+
+# Whether a pair's clicks (grouped) hold both a person's and a bot's.
+_BOTH = (
+    f"max(coalesce({BOT_CLICK.format(a='attributes')}, 0)) = 1"
+    f" AND min(coalesce({BOT_CLICK.format(a='attributes')}, 0)) = 0"
+)
+
+
 def clickers_of_both(
     db: sqlite_utils.Database,
     entity_ids: Sequence[str] | None,
@@ -1043,24 +1074,10 @@ def clickers_of_both(
     apart, so a report that counts bots' clicks as clicks (`[reports] exclude_bot_clicks`)
     takes these off their sum to get the distinct clickers, with no rollup rebuild.
     `entity_ids` None: every message (of `channel`, if given)."""
-    names = [n for n in CLICK_METRICS if channel is None or MESSAGE_ROLES[n][0] == channel]
-    clicks = [
-        metric_id
-        for (metric_id,) in db.execute(
-            f"SELECT id FROM metrics WHERE deleted_at IS NULL AND name IN ({','.join('?' * len(names))})",
-            names,
-        )
-    ]
+    clicks = _click_ids(db, channel)
     if entity_ids is not None and not entity_ids or not clicks:
         return {}
-    days = local_days(db)
-    where, params = "", []
-    if lo is not None:
-        where += f" AND {days.day_sql()} >= ?"
-        params.append(lo)
-    if hi is not None:
-        where += f" AND {days.day_sql()} < ?"
-        params.append(hi)
+    where, params = _days_between(local_days(db), lo, hi)
     out: dict[str, int] = {}
     chunks = (
         [list(entity_ids[start : start + 500]) for start in range(0, len(entity_ids), 500)]
@@ -1075,14 +1092,43 @@ def clickers_of_both(
                   WHERE message_id {which}
                     AND metric_id IN ({",".join("?" * len(clicks))})
                     AND deleted_at IS NULL AND datetime IS NOT NULL{where}
-                  GROUP BY 1, 2
-                  HAVING max(coalesce({BOT_CLICK.format(a="attributes")}, 0)) = 1
-                     AND min(coalesce({BOT_CLICK.format(a="attributes")}, 0)) = 0)
+                  GROUP BY 1, 2 HAVING {_BOTH})
                 GROUP BY 1""",
             [*(chunk or []), *clicks, *params],
         ):
             out[entity_id] = both
     return out
+
+
+def click_days_of_both(
+    db: sqlite_utils.Database, lo: str | None, hi: str | None, *, channel: str
+) -> list[tuple[str, str, str, bool, bool]]:
+    """(day, message, profile, a person clicked that day, a bot clicked that day) for every
+    (message, profile) pair of `channel` with both kinds of click on the account's days
+    [lo, hi). A chart that counts bots' clicks as clicks folds these per bucket to find the
+    pairs that bucket's 'clicked' and 'bot_clicked' both hold (`clickers_of_both` per bucket,
+    in one pass over the clicks)."""
+    clicks = _click_ids(db, channel)
+    if not clicks:
+        return []
+    days = local_days(db)
+    where, params = _days_between(days, lo, hi)
+    bot = f"coalesce({BOT_CLICK.format(a='attributes')}, 0)"
+    rows = db.execute(
+        f"""WITH pairs AS (
+              SELECT message_id, coalesce(profile_id, '') AS profile FROM events
+              WHERE message_id IS NOT NULL AND metric_id IN ({",".join("?" * len(clicks))})
+                AND deleted_at IS NULL AND datetime IS NOT NULL{where}
+              GROUP BY 1, 2 HAVING {_BOTH})
+            SELECT {days.day_sql()}, e.message_id, p.profile, min({bot}) = 0, max({bot}) = 1
+            FROM events e JOIN pairs p
+              ON e.message_id = p.message_id AND coalesce(e.profile_id, '') = p.profile
+            WHERE e.metric_id IN ({",".join("?" * len(clicks))})
+              AND e.deleted_at IS NULL AND e.datetime IS NOT NULL{where}
+            GROUP BY 1, 2, 3""",
+        [*clicks, *params, *clicks, *params],
+    )
+    return [(day, message, profile, bool(person), bool(bots)) for day, message, profile, person, bots in rows]
 
 
 def _bot_roles(roles: Sequence[tuple[str, str | None]], is_bot: object) -> Sequence[tuple[str, str | None]]:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 
 import sqlite_utils
 
+from klaviyo_etl import conventions as kc
+from klaviyo_etl.db.rollups import click_days_of_both
+from klaviyo_etl.reports.messages import counts_bots
 from klaviyo_etl.reports.overview import conversion_ids
 from klaviyo_etl.reports.periods import Period
 from klaviyo_etl.reports.timeseries import bucket_of, next_bucket
@@ -77,23 +81,40 @@ def revenue_series(
     return labels, [round(values[b], 2) for b in labels], previous
 
 
-def engagement_series(db: sqlite_utils.Database, period: Period) -> tuple[list[str], dict[str, list[float]]]:
-    """Distinct (message, profile) deliveries, opens and clicks on email per bucket."""
+def engagement_series(
+    db: sqlite_utils.Database, period: Period, exclude_bot_clicks: Collection[str] = kc.BOT_CLICK_CHANNELS
+) -> tuple[list[str], dict[str, list[float]]]:
+    """Distinct (message, profile) deliveries, opens and clicks on email per bucket; bots'
+    clicks count as clicks when `[reports] exclude_bot_clicks` leaves email out, as on the
+    overview's click-rate card."""
     span = _span(db, period)
     if span is None:
         return [], {}
     interval = interval_for(*span)
     labels = _buckets(*span, interval)
-    names = {"received": "Delivered", "opened": "Opened", "clicked": "Clicked"}
+    names = {"received": "Delivered", "opened": "Opened", "clicked": "Clicked", "bot_clicked": "Clicked"}
+    if not counts_bots("email", exclude_bot_clicks):
+        del names["bot_clicked"]
     series = {name: dict.fromkeys(labels, 0.0) for name in names.values()}
     for role, day, prev, profiles in db.execute(
-        "SELECT role, day, prev_day, sum(profiles) FROM rollup_channel_days"
-        " WHERE channel = 'email' AND role IN ('received', 'opened', 'clicked')"
-        " AND day >= ? AND day <= ? GROUP BY 1, 2, 3",
-        [span[0], span[1]],
+        f"SELECT role, day, prev_day, sum(profiles) FROM rollup_channel_days"
+        f" WHERE channel = 'email' AND role IN ({','.join('?' * len(names))})"
+        f" AND day >= ? AND day <= ? GROUP BY 1, 2, 3",
+        [*names, span[0], span[1]],
     ):
         bucket = bucket_of(day, interval)
         # Counted once per bucket: only on the pair's first day inside it.
         if prev == "" or bucket_of(prev, interval) != bucket:
             series[names[role]][bucket] += profiles
+    if "bot_clicked" in names:
+        # A pair with both a person's and a bot's click in a bucket is one clicker there.
+        kinds: dict[tuple[str, str, str], set[bool]] = {}
+        for day, message, profile, person, bot in click_days_of_both(
+            db, span[0], next_bucket(span[1], "day"), channel="email"
+        ):
+            held = kinds.setdefault((bucket_of(day, interval), message, profile), set())
+            held.update(kind for kind, made in ((False, person), (True, bot)) if made)
+        for (bucket, _, _), held in kinds.items():
+            if len(held) == 2:
+                series["Clicked"][bucket] -= 1
     return labels, {name: [values[b] for b in labels] for name, values in series.items()}

@@ -280,7 +280,7 @@ def dashboard_html(
 ) -> str:
     """KPI cards, revenue and engagement charts, and the campaign and flow tables.
     `conversion`: the `[reports] conversion_metric` setting; `exclude_bot_clicks`: the
-    `[reports] exclude_bot_clicks` one (the engagement chart counts people's clicks only)."""
+    `[reports] exclude_bot_clicks` one (the engagement chart and the tables follow it)."""
     period, compare = account_periods(db, period, compare)
     kpis = overview.overview_report(db, period, compare, conversion, exclude_bot_clicks)
     labels, revenue, previous = charts.revenue_series(db, period, compare, conversion)
@@ -296,7 +296,7 @@ def dashboard_html(
         kind="money",
         bars="Revenue",
     )
-    labels, engagement = charts.engagement_series(db, period)
+    labels, engagement = charts.engagement_series(db, period, exclude_bot_clicks)
     engagement_svg = chart_html("Email engagement (unique per message)", labels, engagement)
     bots = {"conversion": conversion, "exclude_bot_clicks": exclude_bot_clicks}
     campaigns = messages.campaign_report(db, period, limit=25, **bots)

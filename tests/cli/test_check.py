@@ -291,16 +291,18 @@ def _clicks_lines(output: str) -> list[str]:
 
 def test_clicks_that_differ_by_their_bot_clicks_name_the_setting_to_change(bots_account, bots_db):
     # Before: every campaign and flow with bots' clicks was listed as a difference in clicks,
-    # with nothing to say why.
+    # with nothing to say why. They still differ (exit 1), and the figures line counts them:
+    # it said "0 differ" beside exit 1.
     result = _bot_clicks_counted_by_klaviyo(bots_account, bots_db, None)
     assert result.exit_code == 1, result.output
-    assert ": 0 differ" in result.output and "Differences" not in result.output
+    out = json.loads(check(bots_account, bots_db, "--last", "all", "-f", "json").stdout)
+    n = len(out["figures"]["differ_by_bot_clicks"])
+    assert f": {n} differ, all by exactly their bot clicks (see clicks)" in result.output
+    assert n > 1 and "Differences" not in result.output
     [line] = _clicks_lines(result.output)
     assert "differ by exactly their bot clicks (Bot Click true) on email, sms:" in line
     assert "Klaviyo counts them and we leave them out" in line
     assert line.endswith("set [reports] exclude_bot_clicks = [] to agree")
-
-    out = json.loads(check(bots_account, bots_db, "--last", "all", "-f", "json").stdout)
     assert out["ok"] is False and out["figures"]["differ"] == []
     rows = out["figures"]["differ_by_bot_clicks"]
     assert {r["kind"] for r in rows} == {"campaign", "flow"}
@@ -336,3 +338,24 @@ def test_a_channel_without_bot_clicks_is_said_to_be_untold(sandbox, db_path):
         ' counts them and we leave them out; set [reports] exclude_bot_clicks = ["sms"] to agree'
         " (too few bot clicks on sms to tell)"
     )
+
+
+def test_other_differences_beside_the_bot_clicks_are_counted_with_them(bots_account, bots_db):
+    # The figures line counts both: those listed and those that differ by the bots' clicks.
+    assert _bot_clicks_counted_by_klaviyo(bots_account, bots_db, None).exit_code == 1
+    db = sqlite3.connect(bots_db)
+    row_id, statistics = db.execute(
+        "SELECT id, statistics FROM report_values WHERE report = 'campaign-values' ORDER BY id LIMIT 1"
+    ).fetchone()
+    tampered = json.loads(statistics)
+    tampered["opens_unique"] += 50
+    db.execute("UPDATE report_values SET statistics = ? WHERE id = ?", [json.dumps(tampered), row_id])
+    db.commit()
+    db.close()
+    out = json.loads(check(bots_account, bots_db, "--last", "all", "-f", "json").stdout)
+    rows, bots = len(out["figures"]["differ"]), len(out["figures"]["differ_by_bot_clicks"])
+    assert rows >= 1 and bots >= 1
+    result = check(bots_account, bots_db, "--last", "all")
+    assert result.exit_code == 1, result.output
+    assert f": {rows + bots} differ, {bots} of them by exactly their bot clicks (see clicks)" in result.output
+    assert "Differences" in result.output and len(_clicks_lines(result.output)) == 1

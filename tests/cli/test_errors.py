@@ -365,3 +365,23 @@ def test_a_full_disk_is_said_in_one_line_not_as_a_bug(db_path, monkeypatch):
     )
     assert_one_line_error(result, 1, "Error: the disk is full (database or disk is full): free space")
     assert "unexpected" not in result.output
+
+
+@pytest.mark.parametrize("wal", [False, True])
+def test_reading_a_database_in_a_read_only_folder_says_what_to_do(tiny_db_path, tmp_path, wal):
+    # A -wal left behind (and no -shm) is "unable to open database file"; none, "attempt to
+    # write a readonly database": either way the folder is what to fix.
+    if wal:
+        tiny_db_path.with_name("tiny.db-wal").touch()
+    tmp_path.chmod(0o555)
+    try:
+        if os.access(tmp_path, os.W_OK):
+            pytest.skip("file modes are not enforced for this user (root)")
+        for args in (["report", "campaigns", "--last", "all"], ["status"]):
+            result = run(["--db", str(tiny_db_path), *args])
+            assert_one_line_error(
+                result, 2, f"its folder {tmp_path} is not writable, and SQLite must create tiny.db-wal"
+            )
+            assert "copy the file to a folder you can write" in result.output
+    finally:
+        tmp_path.chmod(0o755)

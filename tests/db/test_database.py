@@ -60,3 +60,44 @@ def test_an_empty_file_and_our_own_database_open(tmp_path):
     (tmp_path / "empty.db").touch()
     open_database(tmp_path / "empty.db").close()  # an empty file is a new database
     open_database(tmp_path / "empty.db").close()  # and, migrated, one of ours
+
+
+def _sqlite_errors(tmp_path) -> list[sqlite3.Error]:
+    """SQLite's own errors for a file it may not write and one it cannot open (as root too)."""
+    path = tmp_path / "k.db"
+    open_database(path).close()
+    errors = []
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        conn.execute("CREATE TABLE t (x)")
+    except sqlite3.Error as exc:
+        errors.append(exc)
+    conn.close()
+    try:
+        sqlite3.connect(tmp_path / "no-such-folder" / "k.db").execute("SELECT 1")
+    except sqlite3.Error as exc:
+        errors.append(exc)
+    assert [str(e) for e in errors] == [
+        "attempt to write a readonly database",
+        "unable to open database file",
+    ]
+    return errors
+
+
+def test_a_database_in_a_folder_it_may_not_write_says_what_to_do(tmp_path):
+    # In WAL mode a reader makes k.db-wal and k.db-shm beside the file; SQLite's own words
+    # ("unable to open database file", "attempt to write a readonly database") said neither.
+    from klaviyo_etl.db.database import open_error
+
+    path = tmp_path / "shared" / "k.db"
+    for exc in _sqlite_errors(tmp_path):
+        message = str(open_error(path, exc, folder_writable=False))
+        assert message == (
+            f"cannot open database {path}: its folder {path.parent} is not writable, and SQLite must"
+            " create k.db-wal and k.db-shm there even to read it; make the folder writable, or copy"
+            " the file to a folder you can write and point --db at the copy"
+        )
+        assert "\n" not in message
+        # A writable folder: the trouble is elsewhere, and SQLite's words are all there is.
+        assert str(open_error(path, exc, folder_writable=True)) == f"cannot open database {path}: {exc}"
+    assert str(open_error(path, OSError("no"), folder_writable=False)) == f"cannot open database {path}: no"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from collections import defaultdict
 
 import pytest
@@ -19,6 +20,7 @@ from typer.testing import CliRunner
 from klaviyo_etl import conventions as kc
 from klaviyo_etl.cli import app
 from klaviyo_etl.db import open_database
+from klaviyo_etl.db.repositories import Repository
 from tests.helpers.sync import assert_matches_sandbox
 
 runner = CliRunner()
@@ -320,3 +322,55 @@ def test_the_overview_click_rate_counts_bot_clicks_when_email_is_not_excluded(sy
     db.close()
     assert click_rate(counting) == everyone
     assert click_rate(env) < everyone
+
+
+@pytest.mark.parametrize("excluded", [["sms"], ["email", "sms"]])
+def test_the_dashboard_engagement_chart_counts_bot_clicks_as_the_setting_says(synced, excluded, tmp_path):
+    """Its "Clicked" line, bucket by bucket, is the distinct (message, profile) email clicks
+    on that bucket's days, bots' clicks counted when exclude_bot_clicks leaves email out (a
+    pair with both kinds of click in one bucket is one clicker), as the overview's card."""
+    from klaviyo_etl.db.local_days import local_days
+    from klaviyo_etl.db.rollups import BOT_CLICK, click_days_of_both
+    from klaviyo_etl.reports.charts import engagement_series, interval_for
+    from klaviyo_etl.reports.html import dashboard_html
+    from klaviyo_etl.reports.periods import resolve_period
+    from klaviyo_etl.reports.timeseries import bucket_of
+
+    _, synced_path, _, _ = synced
+    db_path = tmp_path / "k.db"
+    shutil.copyfile(synced_path, db_path)
+    db = open_database(db_path)
+    # Bots' clicks beside people's: one the same hour, one a day later, one 40 days later.
+    people = db.execute(
+        "SELECT e.* FROM events e JOIN metrics m ON m.id = e.metric_id WHERE m.name = ?"
+        " AND e.deleted_at IS NULL AND e.attributes LIKE '%\"Bot Click\":false%' ORDER BY e.id LIMIT 3",
+        [kc.CLICKED_EMAIL],
+    ).fetchall()
+    columns = [c[1] for c in db.execute("PRAGMA table_info(events)")]
+    for n, (row, later) in enumerate(zip(people, (0, 1, 40), strict=True)):
+        bot = dict(zip(columns, row, strict=True))
+        body = json.loads(bot["attributes"])
+        body["event_properties"]["Bot Click"] = True
+        when = dt.datetime.fromisoformat(bot["datetime"]) + dt.timedelta(days=later)
+        bot.update(id=f"botclick{n}", attributes=json.dumps(body), datetime=when.isoformat())
+        Repository(db).upsert("events", [bot])
+    period = resolve_period(last="all")
+    html = dashboard_html(db, period, exclude_bot_clicks=excluded)  # brings the rollups up to date
+    labels, series = engagement_series(db, period, excluded)
+    lo, hi = db.execute("SELECT min(hour), max(hour) FROM rollup_metric_hours").fetchone()
+    interval = interval_for(lo[:10], hi[:10])  # the chart's own, over the data it spans
+    bots = "" if "email" not in excluded else f" AND NOT ({BOT_CLICK.format(a='e.attributes')})"
+    pairs = db.execute(
+        f"SELECT DISTINCT {local_days(db).day_sql('e.datetime')}, e.message_id, coalesce(e.profile_id, '')"
+        " FROM events e JOIN metrics m ON m.id = e.metric_id WHERE m.name = ?"
+        f" AND e.message_id IS NOT NULL AND e.deleted_at IS NULL{bots}",
+        [kc.CLICKED_EMAIL],
+    ).fetchall()
+    want = defaultdict(set)
+    for day, message, profile in pairs:
+        want[bucket_of(day, interval)].add((message, profile))
+    assert series["Clicked"] == [float(len(want[b])) for b in labels]
+    assert sum(series["Clicked"]) > 0 and "engagement-chart" in html
+    assert (
+        len(click_days_of_both(db, None, None, channel="email")) == 5
+    )  # one day with both kinds, two pairs of days with one
