@@ -90,3 +90,30 @@ def test_without_bytecode_the_measured_syncs_share_one_compiled_cache(monkeypatc
     prefix = Path(env["PYTHONPYCACHEPREFIX"])
     assert list(prefix.rglob("engine.cpython-*.pyc"))  # compiled before the first sync
     assert bench_sync.installed_env({})["PYTHONPYCACHEPREFIX"] == str(prefix)  # and only once
+
+
+def test_after_the_warm_up_a_measured_sync_compiles_nothing(monkeypatch, tmp_path):
+    # The cache holds what a sync imports, lazy imports included (sqlite-utils' plugin loader
+    # imports importlib.metadata): a sync that compiled a module would time its compilation.
+    monkeypatch.setattr(bench_sync, "has_bytecode", lambda: False)
+    monkeypatch.setattr(bench_sync, "_PYCACHE", None)
+    config = tmp_path / "config.toml"
+    config.write_text("")
+    base = {
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PATH": os.environ.get("PATH", ""),
+        "KLAVIYO_ETL_CONFIG": str(config),
+    }
+    env = bench_sync.installed_env(base)
+    prefix = Path(env["PYTHONPYCACHEPREFIX"])
+    before = set(prefix.rglob("*.pyc"))
+    with Sandbox(events=30, profiles=10, latency_ms=0) as sandbox:
+        args = bench_sync._sync_args(tmp_path / "measured.db", sandbox.url, ["events"])
+        subprocess.run(
+            [*bench_sync._cli(), *args],
+            env={**env, "KLAVIYO_API_KEY": sandbox.api_key},
+            check=True,
+            capture_output=True,
+        )
+    compiled = sorted(str(p.relative_to(prefix)) for p in set(prefix.rglob("*.pyc")) - before)
+    assert compiled == []
