@@ -514,4 +514,23 @@ def render(
         text = to_csv(report)
     else:
         text = report_page(report)
+    if out is None:
+        _check_encodable(text, sys.stdout, fmt)
     (out or sys.stdout).write(text)
+
+
+def _check_encodable(text: str, stream: TextIO, fmt: str) -> None:
+    """Refuse a CSV or HTML the stream cannot hold as it is: the CLI lets a stream that cannot
+    encode a character write a stand-in (a table may degrade for the eye), but a CSV read by
+    another program with "?" for "É" would be data changed without a word. JSON escapes
+    such characters itself, so it never gets here with any."""
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    try:
+        text.encode(encoding)
+    except UnicodeEncodeError:
+        raise UsageError(
+            f"--format {fmt}: standard output's encoding ({encoding}) cannot hold this report's"
+            " text; write it to a file with -o FILE (UTF-8), or set PYTHONIOENCODING=utf-8"
+        ) from None
+    except LookupError:
+        pass  # an encoding Python does not know: let the write say what it can
