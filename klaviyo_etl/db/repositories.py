@@ -696,6 +696,15 @@ class Repository:
     def is_empty(self, table: str) -> bool:
         return not self.db.execute(f"SELECT 1 FROM [{table}] LIMIT 1").fetchall()
 
+    def count_between(self, table: str, column: str, lo: str, hi: str, *, cap: int) -> int:
+        """Rows with `lo <= column < hi`, counted up to `cap` (through the column's index: a
+        run's window plan needs no more than it can use)."""
+        return self.db.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM [{table}] WHERE [{column}] >= ? AND [{column}] < ?"
+            " LIMIT ?)",
+            [lo, hi, cap],
+        ).fetchone()[0]
+
     def reportable_ids(self, table: str, since: str) -> list[str]:
         """Campaigns sent since `since` (a sent status), or flows that can have Reporting API
         figures since then (not drafts, or drafts updated since), by id."""

@@ -62,15 +62,20 @@ def plan_windows(
     min_window: dt.timedelta,
     concurrency: int,
     per_worker: float = 8,
+    pages: int | None = None,
 ) -> list[Window]:
     """Split [lo, hi) into equal windows: no shorter than `min_window` (one window if the span
-    is not longer), at most 256, and at most `per_worker` per worker.
+    is not longer), at most 256, at most `per_worker` per worker, and at most the `pages`
+    the range is expected to fill (None: not known).
 
     More windows balance lumpy data across the workers; each window costs about half a page
-    more (its last page is partial), which a rate-limited first load pays in time."""
+    more (its last page is partial), which a rate-limited first load pays in time, and a
+    window of a few rows costs a request of its own."""
     span = hi - lo
     count = max(1, min(256, int(span / min_window)))
     count = min(count, max(int(concurrency * per_worker), 1)) if span > min_window else 1
+    if pages is not None:
+        count = min(count, max(pages, 1))
     step = span / count
     edges = [lo + step * i for i in range(count)] + [hi]
     windows = [Window(edges[i], edges[i + 1], edges[i]) for i in range(count)]
@@ -227,14 +232,33 @@ class WindowedStream(Stream):
     def use_first_row(self, found: dt.datetime | None) -> None:
         self.first = [found]
 
-    def plan(self, lo: dt.datetime, hi: dt.datetime) -> list[Window]:
+    def plan(self, lo: dt.datetime, hi: dt.datetime, pages: int | None = None) -> list[Window]:
         return plan_windows(
             lo,
             hi,
             min_window=self.min_window,
             concurrency=self.concurrency,
             per_worker=self.windows_per_worker,
+            pages=pages,
         )
+
+    async def expected_pages(self, run: StreamRun, lo: dt.datetime, hi: dt.datetime) -> int:
+        """The pages [lo, hi) should fill, from the rows already stored: the more of those in
+        it (read again) and in the span as long just before it (the rate new rows come at).
+
+        An incremental run of events read 140 rows of its lookback in 11 requests, one
+        window per worker; this plans 1 (a busy window is still split by idle workers, from
+        the density its first page shows)."""
+        page = self.endpoint.page_size_max or 100
+        cap = page * max(int(self.concurrency * self.windows_per_worker), 1)
+
+        def count(repo: Repository) -> int:
+            def between(a: dt.datetime, b: dt.datetime) -> int:
+                return repo.count_between(self.table, self.field, iso_mark(a), iso_mark(b), cap=cap)
+
+            return max(between(lo, hi), between(lo - (hi - lo), lo))
+
+        return -(-(await run.read(count)) // page)
 
     async def run(self, run: StreamRun) -> None:
         state = run.state
@@ -266,7 +290,10 @@ class WindowedStream(Stream):
             # The last window is open-ended, so rows newer than the start (or stamped ahead by
             # a skewed clock) are read too; the watermark stops at `hi` = start - safety lag,
             # so the newest rows are read again next time rather than risk missing late ones.
-            windows = self.plan(lo, run.started)
+            # An incremental run plans from the rows stored; a first load or a full scan (a
+            # reconcile, a first load's volume) by time alone.
+            pages = await self.expected_pages(run, lo, run.started) if incremental and not bulk else None
+            windows = self.plan(lo, run.started, pages)
             late = late_window(state.extra.get(SETTLED), lo, run.started) if self.lookback else None
             if late is not None and incremental:
                 windows.append(late)
