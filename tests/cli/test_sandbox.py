@@ -15,6 +15,13 @@ import httpx
 from tests.helpers.sandbox import REVISION
 
 
+def _as_in_the_foreground() -> None:
+    """Ctrl-C reaches a command run in the foreground, whose SIGINT is not ignored. A suite run
+    in the background (`nohup make test &`) starts every process with SIGINT ignored, and the
+    sandbox then never saw the test's Ctrl-C (both tests below timed out)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def serve(*args: str) -> tuple[subprocess.Popen, dict[str, str]]:
     """`sandbox serve --port 0 ARGS` in a process, and the settings it prints (URL and key)."""
     process = subprocess.Popen(
@@ -23,6 +30,7 @@ def serve(*args: str) -> tuple[subprocess.Popen, dict[str, str]]:
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        preexec_fn=_as_in_the_foreground,
     )
     printed = "".join(process.stdout.readline() for _ in range(4))
     return process, dict(re.findall(r"(KLAVIYO_BASE_URL|KLAVIYO_API_KEY)=(\S+)", printed))
