@@ -606,6 +606,16 @@ class Repository:
             self.db.conn.executemany(_upsert_sql(table, batch.columns, (pk,)), batch.values)
         return len(batch.values)
 
+    def replace_report_values(self, report: str, entity_ids: list[str], rows: list[Row]) -> int:
+        """Klaviyo's newest answer about `entity_ids` in place of every older one: a message
+        it no longer reports (no events left in the timeframe) keeps no figures of an older
+        timeframe, which would be compared with our events as if current."""
+        marks = ", ".join("?" * len(entity_ids))
+        self.db.conn.execute(
+            f"DELETE FROM report_values WHERE report = ? AND entity_id IN ({marks})", [report, *entity_ids]
+        )
+        return self.upsert("report_values", rows)
+
     def write_resources(self, resources: Iterable[Resource], fill: Fill | None = None) -> int:
         return self.write_rows(resource_rows(resources, fill))
 

@@ -182,6 +182,22 @@ class SandboxData(AccountStore):
             self.version += 1
             return created
 
+    def add_received(self, message_id: str, profile_ids: list[str], at: datetime) -> list[str]:
+        """Record that a campaign or flow message reached `profile_ids` at `at` (its channel's
+        received metric), so a test need not hope the generated sends fall in some hours."""
+        with self.lock:
+            mi = self.message_index[message_id]
+            name = kc.CHANNEL_METRICS[self.messages[mi].channel]["received"]
+            metric = self.metrics_named[name][0]
+            created = []
+            for profile_id in profile_ids:
+                p = self.profile_index[profile_id]
+                ts = int(at.timestamp())
+                created.append(event_id(self.events.insert(ts, metric, p, mi)))
+                self.profile_last_ts[p] = max(self.profile_last_ts[p], ts)
+            self.version += 1
+            return created
+
     def add_member(self, group_id: str, profile_id: str, joined_at: datetime | None = None) -> None:
         """Add a profile to a list or segment, joined now unless `joined_at` says otherwise."""
         with self.lock:

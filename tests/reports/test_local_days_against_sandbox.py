@@ -31,11 +31,24 @@ def new_york(sandbox_factory, tmp_path_factory):
     with sandbox_factory(
         "small", seed=5, profiles=300, events=8000, campaigns=10, days=60, now=now, timezone=ZONE
     ) as sb:
+        _send_between_the_midnights(sb.data)
         result = run_sync(
             Settings(db_path=path, api_key=sb.config.api_key, base_url=sb.server.url), SyncOptions()
         )
         assert result.ok, [(s.stream, s.error) for s in result.streams]
         yield sb, path
+
+
+def _send_between_the_midnights(data) -> None:
+    """A flow email received on New York's today, before New York's midnight but after UTC's
+    of the same date: the stored timeframe ends at that date, and read as UTC's days it holds
+    the email. The test need not hope that generated sends fall in those hours."""
+    zone = zoneinfo.ZoneInfo(ZONE)
+    today = dt.datetime.now(zone).date()
+    utc_midnight = dt.datetime.combine(today, dt.time(), dt.UTC)
+    ny_midnight = dt.datetime.combine(today, dt.time(), zone).astimezone(dt.UTC)
+    message = next(m for m in data.messages if m.kind == "flow" and m.channel == "email")
+    data.add_received(message.id, data.profile_ids[:3], utc_midnight + (ny_midnight - utc_midnight) / 2)
 
 
 def _aggregate(sb, metric_id: str, first: dt.date, end: dt.date) -> dict:
@@ -95,8 +108,8 @@ def test_campaign_and_flow_figures_equal_the_reporting_apis_new_york_days_and_no
         assert compared.rows and compared.to_json()["timezone"] == ZONE
         assert [(r["name"], r["agree"]) for r in compared.rows if r["agree"] != "yes"] == [], report
     db.close()
-    # Without the account (a key lacking accounts:read) our days are UTC's, and a flow sending
-    # every day has events between the two midnights at the timeframe's edges.
+    # Without the account (a key lacking accounts:read) our days are UTC's, and the flow email
+    # received between the two midnights (`_send_between_the_midnights`) falls in the timeframe.
     utc_path = tmp_path / "utc.db"
     shutil.copy(path, utc_path)
     with sqlite3.connect(utc_path) as conn:

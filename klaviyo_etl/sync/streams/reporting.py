@@ -165,7 +165,7 @@ class ReportingStream(Stream):
                         }
                     )
 
-                def commit(repo: Repository, rows=rows) -> int:
-                    return repo.upsert("report_values", rows)
+                def commit(repo: Repository, rows=rows, batch=batch, report=report) -> int:
+                    return repo.replace_report_values(report, batch, rows)
 
                 await run.commit(commit, len(rows))
