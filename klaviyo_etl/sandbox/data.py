@@ -189,10 +189,10 @@ class SandboxData(AccountStore):
             mi = self.message_index[message_id]
             name = kc.CHANNEL_METRICS[self.messages[mi].channel]["received"]
             metric = self.metrics_named[name][0]
+            ts = int(at.timestamp())
             created = []
             for profile_id in profile_ids:
                 p = self.profile_index[profile_id]
-                ts = int(at.timestamp())
                 created.append(event_id(self.events.insert(ts, metric, p, mi)))
                 self.profile_last_ts[p] = max(self.profile_last_ts[p], ts)
             self.version += 1
