@@ -24,6 +24,7 @@ from klaviyo_etl.db.lock import database_lock
 from klaviyo_etl.errors import FatalError, KlaviyoEtlError, StreamSkipped, TransientError
 from klaviyo_etl.ratelimit import RateLimiter
 from klaviyo_etl.settings import Settings
+from klaviyo_etl.sync.collector import fewer_collections
 from klaviyo_etl.sync.concurrency import gather_or_cancel
 from klaviyo_etl.sync.first_row import FIRST_ROW_PATHS, read_first_row, starts_at_first_row
 from klaviyo_etl.sync.memory import tune_malloc
@@ -334,7 +335,7 @@ def run_sync(
         settings.require_api_key()  # a missing key is a usage error before the lock is taken
     run_id = uuid.uuid4().hex[:12]
     tune_malloc()  # flat resident memory over a long load (see sync/memory.py)
-    with database_lock(settings.db_path):
+    with database_lock(settings.db_path), fewer_collections():
         opened: list[sqlite_utils.Database] = []
 
         def open_db() -> sqlite_utils.Database:
