@@ -17,7 +17,7 @@ first of the later one: each window keeps its first hour's values as they came, 
 shared hour's sum goes on with them in the windows' order. A page that stored rows again (a
 split window's overlap: the upsert keeps the first rowid) marks its local days, which are
 summed again from the events at the end through idx_events_datetime (a bulk load keeps it).
-The active profiles are sets of local days per profile, the same whatever order they arrive
+The active profiles are sets of profiles per local day, the same whatever order they arrive
 in. Both hold only while a local hour never goes back as time goes forward
 (`hours_never_go_back`); in a zone where it does, nothing is folded and the load's end reads
 the events as before. So it does when the fold missed an event or one changed since
@@ -27,7 +27,9 @@ the events as before. So it does when the fold missed an event or one changed si
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from itertools import repeat
 from operator import itemgetter
 from sys import intern
 from typing import TYPE_CHECKING, Any
@@ -94,7 +96,7 @@ def _lean_rows(batch: Batch) -> Iterator[tuple]:
 
 class LoadRollups:
     """Folds each stored page of a bulk load's events into the metric hours (as `_sum_hours`
-    sums them) and each profile's active days. `valid` turns False for good when a row is
+    sums them) and each local day's active profiles. `valid` turns False for good when a row is
     one the fold cannot follow exactly (the full rebuild then reads the events).
 
     Each window's rows of an hour are summed apart, keyed by where the window begins (windows
@@ -109,7 +111,9 @@ class LoadRollups:
         # (metric, hour, window) -> [events, value, the values as they came or None]
         self.sums: dict[tuple[str, str, Any], list[Any]] = {}
         self.first_hours: dict[Any, str] = {}  # window -> the hour of its first row counted
-        self.profile_days: dict[str, set[str]] | None = {}
+        # local day -> the profiles active on it (None once not followed: `MAX_PROFILES`)
+        self.day_profiles: dict[str, set[str]] | None = {}
+        self.profiles: set[str] = set()  # every profile counted
         self.redo_days: set[str] = set()  # local days whose hours are summed again at the end
         self.rows = 0  # events rows stored through the fold
         self.valid = True
@@ -157,7 +161,7 @@ class LoadRollups:
     def _fold(self, rows: Iterable[tuple], window: Any) -> None:
         """Fold (metric_id, hour, value, profile_id, counted time, live) rows."""
         sums = self.sums
-        profile_days = self.profile_days
+        by_day: dict[str, list[str]] | None = {} if self.day_profiles is not None else None
         first = self.first_hours.get(window)
         for metric_id, hour, value, profile_id, timed, live in rows:
             if not live:
@@ -182,17 +186,37 @@ class LoadRollups:
                         entry[1] += value or 0.0
                         if entry[2] is not None:
                             entry[2].append(value)
-            if profile_id is not None and profile_days is not None:
+            if profile_id is not None and by_day is not None:
                 if not timed:
-                    profile_days = self.profile_days = None
+                    by_day = self.day_profiles = None
+                    self.profiles = set()
                     continue
-                seen = profile_days.get(profile_id)
-                if seen is None:
-                    profile_days[profile_id] = {hour[:10]}
-                    if len(profile_days) > MAX_PROFILES:
-                        profile_days = self.profile_days = None
+                active = by_day.get(hour[:10])
+                if active is None:
+                    by_day[hour[:10]] = [profile_id]
                 else:
-                    seen.add(hour[:10])
+                    active.append(profile_id)
+        for day, profiles in (by_day or {}).items():
+            self._activate(day, profiles)
+
+    def _activate(self, day: str, profiles: Iterable[str | None]) -> None:
+        """Count `profiles` (a None among them: an event without one) active on the local `day`,
+        until more than `MAX_PROFILES` are followed. A page's profiles go into its days' sets
+        in C: a set of days per profile took a dict lookup, a slice and a set insert per event
+        in Python (200 pages of 1,000 events, 20,000 profiles: the fold 1.60 -> 0.86 us an
+        event, issue 12)."""
+        fresh = set(profiles)
+        fresh.discard(None)
+        if self.day_profiles is None or not fresh:
+            return
+        active = self.day_profiles.get(day)
+        if active is None:
+            self.day_profiles[day] = fresh
+        else:
+            active |= fresh
+        self.profiles |= fresh
+        if len(self.profiles) > MAX_PROFILES:
+            self.day_profiles, self.profiles = None, set()
 
     def _redo_span(self, events: list[Row] | Batch) -> None:
         """Mark the local days of a page's datetimes, a day more on each side, to be summed
@@ -279,12 +303,13 @@ class LoadRollups:
     def activity(self) -> dict[tuple[str, str], int] | None:
         """The active profiles as `rollups._rebuild_activity_full` counts them: (day, the
         profile's previous active day) -> profiles; None when not followed."""
-        if self.profile_days is None:
+        if self.day_profiles is None:
             return None
         counts: dict[tuple[str, str], int] = {}
-        for seen in self.profile_days.values():
-            last = ""
-            for day in sorted(seen):
-                counts[(day, last)] = counts.get((day, last), 0) + 1
-                last = day
+        last: dict[str, str] = {}  # profile -> the last day it was active, so far
+        for day in sorted(self.day_profiles):
+            active = self.day_profiles[day]
+            for previous, n in Counter(map(last.get, active, repeat(""))).items():
+                counts[(day, previous)] = n
+            last.update(dict.fromkeys(active, day))
         return counts

@@ -192,3 +192,25 @@ def test_no_fold_once_the_rollups_exist(sandbox_factory, tmp_path, monkeypatch):
     after_sync = snapshot(db)
     db.close()
     assert after_sync["rollup_metric_hours"] and after_sync == the_old_way(path)
+
+
+def test_the_active_profiles_count_each_profiles_previous_day_and_stop_past_the_cap(monkeypatch):
+    """(day, the profile's previous active day) -> profiles, whatever order the pages come in;
+    no count at all once more profiles than `MAX_PROFILES` were seen (memory)."""
+    rows = [  # (metric, hour, value, profile, timed, live)
+        ("m", "2026-05-03T10", None, "p1", True, True),
+        ("m", "2026-05-01T10", None, "p1", True, True),
+        ("m", "2026-05-01T11", None, "p2", True, True),
+        ("m", "2026-05-03T09", None, "p2", True, True),
+        ("m", "2026-05-02T09", None, None, True, True),  # no profile
+        ("m", "2026-05-02T09", None, "p3", True, False),  # not live
+        ("m", "2026-05-01T12", None, "p1", True, True),  # the same day again
+    ]
+    fold = LoadRollups(days_in("UTC"))
+    fold._fold(rows[:3], "w1")
+    fold._fold(rows[3:], "w2")
+    assert fold.activity() == {("2026-05-01", ""): 2, ("2026-05-03", "2026-05-01"): 2}
+    monkeypatch.setattr("klaviyo_etl.db.load_rollups.MAX_PROFILES", 1)
+    capped = LoadRollups(days_in("UTC"))
+    capped._fold(rows, "w1")
+    assert capped.activity() is None
