@@ -115,3 +115,12 @@ def test_a_null_is_bound_through_an_adapter_of_ours_and_stored_as_null(tmp_path)
         (0, 1, "text", "null"),
     ]
     db.close()
+
+
+def test_sqlite_utils_plugins_have_no_say_in_our_connection(tmp_path, monkeypatch):
+    import sqlite_utils.db
+
+    called = []
+    monkeypatch.setattr(sqlite_utils.db, "ensure_plugins_loaded", lambda: called.append("loaded"))
+    open_database(tmp_path / "k.db").close()
+    assert called == []
