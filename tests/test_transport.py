@@ -14,6 +14,7 @@ import httpcore
 import httpx
 import pytest
 import trustme
+from httpcore._async.http11 import AsyncHTTP11Connection
 
 from klaviyo_etl.client import KlaviyoClient
 from klaviyo_etl.errors import TransientError, Unreachable
@@ -98,6 +99,8 @@ async def test_a_slow_reader_pauses_the_socket_and_still_reads_every_byte():
                 await asyncio.sleep(0.001)  # let the socket run ahead of us
     assert b"".join(parts) == payload
     assert max(len(p) for p in parts) <= READ_SIZE
+    # Whole pieces, not cut to the 64 KiB httpcore asks for: a page in fewer iterations.
+    assert max(len(p) for p in parts) > AsyncHTTP11Connection.READ_NUM_BYTES
 
 
 async def test_a_body_cut_short_is_a_transient_error_and_is_fetched_again():
