@@ -176,6 +176,13 @@ class KlaviyoClient:
             return endpoint.key + " predictive", PREDICTIVE_LIMIT
         return endpoint.key, endpoint.rate_limit
 
+    def burst(self, method: str, path: str) -> int:
+        """How many requests to `path` one burst window lets out now: as the answers stated
+        it (a smaller tier, limits cut for a test), else as documented."""
+        key, limit = self._limit_for(method, path)
+        bucket = self.limiter.buckets.get(key)
+        return bucket.burst if bucket is not None else max(1, int(limit.burst_per_s))
+
     async def request(
         self,
         method: str,

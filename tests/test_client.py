@@ -547,3 +547,11 @@ async def test_an_error_on_a_next_page_names_its_path_without_the_cursor():
     with pytest.raises(TransientError) as failed:
         await collect(make_client(handler, max_attempts=2))
     assert str(failed.value) == "503: Klaviyo server error (GET /api/metrics)"
+
+
+def test_the_burst_of_an_endpoint_is_the_documented_one_until_an_answer_states_a_smaller():
+    client = KlaviyoClient("pk_test", base_url="http://127.0.0.1:9")
+    key, limit = client._limit_for("GET", "/api/events")
+    assert client.burst("GET", "/api/events") == int(limit.burst_per_s)
+    client.limiter.bucket(key, limit).learn(int(limit.steady_per_min // 10))  # limits cut tenfold
+    assert client.burst("GET", "/api/events") == int(limit.burst_per_s // 10)

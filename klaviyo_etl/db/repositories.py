@@ -568,6 +568,12 @@ REPORTABLE = {
 # page to the end of the sync is spent on nothing else).
 LOAD_ORDER = {"events": "datetime", "profiles": "updated"}
 
+# The deferred indexes of a table that a bulk load builds before its last burst of pages
+# (`WindowedStream.fetch`), not after it: cheap to keep up for those pages, each of which adds
+# its rows at a few places (a few metrics, in the window's time order: ~1 us an event, where
+# the index on the profiles, random, costs several).
+EARLY_INDEXES = {"events": ("idx_events_metric_id_datetime",)}
+
 
 class Repository:
     """Writes rows for all tables through one connection (the single writer)."""
@@ -750,10 +756,11 @@ class Repository:
             self.db.execute(f"DROP INDEX [{name}]")
         return len(indexes)
 
-    def restore_indexes(self, table: str) -> int:
-        """Build again the indexes `defer_indexes` dropped (sorting once beats inserting)."""
+    def restore_indexes(self, table: str, names: tuple[str, ...] | None = None) -> int:
+        """Build again the indexes `defer_indexes` dropped (sorting once beats inserting):
+        all, or those of `names`."""
         pending = list(self.db["_deferred_indexes"].rows_where("table_name = ?", [table]))
-        for row in pending:
+        for row in pending if names is None else [r for r in pending if r["name"] in names]:
             self.db.execute(row["sql"].replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1))
             self.db["_deferred_indexes"].delete(row["name"])
         return len(pending)

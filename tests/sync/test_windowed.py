@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 import threading
 import time
 
 import pytest
 
 from klaviyo_etl.client import KlaviyoClient
-from klaviyo_etl.db.repositories import Repository
+from klaviyo_etl.db.repositories import EARLY_INDEXES, Repository
 from klaviyo_etl.sync import parts
 from klaviyo_etl.sync.engine import SyncOptions, run_sync
 from klaviyo_etl.sync.streams import ProfileStream, WindowedStream, build_streams, windowed
@@ -19,6 +20,7 @@ from klaviyo_etl.sync.streams.windowed import (
     busiest_window,
     iso_mark,
     late_window,
+    pages_left,
     plan_windows,
     rows_left,
     split_window,
@@ -320,3 +322,41 @@ def test_an_incremental_run_plans_its_windows_from_the_rows_stored(sandbox, tmp_
     second = run_sync(settings, SyncOptions(streams=["events"])).streams[0]
     assert first.requests >= 10 and 0 < second.rows <= 1000
     assert second.requests == 2  # its one window, and the late window (`late_window`)
+
+
+def test_pages_left_are_estimated_once_half_the_time_range_is_read():
+    windows = [Window(T0, T0 + 10 * HOUR, T0), Window(T0 + 10 * HOUR, T0 + 20 * HOUR, T0 + 10 * HOUR)]
+    windows[0].progress = T0 + 6 * HOUR
+    assert pages_left(windows, 6) is None  # 6 of 20 hours read: too soon to tell
+    windows[0].done = True
+    windows[1].progress = T0 + 15 * HOUR
+    assert pages_left(windows, 30) == pytest.approx(10)  # 15 hours in 30 pages: 5 hours more
+
+
+def test_a_first_load_builds_its_early_index_before_its_last_burst(sandbox_factory, tmp_path, monkeypatch):
+    """The index on (metric, time) is built while the last burst's pages are still to come,
+    the others after the last page (issue 12: the load's end waits for fewer builds)."""
+    builds: list[tuple[str, tuple[str, ...] | None, int]] = []
+    restore = Repository.restore_indexes
+
+    def noting(self, table, names=None):
+        builds.append((table, names, self.db.execute(f"SELECT count(*) FROM [{table}]").fetchone()[0]))
+        return restore(self, table, names)
+
+    monkeypatch.setattr(Repository, "restore_indexes", noting)
+    # 7 requests a burst for ~13 pages: two bursts and a bit.
+    with sandbox_factory("small", events=12_000, rate_limits=True, rate_limit_scale=0.02, latency_ms=5) as sb:
+        db_path = tmp_path / "k.db"
+        result = run_sync(settings_for(sb.server, sb.config, db_path), SyncOptions(streams=["events"]))
+        assert result.ok, [(s.stream, s.error) for s in result.streams]
+        total = len(sb.data.ids("event"))
+    assert [(table, names) for table, names, _stored in builds] == [
+        ("events", EARLY_INDEXES["events"]),
+        ("events", None),
+    ]
+    early, last = builds[0][2], builds[1][2]
+    assert total / 2 <= early < total and last == total
+    with sqlite3.connect(db_path) as conn:
+        indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE tbl_name = 'events'")}
+        deferred = conn.execute("SELECT count(*) FROM _deferred_indexes").fetchone()[0]
+    assert {"idx_events_metric_id_datetime", "idx_events_profile_datetime"} <= indexes and deferred == 0

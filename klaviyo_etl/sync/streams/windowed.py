@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from klaviyo_etl.db.load_rollups import LoadRollups
+from klaviyo_etl.db.repositories import EARLY_INDEXES
 from klaviyo_etl.db.rollups import build_beside, load_fold
 from klaviyo_etl.endpoints import contract
 from klaviyo_etl.sync.concurrency import gather_or_cancel
@@ -38,6 +39,8 @@ from klaviyo_etl.sync.streams.base import Stream, page_params
 from klaviyo_etl.timeutil import parse_time
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from klaviyo_etl.client import KlaviyoClient, RequestStats
     from klaviyo_etl.db.repositories import Repository
     from klaviyo_etl.sync.run import StreamRun, SyncOptions
@@ -132,6 +135,15 @@ def windows_covered(windows: list[Window]) -> tuple[float, float]:
     total = sum((w.hi - w.lo).total_seconds() for w in windows)
     done = sum(((w.hi if w.done else min(w.progress, w.hi)) - w.lo).total_seconds() for w in windows)
     return done, total
+
+
+def pages_left(windows: list[Window], pages: int) -> float | None:
+    """The pages the windows still hold, at the density of the `pages` read so far over the
+    time they cover (None before half of it is read: too soon to tell)."""
+    done, total = windows_covered(windows)
+    if total <= 0 or done < total / 2:
+        return None
+    return pages * (total - done) / done
 
 
 def iso_mark(value: dt.datetime) -> str:
@@ -360,6 +372,22 @@ class WindowedStream(Stream):
         }
         min_rows = 2 * (self.endpoint.page_size_max or 100)
         changed = asyncio.Condition()
+        # The table's early indexes (`EARLY_INDEXES`) are built once the pages left fit in one
+        # burst: the writer builds them in the pause before it, and the load's end waits for
+        # the others only (issue 12, a first load of 200,000 events at 35 requests a burst:
+        # the tail after the last page 0.40 -> 0.25 s, 0.891 -> 0.905 of the ceiling; the
+        # last burst's pages stored with the index up cost ~0.03 s of CPU).
+        early = EARLY_INDEXES.get(self.table) if bulk else None
+        queued = 0
+        built: list[asyncio.Future] = []
+
+        def page_queued() -> None:
+            nonlocal early, queued
+            queued += 1
+            left = pages_left(windows, queued) if early else None
+            if left is not None and left <= run.client.burst("GET", self.endpoint.path):
+                names, early = early, None
+                built.append(run.queue(lambda repo: repo.restore_indexes(self.table, names)))
 
         async def worker() -> None:
             while True:
@@ -374,7 +402,7 @@ class WindowedStream(Stream):
                         await changed.wait()
                     continue
                 try:
-                    await self.read(run, w, windows, hi, parsing, changed, fold)
+                    await self.read(run, w, windows, hi, parsing, changed, fold, page_queued)
                 finally:
                     async with changed:
                         changed.notify_all()
@@ -382,6 +410,8 @@ class WindowedStream(Stream):
         # One window (a small range): one worker, as before splitting; more: every worker,
         # those beyond the windows splitting them once their first pages are in.
         await gather_or_cancel(*(worker() for _ in range(self.concurrency if len(windows) > 1 else 1)))
+        for build in built:
+            await build
 
     async def read(
         self,
@@ -392,6 +422,7 @@ class WindowedStream(Stream):
         parsing: dict[str, Any],
         changed: asyncio.Condition,
         fold: LoadRollups | None = None,
+        page_queued: Callable[[], None] | None = None,
     ) -> None:
         """Read one window to its end, ascending; again from its progress whenever a split
         has moved its end (the cursor it follows still runs to the old end)."""
@@ -428,6 +459,8 @@ class WindowedStream(Stream):
                             page.count,
                             warnings=page.warnings,
                         )
+                        if page_queued is not None:
+                            page_queued()
                         async with changed:
                             changed.notify_all()
                         if not w.done and w.hi != end:  # split: the rest of this cursor is not ours
