@@ -4,7 +4,7 @@ httpcore reads a response through anyio by default; for a ~1 MB page of events, 
 the body was half of a request's time on the event loop (issue 12), ~16 reads of 64 KiB:
 - asyncio's transport receives up to 256 KiB at a time and anyio hands httpcore 64 KiB
   slices of it, copying the rest of the piece after each slice. Where glibc's mmap
-  threshold is fixed at 128 KiB (a sync does so, `sync/memory.py`), each copy of 128 KiB
+  threshold is 128 KiB (as a sync once fixed it, `sync/memory.py`), each copy of 128 KiB
   or more is a fresh mapping whose pages fault in one by one while the GIL is held;
 - each read enters a cancel scope (`fail_after`) and a checkpoint, and pauses and resumes
   the socket's reader (two `epoll_ctl` calls) around every wait.
@@ -36,10 +36,11 @@ from collections import deque
 import httpcore
 import httpx
 
-# A piece of a response: as large as fits under the 128 KiB mmap threshold (`sync/memory.py`)
-# with a bytes object's header, where httpcore would read 64 KiB at a time. Each piece costs
-# a `recv`, a turn of the event loop and one of h11's and httpx's iterations, so a 1 MB page
-# in 9 pieces instead of 16 costs less (the client alone: 2.2 -> 1.9 ms of CPU a page).
+# A piece of a response, where httpcore would read 64 KiB at a time. Each piece costs a
+# `recv`, a turn of the event loop and one of h11's and httpx's iterations, so a 1 MB page in
+# 9 pieces instead of 16 costs less (the client alone: 2.2 -> 1.9 ms of CPU a page). Under
+# 128 KiB with a bytes object's header: glibc's default mmap threshold, where each piece
+# would be a fresh mapping outside a sync (`sync/memory.py` raises it for one).
 READ_SIZE = 120 * 1024
 # Unread pieces (of READ_SIZE at most) before the socket is paused until httpcore reads.
 MAX_PIECES = 8
