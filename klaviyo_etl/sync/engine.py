@@ -27,7 +27,7 @@ from klaviyo_etl.settings import Settings
 from klaviyo_etl.sync.collector import fewer_collections
 from klaviyo_etl.sync.concurrency import gather_or_cancel
 from klaviyo_etl.sync.first_row import FIRST_ROW_PATHS, read_first_row, starts_at_first_row
-from klaviyo_etl.sync.memory import tune_malloc
+from klaviyo_etl.sync.memory import release_free_memory, tune_malloc
 from klaviyo_etl.sync.names import DEPENDS_ON, STREAM_NAMES, resolve
 from klaviyo_etl.sync.options import Progress, StreamResult, SyncOptions
 from klaviyo_etl.sync.status import humanize_age
@@ -335,16 +335,19 @@ def run_sync(
         settings.require_api_key()  # a missing key is a usage error before the lock is taken
     run_id = uuid.uuid4().hex[:12]
     tune_malloc()  # flat resident memory over a long load (see sync/memory.py)
-    with database_lock(settings.db_path), fewer_collections():
-        opened: list[sqlite_utils.Database] = []
+    try:
+        with database_lock(settings.db_path), fewer_collections():
+            opened: list[sqlite_utils.Database] = []
 
-        def open_db() -> sqlite_utils.Database:
-            opened.append(load_parts().open_database(settings.db_path))
-            return opened[0]
+            def open_db() -> sqlite_utils.Database:
+                opened.append(load_parts().open_database(settings.db_path))
+                return opened[0]
 
-        try:
-            results = asyncio.run(_run_async(settings, options, open_db, run_id, progress, stop, factory))
-        finally:
-            for db in opened:
-                db.close()
+            try:
+                results = asyncio.run(_run_async(settings, options, open_db, run_id, progress, stop, factory))
+            finally:
+                for db in opened:
+                    db.close()
+    finally:
+        release_free_memory()  # the heap kept for the pages, given back (see sync/memory.py)
     return SyncResult(run_id, results)

@@ -33,17 +33,25 @@ TRIM_THRESHOLD = 32 * 1024 * 1024
 
 
 @functools.cache
+def _glibc() -> ctypes.CDLL | None:
+    """glibc by its soname (None elsewhere): `ctypes.util.find_library` would run `ldconfig -p`
+    in a child process, whose RSS (shared with ours while it starts) doubles the tree's peak
+    for a moment (issue 12: incremental runs measured 94 MB instead of 59 now and then)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+    return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+
+
+@functools.cache
 def tune_malloc() -> bool:
     """Fix the mmap threshold at `MMAP_THRESHOLD` and the trim threshold at `TRIM_THRESHOLD`,
     and allow two arenas (once per process); True if glibc took the settings."""
-    try:
-        # glibc by its soname: `ctypes.util.find_library` would run `ldconfig -p` in a child
-        # process, whose RSS (shared with ours while it starts) doubles the tree's peak for a
-        # moment (issue 12: incremental runs measured 94 MB instead of 59 now and then).
-        libc = ctypes.CDLL("libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    libc = _glibc()
+    if libc is None:
         return False
+    mallopt = libc.mallopt
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
     ok = [
@@ -55,3 +63,16 @@ def tune_malloc() -> bool:
         )
     ]
     return all(r == 1 for r in ok)
+
+
+def release_free_memory() -> bool:
+    """Give the heap's free memory back to the system once a sync is over (glibc's
+    `malloc_trim`): the heap keeps up to `TRIM_THRESHOLD` of it for the next burst's pages,
+    which a scheduler waiting for its next run, or a report after its sync, has no use for.
+    True if glibc gave some back."""
+    libc = _glibc()
+    if libc is None:
+        return False
+    libc.malloc_trim.argtypes = [ctypes.c_size_t]
+    libc.malloc_trim.restype = ctypes.c_int
+    return libc.malloc_trim(0) == 1
