@@ -7,8 +7,9 @@ and then the whole heap: every module, and the load's rollups folded so far. A f
 of CPU (1 us an event, issue 12). During a sync the youngest generation is collected every
 `YOUNG` allocations, and what is alive when it starts (the modules, the settings: alive until
 the process ends) is set aside from the collector's walks (`gc.freeze`). The same load then
-ran 83, 7 and none: 0.09 s. The collector still runs: the cycles a sync leaves (an answer and its stream,
-tasks and their futures) are freed as before, a few thousand allocations later.
+ran 83, 7 and none: 0.09 s. The collector still runs: the cycles a sync leaves (an answer
+and its stream, tasks and their futures) are freed as before, a few thousand allocations
+later.
 """
 
 from __future__ import annotations
