@@ -192,6 +192,8 @@ async def _run_async(
                     result.status, result.error = "skipped", str(exc)
                 except Exception as exc:  # one stream failing must not stop the others
                     log.debug("stream %s failed", name, exc_info=True)
+                    if isinstance(exc, parts.WriteAbandoned) and isinstance(exc.__cause__, Exception):
+                        exc = exc.__cause__  # the write that failed first: what the user must fix
                     result.status, result.error = "failed", f"{type(exc).__name__}: {exc}"
                     if isinstance(exc, TransientError) and stop.is_set():
                         # The stop ended the client's retries: stopped, not failed.

@@ -12,7 +12,7 @@ from __future__ import annotations
 from klaviyo_etl.db.database import open_database
 from klaviyo_etl.db.rollups import ensure_rollups
 from klaviyo_etl.sync.parsing import models
-from klaviyo_etl.sync.run import ParserPools, Stopped, StreamRun, Writer
+from klaviyo_etl.sync.run import ParserPools, Stopped, StreamRun, WriteAbandoned, Writer
 from klaviyo_etl.sync.same_account import ensure_same_account
 from klaviyo_etl.sync.state import StreamState, record_run, start_run
 from klaviyo_etl.sync.streams import build_streams
@@ -22,6 +22,7 @@ __all__ = [
     "Stopped",
     "StreamRun",
     "StreamState",
+    "WriteAbandoned",
     "Writer",
     "build_streams",
     "ensure_same_account",

@@ -59,7 +59,14 @@ class ParserPools:
 
 
 class WriteAbandoned(Exception):
-    """A write queued after one of its stream's writes failed, not attempted."""
+    """A write queued after one of its stream's writes failed, not attempted; its cause is
+    that first failure (what the stream reports)."""
+
+
+def _seen(future: asyncio.Future) -> None:
+    """Mark a write's failure as retrieved: the stream reports its first write error itself."""
+    if not future.cancelled():
+        future.exception()
 
 
 class Stopped(Exception):
@@ -121,7 +128,9 @@ class StreamRun:
     # (seconds of the time range read, seconds in it) for a stream that knows its range
     # (the windowed ones): the progress shows percent done and an ETA from it.
     covered: tuple[float, float] | None = None
-    write_failed: bool = False
+    # The first of this stream's writes that failed: those queued after it are not attempted
+    # (`WriteAbandoned`, which carries it as its cause).
+    write_error: BaseException | None = None
 
     @property
     def since(self) -> str | None:
@@ -199,13 +208,13 @@ class StreamRun:
         snapshot = self.state.snapshot()
 
         def write_and_count(repo: Repository) -> None:
-            if self.write_failed:
-                raise WriteAbandoned(f"{self.name}: an earlier write of this stream failed")
+            if (earlier := self.write_error) is not None:
+                raise WriteAbandoned(f"{self.name}: an earlier write of this stream failed") from earlier
             try:
                 fn(repo)
                 self.state.save(repo.db, snapshot, **state_columns)
-            except BaseException:
-                self.write_failed = True
+            except BaseException as exc:
+                self.write_error = exc
                 raise
             if rows is not None:
                 self.page_count += 1
@@ -216,8 +225,13 @@ class StreamRun:
         if self.progress:
             done.add_done_callback(self._advance)
         # A task cancelled while it waits (a failing sibling) leaves its write queued: dropping
-        # it would let the writes queued after it store a state that claims its rows.
-        return asyncio.shield(done)
+        # it would let the writes queued after it store a state that claims its rows. A write
+        # nobody waits for any more (its window failed, or one queued without waiting: an early
+        # index build) fails as the stream's first write error says, not as an asyncio warning.
+        done.add_done_callback(_seen)  # also when the shield below was cancelled
+        shielded = asyncio.shield(done)
+        shielded.add_done_callback(_seen)
+        return shielded
 
     def _advance(self, done: asyncio.Future) -> None:
         if self.progress and not done.cancelled() and done.exception() is None:

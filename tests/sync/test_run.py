@@ -56,7 +56,7 @@ def test_writes_queued_after_a_failed_one_are_not_stored_so_the_state_never_clai
     finally:
         writer.close()
     assert isinstance(first, sqlite3.IntegrityError)
-    assert isinstance(second, WriteAbandoned)
+    assert isinstance(second, WriteAbandoned) and second.__cause__ is first
     assert db.execute("SELECT count(*) FROM pages").fetchone()[0] == 0
     assert StreamState.load(db, "events").watermark is None
 

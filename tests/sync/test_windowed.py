@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import sqlite3
 import threading
 import time
@@ -360,3 +361,27 @@ def test_a_first_load_builds_its_early_index_before_its_last_burst(sandbox_facto
         indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE tbl_name = 'events'")}
         deferred = conn.execute("SELECT count(*) FROM _deferred_indexes").fetchone()[0]
     assert {"idx_events_metric_id_datetime", "idx_events_profile_datetime"} <= indexes and deferred == 0
+
+
+def test_an_early_index_build_that_fails_is_what_the_stream_reports(
+    sandbox_factory, tmp_path, monkeypatch, caplog
+):
+    """Nobody waits for the early build while the pages come: its failure (a full disk)
+    must still be the stream's error, not the pages after it being abandoned, nor an asyncio
+    warning about an exception never retrieved."""
+    restore = Repository.restore_indexes
+
+    def failing(self, table, names=None):
+        if names is not None:
+            raise sqlite3.OperationalError("database or disk is full")
+        return restore(self, table, names)
+
+    monkeypatch.setattr(Repository, "restore_indexes", failing)
+    with sandbox_factory("small", events=12_000, rate_limits=True, rate_limit_scale=0.02, latency_ms=5) as sb:
+        result = run_sync(
+            settings_for(sb.server, sb.config, tmp_path / "k.db"), SyncOptions(streams=["events"])
+        )
+        gc.collect()  # a future whose exception nobody retrieved says so when it is freed
+    [events] = result.streams
+    assert (events.status, events.error) == ("failed", "OperationalError: database or disk is full")
+    assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
