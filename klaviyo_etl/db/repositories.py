@@ -758,9 +758,10 @@ class Repository:
 
     def restore_indexes(self, table: str, names: tuple[str, ...] | None = None) -> int:
         """Build again the indexes `defer_indexes` dropped (sorting once beats inserting):
-        all, or those of `names`."""
+        all, or those of `names`; how many were built."""
         pending = list(self.db["_deferred_indexes"].rows_where("table_name = ?", [table]))
-        for row in pending if names is None else [r for r in pending if r["name"] in names]:
+        chosen = pending if names is None else [row for row in pending if row["name"] in names]
+        for row in chosen:
             self.db.execute(row["sql"].replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1))
             self.db["_deferred_indexes"].delete(row["name"])
-        return len(pending)
+        return len(chosen)
