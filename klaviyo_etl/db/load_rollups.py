@@ -81,8 +81,8 @@ def _plain(batch: Batch) -> bool:
         and set(map(type, map(itemgetter(_EVENT["profile_id"]), values))) <= _STR
         and set(map(type, map(itemgetter(_EVENT["datetime"]), values))) <= _STR
         and set(map(type, map(itemgetter(_EVENT["value"]), values))) <= _FLOAT
-        and set(map(itemgetter(_EVENT["deleted_at"]), values)) <= {None}
-    )
+        and not any(v is not None and v == v for v in map(itemgetter(_EVENT["deleted_at"]), values))
+    )  # deleted_at all NULL: None, or NaN (`NULL`: a NaN is the one value unequal to itself)
 
 
 def _lean_rows(batch: Batch) -> Iterator[tuple]:

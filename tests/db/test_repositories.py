@@ -1,10 +1,14 @@
 import json
+import sqlite3
 
+import orjson
 import pytest
 
 from klaviyo_etl.db import open_database
-from klaviyo_etl.db.repositories import Repository, event_value, row_values
+from klaviyo_etl.db.load_rollups import _plain
+from klaviyo_etl.db.repositories import NULL, Repository, event_value, row_values
 from klaviyo_etl.models import Resource
+from klaviyo_etl.sync.parsing import batch_page
 from klaviyo_etl.timeutil import utcnow_iso
 
 
@@ -155,6 +159,40 @@ def test_an_upsert_writes_every_column_of_the_batch_not_only_the_first_rows(tmp_
         )
     assert db["profiles"].get("p2")["email_consent"] == "SUBSCRIBED"
     assert db["profiles"].get("p1")["email_consent"] is None
+
+
+def test_a_lean_events_page_binds_its_absent_properties_as_null_without_the_adapter(tmp_path, monkeypatch):
+    # sqlite3 binds a None through its adapter lookup (~0.09 us each, and most events lack
+    # most of these properties); the lean path's `NULL` is a NaN, bound as a float, which
+    # SQLite stores as NULL (issue 12). The old tuples bound 6 Nones here.
+    event = {
+        "type": "event",
+        "id": "e1",
+        "attributes": {
+            "datetime": "2026-01-01T00:00:00+00:00",
+            "timestamp": 1767225600,
+            "uuid": "u1",
+            "event_properties": {"$value": 5, "$message": None},
+        },
+        "relationships": {
+            "metric": {"data": {"type": "metric", "id": "m1"}},
+            "profile": {"data": {"type": "profile", "id": "p1"}},
+        },
+    }
+    page = batch_page(orjson.dumps({"data": [event], "links": {"next": None}}), "datetime")
+    batch = page.rows["events"]  # type: ignore[union-attr]
+    assert _plain(batch)  # the rollups' fold still reads its values, not the rows stored
+    db = open_database(tmp_path / "k.db")
+    bound = []
+    monkeypatch.setitem(sqlite3.adapters, (type(None), sqlite3.PrepareProtocol), lambda v: bound.append(v))
+    with db.atomic():
+        Repository(db).write_rows(page.rows)  # type: ignore[union-attr]
+    assert len(bound) == 1  # the `$message` sent as null: the rest were absent
+    sparse = ("message_id", "flow_id", "attributed_message_id", "attributed_flow_id", "form_id", "deleted_at")
+    stored = db.execute(f"SELECT value, {', '.join(f'typeof({c})' for c in sparse)} FROM events").fetchall()
+    assert stored == [(5.0, *["null"] * len(sparse))]
+    assert db.execute("SELECT typeof(?)", [NULL]).fetchone() == ("null",)
+    db.close()
 
 
 @pytest.mark.parametrize(

@@ -52,16 +52,23 @@ def _body(api: Api, path: str, query: dict[str, list[str]]) -> bytes:
     return orjson.dumps(payload)
 
 
+def _bound(value):
+    """A value as SQLite stores it: NaN (the lean path's `NULL`) is NULL."""
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
 def _without_stamp(rows: dict[str, list[dict] | Batch]) -> dict[str, list[dict]]:
     """Each table's rows as the writer binds them (a column some rows lack is None in
-    them), as dicts without `synced_at`."""
+    them, as is a NaN), as dicts without `synced_at`."""
     out = {}
     for table, table_rows in rows.items():
         if isinstance(table_rows, Batch):
             columns, values = table_rows.columns, table_rows.values
         else:
             columns, values = row_values(table_rows) if table_rows else ((), [])
-        out[table] = [{c: v for c, v in zip(columns, row, strict=True) if c != "synced_at"} for row in values]
+        out[table] = [
+            {c: _bound(v) for c, v in zip(columns, row, strict=True) if c != "synced_at"} for row in values
+        ]
     return out
 
 
