@@ -2,10 +2,13 @@
 
 import sqlite3
 import stat
+import subprocess
+import sys
 
 import pytest
 
 from klaviyo_etl.db import open_database
+from klaviyo_etl.db.database import _without_memory_statistics
 from klaviyo_etl.db.lock import database_lock
 from klaviyo_etl.errors import DatabaseError
 
@@ -115,6 +118,35 @@ def test_a_null_is_bound_through_an_adapter_of_ours_and_stored_as_null(tmp_path)
         (0, 1, "text", "null"),
     ]
     db.close()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="turned off on Linux only")
+def test_sqlite_keeps_no_memory_statistics_in_a_process_of_ours(tmp_path):
+    # With them on, each of SQLite's allocations takes a process-wide mutex to count its bytes
+    # (issue 12: writing events 4.9 -> 4.4 us an event). A process of its own: this one may
+    # have had a connection open when the module was first imported.
+    script = (
+        "import ctypes, _sqlite3, sys\n"
+        "from klaviyo_etl.db.database import MEMORY_STATISTICS_OFF, open_database\n"
+        "lib = ctypes.CDLL(_sqlite3.__file__)\n"
+        "lib.sqlite3_memory_used.restype = ctypes.c_int64\n"
+        "db = open_database(sys.argv[1])\n"
+        "db['t'].insert({'a': 'x' * 1000})\n"
+        "print(MEMORY_STATISTICS_OFF, lib.sqlite3_memory_used(), db.execute('SELECT length(a) FROM t').fetchone()[0])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "k.db")], capture_output=True, text=True
+    )
+    assert out.stdout.split() == ["True", "0", "1000"], out.stderr
+
+
+def test_sqlite_is_never_shut_down_under_an_open_connection(tmp_path):
+    conn = sqlite3.connect(tmp_path / "k.db")
+    conn.execute("CREATE TABLE t (a)")
+    assert _without_memory_statistics() is False
+    conn.execute("INSERT INTO t VALUES (1)")
+    assert conn.execute("SELECT a FROM t").fetchall() == [(1,)]
+    conn.close()
 
 
 def test_sqlite_utils_plugins_have_no_say_in_our_connection(tmp_path, monkeypatch):
