@@ -132,15 +132,18 @@ class LoadRollups:
             " ORDER BY rowid"
         )
 
-    def write(self, repo: Repository, rows: dict[str, list[Row] | Batch], window: Any) -> int:
-        """Store one page's rows (`Repository.write_rows`) and fold its new events; `window`
-        is where the window that read the page begins (its key: windows do not overlap)."""
+    def write(
+        self, repo: Repository, rows: dict[str, list[Row] | Batch], window: Any, bulk: str | None = None
+    ) -> int:
+        """Store one page's rows (`Repository.write_rows`, `bulk` as there) and fold its new
+        events; `window` is where the window that read the page begins (its key: windows do
+        not overlap)."""
         if self.days is None:
             self._count_in(local_days(repo.db))
         conn = repo.db.conn
         top = "SELECT coalesce(max(rowid), 0) FROM events"
         before = conn.execute(top).fetchone()[0]
-        written = repo.write_rows(rows)
+        written = repo.write_rows(rows, bulk=bulk)
         events = rows.get("events")
         if events is None or not self.valid:
             return written

@@ -473,10 +473,11 @@ BATCHES: dict[type, tuple[str, Callable[[list[Any], str], Batch]]] = {
 
 
 @functools.cache
-def _upsert_sql(table: str, columns: tuple[str, ...], pks: tuple[str, ...]) -> str:
+def _upsert_sql(table: str, columns: tuple[str, ...], pks: tuple[str, ...], update: bool = True) -> str:
+    """The upsert; with `update` False, an insert that leaves a row already there as it is."""
     cols = ", ".join(f"[{c}]" for c in columns)
     marks = ", ".join("?" for _ in columns)
-    updates = ", ".join(f"[{c}] = excluded.[{c}]" for c in columns if c not in pks)
+    updates = ", ".join(f"[{c}] = excluded.[{c}]" for c in columns if c not in pks) if update else ""
     action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
     conflict = ", ".join(f"[{c}]" for c in pks)
     return f"INSERT INTO [{table}] ({cols}) VALUES ({marks}) ON CONFLICT({conflict}) {action}"
@@ -590,16 +591,19 @@ class Repository:
     def __init__(self, db: sqlite_utils.Database):
         self.db = db
 
-    def write_rows(self, rows: Mapping[str, list[Row] | Batch]) -> int:
-        """Write rows already grouped by table (see `resource_rows`, `event_batch`)."""
+    def write_rows(self, rows: Mapping[str, list[Row] | Batch], *, bulk: str | None = None) -> int:
+        """Write rows already grouped by table (see `resource_rows`, `event_batch`); those of
+        `bulk`, a table loaded in bulk (empty when the load began), as rows expected new."""
         return sum(
-            self.upsert_batch(table, table_rows)
+            self.upsert_batch(table, table_rows, new=table == bulk)
             if isinstance(table_rows, Batch)
-            else self.upsert(table, table_rows)
+            else self.upsert(table, table_rows, new=table == bulk)
             for table, table_rows in rows.items()
         )
 
-    def upsert(self, table: str, rows: list[Row], pk: str | tuple[str, ...] = "id") -> int:
+    def upsert(
+        self, table: str, rows: list[Row], pk: str | tuple[str, ...] = "id", *, new: bool = False
+    ) -> int:
         """Idempotent upsert on the primary key; the caller owns the transaction.
 
         This is the hot path (a thousand events a page, tens of thousands a second), so it
@@ -612,14 +616,32 @@ class Repository:
             return 0
         pks = (pk,) if isinstance(pk, str) else pk
         columns, values = row_values(rows)
-        self.db.conn.executemany(_upsert_sql(table, columns, pks), values)
+        self._store(table, columns, values, pks, new)
         return len(rows)
 
-    def upsert_batch(self, table: str, batch: Batch, pk: str = "id") -> int:
+    def upsert_batch(self, table: str, batch: Batch, pk: str = "id", *, new: bool = False) -> int:
         """`upsert` of rows already in tuples (see `Batch`)."""
         if batch.values:
-            self.db.conn.executemany(_upsert_sql(table, batch.columns, (pk,)), batch.values)
+            self._store(table, batch.columns, batch.values, (pk,), new)
         return len(batch.values)
+
+    def _store(
+        self, table: str, columns: tuple[str, ...], values: Iterable[tuple], pks: tuple[str, ...], new: bool
+    ) -> None:
+        """The upsert's `executemany`. Rows expected `new` (a bulk load's) go in as inserts
+        first, and are upserted only if some were stored already (a page read twice, where
+        windows meet): they end as the upsert alone leaves them.
+
+        An upsert's update path costs a statement journal for every row where the table has
+        an update trigger (the events' `events_rollup_update`), whether it runs or not:
+        writing 200,000 events 4.4 -> 3.8 us an event (issue 12)."""
+        conn = self.db.conn
+        if new:
+            values = values if isinstance(values, list) else list(values)
+            inserted = conn.executemany(_upsert_sql(table, columns, pks, update=False), values).rowcount
+            if inserted == len(values):
+                return
+        conn.executemany(_upsert_sql(table, columns, pks), values)
 
     def replace_report_values(self, report: str, entity_ids: list[str], rows: list[Row]) -> int:
         """Klaviyo's newest answer about `entity_ids` in place of every older one: a message

@@ -6,7 +6,7 @@ import pytest
 
 from klaviyo_etl.db import open_database
 from klaviyo_etl.db.load_rollups import _plain
-from klaviyo_etl.db.repositories import NULL, Repository, event_value, row_values
+from klaviyo_etl.db.repositories import EVENT_COLUMNS, NULL, Batch, Repository, event_value, row_values
 from klaviyo_etl.models import Resource
 from klaviyo_etl.sync.parsing import batch_page
 from klaviyo_etl.timeutil import utcnow_iso
@@ -193,6 +193,39 @@ def test_a_lean_events_page_binds_its_absent_properties_as_null_without_the_adap
     assert stored == [(5.0, *["null"] * len(sparse))]
     assert db.execute("SELECT typeof(?)", [NULL]).fetchone() == ("null",)
     db.close()
+
+
+def test_a_bulk_tables_rows_go_in_as_inserts_and_end_as_the_upsert_leaves_them(tmp_path):
+    # An upsert's update path costs a statement journal for every row where the table has an
+    # update trigger (the events' own), used or not: a bulk load's rows, new but for a page
+    # read twice where windows meet, go in as plain inserts (issue 12: 4.4 -> 3.8 us an event).
+    def page(*rows):
+        return {"events": Batch(EVENT_COLUMNS[:4], [(*r, "2026-01-01T00:00:00+00:00") for r in rows])}
+
+    stored = {}
+    for bulk in (None, "events"):
+        db = open_database(tmp_path / f"{bulk}.db")
+        with db.conn:
+            db.execute("DELETE FROM rollup_dirty")
+        statements: list[str] = []
+        db.conn.set_trace_callback(statements.append)
+        repo = Repository(db)
+        with db.atomic():
+            repo.write_rows(page(("e1", "m1", "p1"), ("e2", "m1", "p2")), bulk=bulk)
+        first = [s for s in statements if s.startswith("INSERT INTO [events]")]
+        assert len(first) == 2 and all(("DO NOTHING" in s) == (bulk is not None) for s in first)
+        with db.atomic():  # read again, e2 changed since: the upsert's update, and its trigger
+            repo.write_rows(page(("e2", "m1", "p9"), ("e3", "m1", "p3")), bulk=bulk)
+        stored[bulk] = (
+            db.execute("SELECT id, metric_id, profile_id FROM events ORDER BY id").fetchall(),
+            db.execute("SELECT count(*) FROM rollup_dirty").fetchone()[0],
+        )
+        db.close()
+    assert stored["events"] == stored[None]
+    assert (
+        stored[None][0] == [("e1", "m1", "p1"), ("e2", "m1", "p9"), ("e3", "m1", "p3")]
+        and stored[None][1] > 0
+    )
 
 
 @pytest.mark.parametrize(

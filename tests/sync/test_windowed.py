@@ -256,7 +256,7 @@ def test_a_window_asks_for_its_next_page_while_the_one_before_is_written(
         sent.append(str(path))
         return await send(self, method, path, *args, **kwargs)
 
-    def waiting_write_rows(self, rows):
+    def waiting_write_rows(self, rows, bulk=None):
         if "events" in rows and not held.is_set():
             # The first page of the first window: hold its write until a next page (a cursor)
             # has been asked for, which one worker can only do for this window.
@@ -266,7 +266,7 @@ def test_a_window_asks_for_its_next_page_while_the_one_before_is_written(
                 time.sleep(0.005)
             if any("cursor" in path for path in sent):
                 overlapped.set()
-        return write_rows(self, rows)
+        return write_rows(self, rows, bulk=bulk)
 
     def one_worker():
         streams = build()
@@ -346,6 +346,27 @@ def test_pages_left_are_estimated_once_half_the_time_range_is_read():
     windows[0].done = True
     windows[1].progress = T0 + 15 * HOUR
     assert pages_left(windows, 30) == pytest.approx(10)  # 15 hours in 30 pages: 5 hours more
+
+
+def test_a_first_load_writes_its_rows_as_rows_expected_new_and_a_later_run_upserts(
+    sandbox, tmp_path, monkeypatch
+):
+    # A bulk load's pages skip the upsert's update path unless a row was stored already
+    # (`Repository._store`); a run into a table with rows upserts as ever.
+    server, data, config = sandbox
+    settings = settings_for(server, config, tmp_path / "k.db")
+    seen: list[str | None] = []
+    write_rows = Repository.write_rows
+    monkeypatch.setattr(
+        Repository,
+        "write_rows",
+        lambda self, rows, bulk=None: seen.append(bulk) or write_rows(self, rows, bulk=bulk),
+    )
+    run_sync(settings, SyncOptions(streams=["events"]))
+    assert len(seen) > 1 and set(seen) == {"events"}
+    seen.clear()
+    run_sync(settings, SyncOptions(streams=["events"]))
+    assert seen and set(seen) == {None}
 
 
 def test_a_first_load_builds_its_early_index_before_its_last_burst(sandbox_factory, tmp_path, monkeypatch):

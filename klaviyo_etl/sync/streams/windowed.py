@@ -402,7 +402,7 @@ class WindowedStream(Stream):
                         await changed.wait()
                     continue
                 try:
-                    await self.read(run, w, windows, hi, parsing, changed, fold, page_queued)
+                    await self.read(run, w, windows, hi, parsing, changed, fold, page_queued, bulk)
                 finally:
                     async with changed:
                         changed.notify_all()
@@ -423,10 +423,13 @@ class WindowedStream(Stream):
         changed: asyncio.Condition,
         fold: LoadRollups | None = None,
         page_queued: Callable[[], None] | None = None,
+        bulk: bool = False,
     ) -> None:
         """Read one window to its end, ascending; again from its progress whenever a split
-        has moved its end (the cursor it follows still runs to the old end)."""
+        has moved its end (the cursor it follows still runs to the old end). A `bulk` load's
+        rows are written as rows expected new (`Repository.write_rows`)."""
         state = run.state
+        new = self.table if bulk else None
         # The page before this one, still being written: the next page is fetched meanwhile.
         pending: asyncio.Future | None = None
         try:
@@ -453,9 +456,9 @@ class WindowedStream(Stream):
                         state.watermark = windows_watermark(windows, hi)
                         run.covered = windows_covered(windows)
                         pending = run.queue(
-                            (lambda repo, page=page: repo.write_rows(page.rows))
+                            (lambda repo, page=page: repo.write_rows(page.rows, bulk=new))
                             if fold is None
-                            else (lambda repo, page=page: fold.write(repo, page.rows, w.lo)),
+                            else (lambda repo, page=page: fold.write(repo, page.rows, w.lo, new)),
                             page.count,
                             warnings=page.warnings,
                         )
