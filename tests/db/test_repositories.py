@@ -4,7 +4,7 @@ import sqlite3
 import orjson
 import pytest
 
-from klaviyo_etl.db import open_database
+from klaviyo_etl.db import open_database, repositories
 from klaviyo_etl.db.load_rollups import _plain
 from klaviyo_etl.db.repositories import EVENT_COLUMNS, NULL, Batch, Repository, event_value, row_values
 from klaviyo_etl.models import Resource
@@ -225,6 +225,27 @@ def test_a_bulk_tables_rows_go_in_as_inserts_and_end_as_the_upsert_leaves_them(t
     assert (
         stored[None][0] == [("e1", "m1", "p1"), ("e2", "m1", "p9"), ("e3", "m1", "p3")]
         and stored[None][1] > 0
+    )
+
+
+@pytest.mark.parametrize("bulk", [None, "events"])
+def test_an_upsert_of_many_rows_ends_as_one_row_a_statement_would(tmp_path, monkeypatch, bulk):
+    # `ROWS_A_STATEMENT` rows a statement, the rest one by one; an id twice in one statement or
+    # in two: the later copy wins, as with a statement a row.
+    values = [(f"e{i % 70}", f"m{i}", f"p{i}", "2026-01-01T00:00:00+00:00") for i in range(123)]
+    stored = []
+    for rows_a_statement in (repositories.ROWS_A_STATEMENT, 1):
+        monkeypatch.setattr(repositories, "ROWS_A_STATEMENT", rows_a_statement)
+        db = open_database(tmp_path / f"{rows_a_statement}.db")
+        with db.atomic():
+            Repository(db).write_rows({"events": Batch(EVENT_COLUMNS[:4], values)}, bulk=bulk)
+        stored.append(db.execute("SELECT id, metric_id, profile_id FROM events ORDER BY rowid").fetchall())
+        db.close()
+    assert stored[0] == stored[1]
+    assert (
+        len(stored[0]) == 70
+        and stored[0][0] == ("e0", "m70", "p70")
+        and stored[0][-1] == ("e69", "m69", "p69")
     )
 
 
