@@ -63,7 +63,7 @@ def test_a_first_load_folds_the_rollups_a_full_rebuild_makes(sandbox_factory, tm
     [fold] = folds
     assert fold.days.zone == zone and fold.valid
     # Hours that two windows shared (their edges), summed in the windows' order.
-    shared = Counter((metric, hour) for metric, hour, _window in fold.sums)
+    shared = Counter((metric, hour) for metric, hour, _window in fold.slots)
     assert any(n > 1 for n in shared.values())
     db = open_database(path)
     assert local_days(db).zone == zone
@@ -150,7 +150,7 @@ def test_windows_interleaved_fold_to_a_full_rebuild(loaded, tmp_path, monkeypatc
     db, fold = load_through_a_fold(loaded, tmp_path, zone, order)
     assert fold.valid
     # Hours two windows share; summed again from the events only around the pages stored again.
-    assert len({(m, h) for m, h, _w in fold.sums}) < len(fold.sums)
+    assert len({(m, h) for m, h, _w in fold.slots}) < len(fold.slots)
     assert bool(fold.redo_days) == again
     db.execute(f"VACUUM INTO '{tmp_path / 'same.db'}'")
     assert snapshot(db) == the_old_way(tmp_path / "same.db")
