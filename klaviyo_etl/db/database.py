@@ -39,6 +39,9 @@ def _without_memory_statistics() -> bool:
     a soft heap limit). They can only change while SQLite is shut down, which is safe only
     with no connection open: a connection opened and closed here shows that they count (else
     they are off already) and that, once it is closed, nothing else holds SQLite's memory.
+    This runs at import: a sync imports this module on the thread that opens the database
+    while the main thread only sends requests, and the scheduler imports it before its
+    threads start, so nothing of ours opens a connection in between.
     Linux only: the call is variadic, which ctypes passes right on its ABIs there; elsewhere,
     or with an SQLite whose functions the `_sqlite3` module does not expose, nothing changes."""
     if sys.platform != "linux":
