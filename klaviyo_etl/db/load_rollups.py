@@ -261,10 +261,11 @@ class LoadRollups:
         """The metric hours, with the marked days summed again from the events by `sum_hours`
         (`rollups._sum_hours`) in the order the full rebuild reads them."""
         counts, totals, firsts = self.counts, self.totals, self.firsts
-        # (metric, hour) -> its slot, or the slots of the windows that share it; then the sums,
-        # in the table's order (B-tree appends), made from the slots one at a time.
-        out: dict[tuple[str, str], Any] = {}
+        # (metric, hour) -> (window, slot), and the windows that share one; then the sums, in
+        # the table's order (B-tree appends), made from the slots one at a time.
+        out: dict[tuple[str, str], tuple[Any, int]] = {}
         shared: dict[tuple[str, str], list[tuple[Any, int]]] = {}
+        merged: dict[tuple[str, str], list] = {}  # the shared ones, summed
         for (metric_id, hour, window), slot in self.slots.items():
             key = (metric_id, hour)
             other = out.get(key)
@@ -284,13 +285,13 @@ class LoadRollups:
                 n += counts[slot]
                 for v in values:
                     value += v or 0.0
-            out[key] = [n, value]
+            merged[key] = [n, value]
         redo_days = self.redo_days
         hours = {}
         for key in sorted(out):
             if key[1][:10] not in redo_days:
-                part = out.pop(key)
-                hours[key] = part if type(part) is list else [counts[part[1]], totals[part[1]]]
+                _window, slot = out.pop(key)
+                hours[key] = merged[key] if key in merged else [counts[slot], totals[slot]]
         if not redo_days:
             return hours  # in the table's order: B-tree appends
         # Each run of consecutive marked days, a day more on each side: a stretch that holds

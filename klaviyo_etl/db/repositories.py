@@ -496,17 +496,25 @@ def _upsert_sql(
 ROWS_A_STATEMENT = 50
 
 
-def _upsert(conn: sqlite3.Connection, sql: Callable[[int], str], values: list[tuple], width: int) -> int:
-    """Run the upsert `sql(rows)` over `values`, `ROWS_A_STATEMENT` rows a statement (fewer
-    where SQLite takes fewer variables); the rows it changed."""
-    size = max(1, min(ROWS_A_STATEMENT, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // max(width, 1)))
+def _upsert(
+    conn: sqlite3.Connection,
+    table: str,
+    columns: tuple[str, ...],
+    pks: tuple[str, ...],
+    values: list[tuple],
+    update: bool,
+) -> int:
+    """Run `_upsert_sql` over `values`, `ROWS_A_STATEMENT` rows a statement (fewer where
+    SQLite takes fewer variables); the rows it changed."""
+    limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    size = max(1, min(ROWS_A_STATEMENT, limit // max(len(columns), 1)))
     whole = len(values) - len(values) % size
     changed = 0
     if whole:
         groups = [tuple(chain.from_iterable(values[i : i + size])) for i in range(0, whole, size)]
-        changed += conn.executemany(sql(size), groups).rowcount
+        changed += conn.executemany(_upsert_sql(table, columns, pks, update, size), groups).rowcount
     if whole < len(values):
-        changed += conn.executemany(sql(1), values[whole:]).rowcount
+        changed += conn.executemany(_upsert_sql(table, columns, pks, update), values[whole:]).rowcount
     return changed
 
 
@@ -663,12 +671,9 @@ class Repository:
         an update trigger (the events' `events_rollup_update`), whether it runs or not:
         writing 200,000 events 4.4 -> 3.8 us an event (issue 12)."""
         conn, rows = self.db.conn, values if isinstance(values, list) else list(values)
-        width = len(columns)
-        if new:
-            inserted = _upsert(conn, lambda n: _upsert_sql(table, columns, pks, False, n), rows, width)
-            if inserted == len(rows):
-                return
-        _upsert(conn, lambda n: _upsert_sql(table, columns, pks, True, n), rows, width)
+        if new and _upsert(conn, table, columns, pks, rows, update=False) == len(rows):
+            return
+        _upsert(conn, table, columns, pks, rows, update=True)
 
     def replace_report_values(self, report: str, entity_ids: list[str], rows: list[Row]) -> int:
         """Klaviyo's newest answer about `entity_ids` in place of every older one: a message
